@@ -1,0 +1,177 @@
+//! Replays kernel chunks of a server that calls out while serving, and checks
+//! the requests that come out: kinds, fields and parent links.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::*;
+use crate::model::{DataChunk, Direction, Origin, Resource};
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// One connection of the traced process (pid 10 unless said), always used by thread 11.
+#[derive(Clone, Copy)]
+struct Leg {
+    pid: u32,
+    conn: u64,
+    origin: Origin,
+    local_port: u16,
+    remote_port: u16,
+}
+
+const fn leg(conn: u64, origin: Origin, local_port: u16, remote_port: u16) -> Leg {
+    Leg {
+        pid: 10,
+        conn,
+        origin,
+        local_port,
+        remote_port,
+    }
+}
+
+struct Replay {
+    assembler: Assembler,
+    out: async_channel::Receiver<HttpRequest>,
+    metrics: Arc<SelfMetrics>,
+    clock: u64,
+}
+
+impl Replay {
+    fn new() -> Self {
+        let registry = Registry::default();
+        registry.insert(Resource {
+            service_name: "svc".into(),
+            pid: Pid(10),
+        });
+        let (tx, out) = async_channel::bounded(64);
+        let metrics = Arc::new(SelfMetrics::default());
+        Self {
+            assembler: Assembler::new(registry, tx, Arc::clone(&metrics)),
+            out,
+            metrics,
+            clock: 1000,
+        }
+    }
+
+    fn chunk(&mut self, leg: Leg, direction: Direction, data: &[u8]) {
+        self.clock += 100;
+        let chunk = DataChunk {
+            pid: Pid(leg.pid),
+            tid: Tid(11),
+            conn: ConnId(leg.conn),
+            direction,
+            origin: leg.origin,
+            tuple: ConnTuple {
+                local: LOCALHOST,
+                local_port: leg.local_port,
+                remote: LOCALHOST,
+                remote_port: leg.remote_port,
+            },
+            start_mono_ns: self.clock,
+            end_mono_ns: self.clock + 10,
+            bytes: data.len() as u64,
+            data,
+        };
+        self.assembler.on_data(&chunk);
+    }
+
+    fn drain(&self) -> Vec<HttpRequest> {
+        std::iter::from_fn(|| self.out.try_recv().ok()).collect()
+    }
+}
+
+#[test]
+fn client_call_while_serving_is_a_child_of_the_server_span() {
+    let mut r = Replay::new();
+    let (ing, eg) = (Direction::Ingress, Direction::Egress);
+    let (server, client) = (
+        leg(1, Origin::Accept, 8080, 40000),
+        leg(2, Origin::Connect, 50000, 9000),
+    );
+    r.chunk(server, ing, b"GET /downstream HTTP/1.1\r\nHost: x\r\n\r\n");
+    r.chunk(client, eg, b"GET /health HTTP/1.1\r\nHost: y\r\n\r\n");
+    r.chunk(
+        client,
+        ing,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    );
+    r.chunk(
+        server,
+        eg,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\ndownstream 200",
+    );
+    let out = r.drain();
+    assert_eq!(out.len(), 2);
+    let (client, server) = (&out[0], &out[1]);
+    assert_eq!(
+        (client.kind, client.path.as_str(), client.status),
+        (SpanKind::Client, "/health", 200)
+    );
+    assert_eq!(
+        (server.kind, server.path.as_str(), server.status),
+        (SpanKind::Server, "/downstream", 200)
+    );
+    assert_eq!(client.context.trace_id, server.context.trace_id);
+    assert_eq!(client.context.parent, Some(server.context.span_id));
+    assert_eq!(server.context.parent, None);
+    assert_eq!(
+        server.conn.endpoints(SpanKind::Server),
+        (LOCALHOST, 8080, LOCALHOST)
+    );
+    assert_eq!(
+        client.conn.endpoints(SpanKind::Client),
+        (LOCALHOST, 9000, LOCALHOST)
+    );
+    assert_eq!((server.start_mono_ns, server.end_mono_ns), (1100, 1410));
+    assert_eq!(server.resource.service_name, "svc");
+}
+
+#[test]
+fn connection_predating_the_agent_takes_its_role_from_the_first_request() {
+    let mut r = Replay::new();
+    let old = leg(3, Origin::Unknown, 50000, 80);
+    r.chunk(
+        old,
+        Direction::Egress,
+        b"POST /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    );
+    r.chunk(old, Direction::Ingress, b"HTTP/1.1 204 No Content\r\n\r\n");
+    let out = r.drain();
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].kind, out[0].method, out[0].status),
+        (SpanKind::Client, "POST", 204)
+    );
+}
+
+#[test]
+fn untraced_process_and_unsupported_protocol_are_counted() {
+    let mut r = Replay::new();
+    let stranger = Leg {
+        pid: 99,
+        ..leg(4, Origin::Accept, 80, 1)
+    };
+    r.chunk(stranger, Direction::Ingress, b"GET / HTTP/1.1\r\n\r\n");
+    let postgres = leg(5, Origin::Accept, 5432, 1);
+    r.chunk(
+        postgres,
+        Direction::Ingress,
+        b"\x00\x00\x00\x08\x04\xd2\x16\x2f",
+    );
+    r.chunk(postgres, Direction::Ingress, b"GET / HTTP/1.1\r\n\r\n");
+    assert!(r.drain().is_empty());
+    assert_eq!(r.metrics.events_untraced.get(), 1);
+    assert_eq!(r.metrics.connections_unsupported.get(), 1);
+}
+
+#[test]
+fn close_releases_unanswered_requests() {
+    let mut r = Replay::new();
+    r.chunk(
+        leg(6, Origin::Accept, 80, 1),
+        Direction::Ingress,
+        b"GET /slow HTTP/1.1\r\n\r\n",
+    );
+    r.assembler.on_close(ConnId(6));
+    assert!(r.drain().is_empty());
+    assert_eq!(r.metrics.unanswered_requests.get(), 1);
+}

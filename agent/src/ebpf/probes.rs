@@ -1,0 +1,155 @@
+//! Loads the embedded BPF object, sets its read-only settings and attaches every program.
+
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::TracePoint;
+use aya::{Ebpf, EbpfLoader};
+use thiserror::Error;
+
+use super::abi;
+use super::pid_filter::PidFilter;
+
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/beyla.bpf.o"));
+
+/// Socket syscalls captured with an enter and an exit program each.
+const CAPTURED_SYSCALLS: &[&str] = &[
+    "read", "recvfrom", "readv", "recvmsg", "write", "sendto", "writev", "sendmsg", "accept",
+    "accept4", "connect",
+];
+
+/// Settings written into the object's read-only globals before it is loaded.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeSettings {
+    /// Payload bytes copied per syscall.
+    pub capture_size: u32,
+    /// Report execs, so processes selected by executable are traced from their first syscall.
+    pub watch_execs: bool,
+}
+
+#[derive(Debug, Error)]
+pub enum ProbeError {
+    #[error("loading the eBPF probes failed: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("the eBPF object has no program or map `{0}` (build mismatch)")]
+    Missing(&'static str),
+    #[error(
+        "probe {program} could not be loaded or attached to tracepoint {category}/{name}: {source}"
+    )]
+    Attach {
+        program: String,
+        category: &'static str,
+        name: String,
+        source: Box<aya::programs::ProgramError>,
+    },
+    #[error("eBPF map {name}: {source}")]
+    Map {
+        name: &'static str,
+        source: aya::maps::MapError,
+    },
+}
+
+/// The attached programs; dropping this detaches them all.
+pub struct Probes {
+    _ebpf: Ebpf,
+}
+
+/// Everything the agent keeps of a loaded object.
+pub struct Loaded {
+    pub probes: Probes,
+    pub ring: RingBuf<MapData>,
+    pub pids: PidFilter,
+    pub drops: KernelDrops,
+}
+
+impl Probes {
+    pub fn load(settings: ProbeSettings) -> Result<Loaded, ProbeError> {
+        let capture = settings.capture_size.min(abi::MAX_CAPTURE - 1);
+        let watch = u8::from(settings.watch_execs);
+        let mut ebpf = EbpfLoader::new()
+            .override_global("capture_size", &capture, true)
+            .override_global("watch_execs", &watch, true)
+            .load(OBJECT)?;
+
+        let mut attach = |program: String, category: &'static str, name: String| {
+            let tp: &mut TracePoint = ebpf
+                .program_mut(&program)
+                .ok_or(ProbeError::Missing("tracepoint program"))?
+                .try_into()
+                .map_err(|source| ProbeError::Attach {
+                    program: program.clone(),
+                    category,
+                    name: name.clone(),
+                    source: Box::new(source),
+                })?;
+            tp.load()
+                .and_then(|()| tp.attach(category, &name).map(drop))
+                .map_err(|source| ProbeError::Attach {
+                    program,
+                    category,
+                    name,
+                    source: Box::new(source),
+                })
+        };
+        for syscall in CAPTURED_SYSCALLS {
+            for phase in ["enter", "exit"] {
+                attach(
+                    format!("{phase}_{syscall}"),
+                    "syscalls",
+                    format!("sys_{phase}_{syscall}"),
+                )?;
+            }
+        }
+        attach("enter_close".into(), "syscalls", "sys_enter_close".into())?;
+        attach("on_exec".into(), "sched", "sched_process_exec".into())?;
+
+        let ring =
+            RingBuf::try_from(take(&mut ebpf, "events")?).map_err(|source| ProbeError::Map {
+                name: "events",
+                source,
+            })?;
+        let pids = PidFilter::new(take(&mut ebpf, "traced_pids")?)?;
+        let drops =
+            PerCpuArray::try_from(take(&mut ebpf, "drops")?).map_err(|source| ProbeError::Map {
+                name: "drops",
+                source,
+            })?;
+        Ok(Loaded {
+            probes: Probes { _ebpf: ebpf },
+            ring,
+            pids,
+            drops: KernelDrops(drops),
+        })
+    }
+
+    /// Detaches every program; events already in the ring buffer stay readable.
+    pub fn detach(self) {}
+}
+
+fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProbeError> {
+    ebpf.take_map(name).ok_or(ProbeError::Missing(name))
+}
+
+/// The kernel's drop counters, summed over CPUs.
+pub struct KernelDrops(PerCpuArray<MapData, u64>);
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KernelDropCounts {
+    pub ringbuf_full: u64,
+    pub inflight_map_full: u64,
+    pub connection_map_full: u64,
+}
+
+impl KernelDrops {
+    pub fn read(&self) -> KernelDropCounts {
+        let sum = |reason: u32| {
+            self.0
+                .get(&reason, 0)
+                .map(|per_cpu| per_cpu.iter().sum())
+                .unwrap_or(0)
+        };
+        KernelDropCounts {
+            ringbuf_full: sum(abi::DROP_RINGBUF_FULL),
+            inflight_map_full: sum(abi::DROP_ARGS_MAP_FULL),
+            connection_map_full: sum(abi::DROP_CONN_MAP_FULL),
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The trace printer: one line per span on standard output, readable text or JSON.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::config::PrinterFormat;
+use crate::model::{Span, SpanKind};
+
+/// Writes spans until the channel closes; flushes whenever it runs dry.
+pub fn run(rx: async_channel::Receiver<Arc<Span>>, format: PrinterFormat) {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    while let Ok(span) = rx.recv_blocking() {
+        let written = match format {
+            PrinterFormat::Json => write_json(&mut out, &span),
+            PrinterFormat::Text => write_text(&mut out, &span),
+            PrinterFormat::Disabled => Ok(()),
+        };
+        let flushed = if rx.is_empty() { out.flush() } else { Ok(()) };
+        if let Err(e) = written.and(flushed) {
+            log::error!("trace printer stopped: cannot write to stdout: {e}");
+            return;
+        }
+    }
+    let _ = out.flush();
+}
+
+fn kind_name(kind: SpanKind) -> &'static str {
+    match kind {
+        SpanKind::Server => "server",
+        SpanKind::Client => "client",
+    }
+}
+
+#[derive(Serialize)]
+struct Attributes<'a> {
+    #[serde(rename = "http.request.method")]
+    method: &'a str,
+    #[serde(rename = "url.path")]
+    path: &'a str,
+    #[serde(rename = "http.route")]
+    route: &'a str,
+    #[serde(rename = "http.response.status_code")]
+    status: u16,
+    #[serde(rename = "server.address")]
+    server_address: String,
+    #[serde(rename = "server.port")]
+    server_port: u16,
+    #[serde(rename = "client.address")]
+    client_address: String,
+}
+
+#[derive(Serialize)]
+struct ResourceJson<'a> {
+    #[serde(rename = "service.name")]
+    service_name: &'a str,
+    #[serde(rename = "process.pid")]
+    pid: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SpanJson<'a> {
+    trace_id: String,
+    span_id: String,
+    parent_span_id: String,
+    name: String,
+    kind: &'static str,
+    start_time_unix_nano: u64,
+    end_time_unix_nano: u64,
+    attributes: Attributes<'a>,
+    resource: ResourceJson<'a>,
+}
+
+pub fn write_json(out: &mut impl Write, span: &Span) -> io::Result<()> {
+    let r = &span.request;
+    let (server, server_port, client) = r.conn.endpoints(r.kind);
+    let json = SpanJson {
+        trace_id: r.context.trace_id.to_string(),
+        span_id: r.context.span_id.to_string(),
+        parent_span_id: r.context.parent.map(|p| p.to_string()).unwrap_or_default(),
+        name: span.name(),
+        kind: kind_name(r.kind),
+        start_time_unix_nano: span.start_unix_ns,
+        end_time_unix_nano: span.end_unix_ns,
+        attributes: Attributes {
+            method: r.method,
+            path: &r.path,
+            route: &span.route,
+            status: r.status,
+            server_address: server.to_string(),
+            server_port,
+            client_address: client.to_string(),
+        },
+        resource: ResourceJson {
+            service_name: &r.resource.service_name,
+            pid: r.pid.0,
+        },
+    };
+    serde_json::to_writer(&mut *out, &json)?;
+    out.write_all(b"\n")
+}
+
+pub fn write_text(out: &mut impl Write, span: &Span) -> io::Result<()> {
+    let r = &span.request;
+    let (server, server_port, client) = r.conn.endpoints(r.kind);
+    let client_port = match r.kind {
+        SpanKind::Server => r.conn.remote_port,
+        SpanKind::Client => r.conn.local_port,
+    };
+    let duration_us = span.end_unix_ns.saturating_sub(span.start_unix_ns) as f64 / 1000.0;
+    write!(
+        out,
+        "{} {} {} {} {} ({:.1}µs) route={} {}:{}->{}:{} service={} pid={} trace={} span={}",
+        utc(span.start_unix_ns),
+        kind_name(r.kind),
+        r.status,
+        r.method,
+        r.path,
+        duration_us,
+        span.route,
+        client,
+        client_port,
+        server,
+        server_port,
+        r.resource.service_name,
+        r.pid,
+        r.context.trace_id,
+        r.context.span_id,
+    )?;
+    if let Some(parent) = r.context.parent {
+        write!(out, " parent={parent}")?;
+    }
+    out.write_all(b"\n")
+}
+
+/// `2026-11-24T17:50:01.123456Z`, from Unix nanoseconds (civil-from-days).
+fn utc(unix_ns: u64) -> String {
+    let secs = unix_ns / 1_000_000_000;
+    let micros = (unix_ns % 1_000_000_000) / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ConnTuple, HttpRequest, Pid, Resource, SpanId, Tid, TraceContext, TraceId};
+
+    fn span() -> Span {
+        Span {
+            request: HttpRequest {
+                kind: SpanKind::Server,
+                pid: Pid(77),
+                tid: Tid(78),
+                conn: ConnTuple {
+                    local: "127.0.0.1".parse().unwrap(),
+                    local_port: 8080,
+                    remote: "127.0.0.2".parse().unwrap(),
+                    remote_port: 40000,
+                },
+                method: "GET",
+                path: "/users/42".into(),
+                status: 200,
+                start_mono_ns: 0,
+                end_mono_ns: 0,
+                context: TraceContext {
+                    trace_id: TraceId([0xab; 16]),
+                    span_id: SpanId([0x01; 8]),
+                    parent: Some(SpanId([0x02; 8])),
+                    parent_sampled: Some(true),
+                },
+                resource: Arc::new(Resource {
+                    service_name: "svc".into(),
+                    pid: Pid(77),
+                }),
+            },
+            route: "/users/*".into(),
+            start_unix_ns: 1_764_000_000_000_000_000,
+            end_unix_ns: 1_764_000_000_001_500_000,
+        }
+    }
+
+    #[test]
+    fn json_line_has_the_documented_shape() {
+        let mut out = Vec::new();
+        write_json(&mut out, &span()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "traceId": "abababababababababababababababab",
+                "spanId": "0101010101010101",
+                "parentSpanId": "0202020202020202",
+                "name": "GET /users/*",
+                "kind": "server",
+                "startTimeUnixNano": 1_764_000_000_000_000_000u64,
+                "endTimeUnixNano": 1_764_000_000_001_500_000u64,
+                "attributes": {
+                    "http.request.method": "GET",
+                    "url.path": "/users/42",
+                    "http.route": "/users/*",
+                    "http.response.status_code": 200,
+                    "server.address": "127.0.0.1",
+                    "server.port": 8080,
+                    "client.address": "127.0.0.2"
+                },
+                "resource": {"service.name": "svc", "process.pid": 77}
+            })
+        );
+        assert!(out.ends_with(b"}\n"));
+    }
+
+    #[test]
+    fn text_line_is_readable() {
+        let mut out = Vec::new();
+        write_text(&mut out, &span()).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2025-11-24T16:00:00.000000Z server 200 GET /users/42 (1500.0µs) route=/users/* \
+             127.0.0.2:40000->127.0.0.1:8080 service=svc pid=77 trace=abababababababababababababababab \
+             span=0101010101010101 parent=0202020202020202\n"
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! beyla: wires the stages together. Kernel events flow
+//! reader -> assembler -> decorator -> exporters, over bounded channels.
+
+mod assemble;
+mod config;
+mod decorate;
+mod discovery;
+mod ebpf;
+mod export;
+mod model;
+mod protocols;
+mod selfmetrics;
+mod trace;
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Parser;
+
+use assemble::Assembler;
+use config::{Config, Flags, PrinterFormat};
+use decorate::Decorator;
+use discovery::{Discovery, Registry};
+use ebpf::{Loaded, ProbeSettings, Probes};
+use export::FanOut;
+use model::KernelEvent;
+use selfmetrics::{SelfMetrics, Summary};
+
+/// Finished requests waiting for the decorator.
+const REQUEST_QUEUE: usize = 16_384;
+/// Spans waiting for each exporter.
+const EXPORT_QUEUE: usize = 16_384;
+/// How often /proc is scanned for processes to start or stop tracing.
+const SCAN_INTERVAL: Duration = Duration::from_millis(500);
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    let config = match Config::from_sources(&flags, &|name| std::env::var(name).ok()) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    env_logger::Builder::new()
+        .filter_level(config.log_level)
+        // The loader's own debug output is about relocations, not about the agent.
+        .filter_module("aya", config.log_level.min(log::LevelFilter::Info))
+        .filter_module("aya_obj", config.log_level.min(log::LevelFilter::Info))
+        .format_target(false)
+        .target(env_logger::Target::Stderr)
+        .init();
+    if let Err(e) = ebpf::preflight::check() {
+        return fail(&e);
+    }
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("beyla: {error}");
+    ExitCode::FAILURE
+}
+
+fn run(config: Config) -> Result<(), ebpf::ProbeError> {
+    let metrics = Arc::new(SelfMetrics::default());
+    let Loaded {
+        probes,
+        ring,
+        pids,
+        drops,
+    } = Probes::load(ProbeSettings {
+        capture_size: config.capture_size,
+        watch_execs: Discovery::decides_at_exec(&config.selection),
+    })?;
+    let registry = Registry::default();
+    let discovery = Arc::new(Mutex::new(Discovery::new(
+        config.selection.clone(),
+        pids,
+        registry.clone(),
+    )));
+    let traced = lock(&discovery).scan();
+    log::info!(
+        "agent ready: {traced} process(es) instrumented, capture size {} bytes",
+        config.capture_size
+    );
+
+    let (signal_tx, signal_rx) = async_channel::bounded::<()>(1);
+    spawn_signal_listener(signal_tx);
+    // Closed (never sent on) once the probes are detached: the reader drains and returns.
+    let (detached_tx, detached_rx) = async_channel::bounded::<()>(1);
+    let scanner = {
+        let (discovery, detached) = (Arc::clone(&discovery), detached_rx.clone());
+        std::thread::spawn(move || loop {
+            std::thread::sleep(SCAN_INTERVAL);
+            if detached.is_closed() {
+                break;
+            }
+            lock(&discovery).scan();
+        })
+    };
+
+    let mut exporters = Vec::new();
+    let printer = (config.trace_printer != PrinterFormat::Disabled).then(|| {
+        let (tx, rx) = async_channel::bounded(EXPORT_QUEUE);
+        exporters.push(tx);
+        let format = config.trace_printer;
+        std::thread::spawn(move || export::print::run(rx, format))
+    });
+    let fan_out = FanOut::new(exporters, Arc::clone(&metrics));
+    let (request_tx, request_rx) = async_channel::bounded(REQUEST_QUEUE);
+    let decorator = Decorator::new(trace::WallClock::measure());
+
+    smol::block_on(async {
+        let spans = smol::spawn({
+            let metrics = Arc::clone(&metrics);
+            async move {
+                while let Ok(request) = request_rx.recv().await {
+                    metrics.spans_created.inc();
+                    fan_out.send(decorator.decorate(request));
+                }
+            }
+        });
+        let mut assembler = Assembler::new(registry, request_tx, Arc::clone(&metrics));
+        let reading = ebpf::read_events(ring, detached_rx, |event| {
+            metrics.events_read.inc();
+            match event {
+                Ok(KernelEvent::Data(chunk)) => assembler.on_data(&chunk),
+                Ok(KernelEvent::Close { conn, .. }) => assembler.on_close(conn),
+                Ok(KernelEvent::Exec { pid, filename }) => lock(&discovery).on_exec(pid, filename),
+                Err(e) => {
+                    metrics.events_undecodable.inc();
+                    log::debug!("undecodable ring buffer record: {e:?}");
+                }
+            }
+        });
+        // The reader returns once a signal arrived and the ring is drained;
+        // the probes are detached first, so nothing new arrives meanwhile.
+        let detach = async {
+            let _ = signal_rx.recv().await;
+            probes.detach();
+            detached_tx.close();
+        };
+        futures_lite::future::zip(reading, detach).await;
+        assembler.close_all();
+        drop(assembler);
+        spans.await;
+    });
+    let _ = scanner.join();
+    if let Some(printer) = printer {
+        let _ = printer.join();
+    }
+    log::info!("stopped: {}", Summary(&metrics, drops.read()));
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The first SIGINT/SIGTERM starts an orderly stop; a second one exits at once.
+fn spawn_signal_listener(stop: async_channel::Sender<()>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).expect("signal handlers");
+    std::thread::spawn(move || {
+        let mut forever = signals.forever();
+        if forever.next().is_some() {
+            log::info!("stopping: detaching probes and flushing");
+            let _ = stop.try_send(());
+        }
+        if forever.next().is_some() {
+            std::process::exit(1);
+        }
+    });
+}

@@ -1,0 +1,34 @@
+//! What the kernel reports, decoded; borrowed from the ring buffer so that
+//! reading it allocates nothing.
+
+use super::{ConnId, ConnTuple, Direction, Origin, Pid, Tid};
+
+/// Bytes one socket syscall moved, with the prefix the probe copied.
+#[derive(Debug, Clone, Copy)]
+pub struct DataChunk<'a> {
+    pub pid: Pid,
+    pub tid: Tid,
+    pub conn: ConnId,
+    pub direction: Direction,
+    pub origin: Origin,
+    pub tuple: ConnTuple,
+    pub start_mono_ns: u64,
+    pub end_mono_ns: u64,
+    /// Bytes the syscall moved; `data` holds the first of them.
+    pub bytes: u64,
+    pub data: &'a [u8],
+}
+
+impl DataChunk<'_> {
+    /// Bytes that went by without being copied (beyond the capture size).
+    pub fn uncaptured(&self) -> u64 {
+        self.bytes.saturating_sub(self.data.len() as u64)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum KernelEvent<'a> {
+    Data(DataChunk<'a>),
+    Close { conn: ConnId },
+    Exec { pid: Pid, filename: &'a [u8] },
+}

@@ -1,0 +1,11 @@
+//! The types pipeline stages exchange; no stage reaches into another's internals.
+
+mod event;
+mod ids;
+mod request;
+mod span;
+
+pub use event::{DataChunk, KernelEvent};
+pub use ids::{ConnId, Pid, SpanId, Tid, TraceId};
+pub use request::{ConnTuple, Direction, HttpRequest, Origin, SpanKind, TraceContext};
+pub use span::{Resource, Span};

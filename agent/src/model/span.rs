@@ -1,0 +1,28 @@
+//! A finished span, decorated and ready for every exporter.
+
+use super::HttpRequest;
+use super::Pid;
+
+/// The process a span came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    pub service_name: String,
+    pub pid: Pid,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Span {
+    pub request: HttpRequest,
+    /// `http.route`: the low-cardinality form of the path.
+    pub route: String,
+    /// Wall-clock Unix nanoseconds.
+    pub start_unix_ns: u64,
+    pub end_unix_ns: u64,
+}
+
+impl Span {
+    /// The OpenTelemetry span name for HTTP: `{method} {route}`.
+    pub fn name(&self) -> String {
+        format!("{} {}", self.request.method, self.route)
+    }
+}

@@ -1,0 +1,680 @@
+//! One connection's HTTP/1.x traffic, both directions, to finished exchanges.
+//!
+//! Requests and responses are framed by their heads (Content-Length, chunked).
+//! When framing is unknown (the capture cut a head short, or a response is
+//! delimited by close), a message ends when bytes flow the other way, or at close.
+
+use std::collections::VecDeque;
+
+use super::{
+    parse_request_head, parse_request_line, parse_response_head, parse_status_line, BodyFraming,
+    ChunkedDecoder, InvalidReason, Method, Parse,
+};
+use crate::model::{DataChunk, Direction, Tid, TraceContext};
+
+/// Head bytes gathered across syscalls before the head is given up as cut short.
+const MAX_HEAD_BUFFER: usize = 16 * 1024;
+
+/// A request with its response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchange {
+    pub method: Method,
+    pub path: String,
+    pub status: u16,
+    pub tid: Tid,
+    pub start_mono_ns: u64,
+    pub end_mono_ns: u64,
+    pub context: TraceContext,
+}
+
+/// What the stitcher could not make sense of; counted by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anomaly {
+    Invalid(InvalidReason),
+    /// A response with no request before it (the request predates tracing).
+    OrphanResponse,
+    /// A request whose response never came before the connection ended.
+    Unanswered,
+}
+
+/// What the stitcher needs from its owner.
+pub trait Hooks {
+    /// A request head was read: the trace context its span will have.
+    fn request_started(&mut self, tid: Tid, traceparent: Option<&str>) -> TraceContext;
+    fn exchange(&mut self, exchange: Exchange);
+    /// A started request ended without a span (its context is released).
+    fn abandoned(&mut self, context: TraceContext);
+    fn anomaly(&mut self, anomaly: Anomaly);
+}
+
+#[derive(Debug, Default)]
+enum State {
+    #[default]
+    Idle,
+    Head,
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    /// The message ends when bytes go the other way (or at close).
+    UntilFlip,
+    /// Out of step: ignore bytes until they go the other way.
+    Skip,
+}
+
+#[derive(Debug, Default)]
+struct Side {
+    state: State,
+    head: Vec<u8>,
+    head_start_ns: u64,
+    head_tid: Option<Tid>,
+    last_end_ns: u64,
+}
+
+struct Pending {
+    method: Method,
+    path: String,
+    tid: Tid,
+    start_mono_ns: u64,
+    context: TraceContext,
+}
+
+pub struct Stitcher {
+    request_dir: Direction,
+    requests: Side,
+    responses: Side,
+    pending: VecDeque<Pending>,
+    /// The response being read, with the request it answers.
+    answering: Option<(Pending, u16)>,
+    /// After `101 Switching Protocols` the bytes are no longer HTTP/1.
+    upgraded: bool,
+}
+
+/// The path of a request target, without query or fragment; absolute-form
+/// targets (proxies) lose their scheme and authority.
+fn path_of(target: &str) -> &str {
+    let target = match target.find("://") {
+        Some(i) => target[i + 3..]
+            .find('/')
+            .map_or("/", |j| &target[i + 3 + j..]),
+        None => target,
+    };
+    let end = target.find(['?', '#']).unwrap_or(target.len());
+    &target[..end]
+}
+
+/// A head read off the wire; a request has already been given its trace context.
+enum Head {
+    Request {
+        pending: Pending,
+        framing: Option<BodyFraming>,
+    },
+    Response {
+        status: u16,
+        framing: Option<BodyFraming>,
+    },
+}
+
+fn request_head(
+    hooks: &mut impl Hooks,
+    (method, target, traceparent): (Method, &str, Option<&str>),
+    (start_mono_ns, tid): (u64, Tid),
+    framing: Option<BodyFraming>,
+) -> Head {
+    let context = hooks.request_started(tid, traceparent);
+    let pending = Pending {
+        method,
+        path: path_of(target).to_string(),
+        tid,
+        start_mono_ns,
+        context,
+    };
+    Head::Request { pending, framing }
+}
+
+impl Stitcher {
+    /// `request_dir`: Ingress when the traced process is the server.
+    pub fn new(request_dir: Direction) -> Self {
+        Self {
+            request_dir,
+            requests: Side::default(),
+            responses: Side::default(),
+            pending: VecDeque::new(),
+            answering: None,
+            upgraded: false,
+        }
+    }
+
+    pub fn feed(&mut self, chunk: &DataChunk<'_>, hooks: &mut impl Hooks) {
+        if self.upgraded {
+            return;
+        }
+        let is_request = chunk.direction == self.request_dir;
+        // Bytes this way end whatever the other way could only end by a flip.
+        if is_request {
+            self.end_response_at_flip(hooks);
+        } else if matches!(self.requests.state, State::UntilFlip | State::Skip) {
+            self.requests.state = State::Idle;
+        }
+        self.feed_side(is_request, chunk, hooks);
+    }
+
+    /// The connection closed (or went idle for good): finish what can be finished.
+    pub fn close(&mut self, hooks: &mut impl Hooks) {
+        self.end_response_at_flip(hooks);
+        if let Some((pending, _)) = self.answering.take() {
+            hooks.abandoned(pending.context);
+            hooks.anomaly(Anomaly::Unanswered);
+        }
+        for pending in self.pending.drain(..) {
+            hooks.abandoned(pending.context);
+            hooks.anomaly(Anomaly::Unanswered);
+        }
+    }
+
+    fn end_response_at_flip(&mut self, hooks: &mut impl Hooks) {
+        match self.responses.state {
+            State::UntilFlip => {
+                let end = self.responses.last_end_ns;
+                self.finish_response(end, hooks);
+                self.responses.state = State::Idle;
+            }
+            State::Skip => self.responses.state = State::Idle,
+            _ => {}
+        }
+    }
+
+    fn side(&mut self, is_request: bool) -> &mut Side {
+        if is_request {
+            &mut self.requests
+        } else {
+            &mut self.responses
+        }
+    }
+
+    fn feed_side(&mut self, is_request: bool, chunk: &DataChunk<'_>, hooks: &mut impl Hooks) {
+        let mut data = chunk.data;
+        self.side(is_request).last_end_ns = chunk.end_mono_ns;
+        loop {
+            let side = self.side(is_request);
+            match &mut side.state {
+                State::Idle => {
+                    if data.is_empty() {
+                        break;
+                    }
+                    side.state = State::Head;
+                    side.head.clear();
+                    side.head_start_ns = chunk.start_mono_ns;
+                    side.head_tid = Some(chunk.tid);
+                }
+                State::Head => {
+                    let used = self.read_head(is_request, data, chunk, hooks);
+                    data = &data[used.min(data.len())..];
+                    if matches!(self.side(is_request).state, State::Head) {
+                        break;
+                    }
+                }
+                State::Length(left) => {
+                    let take = (*left).min(data.len() as u64);
+                    *left -= take;
+                    data = &data[take as usize..];
+                    if *left == 0 {
+                        side.state = State::Idle;
+                        self.message_done(is_request, chunk.end_mono_ns, hooks);
+                    } else {
+                        break;
+                    }
+                }
+                State::Chunked(decoder) => match decoder.feed(data) {
+                    Ok(progress) => {
+                        data = &data[progress.consumed.min(data.len())..];
+                        if progress.done {
+                            side.state = State::Idle;
+                            self.message_done(is_request, chunk.end_mono_ns, hooks);
+                        } else {
+                            break;
+                        }
+                    }
+                    Err(reason) => {
+                        hooks.anomaly(Anomaly::Invalid(reason));
+                        side.state = State::UntilFlip;
+                        break;
+                    }
+                },
+                State::UntilFlip | State::Skip => break,
+            }
+        }
+        self.skip_uncaptured(is_request, chunk, hooks);
+    }
+
+    /// Accounts for the bytes the probe counted but did not copy.
+    fn skip_uncaptured(&mut self, is_request: bool, chunk: &DataChunk<'_>, hooks: &mut impl Hooks) {
+        let gap = chunk.uncaptured();
+        if gap == 0 {
+            return;
+        }
+        let side = self.side(is_request);
+        match &mut side.state {
+            State::Length(left) => {
+                *left -= gap.min(*left);
+                if *left == 0 {
+                    side.state = State::Idle;
+                    self.message_done(is_request, chunk.end_mono_ns, hooks);
+                }
+            }
+            State::Chunked(decoder) => {
+                if !decoder.skip_uncaptured(gap) {
+                    side.state = State::UntilFlip;
+                }
+            }
+            // Bytes of a following message we cannot see.
+            State::Idle => side.state = State::Skip,
+            State::Head | State::UntilFlip | State::Skip => {}
+        }
+    }
+
+    /// Reads head bytes; returns how many bytes of `data` the head used.
+    fn read_head(
+        &mut self,
+        is_request: bool,
+        data: &[u8],
+        chunk: &DataChunk<'_>,
+        hooks: &mut impl Hooks,
+    ) -> usize {
+        let method = self.pending.front().map(|p| p.method);
+        let side = self.side(is_request);
+        let before = side.head.len();
+        let at = (side.head_start_ns, side.head_tid.unwrap_or(chunk.tid));
+        // Parse in place when the head starts in this chunk; gather only when it spans chunks.
+        let (buf, taken): (&[u8], usize) = if before == 0 {
+            (data, data.len())
+        } else {
+            let take = data.len().min(MAX_HEAD_BUFFER.saturating_sub(before));
+            side.head.extend_from_slice(&data[..take]);
+            (&side.head, take)
+        };
+        let parsed = if is_request {
+            match parse_request_head(buf) {
+                Parse::Parsed(h) => Parse::Parsed((
+                    request_head(
+                        hooks,
+                        (h.line.method, h.line.target, h.traceparent),
+                        at,
+                        Some(h.body),
+                    ),
+                    h.head_len,
+                )),
+                Parse::NeedMore => Parse::NeedMore,
+                Parse::Invalid(r) => Parse::Invalid(r),
+            }
+        } else {
+            match parse_response_head(buf, method) {
+                Parse::Parsed(h) => Parse::Parsed((
+                    Head::Response {
+                        status: h.line.status,
+                        framing: Some(h.body),
+                    },
+                    h.head_len,
+                )),
+                Parse::NeedMore => Parse::NeedMore,
+                Parse::Invalid(r) => Parse::Invalid(r),
+            }
+        };
+        match parsed {
+            Parse::Parsed((head, head_len)) => {
+                let used = head_len.saturating_sub(before);
+                self.head_done(is_request, head, chunk.end_mono_ns, hooks);
+                self.side(is_request).head.clear();
+                used
+            }
+            Parse::NeedMore => {
+                let cut_short = chunk.uncaptured() > 0
+                    || taken < data.len()
+                    || before + taken >= MAX_HEAD_BUFFER;
+                if before == 0 {
+                    let side = self.side(is_request);
+                    side.head
+                        .extend_from_slice(&data[..data.len().min(MAX_HEAD_BUFFER)]);
+                }
+                if cut_short {
+                    self.head_cut_short(is_request, chunk, hooks);
+                }
+                data.len()
+            }
+            Parse::Invalid(reason) => {
+                hooks.anomaly(Anomaly::Invalid(reason));
+                let side = self.side(is_request);
+                side.head.clear();
+                side.state = State::Skip;
+                data.len()
+            }
+        }
+    }
+
+    /// The capture ended inside a head: the first line still names the request
+    /// or the status; the message then ends at the next flip.
+    fn head_cut_short(&mut self, is_request: bool, chunk: &DataChunk<'_>, hooks: &mut impl Hooks) {
+        let side = self.side(is_request);
+        let at = (side.head_start_ns, side.head_tid.unwrap_or(chunk.tid));
+        let head = std::mem::take(&mut side.head);
+        let parsed = if is_request {
+            match parse_request_line(&head) {
+                Parse::Parsed(l) => Some(request_head(hooks, (l.method, l.target, None), at, None)),
+                Parse::NeedMore | Parse::Invalid(_) => None,
+            }
+        } else {
+            match parse_status_line(&head) {
+                Parse::Parsed(l) => Some(Head::Response {
+                    status: l.status,
+                    framing: None,
+                }),
+                Parse::NeedMore | Parse::Invalid(_) => None,
+            }
+        };
+        match parsed {
+            Some(h) => self.head_done(is_request, h, chunk.end_mono_ns, hooks),
+            None => {
+                hooks.anomaly(Anomaly::Invalid(InvalidReason::HeadTooLong));
+                self.side(is_request).state = State::Skip;
+            }
+        }
+        let side = self.side(is_request);
+        side.head = head;
+        side.head.clear();
+    }
+
+    /// A head is known: start the request or the response, then frame its body.
+    fn head_done(&mut self, is_request: bool, head: Head, end: u64, hooks: &mut impl Hooks) {
+        let framing = match head {
+            Head::Request { pending, framing } => {
+                self.pending.push_back(pending);
+                framing
+            }
+            Head::Response { status, framing } => {
+                if (100..200).contains(&status) && status != 101 {
+                    // Interim response: the final one follows.
+                    self.responses.state = State::Idle;
+                    return;
+                }
+                match self.pending.pop_front() {
+                    Some(p) => self.answering = Some((p, status)),
+                    None => hooks.anomaly(Anomaly::OrphanResponse),
+                }
+                if status == 101 {
+                    self.finish_response(end, hooks);
+                    self.upgraded = true;
+                    return;
+                }
+                framing
+            }
+        };
+        let side = self.side(is_request);
+        side.state = match framing {
+            Some(BodyFraming::Empty) | Some(BodyFraming::Length(0)) => State::Idle,
+            Some(BodyFraming::Length(n)) => State::Length(n),
+            Some(BodyFraming::Chunked) => State::Chunked(ChunkedDecoder::default()),
+            Some(BodyFraming::UntilClose) | None => State::UntilFlip,
+        };
+        if matches!(side.state, State::Idle) {
+            self.message_done(is_request, end, hooks);
+        }
+    }
+
+    fn message_done(&mut self, is_request: bool, end: u64, hooks: &mut impl Hooks) {
+        if !is_request {
+            self.finish_response(end, hooks);
+        }
+    }
+
+    fn finish_response(&mut self, end: u64, hooks: &mut impl Hooks) {
+        if let Some((p, status)) = self.answering.take() {
+            hooks.exchange(Exchange {
+                method: p.method,
+                path: p.path,
+                status,
+                tid: p.tid,
+                start_mono_ns: p.start_mono_ns,
+                end_mono_ns: end.max(p.start_mono_ns),
+                context: p.context,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ConnId, ConnTuple, Origin, Pid, SpanId, TraceId};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    #[derive(Default)]
+    struct Recorder {
+        exchanges: Vec<Exchange>,
+        anomalies: Vec<Anomaly>,
+        abandoned: usize,
+        started: u8,
+        traceparents: Vec<Option<String>>,
+    }
+
+    impl Hooks for Recorder {
+        fn request_started(&mut self, _tid: Tid, traceparent: Option<&str>) -> TraceContext {
+            self.started += 1;
+            self.traceparents.push(traceparent.map(str::to_string));
+            TraceContext {
+                trace_id: TraceId([self.started; 16]),
+                span_id: SpanId([self.started; 8]),
+                parent: None,
+                parent_sampled: None,
+            }
+        }
+        fn exchange(&mut self, exchange: Exchange) {
+            self.exchanges.push(exchange);
+        }
+        fn abandoned(&mut self, _context: TraceContext) {
+            self.abandoned += 1;
+        }
+        fn anomaly(&mut self, anomaly: Anomaly) {
+            self.anomalies.push(anomaly);
+        }
+    }
+
+    struct Conn {
+        stitcher: Stitcher,
+        hooks: Recorder,
+        clock: u64,
+        capture: usize,
+    }
+
+    impl Conn {
+        fn server() -> Self {
+            Self {
+                stitcher: Stitcher::new(Direction::Ingress),
+                hooks: Recorder::default(),
+                clock: 0,
+                capture: 1024,
+            }
+        }
+
+        fn send(&mut self, direction: Direction, bytes: &[u8]) {
+            self.clock += 10;
+            let captured = &bytes[..bytes.len().min(self.capture)];
+            let chunk = DataChunk {
+                pid: Pid(1),
+                tid: Tid(7),
+                conn: ConnId(1),
+                direction,
+                origin: Origin::Accept,
+                tuple: ConnTuple {
+                    local: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    local_port: 80,
+                    remote: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    remote_port: 5000,
+                },
+                start_mono_ns: self.clock,
+                end_mono_ns: self.clock + 5,
+                bytes: bytes.len() as u64,
+                data: captured,
+            };
+            self.stitcher.feed(&chunk, &mut self.hooks);
+        }
+
+        fn summary(&self) -> Vec<(&'static str, String, u16)> {
+            self.hooks
+                .exchanges
+                .iter()
+                .map(|e| (e.method.as_str(), e.path.clone(), e.status))
+                .collect()
+        }
+    }
+
+    const IN: Direction = Direction::Ingress;
+    const OUT: Direction = Direction::Egress;
+
+    #[test]
+    fn keep_alive_requests_each_make_an_exchange() {
+        let mut c = Conn::server();
+        for i in 0..3 {
+            c.send(
+                IN,
+                format!("GET /users/{i}?x=1 HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes(),
+            );
+            c.send(OUT, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+        assert_eq!(
+            c.summary(),
+            vec![
+                ("GET", "/users/0".into(), 200),
+                ("GET", "/users/1".into(), 200),
+                ("GET", "/users/2".into(), 200)
+            ]
+        );
+        let e = &c.hooks.exchanges[0];
+        assert_eq!((e.start_mono_ns, e.end_mono_ns), (10, 25));
+        assert!(c.hooks.anomalies.is_empty());
+    }
+
+    #[test]
+    fn body_split_over_writes_and_post_body() {
+        let mut c = Conn::server();
+        c.send(IN, b"POST /users HTTP/1.1\r\nContent-Length: 5\r\n\r\nab");
+        c.send(IN, b"cde");
+        c.send(OUT, b"HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\n");
+        assert!(c.hooks.exchanges.is_empty(), "body not sent yet");
+        c.send(OUT, b"done");
+        assert_eq!(c.summary(), vec![("POST", "/users".into(), 201)]);
+        assert_eq!(c.hooks.exchanges[0].end_mono_ns, 45);
+    }
+
+    #[test]
+    fn chunked_response_ends_at_last_chunk() {
+        let mut c = Conn::server();
+        c.send(IN, b"GET /chunked HTTP/1.1\r\n\r\n");
+        c.send(
+            OUT,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
+        c.send(OUT, b"6\r\npart1;\r\n");
+        c.send(OUT, b"5\r\npart3\r\n");
+        assert!(c.hooks.exchanges.is_empty());
+        c.send(OUT, b"0\r\n\r\n");
+        assert_eq!(c.summary(), vec![("GET", "/chunked".into(), 200)]);
+    }
+
+    #[test]
+    fn pipelined_requests_in_one_read() {
+        let mut c = Conn::server();
+        c.send(IN, b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n");
+        c.send(OUT, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            c.summary(),
+            vec![("GET", "/a".into(), 200), ("GET", "/b".into(), 404)]
+        );
+    }
+
+    #[test]
+    fn head_longer_than_capture_keeps_method_and_path() {
+        let mut c = Conn::server();
+        c.capture = 256;
+        let big = format!(
+            "GET /health HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(8192)
+        );
+        c.send(IN, &big.as_bytes()[..4096]);
+        c.send(IN, &big.as_bytes()[4096..]);
+        c.send(OUT, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        c.send(IN, b"GET /next HTTP/1.1\r\n\r\n");
+        c.send(OUT, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            c.summary(),
+            vec![("GET", "/health".into(), 200), ("GET", "/next".into(), 200)]
+        );
+    }
+
+    #[test]
+    fn response_without_length_ends_at_next_request_or_close() {
+        let mut c = Conn::server();
+        c.send(IN, b"GET /a HTTP/1.0\r\n\r\n");
+        c.send(OUT, b"HTTP/1.0 200 OK\r\n\r\nbody");
+        c.send(OUT, b"more");
+        assert!(c.hooks.exchanges.is_empty());
+        c.send(IN, b"GET /b HTTP/1.0\r\n\r\n");
+        assert_eq!(c.summary(), vec![("GET", "/a".into(), 200)]);
+        assert_eq!(c.hooks.exchanges[0].end_mono_ns, 35);
+        c.send(OUT, b"HTTP/1.0 500 Oops\r\n\r\n");
+        c.stitcher.close(&mut c.hooks);
+        assert_eq!(c.summary()[1], ("GET", "/b".into(), 500));
+    }
+
+    #[test]
+    fn garbage_is_counted_and_skipped_until_the_next_flip() {
+        let mut c = Conn::server();
+        c.send(IN, b"\x16\x03\x01 not http at all\r\n\r\n");
+        assert_eq!(c.hooks.anomalies.len(), 1);
+        c.send(OUT, b"whatever");
+        c.send(IN, b"GET /ok HTTP/1.1\r\n\r\n");
+        c.send(OUT, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(c.summary(), vec![("GET", "/ok".into(), 200)]);
+    }
+
+    #[test]
+    fn unanswered_request_is_released_at_close() {
+        let mut c = Conn::server();
+        c.send(IN, b"GET /slow HTTP/1.1\r\n\r\n");
+        c.stitcher.close(&mut c.hooks);
+        assert!(c.hooks.exchanges.is_empty());
+        assert_eq!(c.hooks.abandoned, 1);
+        assert_eq!(c.hooks.anomalies, vec![Anomaly::Unanswered]);
+    }
+
+    #[test]
+    fn interim_100_continue_is_not_the_answer() {
+        let mut c = Conn::server();
+        c.send(
+            IN,
+            b"POST /up HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+        );
+        c.send(OUT, b"HTTP/1.1 100 Continue\r\n\r\n");
+        c.send(IN, b"abc");
+        c.send(OUT, b"HTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!(c.summary(), vec![("POST", "/up".into(), 204)]);
+    }
+
+    #[test]
+    fn traceparent_reaches_the_hook() {
+        let mut c = Conn::server();
+        c.send(IN, b"GET / HTTP/1.1\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n");
+        assert_eq!(
+            c.hooks.traceparents,
+            vec![Some(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn path_of_targets() {
+        assert_eq!(path_of("/a/b?c=d"), "/a/b");
+        assert_eq!(path_of("/a#frag"), "/a");
+        assert_eq!(path_of("http://host:80/x?y"), "/x");
+        assert_eq!(path_of("http://host"), "/");
+        assert_eq!(path_of("*"), "*");
+    }
+}

@@ -1,0 +1,145 @@
+//! Results of the HTTP/1.x parser; values borrow from the captured bytes so parsing never allocates.
+
+/// Outcome of parsing bytes that may be cut off anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parse<T> {
+    Parsed(T),
+    /// The bytes so far can still begin a valid message: call again with more.
+    NeedMore,
+    /// No continuation of these bytes can be valid.
+    Invalid(InvalidReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InvalidReason {
+    /// Does not start like HTTP/1.x at all (unknown method, no `HTTP/1.` prefix).
+    NotHttp,
+    BadRequestLine,
+    BadStatusLine,
+    BadHeader,
+    BadContentLength,
+    /// Differing Content-Length values, or a request whose Transfer-Encoding does not end in
+    /// chunked: the body length cannot be known (RFC 9112 section 6.3).
+    ConflictingFraming,
+    BadChunk,
+    /// A line or head past the parser's limits without its end: most likely not HTTP, or out of sync.
+    HeadTooLong,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Connect,
+    Options,
+    Trace,
+    Patch,
+}
+
+impl Method {
+    /// Lets the parser reject a method prefix as soon as no method can match it.
+    pub(crate) const ALL: [Method; 9] = [
+        Method::Get,
+        Method::Head,
+        Method::Post,
+        Method::Put,
+        Method::Delete,
+        Method::Connect,
+        Method::Options,
+        Method::Trace,
+        Method::Patch,
+    ];
+
+    /// Length of the longest method name, so detection reads no further than that.
+    pub(crate) const MAX_LEN: usize = 7;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Connect => "CONNECT",
+            Method::Options => "OPTIONS",
+            Method::Trace => "TRACE",
+            Method::Patch => "PATCH",
+        }
+    }
+
+    /// Case-sensitive, as methods are (RFC 9110 section 9.1).
+    pub fn from_bytes(token: &[u8]) -> Option<Method> {
+        Some(match token {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"CONNECT" => Method::Connect,
+            b"OPTIONS" => Method::Options,
+            b"TRACE" => Method::Trace,
+            b"PATCH" => Method::Patch,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLine<'a> {
+    pub method: Method,
+    pub target: &'a str,
+    pub minor_version: u8,
+    /// Bytes of the line including its line ending.
+    pub len: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusLine {
+    pub status: u16,
+    pub minor_version: u8,
+    /// Bytes of the line including its line ending.
+    pub len: usize,
+}
+
+/// How the body after a head ends (RFC 9112 section 6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Only the connection closing ends it.
+    UntilClose,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestHead<'a> {
+    pub line: RequestLine<'a>,
+    /// Bytes from the start of the request line through the blank line.
+    pub head_len: usize,
+    pub body: BodyFraming,
+    /// First non-empty `traceparent` value, if it is UTF-8.
+    pub traceparent: Option<&'a str>,
+    /// First non-empty `host` value, if it is UTF-8.
+    pub host: Option<&'a str>,
+    pub connection_close: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub line: StatusLine,
+    /// Bytes from the start of the status line through the blank line.
+    pub head_len: usize,
+    pub body: BodyFraming,
+    pub connection_close: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkProgress {
+    /// Bytes of the fed data that belong to the chunked body.
+    pub consumed: usize,
+    /// The final line ending of the body has been consumed.
+    pub done: bool,
+}

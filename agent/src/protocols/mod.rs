@@ -1,0 +1,3 @@
+//! Application protocols: bytes of one connection to requests and responses.
+
+pub mod http1;

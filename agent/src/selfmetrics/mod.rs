@@ -1,0 +1,75 @@
+//! The agent's own counters: every event read, and every one dropped or not
+//! turned into a span, by reason. Nothing is lost without a count here.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::ebpf::KernelDropCounts;
+
+/// One counter; relaxed atomics, as only totals matter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct SelfMetrics {
+    /// Ring-buffer records read.
+    pub events_read: Counter,
+    /// Records that did not match the kernel/user contract.
+    pub events_undecodable: Counter,
+    /// Data from a process no longer (or not yet) traced: discarded by design.
+    pub events_untraced: Counter,
+    /// Connections not tracked because the connection table was full.
+    pub connections_dropped: Counter,
+    /// Connections whose traffic is not HTTP/1 (ignored until their protocol is supported).
+    pub connections_unsupported: Counter,
+    /// Malformed HTTP messages, skipped.
+    pub parse_errors: Counter,
+    /// Responses seen without their request (the request predates tracing).
+    pub orphan_responses: Counter,
+    /// Requests whose response never came before the connection ended.
+    pub unanswered_requests: Counter,
+    /// Requests dropped because the span stage was behind.
+    pub requests_dropped: Counter,
+    /// Spans dropped because an exporter was behind.
+    pub spans_dropped: Counter,
+    pub spans_created: Counter,
+}
+
+/// A summary for the log at exit, with the kernel's own drop counts.
+pub struct Summary<'a>(pub &'a SelfMetrics, pub KernelDropCounts);
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (m, k) = (self.0, self.1);
+        write!(
+            f,
+            "events_read={} spans_created={} kernel_drops(ringbuf_full={} inflight_map_full={} connection_map_full={}) \
+             events_undecodable={} events_untraced={} connections_dropped={} connections_unsupported={} parse_errors={} \
+             orphan_responses={} unanswered_requests={} requests_dropped={} spans_dropped={}",
+            m.events_read.get(),
+            m.spans_created.get(),
+            k.ringbuf_full,
+            k.inflight_map_full,
+            k.connection_map_full,
+            m.events_undecodable.get(),
+            m.events_untraced.get(),
+            m.connections_dropped.get(),
+            m.connections_unsupported.get(),
+            m.parse_errors.get(),
+            m.orphan_responses.get(),
+            m.unanswered_requests.get(),
+            m.requests_dropped.get(),
+            m.spans_dropped.get(),
+        )
+    }
+}

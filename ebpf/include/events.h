@@ -1,0 +1,116 @@
+/* The kernel/user contract: every record the probes put on the ring buffer.
+ * The agent's Rust side is generated from this file by bindgen (agent/build.rs),
+ * so a field changed here changes there, or the build fails. */
+#ifndef BEYLA_EVENTS_H
+#define BEYLA_EVENTS_H
+
+#ifdef __BPF__
+typedef __u8 u8;
+typedef __u16 u16;
+typedef __u32 u32;
+typedef __u64 u64;
+#else
+#include <stdint.h>
+typedef uint8_t u8;
+typedef uint16_t u16;
+typedef uint32_t u32;
+typedef uint64_t u64;
+#endif
+
+/* Largest number of payload bytes one data event can carry; the configured
+ * capture size is clamped to this. A power of two so the probes can mask. */
+#define BEYLA_MAX_CAPTURE 8192
+/* Default capture size: large enough for the request line and typical headers. */
+#define BEYLA_DEFAULT_CAPTURE 1024
+/* iovec entries copied per readv/writev/recvmsg/sendmsg call. */
+#define BEYLA_MAX_IOV 8
+/* Bytes of an exec'd filename forwarded to the agent. */
+#define BEYLA_MAX_FILENAME 256
+
+enum beyla_event_kind {
+	BEYLA_EVENT_DATA = 1,  /* bytes read from or written to a TCP socket */
+	BEYLA_EVENT_CLOSE = 2, /* a traced connection was closed */
+	BEYLA_EVENT_EXEC = 3,  /* a process exec'd (only while selecting by executable) */
+};
+
+enum beyla_direction {
+	BEYLA_DIR_INGRESS = 0, /* read by the traced process */
+	BEYLA_DIR_EGRESS = 1,  /* written by the traced process */
+};
+
+/* How the kernel first saw the connection: it tells the agent which side is
+ * the server, unless the connection predates the agent. */
+enum beyla_origin {
+	BEYLA_ORIGIN_UNKNOWN = 0,
+	BEYLA_ORIGIN_ACCEPT = 1,
+	BEYLA_ORIGIN_CONNECT = 2,
+};
+
+/* Values in the traced-PID map. */
+enum beyla_pid_state {
+	BEYLA_PID_TRACED = 1,
+	BEYLA_PID_PENDING = 2, /* exec'd while selecting by executable; the agent decides */
+};
+
+/* Indexes of the kernel drop counters (per-CPU array `drops`). */
+enum beyla_drop_reason {
+	BEYLA_DROP_RINGBUF_FULL = 0,
+	BEYLA_DROP_ARGS_MAP_FULL = 1,
+	BEYLA_DROP_CONN_MAP_FULL = 2,
+	BEYLA_DROP_REASONS = 3,
+};
+
+/* Both ends of a TCP connection as the traced process sees them.
+ * IPv4 addresses are stored as IPv4-mapped IPv6 (::ffff:a.b.c.d). */
+struct beyla_conn_tuple {
+	u8 local_addr[16];
+	u8 remote_addr[16];
+	u16 local_port; /* host byte order */
+	u16 remote_port;
+	u16 family; /* AF_INET or AF_INET6 */
+	u16 pad;
+};
+
+/* First fields of every event, so the reader can dispatch on `kind`. */
+struct beyla_event_header {
+	u8 kind;
+	u8 pad[3];
+	u32 pid; /* tgid */
+	u32 tid;
+	u32 pad2;
+};
+
+/* The fixed part of a data event; the ring record is this plus `captured` bytes. */
+struct beyla_data_head {
+	struct beyla_event_header hdr;
+	u64 conn_id; /* unique for the life of the agent */
+	u64 start_ns; /* syscall entry, CLOCK_MONOTONIC */
+	u64 end_ns;   /* syscall exit */
+	u64 bytes;    /* what the syscall moved; may exceed `captured` */
+	u32 fd;
+	u32 captured; /* bytes present in data[] */
+	u8 direction;
+	u8 origin;
+	u8 pad[6];
+	struct beyla_conn_tuple tuple;
+};
+
+struct beyla_data_event {
+	struct beyla_data_head head;
+	u8 data[BEYLA_MAX_CAPTURE];
+};
+
+struct beyla_close_event {
+	struct beyla_event_header hdr;
+	u64 conn_id;
+	u64 time_ns;
+	u32 fd;
+	u32 pad;
+};
+
+struct beyla_exec_event {
+	struct beyla_event_header hdr;
+	char filename[BEYLA_MAX_FILENAME];
+};
+
+#endif /* BEYLA_EVENTS_H */

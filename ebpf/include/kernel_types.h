@@ -1,0 +1,124 @@
+/* The few kernel types the probes read, with only the fields they use.
+ * preserve_access_index makes clang emit CO-RE relocations, so libbpf/aya fix
+ * the offsets against the running kernel's BTF: no generated vmlinux.h.
+ * The layouts below are identical on x86_64 and arm64. */
+#ifndef BEYLA_KERNEL_TYPES_H
+#define BEYLA_KERNEL_TYPES_H
+
+typedef unsigned char __u8;
+typedef unsigned short __u16;
+typedef unsigned int __u32;
+typedef unsigned long long __u64;
+typedef signed char __s8;
+typedef short __s16;
+typedef int __s32;
+typedef long long __s64;
+typedef __u16 __be16;
+typedef __u32 __be32;
+typedef __u32 __wsum;
+typedef unsigned short umode_t;
+typedef _Bool bool;
+enum { false = 0, true = 1 };
+
+/* UAPI values from linux/bpf.h, kept here so no system kernel headers are needed. */
+enum bpf_map_type {
+	BPF_MAP_TYPE_HASH = 1,
+	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_LRU_HASH = 9,
+	BPF_MAP_TYPE_RINGBUF = 27,
+};
+#define BPF_ANY 0
+#define BPF_NOEXIST 1
+
+/* Stable tracepoint context layouts (the syscall tracepoints' format files). */
+struct syscall_enter_ctx {
+	__u64 common;
+	long id;
+	unsigned long args[6];
+};
+
+struct syscall_exit_ctx {
+	__u64 common;
+	long id;
+	long ret;
+};
+
+struct sched_process_exec_ctx {
+	__u64 common;
+	__u32 filename_loc; /* __data_loc: low 16 bits offset, high 16 bits length */
+	int pid;
+	int old_pid;
+};
+
+struct iovec {
+	void *iov_base;
+	unsigned long iov_len;
+};
+
+/* The user-space msghdr of recvmsg/sendmsg. */
+struct user_msghdr {
+	void *msg_name;
+	int msg_namelen;
+	struct iovec *msg_iov;
+	unsigned long msg_iovlen;
+	void *msg_control;
+	unsigned long msg_controllen;
+	unsigned int msg_flags;
+};
+
+struct in6_addr {
+	union {
+		__u8 u6_addr8[16];
+	} in6_u;
+} __attribute__((preserve_access_index));
+
+struct sock_common {
+	__be32 skc_daddr;
+	__be32 skc_rcv_saddr;
+	__be16 skc_dport;
+	__u16 skc_num;
+	unsigned short skc_family;
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
+} __attribute__((preserve_access_index));
+
+struct sock {
+	struct sock_common __sk_common;
+} __attribute__((preserve_access_index));
+
+struct socket {
+	short type;
+	struct sock *sk;
+} __attribute__((preserve_access_index));
+
+struct inode {
+	umode_t i_mode;
+} __attribute__((preserve_access_index));
+
+struct file {
+	struct inode *f_inode;
+	void *private_data;
+} __attribute__((preserve_access_index));
+
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+} __attribute__((preserve_access_index));
+
+struct files_struct {
+	struct fdtable *fdt;
+} __attribute__((preserve_access_index));
+
+struct task_struct {
+	struct files_struct *files;
+} __attribute__((preserve_access_index));
+
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define EINPROGRESS 115
+
+#endif /* BEYLA_KERNEL_TYPES_H */

@@ -1,0 +1,407 @@
+// SPDX-License-Identifier: GPL-2.0
+/* TCP traffic of traced processes, from syscall tracepoints only (no kprobes):
+ * enter handlers remember the arguments of a traced thread's call, exit handlers
+ * turn a successful call into one ring-buffer event with a bounded prefix of the
+ * bytes. Untraced processes cost one hash lookup per call. */
+#define BEYLA_MAPS_OWNER
+#include "maps.h"
+#include <bpf/bpf_core_read.h>
+
+/* Set by the agent before load: payload bytes copied per call (<= BEYLA_MAX_CAPTURE). */
+const volatile u32 capture_size = BEYLA_DEFAULT_CAPTURE;
+
+/* Calls in flight between enter and exit, per thread. */
+#define MAX_INFLIGHT_CALLS 16384
+/* Connections known per (tgid, fd); LRU so that fds lost without close() age out. */
+#define MAX_CONNECTIONS 65536
+/* fds seen not to be TCP sockets, so files and pipes are resolved once. */
+#define MAX_NOT_SOCKETS 16384
+
+enum call_kind {
+	CALL_BUF = 1,    /* read/write/recvfrom/sendto: one plain buffer */
+	CALL_IOV = 2,    /* readv/writev: an iovec array */
+	CALL_MSG = 3,    /* recvmsg/sendmsg: a msghdr holding the iovec array */
+	CALL_ACCEPT = 4,
+	CALL_CONNECT = 5,
+};
+
+struct call_args {
+	u64 start_ns;
+	u64 ptr; /* buffer, iovec array or msghdr */
+	u64 count; /* iovec count */
+	u32 fd;
+	u8 kind;
+	u8 direction;
+	u8 pad[2];
+};
+
+struct conn_key {
+	u32 tgid;
+	u32 fd;
+};
+
+struct conn_info {
+	u64 id;
+	struct beyla_conn_tuple tuple;
+	u8 origin;
+	u8 pad[7];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_INFLIGHT_CALLS);
+	__type(key, u64); /* pid_tgid */
+	__type(value, struct call_args);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_CONNECTIONS);
+	__type(key, struct conn_key);
+	__type(value, struct conn_info);
+} connections SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_NOT_SOCKETS);
+	__type(key, struct conn_key);
+	__type(value, u8);
+} not_sockets SEC(".maps");
+
+/* Next connection id; one counter, touched once per new connection. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} conn_ids SEC(".maps");
+
+/* The data event is too large for the stack: built here, then copied out sized.
+ * The slack lets the verifier prove that a masked offset plus a masked length
+ * stays inside the value while iovecs are copied one after another. */
+struct scratch_event {
+	struct beyla_data_event ev;
+	u8 slack[BEYLA_MAX_CAPTURE];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct scratch_event);
+} scratch SEC(".maps");
+
+static __always_inline bool is_traced(void)
+{
+	u32 tgid = current_tgid();
+	return bpf_map_lookup_elem(&traced_pids, &tgid) != 0;
+}
+
+static __always_inline void remember_call(u32 fd, u64 ptr, u64 count, u8 kind, u8 direction)
+{
+	if (!is_traced())
+		return;
+	struct call_args args = {
+		.start_ns = bpf_ktime_get_ns(),
+		.ptr = ptr,
+		.count = count,
+		.fd = fd,
+		.kind = kind,
+		.direction = direction,
+	};
+	u64 id = bpf_get_current_pid_tgid();
+	if (bpf_map_update_elem(&inflight, &id, &args, BPF_ANY))
+		count_drop(BEYLA_DROP_ARGS_MAP_FULL);
+}
+
+/* The struct sock behind fd if it is an IPv4/IPv6 stream socket, else 0. */
+static __always_inline struct sock *tcp_sock_of(u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = 0;
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	if (!file)
+		return 0;
+	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
+		return 0;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return 0;
+	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	return sk;
+}
+
+static __always_inline void map_v4(u8 *dst, u32 addr)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &addr, 4);
+}
+
+static __always_inline void read_tuple(struct sock *sk, struct beyla_conn_tuple *t)
+{
+	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	t->family = family;
+	t->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	t->remote_port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		map_v4(t->local_addr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+		map_v4(t->remote_addr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+	} else {
+		BPF_CORE_READ_INTO(&t->local_addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&t->remote_addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+}
+
+static __always_inline u64 next_conn_id(void)
+{
+	u32 zero = 0;
+	u64 *next = bpf_map_lookup_elem(&conn_ids, &zero);
+	if (!next)
+		return 0;
+	return __sync_fetch_and_add(next, 1) + 1;
+}
+
+/* Records a new connection on fd, replacing whatever an earlier one left there. */
+static __always_inline struct conn_info *track_conn(struct conn_key *key, struct sock *sk, u8 origin)
+{
+	struct conn_info info = { .id = next_conn_id(), .origin = origin };
+	read_tuple(sk, &info.tuple);
+	if (bpf_map_update_elem(&connections, key, &info, BPF_ANY)) {
+		count_drop(BEYLA_DROP_CONN_MAP_FULL);
+		return 0;
+	}
+	bpf_map_delete_elem(&not_sockets, key);
+	return bpf_map_lookup_elem(&connections, key);
+}
+
+/* The connection behind fd: known already, or resolved now (it predates the
+ * agent, or was accepted before the process was traced). */
+static __always_inline struct conn_info *conn_of(u32 tgid, u32 fd)
+{
+	struct conn_key key = { .tgid = tgid, .fd = fd };
+	struct conn_info *info = bpf_map_lookup_elem(&connections, &key);
+	if (info)
+		return info;
+	if (bpf_map_lookup_elem(&not_sockets, &key))
+		return 0;
+	struct sock *sk = tcp_sock_of(fd);
+	if (!sk) {
+		u8 one = 1;
+		bpf_map_update_elem(&not_sockets, &key, &one, BPF_ANY);
+		return 0;
+	}
+	return track_conn(&key, sk, BEYLA_ORIGIN_UNKNOWN);
+}
+
+/* Copies up to `room` bytes from an iovec array; returns the bytes copied. */
+static __always_inline u32 copy_iovecs(u8 *dst, struct iovec *iov, u64 iovcnt, u32 room)
+{
+	u32 off = 0;
+#pragma unroll
+	for (int i = 0; i < BEYLA_MAX_IOV; i++) {
+		if (i >= iovcnt || off >= room)
+			break;
+		struct iovec v = {};
+		if (bpf_probe_read_user(&v, sizeof(v), &iov[i]))
+			break;
+		u32 n = v.iov_len < room - off ? v.iov_len : room - off;
+		/* Masks keep the verifier's bounds: off and n are each below the maximum. */
+		off &= BEYLA_MAX_CAPTURE - 1;
+		n &= BEYLA_MAX_CAPTURE - 1;
+		if (n == 0)
+			continue;
+		if (bpf_probe_read_user(dst + off, n, v.iov_base))
+			break;
+		off += n;
+	}
+	return off;
+}
+
+static __always_inline void emit_data(struct call_args *args, long ret)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tgid = id >> 32;
+	struct conn_info *conn = conn_of(tgid, args->fd);
+	if (!conn)
+		return;
+
+	u32 zero = 0;
+	struct scratch_event *buf = bpf_map_lookup_elem(&scratch, &zero);
+	if (!buf)
+		return;
+	struct beyla_data_event *ev = &buf->ev;
+	ev->head.hdr.kind = BEYLA_EVENT_DATA;
+	ev->head.hdr.pid = tgid;
+	ev->head.hdr.tid = (u32)id;
+	ev->head.conn_id = conn->id;
+	ev->head.start_ns = args->start_ns;
+	ev->head.end_ns = bpf_ktime_get_ns();
+	ev->head.bytes = ret;
+	ev->head.fd = args->fd;
+	ev->head.direction = args->direction;
+	ev->head.origin = conn->origin;
+	ev->head.tuple = conn->tuple;
+
+	u32 room = capture_size;
+	if (room > BEYLA_MAX_CAPTURE - 1)
+		room = BEYLA_MAX_CAPTURE - 1;
+	if ((u64)ret < room)
+		room = ret;
+	u32 captured = 0;
+	if (args->kind == CALL_BUF) {
+		captured = room & (BEYLA_MAX_CAPTURE - 1);
+		if (captured && bpf_probe_read_user(ev->data, captured, (void *)args->ptr))
+			captured = 0;
+	} else if (args->kind == CALL_IOV) {
+		captured = copy_iovecs(ev->data, (struct iovec *)args->ptr, args->count, room);
+	} else if (args->kind == CALL_MSG) {
+		struct user_msghdr msg = {};
+		if (!bpf_probe_read_user(&msg, sizeof(msg), (void *)args->ptr))
+			captured = copy_iovecs(ev->data, msg.msg_iov, msg.msg_iovlen, room);
+	}
+	captured &= BEYLA_MAX_CAPTURE - 1;
+	ev->head.captured = captured;
+
+	u64 size = sizeof(ev->head) + captured;
+	if (size > sizeof(*ev))
+		size = sizeof(*ev);
+	if (bpf_ringbuf_output(&events, ev, size, 0))
+		count_drop(BEYLA_DROP_RINGBUF_FULL);
+}
+
+static __always_inline void on_exit(struct syscall_exit_ctx *ctx)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	struct call_args *args = bpf_map_lookup_elem(&inflight, &id);
+	if (!args)
+		return;
+	long ret = ctx->ret;
+	struct conn_key key = { .tgid = id >> 32 };
+	if (args->kind == CALL_ACCEPT) {
+		key.fd = ret;
+		struct sock *sk = ret >= 0 ? tcp_sock_of(ret) : 0;
+		if (sk)
+			track_conn(&key, sk, BEYLA_ORIGIN_ACCEPT);
+	} else if (args->kind == CALL_CONNECT) {
+		key.fd = args->fd;
+		struct sock *sk = (ret == 0 || ret == -EINPROGRESS) ? tcp_sock_of(args->fd) : 0;
+		if (sk)
+			track_conn(&key, sk, BEYLA_ORIGIN_CONNECT);
+	} else if (ret > 0) {
+		emit_data(args, ret);
+	}
+	bpf_map_delete_elem(&inflight, &id);
+}
+
+/* Enter handlers: argument positions follow each syscall's signature. */
+#define ENTER_BUF(name, dir)                                                              \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                       \
+	int enter_##name(struct syscall_enter_ctx *ctx)                                   \
+	{                                                                                 \
+		remember_call(ctx->args[0], ctx->args[1], 0, CALL_BUF, dir);              \
+		return 0;                                                                 \
+	}
+#define ENTER_IOV(name, dir)                                                              \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                       \
+	int enter_##name(struct syscall_enter_ctx *ctx)                                   \
+	{                                                                                 \
+		remember_call(ctx->args[0], ctx->args[1], ctx->args[2], CALL_IOV, dir);   \
+		return 0;                                                                 \
+	}
+#define ENTER_MSG(name, dir)                                                              \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                       \
+	int enter_##name(struct syscall_enter_ctx *ctx)                                   \
+	{                                                                                 \
+		remember_call(ctx->args[0], ctx->args[1], 0, CALL_MSG, dir);              \
+		return 0;                                                                 \
+	}
+#define EXIT(name)                                                                        \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                        \
+	int exit_##name(struct syscall_exit_ctx *ctx)                                     \
+	{                                                                                 \
+		on_exit(ctx);                                                             \
+		return 0;                                                                 \
+	}
+
+ENTER_BUF(read, BEYLA_DIR_INGRESS)
+ENTER_BUF(recvfrom, BEYLA_DIR_INGRESS)
+ENTER_IOV(readv, BEYLA_DIR_INGRESS)
+ENTER_MSG(recvmsg, BEYLA_DIR_INGRESS)
+ENTER_BUF(write, BEYLA_DIR_EGRESS)
+ENTER_BUF(sendto, BEYLA_DIR_EGRESS)
+ENTER_IOV(writev, BEYLA_DIR_EGRESS)
+ENTER_MSG(sendmsg, BEYLA_DIR_EGRESS)
+EXIT(read)
+EXIT(recvfrom)
+EXIT(readv)
+EXIT(recvmsg)
+EXIT(write)
+EXIT(sendto)
+EXIT(writev)
+EXIT(sendmsg)
+
+SEC("tracepoint/syscalls/sys_enter_accept")
+int enter_accept(struct syscall_enter_ctx *ctx)
+{
+	remember_call(ctx->args[0], 0, 0, CALL_ACCEPT, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_accept4")
+int enter_accept4(struct syscall_enter_ctx *ctx)
+{
+	remember_call(ctx->args[0], 0, 0, CALL_ACCEPT, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int enter_connect(struct syscall_enter_ctx *ctx)
+{
+	remember_call(ctx->args[0], 0, 0, CALL_CONNECT, 0);
+	return 0;
+}
+
+EXIT(accept)
+EXIT(accept4)
+EXIT(connect)
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int enter_close(struct syscall_enter_ctx *ctx)
+{
+	if (!is_traced())
+		return 0;
+	u64 id = bpf_get_current_pid_tgid();
+	struct conn_key key = { .tgid = id >> 32, .fd = ctx->args[0] };
+	bpf_map_delete_elem(&not_sockets, &key);
+	struct conn_info *conn = bpf_map_lookup_elem(&connections, &key);
+	if (!conn)
+		return 0;
+	struct beyla_close_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (ev) {
+		ev->hdr.kind = BEYLA_EVENT_CLOSE;
+		ev->hdr.pid = key.tgid;
+		ev->hdr.tid = (u32)id;
+		ev->conn_id = conn->id;
+		ev->time_ns = bpf_ktime_get_ns();
+		ev->fd = key.fd;
+		bpf_ringbuf_submit(ev, 0);
+	} else {
+		count_drop(BEYLA_DROP_RINGBUF_FULL);
+	}
+	bpf_map_delete_elem(&connections, &key);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Prepares a Debian/Ubuntu machine, as root: system packages, kernel
+# filesystems, the agent's build and the sample apps. Idempotent; sourced by
+# demo.sh and test.sh.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: run as root (the agent loads eBPF programs; the tests run it for real)" >&2
+  exit 1
+fi
+
+# Build tools for the probes, load generators and clients the tests drive.
+packages=(clang llvm libbpf-dev bpftool pkg-config curl wrk iproute2 util-linux procps)
+command -v python3 >/dev/null || packages+=(python3)
+command -v node >/dev/null || packages+=(nodejs)
+command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || packages+=(golang-go)
+command -v javac >/dev/null || packages+=(default-jdk-headless)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v cargo >/dev/null || { echo "setup: Rust 1.87 or newer is required (install it with rustup)" >&2; exit 1; }
+[ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
+
+# The agent mounts tracefs itself when it can; bpffs and debugfs are for bpftool and people.
+mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
+mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || true
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+
+cd "$repo"
+cargo build --locked -q -p beyla
+bash vm-tests/apps/build.sh

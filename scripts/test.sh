@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, as root: formatting, lints, unit and replay tests, then
+# the eBPF integration tests against real servers on this machine's kernel.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$repo/scripts/setup.sh"
+cd "$repo"
+
+echo "== kernel"
+bash "$repo/../shared/tools/kernel-facts" 2>/dev/null || uname -a
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets --workspace -- -D warnings
+
+echo "== unit and replay tests"
+cargo test --locked -p beyla
+
+echo "== eBPF integration tests (root, real kernel)"
+cargo test --locked -p integration-tests -- --test-threads=1
