@@ -13,6 +13,7 @@ mod selfmetrics;
 mod trace;
 
 use std::process::ExitCode;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -89,14 +90,14 @@ fn run(config: Config) -> Result<(), ebpf::ProbeError> {
     spawn_signal_listener(signal_tx);
     // Closed (never sent on) once the probes are detached: the reader drains and returns.
     let (detached_tx, detached_rx) = async_channel::bounded::<()>(1);
+    // Dropping `scan_stop` wakes the scanner and ends it.
+    let (scan_stop, scan_stopped) = std::sync::mpsc::channel::<()>();
     let scanner = {
-        let (discovery, detached) = (Arc::clone(&discovery), detached_rx.clone());
-        std::thread::spawn(move || loop {
-            std::thread::sleep(SCAN_INTERVAL);
-            if detached.is_closed() {
-                break;
+        let discovery = Arc::clone(&discovery);
+        std::thread::spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = scan_stopped.recv_timeout(SCAN_INTERVAL) {
+                lock(&discovery).scan();
             }
-            lock(&discovery).scan();
         })
     };
 
@@ -146,6 +147,7 @@ fn run(config: Config) -> Result<(), ebpf::ProbeError> {
         drop(assembler);
         spans.await;
     });
+    drop(scan_stop);
     let _ = scanner.join();
     if let Some(printer) = printer {
         let _ = printer.join();

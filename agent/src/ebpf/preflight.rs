@@ -12,9 +12,7 @@ const TRACEFS_PATHS: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/traci
 
 #[derive(Debug, Error)]
 pub enum PreflightError {
-    #[error(
-        "beyla needs the capabilities {missing} (run it as root, or grant CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)"
-    )]
+    #[error("missing capabilities {missing}: run beyla as root, or grant it CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (setcap, or AmbientCapabilities in a systemd unit)")]
     MissingCapabilities { missing: String },
     #[error("kernel {found} is too old: beyla needs Linux 5.8 or newer (for the BPF ring buffer)")]
     KernelTooOld { found: String },
