@@ -73,6 +73,7 @@ fn run(config: Config) -> Result<(), ebpf::ProbeError> {
     } = Probes::load(ProbeSettings {
         capture_size: config.capture_size,
         watch_execs: Discovery::decides_at_exec(&config.selection),
+        wakeup_len: 0,
     })?;
     let registry = Registry::default();
     let discovery = Arc::new(Mutex::new(Discovery::new(
@@ -123,7 +124,8 @@ fn run(config: Config) -> Result<(), ebpf::ProbeError> {
             }
         });
         let mut assembler = Assembler::new(registry, request_tx, Arc::clone(&metrics));
-        let reading = ebpf::read_events(ring, detached_rx, |event| {
+        let batched = false;
+        let reading = ebpf::read_events(ring, detached_rx, batched, |event| {
             metrics.events_read.inc();
             match event {
                 Ok(KernelEvent::Data(chunk)) => assembler.on_data(&chunk),

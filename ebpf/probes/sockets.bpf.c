@@ -9,6 +9,9 @@
 
 /* Set by the agent before load: payload bytes copied per call (<= BEYLA_MAX_CAPTURE). */
 const volatile u32 capture_size = BEYLA_DEFAULT_CAPTURE;
+/* Set by the agent before load (ebpf.wakeup_len): wake the reader once per this
+ * many events per CPU instead of once per event; 0 or 1 wakes every time. */
+const volatile u32 wakeup_len = 0;
 
 /* Calls in flight between enter and exit, per thread. */
 #define MAX_INFLIGHT_CALLS 16384
@@ -90,6 +93,30 @@ struct {
 	__type(key, u32);
 	__type(value, struct scratch_event);
 } scratch SEC(".maps");
+
+/* Events submitted on this CPU since the reader was last woken. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u32);
+} unsignalled SEC(".maps");
+
+/* Ring-buffer flags that batch wake-ups as `wakeup_len` asks. */
+static __always_inline u64 wakeup_flags(void)
+{
+	if (wakeup_len <= 1)
+		return 0;
+	u32 zero = 0;
+	u32 *pending = bpf_map_lookup_elem(&unsignalled, &zero);
+	if (!pending)
+		return 0;
+	*pending += 1;
+	if (*pending < wakeup_len)
+		return BPF_RB_NO_WAKEUP;
+	*pending = 0;
+	return BPF_RB_FORCE_WAKEUP;
+}
 
 static __always_inline bool is_traced(void)
 {
@@ -277,7 +304,7 @@ static __always_inline void emit_data(struct call_args *args, long ret)
 	u64 size = sizeof(ev->head) + captured;
 	if (size > sizeof(*ev))
 		size = sizeof(*ev);
-	if (bpf_ringbuf_output(&events, ev, size, 0))
+	if (bpf_ringbuf_output(&events, ev, size, wakeup_flags()))
 		count_drop(BEYLA_DROP_RINGBUF_FULL);
 }
 
@@ -396,7 +423,7 @@ int enter_close(struct syscall_enter_ctx *ctx)
 		ev->conn_id = conn->id;
 		ev->time_ns = bpf_ktime_get_ns();
 		ev->fd = key.fd;
-		bpf_ringbuf_submit(ev, 0);
+		bpf_ringbuf_submit(ev, wakeup_flags());
 	} else {
 		count_drop(BEYLA_DROP_RINGBUF_FULL);
 	}

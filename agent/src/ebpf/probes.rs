@@ -24,6 +24,8 @@ pub struct ProbeSettings {
     pub capture_size: u32,
     /// Report execs, so processes selected by executable are traced from their first syscall.
     pub watch_execs: bool,
+    /// Events per CPU between reader wake-ups (`ebpf.wakeup_len`); 0 or 1: every event.
+    pub wakeup_len: u32,
 }
 
 #[derive(Debug, Error)]
@@ -72,6 +74,7 @@ impl Probes {
         let mut ebpf = EbpfLoader::new()
             .override_global("capture_size", &capture, true)
             .override_global("watch_execs", &watch, true)
+            .override_global("wakeup_len", &settings.wakeup_len, true)
             .load(OBJECT)?;
 
         let mut links = Vec::new();

@@ -2,18 +2,26 @@
 //! to the next stage by reference: nothing is copied or allocated per event.
 
 use std::os::fd::AsFd;
+use std::time::Duration;
 
-use async_io::Async;
+use async_io::{Async, Timer};
 use aya::maps::{MapData, RingBuf};
 use futures_lite::FutureExt;
 
 use super::abi::{self, DecodeError};
 use crate::model::KernelEvent;
 
+/// With batched wake-ups the kernel stays silent until a batch is full; the
+/// reader then also looks on its own this often, so a quiet service's last
+/// requests are not held back for ever.
+const BATCHED_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Reads until `stop` fires, then drains what the ring still holds and returns.
+/// `batched`: the probes batch their wake-ups (`ebpf.wakeup_len` above 1).
 pub async fn read_events<F>(
     mut ring: RingBuf<MapData>,
     stop: async_channel::Receiver<()>,
+    batched: bool,
     mut sink: F,
 ) where
     F: FnMut(Result<KernelEvent<'_>, DecodeError>),
@@ -34,7 +42,15 @@ pub async fn read_events<F>(
             true
         };
         let readable = async { fd.readable().await.is_err() };
-        if readable.or(stopped).await {
+        let poll = async {
+            if batched {
+                Timer::after(BATCHED_POLL_INTERVAL).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+            false
+        };
+        if readable.or(stopped).or(poll).await {
             break;
         }
     }

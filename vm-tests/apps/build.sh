@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds the compiled sample apps into <repo>/target/apps:
+#   target/apps/go-server     (Go, static binary)
+#   target/apps/java/App.class
+# Python and Node run from source and need no build. Safe to re-run: up-to-date outputs are kept.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+out="$repo/target/apps"
+mkdir -p "$out/java"
+
+go_bin="$(command -v go || echo /usr/local/go/bin/go)"
+# go build is incremental (build cache, and it leaves an up-to-date binary alone).
+# CGO_ENABLED=0: a static binary that runs in any test VM; GOTOOLCHAIN=local: never download a toolchain.
+(cd "$here/go/server" && CGO_ENABLED=0 GOTOOLCHAIN=local "$go_bin" build -o "$out/go-server" .)
+
+# javac has no incremental mode, so only run it when the source is newer than the class file.
+if [[ ! -f "$out/java/App.class" || "$here/java/App.java" -nt "$out/java/App.class" ]]; then
+    javac --release 17 -d "$out/java" "$here/java/App.java"
+fi
+
+echo "built $out/go-server and $out/java/App.class"

@@ -1,0 +1,3 @@
+module beyla-sample/server
+
+go 1.22

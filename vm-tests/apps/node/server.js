@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+// Sample HTTP/1.1 service for the VM tests (node standard library only).
+// Same API as the Python, Go and Java apps next to it; see ../README.md.
+// Run: PORT=8080 [DOWNSTREAM_URL=http://127.0.0.1:9000/health] node server.js
+'use strict';
+
+const http = require('http');
+
+const port = process.env.PORT;
+if (!port) {
+  console.error('PORT environment variable is required');
+  process.exit(1);
+}
+
+function reply(res, status, body, type = 'text/plain') {
+  const buf = Buffer.from(body);
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': buf.length });
+  res.end(buf);
+}
+
+function chunked(res) {
+  // No Content-Length on an HTTP/1.1 response => node uses chunked transfer encoding.
+  res.writeHead(200, { 'Content-Type': 'text/plain' });
+  const parts = ['part1;', 'part2;', 'part3'];
+  // Node merges writes made in the same tick into one syscall, so send one chunk per tick.
+  const next = () => {
+    res.write(parts.shift());
+    if (parts.length) setImmediate(next);
+    else setImmediate(() => res.end());
+  };
+  next();
+}
+
+function downstream(res) {
+  const url = process.env.DOWNSTREAM_URL;
+  if (!url) return reply(res, 500, 'DOWNSTREAM_URL not set');
+  // agent:false => a new connection for this call (node 20's global agent keeps connections alive).
+  http
+    .get(url, { agent: false }, (down) => {
+      down.resume(); // read (and drop) the whole body before answering
+      down.on('end', () => reply(res, 200, `downstream ${down.statusCode}`));
+    })
+    .on('error', () => {
+      if (!res.headersSent) reply(res, 502, 'downstream error');
+    });
+}
+
+const server = http.createServer((req, res) => {
+  const path = req.url.split('?')[0];
+  const get = req.method === 'GET';
+  const user = /^\/users\/([^/]+)$/.exec(path);
+  if (get && path === '/health') return reply(res, 200, 'ok');
+  if (get && user) return reply(res, 200, JSON.stringify({ id: user[1] }), 'application/json');
+  if (req.method === 'POST' && path === '/users') {
+    let received = 0;
+    req.on('data', (chunk) => (received += chunk.length));
+    req.on('end', () => reply(res, 201, JSON.stringify({ received }), 'application/json'));
+    return;
+  }
+  if (get && path === '/error') return reply(res, 500, 'error');
+  if (get && path === '/chunked') return chunked(res);
+  if (get && path === '/downstream') return downstream(res);
+  reply(res, 404, 'not found');
+});
+
+server.listen(Number(port), '127.0.0.1', () => {
+  // stdout to a pipe or file is synchronous in node, so this line is flushed right away.
+  process.stdout.write(`listening on ${server.address().port}\n`);
+});
