@@ -51,6 +51,7 @@ fn server_scenarios(lang: Lang) {
         expected: Vec::new(),
     };
     keep_alive_requests(&mut run);
+    idle_keep_alive_request(&mut run);
     fresh_connection_requests(&mut run);
     posts_of_various_sizes(&mut run);
     error_statuses(&mut run);
@@ -148,6 +149,23 @@ fn keep_alive_requests(run: &mut Run) {
             request.line()
         );
         run.expect_server_span(SCENARIO, &request, "/users/*", 200, window, Lineage::Root);
+    }
+}
+
+/// Scenario 10: a request on a keep-alive connection that sat idle. A
+/// blocking server thread is already waiting in `read` before the request is
+/// sent; the span must still start when the request arrived, inside its window.
+fn idle_keep_alive_request(run: &mut Run) {
+    const SCENARIO: &str = "10 idle keep-alive";
+    /// Long enough to dwarf the window slack; not a measurement.
+    const IDLE: std::time::Duration = std::time::Duration::from_millis(300);
+    let mut connection = Connection::open(run.port);
+    for i in 0..2 {
+        let request = Request::get(&format!("/users/{}", 3000 + i));
+        let (response, window) = connection.round_trip(&request);
+        assert_status(SCENARIO, &request, &response, 200);
+        run.expect_server_span(SCENARIO, &request, "/users/*", 200, window, Lineage::Root);
+        std::thread::sleep(IDLE);
     }
 }
 

@@ -121,7 +121,7 @@ fn client_call_while_serving_is_a_child_of_the_server_span() {
         client.conn.endpoints(SpanKind::Client),
         (LOCALHOST, 9000, LOCALHOST)
     );
-    assert_eq!((server.start_mono_ns, server.end_mono_ns), (1100, 1410));
+    assert_eq!((server.start_mono_ns, server.end_mono_ns), (1110, 1410));
     assert_eq!(server.resource.service_name, "svc");
 }
 

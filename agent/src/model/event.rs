@@ -20,6 +20,15 @@ pub struct DataChunk<'a> {
 }
 
 impl DataChunk<'_> {
+    /// When the first byte was seen: a read returns once bytes arrived (a
+    /// blocking reader may have waited long before), a write starts sending at entry.
+    pub fn first_byte_ns(&self) -> u64 {
+        match self.direction {
+            Direction::Ingress => self.end_mono_ns,
+            Direction::Egress => self.start_mono_ns,
+        }
+    }
+
     /// Bytes that went by without being copied (beyond the capture size).
     pub fn uncaptured(&self) -> u64 {
         self.bytes.saturating_sub(self.data.len() as u64)

@@ -19,7 +19,9 @@ class Server(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep connections open between requests
-    timeout = 60  # close idle keep-alive connections so their threads end
+    # No socket timeout, as http.server has by default: handler threads block in
+    # read() on idle keep-alive connections, which the agent must time correctly.
+    timeout = None
 
     def log_message(self, format, *args):
         pass  # quiet: no access log line per request

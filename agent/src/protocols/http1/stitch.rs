@@ -202,7 +202,7 @@ impl Stitcher {
                     }
                     side.state = State::Head;
                     side.head.clear();
-                    side.head_start_ns = chunk.start_mono_ns;
+                    side.head_start_ns = chunk.first_byte_ns();
                     side.head_tid = Some(chunk.tid);
                 }
                 State::Head => {
@@ -547,7 +547,8 @@ mod tests {
             ]
         );
         let e = &c.hooks.exchanges[0];
-        assert_eq!((e.start_mono_ns, e.end_mono_ns), (10, 25));
+        // The request's first byte arrived when the read returned (10 + 5).
+        assert_eq!((e.start_mono_ns, e.end_mono_ns), (15, 25));
         assert!(c.hooks.anomalies.is_empty());
     }
 
