@@ -17,4 +17,4 @@ echo "== unit and replay tests"
 cargo test --locked -p beyla
 
 echo "== eBPF integration tests (root, real kernel)"
-cargo test --locked -p integration-tests -- --test-threads=1
+cargo test --locked -p integration-tests -- --test-threads=1 --nocapture

@@ -65,6 +65,21 @@ fn server_scenarios(lang: Lang) {
     let output = agent.stop();
     let context = format!("{lang:?} server, agent stderr:\n{}", output.stderr);
     let matched = assert_spans(&output.spans, &run.expected, &context);
+    // The figures a run reports (visible with --nocapture, as .ci/run runs it).
+    let counters = output
+        .stderr
+        .lines()
+        .find(|l| l.contains("stopped:"))
+        .unwrap_or("");
+    println!(
+        "{lang:?} server: {} requests expected {} spans, agent printed {}; {counters}",
+        run.expected
+            .iter()
+            .filter(|e| e.kind == Kind::Server)
+            .count(),
+        run.expected.len(),
+        output.spans.len()
+    );
 
     let (server_span, client_span) = (&matched[server_call], &matched[client_call]);
     assert!(
