@@ -9,10 +9,12 @@ mod ebpf;
 mod export;
 mod model;
 mod protocols;
+mod sample;
 mod selfmetrics;
 mod trace;
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,18 +22,16 @@ use std::time::Duration;
 use clap::Parser;
 
 use assemble::Assembler;
-use config::{Config, Flags, PrinterFormat};
+use config::{Config, Flags};
 use decorate::Decorator;
 use discovery::{Discovery, Registry};
 use ebpf::{Loaded, ProbeSettings, Probes};
-use export::FanOut;
 use model::KernelEvent;
+use sample::Sampler;
 use selfmetrics::{SelfMetrics, Summary};
 
 /// Finished requests waiting for the decorator.
 const REQUEST_QUEUE: usize = 16_384;
-/// Spans waiting for each exporter.
-const EXPORT_QUEUE: usize = 16_384;
 /// How often /proc is scanned for processes to start or stop tracing.
 const SCAN_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -41,6 +41,10 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
+    if flags.check_config {
+        print!("{}", config.render_effective());
+        return ExitCode::SUCCESS;
+    }
     env_logger::Builder::new()
         .filter_level(config.log_level)
         // The loader's own debug output is about relocations, not about the agent.
@@ -63,7 +67,15 @@ fn fail(error: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn run(config: Config) -> Result<(), ebpf::ProbeError> {
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error(transparent)]
+    Probes(#[from] ebpf::ProbeError),
+    #[error(transparent)]
+    Export(#[from] export::StartError),
+}
+
+fn run(config: Config) -> Result<(), RunError> {
     let metrics = Arc::new(SelfMetrics::default());
     let Loaded {
         probes,
@@ -72,18 +84,37 @@ fn run(config: Config) -> Result<(), ebpf::ProbeError> {
         drops,
     } = Probes::load(ProbeSettings {
         capture_size: config.capture_size,
-        watch_execs: Discovery::decides_at_exec(&config.selection),
-        wakeup_len: 0,
+        watch_execs: Discovery::decides_at_exec(&config.discovery),
+        wakeup_len: config.ebpf.wakeup_len,
     })?;
+    let drops = Arc::new(drops);
     let registry = Registry::default();
     let discovery = Arc::new(Mutex::new(Discovery::new(
-        config.selection.clone(),
+        config.discovery.clone(),
+        config.service_name.clone(),
         pids,
         registry.clone(),
     )));
-    let traced = lock(&discovery).scan();
+    let instrumented = Arc::new(AtomicU64::new(lock(&discovery).scan() as u64));
+
+    let (fan_out, exporters) = export::start(
+        &config,
+        Sampler::from(config.sampler),
+        export::Sources {
+            self_metrics: Arc::clone(&metrics),
+            kernel_drops: {
+                let drops = Arc::clone(&drops);
+                move || drops.read()
+            },
+            instrumented: {
+                let instrumented = Arc::clone(&instrumented);
+                move || instrumented.load(Ordering::Relaxed)
+            },
+        },
+    )?;
     log::info!(
-        "agent ready: {traced} process(es) instrumented, capture size {} bytes",
+        "agent ready: {} process(es) instrumented, capture size {} bytes",
+        instrumented.load(Ordering::Relaxed),
         config.capture_size
     );
 
@@ -94,37 +125,28 @@ fn run(config: Config) -> Result<(), ebpf::ProbeError> {
     // Dropping `scan_stop` wakes the scanner and ends it.
     let (scan_stop, scan_stopped) = std::sync::mpsc::channel::<()>();
     let scanner = {
-        let discovery = Arc::clone(&discovery);
+        let (discovery, instrumented) = (Arc::clone(&discovery), Arc::clone(&instrumented));
         std::thread::spawn(move || {
             while let Err(RecvTimeoutError::Timeout) = scan_stopped.recv_timeout(SCAN_INTERVAL) {
-                lock(&discovery).scan();
+                instrumented.store(lock(&discovery).scan() as u64, Ordering::Relaxed);
             }
         })
     };
 
-    let mut exporters = Vec::new();
-    let printer = (config.trace_printer != PrinterFormat::Disabled).then(|| {
-        let (tx, rx) = async_channel::bounded(EXPORT_QUEUE);
-        exporters.push(tx);
-        let format = config.trace_printer;
-        std::thread::spawn(move || export::print::run(rx, format))
-    });
-    let fan_out = FanOut::new(exporters, Arc::clone(&metrics));
     let (request_tx, request_rx) = async_channel::bounded(REQUEST_QUEUE);
     let decorator = Decorator::new(trace::WallClock::measure());
-
     smol::block_on(async {
         let spans = smol::spawn({
             let metrics = Arc::clone(&metrics);
             async move {
                 while let Ok(request) = request_rx.recv().await {
                     metrics.spans_created.inc();
-                    fan_out.send(decorator.decorate(request));
+                    fan_out.send(decorator.decorate(request), true, true);
                 }
             }
         });
         let mut assembler = Assembler::new(registry, request_tx, Arc::clone(&metrics));
-        let batched = false;
+        let batched = config.ebpf.wakeup_len > 1;
         let reading = ebpf::read_events(ring, detached_rx, batched, |event| {
             metrics.events_read.inc();
             match event {
@@ -151,9 +173,7 @@ fn run(config: Config) -> Result<(), ebpf::ProbeError> {
     });
     drop(scan_stop);
     let _ = scanner.join();
-    if let Some(printer) = printer {
-        let _ = printer.join();
-    }
+    exporters.join();
     log::info!("stopped: {}", Summary(&metrics, drops.read()));
     Ok(())
 }

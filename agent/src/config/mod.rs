@@ -1,18 +1,33 @@
-//! Configuration: defaults < environment (`BEYLA_*`, `OTEL_*`) < command-line flags.
-//! Every bad value is refused at start-up with where it came from and what was expected.
+//! Configuration: defaults < config file (YAML or TOML, Beyla's keys) <
+//! environment (`BEYLA_*`, `OTEL_*`) < command-line flags. Every bad value is
+//! refused at start-up with where it came from and what was expected.
+//! docs/configuration.md lists every key and variable; a test keeps it in step.
 
+// Until main.rs wires `--check-config` (which reads every field) and the
+// exporters, much of this is read by the tests only. Remove with that wiring.
+
+mod env;
+mod error;
+mod file;
+mod parse;
 mod ports;
+mod render;
+#[cfg(test)]
+mod tests;
 
-use std::fmt;
+use std::time::Duration;
 
 use clap::Parser;
 use log::LevelFilter;
 use regex::Regex;
-use thiserror::Error;
+use serde_json::Value;
 
+pub use error::{ConfigError, Origin};
 pub use ports::PortSet;
 
 use crate::ebpf::{DEFAULT_CAPTURE, MAX_CAPTURE};
+use env::Env;
+use file::FileConfig;
 
 /// How finished spans are printed on standard output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,48 +39,127 @@ pub enum PrinterFormat {
     Json,
 }
 
-/// Which processes to instrument. A process must match every criterion given.
+/// Which processes to instrument. A process must match every criterion given;
+/// each entry has at least one.
 #[derive(Debug, Clone)]
 pub struct Selection {
+    /// Service name reported for the matched processes (default: the executable's name).
+    pub name: Option<String>,
+    pub namespace: Option<String>,
     pub open_ports: Option<PortSet>,
+    /// Anchored for `instrument` globs, as written for `services` regexes.
     pub exe_path: Option<Regex>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EbpfConfig {
+    /// Ring-buffer records to accumulate before waking user space (0: every record).
+    pub wakeup_len: u32,
+    /// Read the `traceparent` header of incoming requests.
+    pub track_request_headers: bool,
+    /// Send a request's events as soon as its response starts.
+    pub high_request_volume: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    HttpProtobuf,
+    Grpc,
+}
+
+/// Where and how to send one OTLP signal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpConfig {
+    /// For http/protobuf the full URL, signal path (`/v1/traces`) included.
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsExportConfig {
+    pub otlp: OtlpConfig,
+    pub interval: Duration,
+}
+
+/// The OpenTelemetry samplers; ratios are in [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SamplerConfig {
+    AlwaysOn,
+    AlwaysOff,
+    TraceIdRatio(f64),
+    ParentBasedAlwaysOn,
+    ParentBasedAlwaysOff,
+    ParentBasedTraceIdRatio(f64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrometheusConfig {
+    pub port: u16,
+    pub path: String,
+}
+
+/// Which signals an ignored route is dropped from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoreMode {
+    Traces,
+    Metrics,
+    All,
+}
+
+/// What `http.route` is for a path that matches no pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmatched {
+    /// Identifier-like segments become the wildcard.
+    Heuristic,
+    /// The path itself.
+    Path,
+    /// The wildcard alone.
+    Wildcard,
+    /// Segments with more distinct values than the limit become the wildcard.
+    LowCardinality,
+    /// No route.
+    Unset,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutesConfig {
+    pub patterns: Vec<String>,
+    pub ignored_patterns: Vec<String>,
+    pub ignore_mode: IgnoreMode,
+    pub unmatched: Unmatched,
+    pub wildcard_char: char,
+    pub max_path_segment_cardinality: u32,
+}
+
+/// Which processes to instrument, from `discovery` or the flags and variables.
+#[derive(Debug, Clone)]
+pub struct DiscoveryConfig {
+    /// Processes matching any entry are instrumented; never empty.
+    pub instrument: Vec<Selection>,
+    /// Processes matching any of these are not, whatever `instrument` says.
+    pub exclude: Vec<Selection>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub selection: Selection,
+    pub discovery: DiscoveryConfig,
     /// Payload bytes the probes copy per socket syscall.
     pub capture_size: u32,
     pub trace_printer: PrinterFormat,
     pub log_level: LevelFilter,
-}
-
-/// Where a setting came from, for error messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    Env(&'static str),
-    Flag(&'static str),
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Origin::Env(name) => write!(f, "environment variable {name}"),
-            Origin::Flag(name) => write!(f, "flag --{name}"),
-        }
-    }
-}
-
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum ConfigError {
-    #[error("invalid value {value:?} for {origin}: expected {expected}")]
-    Invalid {
-        origin: Origin,
-        value: String,
-        expected: String,
-    },
-    #[error("nothing to instrument: set BEYLA_OPEN_PORT (ports such as 8080 or 8000-8090) or BEYLA_EXECUTABLE_NAME (a regular expression on the executable path)")]
-    NoSelection,
+    pub ebpf: EbpfConfig,
+    pub traces_export: Option<OtlpConfig>,
+    pub sampler: SamplerConfig,
+    pub metrics_export: Option<MetricsExportConfig>,
+    pub prometheus: Option<PrometheusConfig>,
+    pub routes: RoutesConfig,
+    /// How long an orderly stop may take before the agent exits anyway.
+    pub shutdown_timeout: Duration,
+    /// OTEL_SERVICE_NAME: overrides every selection's service name.
+    pub service_name: Option<String>,
+    /// OTEL_RESOURCE_ATTRIBUTES, added to every span's resource.
+    pub resource_attributes: Vec<(String, String)>,
 }
 
 /// Command-line flags; each overrides the environment variable of the same meaning.
@@ -76,6 +170,12 @@ pub enum ConfigError {
     about = "eBPF auto-instrumentation: HTTP traffic to OpenTelemetry spans"
 )]
 pub struct Flags {
+    /// Config file, YAML (.yml, .yaml) or TOML (.toml). [env: BEYLA_CONFIG_PATH]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<String>,
+    /// Print the effective configuration (secrets masked) and exit.
+    #[arg(long)]
+    pub check_config: bool,
     /// Instrument processes listening on these ports (8080, 80,443 or 8000-8090). [env: BEYLA_OPEN_PORT]
     #[arg(long)]
     pub open_port: Option<String>,
@@ -93,165 +193,494 @@ pub struct Flags {
     pub log_level: Option<String>,
 }
 
-/// One setting: the flag if given, else the environment variable.
-fn pick(
-    flag: &Option<String>,
-    flag_name: &'static str,
-    env: &dyn Fn(&str) -> Option<String>,
-    env_name: &'static str,
-) -> Option<(String, Origin)> {
-    match flag {
-        Some(v) => Some((v.clone(), Origin::Flag(flag_name))),
-        None => env(env_name).map(|v| (v, Origin::Env(env_name))),
+/// One setting's value as one source wrote it, with where it was written.
+#[derive(Debug, Clone)]
+pub(crate) struct Raw {
+    pub value: Value,
+    pub origin: Origin,
+}
+
+/// The three layers above the defaults.
+struct Sources<'a> {
+    env: Env<'a>,
+    file: Option<FileConfig>,
+}
+
+impl Sources<'_> {
+    /// The highest source that sets it: the flag, then the variables in order, then the file key.
+    fn get(&self, flag: Option<Raw>, vars: &[&'static str], key: &'static str) -> Option<Raw> {
+        flag.or_else(|| self.env.first(vars))
+            .or_else(|| self.file.as_ref()?.get(key))
     }
 }
 
-fn invalid(value: &str, origin: Origin, expected: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        origin,
-        value: value.to_string(),
-        expected: expected.into(),
-    }
+fn flag(value: &Option<String>, name: &'static str) -> Option<Raw> {
+    value.as_ref().map(|v| Raw {
+        value: Value::String(v.clone()),
+        origin: Origin::Flag(name),
+    })
 }
+
+/// Applies `parse` to the setting if some source set it, else gives the default.
+fn or_default<T>(
+    raw: Option<Raw>,
+    parse: impl FnOnce(&Raw) -> Result<T, ConfigError>,
+    default: T,
+) -> Result<T, ConfigError> {
+    raw.map_or(Ok(default), |raw| parse(&raw))
+}
+
+const PROTOCOLS: &[(&str, OtlpProtocol)] = &[
+    ("http/protobuf", OtlpProtocol::HttpProtobuf),
+    ("grpc", OtlpProtocol::Grpc),
+];
+
+/// The variables of one OTLP signal, signal-specific first.
+struct Signal {
+    path: &'static str,
+    endpoint_var: &'static str,
+    protocol_var: &'static str,
+    headers_var: &'static str,
+    endpoint_key: &'static str,
+    protocol_key: &'static str,
+    headers_key: &'static str,
+}
+
+const TRACES: Signal = Signal {
+    path: "/v1/traces",
+    endpoint_var: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    protocol_var: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    headers_var: "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    endpoint_key: "otel_traces_export.endpoint",
+    protocol_key: "otel_traces_export.protocol",
+    headers_key: "otel_traces_export.headers",
+};
+
+const METRICS: Signal = Signal {
+    path: "/v1/metrics",
+    endpoint_var: "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    protocol_var: "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    headers_var: "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+    endpoint_key: "otel_metrics_export.endpoint",
+    protocol_key: "otel_metrics_export.protocol",
+    headers_key: "otel_metrics_export.headers",
+};
 
 impl Config {
-    /// Builds the configuration from flags and an environment lookup.
+    /// Builds the configuration from flags, an environment lookup and the config
+    /// file they name (read from disk).
     pub fn from_sources(
         flags: &Flags,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let open_ports = match pick(&flags.open_port, "open-port", env, "BEYLA_OPEN_PORT") {
-            Some((v, origin)) => Some(PortSet::parse(&v).map_err(|e| invalid(&v, origin, e))?),
+        Self::from_sources_with(flags, env, &|path| std::fs::read_to_string(path))
+    }
+
+    /// [`Config::from_sources`] with the file reading given, for tests.
+    pub fn from_sources_with(
+        flags: &Flags,
+        env: &dyn Fn(&str) -> Option<String>,
+        read: &dyn Fn(&str) -> std::io::Result<String>,
+    ) -> Result<Self, ConfigError> {
+        let env = Env(env);
+        let path = flags
+            .config
+            .clone()
+            .or_else(|| env.get("BEYLA_CONFIG_PATH").map(|raw| raw.text()));
+        let file = match path {
+            Some(path) => {
+                let text = read(&path).map_err(|e| ConfigError::Read {
+                    file: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                Some(FileConfig::parse(&path, &text)?)
+            }
             None => None,
         };
-        let exe_path = match pick(
-            &flags.executable_name,
-            "executable-name",
-            env,
-            "BEYLA_EXECUTABLE_NAME",
-        ) {
-            Some((v, origin)) => Some(Regex::new(&v).map_err(|e| {
-                invalid(
-                    &v,
-                    origin,
-                    format!(
-                        "a regular expression ({})",
-                        e.to_string().lines().last().unwrap_or("")
-                    ),
+        let s = Sources { env, file };
+        let discovery = discovery(&s, flags)?;
+
+        let trace_printer = or_default(
+            s.get(
+                flag(&flags.trace_printer, "trace-printer"),
+                &["BEYLA_TRACE_PRINTER"],
+                "trace_printer",
+            ),
+            |raw| {
+                parse::one_of(
+                    raw,
+                    &[
+                        ("disabled", PrinterFormat::Disabled),
+                        ("text", PrinterFormat::Text),
+                        ("json", PrinterFormat::Json),
+                    ],
+                    "one of disabled, text, json",
                 )
-            })?),
+            },
+            // No exporter exists yet, so the agent shows spans at once.
+            PrinterFormat::Text,
+        )?;
+        let capture_size = or_default(
+            s.get(
+                flag(&flags.capture_size, "capture-size"),
+                &["BEYLA_BPF_CAPTURE_SIZE"],
+                "ebpf.capture_size",
+            ),
+            |raw| {
+                parse::integer(
+                    raw,
+                    64..=u64::from(MAX_CAPTURE - 1),
+                    &format!("a byte count from 64 to {}", MAX_CAPTURE - 1),
+                )
+            },
+            u64::from(DEFAULT_CAPTURE),
+        )? as u32;
+        let log_level = or_default(
+            s.get(
+                flag(&flags.log_level, "log-level"),
+                &["BEYLA_LOG_LEVEL"],
+                "log_level",
+            ),
+            |raw| {
+                parse::one_of(
+                    raw,
+                    &[
+                        ("DEBUG", LevelFilter::Debug),
+                        ("INFO", LevelFilter::Info),
+                        ("WARN", LevelFilter::Warn),
+                        ("WARNING", LevelFilter::Warn),
+                        ("ERROR", LevelFilter::Error),
+                    ],
+                    "one of DEBUG, INFO, WARN, ERROR",
+                )
+            },
+            LevelFilter::Info,
+        )?;
+        let ebpf = EbpfConfig {
+            wakeup_len: or_default(
+                s.get(None, &["BEYLA_BPF_WAKEUP_LEN"], "ebpf.wakeup_len"),
+                |raw| {
+                    parse::integer(
+                        raw,
+                        0..=u64::from(u32::MAX),
+                        "a record count from 0 to 4294967295",
+                    )
+                },
+                0,
+            )? as u32,
+            track_request_headers: or_default(
+                s.get(
+                    None,
+                    &["BEYLA_BPF_TRACK_REQUEST_HEADERS"],
+                    "ebpf.track_request_headers",
+                ),
+                parse::boolean,
+                false,
+            )?,
+            high_request_volume: or_default(
+                s.get(
+                    None,
+                    &["BEYLA_BPF_HIGH_REQUEST_VOLUME"],
+                    "ebpf.high_request_volume",
+                ),
+                parse::boolean,
+                false,
+            )?,
+        };
+        let traces_export = otlp(&s, &TRACES)?;
+        let sampler = sampler(&s)?;
+        let interval = metrics_interval(&s)?;
+        let metrics_export = otlp(&s, &METRICS)?.map(|otlp| MetricsExportConfig { otlp, interval });
+        let path = or_default(
+            s.get(None, &["BEYLA_PROMETHEUS_PATH"], "prometheus_export.path"),
+            parse::url_path,
+            "/metrics".to_string(),
+        )?;
+        let prometheus = match s.get(None, &["BEYLA_PROMETHEUS_PORT"], "prometheus_export.port") {
+            Some(raw) => Some(PrometheusConfig {
+                port: parse::integer(&raw, 1..=65535, "a port from 1 to 65535")? as u16,
+                path,
+            }),
             None => None,
         };
-        if open_ports.is_none() && exe_path.is_none() {
-            return Err(ConfigError::NoSelection);
-        }
-        let trace_printer = match pick(
-            &flags.trace_printer,
-            "trace-printer",
-            env,
-            "BEYLA_TRACE_PRINTER",
-        ) {
-            Some((v, origin)) => match v.to_ascii_lowercase().as_str() {
-                "disabled" => PrinterFormat::Disabled,
-                "text" => PrinterFormat::Text,
-                "json" => PrinterFormat::Json,
-                _ => return Err(invalid(&v, origin, "one of disabled, text, json")),
-            },
-            // No exporter is configured yet, so the agent shows spans at once.
-            None => PrinterFormat::Text,
-        };
-        let capture_size = match pick(
-            &flags.capture_size,
-            "capture-size",
-            env,
-            "BEYLA_BPF_CAPTURE_SIZE",
-        ) {
-            Some((v, origin)) => match v.trim().parse::<u32>() {
-                Ok(n) if (64..MAX_CAPTURE).contains(&n) => n,
-                _ => {
-                    return Err(invalid(
-                        &v,
-                        origin,
-                        format!("a byte count from 64 to {}", MAX_CAPTURE - 1),
-                    ))
-                }
-            },
-            None => DEFAULT_CAPTURE,
-        };
-        let log_level = match pick(&flags.log_level, "log-level", env, "BEYLA_LOG_LEVEL") {
-            Some((v, origin)) => match v.to_ascii_uppercase().as_str() {
-                "DEBUG" => LevelFilter::Debug,
-                "INFO" => LevelFilter::Info,
-                "WARN" | "WARNING" => LevelFilter::Warn,
-                "ERROR" => LevelFilter::Error,
-                _ => return Err(invalid(&v, origin, "one of DEBUG, INFO, WARN, ERROR")),
-            },
-            None => LevelFilter::Info,
-        };
+        let shutdown_timeout = or_default(
+            s.get(None, &["BEYLA_SHUTDOWN_TIMEOUT"], "shutdown_timeout"),
+            parse::duration,
+            Duration::from_secs(10),
+        )?;
+        let service_name = s
+            .env
+            .get("OTEL_SERVICE_NAME")
+            .map(|raw| raw.text().trim().to_string());
+        let resource_attributes = or_default(
+            s.env.get("OTEL_RESOURCE_ATTRIBUTES"),
+            parse::attributes,
+            Vec::new(),
+        )?;
         Ok(Config {
-            selection: Selection {
-                open_ports,
-                exe_path,
-            },
+            routes: routes(&s)?,
+            discovery,
             capture_size,
             trace_printer,
             log_level,
+            ebpf,
+            traces_export,
+            sampler,
+            metrics_export,
+            prometheus,
+            shutdown_timeout,
+            service_name,
+            resource_attributes,
         })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load(vars: &[(&str, &str)], flags: Flags) -> Result<Config, ConfigError> {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_sources(&flags, &|name| {
-            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-        })
-    }
-
-    #[test]
-    fn defaults_and_env() {
-        let c = load(&[("BEYLA_OPEN_PORT", "8080")], Flags::default()).unwrap();
-        assert!(c.selection.open_ports.unwrap().contains(8080));
-        assert_eq!(c.trace_printer, PrinterFormat::Text);
-        assert_eq!(c.capture_size, DEFAULT_CAPTURE);
-        assert_eq!(c.log_level, LevelFilter::Info);
-    }
-
-    #[test]
-    fn flags_override_env() {
-        let flags = Flags {
-            open_port: Some("9000".into()),
-            ..Flags::default()
+/// The flags or variables form one entry that replaces the file's lists;
+/// exclusions come from the file only.
+fn discovery(s: &Sources, flags: &Flags) -> Result<DiscoveryConfig, ConfigError> {
+    let file_entries = |key, ports_field, glob: bool| -> Result<Vec<Selection>, ConfigError> {
+        let Some(file) = &s.file else {
+            return Ok(Vec::new());
         };
-        let c = load(&[("BEYLA_OPEN_PORT", "8080")], flags).unwrap();
-        let ports = c.selection.open_ports.unwrap();
-        assert!(ports.contains(9000) && !ports.contains(8080));
-    }
+        file.entries(key)
+            .into_iter()
+            .map(|entry| {
+                let open_ports = entry
+                    .get(ports_field)
+                    .as_ref()
+                    .map(parse::ports)
+                    .transpose()?;
+                let exe_path = match entry.get("exe_path") {
+                    Some(raw) if glob => Some(parse::glob(&raw)?),
+                    Some(raw) => Some(parse::regex(&raw)?),
+                    None => None,
+                };
+                if open_ports.is_none() && exe_path.is_none() {
+                    return Err(entry.empty(if ports_field == "open_port" {
+                        "open_port or exe_path"
+                    } else {
+                        "open_ports or exe_path"
+                    }));
+                }
+                let text = |field| entry.get(field).map(|raw| raw.text());
+                let (name, namespace) = if key.starts_with("discovery.exclude") {
+                    (None, None)
+                } else {
+                    (text("name"), text("namespace"))
+                };
+                Ok(Selection {
+                    name,
+                    namespace,
+                    open_ports,
+                    exe_path,
+                })
+            })
+            .collect()
+    };
+    let mut exclude = file_entries("discovery.exclude_services", "open_port", false)?;
+    exclude.extend(file_entries(
+        "discovery.exclude_instrument",
+        "open_ports",
+        true,
+    )?);
 
-    #[test]
-    fn bad_values_name_origin_value_and_expectation() {
-        let err = load(&[("BEYLA_OPEN_PORT", "80-")], Flags::default()).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "invalid value \"80-\" for environment variable BEYLA_OPEN_PORT: expected a port from 1 to 65535, a comma-separated list such as 80,443, or a range such as 8000-8090"
-        );
-        let err = load(
-            &[("BEYLA_OPEN_PORT", "1"), ("BEYLA_TRACE_PRINTER", "xml")],
-            Flags::default(),
-        )
-        .unwrap_err();
-        assert_eq!(err.to_string(), "invalid value \"xml\" for environment variable BEYLA_TRACE_PRINTER: expected one of disabled, text, json");
-        let err = load(&[("BEYLA_EXECUTABLE_NAME", "(")], Flags::default()).unwrap_err();
-        assert!(err.to_string().starts_with("invalid value \"(\" for environment variable BEYLA_EXECUTABLE_NAME: expected a regular expression"));
-        assert_eq!(
-            load(&[], Flags::default()).unwrap_err(),
-            ConfigError::NoSelection
-        );
+    let open_ports = flag(&flags.open_port, "open-port").or_else(|| s.env.get("BEYLA_OPEN_PORT"));
+    let exe_path = flag(&flags.executable_name, "executable-name")
+        .or_else(|| s.env.get("BEYLA_EXECUTABLE_NAME"));
+    if open_ports.is_some() || exe_path.is_some() {
+        let entry = Selection {
+            name: None,
+            namespace: None,
+            open_ports: open_ports.as_ref().map(parse::ports).transpose()?,
+            exe_path: exe_path.as_ref().map(parse::regex).transpose()?,
+        };
+        return Ok(DiscoveryConfig {
+            instrument: vec![entry],
+            exclude,
+        });
     }
+    let mut instrument = file_entries("discovery.services", "open_port", false)?;
+    instrument.extend(file_entries("discovery.instrument", "open_ports", true)?);
+    if instrument.is_empty() {
+        return Err(ConfigError::NoSelection);
+    }
+    Ok(DiscoveryConfig {
+        instrument,
+        exclude,
+    })
+}
+
+/// One signal's exporter, present when some source gives an endpoint.
+fn otlp(s: &Sources, signal: &Signal) -> Result<Option<OtlpConfig>, ConfigError> {
+    // Checked even without an endpoint, so that a mistake never hides.
+    let protocol = or_default(
+        s.get(
+            None,
+            &[signal.protocol_var, "OTEL_EXPORTER_OTLP_PROTOCOL"],
+            signal.protocol_key,
+        ),
+        |raw| parse::one_of(raw, PROTOCOLS, "one of http/protobuf, grpc"),
+        OtlpProtocol::HttpProtobuf,
+    )?;
+    let headers = or_default(
+        s.get(
+            None,
+            &[signal.headers_var, "OTEL_EXPORTER_OTLP_HEADERS"],
+            signal.headers_key,
+        ),
+        parse::headers,
+        Vec::new(),
+    )?;
+    let Some(endpoint) = s.get(
+        None,
+        &[signal.endpoint_var, "OTEL_EXPORTER_OTLP_ENDPOINT"],
+        signal.endpoint_key,
+    ) else {
+        return Ok(None);
+    };
+    let mut url = parse::endpoint(&endpoint, protocol)?;
+    // The common variable is a base URL for all signals (OpenTelemetry spec);
+    // a signal's own endpoint is complete unless it has no path at all.
+    if protocol == OtlpProtocol::HttpProtobuf {
+        let base = endpoint.origin == Origin::Env("OTEL_EXPORTER_OTLP_ENDPOINT");
+        let path = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+            .unwrap_or("");
+        if base || path.trim_end_matches('/').is_empty() {
+            url = format!("{}{}", url.trim_end_matches('/'), signal.path);
+        }
+    }
+    Ok(Some(OtlpConfig {
+        endpoint: url,
+        protocol,
+        headers,
+    }))
+}
+
+fn sampler(s: &Sources) -> Result<SamplerConfig, ConfigError> {
+    #[derive(Clone, Copy)]
+    enum Name {
+        AlwaysOn,
+        AlwaysOff,
+        Ratio,
+        ParentOn,
+        ParentOff,
+        ParentRatio,
+    }
+    let name = or_default(
+        s.get(
+            None,
+            &["OTEL_TRACES_SAMPLER"],
+            "otel_traces_export.sampler.name",
+        ),
+        |raw| {
+            parse::one_of(
+                raw,
+                &[
+                    ("always_on", Name::AlwaysOn),
+                    ("always_off", Name::AlwaysOff),
+                    ("traceidratio", Name::Ratio),
+                    ("parentbased_always_on", Name::ParentOn),
+                    ("parentbased_always_off", Name::ParentOff),
+                    ("parentbased_traceidratio", Name::ParentRatio),
+                ],
+                "one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio",
+            )
+        },
+        Name::ParentOn,
+    )?;
+    // Checked even where the sampler ignores it, so that a typo never hides.
+    let ratio = or_default(
+        s.get(
+            None,
+            &["OTEL_TRACES_SAMPLER_ARG"],
+            "otel_traces_export.sampler.arg",
+        ),
+        parse::ratio,
+        1.0,
+    )?;
+    Ok(match name {
+        Name::AlwaysOn => SamplerConfig::AlwaysOn,
+        Name::AlwaysOff => SamplerConfig::AlwaysOff,
+        Name::Ratio => SamplerConfig::TraceIdRatio(ratio),
+        Name::ParentOn => SamplerConfig::ParentBasedAlwaysOn,
+        Name::ParentOff => SamplerConfig::ParentBasedAlwaysOff,
+        Name::ParentRatio => SamplerConfig::ParentBasedTraceIdRatio(ratio),
+    })
+}
+
+/// The variable is in milliseconds (OpenTelemetry), the file key a duration (Beyla).
+fn metrics_interval(s: &Sources) -> Result<Duration, ConfigError> {
+    let positive = |d: Duration, raw: &Raw| {
+        if d.is_zero() {
+            Err(raw.invalid("a duration above zero"))
+        } else {
+            Ok(d)
+        }
+    };
+    match s.get(
+        None,
+        &["OTEL_METRIC_EXPORT_INTERVAL"],
+        "otel_metrics_export.interval",
+    ) {
+        Some(raw) if matches!(raw.origin, Origin::Env(_)) => {
+            let ms = parse::integer(
+                &raw,
+                1..=u64::MAX,
+                "a number of milliseconds above zero, such as 60000",
+            )?;
+            Ok(Duration::from_millis(ms))
+        }
+        Some(raw) => positive(parse::duration(&raw)?, &raw),
+        None => Ok(Duration::from_secs(60)),
+    }
+}
+
+/// Route settings exist in the file only, as in Beyla.
+fn routes(s: &Sources) -> Result<RoutesConfig, ConfigError> {
+    let key = |key| s.get(None, &[], key);
+    Ok(RoutesConfig {
+        patterns: or_default(key("routes.patterns"), parse::patterns, Vec::new())?,
+        ignored_patterns: or_default(key("routes.ignored_patterns"), parse::patterns, Vec::new())?,
+        ignore_mode: or_default(
+            key("routes.ignore_mode"),
+            |raw| {
+                parse::one_of(
+                    raw,
+                    &[
+                        ("traces", IgnoreMode::Traces),
+                        ("metrics", IgnoreMode::Metrics),
+                        ("all", IgnoreMode::All),
+                        ("both", IgnoreMode::All),
+                    ],
+                    "one of traces, metrics, all (or both, the same as all)",
+                )
+            },
+            IgnoreMode::All,
+        )?,
+        unmatched: or_default(
+            key("routes.unmatched"),
+            |raw| {
+                parse::one_of(
+                    raw,
+                    &[
+                        ("heuristic", Unmatched::Heuristic),
+                        ("path", Unmatched::Path),
+                        ("wildcard", Unmatched::Wildcard),
+                        ("low-cardinality", Unmatched::LowCardinality),
+                        ("unset", Unmatched::Unset),
+                    ],
+                    "one of heuristic, path, wildcard, low-cardinality, unset",
+                )
+            },
+            Unmatched::Heuristic,
+        )?,
+        wildcard_char: or_default(key("routes.wildcard_char"), parse::single_char, '*')?,
+        max_path_segment_cardinality: or_default(
+            key("routes.max_path_segment_cardinality"),
+            |raw| parse::integer(raw, 1..=u64::from(u32::MAX), "a count from 1 to 4294967295"),
+            10,
+        )? as u32,
+    })
 }

@@ -3,12 +3,14 @@
 //! executable, so that even a short-lived client is traced from its start.
 
 mod scan;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use crate::config::Selection;
+use crate::config::{DiscoveryConfig, Selection};
 use crate::ebpf::PidFilter;
 use crate::model::{Pid, Resource};
 
@@ -36,7 +38,9 @@ impl Registry {
 }
 
 pub struct Discovery {
-    selection: Selection,
+    config: DiscoveryConfig,
+    /// The agent's own OTEL_SERVICE_NAME: names every process it traces.
+    service_name: Option<String>,
     pids: PidFilter,
     registry: Registry,
     own_pid: Pid,
@@ -46,9 +50,15 @@ pub struct Discovery {
 }
 
 impl Discovery {
-    pub fn new(selection: Selection, pids: PidFilter, registry: Registry) -> Self {
+    pub fn new(
+        config: DiscoveryConfig,
+        service_name: Option<String>,
+        pids: PidFilter,
+        registry: Registry,
+    ) -> Self {
         Self {
-            selection,
+            config,
+            service_name,
             pids,
             registry,
             own_pid: Pid(std::process::id()),
@@ -57,24 +67,32 @@ impl Discovery {
         }
     }
 
-    /// Whether execs must be reported: only a selection by executable alone can
-    /// decide at exec time (a new process listens on nothing yet).
-    pub fn decides_at_exec(selection: &Selection) -> bool {
-        selection.exe_path.is_some() && selection.open_ports.is_none()
+    /// Whether execs must be reported: an entry selecting by executable alone
+    /// can decide at exec time (a new process listens on nothing yet; entries
+    /// with ports are left to the scan).
+    pub fn decides_at_exec(config: &DiscoveryConfig) -> bool {
+        config
+            .instrument
+            .iter()
+            .any(|s| s.exe_path.is_some() && s.open_ports.is_none())
     }
 
-    fn exe_matches(&self, exe: &Path) -> bool {
-        self.selection
-            .exe_path
-            .as_ref()
-            .is_none_or(|re| re.is_match(&exe.to_string_lossy()))
+    /// The agent's OTEL_SERVICE_NAME, else the entry's name, else the
+    /// process's own OTEL_SERVICE_NAME, else its executable's name.
+    fn service_name(&self, pid: Pid, exe: &Path, selection: &Selection) -> String {
+        self.service_name
+            .clone()
+            .or_else(|| selection.name.clone())
+            .or_else(|| process_env(pid, "OTEL_SERVICE_NAME"))
+            .unwrap_or_else(|| {
+                exe.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| exe.to_string_lossy().into_owned())
+            })
     }
 
-    fn start(&mut self, pid: Pid, exe: &Path) {
-        let service_name = exe
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| exe.to_string_lossy().into_owned());
+    fn start(&mut self, pid: Pid, exe: &Path, selection: &Selection) {
+        let service_name = self.service_name(pid, exe, selection);
         // Registry before kernel map, so no event arrives for an unknown process.
         log::info!(
             "instrumenting pid={pid} service={service_name} exe={}",
@@ -101,30 +119,36 @@ impl Discovery {
         }
         let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
             .unwrap_or_else(|_| String::from_utf8_lossy(filename).into_owned().into());
-        if Self::decides_at_exec(&self.selection) && self.exe_matches(&exe) {
-            self.start(pid, &exe);
-        } else {
-            self.stop(pid);
+        let selection = Self::decides_at_exec(&self.config)
+            .then(|| select(&self.config, &exe, None))
+            .flatten()
+            .cloned();
+        match selection {
+            Some(selection) => self.start(pid, &exe, &selection),
+            None => self.stop(pid),
         }
     }
 
     /// Brings the traced set in line with /proc. Returns how many processes are traced.
     pub fn scan(&mut self) -> usize {
-        let want_ports = self.selection.open_ports.is_some();
+        let want_ports = self
+            .config
+            .instrument
+            .iter()
+            .chain(&self.config.exclude)
+            .any(|s| s.open_ports.is_some());
         let mut seen = HashSet::new();
         for proc in scan::scan(want_ports) {
             if proc.pid == self.own_pid {
                 continue;
             }
-            let ports_match = match &self.selection.open_ports {
-                Some(ports) => proc.listening.iter().any(|&p| ports.contains(p)),
-                None => true,
+            let Some(selection) = select(&self.config, &proc.exe, Some(&proc.listening)).cloned()
+            else {
+                continue;
             };
-            if ports_match && self.exe_matches(&proc.exe) {
-                seen.insert(proc.pid);
-                if !self.traced.contains(&proc.pid) {
-                    self.start(proc.pid, &proc.exe);
-                }
+            seen.insert(proc.pid);
+            if !self.traced.contains(&proc.pid) {
+                self.start(proc.pid, &proc.exe, &selection);
             }
         }
         let gone: Vec<Pid> = self.traced.difference(&seen).copied().collect();
@@ -149,4 +173,44 @@ impl Discovery {
         }
         self.undecided = pending;
     }
+}
+
+/// The first `instrument` entry that selects a process no `exclude` entry selects.
+/// `listening` is None at exec time, when ports cannot be known yet.
+fn select<'a>(
+    config: &'a DiscoveryConfig,
+    exe: &Path,
+    listening: Option<&HashSet<u16>>,
+) -> Option<&'a Selection> {
+    if config.exclude.iter().any(|s| selects(s, exe, listening)) {
+        return None;
+    }
+    config
+        .instrument
+        .iter()
+        .find(|s| selects(s, exe, listening))
+}
+
+/// Whether one entry selects a process: it has a criterion, and all its criteria hold.
+fn selects(selection: &Selection, exe: &Path, listening: Option<&HashSet<u16>>) -> bool {
+    let exe_ok = selection
+        .exe_path
+        .as_ref()
+        .is_none_or(|re| re.is_match(&exe.to_string_lossy()));
+    let ports_ok = match (&selection.open_ports, listening) {
+        (None, _) => true,
+        (Some(ports), Some(listening)) => listening.iter().any(|&p| ports.contains(p)),
+        (Some(_), None) => false,
+    };
+    let has_criterion = selection.exe_path.is_some() || selection.open_ports.is_some();
+    has_criterion && exe_ok && ports_ok
+}
+
+/// One variable of a process's environment (root reads every /proc/PID/environ).
+fn process_env(pid: Pid, name: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    environ.split(|&b| b == 0).find_map(|entry| {
+        let value = entry.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+        Some(String::from_utf8_lossy(value).into_owned())
+    })
 }

@@ -67,11 +67,13 @@ impl Linker {
                 .map(|(_, ctx)| *ctx)
         });
         match parent {
+            // The local parent's sampling decision is its caller's flag, or else a
+            // function of the shared trace id: inheriting the flag reproduces it.
             Some(p) => TraceContext {
                 trace_id: p.trace_id,
                 span_id,
                 parent: Some(p.span_id),
-                parent_sampled: None,
+                parent_sampled: p.parent_sampled,
             },
             None => TraceContext {
                 trace_id: self.ids.trace_id(),

@@ -1,0 +1,193 @@
+//! `beyla --check-config`: the effective configuration, written as a config
+//! file that loads back to the same settings, so that what is shown is exactly
+//! what runs. Header values are masked, since they usually carry credentials.
+
+use serde_yaml_ng::{Mapping, Value};
+
+use super::parse::format_duration;
+use super::{
+    Config, IgnoreMode, OtlpConfig, OtlpProtocol, PrinterFormat, SamplerConfig, Selection,
+    Unmatched,
+};
+
+/// What a masked secret shows.
+pub const MASK: &str = "***";
+
+fn map(pairs: Vec<(&str, Value)>) -> Value {
+    Value::Mapping(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect::<Mapping>(),
+    )
+}
+
+fn text(s: impl Into<String>) -> Value {
+    Value::String(s.into())
+}
+
+/// Entries in `services` form: `instrument` globs are already regexes here.
+fn entries(selection: &[Selection], with_names: bool) -> Value {
+    Value::Sequence(
+        selection
+            .iter()
+            .map(|entry| {
+                let mut pairs = Vec::new();
+                if with_names {
+                    if let Some(name) = &entry.name {
+                        pairs.push(("name", text(name)));
+                    }
+                    if let Some(namespace) = &entry.namespace {
+                        pairs.push(("namespace", text(namespace)));
+                    }
+                }
+                if let Some(ports) = &entry.open_ports {
+                    pairs.push(("open_port", text(ports.to_string())));
+                }
+                if let Some(exe) = &entry.exe_path {
+                    pairs.push(("exe_path", text(exe.as_str())));
+                }
+                map(pairs)
+            })
+            .collect(),
+    )
+}
+
+fn otlp(otlp: &OtlpConfig) -> Vec<(&'static str, Value)> {
+    let protocol = match otlp.protocol {
+        OtlpProtocol::HttpProtobuf => "http/protobuf",
+        OtlpProtocol::Grpc => "grpc",
+    };
+    let mut pairs = vec![
+        ("endpoint", text(&otlp.endpoint)),
+        ("protocol", text(protocol)),
+    ];
+    if !otlp.headers.is_empty() {
+        let headers = otlp
+            .headers
+            .iter()
+            .map(|(name, _)| (text(name), text(MASK)))
+            .collect::<Mapping>();
+        pairs.push(("headers", Value::Mapping(headers)));
+    }
+    pairs
+}
+
+impl Config {
+    /// The effective configuration as YAML, secrets masked as `***`.
+    pub fn render_effective(&self) -> String {
+        let printer = match self.trace_printer {
+            PrinterFormat::Disabled => "disabled",
+            PrinterFormat::Text => "text",
+            PrinterFormat::Json => "json",
+        };
+        let mut discovery = vec![("services", entries(&self.discovery.instrument, true))];
+        if !self.discovery.exclude.is_empty() {
+            discovery.push(("exclude_services", entries(&self.discovery.exclude, false)));
+        }
+        let (sampler, arg) = match self.sampler {
+            SamplerConfig::AlwaysOn => ("always_on", None),
+            SamplerConfig::AlwaysOff => ("always_off", None),
+            SamplerConfig::TraceIdRatio(r) => ("traceidratio", Some(r)),
+            SamplerConfig::ParentBasedAlwaysOn => ("parentbased_always_on", None),
+            SamplerConfig::ParentBasedAlwaysOff => ("parentbased_always_off", None),
+            SamplerConfig::ParentBasedTraceIdRatio(r) => ("parentbased_traceidratio", Some(r)),
+        };
+        let mut sampler = vec![("name", text(sampler))];
+        if let Some(arg) = arg {
+            sampler.push(("arg", Value::from(arg)));
+        }
+        let mut traces = self.traces_export.as_ref().map(otlp).unwrap_or_default();
+        traces.push(("sampler", map(sampler)));
+
+        let mut root = vec![
+            ("log_level", text(self.log_level.to_string())),
+            ("trace_printer", text(printer)),
+            (
+                "shutdown_timeout",
+                text(format_duration(self.shutdown_timeout)),
+            ),
+            ("discovery", map(discovery)),
+            (
+                "ebpf",
+                map(vec![
+                    ("wakeup_len", Value::from(self.ebpf.wakeup_len)),
+                    (
+                        "track_request_headers",
+                        Value::from(self.ebpf.track_request_headers),
+                    ),
+                    (
+                        "high_request_volume",
+                        Value::from(self.ebpf.high_request_volume),
+                    ),
+                    ("capture_size", Value::from(self.capture_size)),
+                ]),
+            ),
+            ("otel_traces_export", map(traces)),
+        ];
+        if let Some(metrics) = &self.metrics_export {
+            let mut pairs = otlp(&metrics.otlp);
+            pairs.push(("interval", text(format_duration(metrics.interval))));
+            root.push(("otel_metrics_export", map(pairs)));
+        }
+        if let Some(prometheus) = &self.prometheus {
+            root.push((
+                "prometheus_export",
+                map(vec![
+                    ("port", Value::from(prometheus.port)),
+                    ("path", text(&prometheus.path)),
+                ]),
+            ));
+        }
+        let routes = &self.routes;
+        let list = |items: &[String]| Value::Sequence(items.iter().map(text).collect());
+        root.push((
+            "routes",
+            map(vec![
+                ("patterns", list(&routes.patterns)),
+                ("ignored_patterns", list(&routes.ignored_patterns)),
+                (
+                    "ignore_mode",
+                    text(match routes.ignore_mode {
+                        IgnoreMode::Traces => "traces",
+                        IgnoreMode::Metrics => "metrics",
+                        IgnoreMode::All => "all",
+                    }),
+                ),
+                (
+                    "unmatched",
+                    text(match routes.unmatched {
+                        Unmatched::Heuristic => "heuristic",
+                        Unmatched::Path => "path",
+                        Unmatched::Wildcard => "wildcard",
+                        Unmatched::LowCardinality => "low-cardinality",
+                        Unmatched::Unset => "unset",
+                    }),
+                ),
+                ("wildcard_char", text(routes.wildcard_char.to_string())),
+                (
+                    "max_path_segment_cardinality",
+                    Value::from(routes.max_path_segment_cardinality),
+                ),
+            ]),
+        ));
+        let mut out =
+            serde_yaml_ng::to_string(&map(root)).expect("a YAML tree of strings always serializes");
+        // Settings that have no file key are shown as comments.
+        if let Some(name) = &self.service_name {
+            out.push_str(&format!("# OTEL_SERVICE_NAME={name}\n"));
+        }
+        if !self.resource_attributes.is_empty() {
+            let attributes: Vec<String> = self
+                .resource_attributes
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            out.push_str(&format!(
+                "# OTEL_RESOURCE_ATTRIBUTES={}\n",
+                attributes.join(",")
+            ));
+        }
+        out
+    }
+}

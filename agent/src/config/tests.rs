@@ -1,0 +1,773 @@
+use std::time::Duration;
+
+use log::LevelFilter;
+
+use super::*;
+use crate::ebpf::DEFAULT_CAPTURE;
+
+/// Loads a configuration from an optional file (name, text), variables and flags.
+fn load(
+    file: Option<(&str, &str)>,
+    vars: &[(&str, &str)],
+    mut flags: Flags,
+) -> Result<Config, ConfigError> {
+    if let Some((name, _)) = file {
+        flags.config = Some(name.to_string());
+    }
+    let text = file.map(|(_, text)| text.to_string());
+    Config::from_sources_with(
+        &flags,
+        &|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        },
+        &|_| {
+            text.clone().ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "No such file or directory (os error 2)",
+                )
+            })
+        },
+    )
+}
+
+fn yaml(text: &str) -> Result<Config, ConfigError> {
+    load(Some(("beyla-config.yml", text)), &[], Flags::default())
+}
+
+fn message(text: &str) -> String {
+    yaml(text).unwrap_err().to_string()
+}
+
+/// The example of the reference document, as written there.
+const REFERENCE_YAML: &str = r#"
+# beyla-config.yml
+log_level: INFO
+
+discovery:
+  services:
+    - name: my-app
+      open_port: 8080
+      # or by process name:
+      # exe_path: /usr/bin/myapp
+      # or by K8s pod metadata (auto-detected in K8s)
+
+ebpf:
+  wakeup_len: 100              # batch size for events
+  track_request_headers: false # enable to capture HTTP headers (high cardinality risk)
+  high_request_volume: false   # optimize for high-traffic services
+
+# Distributed tracing output (OTLP)
+otel_traces_export:
+  endpoint: http://tempo:4318  # HTTP OTLP endpoint
+  # Or gRPC:
+  # endpoint: tempo:4317
+  # protocol: grpc
+
+# Metrics output (Prometheus)
+prometheus_export:
+  port: 9090
+  path: /metrics
+
+# Or metrics via OTLP
+otel_metrics_export:
+  endpoint: http://prometheus-otlp:9090
+"#;
+
+/// The same settings in TOML.
+const REFERENCE_TOML: &str = r#"
+log_level = "INFO"
+
+[[discovery.services]]
+name = "my-app"
+open_port = 8080
+
+[ebpf]
+wakeup_len = 100
+track_request_headers = false
+high_request_volume = false
+
+[otel_traces_export]
+endpoint = "http://tempo:4318"
+
+[prometheus_export]
+port = 9090
+path = "/metrics"
+
+[otel_metrics_export]
+endpoint = "http://prometheus-otlp:9090"
+"#;
+
+#[test]
+fn reference_example_loads_and_means_what_it_says() {
+    let c = yaml(REFERENCE_YAML).unwrap();
+    assert_eq!(c.log_level, LevelFilter::Info);
+    assert_eq!(c.discovery.instrument.len(), 1);
+    let app = &c.discovery.instrument[0];
+    assert_eq!(app.name.as_deref(), Some("my-app"));
+    let ports = app.open_ports.as_ref().unwrap();
+    assert!(ports.contains(8080) && !ports.contains(8081));
+    assert!(app.exe_path.is_none());
+    assert!(c.discovery.instrument[0]
+        .open_ports
+        .as_ref()
+        .unwrap()
+        .contains(8080));
+    assert_eq!(
+        c.ebpf,
+        EbpfConfig {
+            wakeup_len: 100,
+            track_request_headers: false,
+            high_request_volume: false
+        }
+    );
+    assert_eq!(
+        c.traces_export,
+        Some(OtlpConfig {
+            endpoint: "http://tempo:4318/v1/traces".into(),
+            protocol: OtlpProtocol::HttpProtobuf,
+            headers: vec![],
+        })
+    );
+    assert_eq!(
+        c.prometheus,
+        Some(PrometheusConfig {
+            port: 9090,
+            path: "/metrics".into()
+        })
+    );
+    let metrics = c.metrics_export.as_ref().unwrap();
+    assert_eq!(
+        metrics.otlp.endpoint,
+        "http://prometheus-otlp:9090/v1/metrics"
+    );
+    assert_eq!(metrics.interval, Duration::from_secs(60));
+    // Everything not written keeps its default.
+    assert_eq!(c.sampler, SamplerConfig::ParentBasedAlwaysOn);
+    assert_eq!(c.routes.unmatched, Unmatched::Heuristic);
+    assert_eq!(c.routes.ignore_mode, IgnoreMode::All);
+    assert_eq!(c.capture_size, DEFAULT_CAPTURE);
+    assert_eq!(c.shutdown_timeout, Duration::from_secs(10));
+    assert_eq!(c.trace_printer, PrinterFormat::Text);
+}
+
+#[test]
+fn toml_gives_the_same_config_as_yaml() {
+    let from_yaml = yaml(REFERENCE_YAML).unwrap();
+    let from_toml = load(Some(("beyla.toml", REFERENCE_TOML)), &[], Flags::default()).unwrap();
+    assert_eq!(format!("{from_yaml:?}"), format!("{from_toml:?}"));
+    assert_eq!(from_yaml.render_effective(), from_toml.render_effective());
+}
+
+#[test]
+fn reference_sections_on_routes_and_sampling_load() {
+    let c = yaml(
+        r#"
+discovery:
+  instrument:
+    - open_ports: 8000-8090
+      exe_path: "*node*"
+routes:
+  patterns:
+    - /user/{id}
+    - /api/v1/resources/{resource_id}
+  ignored_patterns:
+    - /health
+    - /metrics
+  ignore_mode: traces    # or: metrics, both
+  unmatched: heuristic   # or: path, wildcard, low-cardinality
+otel_traces_export:
+  sampler:
+    name: "parentbased_traceidratio"  # parent-aware fraction sampling
+    arg: "0.1"    # 10% sampling
+"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.routes.patterns,
+        ["/user/{id}", "/api/v1/resources/{resource_id}"]
+    );
+    assert_eq!(c.routes.ignored_patterns, ["/health", "/metrics"]);
+    assert_eq!(c.routes.ignore_mode, IgnoreMode::Traces);
+    assert_eq!(c.sampler, SamplerConfig::ParentBasedTraceIdRatio(0.1));
+    assert!(c.traces_export.is_none());
+    let node = c.discovery.instrument[0].exe_path.as_ref().unwrap();
+    assert!(node.is_match("/usr/local/bin/node") && !node.is_match("/usr/bin/python3"));
+    assert!(
+        yaml("discovery: {services: [{open_port: 80}]}\nroutes: {ignore_mode: both}")
+            .unwrap()
+            .routes
+            .ignore_mode
+            == IgnoreMode::All
+    );
+}
+
+#[test]
+fn bad_configurations_are_refused_with_one_exact_message() {
+    let table: &[(&str, &str)] = &[
+        (
+            "discovery:\n  servces:\n    - open_port: 80\n",
+            "unknown key discovery.servces in beyla-config.yml; did you mean discovery.services?",
+        ),
+        (
+            "discovery:\n  services:\n    - open_prot: 80\n",
+            "unknown key discovery.services[0].open_prot in beyla-config.yml; did you mean discovery.services[0].open_port?",
+        ),
+        (
+            "wakeup_len: 10\n",
+            "unknown key wakeup_len in beyla-config.yml; did you mean ebpf.wakeup_len?",
+        ),
+        (
+            "ebpf:\n  zzz: 1\n",
+            "unknown key ebpf.zzz in beyla-config.yml; known keys here: wakeup_len, track_request_headers, high_request_volume, capture_size",
+        ),
+        (
+            "discovery:\n  services:\n    - k8s_namespace: production\n",
+            "unknown key discovery.services[0].k8s_namespace in beyla-config.yml; Kubernetes selectors are not supported yet; known keys here: name, namespace, open_port, exe_path",
+        ),
+        (
+            "discovery: {services: {open_port: 80}}",
+            "wrong type for key discovery.services in beyla-config.yml: found a map, expected a list of maps",
+        ),
+        (
+            "discovery: {services: [8080]}",
+            "wrong type for key discovery.services[0] in beyla-config.yml: found the number 8080, expected a map of keys",
+        ),
+        (
+            "ebpf: [1]",
+            "wrong type for key ebpf in beyla-config.yml: found a list, expected a map of keys",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\nroutes: {patterns: [/a, {b: 1}]}",
+            "wrong type for key routes.patterns[1] in beyla-config.yml: found a map, expected a list of strings",
+        ),
+        (
+            "discovery: {services: [{open_port: [80]}]}",
+            "wrong type for key discovery.services[0].open_port in beyla-config.yml: found a list, expected a string, number or boolean",
+        ),
+        (
+            "discovery: {services: [{open_port: 80-}]}",
+            "invalid value \"80-\" for key discovery.services[0].open_port in beyla-config.yml: expected a port from 1 to 65535, a comma-separated list such as 80,443, or a range such as 8000-8090",
+        ),
+        (
+            "discovery: {services: [{open_port: 9000-8000}]}",
+            "invalid value \"9000-8000\" for key discovery.services[0].open_port in beyla-config.yml: expected a range whose first port is not above its last, such as 8000-8090",
+        ),
+        (
+            "discovery: {services: [{open_port: 70000}]}",
+            "invalid value \"70000\" for key discovery.services[0].open_port in beyla-config.yml: expected a port from 1 to 65535, a comma-separated list such as 80,443, or a range such as 8000-8090",
+        ),
+        (
+            "discovery: {services: [{exe_path: \"(\"}]}",
+            "invalid value \"(\" for key discovery.services[0].exe_path in beyla-config.yml: expected a regular expression (error: unclosed group)",
+        ),
+        (
+            "discovery: {instrument: [{exe_path: \"[abc\"}]}",
+            "invalid value \"[abc\" for key discovery.instrument[0].exe_path in beyla-config.yml: expected a glob such as /usr/bin/* or *node* (with *, ?, [abc], [!abc], {a,b})",
+        ),
+        (
+            "discovery: {services: [{name: lonely}]}",
+            "discovery.services[0] in beyla-config.yml selects no process: expected open_port or exe_path",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {sampler: {name: sometimes}}",
+            "invalid value \"sometimes\" for key otel_traces_export.sampler.name in beyla-config.yml: expected one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {sampler: {name: traceidratio, arg: \"1.5\"}}",
+            "invalid value \"1.5\" for key otel_traces_export.sampler.arg in beyla-config.yml: expected a number from 0 to 1, such as 0.1",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {sampler: {arg: ten}}",
+            "invalid value \"ten\" for key otel_traces_export.sampler.arg in beyla-config.yml: expected a number from 0 to 1, such as 0.1",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\nroutes: {unmatched: guess}",
+            "invalid value \"guess\" for key routes.unmatched in beyla-config.yml: expected one of heuristic, path, wildcard, low-cardinality, unset",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\nroutes: {ignore_mode: logs}",
+            "invalid value \"logs\" for key routes.ignore_mode in beyla-config.yml: expected one of traces, metrics, all (or both, the same as all)",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\nroutes: {patterns: [users]}",
+            "invalid value \"users\" for key routes.patterns[0] in beyla-config.yml: expected a path pattern starting with /, such as /users/{id}",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: http://tempo:4318, protocol: thrift}",
+            "invalid value \"thrift\" for key otel_traces_export.protocol in beyla-config.yml: expected one of http/protobuf, grpc",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: \"tempo:4317\"}",
+            "invalid value \"tempo:4317\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// or https:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc)",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\notel_metrics_export: {endpoint: \"ftp://x:21\"}",
+            "invalid value \"ftp://x:21\" for key otel_metrics_export.endpoint in beyla-config.yml: expected an http:// or https:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc)",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: \"http://\"}",
+            "invalid value \"http://\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// or https:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc)",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: tempo, protocol: grpc}",
+            "invalid value \"tempo\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// or https:// URL with a host, such as http://tempo:4317, or host:port, such as tempo:4317",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: http://t:4318, headers: \"Authorization\"}",
+            "invalid value \"Authorization\" for key otel_traces_export.headers in beyla-config.yml: expected name=value pairs separated by commas, such as Authorization=Basic%20abc,X-Scope-OrgID=1",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\nebpf: {wakeup_len: -1}",
+            "invalid value \"-1\" for key ebpf.wakeup_len in beyla-config.yml: expected a record count from 0 to 4294967295",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\nebpf: {track_request_headers: yes please}",
+            "invalid value \"yes please\" for key ebpf.track_request_headers in beyla-config.yml: expected true or false",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\nebpf: {capture_size: 10}",
+            &format!("invalid value \"10\" for key ebpf.capture_size in beyla-config.yml: expected a byte count from 64 to {}", MAX_CAPTURE - 1),
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\nshutdown_timeout: 10",
+            "invalid value \"10\" for key shutdown_timeout in beyla-config.yml: expected a duration such as 10s, 500ms, 1m30s or 1h (units ns, us, ms, s, m, h)",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\notel_metrics_export: {endpoint: http://m:4318, interval: 0s}",
+            "invalid value \"0s\" for key otel_metrics_export.interval in beyla-config.yml: expected a duration above zero",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\nprometheus_export: {port: 0}",
+            "invalid value \"0\" for key prometheus_export.port in beyla-config.yml: expected a port from 1 to 65535",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\nprometheus_export: {port: 9090, path: metrics}",
+            "invalid value \"metrics\" for key prometheus_export.path in beyla-config.yml: expected a path starting with /, such as /metrics",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\nroutes: {wildcard_char: \"**\"}",
+            "invalid value \"**\" for key routes.wildcard_char in beyla-config.yml: expected one character other than / or a space, such as *",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\ntrace_printer: xml",
+            "invalid value \"xml\" for key trace_printer in beyla-config.yml: expected one of disabled, text, json",
+        ),
+        (
+            "log_level: INFO\n",
+            "nothing to instrument: set discovery.services or discovery.instrument in the config file, BEYLA_OPEN_PORT (ports such as 8080 or 8000-8090) or BEYLA_EXECUTABLE_NAME (a regular expression on the executable path)",
+        ),
+        (
+            "discovery:\n  services:\n  - open_port: 80\n    name: [unclosed\n",
+            "cannot parse config file beyla-config.yml as YAML: did not find expected ',' or ']' at line 5 column 1, while parsing a flow sequence at line 4 column 11",
+        ),
+    ];
+    for (text, expected) in table {
+        assert_eq!(&message(text), expected, "for {text:?}");
+    }
+}
+
+#[test]
+fn file_level_errors() {
+    let toml = load(
+        Some(("beyla.toml", "[ebpf]\nwakeup_len = \n")),
+        &[],
+        Flags::default(),
+    );
+    assert_eq!(
+        toml.unwrap_err().to_string(),
+        "cannot parse config file beyla.toml as TOML: string values must be quoted, expected literal string at line 2 column 14"
+    );
+    let json = load(Some(("beyla.json", "{}")), &[], Flags::default());
+    assert_eq!(
+        json.unwrap_err().to_string(),
+        "config file beyla.json has an unknown format: expected a name ending in .yml, .yaml or .toml"
+    );
+    let missing = load(
+        None,
+        &[("BEYLA_CONFIG_PATH", "/etc/beyla.yml")],
+        Flags::default(),
+    );
+    assert_eq!(
+        missing.unwrap_err().to_string(),
+        "cannot read config file /etc/beyla.yml: No such file or directory (os error 2)"
+    );
+    assert_eq!(
+        message("- open_port: 80"),
+        "wrong type for key (the whole file) in beyla-config.yml: found a list, expected a map of keys"
+    );
+    // Nulls (an empty YAML value) leave the default.
+    assert_eq!(
+        yaml("discovery: {services: [{open_port: 80}]}\nebpf:\nlog_level:\n")
+            .unwrap()
+            .ebpf
+            .wakeup_len,
+        0
+    );
+}
+
+#[test]
+fn precedence_file_then_env_then_flag() {
+    let file = Some((
+        "beyla-config.yml",
+        "log_level: ERROR\ntrace_printer: json\ndiscovery: {services: [{name: web, open_port: 80}], exclude_services: [{exe_path: sshd}]}\nebpf: {capture_size: 512}",
+    ));
+    let c = load(file, &[], Flags::default()).unwrap();
+    assert_eq!(
+        (c.log_level, c.trace_printer, c.capture_size),
+        (LevelFilter::Error, PrinterFormat::Json, 512)
+    );
+
+    let env = [
+        ("BEYLA_LOG_LEVEL", "warn"),
+        ("BEYLA_BPF_CAPTURE_SIZE", "256"),
+        ("BEYLA_OPEN_PORT", "8080"),
+    ];
+    let c = load(file, &env, Flags::default()).unwrap();
+    assert_eq!(
+        (c.log_level, c.trace_printer, c.capture_size),
+        (LevelFilter::Warn, PrinterFormat::Json, 256)
+    );
+    // The variable's entry replaces the file's selection; exclusions stay.
+    assert_eq!(c.discovery.instrument.len(), 1);
+    assert!(
+        c.discovery.instrument[0].name.is_none()
+            && c.discovery.instrument[0]
+                .open_ports
+                .as_ref()
+                .unwrap()
+                .contains(8080)
+    );
+    assert_eq!(c.discovery.exclude.len(), 1);
+
+    let flags = Flags {
+        log_level: Some("debug".into()),
+        open_port: Some("9000".into()),
+        ..Flags::default()
+    };
+    let c = load(file, &env, flags).unwrap();
+    assert_eq!((c.log_level, c.capture_size), (LevelFilter::Debug, 256));
+    let ports = c.discovery.instrument[0].open_ports.as_ref().unwrap();
+    assert!(ports.contains(9000) && !ports.contains(8080));
+}
+
+#[test]
+fn otlp_variables_follow_the_opentelemetry_rules() {
+    let port = ("BEYLA_OPEN_PORT", "80");
+    let c = load(
+        None,
+        &[
+            port,
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "https://otlp.example.com/otlp/",
+            ),
+        ],
+        Flags::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.traces_export.unwrap().endpoint,
+        "https://otlp.example.com/otlp/v1/traces"
+    );
+    assert_eq!(
+        c.metrics_export.unwrap().otlp.endpoint,
+        "https://otlp.example.com/otlp/v1/metrics"
+    );
+
+    let file = Some((
+        "b.yaml",
+        "otel_traces_export: {endpoint: http://file:4318, headers: {X-Team: web}}",
+    ));
+    let env = [
+        port,
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "tempo:4317"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "Authorization=Basic%20abc, X-Scope-OrgID=1",
+        ),
+        ("OTEL_TRACES_SAMPLER", "traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "15000"),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "http://mimir:4318/otlp/v1/metrics",
+        ),
+        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf"),
+        ("OTEL_SERVICE_NAME", "checkout"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod"),
+    ];
+    let c = load(file, &env, Flags::default()).unwrap();
+    assert_eq!(
+        c.traces_export,
+        Some(OtlpConfig {
+            endpoint: "tempo:4317".into(),
+            protocol: OtlpProtocol::Grpc,
+            headers: vec![
+                ("Authorization".into(), "Basic abc".into()),
+                ("X-Scope-OrgID".into(), "1".into())
+            ],
+        })
+    );
+    assert_eq!(c.sampler, SamplerConfig::TraceIdRatio(0.25));
+    let metrics = c.metrics_export.unwrap();
+    assert_eq!(metrics.otlp.endpoint, "http://mimir:4318/otlp/v1/metrics");
+    assert_eq!(metrics.interval, Duration::from_millis(15_000));
+    assert_eq!(c.service_name.as_deref(), Some("checkout"));
+    assert_eq!(
+        c.resource_attributes,
+        [("deployment.environment".to_string(), "prod".to_string())]
+    );
+
+    let err = load(
+        None,
+        &[
+            port,
+            ("OTEL_METRIC_EXPORT_INTERVAL", "1m"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+        ],
+        Flags::default(),
+    );
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "invalid value \"1m\" for environment variable OTEL_METRIC_EXPORT_INTERVAL: expected a number of milliseconds above zero, such as 60000"
+    );
+}
+
+#[test]
+fn render_masks_headers_and_loads_back() {
+    let file = Some((
+        "beyla-config.yml",
+        "discovery:\n  instrument: [{name: api, namespace: shop, exe_path: '*/api-{server,worker}'}]\n  exclude_instrument: [{open_ports: 22}]\notel_traces_export:\n  endpoint: https://tempo.example.com\n  headers: {Authorization: Bearer s3cr3t}\n  sampler: {name: parentbased_traceidratio, arg: 0.5}\notel_metrics_export: {endpoint: http://m:4318, headers: 'X-Key=hunter2', interval: 1500ms}\nroutes: {patterns: ['/users/{id}'], unmatched: low-cardinality, wildcard_char: '_'}\nshutdown_timeout: 1m30s\n",
+    ));
+    let c = load(file, &[("OTEL_SERVICE_NAME", "api")], Flags::default()).unwrap();
+    let rendered = c.render_effective();
+    assert!(
+        !rendered.contains("s3cr3t") && !rendered.contains("hunter2"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("Authorization: '***'") && rendered.contains("X-Key: '***'"),
+        "{rendered}"
+    );
+    assert!(rendered.contains("shutdown_timeout: 90s"), "{rendered}");
+    assert!(rendered.contains("interval: 1500ms"), "{rendered}");
+    assert!(
+        rendered.ends_with("# OTEL_SERVICE_NAME=api\n"),
+        "{rendered}"
+    );
+
+    // What is shown is a config file that means the same, secrets aside.
+    let again = yaml(&rendered).unwrap();
+    let api = &again.discovery.instrument[0];
+    assert!(api.exe_path.as_ref().unwrap().is_match("/srv/api-worker"));
+    assert_eq!(api.name.as_deref(), Some("api"));
+    assert_eq!(
+        again.render_effective(),
+        rendered.replace("# OTEL_SERVICE_NAME=api\n", "")
+    );
+}
+
+#[test]
+fn globs_and_durations() {
+    let glob = |g: &str| {
+        parse::glob(&Raw {
+            value: g.into(),
+            origin: Origin::Env("T"),
+        })
+        .map(|re| re.as_str().to_string())
+    };
+    assert_eq!(glob("*/bin/py?hon[23]").unwrap(), "^.*/bin/py.hon[23]$");
+    assert_eq!(glob("{a,b}.[!x]").unwrap(), "^(?:a|b)\\.[^x]$");
+    assert!(glob("{a,b").is_err() && glob("[]").is_err());
+    let duration = |d: &str| {
+        parse::duration(&Raw {
+            value: d.into(),
+            origin: Origin::Env("T"),
+        })
+    };
+    assert_eq!(
+        duration("1h2m3.5s").unwrap(),
+        Duration::from_millis(3_723_500)
+    );
+    assert_eq!(duration("250us").unwrap(), Duration::from_micros(250));
+    assert_eq!(duration("0").unwrap(), Duration::ZERO);
+    assert!(duration("5 s").is_err() && duration("s").is_err() && duration("1d").is_err());
+    assert_eq!(
+        parse::format_duration(Duration::from_micros(1500)),
+        "1500000ns"
+    );
+}
+
+#[test]
+fn env_and_flags_alone_still_work() {
+    let c = load(None, &[("BEYLA_OPEN_PORT", "8080")], Flags::default()).unwrap();
+    assert!(c.discovery.instrument[0]
+        .open_ports
+        .as_ref()
+        .unwrap()
+        .contains(8080));
+    assert_eq!(c.trace_printer, PrinterFormat::Text);
+    assert_eq!(c.capture_size, DEFAULT_CAPTURE);
+    assert!(c.traces_export.is_none() && c.prometheus.is_none());
+
+    let bad = |vars: &[(&str, &str)]| load(None, vars, Flags::default()).unwrap_err().to_string();
+    assert_eq!(bad(&[("BEYLA_OPEN_PORT", "80-")]), "invalid value \"80-\" for environment variable BEYLA_OPEN_PORT: expected a port from 1 to 65535, a comma-separated list such as 80,443, or a range such as 8000-8090");
+    assert_eq!(
+        bad(&[("BEYLA_OPEN_PORT", "1"), ("BEYLA_TRACE_PRINTER", "xml")]),
+        "invalid value \"xml\" for environment variable BEYLA_TRACE_PRINTER: expected one of disabled, text, json"
+    );
+    assert_eq!(
+        bad(&[("BEYLA_EXECUTABLE_NAME", "(")]),
+        "invalid value \"(\" for environment variable BEYLA_EXECUTABLE_NAME: expected a regular expression (error: unclosed group)"
+    );
+    assert_eq!(
+        bad(&[("BEYLA_OPEN_PORT", "1"), ("BEYLA_PROMETHEUS_PORT", "http")]),
+        "invalid value \"http\" for environment variable BEYLA_PROMETHEUS_PORT: expected a port from 1 to 65535"
+    );
+    let flags = Flags {
+        capture_size: Some("9".into()),
+        open_port: Some("1".into()),
+        ..Flags::default()
+    };
+    assert_eq!(
+        load(None, &[], flags).unwrap_err().to_string(),
+        format!(
+            "invalid value \"9\" for flag --capture-size: expected a byte count from 64 to {}",
+            MAX_CAPTURE - 1
+        )
+    );
+    assert_eq!(
+        load(None, &[], Flags::default()).unwrap_err(),
+        ConfigError::NoSelection
+    );
+}
+
+/// docs/configuration.md: rows of its tables whose first cell is a key or a
+/// variable in backticks, with the row's cells.
+fn documented_rows() -> Vec<Vec<String>> {
+    include_str!("../../../docs/configuration.md")
+        .lines()
+        .filter(|line| line.starts_with("| `"))
+        .map(|line| {
+            line.trim_matches('|')
+                .split(" | ")
+                .map(|cell| cell.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+fn unquote(cell: &str) -> &str {
+    cell.strip_prefix('`')
+        .and_then(|c| c.strip_suffix('`'))
+        .unwrap_or(cell)
+}
+
+fn documented_keys() -> Vec<(String, String)> {
+    documented_rows()
+        .into_iter()
+        .filter(|row| unquote(&row[0]).starts_with(|c: char| c.is_ascii_lowercase()))
+        // key | type | default | example | meaning
+        .map(|row| (unquote(&row[0]).to_string(), unquote(&row[3]).to_string()))
+        .collect()
+}
+
+fn documented_vars() -> Vec<String> {
+    documented_rows()
+        .into_iter()
+        .map(|row| unquote(&row[0]).to_string())
+        .filter(|cell| cell.starts_with(|c: char| c.is_ascii_uppercase()))
+        .collect()
+}
+
+/// Sets a dotted key in a YAML tree; `x[]` goes into the first entry of list x.
+fn set(node: &mut serde_yaml_ng::Value, parts: &[&str], value: serde_yaml_ng::Value) {
+    use serde_yaml_ng::Value;
+    let map = node.as_mapping_mut().unwrap();
+    match parts {
+        [last] => {
+            map.insert((*last).into(), value);
+        }
+        [part, rest @ ..] => match part.strip_suffix("[]") {
+            Some(list) => {
+                let entries = map
+                    .entry(list.into())
+                    .or_insert_with(|| Value::Sequence(vec![]));
+                let entries = entries.as_sequence_mut().unwrap();
+                if entries.is_empty() {
+                    // An entry must select something before the key is added.
+                    let ports = if list.ends_with("instrument") {
+                        "open_ports"
+                    } else {
+                        "open_port"
+                    };
+                    entries.push(serde_yaml_ng::from_str(&format!("{{{ports}: 80}}")).unwrap());
+                }
+                set(&mut entries[0], rest, value);
+            }
+            None => {
+                let inner = map
+                    .entry((*part).into())
+                    .or_insert_with(|| Value::Mapping(Default::default()));
+                set(inner, rest, value);
+            }
+        },
+        [] => unreachable!("keys are not empty"),
+    }
+}
+
+#[test]
+fn every_documented_key_loads_with_its_example() {
+    let keys = documented_keys();
+    assert!(
+        keys.len() > 30,
+        "docs/configuration.md: key tables not found"
+    );
+    for (key, example) in keys {
+        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&example)
+            .unwrap_or_else(|e| panic!("{key}: example {example:?}: {e}"));
+        // A base that selects something, with the key set in it.
+        let mut root: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str("discovery: {services: [{open_port: 80}]}").unwrap();
+        let parts: Vec<&str> = key.split('.').collect();
+        set(&mut root, &parts, value);
+        let text = serde_yaml_ng::to_string(&root).unwrap();
+        if let Err(e) = yaml(&text) {
+            panic!("documented key {key} with example {example:?} does not load: {e}\n{text}");
+        }
+    }
+}
+
+#[test]
+fn every_known_key_is_documented() {
+    let documented: Vec<String> = documented_keys().into_iter().map(|(k, _)| k).collect();
+    for (key, kind) in file::KEYS {
+        if !matches!(kind, file::Kind::Section | file::Kind::Entries) {
+            assert!(
+                documented.iter().any(|d| d == key),
+                "{key} is not documented in docs/configuration.md"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_variable_is_documented_and_read() {
+    let documented = documented_vars();
+    for var in env::VARS {
+        assert!(
+            documented.iter().any(|d| d == var),
+            "{var} is not documented in docs/configuration.md"
+        );
+    }
+    for var in &documented {
+        assert!(
+            env::VARS.contains(&var.as_str()),
+            "{var} is documented but never read"
+        );
+    }
+}

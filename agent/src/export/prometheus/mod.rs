@@ -1,0 +1,396 @@
+//! The Prometheus exporter: request-duration histograms per service, route,
+//! method and status, `target_info`, and the agent's own counters, served
+//! for scraping over HTTP.
+//!
+//! One thread records spans from the exporter's queue; another answers
+//! scrapes. Series not updated for [`PrometheusConfig::series_ttl`] disappear;
+//! at most [`MAX_SERIES`] label sets exist at once.
+
+mod metrics;
+mod server;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+pub use metrics::{Metrics, MAX_SERIES};
+
+use crate::ebpf::KernelDropCounts;
+use crate::model::Span;
+use crate::selfmetrics::SelfMetrics;
+
+/// Where the scrape endpoint listens, and how long idle series live.
+///
+/// With nothing configured the embedded default ([`PrometheusConfig::default`])
+/// is `127.0.0.1:9400`, path `/metrics`: reachable from this host only. When the
+/// user sets a port ([`PrometheusConfig::on_port`]) the endpoint listens on every
+/// interface, `0.0.0.0:<port>`. Port 0 picks a free port
+/// (see [`PrometheusHandle::local_addr`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrometheusConfig {
+    pub port: u16,
+    /// The one path that answers with metrics; default `/metrics`.
+    pub path: String,
+    pub bind: IpAddr,
+    /// Series not updated for this long are removed; default 5 minutes.
+    pub series_ttl: Duration,
+}
+
+impl PrometheusConfig {
+    /// A port the user chose: listens on all interfaces (`0.0.0.0`).
+    pub fn on_port(port: u16) -> Self {
+        Self {
+            port,
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for PrometheusConfig {
+    /// The embedded default: `127.0.0.1:9400`, `/metrics`, series TTL 5 minutes.
+    fn default() -> Self {
+        Self {
+            port: 9400,
+            path: "/metrics".into(),
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            series_ttl: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("cannot listen on {addr} for Prometheus: {reason}")]
+    Listen { addr: SocketAddr, reason: String },
+    #[error("cannot start the Prometheus exporter: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The kernel's drop counters, read at each scrape; any
+/// `Fn() -> KernelDropCounts + Send + Sync` is one.
+pub trait KernelDropSource: Send + Sync + 'static {
+    fn read(&self) -> KernelDropCounts;
+}
+
+impl<F: Fn() -> KernelDropCounts + Send + Sync + 'static> KernelDropSource for F {
+    fn read(&self) -> KernelDropCounts {
+        self()
+    }
+}
+
+/// How many processes are instrumented now, read at each scrape; any
+/// `Fn() -> u64 + Send + Sync` is one.
+pub trait InstrumentedProcesses: Send + Sync + 'static {
+    fn count(&self) -> u64;
+}
+
+impl<F: Fn() -> u64 + Send + Sync + 'static> InstrumentedProcesses for F {
+    fn count(&self) -> u64 {
+        self()
+    }
+}
+
+/// The running exporter. Dropping it stops the HTTP server without waiting;
+/// [`PrometheusHandle::join`] waits for the span queue to close first.
+pub struct PrometheusHandle {
+    addr: SocketAddr,
+    server: Arc<tiny_http::Server>,
+    stopping: Arc<AtomicBool>,
+    recorder: Option<JoinHandle<()>>,
+    http: Option<JoinHandle<()>>,
+}
+
+impl PrometheusHandle {
+    /// The address actually bound (the chosen port when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits until the span channel is closed and every span recorded, then
+    /// stops the HTTP server and waits for it.
+    pub fn join(mut self) {
+        if let Some(recorder) = self.recorder.take() {
+            if recorder.join().is_err() {
+                log::error!("the Prometheus recorder thread panicked");
+            }
+        }
+        self.stop_server();
+        if let Some(http) = self.http.take() {
+            if http.join().is_err() {
+                log::error!("the Prometheus HTTP thread panicked");
+            }
+        }
+    }
+
+    fn stop_server(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.server.unblock();
+    }
+}
+
+impl Drop for PrometheusHandle {
+    fn drop(&mut self) {
+        self.stop_server();
+    }
+}
+
+/// Binds the endpoint, then records spans from `spans` on one thread and
+/// serves scrapes on another. A bind failure is returned, naming the address:
+/// `cannot listen on 127.0.0.1:9400 for Prometheus: address in use`.
+pub fn spawn(
+    config: PrometheusConfig,
+    spans: async_channel::Receiver<Arc<Span>>,
+    self_metrics: Arc<SelfMetrics>,
+    kernel_drops: impl KernelDropSource,
+    instrumented: impl InstrumentedProcesses,
+) -> Result<PrometheusHandle, ExportError> {
+    let (server, addr) = server::bind(SocketAddr::new(config.bind, config.port))?;
+    let server = Arc::new(server);
+    let mut metrics = Metrics::new(host_name(), config.series_ttl, MAX_SERIES);
+    metrics.register_self_metrics(self_metrics, Box::new(kernel_drops), Box::new(instrumented));
+    let metrics = Arc::new(Mutex::new(metrics));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let path = match config.path.starts_with('/') {
+        true => config.path,
+        false => format!("/{}", config.path),
+    };
+
+    let http = thread::Builder::new()
+        .name("prom-http".into())
+        .spawn({
+            let (server, stopping, metrics, path) = (
+                Arc::clone(&server),
+                Arc::clone(&stopping),
+                Arc::clone(&metrics),
+                path.clone(),
+            );
+            move || {
+                server::serve(&server, &path, &stopping, || {
+                    lock(&metrics).encode(Instant::now())
+                })
+            }
+        })
+        .map_err(ExportError::Thread)?;
+    let mut handle = PrometheusHandle {
+        addr,
+        server,
+        stopping,
+        recorder: None,
+        http: Some(http),
+    };
+    // On failure the handle is dropped, which stops the HTTP thread.
+    let recorder = thread::Builder::new()
+        .name("prom-record".into())
+        .spawn(move || record(&spans, &metrics))
+        .map_err(ExportError::Thread)?;
+    handle.recorder = Some(recorder);
+    log::info!("Prometheus metrics on http://{}{path}", handle.local_addr());
+    Ok(handle)
+}
+
+/// Spans recorded under one lock before a waiting scrape gets its turn.
+const BATCH: usize = 256;
+
+fn record(spans: &async_channel::Receiver<Arc<Span>>, metrics: &Mutex<Metrics>) {
+    while let Ok(span) = spans.recv_blocking() {
+        let now = Instant::now();
+        let mut metrics = lock(metrics);
+        metrics.record(&span, now);
+        for _ in 1..BATCH {
+            match spans.try_recv() {
+                Ok(span) => metrics.record(&span, now),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+fn lock(m: &Mutex<Metrics>) -> MutexGuard<'_, Metrics> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// This host's name, for `target_info`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    use crate::model::{
+        ConnTuple, HttpRequest, Pid, Resource, SpanId, SpanKind, Tid, TraceContext, TraceId,
+    };
+
+    fn span() -> Span {
+        Span {
+            request: HttpRequest {
+                kind: SpanKind::Server,
+                pid: Pid(77),
+                tid: Tid(78),
+                conn: ConnTuple {
+                    local: "127.0.0.1".parse().unwrap(),
+                    local_port: 8080,
+                    remote: "127.0.0.2".parse().unwrap(),
+                    remote_port: 40000,
+                },
+                method: "POST",
+                path: "/orders".into(),
+                status: 201,
+                start_mono_ns: 0,
+                end_mono_ns: 0,
+                context: TraceContext {
+                    trace_id: TraceId([0xab; 16]),
+                    span_id: SpanId([0x01; 8]),
+                    parent: None,
+                    parent_sampled: None,
+                },
+                resource: Arc::new(Resource {
+                    service_name: "shop".into(),
+                    pid: Pid(77),
+                }),
+            },
+            route: "/orders".into(),
+            start_unix_ns: 1_000_000_000,
+            end_unix_ns: 1_020_000_000,
+        }
+    }
+
+    fn local(port: u16) -> PrometheusConfig {
+        PrometheusConfig {
+            port,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ..PrometheusConfig::default()
+        }
+    }
+
+    /// (status line, headers and body) of one raw HTTP/1.1 GET.
+    fn get(addr: SocketAddr, path: &str) -> (String, String) {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (status, rest) = response.split_once("\r\n").unwrap();
+        (status.to_owned(), rest.to_owned())
+    }
+
+    #[test]
+    fn defaults() {
+        let d = PrometheusConfig::default();
+        assert_eq!(
+            (d.bind, d.port, d.path.as_str(), d.series_ttl),
+            (
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                9400,
+                "/metrics",
+                Duration::from_secs(300)
+            )
+        );
+        let user = PrometheusConfig::on_port(9090);
+        assert_eq!(
+            (user.bind, user.port, user.path.as_str()),
+            (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9090, "/metrics")
+        );
+    }
+
+    #[test]
+    fn serves_metrics_over_http_and_404_elsewhere() {
+        let own = Arc::new(SelfMetrics::default());
+        own.events_read.inc();
+        let (tx, rx) = async_channel::bounded(16);
+        let handle = spawn(
+            local(0),
+            rx,
+            Arc::clone(&own),
+            KernelDropCounts::default,
+            || 4,
+        )
+        .unwrap();
+        let addr = handle.local_addr();
+        assert_ne!(addr.port(), 0);
+        tx.try_send(Arc::new(span())).unwrap();
+
+        let count = "http_server_request_duration_seconds_count{http_request_method=\"POST\",\
+                     http_route=\"/orders\",http_response_status_code=\"201\",\
+                     service_name=\"shop\",service_namespace=\"\"} 1";
+        // The span is recorded on another thread: poll a bounded number of times.
+        let mut body = String::new();
+        for _ in 0..500 {
+            let (status, rest) = get(addr, "/metrics");
+            assert_eq!(status, "HTTP/1.1 200 OK");
+            assert!(
+                rest.lines().any(|l| l.eq_ignore_ascii_case(
+                    "content-type: text/plain; version=0.0.4; charset=utf-8"
+                )),
+                "{rest}"
+            );
+            body = rest;
+            if body.lines().any(|l| l == count) {
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert!(body.lines().any(|l| l == count), "{body}");
+        assert!(
+            body.lines().any(|l| l == "beyla_events_read_total 1"),
+            "{body}"
+        );
+        assert!(
+            body.lines().any(|l| l == "beyla_instrumented_processes 4"),
+            "{body}"
+        );
+
+        // Query strings are ignored; other paths are not found.
+        assert_eq!(get(addr, "/metrics?x=1").0, "HTTP/1.1 200 OK");
+        assert_eq!(get(addr, "/").0, "HTTP/1.1 404 Not Found");
+        assert_eq!(get(addr, "/metricsx").0, "HTTP/1.1 404 Not Found");
+
+        drop(tx);
+        handle.join();
+        // The listener closes right after join returns (tiny_http's accept
+        // thread ends on its own): a late connection gets no answer.
+        if let Ok(mut stream) = TcpStream::connect(addr) {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let _ = write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+            let mut response = Vec::new();
+            let _ = stream.read_to_end(&mut response);
+            assert!(response.is_empty(), "answered after join");
+        }
+    }
+
+    #[test]
+    fn a_port_in_use_is_an_error_naming_the_address() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let (_tx, rx) = async_channel::bounded(1);
+        let err = spawn(
+            local(port),
+            rx,
+            Arc::new(SelfMetrics::default()),
+            KernelDropCounts::default,
+            || 0,
+        )
+        .err()
+        .expect("the port is taken");
+        assert_eq!(
+            err.to_string(),
+            format!("cannot listen on 127.0.0.1:{port} for Prometheus: address in use")
+        );
+    }
+}
