@@ -23,7 +23,7 @@ use clap::Parser;
 
 use assemble::Assembler;
 use config::{Config, Flags};
-use decorate::Decorator;
+use decorate::{Decorator, Routes};
 use discovery::{Discovery, Registry};
 use ebpf::{Loaded, ProbeSettings, Probes};
 use model::KernelEvent;
@@ -41,6 +41,10 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
+    let routes = match Routes::new(config.routes.clone()) {
+        Ok(routes) => routes,
+        Err(e) => return fail(&format_args!("routes: {e}")),
+    };
     if flags.check_config {
         print!("{}", config.render_effective());
         return ExitCode::SUCCESS;
@@ -56,7 +60,7 @@ fn main() -> ExitCode {
     if let Err(e) = ebpf::preflight::check() {
         return fail(&e);
     }
-    match run(config) {
+    match run(config, routes) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
@@ -75,7 +79,7 @@ enum RunError {
     Export(#[from] export::StartError),
 }
 
-fn run(config: Config) -> Result<(), RunError> {
+fn run(config: Config, routes: Routes) -> Result<(), RunError> {
     let metrics = Arc::new(SelfMetrics::default());
     let Loaded {
         probes,
@@ -134,14 +138,15 @@ fn run(config: Config) -> Result<(), RunError> {
     };
 
     let (request_tx, request_rx) = async_channel::bounded(REQUEST_QUEUE);
-    let decorator = Decorator::new(trace::WallClock::measure());
+    let mut decorator = Decorator::new(trace::WallClock::measure(), routes);
     smol::block_on(async {
         let spans = smol::spawn({
             let metrics = Arc::clone(&metrics);
             async move {
                 while let Ok(request) = request_rx.recv().await {
                     metrics.spans_created.inc();
-                    fan_out.send(decorator.decorate(request), true, true);
+                    let decorated = decorator.decorate(request);
+                    fan_out.send(decorated.span, decorated.to_traces, decorated.to_metrics);
                 }
             }
         });

@@ -40,6 +40,7 @@ impl Replay {
         let registry = Registry::default();
         registry.insert(Resource {
             service_name: "svc".into(),
+            service_namespace: String::new(),
             pid: Pid(10),
         });
         let (tx, out) = async_channel::bounded(64);

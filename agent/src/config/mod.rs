@@ -25,7 +25,10 @@ use serde_json::Value;
 pub use error::{ConfigError, Origin};
 pub use ports::PortSet;
 
+use crate::decorate::DEFAULT_MAX_SEGMENT_CARDINALITY;
+pub use crate::decorate::{IgnoreMode, RoutesSettings, Unmatched};
 use crate::ebpf::{DEFAULT_CAPTURE, MAX_CAPTURE};
+pub use crate::export::otlp::Protocol as OtlpProtocol;
 use env::Env;
 use file::FileConfig;
 
@@ -61,12 +64,6 @@ pub struct EbpfConfig {
     pub high_request_volume: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OtlpProtocol {
-    HttpProtobuf,
-    Grpc,
-}
-
 /// Where and how to send one OTLP signal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtlpConfig {
@@ -99,39 +96,6 @@ pub struct PrometheusConfig {
     pub path: String,
 }
 
-/// Which signals an ignored route is dropped from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IgnoreMode {
-    Traces,
-    Metrics,
-    All,
-}
-
-/// What `http.route` is for a path that matches no pattern.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unmatched {
-    /// Identifier-like segments become the wildcard.
-    Heuristic,
-    /// The path itself.
-    Path,
-    /// The wildcard alone.
-    Wildcard,
-    /// Segments with more distinct values than the limit become the wildcard.
-    LowCardinality,
-    /// No route.
-    Unset,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoutesConfig {
-    pub patterns: Vec<String>,
-    pub ignored_patterns: Vec<String>,
-    pub ignore_mode: IgnoreMode,
-    pub unmatched: Unmatched,
-    pub wildcard_char: char,
-    pub max_path_segment_cardinality: u32,
-}
-
 /// Which processes to instrument, from `discovery` or the flags and variables.
 #[derive(Debug, Clone)]
 pub struct DiscoveryConfig {
@@ -153,7 +117,7 @@ pub struct Config {
     pub sampler: SamplerConfig,
     pub metrics_export: Option<MetricsExportConfig>,
     pub prometheus: Option<PrometheusConfig>,
-    pub routes: RoutesConfig,
+    pub routes: RoutesSettings,
     /// How long an orderly stop may take before the agent exits anyway.
     pub shutdown_timeout: Duration,
     /// OTEL_SERVICE_NAME: overrides every selection's service name.
@@ -300,15 +264,16 @@ impl Config {
         let s = Sources { env, file };
         let discovery = discovery(&s, flags)?;
 
-        let trace_printer = or_default(
-            s.get(
+        // Chosen, or decided below from whether any exporter is configured.
+        let trace_printer = s
+            .get(
                 flag(&flags.trace_printer, "trace-printer"),
                 &["BEYLA_TRACE_PRINTER"],
                 "trace_printer",
-            ),
-            |raw| {
+            )
+            .map(|raw| {
                 parse::one_of(
-                    raw,
+                    &raw,
                     &[
                         ("disabled", PrinterFormat::Disabled),
                         ("text", PrinterFormat::Text),
@@ -316,10 +281,8 @@ impl Config {
                     ],
                     "one of disabled, text, json",
                 )
-            },
-            // No exporter exists yet, so the agent shows spans at once.
-            PrinterFormat::Text,
-        )?;
+            })
+            .transpose()?;
         let capture_size = or_default(
             s.get(
                 flag(&flags.capture_size, "capture-size"),
@@ -421,7 +384,14 @@ impl Config {
             routes: routes(&s)?,
             discovery,
             capture_size,
-            trace_printer,
+            // With no exporter the printer shows spans at once; with one, stdout stays quiet.
+            trace_printer: trace_printer.unwrap_or(
+                if traces_export.is_none() && metrics_export.is_none() && prometheus.is_none() {
+                    PrinterFormat::Text
+                } else {
+                    PrinterFormat::Disabled
+                },
+            ),
             log_level,
             ebpf,
             traces_export,
@@ -638,9 +608,17 @@ fn metrics_interval(s: &Sources) -> Result<Duration, ConfigError> {
 }
 
 /// Route settings exist in the file only, as in Beyla.
-fn routes(s: &Sources) -> Result<RoutesConfig, ConfigError> {
+fn routes(s: &Sources) -> Result<RoutesSettings, ConfigError> {
     let key = |key| s.get(None, &[], key);
-    Ok(RoutesConfig {
+    let max_segment_cardinality = or_default(
+        key("routes.max_path_segment_cardinality"),
+        |raw| parse::integer(raw, 1..=u64::from(u32::MAX), "a count from 1 to 4294967295"),
+        DEFAULT_MAX_SEGMENT_CARDINALITY as u64,
+    )? as usize;
+    let low_cardinality = Unmatched::LowCardinality {
+        max_segment_cardinality,
+    };
+    Ok(RoutesSettings {
         patterns: or_default(key("routes.patterns"), parse::patterns, Vec::new())?,
         ignored_patterns: or_default(key("routes.ignored_patterns"), parse::patterns, Vec::new())?,
         ignore_mode: or_default(
@@ -668,7 +646,7 @@ fn routes(s: &Sources) -> Result<RoutesConfig, ConfigError> {
                         ("heuristic", Unmatched::Heuristic),
                         ("path", Unmatched::Path),
                         ("wildcard", Unmatched::Wildcard),
-                        ("low-cardinality", Unmatched::LowCardinality),
+                        ("low-cardinality", low_cardinality),
                         ("unset", Unmatched::Unset),
                     ],
                     "one of heuristic, path, wildcard, low-cardinality, unset",
@@ -676,11 +654,7 @@ fn routes(s: &Sources) -> Result<RoutesConfig, ConfigError> {
             },
             Unmatched::Heuristic,
         )?,
-        wildcard_char: or_default(key("routes.wildcard_char"), parse::single_char, '*')?,
-        max_path_segment_cardinality: or_default(
-            key("routes.max_path_segment_cardinality"),
-            |raw| parse::integer(raw, 1..=u64::from(u32::MAX), "a count from 1 to 4294967295"),
-            10,
-        )? as u32,
+        wildcard_char: or_default(key("routes.wildcard_char"), parse::single_char, '*')?
+            .to_string(),
     })
 }

@@ -5,6 +5,8 @@
 use serde_yaml_ng::{Mapping, Value};
 
 use super::parse::format_duration;
+use crate::decorate::DEFAULT_MAX_SEGMENT_CARDINALITY;
+
 use super::{
     Config, IgnoreMode, OtlpConfig, OtlpProtocol, PrinterFormat, SamplerConfig, Selection,
     Unmatched,
@@ -160,14 +162,19 @@ impl Config {
                         Unmatched::Heuristic => "heuristic",
                         Unmatched::Path => "path",
                         Unmatched::Wildcard => "wildcard",
-                        Unmatched::LowCardinality => "low-cardinality",
+                        Unmatched::LowCardinality { .. } => "low-cardinality",
                         Unmatched::Unset => "unset",
                     }),
                 ),
-                ("wildcard_char", text(routes.wildcard_char.to_string())),
+                ("wildcard_char", text(routes.wildcard_char.clone())),
                 (
                     "max_path_segment_cardinality",
-                    Value::from(routes.max_path_segment_cardinality),
+                    Value::from(match routes.unmatched {
+                        Unmatched::LowCardinality {
+                            max_segment_cardinality,
+                        } => max_segment_cardinality,
+                        _ => DEFAULT_MAX_SEGMENT_CARDINALITY,
+                    }),
                 ),
             ]),
         ));

@@ -150,7 +150,8 @@ fn reference_example_loads_and_means_what_it_says() {
     assert_eq!(c.routes.ignore_mode, IgnoreMode::All);
     assert_eq!(c.capture_size, DEFAULT_CAPTURE);
     assert_eq!(c.shutdown_timeout, Duration::from_secs(10));
-    assert_eq!(c.trace_printer, PrinterFormat::Text);
+    // It configures exporters, so the printer stays off unless asked for.
+    assert_eq!(c.trace_printer, PrinterFormat::Disabled);
 }
 
 #[test]
@@ -770,4 +771,16 @@ fn every_variable_is_documented_and_read() {
             "{var} is documented but never read"
         );
     }
+}
+
+#[test]
+fn printer_defaults_to_text_only_without_exporters() {
+    let bare = yaml("discovery: {services: [{open_port: 80}]}").unwrap();
+    assert_eq!(bare.trace_printer, PrinterFormat::Text);
+    let with_prometheus =
+        yaml("discovery: {services: [{open_port: 80}]}\nprometheus_export: {port: 9090}").unwrap();
+    assert_eq!(with_prometheus.trace_printer, PrinterFormat::Disabled);
+    let asked =
+        yaml("discovery: {services: [{open_port: 80}]}\nprometheus_export: {port: 9090}\ntrace_printer: json").unwrap();
+    assert_eq!(asked.trace_printer, PrinterFormat::Json);
 }

@@ -98,7 +98,12 @@ impl Discovery {
             "instrumenting pid={pid} service={service_name} exe={}",
             exe.display()
         );
-        self.registry.insert(Resource { service_name, pid });
+        let service_namespace = selection.namespace.clone().unwrap_or_default();
+        self.registry.insert(Resource {
+            service_name,
+            service_namespace,
+            pid,
+        });
         self.pids.trace(pid);
         self.traced.insert(pid);
     }

@@ -2,6 +2,7 @@
 //! span to all of them without letting a slow one hold the others back.
 //! Trace exporters get sampled spans; metric exporters get every span.
 
+pub mod otlp;
 pub mod print;
 pub mod prometheus;
 
@@ -23,6 +24,8 @@ const EXPORT_QUEUE: usize = 16_384;
 pub enum StartError {
     #[error(transparent)]
     Prometheus(#[from] prometheus::ExportError),
+    #[error(transparent)]
+    Otlp(#[from] otlp::ExportError),
 }
 
 /// Hands each span to the exporters that want it.
@@ -54,10 +57,13 @@ impl FanOut {
 pub struct Running {
     printer: Option<JoinHandle<()>>,
     prometheus: Option<prometheus::PrometheusHandle>,
+    otlp_traces: Option<otlp::ExporterHandle>,
+    otlp_metrics: Option<otlp::ExporterHandle>,
 }
 
 impl Running {
-    /// Waits until every exporter has written what it was given.
+    /// Waits until every exporter has written what it was given, and logs
+    /// what the OTLP exporters delivered and lost.
     pub fn join(self) {
         if let Some(printer) = self.printer {
             let _ = printer.join();
@@ -65,7 +71,43 @@ impl Running {
         if let Some(prometheus) = self.prometheus {
             prometheus.join();
         }
+        let get = otlp::OtlpStats::get;
+        if let Some(traces) = self.otlp_traces {
+            let s = traces.join();
+            log::info!(
+                "OTLP traces: spans_exported={} export_failures={} spans_dropped_queue_full={} spans_dropped_at_shutdown={}",
+                get(&s.spans_exported),
+                get(&s.export_failures),
+                get(&s.spans_dropped_queue_full),
+                get(&s.spans_dropped_at_shutdown)
+            );
+        }
+        if let Some(metrics) = self.otlp_metrics {
+            let s = metrics.join();
+            log::info!(
+                "OTLP metrics: exports={} export_failures={} spans_dropped_service_limit={}",
+                get(&s.metric_exports),
+                get(&s.metric_export_failures),
+                get(&s.metric_spans_dropped_service_limit)
+            );
+        }
     }
+}
+
+/// The exporter's settings for one signal; the config module already made
+/// the endpoint final (signal path appended where the specification says).
+fn otlp_settings(
+    config: &crate::config::OtlpConfig,
+    interval: Option<std::time::Duration>,
+) -> otlp::OtlpConfig {
+    let mut settings = otlp::OtlpConfig::new(config.endpoint.clone(), config.protocol);
+    settings.traces_endpoint = Some(config.endpoint.clone());
+    settings.metrics_endpoint = Some(config.endpoint.clone());
+    settings.headers = config.headers.clone();
+    if let Some(interval) = interval {
+        settings.export_interval = interval;
+    }
+    settings
 }
 
 /// What the Prometheus endpoint reads at scrape time besides spans.
@@ -99,6 +141,41 @@ where
         let format = config.trace_printer;
         std::thread::spawn(move || print::run(rx, format))
     });
+
+    let otlp_traces = match &config.traces_export {
+        Some(traces) => {
+            let (tx, rx) = async_channel::bounded(EXPORT_QUEUE);
+            let handle = otlp::spawn_traces(
+                &otlp_settings(traces, None),
+                rx,
+                Arc::clone(&sources.self_metrics),
+            )?;
+            log::info!(
+                "OTLP traces to {} ({})",
+                traces.endpoint,
+                traces.protocol.as_str()
+            );
+            fan_out.traces.push(tx);
+            Some(handle)
+        }
+        None => None,
+    };
+    let otlp_metrics = match &config.metrics_export {
+        Some(metrics) => {
+            let (tx, rx) = async_channel::bounded(EXPORT_QUEUE);
+            let settings = otlp_settings(&metrics.otlp, Some(metrics.interval));
+            let handle = otlp::spawn_metrics(&settings, rx, Arc::clone(&sources.self_metrics))?;
+            log::info!(
+                "OTLP metrics to {} ({}) every {:?}",
+                metrics.otlp.endpoint,
+                metrics.otlp.protocol.as_str(),
+                metrics.interval
+            );
+            fan_out.metrics.push(tx);
+            Some(handle)
+        }
+        None => None,
+    };
 
     let nothing_configured = config.prometheus.is_none()
         && config.metrics_export.is_none()
@@ -145,6 +222,8 @@ where
         Running {
             printer,
             prometheus,
+            otlp_traces,
+            otlp_metrics,
         },
     ))
 }

@@ -40,8 +40,8 @@ struct Attributes<'a> {
     method: &'a str,
     #[serde(rename = "url.path")]
     path: &'a str,
-    #[serde(rename = "http.route")]
-    route: &'a str,
+    #[serde(rename = "http.route", skip_serializing_if = "Option::is_none")]
+    route: Option<&'a str>,
     #[serde(rename = "http.response.status_code")]
     status: u16,
     #[serde(rename = "server.address")]
@@ -88,7 +88,7 @@ pub fn write_json(out: &mut impl Write, span: &Span) -> io::Result<()> {
         attributes: Attributes {
             method: r.method,
             path: &r.path,
-            route: &span.route,
+            route: span.route.as_deref(),
             status: r.status,
             server_address: server.to_string(),
             server_port,
@@ -120,7 +120,7 @@ pub fn write_text(out: &mut impl Write, span: &Span) -> io::Result<()> {
         r.method,
         r.path,
         duration_us,
-        span.route,
+        span.route.as_deref().unwrap_or("-"),
         client,
         client_port,
         server,
@@ -188,10 +188,11 @@ mod tests {
                 },
                 resource: Arc::new(Resource {
                     service_name: "svc".into(),
+                    service_namespace: String::new(),
                     pid: Pid(77),
                 }),
             },
-            route: "/users/*".into(),
+            route: Some("/users/*".into()),
             start_unix_ns: 1_764_000_000_000_000_000,
             end_unix_ns: 1_764_000_000_001_500_000,
         }

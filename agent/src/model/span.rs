@@ -7,22 +7,27 @@ use super::Pid;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resource {
     pub service_name: String,
+    /// `service.namespace`; empty when not configured.
+    pub service_namespace: String,
     pub pid: Pid,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Span {
     pub request: HttpRequest,
-    /// `http.route`: the low-cardinality form of the path.
-    pub route: String,
+    /// `http.route`: the low-cardinality form of the path; None when routes are `unset`.
+    pub route: Option<String>,
     /// Wall-clock Unix nanoseconds.
     pub start_unix_ns: u64,
     pub end_unix_ns: u64,
 }
 
 impl Span {
-    /// The OpenTelemetry span name for HTTP: `{method} {route}`.
+    /// The OpenTelemetry span name for HTTP: `{method} {route}`, or `{method}` without a route.
     pub fn name(&self) -> String {
-        format!("{} {}", self.request.method, self.route)
+        match &self.route {
+            Some(route) => format!("{} {route}", self.request.method),
+            None => self.request.method.to_string(),
+        }
     }
 }

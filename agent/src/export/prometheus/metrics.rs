@@ -169,7 +169,7 @@ impl Metrics {
         let service_name = &request.resource.service_name;
         let target = TargetLabels {
             service_name: service_name.clone(),
-            service_namespace: String::new(),
+            service_namespace: request.resource.service_namespace.clone(),
             host_name: self.host_name.clone(),
             telemetry_sdk_language: "rust",
             telemetry_sdk_name: "beyla",
@@ -180,10 +180,10 @@ impl Metrics {
 
         let labels = HttpLabels {
             http_request_method: request.method,
-            http_route: span.route.clone(),
+            http_route: span.route.clone().unwrap_or_default(),
             http_response_status_code: request.status,
             service_name: service_name.clone(),
-            service_namespace: String::new(),
+            service_namespace: request.resource.service_namespace.clone(),
         };
         let seconds = span.end_unix_ns.saturating_sub(span.start_unix_ns) as f64 / 1e9;
         let is_server = request.kind == SpanKind::Server;
@@ -392,10 +392,11 @@ mod tests {
                 },
                 resource: Arc::new(Resource {
                     service_name: service.into(),
+                    service_namespace: String::new(),
                     pid: Pid(77),
                 }),
             },
-            route: route.into(),
+            route: Some(route.into()),
             start_unix_ns: T0_NS,
             end_unix_ns: T0_NS + duration_ns,
         }

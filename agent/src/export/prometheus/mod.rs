@@ -254,10 +254,11 @@ mod tests {
                 },
                 resource: Arc::new(Resource {
                     service_name: "shop".into(),
+                    service_namespace: String::new(),
                     pid: Pid(77),
                 }),
             },
-            route: "/orders".into(),
+            route: Some("/orders".into()),
             start_unix_ns: 1_000_000_000,
             end_unix_ns: 1_020_000_000,
         }

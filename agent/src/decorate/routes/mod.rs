@@ -1,0 +1,210 @@
+//! `http.route` for each request, Beyla's `routes` section: user route
+//! patterns (first match wins), ignored patterns that drop a request from
+//! traces and/or metrics, and what to do with paths no pattern matched —
+//! by default the `heuristic` mode, which replaces path segments that look
+//! like identifiers with `*`.
+
+mod cardinality;
+mod pattern;
+#[cfg(test)]
+mod tests;
+
+pub use pattern::PatternError;
+
+use cardinality::LowCardinality;
+use pattern::Pattern;
+
+const WILDCARD: &str = "*";
+/// The route of every unmatched path in `wildcard` mode.
+pub const WILDCARD_ROUTE: &str = "/**";
+/// Default of `max_path_segment_cardinality`.
+pub const DEFAULT_MAX_SEGMENT_CARDINALITY: usize = 10;
+/// Hex segments at least this long are taken as identifiers (hashes, object ids).
+const MIN_HEX_ID_LEN: usize = 8;
+
+fn looks_like_id(segment: &str) -> bool {
+    let b = segment.as_bytes();
+    if b.is_empty() {
+        return false;
+    }
+    if b.iter().all(u8::is_ascii_digit) {
+        return true;
+    }
+    let is_uuid = b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        });
+    is_uuid
+        || (b.len() >= MIN_HEX_ID_LEN
+            && b.iter().all(u8::is_ascii_hexdigit)
+            && b.iter().any(u8::is_ascii_digit))
+}
+
+/// `/users/42/orders/9f86d081` -> `/users/*/orders/*` (with `*` as `wildcard`).
+pub fn heuristic_route_with(path: &str, wildcard: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(if looks_like_id(segment) {
+            wildcard
+        } else {
+            segment
+        });
+    }
+    out
+}
+
+/// What `http.route` becomes when no pattern matched (`unmatched`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unmatched {
+    /// [`heuristic_route_with`] and the wildcard char.
+    #[default]
+    Heuristic,
+    /// The path itself (unbounded cardinality).
+    Path,
+    /// [`WILDCARD_ROUTE`].
+    Wildcard,
+    /// Per position, the first `max_segment_cardinality` distinct values keep
+    /// their name, later ones become the wildcard char.
+    LowCardinality { max_segment_cardinality: usize },
+    /// No route.
+    Unset,
+}
+
+/// Which signals a request matching an ignored pattern is dropped from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IgnoreMode {
+    Traces,
+    Metrics,
+    #[default]
+    All,
+}
+
+/// The `routes` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutesSettings {
+    pub patterns: Vec<String>,
+    pub ignored_patterns: Vec<String>,
+    pub ignore_mode: IgnoreMode,
+    pub unmatched: Unmatched,
+    pub wildcard_char: String,
+}
+
+impl Default for RoutesSettings {
+    fn default() -> Self {
+        Self {
+            patterns: Vec::new(),
+            ignored_patterns: Vec::new(),
+            ignore_mode: IgnoreMode::All,
+            unmatched: Unmatched::Heuristic,
+            wildcard_char: WILDCARD.to_owned(),
+        }
+    }
+}
+
+/// The outcome for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteDecision {
+    /// `http.route`; `None` in `unset` mode, and for requests dropped from
+    /// both traces and metrics (their route is not computed).
+    pub route: Option<String>,
+    /// The request goes to traces.
+    pub traces: bool,
+    /// The request goes to metrics.
+    pub metrics: bool,
+}
+
+#[derive(Debug)]
+enum UnmatchedState {
+    Heuristic,
+    Path,
+    Wildcard,
+    LowCardinality(LowCardinality),
+    Unset,
+}
+
+/// The compiled `routes` section; [`Routes::decide`] runs once per request.
+#[derive(Debug)]
+pub struct Routes {
+    /// Compiled, and as the user wrote it (the route).
+    patterns: Vec<(Pattern, String)>,
+    ignored: Vec<Pattern>,
+    ignore_mode: IgnoreMode,
+    unmatched: UnmatchedState,
+    wildcard: String,
+}
+
+impl Routes {
+    /// Compiles every pattern; the first bad one (patterns before ignored
+    /// patterns, in order) is the error.
+    pub fn new(settings: RoutesSettings) -> Result<Routes, PatternError> {
+        let patterns = settings
+            .patterns
+            .into_iter()
+            .map(|written| Ok((Pattern::compile(&written)?, written)))
+            .collect::<Result<_, PatternError>>()?;
+        let ignored = settings
+            .ignored_patterns
+            .iter()
+            .map(|written| Pattern::compile(written))
+            .collect::<Result<_, _>>()?;
+        let unmatched = match settings.unmatched {
+            Unmatched::Heuristic => UnmatchedState::Heuristic,
+            Unmatched::Path => UnmatchedState::Path,
+            Unmatched::Wildcard => UnmatchedState::Wildcard,
+            Unmatched::LowCardinality {
+                max_segment_cardinality,
+            } => UnmatchedState::LowCardinality(LowCardinality::new(max_segment_cardinality)),
+            Unmatched::Unset => UnmatchedState::Unset,
+        };
+        Ok(Routes {
+            patterns,
+            ignored,
+            ignore_mode: settings.ignore_mode,
+            unmatched,
+            wildcard: settings.wildcard_char,
+        })
+    }
+
+    /// The route for a path, and whether the request goes to traces / to metrics.
+    pub fn decide(&mut self, path: &str) -> RouteDecision {
+        let (traces, metrics) = if self.ignored.iter().any(|p| p.matches(path)) {
+            match self.ignore_mode {
+                IgnoreMode::Traces => (false, true),
+                IgnoreMode::Metrics => (true, false),
+                IgnoreMode::All => (false, false),
+            }
+        } else {
+            (true, true)
+        };
+        let route = if traces || metrics {
+            self.route(path)
+        } else {
+            None
+        };
+        RouteDecision {
+            route,
+            traces,
+            metrics,
+        }
+    }
+
+    fn route(&mut self, path: &str) -> Option<String> {
+        if let Some((_, written)) = self.patterns.iter().find(|(p, _)| p.matches(path)) {
+            return Some(written.clone());
+        }
+        match &mut self.unmatched {
+            UnmatchedState::Heuristic => Some(heuristic_route_with(path, &self.wildcard)),
+            UnmatchedState::Path => Some(path.to_owned()),
+            UnmatchedState::Wildcard => Some(WILDCARD_ROUTE.to_owned()),
+            UnmatchedState::LowCardinality(tree) => Some(
+                tree.route(path, &self.wildcard)
+                    .unwrap_or_else(|| heuristic_route_with(path, &self.wildcard)),
+            ),
+            UnmatchedState::Unset => None,
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Our spans as the SDK's `SpanData`, with the kernel's timestamps and the
+//! pipeline's own ids (the SDK's tracer could not take either).
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opentelemetry::trace::{
+    SpanContext, SpanId as OtelSpanId, SpanKind as OtelSpanKind, Status, TraceFlags,
+    TraceId as OtelTraceId, TraceState,
+};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_sdk::resource::TelemetryResourceDetector;
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+use opentelemetry_sdk::Resource;
+
+use crate::model::{Span, SpanKind};
+
+/// The instrumentation scope of every span and metric we emit.
+pub fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder("beyla")
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
+
+/// `service.name`, optionally `process.pid`, and `telemetry.sdk.*`.
+pub fn resource(service_name: &str, pid: Option<u32>) -> Resource {
+    let builder = Resource::builder_empty()
+        .with_detector(Box::new(TelemetryResourceDetector))
+        .with_service_name(service_name.to_string());
+    match pid {
+        Some(pid) => builder
+            .with_attribute(KeyValue::new("process.pid", i64::from(pid)))
+            .build(),
+        None => builder.build(),
+    }
+}
+
+pub fn unix_ns(ns: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(ns)
+}
+
+/// The HTTP semantic conventions: 5xx is an error for a server, any 4xx or 5xx
+/// for a client; otherwise the status stays unset.
+pub fn status(kind: SpanKind, code: u16) -> Status {
+    let error = match kind {
+        SpanKind::Server => code >= 500,
+        SpanKind::Client => code >= 400,
+    };
+    if error {
+        Status::error("")
+    } else {
+        Status::Unset
+    }
+}
+
+pub fn span_data(span: &Span, scope: &InstrumentationScope) -> SpanData {
+    let r = &span.request;
+    let ctx = &r.context;
+    let (server, server_port, client) = r.conn.endpoints(r.kind);
+    let span_context = SpanContext::new(
+        OtelTraceId::from_bytes(ctx.trace_id.0),
+        OtelSpanId::from_bytes(ctx.span_id.0),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::default(),
+    );
+    SpanData {
+        span_context,
+        parent_span_id: ctx
+            .parent
+            .map_or(OtelSpanId::INVALID, |p| OtelSpanId::from_bytes(p.0)),
+        // A server's parent comes from the caller's traceparent header; a
+        // client's is the server span of the same process.
+        parent_span_is_remote: ctx.parent.is_some() && r.kind == SpanKind::Server,
+        span_kind: match r.kind {
+            SpanKind::Server => OtelSpanKind::Server,
+            SpanKind::Client => OtelSpanKind::Client,
+        },
+        name: Cow::Owned(span.name()),
+        start_time: unix_ns(span.start_unix_ns),
+        end_time: unix_ns(span.end_unix_ns),
+        attributes: [
+            Some(KeyValue::new("http.request.method", r.method)),
+            Some(KeyValue::new("url.path", r.path.clone())),
+            span.route
+                .clone()
+                .map(|route| KeyValue::new("http.route", route)),
+            Some(KeyValue::new(
+                "http.response.status_code",
+                i64::from(r.status),
+            )),
+            Some(KeyValue::new("server.address", server.to_string())),
+            Some(KeyValue::new("server.port", i64::from(server_port))),
+            Some(KeyValue::new("client.address", client.to_string())),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links: SpanLinks::default(),
+        status: status(r.kind, r.status),
+        instrumentation_scope: scope.clone(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+
+    use opentelemetry::{Key, Value};
+
+    use super::*;
+    use crate::model::{
+        ConnTuple, HttpRequest, Pid, Resource as ModelResource, SpanId, Tid, TraceContext, TraceId,
+    };
+
+    pub fn span(kind: SpanKind, status: u16, service: &str, n: u8) -> Span {
+        Span {
+            request: HttpRequest {
+                kind,
+                pid: Pid(77),
+                tid: Tid(78),
+                conn: ConnTuple {
+                    local: "127.0.0.1".parse().unwrap(),
+                    local_port: 8080,
+                    remote: "10.0.0.2".parse().unwrap(),
+                    remote_port: 40000,
+                },
+                method: "GET",
+                path: format!("/users/{n}"),
+                status,
+                start_mono_ns: 0,
+                end_mono_ns: 0,
+                context: TraceContext {
+                    trace_id: TraceId([0xab; 16]),
+                    span_id: SpanId([n; 8]),
+                    parent: Some(SpanId([0x02; 8])),
+                    parent_sampled: Some(true),
+                },
+                resource: Arc::new(ModelResource {
+                    service_name: service.into(),
+                    service_namespace: String::new(),
+                    pid: Pid(77),
+                }),
+            },
+            route: Some("/users/*".into()),
+            start_unix_ns: 1_764_000_000_000_000_000,
+            end_unix_ns: 1_764_000_000_001_500_000,
+        }
+    }
+
+    fn attr(d: &SpanData, key: &str) -> Value {
+        d.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .unwrap_or_else(|| panic!("no attribute {key}"))
+            .value
+            .clone()
+    }
+
+    #[test]
+    fn server_span_field_by_field() {
+        let d = span_data(&span(SpanKind::Server, 200, "svc", 1), &scope());
+        assert_eq!(
+            d.span_context.trace_id().to_string(),
+            "abababababababababababababababab"
+        );
+        assert_eq!(d.span_context.span_id().to_string(), "0101010101010101");
+        assert!(d.span_context.is_sampled());
+        assert!(!d.span_context.is_remote());
+        assert_eq!(d.parent_span_id.to_string(), "0202020202020202");
+        assert!(d.parent_span_is_remote);
+        assert_eq!(d.span_kind, OtelSpanKind::Server);
+        assert_eq!(d.name, "GET /users/*");
+        assert_eq!(
+            d.start_time.duration_since(UNIX_EPOCH).unwrap().as_nanos(),
+            1_764_000_000_000_000_000
+        );
+        assert_eq!(
+            d.end_time.duration_since(UNIX_EPOCH).unwrap().as_nanos(),
+            1_764_000_000_001_500_000
+        );
+        assert_eq!(d.attributes.len(), 7);
+        assert_eq!(attr(&d, "http.request.method"), Value::from("GET"));
+        assert_eq!(attr(&d, "url.path"), Value::from("/users/1"));
+        assert_eq!(attr(&d, "http.route"), Value::from("/users/*"));
+        assert_eq!(attr(&d, "http.response.status_code"), Value::I64(200));
+        assert_eq!(attr(&d, "server.address"), Value::from("127.0.0.1"));
+        assert_eq!(attr(&d, "server.port"), Value::I64(8080));
+        assert_eq!(attr(&d, "client.address"), Value::from("10.0.0.2"));
+        assert_eq!(d.status, Status::Unset);
+        assert_eq!(d.instrumentation_scope.name(), "beyla");
+    }
+
+    #[test]
+    fn client_span_swaps_endpoints_and_has_local_parent() {
+        let mut s = span(SpanKind::Client, 404, "svc", 3);
+        s.request.context.parent = None;
+        let d = span_data(&s, &scope());
+        assert_eq!(d.span_kind, OtelSpanKind::Client);
+        assert_eq!(d.parent_span_id, OtelSpanId::INVALID);
+        assert!(!d.parent_span_is_remote);
+        assert_eq!(attr(&d, "server.address"), Value::from("10.0.0.2"));
+        assert_eq!(attr(&d, "server.port"), Value::I64(40000));
+        assert_eq!(attr(&d, "client.address"), Value::from("127.0.0.1"));
+        assert_eq!(d.status, Status::error(""));
+    }
+
+    #[test]
+    fn error_status_follows_http_semconv() {
+        assert_eq!(status(SpanKind::Server, 499), Status::Unset);
+        assert_eq!(status(SpanKind::Server, 500), Status::error(""));
+        assert_eq!(status(SpanKind::Server, 404), Status::Unset);
+        assert_eq!(status(SpanKind::Client, 399), Status::Unset);
+        assert_eq!(status(SpanKind::Client, 400), Status::error(""));
+        assert_eq!(status(SpanKind::Client, 503), Status::error(""));
+    }
+
+    #[test]
+    fn resource_has_service_pid_and_sdk() {
+        let r = resource("checkout", Some(42));
+        assert_eq!(
+            r.get(&Key::from_static_str("service.name")),
+            Some(Value::from("checkout"))
+        );
+        assert_eq!(
+            r.get(&Key::from_static_str("process.pid")),
+            Some(Value::I64(42))
+        );
+        assert_eq!(
+            r.get(&Key::from_static_str("telemetry.sdk.language")),
+            Some(Value::from("rust"))
+        );
+        assert!(r.get(&Key::from_static_str("telemetry.sdk.name")).is_some());
+        assert!(r
+            .get(&Key::from_static_str("telemetry.sdk.version"))
+            .is_some());
+        let r = resource("checkout", None);
+        assert_eq!(r.get(&Key::from_static_str("process.pid")), None);
+    }
+}

@@ -1,0 +1,381 @@
+//! OTLP metrics: `http.server.request.duration` and `http.client.request.duration`
+//! histograms (seconds), cumulative, pushed every `export_interval`.
+//!
+//! `service.name` belongs in the resource, and a MeterProvider has one
+//! resource, so there is one MeterProvider per service name, created when the
+//! service's first span arrives (as Beyla does). They are bounded by
+//! [`MAX_SERVICES`]: spans of further services are counted and not recorded.
+//! All providers share one OTLP exporter (one connection). Each provider's
+//! PeriodicReader has its own thread and calls the exporter from there; the
+//! request itself runs on this exporter's tokio runtime, which the exporter
+//! thread keeps driving while it waits for spans.
+
+use std::collections::HashMap;
+use std::future::{ready, Future};
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::metrics::{Histogram, MeterProvider as _};
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+
+use super::convert;
+use super::{ExportError, ExporterHandle, OtlpConfig, OtlpStats};
+use crate::model::{Span, SpanKind};
+use crate::selfmetrics::SelfMetrics;
+
+/// Services with their own MeterProvider (and reader thread) at most.
+pub const MAX_SERVICES: usize = 64;
+
+/// The HTTP semantic conventions' advice for request durations, in seconds.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+pub const SERVER_DURATION: &str = "http.server.request.duration";
+pub const CLIENT_DURATION: &str = "http.client.request.duration";
+
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The OTLP metric exporter, shared by every service's reader; runs each
+/// export on the exporter's runtime (see the module comment).
+#[derive(Clone)]
+struct OnRuntime {
+    inner: Arc<opentelemetry_otlp::MetricExporter>,
+    runtime: tokio::runtime::Handle,
+    stats: Arc<OtlpStats>,
+}
+
+impl PushMetricExporter for OnRuntime {
+    fn export(&self, metrics: &ResourceMetrics) -> impl Future<Output = OTelSdkResult> + Send {
+        // Called on a reader thread, outside any tokio context, so blocking here is allowed.
+        let result = self.runtime.block_on(self.inner.export(metrics));
+        match &result {
+            Ok(()) => OtlpStats::add(&self.stats.metric_exports, 1),
+            Err(e) => {
+                OtlpStats::add(&self.stats.metric_export_failures, 1);
+                log::warn!("OTLP metrics: export failed: {e}");
+            }
+        }
+        ready(result)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    /// The shared exporter outlives each provider; the owner shuts it down once.
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn temporality(&self) -> Temporality {
+        Temporality::Cumulative
+    }
+}
+
+struct ServiceMeters {
+    provider: SdkMeterProvider,
+    server: Histogram<f64>,
+    client: Histogram<f64>,
+}
+
+/// Spans to histogram recordings, one MeterProvider per service name.
+pub(crate) struct Recorder<E> {
+    exporter: E,
+    interval: Duration,
+    services: HashMap<String, ServiceMeters>,
+    stats: Arc<OtlpStats>,
+}
+
+impl<E: PushMetricExporter + Clone> Recorder<E> {
+    pub fn new(exporter: E, interval: Duration, stats: Arc<OtlpStats>) -> Self {
+        Self {
+            exporter,
+            interval,
+            services: HashMap::new(),
+            stats,
+        }
+    }
+
+    fn meters(&mut self, service: &str) -> Option<&ServiceMeters> {
+        if !self.services.contains_key(service) {
+            if self.services.len() >= MAX_SERVICES {
+                return None;
+            }
+            let reader = PeriodicReader::builder(self.exporter.clone())
+                .with_interval(self.interval)
+                .build();
+            let provider = SdkMeterProvider::builder()
+                .with_resource(convert::resource(service, None))
+                .with_reader(reader)
+                .build();
+            let meter = provider.meter_with_scope(convert::scope());
+            let histogram = |name: &'static str, description: &'static str| {
+                meter
+                    .f64_histogram(name)
+                    .with_unit("s")
+                    .with_description(description)
+                    .with_boundaries(DURATION_BUCKETS.to_vec())
+                    .build()
+            };
+            let meters = ServiceMeters {
+                server: histogram(SERVER_DURATION, "Duration of HTTP server requests."),
+                client: histogram(CLIENT_DURATION, "Duration of HTTP client requests."),
+                provider,
+            };
+            self.services.insert(service.to_string(), meters);
+        }
+        self.services.get(service)
+    }
+
+    pub fn record(&mut self, span: &Span) {
+        let r = &span.request;
+        let stats = Arc::clone(&self.stats);
+        let Some(meters) = self.meters(&r.resource.service_name) else {
+            OtlpStats::add(&stats.metric_spans_dropped_service_limit, 1);
+            return;
+        };
+        let seconds = span.end_unix_ns.saturating_sub(span.start_unix_ns) as f64 / 1e9;
+        let attributes = [
+            KeyValue::new("http.request.method", r.method),
+            KeyValue::new("http.route", span.route.clone().unwrap_or_default()),
+            KeyValue::new("http.response.status_code", i64::from(r.status)),
+        ];
+        match r.kind {
+            SpanKind::Server => meters.server.record(seconds, &attributes),
+            SpanKind::Client => meters.client.record(seconds, &attributes),
+        }
+        OtlpStats::add(&stats.metric_spans_recorded, 1);
+    }
+
+    #[cfg(test)]
+    pub fn service_count(&self) -> usize {
+        self.services.len()
+    }
+
+    /// The providers, for a final flush and shutdown.
+    pub fn into_providers(self) -> Vec<SdkMeterProvider> {
+        self.services.into_values().map(|m| m.provider).collect()
+    }
+}
+
+/// Starts the metrics exporter thread; it ends after `rx` closes and a last
+/// push of every service's metrics (bounded by 5 s).
+pub fn spawn_metrics(
+    config: &OtlpConfig,
+    rx: async_channel::Receiver<Arc<Span>>,
+    // Drops before this exporter are the fan-out's to count; none happen here
+    // that belong in the agent-wide counters.
+    _metrics: Arc<SelfMetrics>,
+) -> Result<ExporterHandle, ExportError> {
+    config.validate()?;
+    let runtime = super::runtime("metrics")?;
+    let stats = Arc::new(OtlpStats::default());
+    let exporter = {
+        let _inside = runtime.enter();
+        OnRuntime {
+            inner: Arc::new(super::build_metric_exporter(config)?),
+            runtime: runtime.handle().clone(),
+            stats: Arc::clone(&stats),
+        }
+    };
+    let interval = config.export_interval;
+    let url = config.metrics_url();
+    let protocol = config.protocol;
+    let thread_stats = Arc::clone(&stats);
+    let thread = std::thread::Builder::new()
+        .name("otlp-metrics".into())
+        .spawn(move || {
+            log::info!("exporting metrics over OTLP {protocol} to {url} every {interval:?}");
+            let inner = Arc::clone(&exporter.inner);
+            let mut recorder = Recorder::new(exporter, interval, thread_stats);
+            runtime.block_on(async {
+                while let Ok(span) = rx.recv().await {
+                    recorder.record(&span);
+                }
+                shutdown(recorder.into_providers()).await;
+            });
+            if let Err(e) = inner.shutdown() {
+                log::debug!("OTLP metric exporter shutdown: {e}");
+            }
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        })
+        .map_err(|source| ExportError::Start {
+            signal: "metrics",
+            source,
+        })?;
+    Ok(ExporterHandle { thread, stats })
+}
+
+/// Shuts every provider down (each pushes its metrics a last time) on blocking
+/// threads, while this runtime keeps serving the requests they make.
+async fn shutdown(providers: Vec<SdkMeterProvider>) {
+    let tasks: Vec<_> = providers
+        .into_iter()
+        .map(|p| tokio::task::spawn_blocking(move || p.shutdown()))
+        .collect();
+    let all = async {
+        for task in tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => log::warn!("OTLP metrics: final push failed: {e}"),
+                Err(e) => log::warn!("OTLP metrics: final push panicked: {e}"),
+            }
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, all).await.is_err() {
+        log::warn!("OTLP metrics: final push did not finish within {SHUTDOWN_TIMEOUT:?}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+
+    use super::*;
+    use crate::export::otlp::convert::tests::span;
+
+    /// One histogram data point, as the receiver would see it.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Point {
+        service: String,
+        metric: String,
+        unit: String,
+        attributes: Vec<(String, String)>,
+        count: u64,
+        sum: f64,
+        bounds: Vec<f64>,
+        buckets: Vec<u64>,
+    }
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<Point>>>);
+
+    impl PushMetricExporter for Capture {
+        fn export(&self, rm: &ResourceMetrics) -> impl Future<Output = OTelSdkResult> + Send {
+            let service = rm
+                .resource()
+                .get(&opentelemetry::Key::from_static_str("service.name"))
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            let mut out = self.0.lock().unwrap();
+            for sm in rm.scope_metrics() {
+                assert_eq!(sm.scope().name(), "beyla");
+                for m in sm.metrics() {
+                    let AggregatedMetrics::F64(MetricData::Histogram(h)) = m.data() else {
+                        panic!("{} is not an f64 histogram", m.name());
+                    };
+                    assert_eq!(h.temporality(), Temporality::Cumulative);
+                    for dp in h.data_points() {
+                        let mut attributes: Vec<_> = dp
+                            .attributes()
+                            .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+                            .collect();
+                        attributes.sort();
+                        out.push(Point {
+                            service: service.clone(),
+                            metric: m.name().to_string(),
+                            unit: m.unit().to_string(),
+                            attributes,
+                            count: dp.count(),
+                            sum: dp.sum(),
+                            bounds: dp.bounds().collect(),
+                            buckets: dp.bucket_counts().collect(),
+                        });
+                    }
+                }
+            }
+            ready(Ok(()))
+        }
+        fn force_flush(&self) -> OTelSdkResult {
+            Ok(())
+        }
+        fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
+            Ok(())
+        }
+        fn temporality(&self) -> Temporality {
+            Temporality::Cumulative
+        }
+    }
+
+    fn attrs(method: &str, route: &str, status: &str) -> Vec<(String, String)> {
+        let mut v = vec![
+            ("http.request.method".to_string(), method.to_string()),
+            ("http.response.status_code".to_string(), status.to_string()),
+            ("http.route".to_string(), route.to_string()),
+        ];
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn spans_become_duration_histograms_per_service() {
+        let capture = Capture::default();
+        let stats = Arc::new(OtlpStats::default());
+        let mut recorder = Recorder::new(capture.clone(), Duration::from_secs(3600), stats.clone());
+        // 1.5 ms each.
+        recorder.record(&span(SpanKind::Server, 200, "front", 1));
+        recorder.record(&span(SpanKind::Server, 200, "front", 2));
+        let mut slow = span(SpanKind::Client, 503, "front", 3);
+        slow.end_unix_ns = slow.start_unix_ns + 2_000_000_000;
+        recorder.record(&slow);
+        recorder.record(&span(SpanKind::Server, 500, "back", 4));
+        assert_eq!(recorder.service_count(), 2);
+        for p in recorder.into_providers() {
+            p.shutdown().unwrap();
+        }
+        let mut points = capture.0.lock().unwrap().clone();
+        points.sort_by(|a, b| (&a.service, &a.metric).cmp(&(&b.service, &b.metric)));
+        let mut one_fast = vec![0u64; 15];
+        one_fast[0] = 1;
+        let mut two_fast = vec![0u64; 15];
+        two_fast[0] = 2;
+        let mut one_two_seconds = vec![0u64; 15];
+        one_two_seconds[10] = 1; // (1, 2.5]
+        let point = |service: &str, metric: &str, status, count, sum, buckets| Point {
+            service: service.into(),
+            metric: metric.into(),
+            unit: "s".into(),
+            attributes: attrs("GET", "/users/*", status),
+            count,
+            sum,
+            bounds: DURATION_BUCKETS.to_vec(),
+            buckets,
+        };
+        assert_eq!(
+            points,
+            vec![
+                point("back", SERVER_DURATION, "500", 1, 0.0015, one_fast.clone()),
+                point("front", CLIENT_DURATION, "503", 1, 2.0, one_two_seconds),
+                point("front", SERVER_DURATION, "200", 2, 0.003, two_fast),
+            ]
+        );
+        assert_eq!(OtlpStats::get(&stats.metric_spans_recorded), 4);
+    }
+
+    #[test]
+    fn services_beyond_the_limit_are_counted_not_recorded() {
+        let stats = Arc::new(OtlpStats::default());
+        let mut recorder =
+            Recorder::new(Capture::default(), Duration::from_secs(3600), stats.clone());
+        for i in 0..MAX_SERVICES + 3 {
+            recorder.record(&span(SpanKind::Server, 200, &format!("svc{i}"), 1));
+        }
+        recorder.record(&span(SpanKind::Server, 200, "svc0", 1));
+        assert_eq!(recorder.service_count(), MAX_SERVICES);
+        assert_eq!(OtlpStats::get(&stats.metric_spans_dropped_service_limit), 3);
+        assert_eq!(
+            OtlpStats::get(&stats.metric_spans_recorded),
+            MAX_SERVICES as u64 + 1
+        );
+        for p in recorder.into_providers() {
+            p.shutdown().unwrap();
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! OTLP export of traces and metrics, over http/protobuf or gRPC.
+//!
+//! Each signal runs on its own thread, which owns a current-thread tokio
+//! runtime (tonic and hyper need one; the pipeline itself stays on smol). The
+//! threads end when their channel closes, after a bounded best-effort flush.
+
+pub mod config;
+mod convert;
+pub mod metrics;
+mod queue;
+pub mod traces;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use opentelemetry_otlp::{
+    MetricExporter, RetryPolicy, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
+};
+use opentelemetry_sdk::metrics::Temporality;
+
+pub use config::{OtlpConfig, OtlpConfigError, Protocol};
+pub use metrics::spawn_metrics;
+pub use traces::spawn_traces;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Config(#[from] OtlpConfigError),
+    #[error("cannot create the OTLP {signal} exporter: {reason}")]
+    Build {
+        signal: &'static str,
+        reason: String,
+    },
+    #[error("cannot start the OTLP {signal} exporter: {source}")]
+    Start {
+        signal: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// The exporter's own counters (relaxed atomics; only totals matter).
+#[derive(Debug, Default)]
+pub struct OtlpStats {
+    /// Spans taken from the channel.
+    pub spans_received: AtomicU64,
+    /// Spans the receiver acknowledged.
+    pub spans_exported: AtomicU64,
+    /// Export requests that failed (each retry counts).
+    pub export_failures: AtomicU64,
+    /// Batches dropped because the queue was full while the receiver was down.
+    pub batches_dropped: AtomicU64,
+    /// Spans in those batches.
+    pub spans_dropped_queue_full: AtomicU64,
+    /// Spans still queued when the shutdown flush ran out of time.
+    pub spans_dropped_at_shutdown: AtomicU64,
+    /// Spans recorded into metric histograms.
+    pub metric_spans_recorded: AtomicU64,
+    /// Spans not recorded because too many services already had meters.
+    pub metric_spans_dropped_service_limit: AtomicU64,
+    /// Metric export requests that succeeded / failed.
+    pub metric_exports: AtomicU64,
+    pub metric_export_failures: AtomicU64,
+}
+
+impl OtlpStats {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// A running exporter thread.
+#[derive(Debug)]
+pub struct ExporterHandle {
+    thread: JoinHandle<()>,
+    stats: Arc<OtlpStats>,
+}
+
+impl ExporterHandle {
+    /// Waits for the thread: it ends once its channel is closed and the flush is done.
+    pub fn join(self) -> Arc<OtlpStats> {
+        if self.thread.join().is_err() {
+            log::error!("OTLP exporter thread panicked");
+        }
+        self.stats
+    }
+}
+
+fn build_error(
+    signal: &'static str,
+) -> impl Fn(opentelemetry_otlp::ExporterBuildError) -> ExportError {
+    move |e| ExportError::Build {
+        signal,
+        reason: e.to_string(),
+    }
+}
+
+/// gRPC metadata from the configured headers (names lowercased, as gRPC wants).
+/// Metadata keys must be `'static`: the few configured names are leaked once
+/// per exporter, which is built once per process.
+fn grpc_metadata(
+    headers: &[(String, String)],
+    signal: &'static str,
+) -> Result<opentelemetry_otlp::tonic_types::metadata::MetadataMap, ExportError> {
+    let mut map = opentelemetry_otlp::tonic_types::metadata::MetadataMap::new();
+    for (name, value) in headers {
+        let key: &'static str = Box::leak(name.to_ascii_lowercase().into_boxed_str());
+        let value = value.parse().map_err(|e| ExportError::Build {
+            signal,
+            reason: format!("header {name}: {e}"),
+        })?;
+        map.insert(key, value);
+    }
+    Ok(map)
+}
+
+fn http_headers(headers: &[(String, String)]) -> HashMap<String, String> {
+    headers.iter().cloned().collect()
+}
+
+/// Must be called inside the exporter's tokio runtime (the gRPC channel starts a task).
+/// Retries are ours (with a bounded queue), so the library's own are off.
+fn build_span_exporter(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
+    let url = config.traces_url();
+    match config.protocol {
+        Protocol::HttpProtobuf => SpanExporter::builder()
+            .with_http()
+            .with_endpoint(url)
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_timeout(config.timeout)
+            .with_headers(http_headers(&config.headers))
+            .with_retry_policy(RetryPolicy::disabled())
+            .build(),
+        Protocol::Grpc => SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(url)
+            .with_timeout(config.timeout)
+            .with_metadata(grpc_metadata(&config.headers, "traces")?)
+            .with_retry_policy(RetryPolicy::disabled())
+            .build(),
+    }
+    .map_err(build_error("traces"))
+}
+
+/// Must be called inside the exporter's tokio runtime. Metrics keep the
+/// library's short retry policy: a lost push is repaired by the next
+/// (cumulative) one anyway.
+fn build_metric_exporter(config: &OtlpConfig) -> Result<MetricExporter, ExportError> {
+    let url = config.metrics_url();
+    match config.protocol {
+        Protocol::HttpProtobuf => MetricExporter::builder()
+            .with_http()
+            .with_endpoint(url)
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_timeout(config.timeout)
+            .with_headers(http_headers(&config.headers))
+            .with_temporality(Temporality::Cumulative)
+            .build(),
+        Protocol::Grpc => MetricExporter::builder()
+            .with_tonic()
+            .with_endpoint(url)
+            .with_timeout(config.timeout)
+            .with_metadata(grpc_metadata(&config.headers, "metrics")?)
+            .with_temporality(Temporality::Cumulative)
+            .build(),
+    }
+    .map_err(build_error("metrics"))
+}
+
+fn runtime(signal: &'static str) -> Result<tokio::runtime::Runtime, ExportError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| ExportError::Start { signal, source })
+}

@@ -1,0 +1,338 @@
+//! OTLP traces: spans are converted as they arrive, batched (up to 512, or
+//! whatever arrived within a second), queued (at most 64 batches, the oldest
+//! dropped first) and exported one request at a time, with exponential
+//! backoff while the receiver is unreachable.
+
+use std::future::{pending, Future};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_lite::future::or;
+use opentelemetry::InstrumentationScope;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
+
+use super::convert::{self, span_data};
+use super::queue::{Backoff, BatchQueue};
+use super::{ExportError, ExporterHandle, OtlpConfig, OtlpStats};
+use crate::model::{Resource, Span};
+use crate::selfmetrics::SelfMetrics;
+
+/// Limits and delays of the export loop.
+#[derive(Debug, Clone)]
+pub(crate) struct Tuning {
+    pub max_batch: usize,
+    pub batch_timeout: Duration,
+    pub max_queued_batches: usize,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            max_batch: 512,
+            batch_timeout: Duration::from_secs(1),
+            max_queued_batches: 64,
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The spans of one process: they share a resource, so one export request each.
+#[derive(Debug)]
+pub(crate) struct Group {
+    pub resource: Arc<Resource>,
+    pub spans: Vec<SpanData>,
+}
+
+/// What one queue slot holds: a batch, grouped by resource in arrival order.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub groups: Vec<Group>,
+}
+
+impl Batch {
+    fn from_spans(spans: Vec<(Arc<Resource>, SpanData)>) -> Self {
+        let mut groups: Vec<Group> = Vec::new();
+        for (resource, span) in spans {
+            match groups.iter_mut().find(|g| *g.resource == *resource) {
+                Some(g) => g.spans.push(span),
+                None => groups.push(Group {
+                    resource,
+                    spans: vec![span],
+                }),
+            }
+        }
+        Self { groups }
+    }
+
+    pub fn len(&self) -> usize {
+        self.groups.iter().map(|g| g.spans.len()).sum()
+    }
+}
+
+/// Where batches go. `send` removes each group once the receiver acknowledged it,
+/// so that a retry sends only what is left.
+pub(crate) trait Sink: 'static {
+    fn send(&mut self, batch: &mut Batch) -> impl Future<Output = Result<(), String>>;
+    fn shutdown(&mut self);
+}
+
+/// The OTLP span exporter of opentelemetry-otlp, one resource at a time.
+struct OtlpSink {
+    exporter: opentelemetry_otlp::SpanExporter,
+    timeout: Duration,
+}
+
+impl Sink for OtlpSink {
+    async fn send(&mut self, batch: &mut Batch) -> Result<(), String> {
+        while let Some(group) = batch.groups.first() {
+            let resource =
+                convert::resource(&group.resource.service_name, Some(group.resource.pid.0));
+            self.exporter.set_resource(&resource);
+            // The library bounds a request by the configured timeout; this is a backstop.
+            let limit = self.timeout + Duration::from_secs(1);
+            match tokio::time::timeout(limit, self.exporter.export(group.spans.clone())).await {
+                Ok(Ok(())) => {
+                    batch.groups.remove(0);
+                }
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Err(format!("no answer within {limit:?}")),
+            }
+        }
+        Ok(())
+    }
+
+    fn shutdown(&mut self) {
+        if let Err(e) = self.exporter.shutdown() {
+            log::debug!("OTLP span exporter shutdown: {e}");
+        }
+    }
+}
+
+/// Starts the traces exporter thread; it ends after `rx` closes and its queue is
+/// flushed (or 5 s have passed).
+pub fn spawn_traces(
+    config: &OtlpConfig,
+    rx: async_channel::Receiver<Arc<Span>>,
+    metrics: Arc<SelfMetrics>,
+) -> Result<ExporterHandle, ExportError> {
+    config.validate()?;
+    let runtime = super::runtime("traces")?;
+    let exporter = {
+        let _inside = runtime.enter();
+        super::build_span_exporter(config)?
+    };
+    let sink = OtlpSink {
+        exporter,
+        timeout: config.timeout,
+    };
+    let stats = Arc::new(OtlpStats::default());
+    let thread_stats = Arc::clone(&stats);
+    let url = config.traces_url();
+    let protocol = config.protocol;
+    let thread = std::thread::Builder::new()
+        .name("otlp-traces".into())
+        .spawn(move || {
+            log::info!("exporting traces over OTLP {protocol} to {url}");
+            runtime.block_on(run(sink, rx, Tuning::default(), thread_stats, metrics));
+        })
+        .map_err(|source| ExportError::Start {
+            signal: "traces",
+            source,
+        })?;
+    Ok(ExporterHandle { thread, stats })
+}
+
+/// A send under way: it owns the sink and the batch, and gives both back with
+/// the span count the batch had when it started.
+type InFlight<S> = Pin<Box<dyn Future<Output = Sent<S>>>>;
+
+struct Sent<S> {
+    sink: S,
+    batch: Batch,
+    spans_before: usize,
+    result: Result<(), String>,
+}
+
+enum Event<S> {
+    Span(Result<Arc<Span>, async_channel::RecvError>),
+    Done(Sent<S>),
+    Tick,
+}
+
+struct Loop<'a> {
+    queue: BatchQueue<Batch>,
+    stats: &'a OtlpStats,
+    metrics: &'a SelfMetrics,
+}
+
+impl Loop<'_> {
+    fn enqueue(&mut self, batch: Batch, front: bool) {
+        let dropped = if front {
+            self.queue.push_front(batch)
+        } else {
+            self.queue.push(batch)
+        };
+        if let Some(dropped) = dropped {
+            let n = dropped.len() as u64;
+            OtlpStats::add(&self.stats.batches_dropped, 1);
+            OtlpStats::add(&self.stats.spans_dropped_queue_full, n);
+            for _ in 0..n {
+                self.metrics.spans_dropped.inc();
+            }
+        }
+    }
+}
+
+pub(crate) async fn run<S: Sink>(
+    sink: S,
+    rx: async_channel::Receiver<Arc<Span>>,
+    tuning: Tuning,
+    stats: Arc<OtlpStats>,
+    metrics: Arc<SelfMetrics>,
+) {
+    let scope: InstrumentationScope = convert::scope();
+    let mut state = Loop {
+        queue: BatchQueue::new(tuning.max_queued_batches),
+        stats: &stats,
+        metrics: &metrics,
+    };
+    let mut backoff = Backoff::new(tuning.backoff_initial, tuning.backoff_max);
+    let mut unbatched: Vec<(Arc<Resource>, SpanData)> = Vec::with_capacity(tuning.max_batch);
+    let mut pending_since: Option<Instant> = None;
+    let mut idle_sink: Option<S> = Some(sink);
+    let mut in_flight: Option<InFlight<S>> = None;
+    let mut in_flight_spans = 0;
+    let mut closing_deadline: Option<Instant> = None;
+    let mut failing = false;
+
+    loop {
+        let now = Instant::now();
+        let batch_due = pending_since.map(|t| t + tuning.batch_timeout);
+        if !unbatched.is_empty()
+            && (unbatched.len() >= tuning.max_batch
+                || batch_due.is_some_and(|due| now >= due)
+                || closing_deadline.is_some())
+        {
+            let batch = Batch::from_spans(std::mem::take(&mut unbatched));
+            pending_since = None;
+            state.enqueue(batch, false);
+        }
+        if in_flight.is_none() && backoff.ready(now) {
+            if let Some(mut batch) = state.queue.pop() {
+                let mut sink = idle_sink
+                    .take()
+                    .expect("the sink is idle when nothing is in flight");
+                in_flight_spans = batch.len();
+                in_flight = Some(Box::pin(async move {
+                    let spans_before = batch.len();
+                    let result = sink.send(&mut batch).await;
+                    Sent {
+                        sink,
+                        batch,
+                        spans_before,
+                        result,
+                    }
+                }));
+            }
+        }
+        if let Some(deadline) = closing_deadline {
+            if in_flight.is_none() && state.queue.is_empty() {
+                break;
+            }
+            if now >= deadline {
+                let queued: usize = state.queue.drain().map(|b| b.len()).sum();
+                // An unfinished send is abandoned; its batch counts at the size it
+                // had when the send started (an upper bound if some groups got through).
+                let left = queued + in_flight.take().map_or(0, |_| in_flight_spans);
+                log::warn!("OTLP traces: shutdown flush timed out, {left} queued spans dropped");
+                OtlpStats::add(&stats.spans_dropped_at_shutdown, left as u64);
+                break;
+            }
+        }
+
+        let wake = [
+            pending_since.map(|t| t + tuning.batch_timeout),
+            (in_flight.is_none() && !state.queue.is_empty())
+                .then(|| backoff.not_before())
+                .flatten(),
+            closing_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let done = async {
+            match in_flight.as_mut() {
+                Some(f) => Event::Done(f.await),
+                None => pending().await,
+            }
+        };
+        let recv = async {
+            if closing_deadline.is_some() {
+                pending().await
+            } else {
+                Event::Span(rx.recv().await)
+            }
+        };
+        let timer = async {
+            match wake {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => pending().await,
+            }
+            Event::Tick
+        };
+        match or(done, or(recv, timer)).await {
+            Event::Span(Ok(span)) => {
+                OtlpStats::add(&stats.spans_received, 1);
+                pending_since.get_or_insert_with(Instant::now);
+                unbatched.push((Arc::clone(&span.request.resource), span_data(&span, &scope)));
+            }
+            Event::Span(Err(_)) => {
+                closing_deadline = Some(Instant::now() + tuning.shutdown_timeout);
+            }
+            Event::Done(Sent {
+                sink,
+                batch,
+                spans_before,
+                result,
+            }) => {
+                in_flight = None;
+                idle_sink = Some(sink);
+                // Groups the receiver acknowledged were removed from the batch.
+                let sent = spans_before - batch.len();
+                OtlpStats::add(&stats.spans_exported, sent as u64);
+                match result {
+                    Ok(()) => {
+                        if failing {
+                            log::info!("OTLP traces: the receiver accepts spans again");
+                            failing = false;
+                        }
+                        backoff.succeeded();
+                    }
+                    Err(e) => {
+                        OtlpStats::add(&stats.export_failures, 1);
+                        let delay = backoff.failed(Instant::now());
+                        if !failing {
+                            log::warn!("OTLP traces: export failed ({e}); retrying every {delay:?} or more, up to {:?}", tuning.backoff_max);
+                            failing = true;
+                        } else {
+                            log::debug!(
+                                "OTLP traces: export failed again ({e}), next try in {delay:?}"
+                            );
+                        }
+                        state.enqueue(batch, true);
+                    }
+                }
+            }
+            Event::Tick => {}
+        }
+    }
+    if let Some(mut sink) = idle_sink {
+        sink.shutdown();
+    }
+}
