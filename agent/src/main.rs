@@ -1,18 +1,6 @@
 //! beyla: wires the stages together. Kernel events flow
 //! reader -> assembler -> decorator -> exporters, over bounded channels.
 
-mod assemble;
-mod config;
-mod decorate;
-mod discovery;
-mod ebpf;
-mod export;
-mod model;
-mod protocols;
-mod sample;
-mod selfmetrics;
-mod trace;
-
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
@@ -21,14 +9,16 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use assemble::Assembler;
-use config::{Config, Flags};
-use decorate::{Decorator, Routes};
-use discovery::{Discovery, Registry};
-use ebpf::{Loaded, ProbeSettings, Probes};
-use model::KernelEvent;
-use sample::Sampler;
-use selfmetrics::{SelfMetrics, Summary};
+use beyla::assemble::Assembler;
+use beyla::config::{Config, Flags};
+use beyla::decorate::{Decorator, Routes};
+use beyla::discovery::{Discovery, Registry};
+use beyla::ebpf::{self, Loaded, ProbeSettings, Probes};
+use beyla::export;
+use beyla::model::KernelEvent;
+use beyla::sample::Sampler;
+use beyla::selfmetrics::{SelfMetrics, Summary};
+use beyla::trace;
 
 /// Finished requests waiting for the decorator.
 const REQUEST_QUEUE: usize = 16_384;
