@@ -161,41 +161,10 @@ fn utc(unix_ns: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ConnTuple, HttpRequest, Pid, Resource, SpanId, Tid, TraceContext, TraceId};
+    use crate::model::fixtures;
 
     fn span() -> Span {
-        Span {
-            request: HttpRequest {
-                kind: SpanKind::Server,
-                pid: Pid(77),
-                tid: Tid(78),
-                conn: ConnTuple {
-                    local: "127.0.0.1".parse().unwrap(),
-                    local_port: 8080,
-                    remote: "127.0.0.2".parse().unwrap(),
-                    remote_port: 40000,
-                },
-                method: "GET",
-                path: "/users/42".into(),
-                status: 200,
-                start_mono_ns: 0,
-                end_mono_ns: 0,
-                context: TraceContext {
-                    trace_id: TraceId([0xab; 16]),
-                    span_id: SpanId([0x01; 8]),
-                    parent: Some(SpanId([0x02; 8])),
-                    parent_sampled: Some(true),
-                },
-                resource: Arc::new(Resource {
-                    service_name: "svc".into(),
-                    service_namespace: String::new(),
-                    pid: Pid(77),
-                }),
-            },
-            route: Some("/users/*".into()),
-            start_unix_ns: 1_764_000_000_000_000_000,
-            end_unix_ns: 1_764_000_000_001_500_000,
-        }
+        fixtures::span()
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The types pipeline stages exchange; no stage reaches into another's internals.
 
 mod event;
+#[cfg(test)]
+pub mod fixtures;
 mod ids;
 mod request;
 mod span;

@@ -106,48 +106,21 @@ pub fn span_data(span: &Span, scope: &InstrumentationScope) -> SpanData {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::sync::Arc;
 
     use opentelemetry::{Key, Value};
 
     use super::*;
-    use crate::model::{
-        ConnTuple, HttpRequest, Pid, Resource as ModelResource, SpanId, Tid, TraceContext, TraceId,
-    };
+    use crate::model::{fixtures, SpanId};
 
     pub fn span(kind: SpanKind, status: u16, service: &str, n: u8) -> Span {
-        Span {
-            request: HttpRequest {
-                kind,
-                pid: Pid(77),
-                tid: Tid(78),
-                conn: ConnTuple {
-                    local: "127.0.0.1".parse().unwrap(),
-                    local_port: 8080,
-                    remote: "10.0.0.2".parse().unwrap(),
-                    remote_port: 40000,
-                },
-                method: "GET",
-                path: format!("/users/{n}"),
-                status,
-                start_mono_ns: 0,
-                end_mono_ns: 0,
-                context: TraceContext {
-                    trace_id: TraceId([0xab; 16]),
-                    span_id: SpanId([n; 8]),
-                    parent: Some(SpanId([0x02; 8])),
-                    parent_sampled: Some(true),
-                },
-                resource: Arc::new(ModelResource {
-                    service_name: service.into(),
-                    service_namespace: String::new(),
-                    pid: Pid(77),
-                }),
-            },
-            route: Some("/users/*".into()),
-            start_unix_ns: 1_764_000_000_000_000_000,
-            end_unix_ns: 1_764_000_000_001_500_000,
-        }
+        let mut span = fixtures::span();
+        span.request.kind = kind;
+        span.request.status = status;
+        span.request.conn.remote = "10.0.0.2".parse().unwrap();
+        span.request.path = format!("/users/{n}");
+        span.request.context.span_id = SpanId([n; 8]);
+        span.request.resource = fixtures::resource(service);
+        span
     }
 
     fn attr(d: &SpanData, key: &str) -> Value {

@@ -363,43 +363,16 @@ impl Collector for SelfMetricsCollector {
 mod tests {
     use super::*;
     use crate::ebpf::KernelDropCounts;
-    use crate::model::{ConnTuple, HttpRequest, Pid, Resource, SpanId, Tid, TraceContext, TraceId};
-
-    const T0_NS: u64 = 1_764_000_000_000_000_000;
+    use crate::model::fixtures::{self, START_UNIX_NS as T0_NS};
 
     fn span(kind: SpanKind, service: &str, route: &str, status: u16, duration_ns: u64) -> Span {
-        Span {
-            request: HttpRequest {
-                kind,
-                pid: Pid(77),
-                tid: Tid(78),
-                conn: ConnTuple {
-                    local: "127.0.0.1".parse().unwrap(),
-                    local_port: 8080,
-                    remote: "127.0.0.2".parse().unwrap(),
-                    remote_port: 40000,
-                },
-                method: "GET",
-                path: "/users/42".into(),
-                status,
-                start_mono_ns: 0,
-                end_mono_ns: 0,
-                context: TraceContext {
-                    trace_id: TraceId([0xab; 16]),
-                    span_id: SpanId([0x01; 8]),
-                    parent: None,
-                    parent_sampled: None,
-                },
-                resource: Arc::new(Resource {
-                    service_name: service.into(),
-                    service_namespace: String::new(),
-                    pid: Pid(77),
-                }),
-            },
-            route: Some(route.into()),
-            start_unix_ns: T0_NS,
-            end_unix_ns: T0_NS + duration_ns,
-        }
+        let mut span = fixtures::span();
+        span.request.kind = kind;
+        span.request.status = status;
+        span.request.resource = fixtures::resource(service);
+        span.route = Some(route.into());
+        span.end_unix_ns = T0_NS + duration_ns;
+        span
     }
 
     fn metrics() -> Metrics {

@@ -225,43 +225,18 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::TcpStream;
 
-    use crate::model::{
-        ConnTuple, HttpRequest, Pid, Resource, SpanId, SpanKind, Tid, TraceContext, TraceId,
-    };
+    use crate::model::fixtures;
 
     fn span() -> Span {
-        Span {
-            request: HttpRequest {
-                kind: SpanKind::Server,
-                pid: Pid(77),
-                tid: Tid(78),
-                conn: ConnTuple {
-                    local: "127.0.0.1".parse().unwrap(),
-                    local_port: 8080,
-                    remote: "127.0.0.2".parse().unwrap(),
-                    remote_port: 40000,
-                },
-                method: "POST",
-                path: "/orders".into(),
-                status: 201,
-                start_mono_ns: 0,
-                end_mono_ns: 0,
-                context: TraceContext {
-                    trace_id: TraceId([0xab; 16]),
-                    span_id: SpanId([0x01; 8]),
-                    parent: None,
-                    parent_sampled: None,
-                },
-                resource: Arc::new(Resource {
-                    service_name: "shop".into(),
-                    service_namespace: String::new(),
-                    pid: Pid(77),
-                }),
-            },
-            route: Some("/orders".into()),
-            start_unix_ns: 1_000_000_000,
-            end_unix_ns: 1_020_000_000,
-        }
+        let mut span = fixtures::span();
+        span.request.method = "POST";
+        span.request.path = "/orders".into();
+        span.request.status = 201;
+        span.request.resource = fixtures::resource("shop");
+        span.route = Some("/orders".into());
+        span.start_unix_ns = 1_000_000_000;
+        span.end_unix_ns = 1_020_000_000;
+        span
     }
 
     fn local(port: u16) -> PrometheusConfig {

@@ -1,0 +1,50 @@
+//! A finished span for exporter tests: a server `GET /users/42` answered 200 in
+//! 1.5 ms, route `/users/*`, service `svc`, with a sampled remote parent.
+//! Tests change the fields they are about.
+
+use std::sync::Arc;
+
+use super::{
+    ConnTuple, HttpRequest, Pid, Resource, Span, SpanId, SpanKind, Tid, TraceContext, TraceId,
+};
+
+pub const START_UNIX_NS: u64 = 1_764_000_000_000_000_000;
+
+pub fn resource(service_name: &str) -> Arc<Resource> {
+    Arc::new(Resource {
+        service_name: service_name.into(),
+        service_namespace: String::new(),
+        pid: Pid(77),
+    })
+}
+
+pub fn span() -> Span {
+    Span {
+        request: HttpRequest {
+            kind: SpanKind::Server,
+            pid: Pid(77),
+            tid: Tid(78),
+            conn: ConnTuple {
+                local: "127.0.0.1".parse().unwrap(),
+                local_port: 8080,
+                remote: "127.0.0.2".parse().unwrap(),
+                remote_port: 40000,
+            },
+            method: "GET",
+            path: "/users/42".into(),
+            status: 200,
+            start_mono_ns: 0,
+            end_mono_ns: 0,
+            context: TraceContext {
+                trace_id: TraceId([0xab; 16]),
+                span_id: SpanId([0x01; 8]),
+                parent: Some(SpanId([0x02; 8])),
+                parent_sampled: Some(true),
+            },
+            resource: resource("svc"),
+        },
+        route: Some("/users/*".into()),
+        start_unix_ns: START_UNIX_NS,
+        end_unix_ns: START_UNIX_NS + 1_500_000,
+    }
+}
