@@ -12,8 +12,10 @@
 
 pub mod agent;
 pub mod apps;
+pub mod config_files;
 pub mod http;
 pub mod process;
+pub mod receivers;
 pub mod spans;
 
 use std::path::PathBuf;

@@ -93,12 +93,13 @@ impl Discovery {
 
     fn start(&mut self, pid: Pid, exe: &Path, selection: &Selection) {
         let service_name = self.service_name(pid, exe, selection);
-        // Registry before kernel map, so no event arrives for an unknown process.
-        log::info!(
+        let service_namespace = selection.namespace.clone().unwrap_or_default();
+        // Registry before kernel map, so no event arrives for an unknown process;
+        // the log line last, so that what it announces already holds.
+        let announced = format!(
             "instrumenting pid={pid} service={service_name} exe={}",
             exe.display()
         );
-        let service_namespace = selection.namespace.clone().unwrap_or_default();
         self.registry.insert(Resource {
             service_name,
             service_namespace,
@@ -106,6 +107,7 @@ impl Discovery {
         });
         self.pids.trace(pid);
         self.traced.insert(pid);
+        log::info!("{announced}");
     }
 
     fn stop(&mut self, pid: Pid) {

@@ -150,11 +150,6 @@ where
                 rx,
                 Arc::clone(&sources.self_metrics),
             )?;
-            log::info!(
-                "OTLP traces to {} ({})",
-                traces.endpoint,
-                traces.protocol.as_str()
-            );
             fan_out.traces.push(tx);
             Some(handle)
         }
@@ -165,12 +160,6 @@ where
             let (tx, rx) = async_channel::bounded(EXPORT_QUEUE);
             let settings = otlp_settings(&metrics.otlp, Some(metrics.interval));
             let handle = otlp::spawn_metrics(&settings, rx, Arc::clone(&sources.self_metrics))?;
-            log::info!(
-                "OTLP metrics to {} ({}) every {:?}",
-                metrics.otlp.endpoint,
-                metrics.otlp.protocol.as_str(),
-                metrics.interval
-            );
             fan_out.metrics.push(tx);
             Some(handle)
         }
@@ -200,11 +189,6 @@ where
                 sources.instrumented,
             ) {
                 Ok(handle) => {
-                    log::info!(
-                        "Prometheus metrics at http://{}{}",
-                        handle.local_addr(),
-                        prometheus_path(config)
-                    );
                     fan_out.metrics.push(tx);
                     Some(handle)
                 }
@@ -226,11 +210,4 @@ where
             otlp_metrics,
         },
     ))
-}
-
-fn prometheus_path(config: &Config) -> &str {
-    config
-        .prometheus
-        .as_ref()
-        .map_or("/metrics", |p| p.path.as_str())
 }

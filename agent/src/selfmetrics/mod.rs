@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::ebpf::KernelDropCounts;
 
@@ -43,6 +44,42 @@ pub struct SelfMetrics {
     /// Spans dropped because an exporter was behind.
     pub spans_dropped: Counter,
     pub spans_created: Counter,
+    pub otlp: Arc<OtlpStats>,
+}
+
+/// The OTLP exporters' counters (relaxed atomics; only totals matter), shared
+/// by the traces and metrics exporters, the exit log and the Prometheus endpoint.
+#[derive(Debug, Default)]
+pub struct OtlpStats {
+    /// Spans taken from the channel.
+    pub spans_received: AtomicU64,
+    /// Spans the receiver acknowledged.
+    pub spans_exported: AtomicU64,
+    /// Export requests that failed (each retry counts).
+    pub export_failures: AtomicU64,
+    /// Batches dropped because the queue was full while the receiver was down.
+    pub batches_dropped: AtomicU64,
+    /// Spans in those batches.
+    pub spans_dropped_queue_full: AtomicU64,
+    /// Spans still queued when the shutdown flush ran out of time.
+    pub spans_dropped_at_shutdown: AtomicU64,
+    /// Spans recorded into metric histograms.
+    pub metric_spans_recorded: AtomicU64,
+    /// Spans not recorded because too many services already had meters.
+    pub metric_spans_dropped_service_limit: AtomicU64,
+    /// Metric export requests that succeeded / failed.
+    pub metric_exports: AtomicU64,
+    pub metric_export_failures: AtomicU64,
+}
+
+impl OtlpStats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
 }
 
 /// A summary for the log at exit, with the kernel's own drop counts.

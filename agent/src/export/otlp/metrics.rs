@@ -168,13 +168,11 @@ impl<E: PushMetricExporter + Clone> Recorder<E> {
 pub fn spawn_metrics(
     config: &OtlpConfig,
     rx: async_channel::Receiver<Arc<Span>>,
-    // Drops before this exporter are the fan-out's to count; none happen here
-    // that belong in the agent-wide counters.
-    _metrics: Arc<SelfMetrics>,
+    metrics: Arc<SelfMetrics>,
 ) -> Result<ExporterHandle, ExportError> {
     config.validate()?;
     let runtime = super::runtime("metrics")?;
-    let stats = Arc::new(OtlpStats::default());
+    let stats = Arc::clone(&metrics.otlp);
     let exporter = {
         let _inside = runtime.enter();
         OnRuntime {

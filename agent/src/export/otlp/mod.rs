@@ -14,7 +14,6 @@ pub mod traces;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -23,6 +22,7 @@ use opentelemetry_otlp::{
 };
 use opentelemetry_sdk::metrics::Temporality;
 
+pub use crate::selfmetrics::OtlpStats;
 pub use config::{OtlpConfig, OtlpConfigError, Protocol};
 pub use metrics::spawn_metrics;
 pub use traces::spawn_traces;
@@ -41,40 +41,6 @@ pub enum ExportError {
         signal: &'static str,
         source: std::io::Error,
     },
-}
-
-/// The exporter's own counters (relaxed atomics; only totals matter).
-#[derive(Debug, Default)]
-pub struct OtlpStats {
-    /// Spans taken from the channel.
-    pub spans_received: AtomicU64,
-    /// Spans the receiver acknowledged.
-    pub spans_exported: AtomicU64,
-    /// Export requests that failed (each retry counts).
-    pub export_failures: AtomicU64,
-    /// Batches dropped because the queue was full while the receiver was down.
-    pub batches_dropped: AtomicU64,
-    /// Spans in those batches.
-    pub spans_dropped_queue_full: AtomicU64,
-    /// Spans still queued when the shutdown flush ran out of time.
-    pub spans_dropped_at_shutdown: AtomicU64,
-    /// Spans recorded into metric histograms.
-    pub metric_spans_recorded: AtomicU64,
-    /// Spans not recorded because too many services already had meters.
-    pub metric_spans_dropped_service_limit: AtomicU64,
-    /// Metric export requests that succeeded / failed.
-    pub metric_exports: AtomicU64,
-    pub metric_export_failures: AtomicU64,
-}
-
-impl OtlpStats {
-    fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
 }
 
 /// A running exporter thread.

@@ -131,7 +131,7 @@ pub fn spawn_traces(
         exporter,
         timeout: config.timeout,
     };
-    let stats = Arc::new(OtlpStats::default());
+    let stats = Arc::clone(&metrics.otlp);
     let thread_stats = Arc::clone(&stats);
     let url = config.traces_url();
     let protocol = config.protocol;

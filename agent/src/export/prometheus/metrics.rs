@@ -337,6 +337,38 @@ impl Collector for SelfMetricsCollector {
                 ("export_queue", m.spans_dropped.get()),
             ],
         )?;
+        let otlp = &m.otlp;
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        counter(
+            e,
+            "beyla_otlp_spans_exported",
+            "Spans an OTLP receiver accepted.",
+            get(&otlp.spans_exported),
+        )?;
+        labelled_counter(
+            e,
+            "beyla_otlp_export_failures",
+            "OTLP export requests that failed (each retry counts), by signal.",
+            "signal",
+            &[
+                ("traces", get(&otlp.export_failures)),
+                ("metrics", get(&otlp.metric_export_failures)),
+            ],
+        )?;
+        labelled_counter(
+            e,
+            "beyla_otlp_spans_dropped",
+            "Spans the OTLP exporters could not deliver or record, by reason.",
+            "reason",
+            &[
+                ("queue_full", get(&otlp.spans_dropped_queue_full)),
+                ("shutdown", get(&otlp.spans_dropped_at_shutdown)),
+                (
+                    "service_limit",
+                    get(&otlp.metric_spans_dropped_service_limit),
+                ),
+            ],
+        )?;
         counter(
             e,
             "beyla_parse_errors",
