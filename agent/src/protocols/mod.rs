@@ -1,3 +1,4 @@
 //! Application protocols: bytes of one connection to requests and responses.
 
 pub mod http1;
+pub mod http2;
