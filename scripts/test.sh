@@ -16,5 +16,8 @@ cargo clippy --locked --all-targets --workspace -- -D warnings
 echo "== unit and replay tests"
 cargo test --locked -p beyla
 
+echo "== packaging: Nix files parse, module examples, Kubernetes manifests, Helm chart"
+bash scripts/check-packaging.sh
+
 echo "== eBPF integration tests (root, real kernel)"
 cargo test --locked -p integration-tests -- --test-threads=1 --nocapture

@@ -1,0 +1,60 @@
+{{/* Chart name, or nameOverride. */}}
+{{- define "beyla.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Full name of the resources. */}}
+{{- define "beyla.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "beyla.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "beyla.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "beyla.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "beyla.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "beyla.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "beyla.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+beyla-config.yml: logLevel, discovery (non-empty lists only) and
+prometheus_export from their values, then .Values.config merged over them.
+*/}}
+{{- define "beyla.config" -}}
+{{- $cfg := dict "log_level" .Values.logLevel -}}
+{{- $discovery := dict -}}
+{{- range $key := list "services" "instrument" "exclude_services" "exclude_instrument" -}}
+{{- with (get $.Values.discovery $key) -}}
+{{- $_ := set $discovery $key . -}}
+{{- end -}}
+{{- end -}}
+{{- if $discovery -}}
+{{- $_ := set $cfg "discovery" $discovery -}}
+{{- end -}}
+{{- if .Values.prometheus.enabled -}}
+{{- $_ := set $cfg "prometheus_export" (dict "port" (int .Values.prometheus.port) "path" .Values.prometheus.path) -}}
+{{- end -}}
+{{- $merged := mustMergeOverwrite $cfg (deepCopy (.Values.config | default dict)) -}}
+{{- toYaml $merged -}}
+{{- end -}}
