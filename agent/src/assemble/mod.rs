@@ -12,10 +12,11 @@ use async_channel::Sender;
 
 use crate::discovery::Registry;
 use crate::model::{
-    ConnId, ConnTuple, DataChunk, Direction, HttpRequest, Origin, Pid, Resource, SpanKind, Tid,
-    TraceContext,
+    ConnId, ConnTuple, DataChunk, Direction, HttpRequest, Origin, Pid, Resource, RpcCall, SpanKind,
+    Tid, TraceContext,
 };
 use crate::protocols::http1::{self, stitch};
+use crate::protocols::http2;
 use crate::selfmetrics::SelfMetrics;
 use crate::trace::Linker;
 
@@ -30,6 +31,7 @@ enum Protocol {
     /// No bytes yet that tell.
     Undecided,
     Http1(Box<stitch::Stitcher>),
+    Http2(Box<http2::stitch::Stitcher>),
     /// Not a protocol we parse; its bytes are ignored.
     Unsupported,
 }
@@ -62,7 +64,13 @@ struct Sink<'a> {
     metrics: &'a SelfMetrics,
 }
 
-impl stitch::Hooks for Sink<'_> {
+impl Sink<'_> {
+    fn send(&self, request: HttpRequest) {
+        if self.out.try_send(request).is_err() {
+            self.metrics.requests_dropped.inc();
+        }
+    }
+
     fn request_started(&mut self, tid: Tid, traceparent: Option<&str>) -> TraceContext {
         match self.kind {
             SpanKind::Server => self.linker.server_started(self.pid, tid, traceparent),
@@ -70,10 +78,20 @@ impl stitch::Hooks for Sink<'_> {
         }
     }
 
-    fn exchange(&mut self, e: stitch::Exchange) {
+    fn ended(&mut self, context: &TraceContext) {
         if self.kind == SpanKind::Server {
-            self.linker.server_ended(self.pid, e.context.span_id);
+            self.linker.server_ended(self.pid, context.span_id);
         }
+    }
+}
+
+impl stitch::Hooks for Sink<'_> {
+    fn request_started(&mut self, tid: Tid, traceparent: Option<&str>) -> TraceContext {
+        Sink::request_started(self, tid, traceparent)
+    }
+
+    fn exchange(&mut self, e: stitch::Exchange) {
+        self.ended(&e.context);
         let request = HttpRequest {
             kind: self.kind,
             pid: self.pid,
@@ -85,17 +103,14 @@ impl stitch::Hooks for Sink<'_> {
             start_mono_ns: e.start_mono_ns,
             end_mono_ns: e.end_mono_ns,
             context: e.context,
+            rpc: None,
             resource: Arc::clone(self.resource),
         };
-        if self.out.try_send(request).is_err() {
-            self.metrics.requests_dropped.inc();
-        }
+        self.send(request);
     }
 
     fn abandoned(&mut self, context: TraceContext) {
-        if self.kind == SpanKind::Server {
-            self.linker.server_ended(self.pid, context.span_id);
-        }
+        self.ended(&context);
     }
 
     fn anomaly(&mut self, anomaly: stitch::Anomaly) {
@@ -103,6 +118,64 @@ impl stitch::Hooks for Sink<'_> {
             stitch::Anomaly::Invalid(_) => self.metrics.parse_errors.inc(),
             stitch::Anomaly::OrphanResponse => self.metrics.orphan_responses.inc(),
             stitch::Anomaly::Unanswered => self.metrics.unanswered_requests.inc(),
+        }
+    }
+}
+
+impl http2::stitch::Hooks for Sink<'_> {
+    fn request_started(&mut self, tid: Tid, traceparent: Option<&str>) -> TraceContext {
+        Sink::request_started(self, tid, traceparent)
+    }
+
+    /// Values HPACK could not decode (a connection joined mid-way) are never
+    /// guessed: such an exchange is counted and gives no span.
+    fn exchange(&mut self, e: http2::stitch::Exchange) {
+        self.ended(&e.context);
+        let method = e
+            .method
+            .as_deref()
+            .and_then(|m| http1::Method::from_bytes(m.as_bytes()));
+        let (Some(method), Some(path), Some(status)) = (method, e.path, e.status) else {
+            self.metrics.undecodable_requests.inc();
+            return;
+        };
+        let rpc = e.grpc.and_then(|call| {
+            Some(RpcCall {
+                system: "grpc",
+                service: call.service?,
+                method: call.method?,
+                status_code: call.status_code,
+            })
+        });
+        self.send(HttpRequest {
+            kind: self.kind,
+            pid: self.pid,
+            tid: e.tid,
+            conn: self.tuple,
+            method: method.as_str(),
+            path,
+            status,
+            start_mono_ns: e.start_mono_ns,
+            end_mono_ns: e.end_mono_ns,
+            context: e.context,
+            rpc,
+            resource: Arc::clone(self.resource),
+        });
+    }
+
+    fn abandoned(&mut self, context: TraceContext) {
+        self.ended(&context);
+    }
+
+    fn anomaly(&mut self, anomaly: http2::stitch::Anomaly) {
+        use http2::stitch::Anomaly;
+        match anomaly {
+            Anomaly::Invalid(_) | Anomaly::Lost { .. } => self.metrics.parse_errors.inc(),
+            Anomaly::OrphanResponse => self.metrics.orphan_responses.inc(),
+            Anomaly::Unanswered
+            | Anomaly::Reset { .. }
+            | Anomaly::Refused
+            | Anomaly::StreamDropped => self.metrics.unanswered_requests.inc(),
         }
     }
 }
@@ -158,20 +231,23 @@ impl Assembler {
                 Protocol::Unsupported => self.metrics.connections_unsupported.inc(),
                 // A response first: the request was never seen; wait for the next one.
                 Protocol::Undecided => return,
-                Protocol::Http1(_) => {}
+                Protocol::Http1(_) | Protocol::Http2(_) => {}
             }
         }
-        if let (Protocol::Http1(stitcher), Some(kind)) = (&mut conn.protocol, conn.kind) {
-            let mut sink = Sink {
-                pid: chunk.pid,
-                kind,
-                tuple: conn.tuple,
-                resource: &conn.resource,
-                linker: &mut self.linker,
-                out: &self.out,
-                metrics: &self.metrics,
-            };
-            stitcher.feed(chunk, &mut sink);
+        let Some(kind) = conn.kind else { return };
+        let mut sink = Sink {
+            pid: chunk.pid,
+            kind,
+            tuple: conn.tuple,
+            resource: &conn.resource,
+            linker: &mut self.linker,
+            out: &self.out,
+            metrics: &self.metrics,
+        };
+        match &mut conn.protocol {
+            Protocol::Http1(stitcher) => stitcher.feed(chunk, &mut sink),
+            Protocol::Http2(stitcher) => stitcher.feed(chunk, &mut sink),
+            Protocol::Undecided | Protocol::Unsupported => {}
         }
     }
 
@@ -189,18 +265,20 @@ impl Assembler {
     }
 
     fn finish(&mut self, mut conn: Connection) {
-        if let (Protocol::Http1(stitcher), Some(kind)) = (&mut conn.protocol, conn.kind) {
-            let pid = conn.resource.pid;
-            let mut sink = Sink {
-                pid,
-                kind,
-                tuple: conn.tuple,
-                resource: &conn.resource,
-                linker: &mut self.linker,
-                out: &self.out,
-                metrics: &self.metrics,
-            };
-            stitcher.close(&mut sink);
+        let Some(kind) = conn.kind else { return };
+        let mut sink = Sink {
+            pid: conn.resource.pid,
+            kind,
+            tuple: conn.tuple,
+            resource: &conn.resource,
+            linker: &mut self.linker,
+            out: &self.out,
+            metrics: &self.metrics,
+        };
+        match &mut conn.protocol {
+            Protocol::Http1(stitcher) => stitcher.close(&mut sink),
+            Protocol::Http2(stitcher) => stitcher.close(&mut sink),
+            Protocol::Undecided | Protocol::Unsupported => {}
         }
     }
 
@@ -235,5 +313,26 @@ fn detect(conn: &mut Connection, chunk: &DataChunk<'_>) -> Protocol {
     if http1::looks_like_response(chunk.data) {
         return Protocol::Undecided;
     }
-    Protocol::Unsupported
+    // HTTP/2: the client's preface names the client; a SETTINGS frame sent
+    // first is the server's preface.
+    let (request_dir, kind) = match (http2::detect(chunk.data), chunk.direction) {
+        (Some(http2::H2Start::ClientPreface), Direction::Ingress) => {
+            (Direction::Ingress, SpanKind::Server)
+        }
+        (Some(http2::H2Start::ClientPreface), Direction::Egress) => {
+            (Direction::Egress, SpanKind::Client)
+        }
+        (Some(http2::H2Start::ServerSettings), Direction::Ingress) => {
+            (Direction::Egress, SpanKind::Client)
+        }
+        (Some(http2::H2Start::ServerSettings), Direction::Egress) => {
+            (Direction::Ingress, SpanKind::Server)
+        }
+        (None, _) => return Protocol::Unsupported,
+    };
+    if conn.kind.is_some_and(|k| k != kind) {
+        return Protocol::Unsupported;
+    }
+    conn.kind = Some(kind);
+    Protocol::Http2(Box::new(http2::stitch::Stitcher::new(request_dir)))
 }

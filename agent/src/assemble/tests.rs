@@ -176,3 +176,85 @@ fn close_releases_unanswered_requests() {
     assert!(r.drain().is_empty());
     assert_eq!(r.metrics.unanswered_requests.get(), 1);
 }
+
+/// Real grpcio bytes (protocols/http2/testdata), replayed into a traced server
+/// in syscall-sized pieces: the client's whole stream, then the server's.
+#[test]
+fn grpc_over_http2_becomes_rpc_requests() {
+    let client = include_bytes!("../protocols/http2/testdata/py_grpc_client.bin");
+    let server = include_bytes!("../protocols/http2/testdata/py_grpc_server.bin");
+    let mut r = Replay::new();
+    let conn = leg(7, Origin::Accept, 50051, 41000);
+    for piece in client.chunks(100) {
+        r.chunk(conn, Direction::Ingress, piece);
+    }
+    for piece in server.chunks(100) {
+        r.chunk(conn, Direction::Egress, piece);
+    }
+    let out = r.drain();
+    let calls: Vec<_> = out
+        .iter()
+        .map(|q| {
+            let rpc = q.rpc.as_ref().expect("a gRPC call");
+            (
+                q.kind,
+                q.method,
+                q.path.as_str(),
+                q.status,
+                rpc.service.as_str(),
+                rpc.method.as_str(),
+                rpc.status_code,
+            )
+        })
+        .collect();
+    let greeter = "demo.v1.Greeter";
+    assert_eq!(
+        calls,
+        vec![
+            (
+                SpanKind::Server,
+                "POST",
+                "/demo.v1.Greeter/SayHello",
+                200,
+                greeter,
+                "SayHello",
+                Some(0)
+            ),
+            (
+                SpanKind::Server,
+                "POST",
+                "/demo.v1.Greeter/StreamHellos",
+                200,
+                greeter,
+                "StreamHellos",
+                Some(0)
+            ),
+            (
+                SpanKind::Server,
+                "POST",
+                "/demo.v1.Greeter/SayHello",
+                200,
+                greeter,
+                "SayHello",
+                Some(5)
+            ),
+            (
+                SpanKind::Server,
+                "POST",
+                "/demo.v1.Greeter/SayHello",
+                200,
+                greeter,
+                "SayHello",
+                Some(0)
+            ),
+        ]
+    );
+    assert!(
+        out[0].context.parent.is_some(),
+        "the first call carried traceparent metadata"
+    );
+    assert_eq!(
+        r.metrics.parse_errors.get() + r.metrics.undecodable_requests.get(),
+        0
+    );
+}

@@ -50,6 +50,17 @@ struct Attributes<'a> {
     server_port: u16,
     #[serde(rename = "client.address")]
     client_address: String,
+    #[serde(rename = "rpc.system", skip_serializing_if = "Option::is_none")]
+    rpc_system: Option<&'static str>,
+    #[serde(rename = "rpc.service", skip_serializing_if = "Option::is_none")]
+    rpc_service: Option<&'a str>,
+    #[serde(rename = "rpc.method", skip_serializing_if = "Option::is_none")]
+    rpc_method: Option<&'a str>,
+    #[serde(
+        rename = "rpc.grpc.status_code",
+        skip_serializing_if = "Option::is_none"
+    )]
+    rpc_grpc_status_code: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -93,6 +104,10 @@ pub fn write_json(out: &mut impl Write, span: &Span) -> io::Result<()> {
             server_address: server.to_string(),
             server_port,
             client_address: client.to_string(),
+            rpc_system: r.rpc.as_ref().map(|c| c.system),
+            rpc_service: r.rpc.as_ref().map(|c| c.service.as_str()),
+            rpc_method: r.rpc.as_ref().map(|c| c.method.as_str()),
+            rpc_grpc_status_code: r.rpc.as_ref().and_then(|c| c.status_code),
         },
         resource: ResourceJson {
             service_name: &r.resource.service_name,
@@ -132,6 +147,12 @@ pub fn write_text(out: &mut impl Write, span: &Span) -> io::Result<()> {
     )?;
     if let Some(parent) = r.context.parent {
         write!(out, " parent={parent}")?;
+    }
+    if let Some(rpc) = &r.rpc {
+        write!(out, " rpc={}/{}", rpc.service, rpc.method)?;
+        if let Some(code) = rpc.status_code {
+            write!(out, " grpc_status={code}")?;
+        }
     }
     out.write_all(b"\n")
 }

@@ -35,6 +35,7 @@ pub fn span() -> Span {
             status: 200,
             start_mono_ns: 0,
             end_mono_ns: 0,
+            rpc: None,
             context: TraceContext {
                 trace_id: TraceId([0xab; 16]),
                 span_id: SpanId([0x01; 8]),

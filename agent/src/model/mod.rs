@@ -9,5 +9,5 @@ mod span;
 
 pub use event::{DataChunk, KernelEvent};
 pub use ids::{ConnId, Pid, SpanId, Tid, TraceId};
-pub use request::{ConnTuple, Direction, HttpRequest, Origin, SpanKind, TraceContext};
+pub use request::{ConnTuple, Direction, HttpRequest, Origin, RpcCall, SpanKind, TraceContext};
 pub use span::{Resource, Span};

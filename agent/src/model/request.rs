@@ -58,6 +58,17 @@ pub struct TraceContext {
     pub parent_sampled: Option<bool>,
 }
 
+/// A remote procedure call carried by the request (gRPC over HTTP/2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcCall {
+    /// `rpc.system`.
+    pub system: &'static str,
+    pub service: String,
+    pub method: String,
+    /// `grpc-status` from the trailers; None when it never arrived or was not decodable.
+    pub status_code: Option<u32>,
+}
+
 /// One HTTP request and its response, as the traced process saw them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpRequest {
@@ -73,6 +84,8 @@ pub struct HttpRequest {
     pub start_mono_ns: u64,
     pub end_mono_ns: u64,
     pub context: TraceContext,
+    /// Set for gRPC calls.
+    pub rpc: Option<RpcCall>,
     /// The process, as discovery named it when the connection was first seen.
     pub resource: Arc<Resource>,
 }

@@ -23,8 +23,12 @@ pub struct Span {
 }
 
 impl Span {
-    /// The OpenTelemetry span name for HTTP: `{method} {route}`, or `{method}` without a route.
+    /// The OpenTelemetry span name: `{service}/{method}` for an RPC, else for
+    /// HTTP `{method} {route}`, or `{method}` without a route.
     pub fn name(&self) -> String {
+        if let Some(rpc) = &self.request.rpc {
+            return format!("{}/{}", rpc.service, rpc.method);
+        }
         match &self.route {
             Some(route) => format!("{} {route}", self.request.method),
             None => self.request.method.to_string(),

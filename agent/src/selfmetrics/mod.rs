@@ -35,6 +35,9 @@ pub struct SelfMetrics {
     pub connections_unsupported: Counter,
     /// Malformed HTTP messages, skipped.
     pub parse_errors: Counter,
+    /// Requests whose method, path or status could not be decoded (HTTP/2 joined
+    /// mid-way): counted, never guessed.
+    pub undecodable_requests: Counter,
     /// Responses seen without their request (the request predates tracing).
     pub orphan_responses: Counter,
     /// Requests whose response never came before the connection ended.
@@ -92,6 +95,7 @@ impl fmt::Display for Summary<'_> {
             f,
             "events_read={} spans_created={} kernel_drops(ringbuf_full={} inflight_map_full={} connection_map_full={}) \
              events_undecodable={} events_untraced={} connections_dropped={} connections_unsupported={} parse_errors={} \
+             undecodable_requests={} \
              orphan_responses={} unanswered_requests={} requests_dropped={} spans_dropped={}",
             m.events_read.get(),
             m.spans_created.get(),
@@ -103,6 +107,7 @@ impl fmt::Display for Summary<'_> {
             m.connections_dropped.get(),
             m.connections_unsupported.get(),
             m.parse_errors.get(),
+            m.undecodable_requests.get(),
             m.orphan_responses.get(),
             m.unanswered_requests.get(),
             m.requests_dropped.get(),

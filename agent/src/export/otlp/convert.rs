@@ -92,6 +92,19 @@ pub fn span_data(span: &Span, scope: &InstrumentationScope) -> SpanData {
             Some(KeyValue::new("server.address", server.to_string())),
             Some(KeyValue::new("server.port", i64::from(server_port))),
             Some(KeyValue::new("client.address", client.to_string())),
+            r.rpc
+                .as_ref()
+                .map(|c| KeyValue::new("rpc.system", c.system)),
+            r.rpc
+                .as_ref()
+                .map(|c| KeyValue::new("rpc.service", c.service.clone())),
+            r.rpc
+                .as_ref()
+                .map(|c| KeyValue::new("rpc.method", c.method.clone())),
+            r.rpc
+                .as_ref()
+                .and_then(|c| c.status_code)
+                .map(|code| KeyValue::new("rpc.grpc.status_code", i64::from(code))),
         ]
         .into_iter()
         .flatten()

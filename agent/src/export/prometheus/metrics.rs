@@ -333,6 +333,7 @@ impl Collector for SelfMetricsCollector {
                 ("decode", m.events_undecodable.get()),
                 ("untraced", m.events_untraced.get()),
                 ("connection_table", m.connections_dropped.get()),
+                ("undecodable_request", m.undecodable_requests.get()),
                 ("requests_queue", m.requests_dropped.get()),
                 ("export_queue", m.spans_dropped.get()),
             ],
