@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # Build tools for the probes, load generators and clients the tests drive.
-packages=(clang llvm libbpf-dev bpftool pkg-config curl wrk iproute2 util-linux procps)
+packages=(clang llvm libbpf-dev bpftool pkg-config curl wrk iproute2 util-linux procps openssl)
 command -v python3 >/dev/null || packages+=(python3)
 command -v node >/dev/null || packages+=(nodejs)
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || packages+=(golang-go)

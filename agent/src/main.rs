@@ -76,6 +76,7 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
         ring,
         pids,
         drops,
+        tls,
     } = Probes::load(ProbeSettings {
         capture_size: config.capture_size,
         watch_execs: Discovery::decides_at_exec(&config.discovery),
@@ -87,6 +88,7 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
         config.discovery.clone(),
         config.service_name.clone(),
         pids,
+        tls,
         registry.clone(),
     )));
     let instrumented = Arc::new(AtomicU64::new(lock(&discovery).scan() as u64));

@@ -57,7 +57,9 @@ enum beyla_drop_reason {
 	BEYLA_DROP_RINGBUF_FULL = 0,
 	BEYLA_DROP_ARGS_MAP_FULL = 1,
 	BEYLA_DROP_CONN_MAP_FULL = 2,
-	BEYLA_DROP_REASONS = 3,
+	/* TLS plaintext whose connection no socket call named (memory BIOs, as in Node.js). */
+	BEYLA_DROP_TLS_UNKNOWN_CONN = 3,
+	BEYLA_DROP_REASONS = 4,
 };
 
 /* Both ends of a TCP connection as the traced process sees them.
@@ -91,7 +93,8 @@ struct beyla_data_head {
 	u32 captured; /* bytes present in data[] */
 	u8 direction;
 	u8 origin;
-	u8 pad[6];
+	u8 tls; /* 1: plaintext from SSL_read/SSL_write, not the socket's bytes */
+	u8 pad[5];
 	struct beyla_conn_tuple tuple;
 };
 

@@ -53,6 +53,25 @@ struct sched_process_exec_ctx {
 	int old_pid;
 };
 
+/* Registers at a uprobe, as bpf_tracing.h's PT_REGS_* macros read them. */
+#if defined(__TARGET_ARCH_x86)
+/* The kernel's layout, with the user-space names bpf_tracing.h expects here. */
+struct pt_regs {
+	unsigned long r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8;
+	unsigned long rax, rcx, rdx, rsi, rdi, orig_rax, rip, cs, eflags, rsp, ss;
+};
+#elif defined(__TARGET_ARCH_arm64)
+struct user_pt_regs {
+	__u64 regs[31];
+	__u64 sp;
+	__u64 pc;
+	__u64 pstate;
+};
+struct pt_regs {
+	struct user_pt_regs user_regs;
+};
+#endif
+
 struct iovec {
 	void *iov_base;
 	unsigned long iov_len;

@@ -4,51 +4,12 @@
  * turn a successful call into one ring-buffer event with a bounded prefix of the
  * bytes. Untraced processes cost one hash lookup per call. */
 #define BEYLA_MAPS_OWNER
-#include "maps.h"
-#include <bpf/bpf_core_read.h>
-
-/* Set by the agent before load: payload bytes copied per call (<= BEYLA_MAX_CAPTURE). */
-const volatile u32 capture_size = BEYLA_DEFAULT_CAPTURE;
-/* Set by the agent before load (ebpf.wakeup_len): wake the reader once per this
- * many events per CPU instead of once per event; 0 or 1 wakes every time. */
-const volatile u32 wakeup_len = 0;
+#include "capture.h"
 
 /* Calls in flight between enter and exit, per thread. */
 #define MAX_INFLIGHT_CALLS 16384
-/* Connections known per (tgid, fd); LRU so that fds lost without close() age out. */
-#define MAX_CONNECTIONS 65536
 /* fds seen not to be TCP sockets, so files and pipes are resolved once. */
 #define MAX_NOT_SOCKETS 16384
-
-enum call_kind {
-	CALL_BUF = 1,    /* read/write/recvfrom/sendto: one plain buffer */
-	CALL_IOV = 2,    /* readv/writev: an iovec array */
-	CALL_MSG = 3,    /* recvmsg/sendmsg: a msghdr holding the iovec array */
-	CALL_ACCEPT = 4,
-	CALL_CONNECT = 5,
-};
-
-struct call_args {
-	u64 start_ns;
-	u64 ptr; /* buffer, iovec array or msghdr */
-	u64 count; /* iovec count */
-	u32 fd;
-	u8 kind;
-	u8 direction;
-	u8 pad[2];
-};
-
-struct conn_key {
-	u32 tgid;
-	u32 fd;
-};
-
-struct conn_info {
-	u64 id;
-	struct beyla_conn_tuple tuple;
-	u8 origin;
-	u8 pad[7];
-};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -56,13 +17,6 @@ struct {
 	__type(key, u64); /* pid_tgid */
 	__type(value, struct call_args);
 } inflight SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, MAX_CONNECTIONS);
-	__type(key, struct conn_key);
-	__type(value, struct conn_info);
-} connections SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -78,51 +32,6 @@ struct {
 	__type(key, u32);
 	__type(value, u64);
 } conn_ids SEC(".maps");
-
-/* The data event is too large for the stack: built here, then copied out sized.
- * The slack lets the verifier prove that a masked offset plus a masked length
- * stays inside the value while iovecs are copied one after another. */
-struct scratch_event {
-	struct beyla_data_event ev;
-	u8 slack[BEYLA_MAX_CAPTURE];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, struct scratch_event);
-} scratch SEC(".maps");
-
-/* Events submitted on this CPU since the reader was last woken. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, u32);
-} unsignalled SEC(".maps");
-
-/* Ring-buffer flags that batch wake-ups as `wakeup_len` asks. */
-static __always_inline u64 wakeup_flags(void)
-{
-	if (wakeup_len <= 1)
-		return 0;
-	u32 zero = 0;
-	u32 *pending = bpf_map_lookup_elem(&unsignalled, &zero);
-	if (!pending)
-		return 0;
-	*pending += 1;
-	if (*pending < wakeup_len)
-		return BPF_RB_NO_WAKEUP;
-	*pending = 0;
-	return BPF_RB_FORCE_WAKEUP;
-}
-
-static __always_inline bool is_traced(void)
-{
-	u32 tgid = current_tgid();
-	return bpf_map_lookup_elem(&traced_pids, &tgid) != 0;
-}
 
 static __always_inline void remember_call(u32 fd, u64 ptr, u64 count, u8 kind, u8 direction)
 {
@@ -232,80 +141,24 @@ static __always_inline struct conn_info *conn_of(u32 tgid, u32 fd)
 	return track_conn(&key, sk, BEYLA_ORIGIN_UNKNOWN);
 }
 
-/* Copies up to `room` bytes from an iovec array; returns the bytes copied. */
-static __always_inline u32 copy_iovecs(u8 *dst, struct iovec *iov, u64 iovcnt, u32 room)
-{
-	u32 off = 0;
-#pragma unroll
-	for (int i = 0; i < BEYLA_MAX_IOV; i++) {
-		if (i >= iovcnt || off >= room)
-			break;
-		struct iovec v = {};
-		if (bpf_probe_read_user(&v, sizeof(v), &iov[i]))
-			break;
-		u32 n = v.iov_len < room - off ? v.iov_len : room - off;
-		/* Masks keep the verifier's bounds: off and n are each below the maximum. */
-		off &= BEYLA_MAX_CAPTURE - 1;
-		n &= BEYLA_MAX_CAPTURE - 1;
-		if (n == 0)
-			continue;
-		if (bpf_probe_read_user(dst + off, n, v.iov_base))
-			break;
-		off += n;
-	}
-	return off;
-}
-
-static __always_inline void emit_data(struct call_args *args, long ret)
+/* A socket call returned `ret` bytes. Inside SSL_read/SSL_write the bytes are
+ * ciphertext: the call only names the connection for the TLS probe, which
+ * reports the plaintext itself; so do all later calls on a TLS connection. */
+static __always_inline void socket_data(struct call_args *args, long ret)
 {
 	u64 id = bpf_get_current_pid_tgid();
-	u32 tgid = id >> 32;
-	struct conn_info *conn = conn_of(tgid, args->fd);
+	struct conn_info *conn = conn_of(id >> 32, args->fd);
 	if (!conn)
 		return;
-
-	u32 zero = 0;
-	struct scratch_event *buf = bpf_map_lookup_elem(&scratch, &zero);
-	if (!buf)
-		return;
-	struct beyla_data_event *ev = &buf->ev;
-	ev->head.hdr.kind = BEYLA_EVENT_DATA;
-	ev->head.hdr.pid = tgid;
-	ev->head.hdr.tid = (u32)id;
-	ev->head.conn_id = conn->id;
-	ev->head.start_ns = args->start_ns;
-	ev->head.end_ns = bpf_ktime_get_ns();
-	ev->head.bytes = ret;
-	ev->head.fd = args->fd;
-	ev->head.direction = args->direction;
-	ev->head.origin = conn->origin;
-	ev->head.tuple = conn->tuple;
-
-	u32 room = capture_size;
-	if (room > BEYLA_MAX_CAPTURE - 1)
-		room = BEYLA_MAX_CAPTURE - 1;
-	if ((u64)ret < room)
-		room = ret;
-	u32 captured = 0;
-	if (args->kind == CALL_BUF) {
-		captured = room & (BEYLA_MAX_CAPTURE - 1);
-		if (captured && bpf_probe_read_user(ev->data, captured, (void *)args->ptr))
-			captured = 0;
-	} else if (args->kind == CALL_IOV) {
-		captured = copy_iovecs(ev->data, (struct iovec *)args->ptr, args->count, room);
-	} else if (args->kind == CALL_MSG) {
-		struct user_msghdr msg = {};
-		if (!bpf_probe_read_user(&msg, sizeof(msg), (void *)args->ptr))
-			captured = copy_iovecs(ev->data, msg.msg_iov, msg.msg_iovlen, room);
+	struct tls_call *tls = bpf_map_lookup_elem(&tls_calls, &id);
+	if (tls) {
+		tls->args.fd = args->fd;
+		tls->fd_known = 1;
+		conn->tls = 1;
 	}
-	captured &= BEYLA_MAX_CAPTURE - 1;
-	ev->head.captured = captured;
-
-	u64 size = sizeof(ev->head) + captured;
-	if (size > sizeof(*ev))
-		size = sizeof(*ev);
-	if (bpf_ringbuf_output(&events, ev, size, wakeup_flags()))
-		count_drop(BEYLA_DROP_RINGBUF_FULL);
+	if (conn->tls)
+		return;
+	emit_data(conn, args, ret, 0);
 }
 
 static __always_inline void on_exit(struct syscall_exit_ctx *ctx)
@@ -327,7 +180,7 @@ static __always_inline void on_exit(struct syscall_exit_ctx *ctx)
 		if (sk)
 			track_conn(&key, sk, BEYLA_ORIGIN_CONNECT);
 	} else if (ret > 0) {
-		emit_data(args, ret);
+		socket_data(args, ret);
 	}
 	bpf_map_delete_elem(&inflight, &id);
 }

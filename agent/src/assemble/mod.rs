@@ -44,8 +44,16 @@ struct Connection {
     last_mono_ns: u64,
 }
 
+/// One byte stream of a connection: what the socket carried, or the plaintext
+/// the TLS library handled (its socket bytes being ciphertext).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Stream {
+    conn: ConnId,
+    tls: bool,
+}
+
 pub struct Assembler {
-    connections: HashMap<ConnId, Connection>,
+    connections: HashMap<Stream, Connection>,
     registry: Registry,
     linker: Linker,
     out: Sender<HttpRequest>,
@@ -198,7 +206,11 @@ impl Assembler {
             self.since_sweep = 0;
             self.sweep(chunk.end_mono_ns);
         }
-        if !self.connections.contains_key(&chunk.conn) {
+        let stream = Stream {
+            conn: chunk.conn,
+            tls: chunk.tls,
+        };
+        if !self.connections.contains_key(&stream) {
             let Some(resource) = self.registry.get(chunk.pid) else {
                 self.metrics.events_untraced.inc();
                 return;
@@ -219,9 +231,9 @@ impl Assembler {
                 protocol: Protocol::Undecided,
                 last_mono_ns: 0,
             };
-            self.connections.insert(chunk.conn, conn);
+            self.connections.insert(stream, conn);
         }
-        let Some(conn) = self.connections.get_mut(&chunk.conn) else {
+        let Some(conn) = self.connections.get_mut(&stream) else {
             return;
         };
         conn.last_mono_ns = chunk.end_mono_ns;
@@ -251,9 +263,11 @@ impl Assembler {
         }
     }
 
-    pub fn on_close(&mut self, id: ConnId) {
-        if let Some(conn) = self.connections.remove(&id) {
-            self.finish(conn);
+    pub fn on_close(&mut self, conn: ConnId) {
+        for tls in [false, true] {
+            if let Some(c) = self.connections.remove(&Stream { conn, tls }) {
+                self.finish(c);
+            }
         }
     }
 
@@ -283,14 +297,16 @@ impl Assembler {
     }
 
     fn sweep(&mut self, now: u64) {
-        let idle: Vec<ConnId> = self
+        let idle: Vec<Stream> = self
             .connections
             .iter()
             .filter(|(_, c)| now.saturating_sub(c.last_mono_ns) > IDLE_CONNECTION_NS)
-            .map(|(id, _)| *id)
+            .map(|(stream, _)| *stream)
             .collect();
-        for id in idle {
-            self.on_close(id);
+        for stream in idle {
+            if let Some(c) = self.connections.remove(&stream) {
+                self.finish(c);
+            }
         }
     }
 }

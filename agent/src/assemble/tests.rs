@@ -70,6 +70,7 @@ impl Replay {
             start_mono_ns: self.clock,
             end_mono_ns: self.clock + 10,
             bytes: data.len() as u64,
+            tls: false,
             data,
         };
         self.assembler.on_data(&chunk);

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use crate::config::{DiscoveryConfig, Selection};
-use crate::ebpf::PidFilter;
+use crate::ebpf::{PidFilter, TlsAttacher};
 use crate::model::{Pid, Resource};
 
 /// Traced processes and what they are called; read by the assembler when it
@@ -47,13 +47,21 @@ pub struct Discovery {
     traced: HashSet<Pid>,
     /// Pids the kernel marked pending that no decision reached at the last scan.
     undecided: HashSet<Pid>,
+    tls: TlsAttacher,
+    /// Traced processes without libssl mapped yet, and the scans left to look
+    /// again (a process selected at exec loads its libraries only afterwards).
+    tls_pending: HashMap<Pid, u8>,
 }
+
+/// Scans after a process is traced during which its libssl is looked for.
+const TLS_LOOKUPS: u8 = 4;
 
 impl Discovery {
     pub fn new(
         config: DiscoveryConfig,
         service_name: Option<String>,
         pids: PidFilter,
+        tls: TlsAttacher,
         registry: Registry,
     ) -> Self {
         Self {
@@ -64,6 +72,8 @@ impl Discovery {
             own_pid: Pid(std::process::id()),
             traced: HashSet::new(),
             undecided: HashSet::new(),
+            tls,
+            tls_pending: HashMap::new(),
         }
     }
 
@@ -108,9 +118,14 @@ impl Discovery {
         self.pids.trace(pid);
         self.traced.insert(pid);
         log::info!("{announced}");
+        if self.tls.attach(pid) == 0 {
+            self.tls_pending.insert(pid, TLS_LOOKUPS);
+        }
     }
 
     fn stop(&mut self, pid: Pid) {
+        self.tls.detach(pid);
+        self.tls_pending.remove(&pid);
         self.pids.untrace(pid);
         self.registry.remove(pid);
         if self.traced.remove(&pid) {
@@ -163,7 +178,16 @@ impl Discovery {
             self.stop(pid);
         }
         self.release_undecided();
+        self.retry_tls();
         self.traced.len()
+    }
+
+    fn retry_tls(&mut self) {
+        let tls = &mut self.tls;
+        self.tls_pending.retain(|pid, left| {
+            *left -= 1;
+            tls.attach(*pid) == 0 && *left > 0
+        });
     }
 
     /// Pending marks whose exec event was lost (ring buffer full) would stay for

@@ -15,7 +15,8 @@ use generated::*;
 pub use generated::{
     BEYLA_DEFAULT_CAPTURE as DEFAULT_CAPTURE, BEYLA_DROP_ARGS_MAP_FULL as DROP_ARGS_MAP_FULL,
     BEYLA_DROP_CONN_MAP_FULL as DROP_CONN_MAP_FULL, BEYLA_DROP_RINGBUF_FULL as DROP_RINGBUF_FULL,
-    BEYLA_MAX_CAPTURE as MAX_CAPTURE, BEYLA_PID_TRACED as PID_TRACED,
+    BEYLA_DROP_TLS_UNKNOWN_CONN as DROP_TLS_UNKNOWN_CONN, BEYLA_MAX_CAPTURE as MAX_CAPTURE,
+    BEYLA_PID_TRACED as PID_TRACED,
 };
 
 /// Why a ring record could not be decoded: a contract bug, counted, never a panic.
@@ -76,6 +77,7 @@ pub fn decode(record: &[u8]) -> Result<KernelEvent<'_>, DecodeError> {
                 start_mono_ns: head.start_ns,
                 end_mono_ns: head.end_ns,
                 bytes: head.bytes,
+                tls: head.tls != 0,
                 data,
             }))
         }

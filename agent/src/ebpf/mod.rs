@@ -6,8 +6,10 @@ mod pid_filter;
 pub mod preflight;
 mod probes;
 mod reader;
+mod tls;
 
 pub use abi::{DEFAULT_CAPTURE, MAX_CAPTURE};
 pub use pid_filter::PidFilter;
 pub use probes::{KernelDropCounts, Loaded, ProbeError, ProbeSettings, Probes};
 pub use reader::read_events;
+pub use tls::TlsAttacher;

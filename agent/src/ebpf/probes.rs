@@ -2,12 +2,14 @@
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::trace_point::TracePointLink;
-use aya::programs::TracePoint;
+use aya::programs::{TracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
 use thiserror::Error;
 
 use super::abi;
 use super::pid_filter::PidFilter;
+use super::tls::{self, TlsAttacher};
+use std::sync::{Arc, Mutex};
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/beyla.bpf.o"));
 
@@ -56,7 +58,8 @@ pub enum ProbeError {
 /// periods (measured here: 2.1 s one after another, 1.0 s together).
 pub struct Probes {
     links: Vec<TracePointLink>,
-    _ebpf: Ebpf,
+    /// Shared with the TLS attacher, which attaches uprobes as processes come.
+    _ebpf: Arc<Mutex<Ebpf>>,
 }
 
 /// Everything the agent keeps of a loaded object.
@@ -65,6 +68,7 @@ pub struct Loaded {
     pub ring: RingBuf<MapData>,
     pub pids: PidFilter,
     pub drops: KernelDrops,
+    pub tls: TlsAttacher,
 }
 
 impl Probes {
@@ -112,6 +116,21 @@ impl Probes {
         attach("enter_close".into(), "syscalls", "sys_enter_close".into())?;
         attach("on_exec".into(), "sched", "sched_process_exec".into())?;
 
+        // The TLS probes are loaded now and attached per process later.
+        for program in tls::PROGRAMS {
+            let failed = |source| ProbeError::Attach {
+                program: program.into(),
+                category: "uprobe",
+                name: "libssl".into(),
+                source: Box::new(source),
+            };
+            let probe: &mut UProbe = ebpf
+                .program_mut(program)
+                .ok_or(ProbeError::Missing("uprobe program"))?
+                .try_into()
+                .map_err(failed)?;
+            probe.load().map_err(failed)?;
+        }
         let ring =
             RingBuf::try_from(take(&mut ebpf, "events")?).map_err(|source| ProbeError::Map {
                 name: "events",
@@ -123,7 +142,9 @@ impl Probes {
                 name: "drops",
                 source,
             })?;
+        let ebpf = Arc::new(Mutex::new(ebpf));
         Ok(Loaded {
+            tls: TlsAttacher::new(Arc::clone(&ebpf)),
             probes: Probes { links, _ebpf: ebpf },
             ring,
             pids,
@@ -153,6 +174,7 @@ pub struct KernelDropCounts {
     pub ringbuf_full: u64,
     pub inflight_map_full: u64,
     pub connection_map_full: u64,
+    pub tls_unknown_connection: u64,
 }
 
 impl KernelDrops {
@@ -167,6 +189,7 @@ impl KernelDrops {
             ringbuf_full: sum(abi::DROP_RINGBUF_FULL),
             inflight_map_full: sum(abi::DROP_ARGS_MAP_FULL),
             connection_map_full: sum(abi::DROP_CONN_MAP_FULL),
+            tls_unknown_connection: sum(abi::DROP_TLS_UNKNOWN_CONN),
         }
     }
 }

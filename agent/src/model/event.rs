@@ -16,6 +16,8 @@ pub struct DataChunk<'a> {
     pub end_mono_ns: u64,
     /// Bytes the syscall moved; `data` holds the first of them.
     pub bytes: u64,
+    /// Plaintext from the TLS library, not the socket's (encrypted) bytes.
+    pub tls: bool,
     pub data: &'a [u8],
 }
 

@@ -93,7 +93,7 @@ impl fmt::Display for Summary<'_> {
         let (m, k) = (self.0, self.1);
         write!(
             f,
-            "events_read={} spans_created={} kernel_drops(ringbuf_full={} inflight_map_full={} connection_map_full={}) \
+            "events_read={} spans_created={} kernel_drops(ringbuf_full={} inflight_map_full={} connection_map_full={} tls_unknown_connection={}) \
              events_undecodable={} events_untraced={} connections_dropped={} connections_unsupported={} parse_errors={} \
              undecodable_requests={} \
              orphan_responses={} unanswered_requests={} requests_dropped={} spans_dropped={}",
@@ -102,6 +102,7 @@ impl fmt::Display for Summary<'_> {
             k.ringbuf_full,
             k.inflight_map_full,
             k.connection_map_full,
+            k.tls_unknown_connection,
             m.events_undecodable.get(),
             m.events_untraced.get(),
             m.connections_dropped.get(),

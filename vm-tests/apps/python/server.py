@@ -7,6 +7,7 @@ Run: PORT=8080 [DOWNSTREAM_URL=http://127.0.0.1:9000/health] python3 server.py
 import http.client
 import json
 import os
+import ssl
 import sys
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -112,6 +113,11 @@ def main():
     if not port:
         sys.exit("PORT environment variable is required")
     server = Server(("127.0.0.1", int(port)), Handler)
+    # HTTPS when given a certificate: the same API over TLS (libssl).
+    if os.environ.get("TLS_CERT"):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(os.environ["TLS_CERT"], os.environ["TLS_KEY"])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     print(f"listening on {server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

@@ -322,6 +322,7 @@ impl Collector for SelfMetricsCollector {
                 ("ringbuf_full", k.ringbuf_full),
                 ("inflight_map_full", k.inflight_map_full),
                 ("connection_map_full", k.connection_map_full),
+                ("tls_unknown_connection", k.tls_unknown_connection),
             ],
         )?;
         labelled_counter(
@@ -656,6 +657,7 @@ mod tests {
                 ringbuf_full: 1,
                 inflight_map_full: 2,
                 connection_map_full: 3,
+                tls_unknown_connection: 4,
             }),
             Box::new({
                 let processes = Arc::clone(&processes);
@@ -686,6 +688,7 @@ mod tests {
                 "beyla_kernel_drops_total{reason=\"ringbuf_full\"} 1",
                 "beyla_kernel_drops_total{reason=\"inflight_map_full\"} 2",
                 "beyla_kernel_drops_total{reason=\"connection_map_full\"} 3",
+                "beyla_kernel_drops_total{reason=\"tls_unknown_connection\"} 4",
                 "beyla_events_dropped_total{stage=\"decode\"} 1",
                 "beyla_events_dropped_total{stage=\"untraced\"} 2",
                 "beyla_events_dropped_total{stage=\"connection_table\"} 1",

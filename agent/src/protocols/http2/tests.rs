@@ -258,6 +258,7 @@ impl Conn {
             start_mono_ns: self.clock,
             end_mono_ns: self.clock + 5,
             bytes: bytes.len() as u64,
+            tls: false,
             data: captured,
         };
         self.stitcher.feed(&chunk, &mut self.hooks);
