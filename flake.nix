@@ -74,7 +74,7 @@
             curl
             kubeconform
             kubernetes-helm
-            nixfmt-rfc-style
+            nixpkgs-fmt
           ];
           # The same variables as the package build (see nix/package.nix).
           env = pkgs.beyla.passthru.bpfEnv;
@@ -82,7 +82,7 @@
         };
       });
 
-      formatter = forAllSystems (pkgs: pkgs.nixfmt-rfc-style);
+      formatter = forAllSystems (pkgs: pkgs.nixpkgs-fmt);
 
       checks = forAllSystems (
         pkgs:
@@ -102,17 +102,19 @@
             doCheck = true;
           });
           oci-image = self.packages.${pkgs.stdenv.hostPlatform.system}.oci-image;
-          formatting = pkgs.runCommand "beyla-nix-formatting" { nativeBuildInputs = [ pkgs.nixfmt-rfc-style ]; } ''
+          formatting = pkgs.runCommand "beyla-nix-formatting" { nativeBuildInputs = [ pkgs.nixpkgs-fmt ]; } ''
             cd ${./.}
-            nixfmt --check flake.nix nix/*.nix nixos-module/*.nix nixos-module/examples/*.nix
+            nixpkgs-fmt --check flake.nix nix/*.nix nixos-module/*.nix nixos-module/examples/*.nix
             touch $out
           '';
         }
         // lib.listToAttrs (
-          map (kernel: {
-            name = "vm-" + lib.replaceStrings [ "linuxPackages_" ] [ "linux-" ] kernel;
-            value = vmTest kernel;
-          }) kernels
+          map
+            (kernel: {
+              name = "vm-" + lib.replaceStrings [ "linuxPackages_" ] [ "linux-" ] kernel;
+              value = vmTest kernel;
+            })
+            kernels
         )
       );
     };

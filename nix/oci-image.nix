@@ -2,13 +2,13 @@
 # docker-archive tarball (`docker load < result`, `podman load < result`).
 # The image holds the agent and its runtime closure (glibc), CA certificates
 # for https:// OTLP endpoints, and nothing else: no shell.
-{
-  lib,
-  dockerTools,
-  beyla,
-  cacert,
-  # The source revision, set by the flake (self.rev) when the tree is clean.
-  revision ? "unknown",
+{ lib
+, dockerTools
+, beyla
+, cacert
+, # The source revision, set by the flake (self.rev) when the tree is clean.
+  revision ? "unknown"
+,
 }:
 dockerTools.buildLayeredImage {
   name = "beyla";

@@ -5,13 +5,13 @@
 # reads CLANG, BPFTOOL and LIBBPF_INCLUDE from the environment; bindgen finds
 # libclang through LIBCLANG_PATH (set by rustPlatform.bindgenHook). Nothing is
 # read from /sys at build time.
-{
-  lib,
-  rustPlatform,
-  llvmPackages,
-  libbpf,
-  bpftools,
-  writeShellScript,
+{ lib
+, rustPlatform
+, llvmPackages
+, libbpf
+, bpftools
+, writeShellScript
+,
 }:
 let
   version = (lib.importTOML ../agent/Cargo.toml).package.version;

@@ -5,10 +5,10 @@
 #
 # Needs a Linux machine with Nix, network for the first fetch, and KVM
 # (system feature "kvm"); see docs/install-nixos.md.
-{
-  pkgs,
-  module,
-  kernel,
+{ pkgs
+, module
+, kernel
+,
 }:
 pkgs.testers.runNixOSTest {
   name = "beyla-" + kernel;

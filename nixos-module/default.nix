@@ -1,11 +1,10 @@
 # services.beyla: the Beyla eBPF auto-instrumentation agent as a systemd
 # service. See docs/install-nixos.md.
-{
-  config,
-  lib,
-  pkgs,
-  utils,
-  ...
+{ config
+, lib
+, pkgs
+, utils
+, ...
 }:
 let
   cfg = config.services.beyla;
