@@ -22,8 +22,9 @@ typedef uint64_t u64;
 #define BEYLA_MAX_CAPTURE 8192
 /* Default capture size: large enough for the request line and typical headers. */
 #define BEYLA_DEFAULT_CAPTURE 1024
-/* iovec entries copied per readv/writev/recvmsg/sendmsg call. */
-#define BEYLA_MAX_IOV 8
+/* iovec entries copied per readv/writev/recvmsg/sendmsg call: gRPC libraries
+ * send a connection's first frames in 14 to 27 pieces. */
+#define BEYLA_MAX_IOV 32
 /* Bytes of an exec'd filename forwarded to the agent. */
 #define BEYLA_MAX_FILENAME 256
 

@@ -1,0 +1,3 @@
+module beyla-sample/h2c
+
+go 1.24
