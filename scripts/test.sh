@@ -19,5 +19,8 @@ cargo test --locked -p beyla
 echo "== packaging: Nix files parse, module examples, Kubernetes manifests, Helm chart"
 bash scripts/check-packaging.sh
 
+echo "== benchmark harness, smoke mode (no thresholds; the full run is bash bench/run.sh)"
+bash bench/run.sh --quick
+
 echo "== eBPF integration tests (root, real kernel)"
 cargo test --locked -p integration-tests -- --test-threads=1 --nocapture

@@ -1,0 +1,721 @@
+#!/usr/bin/env python3
+"""Benchmark of the beyla agent: overhead on real servers, agent cost, capacity.
+
+Run through bench/run.sh (installs what is missing, builds, then calls this as root).
+For each server it runs the modes in rounds (none, agent[, otel], none, agent[, otel], ...),
+each run with a fresh server (and agent), and in each run the phases:
+  sat        wrk -t2 -c32 (keep-alive, closed loop: the server's throughput)
+  rate_<R>   bench/.build/loadgen at R req/s (open loop, 32 keep-alive connections)
+Around every phase it reads the agent's CPU time (/proc/PID/stat), memory (VmHWM, VmRSS),
+eBPF run time (bpftool, kernel.bpf_stats_enabled=1) and counters (its Prometheus endpoint).
+Then, per server, the capacity search steps the rate up with the agent on until drops
+appear or the server saturates.
+Writes bench/results/<stamp>.json and .md (quick: bench/results/quick/) and prints the
+Markdown. Exit status 0 when every step ran, 1 with "bench: FAILED: <step>: <why>" otherwise.
+"""
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+BUILD = os.path.join(BENCH, ".build")
+SERVERS_DIR = os.path.join(BENCH, "servers")
+
+# Targets reported next to the figures (never asserted).
+TARGET_SAT_RATIO = 0.97      # Go server, saturated: throughput with agent / without
+TARGET_CPU_US = 10.0         # agent CPU per request at 5k req/s
+TARGET_RSS_MB = 30.0         # agent steady RSS at 5k req/s (Beyla: 75 MB)
+TARGET_BPF_US = 1.0          # eBPF time per HTTP/1 request
+TARGET_NODROP_RATE = 20000   # no drops at 20k req/s where the server reaches it
+
+PROBE_PREFIXES = ("enter_", "exit_", "on_exec")
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise BenchError(f"start {what}: exited with status {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise BenchError(f"start {what}: nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+class Procs:
+    """Processes started by the harness; each runs in its own session and is stopped by its group id."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.live = []
+
+    def start(self, name, argv, env=None, cwd=None):
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        out = open(os.path.join(self.workdir, f"{name}.out"), "w")
+        err = open(os.path.join(self.workdir, f"{name}.err"), "w")
+        try:
+            p = subprocess.Popen(argv, env=full_env, cwd=cwd, stdout=out, stderr=err,
+                                 start_new_session=True)
+        except OSError as e:
+            raise BenchError(f"start {name}: {e}")
+        p.bench_name = name
+        self.live.append(p)
+        return p
+
+    def stop(self, p, timeout=10):
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        if p in self.live:
+            self.live.remove(p)
+        return p.returncode
+
+    def output(self, p, stream="err"):
+        with open(os.path.join(self.workdir, f"{p.bench_name}.{stream}")) as f:
+            return f.read()
+
+    def stop_all(self):
+        for p in list(self.live):
+            try:
+                self.stop(p, timeout=5)
+            except Exception:
+                pass
+
+
+# ---------------------------------------------------------------- servers
+
+def start_server(procs, server, mode, port, sink_port):
+    env = {"PORT": str(port)}
+    name = f"{server}-{mode}"
+    if server == "go":
+        p = procs.start(name, [os.path.join(BUILD, "hello")], env)
+    elif server == "node":
+        p = procs.start(name, ["node", os.path.join(SERVERS_DIR, "node_server.js")], env)
+    elif server == "python":
+        if mode == "otel":
+            env["BENCH_OTEL"] = "1"
+            env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = f"http://127.0.0.1:{sink_port}/v1/traces"
+        p = procs.start(name, [sys.executable, "-m", "gunicorn", "-c",
+                               os.path.join(SERVERS_DIR, "gunicorn_conf.py"), "app:app"],
+                        env, cwd=SERVERS_DIR)
+    elif server == "nginx":
+        d = os.path.join(procs.workdir, f"nginx-{port}")
+        os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
+        os.chmod(d, 0o755)
+        with open(os.path.join(SERVERS_DIR, "nginx.conf.in")) as f:
+            conf = f.read().replace("@PORT@", str(port)).replace("@DIR@", d)
+        with open(os.path.join(d, "nginx.conf"), "w") as f:
+            f.write(conf)
+        p = procs.start(name, [shutil.which("nginx") or "/usr/sbin/nginx", "-p", d, "-c",
+                               os.path.join(d, "nginx.conf"), "-e", os.path.join(d, "nginx-error.log")])
+    else:
+        raise BenchError(f"unknown server {server}")
+    wait_port(port, p, 20, f"{server} server")
+    # One request to check it answers 200.
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+            if r.status != 200:
+                raise BenchError(f"start {server} server: GET / answered {r.status}")
+    except OSError as e:
+        raise BenchError(f"start {server} server: GET / failed: {e}")
+    return p
+
+
+# ---------------------------------------------------------------- agent
+
+def scrape(prom_port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    vals = {}
+    for line in text.splitlines():
+        if not line.startswith("beyla_"):
+            continue
+        try:
+            key, v = line.rsplit(" ", 1)
+            vals[key] = float(v)
+        except ValueError:
+            pass
+    return vals
+
+
+def drops_of(c):
+    """Kernel drops and pipeline drops from a scrape (stage="untraced" is not a loss: released processes)."""
+    kernel = sum(v for k, v in c.items() if k.startswith("beyla_kernel_drops_total"))
+    pipeline = sum(v for k, v in c.items() if k.startswith("beyla_events_dropped_total")
+                   and 'stage="untraced"' not in k)
+    return kernel, pipeline
+
+
+def start_agent(procs, agent_bin, port, prom_port):
+    env = {"BEYLA_OPEN_PORT": str(port), "BEYLA_TRACE_PRINTER": "disabled",
+           "BEYLA_PROMETHEUS_PORT": str(prom_port), "BEYLA_LOG_LEVEL": "INFO"}
+    p = procs.start(f"agent-{port}", [agent_bin], env)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if p.poll() is not None:
+            raise BenchError(f"start agent: exited with status {p.returncode}: "
+                             f"{procs.output(p).strip()[-500:]}")
+        try:
+            c = scrape(prom_port)
+            if c.get("beyla_instrumented_processes", 0) >= 1:
+                return p
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise BenchError(f"start agent: no instrumented process on port {port} after 30s "
+                     f"(Prometheus on {prom_port}): {procs.output(p).strip()[-500:]}")
+
+
+def proc_cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is the state (field 3); utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_mem_mb(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("VmHWM:", "VmRSS:")):
+                out[line.split(":")[0]] = int(line.split()[1]) / 1024
+    return out
+
+
+def bpf_stats(agent_pid):
+    """{prog name: (run_time_ns, run_cnt)} for the agent's programs."""
+    r = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BenchError(f"bpftool prog show: {r.stderr.strip()}")
+    out = {}
+    for prog in json.loads(r.stdout):
+        name = prog.get("name", "")
+        if not name.startswith(PROBE_PREFIXES):
+            continue
+        pids = [x.get("pid") for x in prog.get("pids", [])]
+        if pids and agent_pid not in pids:
+            continue  # another agent's program (someone else's test run)
+        t, n = out.get(name, (0, 0))
+        out[name] = (t + prog.get("run_time_ns", 0), n + prog.get("run_cnt", 0))
+    return out
+
+
+def snapshot(agent, prom_port):
+    if agent is None:
+        return None
+    return {"t": time.time(), "cpu": proc_cpu_s(agent.pid), "bpf": bpf_stats(agent.pid),
+            "prom": scrape(prom_port)}
+
+
+def agent_delta(a, b, requests, agent):
+    """Agent figures between two snapshots, per request where it makes sense."""
+    if a is None:
+        return {}
+    dt = b["t"] - a["t"]
+    cpu = b["cpu"] - a["cpu"]
+    bpf_ns = sum(b["bpf"].get(k, (0, 0))[0] - v[0] for k, v in a["bpf"].items())
+    bpf_cnt = sum(b["bpf"].get(k, (0, 0))[1] - v[1] for k, v in a["bpf"].items())
+    per_prog = {}
+    for k, v in b["bpf"].items():
+        t0, n0 = a["bpf"].get(k, (0, 0))
+        if v[1] - n0 > 0:
+            per_prog[k] = {"run_ns": v[0] - t0, "runs": v[1] - n0,
+                           "ns_per_run": (v[0] - t0) / (v[1] - n0),
+                           "ns_per_req": (v[0] - t0) / requests if requests else None}
+    pa, pb = a["prom"], b["prom"]
+    d = {k: pb.get(k, 0) - pa.get(k, 0) for k in set(pa) | set(pb) if "total" in k}
+    ka, pla = drops_of(pa)
+    kb, plb = drops_of(pb)
+    mem = proc_mem_mb(agent.pid)
+    return {
+        "window_s": dt,
+        "cpu_s": cpu,
+        "cpu_us_per_req": cpu * 1e6 / requests if requests else None,
+        "cpu_pct": cpu / dt * 100 if dt else None,
+        "bpf_ns": bpf_ns,
+        "bpf_runs": bpf_cnt,
+        "bpf_us_per_req": bpf_ns / 1e3 / requests if requests else None,
+        "bpf_per_prog": per_prog,
+        "events_per_s": d.get("beyla_events_read_total", 0) / dt if dt else None,
+        "spans_per_s": d.get("beyla_spans_created_total", 0) / dt if dt else None,
+        "events": d.get("beyla_events_read_total", 0),
+        "spans": d.get("beyla_spans_created_total", 0),
+        "kernel_drops": kb - ka,
+        "pipeline_drops": plb - pla,
+        "counters_delta": {k: v for k, v in d.items() if v},
+        "rss_mb": mem.get("VmRSS"),
+        "hwm_mb": mem.get("VmHWM"),
+    }
+
+
+# ---------------------------------------------------------------- load
+
+def run_wrk(port, dur):
+    r = subprocess.run(["wrk", "-t2", "-c32", f"-d{dur}s", "-s", os.path.join(BENCH, "wrk_report.lua"),
+                        f"http://127.0.0.1:{port}/"], capture_output=True, text=True)
+    line = next((l for l in r.stdout.splitlines() if l.startswith("{")), None)
+    if r.returncode != 0 or line is None:
+        raise BenchError(f"wrk on port {port}: status {r.returncode}: {(r.stderr or r.stdout).strip()[-300:]}")
+    w = json.loads(line)
+    secs = w["duration_us"] / 1e6
+    return {"kind": "wrk", "requests": w["requests"], "total_requests": w["requests"],
+            "throughput": w["requests"] / secs, "p50_us": w["p50_us"], "p90_us": w["p90_us"],
+            "p99_us": w["p99_us"], "max_us": w["max_us"], "errors": w["errors"] + w["non2xx"]}
+
+
+def run_loadgen(port, rate, dur, warmup, conns=32):
+    r = subprocess.run([os.path.join(BUILD, "loadgen"), "-addr", f"127.0.0.1:{port}", "-path", "/",
+                        "-rate", str(rate), "-conns", str(conns), "-duration", f"{dur}s",
+                        "-warmup", f"{warmup}s"], capture_output=True, text=True)
+    if r.returncode != 0 or not r.stdout.strip().startswith("{"):
+        raise BenchError(f"loadgen at {rate}/s on port {port}: status {r.returncode}: "
+                         f"{(r.stderr or r.stdout).strip()[-300:]}")
+    g = json.loads(r.stdout)
+    return {"kind": "loadgen", "target_rate": rate, "requests": g["requests"],
+            "total_requests": g["completed_total"], "throughput": g["achieved_rate"],
+            "p50_us": g["p50_us"], "p90_us": g["p90_us"], "p99_us": g["p99_us"], "max_us": g["max_us"],
+            "errors": g["errors"]}
+
+
+def phase(name, fn, agent, prom_port):
+    a = snapshot(agent, prom_port)
+    res = fn()
+    b = snapshot(agent, prom_port)
+    res["phase"] = name
+    if res["errors"]:
+        log(f"  {name}: {res['errors']} request errors")
+    res.update(agent_delta(a, b, res["total_requests"], agent))
+    return res
+
+
+# ---------------------------------------------------------------- the benchmark
+
+def one_run(cfg, procs, server, mode, rnd, sat_ref):
+    port = free_port()
+    sink = None
+    sink_port = None
+    if mode == "otel":
+        sink_port = free_port()
+        sink = procs.start(f"sink-{sink_port}", [os.path.join(BUILD, "sink")], {"PORT": str(sink_port)})
+        wait_port(sink_port, sink, 10, "OTLP sink")
+    srv = start_server(procs, server, mode, port, sink_port)
+    agent = None
+    prom_port = None
+    try:
+        if mode == "agent":
+            prom_port = free_port()
+            agent = start_agent(procs, cfg.agent_bin, port, prom_port)
+        # Warm-up, not measured: JITs, connection pools, the agent's tables.
+        run_wrk(port, 1)
+        phases = []
+        sat = phase("sat", lambda: run_wrk(port, cfg.dur), agent, prom_port)
+        phases.append(sat)
+        ref = sat_ref.get(server) or sat["throughput"]
+        for rate in cfg.rates:
+            if rate > 0.9 * ref:
+                log(f"  rate {rate}/s skipped: above 90% of {server}'s saturated throughput ({ref:.0f}/s)")
+                continue
+            phases.append(phase(f"rate_{rate}", lambda: run_loadgen(port, rate, cfg.dur, cfg.warmup),
+                                agent, prom_port))
+        run = {"server": server, "mode": mode, "round": rnd, "phases": phases}
+        if agent is not None:
+            run["agent_mem_mb"] = proc_mem_mb(agent.pid)
+            spans = sum(p.get("spans", 0) for p in phases)
+            if spans == 0:
+                raise BenchError(f"{server}/agent: the agent created no spans ({procs.output(agent)[-300:]})")
+            rc = procs.stop(agent)
+            agent_log = procs.output(agent)
+            m = re.search(r"stopped: (.*)", agent_log, re.S)
+            run["agent_exit"] = {"status": rc, "stopped_line": " ".join(m.group(1).split()) if m else None}
+            if rc != 0:
+                raise BenchError(f"{server}/agent: the agent exited with status {rc}: {agent_log[-300:]}")
+            if m is None:
+                raise BenchError(f"{server}/agent: no 'stopped:' line in the agent's log")
+        if mode == "otel":
+            procs.stop(srv)
+            srv = None
+            procs.stop(sink)
+            out = procs.output(sink, "out")
+            m = re.search(r"sink: requests=(\d+) bytes=(\d+)", out)
+            run["otlp_sink"] = {"requests": int(m.group(1)), "bytes": int(m.group(2))} if m else None
+            if not m or int(m.group(1)) == 0:
+                raise BenchError(f"{server}/otel: the OTLP sink received nothing: the SDK did not export")
+        return run
+    finally:
+        if agent is not None and agent.poll() is None:
+            procs.stop(agent)
+        if srv is not None:
+            procs.stop(srv)
+        if sink is not None and sink.poll() is None:
+            procs.stop(sink)
+
+
+def capacity(cfg, procs, server):
+    port = free_port()
+    prom_port = free_port()
+    srv = start_server(procs, server, "agent", port, None)
+    agent = None
+    steps = []
+    try:
+        agent = start_agent(procs, cfg.agent_bin, port, prom_port)
+        run_wrk(port, 1)
+        for rate in cfg.cap_rates:
+            s = phase(f"cap_{rate}", lambda: run_loadgen(port, rate, cfg.cap_dur, 1, conns=64),
+                      agent, prom_port)
+            s["saturated"] = s["throughput"] < 0.95 * rate
+            steps.append(s)
+            log(f"  capacity {server} {rate}/s: achieved {s['throughput']:.0f}/s p99 {s['p99_us']:.0f}µs "
+                f"drops kernel={s['kernel_drops']:.0f} pipeline={s['pipeline_drops']:.0f}")
+            if s["kernel_drops"] or s["pipeline_drops"] or s["saturated"]:
+                break
+    finally:
+        if agent is not None:
+            procs.stop(agent)
+        procs.stop(srv)
+    clean = [s for s in steps if not s["kernel_drops"] and not s["pipeline_drops"] and not s["saturated"]]
+    first_drop = next((s for s in steps if s["kernel_drops"] or s["pipeline_drops"]), None)
+    sat = next((s for s in steps if s["saturated"]), None)
+    return {"server": server, "steps": steps,
+            "max_clean_rate": clean[-1]["target_rate"] if clean else None,
+            "first_drop_rate": first_drop["target_rate"] if first_drop else None,
+            "saturated_at": {"target": sat["target_rate"], "achieved": sat["throughput"]} if sat else None,
+            "max_step_reached": steps[-1]["target_rate"] if steps and not first_drop and not sat else None}
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+
+    def cmd(*a):
+        try:
+            return subprocess.run(a, capture_output=True, text=True, cwd=REPO).stdout.strip()
+        except OSError:
+            return "?"
+    dirty = cmd("git", "status", "--porcelain", "--untracked-files=no")
+    return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": os.uname().release,
+            "mem_gib": round(mem / 1024 / 1024, 1), "commit": cmd("git", "rev-parse", "--short", "HEAD"),
+            "tree_modified": bool(dirty),
+            "versions": {"go": cmd("go", "version"), "node": cmd("node", "--version"),
+                         "python": sys.version.split()[0], "nginx": cmd("nginx", "-v") or "",
+                         "wrk": "wrk (Debian)"}}
+
+
+# ---------------------------------------------------------------- report
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(x, digits=0, suffix=""):
+    if x is None:
+        return "–"
+    return f"{x:,.{digits}f}{suffix}"
+
+
+def aggregate(runs):
+    """{(server, mode, phase): {metric: median over rounds}} and per-round ratios to 'none'."""
+    by = {}
+    for r in runs:
+        for p in r["phases"]:
+            by.setdefault((r["server"], r["mode"], p["phase"]), []).append((r["round"], p, r))
+    agg = {}
+    for key, items in by.items():
+        server, mode, ph = key
+        a = {}
+        for m in ("throughput", "p50_us", "p99_us", "cpu_us_per_req", "cpu_pct", "bpf_us_per_req",
+                  "events_per_s", "spans_per_s", "rss_mb", "hwm_mb"):
+            a[m] = med([p.get(m) for _, p, _ in items])
+        a["kernel_drops"] = sum(p.get("kernel_drops", 0) for _, p, _ in items)
+        a["pipeline_drops"] = sum(p.get("pipeline_drops", 0) for _, p, _ in items)
+        a["errors"] = sum(p.get("errors", 0) for _, p, _ in items)
+        a["rounds"] = len(items)
+        # Ratios to the no-agent run of the same round, then the median over rounds.
+        for m in ("throughput", "p50_us", "p99_us"):
+            ratios = []
+            for rnd, p, _ in items:
+                base = next((q for q in by.get((server, "none", ph), []) if q[0] == rnd), None)
+                if base and base[1].get(m):
+                    ratios.append(p[m] / base[1][m])
+            a[m + "_ratio"] = med(ratios)
+        # Per-program eBPF cost (median ns per request over rounds).
+        progs = {}
+        for _, p, _ in items:
+            for name, v in (p.get("bpf_per_prog") or {}).items():
+                progs.setdefault(name, []).append((v["ns_per_req"], v["ns_per_run"], v["runs"] / max(p["total_requests"], 1)))
+        a["bpf_per_prog"] = {k: {"ns_per_req": med([x[0] for x in v]), "ns_per_run": med([x[1] for x in v]),
+                                 "runs_per_req": med([x[2] for x in v])} for k, v in progs.items()}
+        agg[key] = a
+    return agg
+
+
+def targets(cfg, agg, caps):
+    rows = []
+    g = agg.get(("go", "agent", "sat"))
+    v = g and g["throughput_ratio"]
+    rows.append(("Go saturated throughput, agent / none", f">= {TARGET_SAT_RATIO:.0%}",
+                 fmt(v * 100, 1, "%") if v else "–", None if v is None else v >= TARGET_SAT_RATIO,
+                 None if v is None else f"{(TARGET_SAT_RATIO - v) * 100:.1f} points short"))
+    for server in cfg.servers:
+        a = agg.get((server, "agent", "rate_5000"))
+        if not a:
+            continue
+        c, rss, b = a["cpu_us_per_req"], a["rss_mb"], a["bpf_us_per_req"]
+        rows.append((f"{server}: agent CPU per request at 5k/s", f"<= {TARGET_CPU_US:.0f} µs",
+                     fmt(c, 2, " µs"), None if c is None else c <= TARGET_CPU_US,
+                     None if c is None else f"{c / TARGET_CPU_US:.1f}× the target"))
+        rows.append((f"{server}: agent steady RSS at 5k/s", f"<= {TARGET_RSS_MB:.0f} MB",
+                     fmt(rss, 1, " MB"), None if rss is None else rss <= TARGET_RSS_MB,
+                     None if rss is None else f"{rss - TARGET_RSS_MB:.1f} MB over"))
+        rows.append((f"{server}: eBPF time per request at 5k/s", f"<= {TARGET_BPF_US:.0f} µs",
+                     fmt(b, 2, " µs"), None if b is None else b <= TARGET_BPF_US,
+                     None if b is None else f"{b / TARGET_BPF_US:.1f}× the target"))
+    for server in cfg.servers:
+        a = agg.get((server, "agent", f"rate_{TARGET_NODROP_RATE}"))
+        if a is None:
+            rows.append((f"{server}: no drops at {TARGET_NODROP_RATE // 1000}k/s", "0", "server below 20k/s",
+                         None, None))
+            continue
+        d = a["kernel_drops"] + a["pipeline_drops"]
+        rows.append((f"{server}: no drops at {TARGET_NODROP_RATE // 1000}k/s", "0",
+                     f"{d:.0f} (kernel {a['kernel_drops']:.0f}, pipeline {a['pipeline_drops']:.0f})", d == 0,
+                     None if d == 0 else f"{d:.0f} events lost"))
+    return rows
+
+
+def drops_cell(a):
+    return f"{a['kernel_drops']:.0f}/{a['pipeline_drops']:.0f}"
+
+
+def rss_cell(a):
+    return f"{fmt(a['rss_mb'], 1)} ({fmt(a['hwm_mb'], 1)})"
+
+
+def sat_cell(sat):
+    return f"{sat['target']:,} ({sat['achieved']:,.0f})" if sat else "not reached"
+
+
+def markdown(cfg, info, runs, caps, agg, elapsed):
+    L = []
+    L.append(f"Benchmark {info['date']} · commit `{info['commit']}`"
+             f"{' (working tree modified)' if info['tree_modified'] else ''} · "
+             f"{info['nproc']} CPUs ({info['cpu']}) · kernel {info['kernel']} · {info['mem_gib']} GiB · "
+             f"{'quick' if cfg.quick else 'full'} run, {cfg.rounds} round(s) × {cfg.dur}s phases, {elapsed / 60:.1f} min")
+    L.append("")
+    L.append("Figures are medians over the rounds; ratios are to the no-agent run of the same round "
+             "(then the median). CPU and eBPF time are per request served in the phase. "
+             "`–`: not applicable or not measured.")
+    L.append("")
+    L.append("### Saturated (wrk -t2 -c32, keep-alive)")
+    L.append("")
+    L.append("| server | mode | req/s | × none | p50 µs | p99 µs | p99 × none | agent CPU µs/req | agent CPU % | eBPF µs/req | events/s | spans/s | drops k/p |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for server in cfg.servers:
+        for mode in cfg.modes_for(server):
+            a = agg.get((server, mode, "sat"))
+            if not a:
+                continue
+            ag = mode == "agent"
+            L.append(f"| {server} | {mode} | {fmt(a['throughput'])} | {fmt(a['throughput_ratio'], 3)} | "
+                     f"{fmt(a['p50_us'])} | {fmt(a['p99_us'])} | {fmt(a['p99_us_ratio'], 2)} | "
+                     f"{fmt(a['cpu_us_per_req'], 2) if ag else '–'} | {fmt(a['cpu_pct'], 0) if ag else '–'} | "
+                     f"{fmt(a['bpf_us_per_req'], 2) if ag else '–'} | {fmt(a['events_per_s']) if ag else '–'} | "
+                     f"{fmt(a['spans_per_s']) if ag else '–'} | "
+                     f"{drops_cell(a) if ag else '–'} |")
+    L.append("")
+    L.append("### Fixed rates (bench loadgen, 32 keep-alive connections, latency from the scheduled send time)")
+    L.append("")
+    L.append("| server | rate | mode | achieved/s | p50 µs | p99 µs | p99 × none | agent CPU µs/req | eBPF µs/req | events/s | spans/s | drops k/p | RSS MB (peak) |")
+    L.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for server in cfg.servers:
+        for rate in cfg.rates:
+            for mode in cfg.modes_for(server):
+                a = agg.get((server, mode, f"rate_{rate}"))
+                if not a:
+                    continue
+                ag = mode == "agent"
+                L.append(f"| {server} | {rate} | {mode} | {fmt(a['throughput'])} | {fmt(a['p50_us'])} | "
+                         f"{fmt(a['p99_us'])} | {fmt(a['p99_us_ratio'], 2)} | "
+                         f"{fmt(a['cpu_us_per_req'], 2) if ag else '–'} | {fmt(a['bpf_us_per_req'], 2) if ag else '–'} | "
+                         f"{fmt(a['events_per_s']) if ag else '–'} | {fmt(a['spans_per_s']) if ag else '–'} | "
+                         f"{drops_cell(a) if ag else '–'} | "
+                         f"{rss_cell(a) if ag else '–'} |")
+    L.append("")
+    if caps:
+        L.append("### Capacity with the agent (rate stepped up, 64 connections, until drops or saturation)")
+        L.append("")
+        L.append("| server | highest rate with 0 drops | first rate with drops | server saturated at (achieved) | steps |")
+        L.append("|---|---:|---:|---:|---|")
+        for c in caps:
+            steps = ", ".join(f"{s['target_rate'] // 1000}k→{s['throughput'] / 1000:.1f}k"
+                              f"{' d=' + format(s['kernel_drops'] + s['pipeline_drops'], '.0f') if s['kernel_drops'] or s['pipeline_drops'] else ''}"
+                              for s in c["steps"])
+            sat = c["saturated_at"]
+            L.append(f"| {c['server']} | {fmt(c['max_clean_rate'])}{' (last step)' if c['max_step_reached'] else ''} | "
+                     f"{fmt(c['first_drop_rate']) if c['first_drop_rate'] else 'none'} | "
+                     f"{sat_cell(sat)} | {steps} |")
+        L.append("")
+    # eBPF per program at 5k/s (or the highest rate measured) for the first server.
+    for server in cfg.servers:
+        key = next((k for k in [(server, "agent", "rate_5000"), (server, "agent", f"rate_{cfg.rates[0]}")] if k in agg), None)
+        if key and agg[key]["bpf_per_prog"]:
+            progs = sorted(agg[key]["bpf_per_prog"].items(), key=lambda kv: -(kv[1]["ns_per_req"] or 0))
+            L.append(f"<details><summary>eBPF programs, {server} at {key[2][5:]}/s (ns per request, runs per request, ns per run)</summary>")
+            L.append("")
+            L.append("| program | ns/req | runs/req | ns/run |")
+            L.append("|---|---:|---:|---:|")
+            for name, v in progs:
+                L.append(f"| {name} | {fmt(v['ns_per_req'])} | {fmt(v['runs_per_req'], 2)} | {fmt(v['ns_per_run'])} |")
+            L.append("")
+            L.append("</details>")
+            L.append("")
+    if not cfg.quick:
+        L.append("### Targets (reported, not asserted)")
+        L.append("")
+        L.append("| target | goal | measured | met | by how much |")
+        L.append("|---|---|---:|---|---|")
+        for name, goal, val, ok, miss in targets(cfg, agg, caps):
+            L.append(f"| {name} | {goal} | {val} | {'–' if ok is None else ('yes' if ok else '**no**')} | "
+                     f"{'' if ok or ok is None else miss} |")
+        L.append("")
+    return "\n".join(L)
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke mode: Go server only, seconds, no targets")
+    ap.add_argument("--agent", default=os.path.join(BUILD, "beyla"), help="the agent binary")
+    ap.add_argument("--servers", help="comma-separated subset of go,nginx,python,node")
+    ap.add_argument("--rounds", type=int)
+    ap.add_argument("--duration", type=float, help="seconds per measured phase")
+    ap.add_argument("--no-capacity", action="store_true")
+    ap.add_argument("--out", help="results directory (default bench/results, quick: bench/results/quick)")
+    args = ap.parse_args()
+
+    class Cfg:
+        pass
+    cfg = Cfg()
+    cfg.quick = args.quick
+    cfg.agent_bin = args.agent
+    cfg.servers = args.servers.split(",") if args.servers else (["go"] if args.quick else ["go", "nginx", "python", "node"])
+    cfg.rounds = args.rounds or (1 if args.quick else 2)
+    cfg.dur = args.duration or (3 if args.quick else 8)
+    cfg.warmup = 1 if args.quick else 2
+    cfg.rates = [1000] if args.quick else [1000, 5000, 20000]
+    cfg.cap_rates = [2000, 4000] if args.quick else [5000, 10000, 15000, 20000, 25000, 30000, 40000, 50000, 60000]
+    cfg.cap_dur = 2 if args.quick else 5
+    cfg.modes_for = lambda s: ["none", "agent"] + (["otel"] if s == "python" and not cfg.quick else [])
+    out_dir = args.out or os.path.join(BENCH, "results", "quick" if cfg.quick else "")
+    os.makedirs(out_dir, exist_ok=True)
+
+    if os.geteuid() != 0:
+        print("bench: FAILED: needs root (eBPF, bpf stats); run bash bench/run.sh as root", file=sys.stderr)
+        return 1
+    for tool in ("wrk", "bpftool"):
+        if not shutil.which(tool):
+            print(f"bench: FAILED: {tool} not found (bench/run.sh installs it)", file=sys.stderr)
+            return 1
+    for f in (cfg.agent_bin, os.path.join(BUILD, "loadgen"), os.path.join(BUILD, "hello"), os.path.join(BUILD, "sink")):
+        if not os.access(f, os.X_OK):
+            print(f"bench: FAILED: {f} missing (bench/run.sh builds it)", file=sys.stderr)
+            return 1
+
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
+    workdir = os.path.join(BUILD, "work", stamp)
+    os.makedirs(workdir, exist_ok=True)
+    procs = Procs(workdir)
+    prev_stats = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
+    info = machine()
+    info["date"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    runs, caps = [], []
+    t0 = time.time()
+    status = 0
+    failure = None
+    try:
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write("1")
+        for server in cfg.servers:
+            sat_ref = {}
+            for rnd in range(cfg.rounds):
+                for mode in cfg.modes_for(server):
+                    log(f"{server} round {rnd + 1}/{cfg.rounds} mode {mode}")
+                    r = one_run(cfg, procs, server, mode, rnd, sat_ref)
+                    if mode == "none" and server not in sat_ref:
+                        sat_ref[server] = r["phases"][0]["throughput"]
+                    s = r["phases"][0]
+                    log(f"  sat {s['throughput']:.0f} req/s p99 {s['p99_us']:.0f}µs"
+                        + (f" agent cpu {s['cpu_us_per_req']:.2f}µs/req bpf {s['bpf_us_per_req']:.2f}µs/req"
+                           if mode == "agent" else ""))
+                    runs.append(r)
+            if not args.no_capacity:
+                log(f"{server} capacity search")
+                caps.append(capacity(cfg, procs, server))
+    except BenchError as e:
+        failure = str(e)
+        status = 1
+    except Exception as e:  # a bug or an unexpected environment: still say which step
+        failure = f"unexpected {type(e).__name__}: {e}"
+        status = 1
+    finally:
+        procs.stop_all()
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write(prev_stats)
+    elapsed = time.time() - t0
+    agg = aggregate(runs)
+    md = markdown(cfg, info, runs, caps, agg, elapsed)
+    doc = {"machine": info, "config": {"quick": cfg.quick, "servers": cfg.servers, "rounds": cfg.rounds,
+                                       "phase_seconds": cfg.dur, "rates": cfg.rates, "cap_rates": cfg.cap_rates},
+           "elapsed_s": elapsed, "failure": failure, "runs": runs, "capacity": caps,
+           "aggregate": [{"server": k[0], "mode": k[1], "phase": k[2], **v} for k, v in agg.items()],
+           "targets": [dict(zip(("target", "goal", "measured", "met", "miss"), t)) for t in targets(cfg, agg, caps)]}
+    base = os.path.join(out_dir, stamp + ("-FAILED" if failure else ""))
+    with open(base + ".json", "w") as f:
+        json.dump(doc, f, indent=1, default=str)
+    with open(base + ".md", "w") as f:
+        f.write(md + "\n")
+    print(md)
+    print(f"\nwrote {base}.json and {base}.md ({elapsed:.0f}s); process logs in {workdir}", file=sys.stderr)
+    if failure:
+        print(f"bench: FAILED: {failure}", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+module beyla-bench/tools
+
+go 1.21
