@@ -16,6 +16,9 @@ cargo clippy --locked --all-targets --workspace -- -D warnings
 echo "== unit and replay tests"
 cargo test --locked -p beyla
 
+echo "== fuzzing: every parser target for a bounded time"
+bash scripts/fuzz.sh
+
 echo "== packaging: Nix files parse, module examples, Kubernetes manifests, Helm chart"
 bash scripts/check-packaging.sh
 

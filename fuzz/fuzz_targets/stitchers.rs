@@ -1,0 +1,64 @@
+//! Both stitchers fed arbitrary bytes as a connection's chunks: the first byte
+//! picks the directions and capture cut-offs, the rest is the traffic.
+#![no_main]
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use beyla::model::{
+    ConnId, ConnTuple, DataChunk, Direction, Origin, Pid, SpanId, Tid, TraceContext, TraceId,
+};
+use beyla::protocols::{http1, http2};
+use libfuzzer_sys::fuzz_target;
+
+struct Ignore;
+
+fn context() -> TraceContext {
+    TraceContext { trace_id: TraceId([1; 16]), span_id: SpanId([1; 8]), parent: None, parent_sampled: None }
+}
+
+impl http1::stitch::Hooks for Ignore {
+    fn request_started(&mut self, _: Tid, _: Option<&str>) -> TraceContext {
+        context()
+    }
+    fn exchange(&mut self, _: http1::stitch::Exchange) {}
+    fn abandoned(&mut self, _: TraceContext) {}
+    fn anomaly(&mut self, _: http1::stitch::Anomaly) {}
+}
+
+impl http2::stitch::Hooks for Ignore {
+    fn request_started(&mut self, _: Tid, _: Option<&str>) -> TraceContext {
+        context()
+    }
+    fn exchange(&mut self, _: http2::stitch::Exchange) {}
+    fn abandoned(&mut self, _: TraceContext) {}
+    fn anomaly(&mut self, _: http2::stitch::Anomaly) {}
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&pattern, traffic)) = data.split_first() else { return };
+    let mut h1 = http1::stitch::Stitcher::new(Direction::Ingress);
+    let mut h2 = http2::stitch::Stitcher::new(Direction::Ingress);
+    let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    for (i, piece) in traffic.chunks(1 + usize::from(pattern % 64)).enumerate() {
+        let direction = if (pattern >> (i % 8)) & 1 == 0 { Direction::Ingress } else { Direction::Egress };
+        // Some chunks claim more bytes than were captured, as the probes report.
+        let bytes = piece.len() as u64 + if i % 3 == 0 { u64::from(pattern) } else { 0 };
+        let chunk = DataChunk {
+            pid: Pid(1),
+            tid: Tid(1),
+            conn: ConnId(1),
+            direction,
+            origin: Origin::Accept,
+            tuple: ConnTuple { local, local_port: 80, remote: local, remote_port: 4000 },
+            start_mono_ns: i as u64,
+            end_mono_ns: i as u64 + 1,
+            bytes,
+            tls: false,
+            data: piece,
+        };
+        h1.feed(&chunk, &mut Ignore);
+        h2.feed(&chunk, &mut Ignore);
+    }
+    h1.close(&mut Ignore);
+    h2.close(&mut Ignore);
+});
