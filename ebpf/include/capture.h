@@ -129,7 +129,7 @@ static __always_inline bool is_traced(void)
 static __always_inline u32 copy_iovecs(u8 *dst, struct iovec *iov, u64 iovcnt, u32 room)
 {
 	u32 off = 0;
-#pragma unroll
+	/* A bounded loop (kernel 5.3+), not unrolled: the bound is large. */
 	for (int i = 0; i < BEYLA_MAX_IOV; i++) {
 		if (i >= iovcnt || off >= room)
 			break;

@@ -23,8 +23,9 @@ typedef uint64_t u64;
 /* Default capture size: large enough for the request line and typical headers. */
 #define BEYLA_DEFAULT_CAPTURE 1024
 /* iovec entries copied per readv/writev/recvmsg/sendmsg call: gRPC libraries
- * send a connection's first frames in 14 to 27 pieces. */
-#define BEYLA_MAX_IOV 32
+ * send a connection's first frames in 14 to 27 pieces, and answers to many
+ * concurrent streams in one sendmsg of a hundred or more. */
+#define BEYLA_MAX_IOV 128
 /* Bytes of an exec'd filename forwarded to the agent. */
 #define BEYLA_MAX_FILENAME 256
 

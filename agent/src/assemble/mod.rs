@@ -177,6 +177,10 @@ impl http2::stitch::Hooks for Sink<'_> {
 
     fn anomaly(&mut self, anomaly: http2::stitch::Anomaly) {
         use http2::stitch::Anomaly;
+        log::debug!(
+            "HTTP/2 anomaly on a connection of pid={}: {anomaly:?}",
+            self.pid
+        );
         match anomaly {
             Anomaly::Invalid(_) | Anomaly::Lost { .. } => self.metrics.parse_errors.inc(),
             Anomaly::OrphanResponse => self.metrics.orphan_responses.inc(),
