@@ -33,6 +33,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -85,15 +86,18 @@ def scope_json(scope):
 class Sink:
     """Writes JSON lines and decides which requests to refuse."""
 
-    def __init__(self, path, fail_with, fail_first):
+    def __init__(self, path, fail_with, fail_first, delay_ms=0):
         self.out = open(path, "a", encoding="utf-8")
+        self.delay = delay_ms / 1000.0
         self.lock = threading.Lock()
         self.fail_with = fail_with
         self.fail_left = fail_first
         self.counts = {"spans": 0, "points": 0, "refused": 0}
 
     def refuse(self):
-        """Whether to refuse this request (counts it)."""
+        """Whether to refuse this request (counts it); a slow receiver waits first."""
+        if self.delay:
+            time.sleep(self.delay)
         with self.lock:
             if self.fail_with is None:
                 return False
@@ -273,9 +277,12 @@ def main():
     p.add_argument(
         "--fail-first", type=int, metavar="N", help="refuse only the first N requests"
     )
+    p.add_argument(
+        "--delay-ms", type=int, default=0, help="answer every request this late (a slow receiver)"
+    )
     args = p.parse_args()
 
-    sink = Sink(args.out, args.fail_with, args.fail_first)
+    sink = Sink(args.out, args.fail_with, args.fail_first, args.delay_ms)
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     traces, metrics = grpc_servicers(sink)

@@ -909,21 +909,22 @@ fn otlp_receiver_faults() {
         figures.push(format!("{line}\n    receiver: {}", receiver.stop().trim()));
     }
 
-    // (b) The receiver refuses its first 3 requests with 503.
-    {
+    // (b) The receiver refuses its first 3 requests with 500, then with 503.
+    for status in ["500", "503"] {
         const REFUSED: u32 = 3;
-        let dir = TempDir::new("beyla-otlp-503");
+        let dir = TempDir::new("beyla-otlp-refused");
         let out = dir.path.join("received.jsonl");
         let receiver = OtlpReceiver::start(
             0,
             0,
             &out,
-            &["--fail-with", "503", "--fail-first", &REFUSED.to_string()],
+            &["--fail-with", status, "--fail-first", &REFUSED.to_string()],
         );
         let mut fault = FaultRun::start(&receiver.http_traces_url(), "http/protobuf");
         fault.run.users(4000, 10);
-        wait_for_received(&out, 10, "(b) after 503s");
-        let (line, output, stats) = fault.finish(&out, "http", "(b) 503 for the first 3 requests");
+        wait_for_received(&out, 10, "(b) after refusals");
+        let what = format!("(b) {status} for the first 3 requests");
+        let (line, output, stats) = fault.finish(&out, "http", &what);
         let summary = receiver.stop();
         assert!(
             summary.contains(&format!("refused={REFUSED}")),
@@ -947,7 +948,7 @@ fn otlp_receiver_faults() {
         figures.push(format!("{line}\n    receiver: {}", summary.trim()));
     }
 
-    // (c) The receiver goes away for 10 s mid-run and comes back on the same
+    // (c) The receiver goes away for 30 s mid-run and comes back on the same
     // ports, once per protocol.
     for (protocol, transport) in PROTOCOLS {
         let dir = TempDir::new("beyla-otlp-restart");
@@ -959,11 +960,11 @@ fn otlp_receiver_faults() {
         wait_for_received(&out, 5, "(c) before the restart");
         let first = receiver.stop();
         fault.run.users(5100, 5);
-        thread::sleep(Duration::from_secs(10));
+        thread::sleep(Duration::from_secs(30));
         let receiver = OtlpReceiver::start(http_port, grpc_port, &out, &[]);
         fault.run.users(5200, 5);
         wait_for_received(&out, 15, "(c) after the restart");
-        let what = format!("(c) {protocol} receiver down for 10 s");
+        let what = format!("(c) {protocol} receiver down for 30 s");
         let (line, output, stats) = fault.finish(&out, transport, &what);
         assert!(
             stats["export_failures"] >= 1 && output.stderr.contains("accepts spans again"),
@@ -976,6 +977,20 @@ fn otlp_receiver_faults() {
             first.trim(),
             receiver.stop().trim()
         ));
+    }
+
+    // (d) A slow receiver (3 s per request, under the exporter's 10 s
+    // timeout): spans still arrive, and the agent is not held up.
+    {
+        let dir = TempDir::new("beyla-otlp-slow");
+        let out = dir.path.join("received.jsonl");
+        let receiver = OtlpReceiver::start(0, 0, &out, &["--delay-ms", "3000"]);
+        let mut fault = FaultRun::start(&receiver.http_traces_url(), "http/protobuf");
+        fault.run.users(6000, 10);
+        wait_for_received(&out, 10, "(d) slow receiver");
+        let (line, _output, _stats) =
+            fault.finish(&out, "http", "(d) receiver answering after 3 s");
+        figures.push(format!("{line}\n    receiver: {}", receiver.stop().trim()));
     }
 
     println!(
