@@ -5,6 +5,7 @@
 #[cfg(test)]
 mod tests;
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -214,31 +215,32 @@ impl Assembler {
             conn: chunk.conn,
             tls: chunk.tls,
         };
-        if !self.connections.contains_key(&stream) {
-            let Some(resource) = self.registry.get(chunk.pid) else {
-                self.metrics.events_untraced.inc();
-                return;
-            };
-            if self.connections.len() >= MAX_CONNECTIONS {
-                self.metrics.connections_dropped.inc();
-                return;
+        // One lookup per event; the registry only for a connection not seen yet.
+        let full = self.connections.len() >= MAX_CONNECTIONS;
+        let conn = match self.connections.entry(stream) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(new) => {
+                let Some(resource) = self.registry.get(chunk.pid) else {
+                    self.metrics.events_untraced.inc();
+                    return;
+                };
+                if full {
+                    self.metrics.connections_dropped.inc();
+                    return;
+                }
+                let kind = match chunk.origin {
+                    Origin::Accept => Some(SpanKind::Server),
+                    Origin::Connect => Some(SpanKind::Client),
+                    Origin::Unknown => None,
+                };
+                new.insert(Connection {
+                    resource,
+                    tuple: chunk.tuple,
+                    kind,
+                    protocol: Protocol::Undecided,
+                    last_mono_ns: 0,
+                })
             }
-            let kind = match chunk.origin {
-                Origin::Accept => Some(SpanKind::Server),
-                Origin::Connect => Some(SpanKind::Client),
-                Origin::Unknown => None,
-            };
-            let conn = Connection {
-                resource,
-                tuple: chunk.tuple,
-                kind,
-                protocol: Protocol::Undecided,
-                last_mono_ns: 0,
-            };
-            self.connections.insert(stream, conn);
-        }
-        let Some(conn) = self.connections.get_mut(&stream) else {
-            return;
         };
         conn.last_mono_ns = chunk.end_mono_ns;
         if let Protocol::Undecided = conn.protocol {
