@@ -223,6 +223,8 @@ fn wait_for_counts(
 /// series, with `selector` labels) agrees exactly with the printed spans: one
 /// series per (method, route, status), counts equal, sums equal within
 /// [`SUM_TOLERANCE`], every bucket holding the spans at or under its bound.
+// Queried with last_over_time: the agent is stopped by now (its spans are
+// only complete then), and Prometheus marks a vanished target's series stale.
 fn assert_histogram_matches_spans(
     prometheus: &Prometheus,
     name: &str,
@@ -239,7 +241,7 @@ fn assert_histogram_matches_spans(
     }
     let mut problems = Vec::new();
 
-    let counts = prometheus.query(&format!("{name}_count{{{selector}}}"));
+    let counts = prometheus.query(&format!("last_over_time({name}_count{{{selector}}}[10m])"));
     let got: BTreeMap<_, _> = counts.iter().map(|s| (series_key(s), s.value)).collect();
     let want: BTreeMap<_, _> = by_key
         .iter()
@@ -251,7 +253,7 @@ fn assert_histogram_matches_spans(
         ));
     }
 
-    for sample in prometheus.query(&format!("{name}_sum{{{selector}}}")) {
+    for sample in prometheus.query(&format!("last_over_time({name}_sum{{{selector}}}[10m])")) {
         let key = series_key(&sample);
         let spans_sum: f64 = by_key.get(&key).map_or(0.0, |d| d.iter().sum());
         if (sample.value - spans_sum).abs() > SUM_TOLERANCE {
@@ -262,7 +264,7 @@ fn assert_histogram_matches_spans(
         }
     }
 
-    let buckets = prometheus.query(&format!("{name}_bucket{{{selector}}}"));
+    let buckets = prometheus.query(&format!("last_over_time({name}_bucket{{{selector}}}[10m])"));
     let mut bounds_seen = 0;
     for sample in &buckets {
         let key = series_key(sample);
