@@ -48,33 +48,37 @@ pub fn python_interpreter() -> PathBuf {
         .clone()
 }
 
+/// Runs a build script of the repository (relative path) from its root; the
+/// error carries the script's output. Callers keep the result in a OnceLock.
+pub fn run_build_script(relative: &str) -> Result<(), String> {
+    let script = workspace_root().join(relative);
+    if !script.exists() {
+        return Err(format!("{} is missing", script.display()));
+    }
+    let out = Command::new("bash")
+        .arg(&script)
+        .current_dir(workspace_root())
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} failed ({}):\n{}\n{}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
 /// Builds the Go and Java apps once per test binary with
 /// `vm-tests/apps/build.sh`; every later call reports the same outcome.
-fn build_apps() {
+pub fn build_apps() {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let outcome = BUILT.get_or_init(|| {
-        let script = workspace_root().join("vm-tests/apps/build.sh");
-        if !script.exists() {
-            return Err(format!("{} is missing", script.display()));
-        }
-        let out = Command::new("bash")
-            .arg(&script)
-            .current_dir(workspace_root())
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} failed ({}):\n{}\n{}",
-                script.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    });
+    let outcome = BUILT.get_or_init(|| run_build_script("vm-tests/apps/build.sh"));
     if let Err(message) = outcome {
         panic!("cannot build the sample apps: {message}");
     }

@@ -8,14 +8,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::agent::agent_command;
-use crate::apps::{python_interpreter, Lang};
+use crate::apps::{build_apps, python_interpreter, Lang};
 use crate::http::{request_on_fresh_connection, Request};
 use crate::process::{kill_and_reap, send_signal, wait_with_timeout, Lines};
 use crate::spans::Span;
@@ -226,34 +225,6 @@ pub fn instrumented_pid(line: &str) -> Option<u32> {
     let rest = &line[at + "instrumenting pid=".len()..];
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
-}
-
-/// Builds the Go and Java apps once per test binary (idempotent script).
-fn build_apps() {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let outcome = BUILT.get_or_init(|| {
-        let script = workspace_root().join("vm-tests/apps/build.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .current_dir(workspace_root())
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} failed ({}):\n{}\n{}",
-                script.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    });
-    if let Err(message) = outcome {
-        panic!("cannot build the sample apps: {message}");
-    }
 }
 
 /// A sample server on a port and with an environment the test chooses;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::apps::{free_port, python_interpreter};
+use crate::apps::{free_port, python_interpreter, run_build_script};
 use crate::process::{kill_and_reap, Lines};
 use crate::workspace_root;
 
@@ -26,26 +26,7 @@ pub const GRPC_SERVICE: &str = "demo.v1.Greeter";
 /// it fails, since a test that cannot build its peers must fail.
 pub fn build() {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let outcome = BUILT.get_or_init(|| {
-        let script = workspace_root().join("vm-tests/apps/grpc/build.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .current_dir(workspace_root())
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} failed ({}):\n{}\n{}",
-                script.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    });
+    let outcome = BUILT.get_or_init(|| run_build_script("vm-tests/apps/grpc/build.sh"));
     if let Err(message) = outcome {
         panic!("cannot build the HTTP/2 and gRPC sample apps: {message}");
     }
