@@ -15,6 +15,11 @@ fi
 packages=(clang llvm libbpf-dev bpftool pkg-config curl wrk iproute2 util-linux procps openssl)
 command -v python3 >/dev/null || packages+=(python3)
 command -v node >/dev/null || packages+=(nodejs)
+# The framework sample apps: a venv for Flask (Debian's python3 has ensurepip
+# only with python3-venv), npm for Express, Maven for Spark Java.
+python3 -c 'import ensurepip' 2>/dev/null || packages+=(python3-venv)
+command -v npm >/dev/null || packages+=(npm)
+command -v mvn >/dev/null || packages+=(maven)
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || packages+=(golang-go)
 command -v javac >/dev/null || packages+=(default-jdk-headless)
 missing=()

@@ -1,5 +1,6 @@
-//! The sample servers of `vm-tests/apps/` (one API, four languages), started
-//! as direct children so the pid a test knows is the pid the agent traces.
+//! The sample servers of `vm-tests/apps/` (one API; four languages on their
+//! standard libraries, and three framework apps), started as direct children
+//! so the pid a test knows is the pid the agent traces.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -19,6 +20,12 @@ pub enum Lang {
     Node,
     Go,
     Java,
+    /// Flask served by waitress (`vm-tests/apps/flask`).
+    Flask,
+    /// Express on node's `http` (`vm-tests/apps/express`).
+    Express,
+    /// Spark Java on embedded Jetty (`vm-tests/apps/spark-java`).
+    SparkJava,
 }
 
 /// A free TCP port on 127.0.0.1, found by letting the kernel pick one.
@@ -84,7 +91,20 @@ pub fn build_apps() {
     }
 }
 
-fn command_for(lang: Lang) -> Command {
+/// Installs and builds the framework apps (Flask, Express, Spark Java) once
+/// per test binary with `vm-tests/apps/build-frameworks.sh`, which
+/// `build.sh` runs too but does not fail on.
+pub fn build_framework_apps() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let outcome = BUILT.get_or_init(|| run_build_script("vm-tests/apps/build-frameworks.sh"));
+    if let Err(message) = outcome {
+        panic!("cannot build the framework sample apps: {message}");
+    }
+}
+
+/// The command that runs `lang`'s sample server (without `PORT`), after
+/// building what it runs from.
+pub fn command_for(lang: Lang) -> Command {
     let root = workspace_root();
     let apps = root.join("vm-tests/apps");
     match lang {
@@ -98,10 +118,34 @@ fn command_for(lang: Lang) -> Command {
             c.arg(apps.join("node/server.js"));
             c
         }
-        Lang::Go => Command::new(root.join("target/apps/go-server")),
+        Lang::Go => {
+            build_apps();
+            Command::new(root.join("target/apps/go-server"))
+        }
         Lang::Java => {
+            build_apps();
             let mut c = Command::new("java");
             c.arg("-cp").arg(root.join("target/apps/java")).arg("App");
+            c
+        }
+        Lang::Flask => {
+            build_framework_apps();
+            // The venv's python is a symlink to the real interpreter, which the
+            // kernel runs directly; the venv is found next to the link.
+            let mut c = Command::new(root.join("target/apps/venv/bin/python"));
+            c.arg(apps.join("flask/app.py"));
+            c
+        }
+        Lang::Express => {
+            build_framework_apps();
+            let mut c = Command::new("node");
+            c.arg(apps.join("express/server.js"));
+            c
+        }
+        Lang::SparkJava => {
+            build_framework_apps();
+            let mut c = Command::new("java");
+            c.arg("-jar").arg(root.join("target/apps/spark-server.jar"));
             c
         }
     }
@@ -118,7 +162,6 @@ impl Server {
     /// `listening on <port>`. `downstream_url` is what its `/downstream`
     /// endpoint calls.
     pub fn start(lang: Lang, downstream_url: Option<&str>) -> Server {
-        build_apps();
         let port = free_port();
         let mut command = command_for(lang);
         command
@@ -153,7 +196,8 @@ impl Server {
     }
 
     /// The service name the agent gives this process: the base name of its
-    /// executable (`python3.11`, `node`, `go-server`, `java`).
+    /// executable (`python3.11`, `node`, `go-server`, `java`; the Flask app's
+    /// venv python is `python3.11` too).
     pub fn service_name(&self) -> String {
         let exe = std::fs::read_link(format!("/proc/{}/exe", self.pid()))
             .unwrap_or_else(|e| panic!("readlink /proc/{}/exe: {e}", self.pid()));

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::agent::agent_command;
-use crate::apps::{build_apps, python_interpreter, Lang};
+use crate::apps::{command_for, Lang};
 use crate::http::{request_on_fresh_connection, Request};
 use crate::process::{kill_and_reap, send_signal, wait_with_timeout, Lines};
 use crate::spans::Span;
@@ -240,29 +240,7 @@ impl App {
     /// for `listening on <port>`.
     pub fn start(lang: Lang, port: u16, env: &[(&str, &str)]) -> App {
         let root = workspace_root();
-        let apps = root.join("vm-tests/apps");
-        let mut command = match lang {
-            Lang::Python => {
-                let mut c = Command::new(python_interpreter());
-                c.arg(apps.join("python/server.py"));
-                c
-            }
-            Lang::Node => {
-                let mut c = Command::new("node");
-                c.arg(apps.join("node/server.js"));
-                c
-            }
-            Lang::Go => {
-                build_apps();
-                Command::new(root.join("target/apps/go-server"))
-            }
-            Lang::Java => {
-                build_apps();
-                let mut c = Command::new("java");
-                c.arg("-cp").arg(root.join("target/apps/java")).arg("App");
-                c
-            }
-        };
+        let mut command = command_for(lang);
         command
             .current_dir(&root)
             .env("PORT", port.to_string())

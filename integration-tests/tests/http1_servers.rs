@@ -1,6 +1,7 @@
-//! Server spans from the four sample servers (Python, Node, Go, Java): the
-//! same HTTP/1.1 scenarios against each, then every span is checked against
-//! the request that caused it. Run as root with `--test-threads=1`.
+//! Server spans from the sample servers (Python, Node, Go, Java on their
+//! standard libraries; Flask, Express, Spark Java): the same HTTP/1.1
+//! scenarios against each, then every span is checked against the request
+//! that caused it. Run as root with `--test-threads=1`.
 
 use std::sync::Barrier;
 use std::thread;
@@ -30,6 +31,21 @@ fn go_http_server() {
 #[test]
 fn java_http_server() {
     server_scenarios(Lang::Java);
+}
+
+#[test]
+fn flask_waitress_server() {
+    server_scenarios(Lang::Flask);
+}
+
+#[test]
+fn express_server() {
+    server_scenarios(Lang::Express);
+}
+
+#[test]
+fn spark_java_server() {
+    server_scenarios(Lang::SparkJava);
 }
 
 /// Starts `lang`'s server and the agent, runs every scenario, stops the agent

@@ -3,6 +3,8 @@
 #   target/apps/go-server     (Go, static binary)
 #   target/apps/java/App.class
 # Python and Node run from source and need no build. Safe to re-run: up-to-date outputs are kept.
+# Then, each without failing this script, the framework apps (build-frameworks.sh)
+# and the HTTP/2 and gRPC apps (grpc/build.sh).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,4 +29,12 @@ echo "built $out/go-server and $out/java/App.class"
 # the HTTP/2 tests run that script themselves and fail on it.
 if ! "$here/grpc/build.sh"; then
     echo "warning: the HTTP/2 / gRPC sample apps were not built (see above)" >&2
+fi
+
+# Framework apps (Flask, Express, Spark Java; build-frameworks.sh). They need
+# packages from PyPI, npm and Maven Central, which the apps above do not: a
+# failure here only warns; the tests of those apps run that script themselves
+# and fail on it.
+if ! "$here/build-frameworks.sh"; then
+    echo "warning: the framework sample apps were not built (see above)" >&2
 fi
