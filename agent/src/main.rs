@@ -13,7 +13,7 @@ use beyla::assemble::Assembler;
 use beyla::config::{Config, Flags};
 use beyla::decorate::{Decorator, Routes};
 use beyla::discovery::{Discovery, Registry};
-use beyla::ebpf::{self, Loaded, ProbeSettings, Probes};
+use beyla::ebpf::{self, Loaded, ProbeSettings, Probes, Wakeup};
 use beyla::export;
 use beyla::model::KernelEvent;
 use beyla::sample::Sampler;
@@ -71,6 +71,7 @@ enum RunError {
 
 fn run(config: Config, routes: Routes) -> Result<(), RunError> {
     let metrics = Arc::new(SelfMetrics::default());
+    let wakeup = Wakeup::from_config(config.ebpf.wakeup_len);
     let Loaded {
         probes,
         ring,
@@ -80,7 +81,7 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
     } = Probes::load(ProbeSettings {
         capture_size: config.capture_size,
         watch_execs: Discovery::decides_at_exec(&config.discovery),
-        wakeup_len: config.ebpf.wakeup_len,
+        wakeup,
     })?;
     let drops = Arc::new(drops);
     let registry = Registry::default();
@@ -143,8 +144,7 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
             }
         });
         let mut assembler = Assembler::new(registry, request_tx, Arc::clone(&metrics));
-        let batched = config.ebpf.wakeup_len > 1;
-        let reading = ebpf::read_events(ring, detached_rx, batched, |event| {
+        let reading = ebpf::read_events(ring, detached_rx, wakeup.reader_polls(), |event| {
             metrics.events_read.inc();
             match event {
                 Ok(KernelEvent::Data(chunk)) => assembler.on_data(&chunk),

@@ -15,9 +15,13 @@
 
 /* Set by the agent before load: payload bytes copied per call (<= BEYLA_MAX_CAPTURE). */
 BEYLA_SETTING(u32, capture_size, BEYLA_DEFAULT_CAPTURE);
-/* Set by the agent before load (ebpf.wakeup_len): wake the reader once per this
- * many events per CPU instead of once per event; 0 or 1 wakes every time. */
-BEYLA_SETTING(u32, wakeup_len, 0);
+/* Set by the agent before load: enum beyla_wakeup, or wake the reader once per
+ * this many events per CPU. */
+BEYLA_SETTING(u32, wakeup_len, BEYLA_WAKEUP_ADAPTIVE);
+
+/* Adaptive wake-ups: unread bytes in the ring past which the probes wake the
+ * reader rather than wait for its next poll. */
+#define WAKEUP_BACKLOG_BYTES (BEYLA_RINGBUF_BYTES / 8)
 
 /* Connections known per (tgid, fd); LRU so that fds lost without close() age out. */
 #define MAX_CONNECTIONS 65536
@@ -52,9 +56,12 @@ struct conn_info {
 	u64 id;
 	struct beyla_conn_tuple tuple;
 	u8 origin;
-	/* Seen under SSL_read/SSL_write: its socket bytes are ciphertext. */
+	/* Its socket bytes are ciphertext: seen under SSL_read/SSL_write, or its
+	 * first bytes were a TLS record. */
 	u8 tls;
-	u8 pad[6];
+	/* Its first payload has been looked at for a TLS record. */
+	u8 sniffed;
+	u8 pad[5];
 };
 
 /* A thread inside SSL_read/SSL_write: the socket call it makes names the fd. */
@@ -80,6 +87,16 @@ BEYLA_SHARED struct {
 	__type(value, struct tls_call);
 } tls_calls SEC(".maps");
 
+/* Per thread, the TLS connection it last read ciphertext from. With memory
+ * BIOs (Node.js) no socket call happens inside SSL_read: the ciphertext was
+ * read just before, by the same thread, and names the connection. */
+BEYLA_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_TLS_CALLS);
+	__type(key, u64); /* pid_tgid */
+	__type(value, u32); /* fd */
+} tls_reads SEC(".maps");
+
 /* The data event is too large for the stack: built here, then copied out sized.
  * The slack lets the verifier prove that a masked offset plus a masked length
  * stays inside the value while iovecs are copied one after another. */
@@ -103,10 +120,14 @@ BEYLA_SHARED struct {
 	__type(value, u32);
 } unsignalled SEC(".maps");
 
-/* Ring-buffer flags that batch wake-ups as `wakeup_len` asks. */
+/* Ring-buffer flags that wake the reader as `wakeup_len` asks. */
 static __always_inline u64 wakeup_flags(void)
 {
-	if (wakeup_len <= 1)
+	if (wakeup_len == BEYLA_WAKEUP_ADAPTIVE)
+		return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > WAKEUP_BACKLOG_BYTES
+			       ? BPF_RB_FORCE_WAKEUP
+			       : BPF_RB_NO_WAKEUP;
+	if (wakeup_len == BEYLA_WAKEUP_EVERY_RECORD)
 		return 0;
 	u32 zero = 0;
 	u32 *pending = bpf_map_lookup_elem(&unsignalled, &zero);

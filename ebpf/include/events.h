@@ -48,6 +48,16 @@ enum beyla_origin {
 	BEYLA_ORIGIN_CONNECT = 2,
 };
 
+/* Values of the probes' wakeup_len setting (ebpf.wakeup_len); larger values
+ * wake the reader once per that many records per CPU. */
+enum beyla_wakeup {
+	/* Never per record: the reader polls on its own, and the probes wake it
+	 * only when the ring holds a backlog. The default: a wake-up is an
+	 * inter-processor interrupt paid inside the traced service's syscall. */
+	BEYLA_WAKEUP_ADAPTIVE = 0,
+	BEYLA_WAKEUP_EVERY_RECORD = 1,
+};
+
 /* Values in the traced-PID map. */
 enum beyla_pid_state {
 	BEYLA_PID_TRACED = 1,

@@ -31,6 +31,7 @@ enum bpf_map_type {
 #define BPF_ANY 0
 #define BPF_NOEXIST 1
 #define BPF_RB_NO_WAKEUP 1
+#define BPF_RB_AVAIL_DATA 0
 #define BPF_RB_FORCE_WAKEUP 2
 
 /* Stable tracepoint context layouts (the syscall tracepoints' format files). */

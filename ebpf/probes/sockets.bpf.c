@@ -141,9 +141,40 @@ static __always_inline struct conn_info *conn_of(u32 tgid, u32 fd)
 	return track_conn(&key, sk, BEYLA_ORIGIN_UNKNOWN);
 }
 
-/* A socket call returned `ret` bytes. Inside SSL_read/SSL_write the bytes are
- * ciphertext: the call only names the connection for the TLS probe, which
- * reports the plaintext itself; so do all later calls on a TLS connection. */
+/* TLS record header: content type, protocol version (major 3), length. */
+#define TLS_RECORD_HEADER 5
+#define TLS_HANDSHAKE 22
+#define TLS_APPLICATION_DATA 23
+
+/* Whether the call's bytes begin with a TLS handshake or application-data
+ * record, which no HTTP/1 or HTTP/2 stream can begin with. */
+static __always_inline bool starts_tls_record(struct call_args *args, long ret)
+{
+	if (ret < TLS_RECORD_HEADER)
+		return false;
+	void *src = (void *)args->ptr;
+	struct iovec v = {};
+	if (args->kind == CALL_MSG) {
+		struct user_msghdr msg = {};
+		if (bpf_probe_read_user(&msg, sizeof(msg), src))
+			return false;
+		src = msg.msg_iov;
+	}
+	if (args->kind != CALL_BUF) {
+		if (bpf_probe_read_user(&v, sizeof(v), src) || v.iov_len < TLS_RECORD_HEADER)
+			return false;
+		src = v.iov_base;
+	}
+	u8 head[3] = {};
+	if (bpf_probe_read_user(head, sizeof(head), src))
+		return false;
+	return (head[0] == TLS_HANDSHAKE || head[0] == TLS_APPLICATION_DATA) && head[1] == 3 && head[2] <= 4;
+}
+
+/* A socket call returned `ret` bytes. On a TLS connection they are ciphertext
+ * and give no event: the TLS probe reports the plaintext. A call inside
+ * SSL_read/SSL_write names the connection for it; with memory BIOs, the
+ * thread's last ciphertext read does (tls_reads). */
 static __always_inline void socket_data(struct call_args *args, long ret)
 {
 	u64 id = bpf_get_current_pid_tgid();
@@ -155,10 +186,17 @@ static __always_inline void socket_data(struct call_args *args, long ret)
 		tls->args.fd = args->fd;
 		tls->fd_known = 1;
 		conn->tls = 1;
+	} else if (!conn->sniffed) {
+		conn->sniffed = 1;
+		if (starts_tls_record(args, ret))
+			conn->tls = 1;
 	}
-	if (conn->tls)
+	if (!conn->tls) {
+		emit_data(conn, args, ret, 0);
 		return;
-	emit_data(conn, args, ret, 0);
+	}
+	if (args->direction == BEYLA_DIR_INGRESS)
+		bpf_map_update_elem(&tls_reads, &id, &args->fd, BPF_ANY);
 }
 
 static __always_inline void on_exit(struct syscall_exit_ctx *ctx)

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
-/* TLS plaintext from OpenSSL (libssl 1.1 and 3.x): uprobes on SSL_read,
- * SSL_write and their _ex forms, attached by the agent per traced process.
- * Entry remembers the buffer; the socket call OpenSSL makes inside names the
- * connection (sockets.bpf.c, which then drops that ciphertext); the return
- * reports the plaintext as a data event on that connection, marked tls. */
+/* TLS plaintext from OpenSSL (libssl 1.1 and 3.x, or linked into the
+ * executable as in Node.js): uprobes on SSL_read, SSL_write and their _ex
+ * forms, attached by the agent per traced process. Entry remembers the
+ * buffer; the return reports the plaintext as a data event on its connection,
+ * marked tls. The connection is named by the socket call OpenSSL makes inside
+ * (socket BIO), by an earlier call on the same SSL object, or, for memory
+ * BIOs, by the thread's last ciphertext read (sockets.bpf.c). */
 #include "capture.h"
 #include <bpf/bpf_tracing.h>
 
-/* SSL objects whose fd is known, for calls OpenSSL answers from its buffers. */
+/* SSL objects whose connection is known, for calls that make no socket call
+ * (answered from OpenSSL's buffers, or memory BIOs). */
 #define MAX_SSL_OBJECTS 16384
 
 struct ssl_key {
@@ -16,12 +19,20 @@ struct ssl_key {
 	u64 ssl;
 };
 
+/* The connection id tells a live binding from one left by a freed SSL object
+ * whose address was reused. */
+struct ssl_conn {
+	u64 conn_id;
+	u32 fd;
+	u32 pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, MAX_SSL_OBJECTS);
 	__type(key, struct ssl_key);
-	__type(value, u32);
-} ssl_fds SEC(".maps");
+	__type(value, struct ssl_conn);
+} ssl_conns SEC(".maps");
 
 static __always_inline void ssl_enter(struct pt_regs *ctx, u8 direction, bool ex)
 {
@@ -42,13 +53,55 @@ static __always_inline void ssl_enter(struct pt_regs *ctx, u8 direction, bool ex
 		count_drop(BEYLA_DROP_ARGS_MAP_FULL);
 }
 
+static __always_inline struct conn_info *bind_ssl(struct ssl_key *key, u32 fd)
+{
+	struct conn_key ck = { .tgid = key->tgid, .fd = fd };
+	struct conn_info *conn = bpf_map_lookup_elem(&connections, &ck);
+	if (!conn)
+		return 0;
+	struct ssl_conn binding = { .conn_id = conn->id, .fd = fd };
+	bpf_map_update_elem(&ssl_conns, key, &binding, BPF_ANY);
+	return conn;
+}
+
+/* The connection an SSL call's plaintext belongs to, or 0. */
+static __always_inline struct conn_info *ssl_conn_of(u64 id, struct tls_call *call, struct ssl_key *key)
+{
+	/* Socket BIO: the socket call made inside named the fd. */
+	if (call->fd_known)
+		return bind_ssl(key, call->args.fd);
+	struct ssl_conn *known = bpf_map_lookup_elem(&ssl_conns, key);
+	if (known) {
+		struct conn_key ck = { .tgid = key->tgid, .fd = known->fd };
+		struct conn_info *conn = bpf_map_lookup_elem(&connections, &ck);
+		if (conn && conn->id == known->conn_id) {
+			call->args.fd = known->fd;
+			return conn;
+		}
+	}
+	/* Memory BIO: plaintext read now came from the ciphertext this thread
+	 * read last. (A first write has no such witness: it is counted.) */
+	if (call->args.direction != BEYLA_DIR_INGRESS)
+		return 0;
+	u32 *fd = bpf_map_lookup_elem(&tls_reads, &id);
+	if (!fd)
+		return 0;
+	struct conn_key ck = { .tgid = key->tgid, .fd = *fd };
+	struct conn_info *conn = bpf_map_lookup_elem(&connections, &ck);
+	if (!conn || !conn->tls)
+		return 0;
+	call->args.fd = *fd;
+	return bind_ssl(key, *fd);
+}
+
 static __always_inline void ssl_return(struct pt_regs *ctx)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	struct tls_call *call = bpf_map_lookup_elem(&tls_calls, &id);
 	if (!call)
 		return;
-	long ret = PT_REGS_RC(ctx);
+	/* All four return int: the upper half of the register is not theirs. */
+	long ret = (int)PT_REGS_RC(ctx);
 	long bytes = ret;
 	if (call->ex_len) {
 		/* SSL_*_ex return 1 on success and write the count through a pointer. */
@@ -56,22 +109,14 @@ static __always_inline void ssl_return(struct pt_regs *ctx)
 		bytes = (ret == 1 && !bpf_probe_read_user(&n, sizeof(n), (void *)call->ex_len)) ? (long)n : 0;
 	}
 	struct ssl_key key = { .tgid = id >> 32, .ssl = call->ssl };
-	if (call->fd_known) {
-		bpf_map_update_elem(&ssl_fds, &key, &call->args.fd, BPF_ANY);
-	} else {
-		u32 *fd = bpf_map_lookup_elem(&ssl_fds, &key);
-		if (fd)
-			call->args.fd = *fd;
-	}
 	if (bytes > 0) {
-		struct conn_key ck = { .tgid = id >> 32, .fd = call->args.fd };
-		struct conn_info *conn = 0;
-		if (call->fd_known || bpf_map_lookup_elem(&ssl_fds, &key))
-			conn = bpf_map_lookup_elem(&connections, &ck);
+		struct conn_info *conn = ssl_conn_of(id, call, &key);
 		if (conn)
 			emit_data(conn, &call->args, bytes, 1);
 		else
 			count_drop(BEYLA_DROP_TLS_UNKNOWN_CONN);
+	} else if (call->fd_known) {
+		bind_ssl(&key, call->args.fd);
 	}
 	bpf_map_delete_elem(&tls_calls, &id);
 }

@@ -1,6 +1,7 @@
-//! HTTPS: the Python sample server wrapped in TLS (libssl), curl as the client.
-//! The spans must be what the same requests give over plain HTTP, taken from
-//! the plaintext OpenSSL handles; the ciphertext on the socket gives none.
+//! HTTPS: the Python sample server wrapped in TLS (libssl, socket BIO) and the
+//! Node one (OpenSSL linked into node, memory BIOs), curl as the client. The
+//! spans must be what the same requests give over plain HTTP, taken from the
+//! plaintext OpenSSL handles; the ciphertext on the socket gives none.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -40,24 +41,37 @@ fn certificate(dir: &Path) -> (String, String) {
 
 #[test]
 fn python_https_server_gives_the_same_spans_as_plain_http() {
+    let mut python = Command::new(python_interpreter());
+    python.arg(workspace_root().join("vm-tests/apps/python/server.py"));
+    https_server_gives_the_same_spans_as_plain_http("Python, libssl", python);
+}
+
+#[test]
+fn node_https_server_gives_the_same_spans_as_plain_http() {
+    let mut node = Command::new("node");
+    node.arg(workspace_root().join("vm-tests/apps/node/server.js"));
+    https_server_gives_the_same_spans_as_plain_http("Node, OpenSSL in the executable", node);
+}
+
+/// Runs `server` (a sample app) with a certificate and checks its spans.
+fn https_server_gives_the_same_spans_as_plain_http(what: &str, mut server: Command) {
     require_root();
     let dir = std::env::temp_dir().join(format!("beyla-tls-{}", random_hex(4)));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let (cert, key) = certificate(&dir);
     let port = free_port();
-    let mut server = Command::new(python_interpreter())
-        .arg(workspace_root().join("vm-tests/apps/python/server.py"))
+    let mut server = server
         .env("PORT", port.to_string())
         .env("TLS_CERT", &cert)
         .env("TLS_KEY", &key)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start the Python HTTPS server");
+        .unwrap_or_else(|e| panic!("start the HTTPS server ({what}): {e}"));
     let (stdout, _) = Lines::capture(server.stdout.take().expect("piped stdout"));
     assert!(
         stdout.wait_for(Duration::from_secs(30), |l| l.contains("listening on")),
-        "the HTTPS server did not start"
+        "the HTTPS server ({what}) did not start"
     );
     let pid = server.id();
     let service = std::fs::read_link(format!("/proc/{pid}/exe"))
@@ -153,13 +167,21 @@ fn python_https_server_gives_the_same_spans_as_plain_http() {
         .lines()
         .find(|l| l.contains("stopped:"))
         .unwrap_or("");
+    // Ciphertext never reaches the parsers, and every plaintext found its connection.
+    for clean in [
+        "tls_unknown_connection=0",
+        "connections_unsupported=0",
+        "parse_errors=0",
+    ] {
+        assert!(counters.contains(clean), "expected {clean}: {counters}");
+    }
     assert!(
         output.stderr.contains("OpenSSL uprobes attached"),
         "the TLS probes were not attached:\n{}",
         output.stderr
     );
     println!(
-        "HTTPS (Python, libssl): {} requests, {} spans; {counters}",
+        "HTTPS ({what}): {} requests, {} spans; {counters}",
         expected.len(),
         output.spans.len()
     );

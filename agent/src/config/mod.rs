@@ -56,8 +56,10 @@ pub struct Selection {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EbpfConfig {
-    /// Ring-buffer records to accumulate before waking user space (0: every record).
-    pub wakeup_len: u32,
+    /// Ring-buffer records to accumulate before waking user space (0 or 1:
+    /// every record); unset: the reader polls and the probes wake it only
+    /// when the ring is filling up, which costs the traced service least.
+    pub wakeup_len: Option<u32>,
     /// Read the `traceparent` header of incoming requests.
     pub track_request_headers: bool,
     /// Send a request's events as soon as its response starts.
@@ -320,17 +322,17 @@ impl Config {
             LevelFilter::Info,
         )?;
         let ebpf = EbpfConfig {
-            wakeup_len: or_default(
-                s.get(None, &["BEYLA_BPF_WAKEUP_LEN"], "ebpf.wakeup_len"),
-                |raw| {
+            wakeup_len: s
+                .get(None, &["BEYLA_BPF_WAKEUP_LEN"], "ebpf.wakeup_len")
+                .map(|raw| {
                     parse::integer(
-                        raw,
+                        &raw,
                         0..=u64::from(u32::MAX),
                         "a record count from 0 to 4294967295",
                     )
-                },
-                0,
-            )? as u32,
+                    .map(|n| n as u32)
+                })
+                .transpose()?,
             track_request_headers: or_default(
                 s.get(
                     None,

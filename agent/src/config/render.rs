@@ -113,7 +113,10 @@ impl Config {
             (
                 "ebpf",
                 map(vec![
-                    ("wakeup_len", Value::from(self.ebpf.wakeup_len)),
+                    (
+                        "wakeup_len",
+                        self.ebpf.wakeup_len.map_or(Value::Null, Value::from),
+                    ),
                     (
                         "track_request_headers",
                         Value::from(self.ebpf.track_request_headers),

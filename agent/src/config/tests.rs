@@ -118,7 +118,7 @@ fn reference_example_loads_and_means_what_it_says() {
     assert_eq!(
         c.ebpf,
         EbpfConfig {
-            wakeup_len: 100,
+            wakeup_len: Some(100),
             track_request_headers: false,
             high_request_volume: false
         }
@@ -405,7 +405,7 @@ fn file_level_errors() {
             .unwrap()
             .ebpf
             .wakeup_len,
-        0
+        None
     );
 }
 

@@ -2,6 +2,7 @@
 //! ports opened later), and a decision at exec time for processes selected by
 //! executable, so that even a short-lived client is traced from its start.
 
+mod listeners;
 mod scan;
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use procfs::net::TcpState;
 use procfs::process::{FDTarget, Process};
 
+use super::listeners::{self, Listeners};
 use crate::model::Pid;
 
 pub struct ProcessInfo {
@@ -22,7 +23,8 @@ pub fn scan(want_ports: bool) -> Vec<ProcessInfo> {
         return Vec::new();
     };
     // Listening sockets by inode, one table per network namespace.
-    let mut listeners_by_netns: HashMap<u64, HashMap<u64, u16>> = HashMap::new();
+    let mut listeners_by_netns: HashMap<u64, Listeners> = HashMap::new();
+    let own_netns = want_ports.then(|| netns_of_pid("self"));
     let mut out = Vec::new();
     for proc in all.flatten() {
         let Ok(exe) = proc.exe() else { continue };
@@ -32,10 +34,17 @@ pub fn scan(want_ports: bool) -> Vec<ProcessInfo> {
             listening: HashSet::new(),
         };
         if want_ports {
-            let netns = netns_of(&proc);
-            let listeners = listeners_by_netns
-                .entry(netns)
-                .or_insert_with(|| listeners_of(&proc));
+            let netns = netns_of_pid(&proc.pid.to_string());
+            let listeners = listeners_by_netns.entry(netns).or_insert_with(|| {
+                if Some(netns) == own_netns {
+                    listeners::own_namespace().unwrap_or_else(|e| {
+                        log::debug!("sock_diag failed ({e}); reading /proc/net/tcp");
+                        listeners_of(&proc)
+                    })
+                } else {
+                    listeners_of(&proc)
+                }
+            });
             if !listeners.is_empty() {
                 if let Ok(fds) = proc.fd() {
                     for fd in fds.flatten() {
@@ -53,15 +62,16 @@ pub fn scan(want_ports: bool) -> Vec<ProcessInfo> {
     out
 }
 
-fn netns_of(proc: &Process) -> u64 {
-    std::fs::metadata(format!("/proc/{}/ns/net", proc.pid))
+fn netns_of_pid(pid: &str) -> u64 {
+    std::fs::metadata(format!("/proc/{pid}/ns/net"))
         .map(|m| std::os::linux::fs::MetadataExt::st_ino(&m))
         .unwrap_or(0)
 }
 
-/// Socket inode -> port of every listening TCP socket in the process's network namespace.
-fn listeners_of(proc: &Process) -> HashMap<u64, u16> {
-    let mut out = HashMap::new();
+/// Every listening TCP socket of the process's network namespace, from
+/// /proc/PID/net/tcp{,6}: for namespaces other than the agent's own.
+fn listeners_of(proc: &Process) -> Listeners {
+    let mut out = Listeners::new();
     for table in [proc.tcp(), proc.tcp6()].into_iter().flatten() {
         for entry in table {
             if entry.state == TcpState::Listen {

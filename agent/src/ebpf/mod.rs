@@ -10,6 +10,6 @@ mod tls;
 
 pub use abi::{DEFAULT_CAPTURE, MAX_CAPTURE};
 pub use pid_filter::PidFilter;
-pub use probes::{KernelDropCounts, Loaded, ProbeError, ProbeSettings, Probes};
+pub use probes::{KernelDropCounts, Loaded, ProbeError, ProbeSettings, Probes, Wakeup};
 pub use reader::read_events;
 pub use tls::TlsAttacher;

@@ -26,8 +26,36 @@ pub struct ProbeSettings {
     pub capture_size: u32,
     /// Report execs, so processes selected by executable are traced from their first syscall.
     pub watch_execs: bool,
-    /// Events per CPU between reader wake-ups (`ebpf.wakeup_len`); 0 or 1: every event.
-    pub wakeup_len: u32,
+    pub wakeup: Wakeup,
+}
+
+/// When the probes wake the ring-buffer reader (`ebpf.wakeup_len`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wakeup {
+    /// Not per record: the reader polls on its own and the probes wake it
+    /// only when the ring holds a backlog (`ebpf.wakeup_len` unset).
+    Adaptive,
+    /// Once per this many records per CPU; 1: every record.
+    EveryRecords(u32),
+}
+
+impl Wakeup {
+    pub fn from_config(wakeup_len: Option<u32>) -> Self {
+        wakeup_len.map_or(Self::Adaptive, |n| Self::EveryRecords(n.max(1)))
+    }
+
+    /// Whether the reader must poll on its own, because the probes stay
+    /// silent for a while.
+    pub fn reader_polls(self) -> bool {
+        self != Self::EveryRecords(1)
+    }
+
+    fn kernel_value(self) -> u32 {
+        match self {
+            Self::Adaptive => abi::WAKEUP_ADAPTIVE,
+            Self::EveryRecords(n) => n,
+        }
+    }
 }
 
 #[derive(Debug, Error)]
@@ -78,7 +106,7 @@ impl Probes {
         let mut ebpf = EbpfLoader::new()
             .override_global("capture_size", &capture, true)
             .override_global("watch_execs", &watch, true)
-            .override_global("wakeup_len", &settings.wakeup_len, true)
+            .override_global("wakeup_len", &settings.wakeup.kernel_value(), true)
             .load(OBJECT)?;
 
         let mut links = Vec::new();

@@ -11,17 +11,16 @@ use futures_lite::FutureExt;
 use super::abi::{self, DecodeError};
 use crate::model::KernelEvent;
 
-/// With batched wake-ups the kernel stays silent until a batch is full; the
-/// reader then also looks on its own this often, so a quiet service's last
-/// requests are not held back for ever.
-const BATCHED_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Unless the probes wake the reader for every record, it looks on its own
+/// this often: the most a span waits in the ring.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Reads until `stop` fires, then drains what the ring still holds and returns.
-/// `batched`: the probes batch their wake-ups (`ebpf.wakeup_len` above 1).
+/// `polls`: the probes do not wake the reader for every record.
 pub async fn read_events<F>(
     mut ring: RingBuf<MapData>,
     stop: async_channel::Receiver<()>,
-    batched: bool,
+    polls: bool,
     mut sink: F,
 ) where
     F: FnMut(Result<KernelEvent<'_>, DecodeError>),
@@ -43,8 +42,8 @@ pub async fn read_events<F>(
         };
         let readable = async { fd.readable().await.is_err() };
         let poll = async {
-            if batched {
-                Timer::after(BATCHED_POLL_INTERVAL).await;
+            if polls {
+                Timer::after(POLL_INTERVAL).await;
             } else {
                 std::future::pending::<()>().await;
             }

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // Sample HTTP/1.1 service for the VM tests (node standard library only).
 // Same API as the Python, Go and Java apps next to it; see ../README.md.
-// Run: PORT=8080 [DOWNSTREAM_URL=http://127.0.0.1:9000/health] node server.js
+// Run: PORT=8080 [DOWNSTREAM_URL=http://127.0.0.1:9000/health] [TLS_CERT=cert.pem TLS_KEY=key.pem] node server.js
 'use strict';
 
+const fs = require('fs');
 const http = require('http');
+const https = require('https');
 
 const port = process.env.PORT;
 if (!port) {
@@ -45,7 +47,7 @@ function downstream(res) {
     });
 }
 
-const server = http.createServer((req, res) => {
+function handle(req, res) {
   const path = req.url.split('?')[0];
   const get = req.method === 'GET';
   const user = /^\/users\/([^/]+)$/.exec(path);
@@ -61,7 +63,15 @@ const server = http.createServer((req, res) => {
   if (get && path === '/chunked') return chunked(res);
   if (get && path === '/downstream') return downstream(res);
   reply(res, 404, 'not found');
-});
+}
+
+// HTTPS when given a certificate: the same API over TLS (OpenSSL linked into node).
+const server = process.env.TLS_CERT
+  ? https.createServer(
+      { cert: fs.readFileSync(process.env.TLS_CERT), key: fs.readFileSync(process.env.TLS_KEY) },
+      handle,
+    )
+  : http.createServer(handle);
 
 server.listen(Number(port), '127.0.0.1', () => {
   // stdout to a pipe or file is synchronous in node, so this line is flushed right away.
