@@ -25,13 +25,14 @@ struct {
 	__type(value, u8);
 } not_sockets SEC(".maps");
 
-/* Next connection id; one counter, touched once per new connection. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, u64);
-} conn_ids SEC(".maps");
+/* A connection id is the monotonic time its connection was first seen, with
+ * the CPU number in the low bits: unique without a shared counter, whose
+ * atomic fetch-and-add kernels before 5.12 reject (and a per-CPU counter is
+ * not safe where programs can be preempted). The time wraps after 2^52 ns
+ * (52 days); two ids then collide only if taken on the same CPU in the same
+ * nanosecond modulo that. */
+#define CONN_ID_CPU_BITS 12
+#define CONN_ID_TIME_BITS (64 - CONN_ID_CPU_BITS)
 
 static __always_inline void remember_call(u32 fd, u64 ptr, u64 count, u8 kind, u8 direction)
 {
@@ -102,11 +103,9 @@ static __always_inline void read_tuple(struct sock *sk, struct beyla_conn_tuple 
 
 static __always_inline u64 next_conn_id(void)
 {
-	u32 zero = 0;
-	u64 *next = bpf_map_lookup_elem(&conn_ids, &zero);
-	if (!next)
-		return 0;
-	return __sync_fetch_and_add(next, 1) + 1;
+	u64 time = bpf_ktime_get_ns() & ((1ULL << CONN_ID_TIME_BITS) - 1);
+	u64 cpu = bpf_get_smp_processor_id() & ((1 << CONN_ID_CPU_BITS) - 1);
+	return (time << CONN_ID_CPU_BITS) | cpu;
 }
 
 /* Records a new connection on fd, replacing whatever an earlier one left there. */

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Runs inside an amd64 test VM: for each sample app, start it, start the
+agent selecting it by port (JSON trace printer), send the requests of every
+scenario in vm-tests/lib/checks.py, stop the agent with SIGTERM, and check the
+spans it printed.
+
+    scenario.py --job JOB.json --out DIR
+
+JOB.json: {"kernel": "<id>", "apps": ["python", ...], "agent": "<path>"},
+paths relative to the repository root (the working directory). Leaves
+DIR/<app>/ (app.log, agent.stdout, agent.stderr, agent.exit, client.log) and
+DIR/<app>.json (the result). Timeouts only bound the waiting; nothing is
+asserted about how fast anything happens.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import checks  # noqa: E402
+
+PORT = 18080
+# Generous: under TCG (software emulation) a JVM takes tens of seconds to
+# start, and the verifier is slow too.
+LISTEN_TIMEOUT = 300
+INSTRUMENT_TIMEOUT = 300
+SPANS_TIMEOUT = 120
+EXIT_TIMEOUT = 120
+
+APPS = {
+    "python": ["python3", "vm-tests/apps/python/server.py"],
+    "node": ["node", "vm-tests/apps/node/server.js"],
+    "go": ["target/apps/go-server"],
+    "java": ["java", "-cp", "target/apps/java", "App"],
+}
+
+
+def wait_for(predicate, timeout, interval=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def send(requests, connection_use, log):
+    """Sends the requests; logs `METHOD PATH STATUS` per request."""
+    conn = None
+    for req in requests:
+        if conn is None or connection_use == "new":
+            if conn is not None:
+                conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+        try:
+            headers = {"Content-Type": "application/json"} if req.body else {}
+            conn.request(req.method, req.path, body=req.body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            log.write(f"{req.method} {req.path} {resp.status}\n")
+        except OSError as e:
+            log.write(f"{req.method} {req.path} -\n# {e}\n")
+            conn.close()
+            conn = None
+    if conn is not None:
+        conn.close()
+
+
+def drive(app, agent, d):
+    """Runs one app and the agent; leaves their output in d."""
+    def path(name):
+        return os.path.join(d, name)
+
+    def give_up(message):
+        with open(path("error"), "w") as f:
+            f.write(message)
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BEYLA_", "OTEL_"))}
+    env["PORT"] = str(PORT)
+    server = agent_proc = None
+    try:
+        with open(path("app.log"), "w") as app_log:
+            server = subprocess.Popen(APPS[app], env=env, stdout=app_log, stderr=subprocess.STDOUT)
+        if not wait_for(lambda: "listening on" in checks.read(path("app.log")) or server.poll() is not None,
+                        LISTEN_TIMEOUT) or server.poll() is not None:
+            return give_up(f"the {app} app did not start listening on {PORT}:\n{checks.read(path('app.log'))[-2000:]}")
+
+        agent_env = dict(env, BEYLA_OPEN_PORT=str(PORT), BEYLA_TRACE_PRINTER="json", BEYLA_LOG_LEVEL="info")
+        with open(path("agent.stdout"), "w") as out, open(path("agent.stderr"), "w") as err:
+            agent_proc = subprocess.Popen([agent], env=agent_env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        marker = f"instrumenting pid={server.pid}"
+        if not wait_for(lambda: marker in checks.read(path("agent.stderr")) or agent_proc.poll() is not None,
+                        INSTRUMENT_TIMEOUT) or agent_proc.poll() is not None:
+            if agent_proc.poll() is None:
+                return give_up(f"the agent did not log {marker!r} within {INSTRUMENT_TIMEOUT}s")
+            with open(path("agent.exit"), "w") as f:
+                f.write(str(agent_proc.returncode))
+            return give_up(f"the agent exited with {agent_proc.returncode} at start-up")
+
+        with open(path("client.log"), "w") as log:
+            for name, (use, requests) in checks.SCENARIOS.items():
+                send(requests, use, log)
+
+        # Wait until the printer has written as many spans as requests were
+        # sent (or give up waiting and check what came); SIGTERM flushes the rest.
+        total = sum(len(r) for _, r in checks.SCENARIOS.values())
+        wait_for(lambda: len(checks.parse_spans(checks.read(path("agent.stdout")))[0]) >= total
+                 or agent_proc.poll() is not None, SPANS_TIMEOUT)
+        agent_proc.send_signal(signal.SIGTERM)
+        try:
+            agent_proc.wait(EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            agent_proc.kill()
+            agent_proc.wait()
+        with open(path("agent.exit"), "w") as f:
+            f.write(str(agent_proc.returncode))
+    finally:
+        for proc in (agent_proc, server):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--job", required=True)
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    with open(args.job) as f:
+        job = json.load(f)
+    failures = 0
+    for app in job["apps"]:
+        print(f"scenario: {app}: start", flush=True)
+        d = os.path.join(args.out, app)
+        os.makedirs(d, exist_ok=True)
+        if app not in APPS:
+            result = checks.failed(app, f"unknown app {app} (known: {', '.join(APPS)})")
+            result["kernel"], result["uname"] = job["kernel"], os.uname().release
+            checks.write(args.out, result)
+        else:
+            try:
+                drive(app, job["agent"], d)
+            except Exception as e:  # a bug here must still leave a result behind
+                with open(os.path.join(d, "error"), "w") as f:
+                    f.write(f"scenario.py: {type(e).__name__}: {e}")
+            result = checks.evaluate_dir(args.out, app, job["kernel"], list(checks.SCENARIOS))
+        print(f"scenario: {checks.summary(result)}", flush=True)
+        failures += not result["pass"]
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""What the VM tests send and expect, and the check of the agent's output.
+
+Shared by the amd64 guest driver (vm-tests/guest/scenario.py, which runs in
+the VM) and the host (which checks what the arm64 guest left behind):
+
+    checks.py evaluate DIR APP KERNEL SCENARIO[,SCENARIO...]
+    checks.py requests SCENARIO[,SCENARIO...]   `METHOD PATH BODY|-` per line, for
+                                                 guests that send them with a shell
+
+reads DIR/APP/{agent.stdout,agent.stderr,agent.exit,client.log} and writes
+DIR/APP.json. client.log has one line per request sent: `METHOD PATH STATUS`
+(STATUS as the client saw it, or `-` when the request failed).
+
+The checks are exact: every expected span (kind server, method, path, status,
+route) must be printed exactly once, and no other span may appear.
+"""
+
+import json
+import os
+import re
+import sys
+
+
+class Request:
+    def __init__(self, method, path, status, route, body=None):
+        self.method, self.path, self.status, self.route, self.body = method, path, status, route, body
+
+    def key(self):
+        return (self.method, self.path, self.status, self.route)
+
+
+# name -> (connection use, requests). Each scenario's paths are its own, so
+# every span is attributed to exactly one scenario by (method, path).
+SCENARIOS = {
+    # One new connection per request: the API's status codes and the route heuristic.
+    "basic": ("new", [
+        Request("GET", "/users/1", 200, "/users/*"),
+        Request("GET", "/users/2", 200, "/users/*"),
+        Request("GET", "/users/3", 200, "/users/*"),
+        Request("GET", "/health", 200, "/health"),
+        Request("GET", "/error", 500, "/error"),
+        Request("POST", "/users", 201, "/users", body=b'{"name":"vm-test"}'),
+        Request("GET", "/no-such-page", 404, "/no-such-page"),
+    ]),
+    # Several requests on one keep-alive connection: framing between messages.
+    "keepalive": ("one", [
+        Request("GET", "/users/101", 200, "/users/*"),
+        Request("GET", "/users/102", 200, "/users/*"),
+        Request("GET", "/users/103", 200, "/users/*"),
+        Request("GET", "/keepalive-missing", 404, "/keepalive-missing"),
+    ]),
+    # A response without Content-Length, in chunks.
+    "chunked": ("new", [
+        Request("GET", "/chunked", 200, "/chunked"),
+    ]),
+}
+
+
+def read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def parse_spans(text):
+    """JSON printer lines -> (spans, lines that are not JSON)."""
+    spans, bad = [], []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            spans.append(json.loads(line))
+        except ValueError:
+            bad.append(line)
+    return spans, bad
+
+
+def span_key(span):
+    a = span.get("attributes", {})
+    return (a.get("http.request.method"), a.get("url.path"), a.get("http.response.status_code"),
+            a.get("http.route"))
+
+
+def agent_failure(stderr):
+    """The agent's error (for a probe: its name and the verifier's output), else its last lines."""
+    lines = [l for l in stderr.splitlines() if l.strip()]
+    for i, line in enumerate(lines):
+        if ("could not be loaded" in line or "probes failed" in line or " ERROR " in line
+                or line.lower().startswith("error")):
+            return "\n".join(lines[i:i + 60])
+    return "\n".join(lines[-20:])
+
+
+def probe_failure(stderr):
+    """{probe, attach_point, verifier} from the agent's probe error, or None.
+
+    The agent says: `probe NAME could not be loaded or attached to tracepoint
+    CAT/NAME: <aya's error>. Verifier output: <the verifier's log>`.
+    """
+    m = re.search(r"probe (\S+) could not be loaded or attached to (\S+ \S+?): (.*)", stderr, re.S)
+    if not m:
+        return None
+    rest = m.group(3)
+    verifier = rest.split("Verifier output:", 1)[1] if "Verifier output:" in rest else rest
+    # Without the time it took: it differs from run to run and says nothing.
+    lines = [l.strip() for l in verifier.strip().splitlines()
+             if l.strip() and not l.startswith("verification time")]
+    # The verifier's reason is its last line before the statistics it ends with.
+    stats = ("verification time", "stack depth", "processed ")
+    reasons = [l for l in lines if not l.startswith(stats)]
+    return {"probe": m.group(1), "attach_point": m.group(2), "error": rest.splitlines()[0].strip(),
+            "verifier_message": reasons[-1] if reasons else "", "verifier_log": lines[-200:]}
+
+
+def short_error(result):
+    """One line saying why an app failed, for tables."""
+    pf = result.get("probe_failure")
+    if pf:
+        return f"probe {pf['probe']}: {pf['verifier_message']}"
+    return (result.get("error") or "").splitlines()[0] if result.get("error") else ""
+
+
+def client_problems(scenarios, client_log):
+    """Per scenario: requests the app did not answer as the API says."""
+    seen = {}
+    for line in client_log.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            seen.setdefault((parts[0], parts[1]), []).append(parts[2])
+    problems = {}
+    for name in scenarios:
+        problems[name] = []
+        for req in SCENARIOS[name][1]:
+            got = seen.get((req.method, req.path), [])
+            status = got.pop(0) if got else None
+            if status is None:
+                problems[name].append(f"{req.method} {req.path}: not sent")
+            elif status != str(req.status):
+                problems[name].append(f"{req.method} {req.path}: the app answered {status}, expected {req.status}")
+    return problems
+
+
+def evaluate(app, scenarios, stdout, stderr, agent_exit, problems):
+    """The result of one app: a dict with pass, error, scenarios[] (expected/seen)."""
+    result = {"app": app, "pass": False, "error": None, "scenarios": [], "unexpected_spans": [],
+              "agent_exit": agent_exit, "agent_stopped_line": None}
+    for line in stderr.splitlines():
+        if "stopped:" in line:
+            result["agent_stopped_line"] = line[line.index("stopped:"):]
+    spans, garbage = parse_spans(stdout)
+    owner = {(r.method, r.path): name for name in scenarios for r in SCENARIOS[name][1]}
+    by_scenario = {name: [] for name in scenarios}
+    for span in spans:
+        name = owner.get(span_key(span)[:2])
+        if name is None or span.get("kind") != "server":
+            result["unexpected_spans"].append(span)
+        else:
+            by_scenario[name].append(span)
+    result["unexpected_spans"] += [{"unparsable": line} for line in garbage]
+
+    all_pass = True
+    for name in scenarios:
+        expected = sorted(r.key() for r in SCENARIOS[name][1])
+        seen = sorted(span_key(s) for s in by_scenario[name])
+        missing = sorted({k for k in expected if expected.count(k) > seen.count(k)})
+        extra = sorted({k for k in seen if seen.count(k) > expected.count(k)}, key=str)
+        ok = expected == seen and not problems.get(name)
+        all_pass &= ok
+        result["scenarios"].append({
+            "scenario": name, "pass": ok, "expected": len(expected), "seen": len(seen),
+            "missing": missing, "extra": extra, "client_problems": problems.get(name, []),
+        })
+    if agent_exit != 0:
+        result["error"] = f"the agent exited with {agent_exit}:\n{agent_failure(stderr)}"
+    elif result["unexpected_spans"]:
+        result["error"] = f"{len(result['unexpected_spans'])} span(s) that no request explains"
+    result["pass"] = all_pass and result["error"] is None
+    return result
+
+
+def failed(app, error):
+    """The result of an app that never got as far as sending requests."""
+    return {"app": app, "pass": False, "error": error, "scenarios": []}
+
+
+def evaluate_dir(out, app, kernel, scenarios):
+    d = os.path.join(out, app)
+    exit_text = read(os.path.join(d, "agent.exit")).strip()
+    stderr = read(os.path.join(d, "agent.stderr"))
+    if os.path.exists(os.path.join(d, "error")):
+        # The guest gave up before the requests (app or agent did not start).
+        result = failed(app, read(os.path.join(d, "error")).strip() + "\n" + agent_failure(stderr))
+        result["agent_exit"] = int(exit_text) if exit_text.lstrip("-").isdigit() else None
+    elif not exit_text:
+        result = failed(app, "the guest left no agent exit status (VM stopped early?)")
+    else:
+        problems = client_problems(scenarios, read(os.path.join(d, "client.log")))
+        result = evaluate(app, scenarios, read(os.path.join(d, "agent.stdout")), stderr, int(exit_text), problems)
+    result["probe_failure"] = probe_failure(stderr)
+    result["kernel"] = kernel
+    result["uname"] = read(os.path.join(out, "uname")).strip()  # written by the guest at boot
+    write(out, result)
+    return result
+
+
+def write(out, result):
+    with open(os.path.join(out, f"{result['app']}.json"), "w") as f:
+        json.dump(result, f, indent=1)
+
+
+def summary(result):
+    status = "PASS" if result["pass"] else "FAIL"
+    detail = " ".join(f"{s['scenario']}={s['seen']}/{s['expected']}" for s in result["scenarios"])
+    error = short_error(result)
+    return f"{result['app']}: {status} {detail}" + (f" ({error})" if error else "")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "requests":
+        for name in sys.argv[2].split(","):
+            for req in SCENARIOS[name][1]:
+                print(req.method, req.path, req.body.decode() if req.body else "-")
+        sys.exit(0)
+    if len(sys.argv) != 6 or sys.argv[1] != "evaluate":
+        sys.exit(__doc__)
+    r = evaluate_dir(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5].split(","))
+    print(summary(r))
+    sys.exit(0 if r["pass"] else 1)
