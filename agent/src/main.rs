@@ -1,5 +1,7 @@
-//! beyla: wires the stages together. Kernel events flow
-//! reader -> assembler -> decorator -> exporters, over bounded channels.
+//! beyla: wires the stages together. Kernel events flow reader -> assembler
+//! -> decorator -> exporters on one thread, in batches of what one read of the
+//! ring buffer held; exporters with threads of their own get spans over
+//! bounded channels.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,15 +15,15 @@ use beyla::assemble::Assembler;
 use beyla::config::{Config, Flags};
 use beyla::decorate::{Decorator, Routes};
 use beyla::discovery::{Discovery, Registry};
-use beyla::ebpf::{self, Loaded, ProbeSettings, Probes, Wakeup};
-use beyla::export;
+use beyla::ebpf::{
+    self, DecodeError, EventSink, Loaded, ProbeSettings, Probes, RingReader, StopSignal, Wakeup,
+};
+use beyla::export::{self, FanOut};
 use beyla::model::KernelEvent;
 use beyla::sample::Sampler;
 use beyla::selfmetrics::{SelfMetrics, Summary};
 use beyla::trace;
 
-/// Finished requests waiting for the decorator.
-const REQUEST_QUEUE: usize = 16_384;
 /// How often /proc is scanned for processes to start or stop tracing.
 const SCAN_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -67,6 +69,8 @@ enum RunError {
     Probes(#[from] ebpf::ProbeError),
     #[error(transparent)]
     Export(#[from] export::StartError),
+    #[error("cannot create the stop signal: {0}")]
+    Stop(std::io::Error),
 }
 
 fn run(config: Config, routes: Routes) -> Result<(), RunError> {
@@ -115,10 +119,8 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
         config.capture_size
     );
 
-    let (signal_tx, signal_rx) = async_channel::bounded::<()>(1);
-    spawn_signal_listener(signal_tx);
-    // Closed (never sent on) once the probes are detached: the reader drains and returns.
-    let (detached_tx, detached_rx) = async_channel::bounded::<()>(1);
+    let stop = Arc::new(StopSignal::new().map_err(RunError::Stop)?);
+    spawn_signal_listener(Arc::clone(&stop));
     // Dropping `scan_stop` wakes the scanner and ends it.
     let (scan_stop, scan_stopped) = std::sync::mpsc::channel::<()>();
     let scanner = {
@@ -130,44 +132,21 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
         })
     };
 
-    let (request_tx, request_rx) = async_channel::bounded(REQUEST_QUEUE);
-    let mut decorator = Decorator::new(trace::WallClock::measure(), routes);
-    smol::block_on(async {
-        let spans = smol::spawn({
-            let metrics = Arc::clone(&metrics);
-            async move {
-                while let Ok(request) = request_rx.recv().await {
-                    metrics.spans_created.inc();
-                    let decorated = decorator.decorate(request);
-                    fan_out.send(decorated.span, decorated.to_traces, decorated.to_metrics);
-                }
-            }
-        });
-        let mut assembler = Assembler::new(registry, request_tx, Arc::clone(&metrics));
-        let reading = ebpf::read_events(ring, detached_rx, wakeup.reader_polls(), |event| {
-            metrics.events_read.inc();
-            match event {
-                Ok(KernelEvent::Data(chunk)) => assembler.on_data(&chunk),
-                Ok(KernelEvent::Close { conn, .. }) => assembler.on_close(conn),
-                Ok(KernelEvent::Exec { pid, filename }) => lock(&discovery).on_exec(pid, filename),
-                Err(e) => {
-                    metrics.events_undecodable.inc();
-                    log::debug!("undecodable ring buffer record: {e:?}");
-                }
-            }
-        });
-        // The reader returns once a signal arrived and the ring is drained;
-        // the probes are detached first, so nothing new arrives meanwhile.
-        let detach = async {
-            let _ = signal_rx.recv().await;
-            probes.detach();
-            detached_tx.close();
-        };
-        futures_lite::future::zip(reading, detach).await;
-        assembler.close_all();
-        drop(assembler);
-        spans.await;
-    });
+    let mut pipeline = Pipeline {
+        assembler: Assembler::new(registry, Arc::clone(&metrics)),
+        decorator: Decorator::new(trace::WallClock::measure(), routes),
+        fan_out,
+        discovery: Arc::clone(&discovery),
+        metrics: Arc::clone(&metrics),
+    };
+    let mut reader = RingReader::new(ring, wakeup.reader_polls());
+    reader.read_until_stopped(&stop, &mut pipeline);
+    // Detached first, so nothing new arrives while the ring is drained.
+    probes.detach();
+    reader.drain(&mut pipeline);
+    pipeline.assembler.close_all();
+    pipeline.drained();
+    drop(pipeline);
     drop(scan_stop);
     let _ = scanner.join();
     exporters.join();
@@ -179,8 +158,42 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The stages after the ring buffer, fed on the reader's thread.
+struct Pipeline {
+    assembler: Assembler,
+    decorator: Decorator,
+    fan_out: FanOut,
+    discovery: Arc<Mutex<Discovery>>,
+    metrics: Arc<SelfMetrics>,
+}
+
+impl EventSink for Pipeline {
+    fn event(&mut self, event: Result<KernelEvent<'_>, DecodeError>) {
+        self.metrics.events_read.inc();
+        match event {
+            Ok(KernelEvent::Data(chunk)) => self.assembler.on_data(&chunk),
+            Ok(KernelEvent::Close { conn, .. }) => self.assembler.on_close(conn),
+            Ok(KernelEvent::Exec { pid, filename }) => lock(&self.discovery).on_exec(pid, filename),
+            Err(e) => {
+                self.metrics.events_undecodable.inc();
+                log::debug!("undecodable ring buffer record: {e:?}");
+            }
+        }
+    }
+
+    fn drained(&mut self) {
+        for request in self.assembler.finished() {
+            self.metrics.spans_created.inc();
+            let decorated = self.decorator.decorate(request);
+            self.fan_out
+                .send(decorated.span, decorated.to_traces, decorated.to_metrics);
+        }
+        self.fan_out.flush();
+    }
+}
+
 /// The first SIGINT/SIGTERM starts an orderly stop; a second one exits at once.
-fn spawn_signal_listener(stop: async_channel::Sender<()>) {
+fn spawn_signal_listener(stop: Arc<StopSignal>) {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals =
         signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).expect("signal handlers");
@@ -188,7 +201,7 @@ fn spawn_signal_listener(stop: async_channel::Sender<()>) {
         let mut forever = signals.forever();
         if forever.next().is_some() {
             log::info!("stopping: detaching probes and flushing");
-            let _ = stop.try_send(());
+            stop.raise();
         }
         if forever.next().is_some() {
             std::process::exit(1);

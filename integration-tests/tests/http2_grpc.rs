@@ -3,13 +3,15 @@
 //! TLS is not covered). Each stream must give exactly one span with the
 //! right attributes. Run as root with `--test-threads=1`.
 
+use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use integration_tests::apps::python_interpreter;
-use integration_tests::config_files::{regex_escape, RawAgent};
+use integration_tests::apps::{free_port, python_interpreter};
+use integration_tests::config_files::{parse_exposition, regex_escape, scrape, RawAgent, Sample};
 use integration_tests::grpc_apps::{
     assert_span_set, build, go_grpc_client_binary, run_grpc_client, stopped_line, AppServer,
-    ClientApp, ExpectedSpan, RawSpan, ServerApp,
+    ClientApp, ExpectedSpan, RawSpan, ServerApp, GRPC_SERVICE,
 };
 use integration_tests::random_hex;
 use integration_tests::require_root;
@@ -226,14 +228,48 @@ fn assert_call_count(scenario: &str, run: &integration_tests::grpc_apps::ClientR
     );
 }
 
+/// `rpc_server_duration_seconds_count` by (method, status code), once the
+/// agent has counted `calls` in all (or the wait ran out).
+fn rpc_server_counts(prometheus_port: u16, calls: usize) -> BTreeMap<(String, String), f64> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let samples: Vec<Sample> = parse_exposition(&scrape(prometheus_port))
+            .into_iter()
+            .filter(|s| s.name == "rpc_server_duration_seconds_count")
+            .collect();
+        let total: f64 = samples.iter().map(|s| s.value).sum();
+        if total as usize >= calls || Instant::now() >= deadline {
+            let mut counts = BTreeMap::new();
+            for s in &samples {
+                assert_eq!(
+                    (s.label("rpc_system"), s.label("rpc_service")),
+                    ("grpc", GRPC_SERVICE),
+                    "{}",
+                    s.line
+                );
+                *counts
+                    .entry((
+                        s.label("rpc_method").to_string(),
+                        s.label("rpc_grpc_status_code").to_string(),
+                    ))
+                    .or_insert(0.0) += s.value;
+            }
+            return counts;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// 2: a traced grpcio server: unary OK, server streaming OK, NOT_FOUND, and
-/// unary calls carrying `traceparent` metadata.
+/// unary calls carrying `traceparent` metadata. Its calls are counted in
+/// `rpc_server_duration_seconds` by method and status, and not as HTTP.
 #[test]
 fn grpc_python_unary_and_streaming() {
     const SCENARIO: &str = "2 python grpc server";
     require_root();
     let server = AppServer::start(ServerApp::PythonGrpc);
-    let agent = agent_for_server(&server);
+    let prometheus_port = free_port().to_string();
+    let agent = agent_for_server_with(&server, &[("BEYLA_PROMETHEUS_PORT", &prometheus_port)]);
     let run = run_grpc_client(
         SCENARIO,
         ClientApp::PythonGrpc,
@@ -241,11 +277,31 @@ fn grpc_python_unary_and_streaming() {
         &["unary", "5", "stream", "2", "fail", "2", "traced", "2"],
     );
     assert_call_count(SCENARIO, &run, 11);
+    let prometheus_port: u16 = prometheus_port.parse().expect("a port");
+    let counted = rpc_server_counts(prometheus_port, run.calls.len());
+    let mut expected_counts = BTreeMap::new();
+    for call in &run.calls {
+        *expected_counts
+            .entry((call.method.clone(), call.code.to_string()))
+            .or_insert(0.0) += 1.0;
+    }
+    assert_eq!(
+        counted, expected_counts,
+        "rpc_server_duration_seconds_count by (method, status)"
+    );
+    let http_counted = parse_exposition(&scrape(prometheus_port))
+        .iter()
+        .any(|s| s.name == "http_server_request_duration_seconds_count");
+    assert!(
+        !http_counted,
+        "gRPC calls were counted as HTTP requests too"
+    );
     let expected = expected_server_spans(SCENARIO, &run, &server);
     let (spans, context, counters) = stop(agent, "Python gRPC server");
     let (spans, total) = spans_of_pid(spans, server.pid());
     println!(
-        "Python gRPC server: {} calls sent ({}), {} server spans seen ({total} printed); {counters}",
+        "Python gRPC server: {} calls sent ({}), {} server spans seen ({total} printed), \
+         rpc_server_duration_seconds_count {counted:?}; {counters}",
         run.calls.len(),
         call_mix(&run),
         spans.len()

@@ -6,10 +6,9 @@
 mod tests;
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_channel::Sender;
+use rustc_hash::FxHashMap;
 
 use crate::discovery::Registry;
 use crate::model::{
@@ -54,10 +53,12 @@ struct Stream {
 }
 
 pub struct Assembler {
-    connections: HashMap<Stream, Connection>,
+    connections: FxHashMap<Stream, Connection>,
     registry: Registry,
     linker: Linker,
-    out: Sender<HttpRequest>,
+    /// Requests finished by the events fed so far, until [`Assembler::finished`]
+    /// takes them; its capacity is reused, so handing them on allocates nothing.
+    finished: Vec<HttpRequest>,
     metrics: Arc<SelfMetrics>,
     since_sweep: u32,
 }
@@ -69,15 +70,13 @@ struct Sink<'a> {
     tuple: ConnTuple,
     resource: &'a Arc<Resource>,
     linker: &'a mut Linker,
-    out: &'a Sender<HttpRequest>,
+    out: &'a mut Vec<HttpRequest>,
     metrics: &'a SelfMetrics,
 }
 
 impl Sink<'_> {
-    fn send(&self, request: HttpRequest) {
-        if self.out.try_send(request).is_err() {
-            self.metrics.requests_dropped.inc();
-        }
+    fn send(&mut self, request: HttpRequest) {
+        self.out.push(request);
     }
 
     fn request_started(&mut self, tid: Tid, traceparent: Option<&str>) -> TraceContext {
@@ -151,8 +150,8 @@ impl http2::stitch::Hooks for Sink<'_> {
         let rpc = e.grpc.and_then(|call| {
             Some(RpcCall {
                 system: "grpc",
-                service: call.service?,
-                method: call.method?,
+                service: call.service?.into(),
+                method: call.method?.into(),
                 status_code: call.status_code,
             })
         });
@@ -162,7 +161,7 @@ impl http2::stitch::Hooks for Sink<'_> {
             tid: e.tid,
             conn: self.tuple,
             method: method.as_str(),
-            path,
+            path: path.into(),
             status,
             start_mono_ns: e.start_mono_ns,
             end_mono_ns: e.end_mono_ns,
@@ -194,12 +193,12 @@ impl http2::stitch::Hooks for Sink<'_> {
 }
 
 impl Assembler {
-    pub fn new(registry: Registry, out: Sender<HttpRequest>, metrics: Arc<SelfMetrics>) -> Self {
+    pub fn new(registry: Registry, metrics: Arc<SelfMetrics>) -> Self {
         Self {
-            connections: HashMap::new(),
+            connections: FxHashMap::default(),
             registry,
             linker: Linker::new(),
-            out,
+            finished: Vec::new(),
             metrics,
             since_sweep: 0,
         }
@@ -259,7 +258,7 @@ impl Assembler {
             tuple: conn.tuple,
             resource: &conn.resource,
             linker: &mut self.linker,
-            out: &self.out,
+            out: &mut self.finished,
             metrics: &self.metrics,
         };
         match &mut conn.protocol {
@@ -267,6 +266,11 @@ impl Assembler {
             Protocol::Http2(stitcher) => stitcher.feed(chunk, &mut sink),
             Protocol::Undecided | Protocol::Unsupported => {}
         }
+    }
+
+    /// Takes the requests finished since the last call, oldest first.
+    pub fn finished(&mut self) -> std::vec::Drain<'_, HttpRequest> {
+        self.finished.drain(..)
     }
 
     pub fn on_close(&mut self, conn: ConnId) {
@@ -292,7 +296,7 @@ impl Assembler {
             tuple: conn.tuple,
             resource: &conn.resource,
             linker: &mut self.linker,
-            out: &self.out,
+            out: &mut self.finished,
             metrics: &self.metrics,
         };
         match &mut conn.protocol {
@@ -314,6 +318,7 @@ impl Assembler {
                 self.finish(c);
             }
         }
+        self.linker.forget_idle();
     }
 }
 

@@ -30,7 +30,6 @@ const fn leg(conn: u64, origin: Origin, local_port: u16, remote_port: u16) -> Le
 
 struct Replay {
     assembler: Assembler,
-    out: async_channel::Receiver<HttpRequest>,
     metrics: Arc<SelfMetrics>,
     clock: u64,
 }
@@ -43,11 +42,9 @@ impl Replay {
             service_namespace: String::new(),
             pid: Pid(10),
         });
-        let (tx, out) = async_channel::bounded(64);
         let metrics = Arc::new(SelfMetrics::default());
         Self {
-            assembler: Assembler::new(registry, tx, Arc::clone(&metrics)),
-            out,
+            assembler: Assembler::new(registry, Arc::clone(&metrics)),
             metrics,
             clock: 1000,
         }
@@ -76,8 +73,8 @@ impl Replay {
         self.assembler.on_data(&chunk);
     }
 
-    fn drain(&self) -> Vec<HttpRequest> {
-        std::iter::from_fn(|| self.out.try_recv().ok()).collect()
+    fn drain(&mut self) -> Vec<HttpRequest> {
+        self.assembler.finished().collect()
     }
 }
 

@@ -25,7 +25,8 @@ impl Registry {
         self.0.read().ok()?.get(&pid).cloned()
     }
 
-    pub(crate) fn insert(&self, resource: Resource) {
+    /// Discovery names the processes it traces; benchmarks name their own.
+    pub fn insert(&self, resource: Resource) {
         if let Ok(mut map) = self.0.write() {
             map.insert(resource.pid, Arc::new(resource));
         }

@@ -8,8 +8,8 @@ mod probes;
 mod reader;
 mod tls;
 
-pub use abi::{DEFAULT_CAPTURE, MAX_CAPTURE};
+pub use abi::{DecodeError, DEFAULT_CAPTURE, MAX_CAPTURE};
 pub use pid_filter::PidFilter;
 pub use probes::{KernelDropCounts, Loaded, ProbeError, ProbeSettings, Probes, Wakeup};
-pub use reader::read_events;
+pub use reader::{EventSink, RingReader, StopSignal};
 pub use tls::TlsAttacher;

@@ -28,28 +28,71 @@ pub enum StartError {
     Otlp(#[from] otlp::ExportError),
 }
 
-/// Hands each span to the exporters that want it.
+/// Spans Prometheus records under one lock at most, so a scrape waits little.
+const RECORD_BATCH: usize = 256;
+
+/// Hands each span to the exporters that want it: Prometheus records in
+/// place, a batch at a time; exporters on their own threads get it through
+/// their queue, shared.
 pub struct FanOut {
     traces: Vec<Sender<Arc<Span>>>,
     metrics: Vec<Sender<Arc<Span>>>,
+    prometheus: Option<prometheus::Recorder>,
+    /// Spans for Prometheus since the last [`FanOut::flush`]; the capacity is
+    /// reused, so a span costs no allocation when only Prometheus wants it.
+    to_record: Vec<Span>,
     sampler: Sampler,
     self_metrics: Arc<SelfMetrics>,
 }
 
 impl FanOut {
     /// `to_traces` / `to_metrics`: what the routes decorator allows for this span.
-    pub fn send(&self, span: Span, to_traces: bool, to_metrics: bool) {
-        let to_traces = to_traces && self.sampler.keeps(&span.request.context);
-        let span = Arc::new(span);
-        let chosen = to_traces
-            .then_some(&self.traces)
-            .into_iter()
-            .chain(to_metrics.then_some(&self.metrics));
-        for exporter in chosen.flatten() {
-            if exporter.try_send(Arc::clone(&span)).is_err() {
-                self.self_metrics.spans_dropped.inc();
+    pub fn send(&mut self, span: Span, to_traces: bool, to_metrics: bool) {
+        let to_traces =
+            to_traces && !self.traces.is_empty() && self.sampler.keeps(&span.request.context);
+        let queued_metrics = to_metrics && !self.metrics.is_empty();
+        let recorded = to_metrics && self.prometheus.is_some();
+        if to_traces || queued_metrics {
+            let shared = Arc::new(span);
+            let chosen = to_traces
+                .then_some(&self.traces)
+                .into_iter()
+                .chain(queued_metrics.then_some(&self.metrics));
+            for exporter in chosen.flatten() {
+                if exporter.try_send(Arc::clone(&shared)).is_err() {
+                    self.self_metrics.spans_dropped.inc();
+                }
+            }
+            if recorded {
+                self.record(Span::clone(&shared));
+            }
+        } else if recorded {
+            self.record(span);
+        }
+    }
+
+    fn record(&mut self, span: Span) {
+        self.to_record.push(span);
+        if self.to_record.len() >= RECORD_BATCH {
+            self.flush();
+        }
+    }
+
+    /// Records the spans held for Prometheus; call whenever the input runs dry.
+    pub fn flush(&mut self) {
+        if let Some(prometheus) = &self.prometheus {
+            if !self.to_record.is_empty() {
+                prometheus.record(&self.to_record);
             }
         }
+        self.to_record.clear();
+    }
+}
+
+impl Drop for FanOut {
+    /// Nothing held back is lost when the pipeline ends.
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -132,6 +175,8 @@ where
     let mut fan_out = FanOut {
         traces: Vec::new(),
         metrics: Vec::new(),
+        prometheus: None,
+        to_record: Vec::new(),
         sampler,
         self_metrics: Arc::clone(&sources.self_metrics),
     };
@@ -179,17 +224,15 @@ where
     };
     let prometheus = match prometheus_config {
         Some(prom) => {
-            let (tx, rx) = async_channel::bounded(EXPORT_QUEUE);
             let embedded = config.prometheus.is_none();
             match prometheus::spawn(
                 prom,
-                rx,
                 sources.self_metrics,
                 sources.kernel_drops,
                 sources.instrumented,
             ) {
                 Ok(handle) => {
-                    fan_out.metrics.push(tx);
+                    fan_out.prometheus = Some(handle.recorder());
                     Some(handle)
                 }
                 Err(e) if embedded => {

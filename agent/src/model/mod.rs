@@ -6,8 +6,10 @@ pub mod fixtures;
 mod ids;
 mod request;
 mod span;
+mod text;
 
 pub use event::{DataChunk, KernelEvent};
 pub use ids::{ConnId, Pid, SpanId, Tid, TraceId};
 pub use request::{ConnTuple, Direction, HttpRequest, Origin, RpcCall, SpanKind, TraceContext};
 pub use span::{Resource, Span};
+pub use text::ShortString;

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::{Pid, Resource, SpanId, Tid, TraceId};
+use super::{Pid, Resource, ShortString, SpanId, Tid, TraceId};
 
 /// Which way bytes went, seen from the traced process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +63,8 @@ pub struct TraceContext {
 pub struct RpcCall {
     /// `rpc.system`.
     pub system: &'static str,
-    pub service: String,
-    pub method: String,
+    pub service: ShortString,
+    pub method: ShortString,
     /// `grpc-status` from the trailers; None when it never arrived or was not decodable.
     pub status_code: Option<u32>,
 }
@@ -78,7 +78,7 @@ pub struct HttpRequest {
     pub conn: ConnTuple,
     pub method: &'static str,
     /// The request target's path, without the query string.
-    pub path: String,
+    pub path: ShortString,
     pub status: u16,
     /// Kernel monotonic nanoseconds: first byte of the request seen, last byte of the response.
     pub start_mono_ns: u64,

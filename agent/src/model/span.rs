@@ -1,7 +1,6 @@
 //! A finished span, decorated and ready for every exporter.
 
-use super::HttpRequest;
-use super::Pid;
+use super::{HttpRequest, Pid, ShortString};
 
 /// The process a span came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +15,7 @@ pub struct Resource {
 pub struct Span {
     pub request: HttpRequest,
     /// `http.route`: the low-cardinality form of the path; None when routes are `unset`.
-    pub route: Option<String>,
+    pub route: Option<ShortString>,
     /// Wall-clock Unix nanoseconds.
     pub start_unix_ns: u64,
     pub end_unix_ns: u64,

@@ -42,8 +42,6 @@ pub struct SelfMetrics {
     pub orphan_responses: Counter,
     /// Requests whose response never came before the connection ended.
     pub unanswered_requests: Counter,
-    /// Requests dropped because the span stage was behind.
-    pub requests_dropped: Counter,
     /// Spans dropped because an exporter was behind.
     pub spans_dropped: Counter,
     pub spans_created: Counter,
@@ -96,7 +94,7 @@ impl fmt::Display for Summary<'_> {
             "events_read={} spans_created={} kernel_drops(ringbuf_full={} inflight_map_full={} connection_map_full={} tls_unknown_connection={}) \
              events_undecodable={} events_untraced={} connections_dropped={} connections_unsupported={} parse_errors={} \
              undecodable_requests={} \
-             orphan_responses={} unanswered_requests={} requests_dropped={} spans_dropped={}",
+             orphan_responses={} unanswered_requests={} spans_dropped={}",
             m.events_read.get(),
             m.spans_created.get(),
             k.ringbuf_full,
@@ -111,7 +109,6 @@ impl fmt::Display for Summary<'_> {
             m.undecodable_requests.get(),
             m.orphan_responses.get(),
             m.unanswered_requests.get(),
-            m.requests_dropped.get(),
             m.spans_dropped.get(),
         )
     }

@@ -2,7 +2,7 @@
 //! serving it: the thread that read the request is the thread that calls out
 //! (thread-per-request servers, event loops handling one request at a time).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use super::context::parse_traceparent;
 use super::ids::IdGenerator;
@@ -11,7 +11,9 @@ use crate::model::{Pid, SpanId, Tid, TraceContext};
 pub struct Linker {
     ids: IdGenerator,
     /// Server requests in progress, per process, with the thread that read each.
-    active: HashMap<Pid, Vec<(Tid, TraceContext)>>,
+    /// A process's list stays when it empties, so the next request reuses it;
+    /// [`Linker::forget_idle`] drops the empty ones now and then.
+    active: FxHashMap<Pid, Vec<(Tid, TraceContext)>>,
 }
 
 impl Default for Linker {
@@ -24,7 +26,7 @@ impl Linker {
     pub fn new() -> Self {
         Self {
             ids: IdGenerator::new(),
-            active: HashMap::new(),
+            active: FxHashMap::default(),
         }
     }
 
@@ -88,10 +90,12 @@ impl Linker {
     pub fn server_ended(&mut self, pid: Pid, span_id: SpanId) {
         if let Some(list) = self.active.get_mut(&pid) {
             list.retain(|(_, ctx)| ctx.span_id != span_id);
-            if list.is_empty() {
-                self.active.remove(&pid);
-            }
         }
+    }
+
+    /// Drops the lists of processes with no request in progress (exited ones among them).
+    pub fn forget_idle(&mut self) {
+        self.active.retain(|_, list| !list.is_empty());
     }
 }
 

@@ -45,17 +45,18 @@ impl LowCardinality {
         }
     }
 
-    /// The route for `path`, or `None` when it cannot be tracked within the
-    /// memory bounds (or does not start with `/`).
-    pub(super) fn route(&mut self, path: &str, wildcard: &str) -> Option<String> {
+    /// Appends the route for `path` to `out` (an empty buffer the caller
+    /// reuses); `None` when it cannot be tracked within the memory bounds (or
+    /// does not start with `/`), `out` then holding a part to discard.
+    pub(super) fn route(&mut self, path: &str, wildcard: &str, out: &mut String) -> Option<()> {
         let body = path.strip_prefix('/')?;
         if body.is_empty() {
-            return Some("/".to_owned());
+            out.push('/');
+            return Some(());
         }
         if body.bytes().filter(|&b| b == b'/').count() >= MAX_TRACKED_DEPTH {
             return None;
         }
-        let mut out = String::with_capacity(path.len());
         let mut node = 0;
         for value in body.split('/') {
             let (next, own) = self.step(node, value)?;
@@ -63,7 +64,7 @@ impl LowCardinality {
             out.push_str(if own { value } else { wildcard });
             node = next;
         }
-        Some(out)
+        Some(())
     }
 
     /// The child of `node` for `value`, and whether `value` keeps its name.

@@ -14,6 +14,8 @@ pub use pattern::PatternError;
 use cardinality::LowCardinality;
 use pattern::Pattern;
 
+use crate::model::ShortString;
+
 const WILDCARD: &str = "*";
 /// The route of every unmatched path in `wildcard` mode.
 pub const WILDCARD_ROUTE: &str = "/**";
@@ -41,9 +43,9 @@ fn looks_like_id(segment: &str) -> bool {
             && b.iter().any(u8::is_ascii_digit))
 }
 
-/// `/users/42/orders/9f86d081` -> `/users/*/orders/*` (with `*` as `wildcard`).
-pub fn heuristic_route_with(path: &str, wildcard: &str) -> String {
-    let mut out = String::with_capacity(path.len());
+/// Appends `/users/*/orders/*` for `/users/42/orders/9f86d081` (with `*` as
+/// `wildcard`) to `out`, a buffer the caller reuses.
+fn push_heuristic_route(path: &str, wildcard: &str, out: &mut String) {
     for (i, segment) in path.split('/').enumerate() {
         if i > 0 {
             out.push('/');
@@ -54,13 +56,12 @@ pub fn heuristic_route_with(path: &str, wildcard: &str) -> String {
             segment
         });
     }
-    out
 }
 
 /// What `http.route` becomes when no pattern matched (`unmatched`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Unmatched {
-    /// [`heuristic_route_with`] and the wildcard char.
+    /// [`push_heuristic_route`] and the wildcard char.
     #[default]
     Heuristic,
     /// The path itself (unbounded cardinality).
@@ -110,7 +111,7 @@ impl Default for RoutesSettings {
 pub struct RouteDecision {
     /// `http.route`; `None` in `unset` mode, and for requests dropped from
     /// both traces and metrics (their route is not computed).
-    pub route: Option<String>,
+    pub route: Option<ShortString>,
     /// The request goes to traces.
     pub traces: bool,
     /// The request goes to metrics.
@@ -130,11 +131,13 @@ enum UnmatchedState {
 #[derive(Debug)]
 pub struct Routes {
     /// Compiled, and as the user wrote it (the route).
-    patterns: Vec<(Pattern, String)>,
+    patterns: Vec<(Pattern, ShortString)>,
     ignored: Vec<Pattern>,
     ignore_mode: IgnoreMode,
     unmatched: UnmatchedState,
     wildcard: String,
+    /// Where computed routes are built; reused so a route costs no allocation.
+    scratch: String,
 }
 
 impl Routes {
@@ -144,7 +147,7 @@ impl Routes {
         let patterns = settings
             .patterns
             .into_iter()
-            .map(|written| Ok((Pattern::compile(&written)?, written)))
+            .map(|written| Ok((Pattern::compile(&written)?, ShortString::from(written))))
             .collect::<Result<_, PatternError>>()?;
         let ignored = settings
             .ignored_patterns
@@ -166,6 +169,7 @@ impl Routes {
             ignore_mode: settings.ignore_mode,
             unmatched,
             wildcard: settings.wildcard_char,
+            scratch: String::new(),
         })
     }
 
@@ -192,19 +196,24 @@ impl Routes {
         }
     }
 
-    fn route(&mut self, path: &str) -> Option<String> {
+    fn route(&mut self, path: &str) -> Option<ShortString> {
         if let Some((_, written)) = self.patterns.iter().find(|(p, _)| p.matches(path)) {
             return Some(written.clone());
         }
+        let out = &mut self.scratch;
+        out.clear();
         match &mut self.unmatched {
-            UnmatchedState::Heuristic => Some(heuristic_route_with(path, &self.wildcard)),
-            UnmatchedState::Path => Some(path.to_owned()),
-            UnmatchedState::Wildcard => Some(WILDCARD_ROUTE.to_owned()),
-            UnmatchedState::LowCardinality(tree) => Some(
-                tree.route(path, &self.wildcard)
-                    .unwrap_or_else(|| heuristic_route_with(path, &self.wildcard)),
-            ),
-            UnmatchedState::Unset => None,
+            UnmatchedState::Heuristic => push_heuristic_route(path, &self.wildcard, out),
+            UnmatchedState::Path => return Some(ShortString::from(path)),
+            UnmatchedState::Wildcard => return Some(ShortString::from(WILDCARD_ROUTE)),
+            UnmatchedState::LowCardinality(tree) => {
+                if tree.route(path, &self.wildcard, out).is_none() {
+                    out.clear();
+                    push_heuristic_route(path, &self.wildcard, out);
+                }
+            }
+            UnmatchedState::Unset => return None,
         }
+        Some(ShortString::from(out.as_str()))
     }
 }

@@ -4,6 +4,12 @@ use super::cardinality::{MAX_TRACKED_DEPTH, MAX_TRACKED_NODES, MAX_TRACKED_SEGME
 use super::*;
 use proptest::prelude::*;
 
+fn heuristic_route_with(path: &str, wildcard: &str) -> String {
+    let mut out = String::new();
+    push_heuristic_route(path, wildcard, &mut out);
+    out
+}
+
 /// The heuristic with the default wildcard.
 fn heuristic_route(path: &str) -> String {
     heuristic_route_with(path, WILDCARD)
@@ -55,7 +61,7 @@ fn with_patterns(patterns: &[&str], unmatched: Unmatched) -> Routes {
 }
 
 fn route_of(routes: &mut Routes, path: &str) -> Option<String> {
-    routes.decide(path).route
+    routes.decide(path).route.map(|r| r.to_string())
 }
 
 fn low_cardinality(max: usize) -> Unmatched {

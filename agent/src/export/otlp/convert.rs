@@ -81,10 +81,10 @@ pub fn span_data(span: &Span, scope: &InstrumentationScope) -> SpanData {
         end_time: unix_ns(span.end_unix_ns),
         attributes: [
             Some(KeyValue::new("http.request.method", r.method)),
-            Some(KeyValue::new("url.path", r.path.clone())),
+            Some(KeyValue::new("url.path", r.path.to_string())),
             span.route
-                .clone()
-                .map(|route| KeyValue::new("http.route", route)),
+                .as_deref()
+                .map(|route| KeyValue::new("http.route", route.to_owned())),
             Some(KeyValue::new(
                 "http.response.status_code",
                 i64::from(r.status),
@@ -97,10 +97,10 @@ pub fn span_data(span: &Span, scope: &InstrumentationScope) -> SpanData {
                 .map(|c| KeyValue::new("rpc.system", c.system)),
             r.rpc
                 .as_ref()
-                .map(|c| KeyValue::new("rpc.service", c.service.clone())),
+                .map(|c| KeyValue::new("rpc.service", c.service.to_string())),
             r.rpc
                 .as_ref()
-                .map(|c| KeyValue::new("rpc.method", c.method.clone())),
+                .map(|c| KeyValue::new("rpc.method", c.method.to_string())),
             r.rpc
                 .as_ref()
                 .and_then(|c| c.status_code)
@@ -130,7 +130,7 @@ pub(crate) mod tests {
         span.request.kind = kind;
         span.request.status = status;
         span.request.conn.remote = "10.0.0.2".parse().unwrap();
-        span.request.path = format!("/users/{n}");
+        span.request.path = format!("/users/{n}").into();
         span.request.context.span_id = SpanId([n; 8]);
         span.request.resource = fixtures::resource(service);
         span

@@ -1,5 +1,7 @@
 //! OTLP metrics: `http.server.request.duration` and `http.client.request.duration`
-//! histograms (seconds), cumulative, pushed every `export_interval`.
+//! histograms, and `rpc.server.duration` and `rpc.client.duration` for gRPC
+//! calls (which the HTTP ones do not count); seconds, cumulative, pushed every
+//! `export_interval`.
 //!
 //! `service.name` belongs in the resource, and a MeterProvider has one
 //! resource, so there is one MeterProvider per service name, created when the
@@ -37,6 +39,8 @@ pub const DURATION_BUCKETS: [f64; 14] = [
 
 pub const SERVER_DURATION: &str = "http.server.request.duration";
 pub const CLIENT_DURATION: &str = "http.client.request.duration";
+pub const RPC_SERVER_DURATION: &str = "rpc.server.duration";
+pub const RPC_CLIENT_DURATION: &str = "rpc.client.duration";
 
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -81,6 +85,8 @@ struct ServiceMeters {
     provider: SdkMeterProvider,
     server: Histogram<f64>,
     client: Histogram<f64>,
+    rpc_server: Histogram<f64>,
+    rpc_client: Histogram<f64>,
 }
 
 /// Spans to histogram recordings, one MeterProvider per service name.
@@ -125,6 +131,8 @@ impl<E: PushMetricExporter + Clone> Recorder<E> {
             let meters = ServiceMeters {
                 server: histogram(SERVER_DURATION, "Duration of HTTP server requests."),
                 client: histogram(CLIENT_DURATION, "Duration of HTTP client requests."),
+                rpc_server: histogram(RPC_SERVER_DURATION, "Duration of RPC (gRPC) server calls."),
+                rpc_client: histogram(RPC_CLIENT_DURATION, "Duration of RPC (gRPC) client calls."),
                 provider,
             };
             self.services.insert(service.to_string(), meters);
@@ -140,9 +148,28 @@ impl<E: PushMetricExporter + Clone> Recorder<E> {
             return;
         };
         let seconds = span.end_unix_ns.saturating_sub(span.start_unix_ns) as f64 / 1e9;
+        if let Some(rpc) = &r.rpc {
+            let mut attributes = vec![
+                KeyValue::new("rpc.system", rpc.system),
+                KeyValue::new("rpc.service", rpc.service.to_string()),
+                KeyValue::new("rpc.method", rpc.method.to_string()),
+            ];
+            if let Some(code) = rpc.status_code {
+                attributes.push(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
+            }
+            match r.kind {
+                SpanKind::Server => meters.rpc_server.record(seconds, &attributes),
+                SpanKind::Client => meters.rpc_client.record(seconds, &attributes),
+            }
+            OtlpStats::add(&stats.metric_spans_recorded, 1);
+            return;
+        }
         let attributes = [
             KeyValue::new("http.request.method", r.method),
-            KeyValue::new("http.route", span.route.clone().unwrap_or_default()),
+            KeyValue::new(
+                "http.route",
+                span.route.as_deref().unwrap_or_default().to_owned(),
+            ),
             KeyValue::new("http.response.status_code", i64::from(r.status)),
         ];
         match r.kind {
@@ -238,6 +265,7 @@ mod tests {
 
     use super::*;
     use crate::export::otlp::convert::tests::span;
+    use crate::model::RpcCall;
 
     /// One histogram data point, as the receiver would see it.
     #[derive(Debug, Clone, PartialEq)]
@@ -355,6 +383,47 @@ mod tests {
             ]
         );
         assert_eq!(OtlpStats::get(&stats.metric_spans_recorded), 4);
+    }
+
+    #[test]
+    fn grpc_calls_become_rpc_duration_histograms() {
+        let capture = Capture::default();
+        let stats = Arc::new(OtlpStats::default());
+        let mut recorder = Recorder::new(capture.clone(), Duration::from_secs(3600), stats.clone());
+        let mut call = span(SpanKind::Server, 200, "front", 1);
+        call.request.rpc = Some(RpcCall {
+            system: "grpc",
+            service: "beyla.Users".into(),
+            method: "Get".into(),
+            status_code: Some(5),
+        });
+        recorder.record(&call);
+        for p in recorder.into_providers() {
+            p.shutdown().unwrap();
+        }
+        let points = capture.0.lock().unwrap().clone();
+        let mut one_fast = vec![0u64; 15];
+        one_fast[0] = 1;
+        let mut attributes = vec![
+            ("rpc.grpc.status_code".to_string(), "5".to_string()),
+            ("rpc.method".to_string(), "Get".to_string()),
+            ("rpc.service".to_string(), "beyla.Users".to_string()),
+            ("rpc.system".to_string(), "grpc".to_string()),
+        ];
+        attributes.sort();
+        assert_eq!(
+            points,
+            vec![Point {
+                service: "front".into(),
+                metric: RPC_SERVER_DURATION.into(),
+                unit: "s".into(),
+                attributes,
+                count: 1,
+                sum: 0.0015,
+                bounds: DURATION_BUCKETS.to_vec(),
+                buckets: one_fast,
+            }]
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! OTLP export of traces and metrics, over http/protobuf or gRPC.
 //!
 //! Each signal runs on its own thread, which owns a current-thread tokio
-//! runtime (tonic and hyper need one; the pipeline itself stays on smol). The
+//! runtime (tonic and hyper need one; the pipeline thread needs none). The
 //! threads end when their channel closes, after a bounded best-effort flush.
 
 pub mod config;

@@ -1,10 +1,11 @@
-//! The metrics themselves: request-duration histograms and `target_info`
+//! The metrics themselves: request-duration histograms (HTTP, and RPC for
+//! gRPC calls) and `target_info`
 //! built from spans, the agent's own counters read at scrape time, series
 //! expiry and the series cap, and the text encoding of it all.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,8 +18,10 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use rustc_hash::FxHashMap;
+
 use super::{InstrumentedProcesses, KernelDropSource};
-use crate::model::{Span, SpanKind};
+use crate::model::{Resource, ShortString, Span, SpanKind};
 use crate::selfmetrics::SelfMetrics;
 
 /// The OpenTelemetry semantic conventions' advice for `http.*.request.duration`, in seconds.
@@ -44,6 +47,19 @@ struct HttpLabels {
     service_namespace: String,
 }
 
+/// Labels of `rpc_{server,client}_duration_seconds`: gRPC calls, which the
+/// HTTP families do not count.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RpcLabels {
+    rpc_system: &'static str,
+    rpc_service: String,
+    rpc_method: String,
+    /// Empty when the status never arrived (a call cut short).
+    rpc_grpc_status_code: String,
+    service_name: String,
+    service_namespace: String,
+}
+
 /// Labels of `target_info`: one series per service seen.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct TargetLabels {
@@ -55,6 +71,7 @@ struct TargetLabels {
 }
 
 type HistogramFamily = Family<HttpLabels, Histogram, fn() -> Histogram>;
+type RpcHistogramFamily = Family<RpcLabels, Histogram, fn() -> Histogram>;
 
 fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
@@ -64,38 +81,122 @@ fn info_gauge() -> Gauge {
     Gauge::default()
 }
 
-/// A family and when each of its label sets was last updated.
-struct Expiring<L, M, C> {
-    family: Family<L, M, C>,
-    last_update: HashMap<L, Instant>,
+/// A service as its series name it: compared and hashed by name and
+/// namespace, so that building one per span is a reference count, not a copy.
+#[derive(Debug, Clone)]
+struct ServiceKey(Arc<Resource>);
+
+impl PartialEq for ServiceKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.service_name == other.0.service_name
+            && self.0.service_namespace == other.0.service_namespace
+    }
 }
 
-impl<L: Clone + Hash + Eq, M, C: MetricConstructor<M>> Expiring<L, M, C> {
+impl Eq for ServiceKey {}
+
+impl Hash for ServiceKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.service_name.hash(state);
+        self.0.service_namespace.hash(state);
+    }
+}
+
+/// What tells the duration series of one family apart, built per span
+/// without allocating; the label strings are made once, with the series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct DurationKey {
+    method: &'static str,
+    route: ShortString,
+    status: u16,
+    service: ServiceKey,
+}
+
+/// The RPC families' counterpart of [`DurationKey`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RpcKey {
+    system: &'static str,
+    service: ShortString,
+    method: ShortString,
+    status: Option<u32>,
+    resource: ServiceKey,
+}
+
+/// One label set of a family: its labels (to remove it from the family), the
+/// metric (shared with the family, updated without looking it up there), and
+/// when it was last updated.
+struct Series<L, M> {
+    labels: L,
+    metric: M,
+    last_update: Instant,
+}
+
+/// A family and its label sets, found by a key that is cheap to build.
+struct Expiring<K, L, M, C> {
+    family: Family<L, M, C>,
+    series: FxHashMap<K, Series<L, M>>,
+}
+
+impl<K: Hash + Eq, L: Clone + Hash + Eq, M: Clone, C: MetricConstructor<M>> Expiring<K, L, M, C> {
     fn new(family: Family<L, M, C>) -> Self {
         Self {
             family,
-            last_update: HashMap::new(),
+            series: FxHashMap::default(),
+        }
+    }
+
+    /// The metric of `key`'s series, marked updated at `now`; a new series
+    /// gets `labels()`, unless `room` is false (the cap is reached): None.
+    fn get_or_add(
+        &mut self,
+        key: K,
+        now: Instant,
+        room: bool,
+        labels: impl FnOnce() -> L,
+    ) -> Option<&M> {
+        match self.series.entry(key) {
+            Entry::Occupied(known) => {
+                let series = known.into_mut();
+                series.last_update = now;
+                Some(&series.metric)
+            }
+            Entry::Vacant(_) if !room => None,
+            Entry::Vacant(new) => {
+                let labels = labels();
+                let metric = self.family.get_or_create(&labels).clone();
+                let series = new.insert(Series {
+                    labels,
+                    metric,
+                    last_update: now,
+                });
+                Some(&series.metric)
+            }
         }
     }
 
     fn expire(&mut self, now: Instant, ttl: Duration) {
         let family = &self.family;
-        self.last_update.retain(|labels, last| {
-            let keep = now.saturating_duration_since(*last) < ttl;
+        self.series.retain(|_, series| {
+            let keep = now.saturating_duration_since(series.last_update) < ttl;
             if !keep {
-                family.remove(labels);
+                family.remove(&series.labels);
             }
             keep
         });
     }
 }
 
+type DurationSeries = Expiring<DurationKey, HttpLabels, Histogram, fn() -> Histogram>;
+type RpcSeries = Expiring<RpcKey, RpcLabels, Histogram, fn() -> Histogram>;
+
 /// Every metric the exporter serves, in one registry.
 pub struct Metrics {
     registry: Registry,
-    server: Expiring<HttpLabels, Histogram, fn() -> Histogram>,
-    client: Expiring<HttpLabels, Histogram, fn() -> Histogram>,
-    target: Expiring<TargetLabels, Gauge, fn() -> Gauge>,
+    server: DurationSeries,
+    client: DurationSeries,
+    rpc_server: RpcSeries,
+    rpc_client: RpcSeries,
+    target: Expiring<ServiceKey, TargetLabels, Gauge, fn() -> Gauge>,
     host_name: String,
     series_ttl: Duration,
     max_series: usize,
@@ -109,6 +210,8 @@ impl Metrics {
         let mut registry = Registry::default();
         let server = HistogramFamily::new_with_constructor(duration_histogram);
         let client = HistogramFamily::new_with_constructor(duration_histogram);
+        let rpc_server = RpcHistogramFamily::new_with_constructor(duration_histogram);
+        let rpc_client = RpcHistogramFamily::new_with_constructor(duration_histogram);
         let target = Family::<TargetLabels, Gauge, fn() -> Gauge>::new_with_constructor(info_gauge);
         // The unit is appended to the name: `http_server_request_duration_seconds`.
         registry.register_with_unit(
@@ -123,6 +226,18 @@ impl Metrics {
             Unit::Seconds,
             client.clone(),
         );
+        registry.register_with_unit(
+            "rpc_server_duration",
+            "Duration of RPC (gRPC) server calls",
+            Unit::Seconds,
+            rpc_server.clone(),
+        );
+        registry.register_with_unit(
+            "rpc_client_duration",
+            "Duration of RPC (gRPC) client calls",
+            Unit::Seconds,
+            rpc_client.clone(),
+        );
         registry.register(
             "target_info",
             "Target metadata: one series per instrumented service",
@@ -132,6 +247,8 @@ impl Metrics {
             registry,
             server: Expiring::new(server),
             client: Expiring::new(client),
+            rpc_server: Expiring::new(rpc_server),
+            rpc_client: Expiring::new(rpc_client),
             target: Expiring::new(target),
             host_name,
             series_ttl,
@@ -158,42 +275,73 @@ impl Metrics {
     }
 
     fn series(&self) -> usize {
-        self.server.last_update.len()
-            + self.client.last_update.len()
-            + self.target.last_update.len()
+        self.server.series.len()
+            + self.client.series.len()
+            + self.rpc_server.series.len()
+            + self.rpc_client.series.len()
+            + self.target.series.len()
     }
 
     /// Adds one span: a duration observation and its service's `target_info`.
+    /// Allocates only for a series it has not seen yet.
     pub fn record(&mut self, span: &Span, now: Instant) {
         let request = &span.request;
-        let service_name = &request.resource.service_name;
-        let target = TargetLabels {
-            service_name: service_name.clone(),
-            service_namespace: request.resource.service_namespace.clone(),
-            host_name: self.host_name.clone(),
-            telemetry_sdk_language: "rust",
-            telemetry_sdk_name: "beyla",
-        };
-        if self.admit_target(&target, now) {
-            self.target.family.get_or_create(&target).set(1);
+        let resource = &request.resource;
+        let service = ServiceKey(Arc::clone(resource));
+        let room = self.series() < self.max_series;
+        let host_name = &self.host_name;
+        let target = self
+            .target
+            .get_or_add(service.clone(), now, room, || TargetLabels {
+                service_name: resource.service_name.clone(),
+                service_namespace: resource.service_namespace.clone(),
+                host_name: host_name.clone(),
+                telemetry_sdk_language: "rust",
+                telemetry_sdk_name: "beyla",
+            });
+        match target {
+            Some(gauge) => {
+                gauge.set(1);
+            }
+            None => {
+                self.series_dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
 
-        let labels = HttpLabels {
-            http_request_method: request.method,
-            http_route: span.route.clone().unwrap_or_default(),
-            http_response_status_code: request.status,
-            service_name: service_name.clone(),
-            service_namespace: request.resource.service_namespace.clone(),
-        };
         let seconds = span.end_unix_ns.saturating_sub(span.start_unix_ns) as f64 / 1e9;
-        let is_server = request.kind == SpanKind::Server;
-        if self.admit_http(is_server, &labels, now) {
-            let family = if is_server {
-                &self.server.family
-            } else {
-                &self.client.family
-            };
-            family.get_or_create(&labels).observe(seconds);
+        let room = self.series() < self.max_series;
+        let histogram = match &request.rpc {
+            Some(rpc) => {
+                let key = RpcKey {
+                    system: rpc.system,
+                    service: rpc.service.clone(),
+                    method: rpc.method.clone(),
+                    status: rpc.status_code,
+                    resource: service,
+                };
+                let family = match request.kind {
+                    SpanKind::Server => &mut self.rpc_server,
+                    SpanKind::Client => &mut self.rpc_client,
+                };
+                family.get_or_add(key, now, room, || RpcLabels {
+                    rpc_system: rpc.system,
+                    rpc_service: rpc.service.to_string(),
+                    rpc_method: rpc.method.to_string(),
+                    rpc_grpc_status_code: rpc
+                        .status_code
+                        .map(|c| c.to_string())
+                        .unwrap_or_default(),
+                    service_name: resource.service_name.clone(),
+                    service_namespace: resource.service_namespace.clone(),
+                })
+            }
+            None => self.http_histogram(span, service, now, room),
+        };
+        match histogram {
+            Some(histogram) => histogram.observe(seconds),
+            None => {
+                self.series_dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
         if self
             .last_expiry
@@ -203,37 +351,35 @@ impl Metrics {
         }
     }
 
-    /// Marks the series updated at `now`; false when it is new and the cap is reached.
-    fn admit_target(&mut self, labels: &TargetLabels, now: Instant) -> bool {
-        if let Some(last) = self.target.last_update.get_mut(labels) {
-            *last = now;
-            return true;
-        }
-        if self.series() >= self.max_series {
-            self.series_dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        self.target.last_update.insert(labels.clone(), now);
-        true
-    }
-
-    fn admit_http(&mut self, is_server: bool, labels: &HttpLabels, now: Instant) -> bool {
-        let series = self.series();
-        let tracked = if is_server {
-            &mut self.server
-        } else {
-            &mut self.client
+    /// The HTTP duration histogram of a span that is not an RPC call.
+    fn http_histogram(
+        &mut self,
+        span: &Span,
+        service: ServiceKey,
+        now: Instant,
+        room: bool,
+    ) -> Option<&Histogram> {
+        let request = &span.request;
+        let resource = &request.resource;
+        let route = span.route.clone().unwrap_or_default();
+        let key = DurationKey {
+            method: request.method,
+            route,
+            status: request.status,
+            service,
         };
-        if let Some(last) = tracked.last_update.get_mut(labels) {
-            *last = now;
-            return true;
-        }
-        if series >= self.max_series {
-            self.series_dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        tracked.last_update.insert(labels.clone(), now);
-        true
+        let family = match request.kind {
+            SpanKind::Server => &mut self.server,
+            SpanKind::Client => &mut self.client,
+        };
+        let labels = || HttpLabels {
+            http_request_method: request.method,
+            http_route: span.route.as_deref().unwrap_or_default().to_owned(),
+            http_response_status_code: request.status,
+            service_name: resource.service_name.clone(),
+            service_namespace: resource.service_namespace.clone(),
+        };
+        family.get_or_add(key, now, room, labels)
     }
 
     /// Removes every series not updated for the configured TTL.
@@ -241,6 +387,8 @@ impl Metrics {
         let ttl = self.series_ttl;
         self.server.expire(now, ttl);
         self.client.expire(now, ttl);
+        self.rpc_server.expire(now, ttl);
+        self.rpc_client.expire(now, ttl);
         self.target.expire(now, ttl);
         self.last_expiry = Some(now);
     }
@@ -335,7 +483,6 @@ impl Collector for SelfMetricsCollector {
                 ("untraced", m.events_untraced.get()),
                 ("connection_table", m.connections_dropped.get()),
                 ("undecodable_request", m.undecodable_requests.get()),
-                ("requests_queue", m.requests_dropped.get()),
                 ("export_queue", m.spans_dropped.get()),
             ],
         )?;
@@ -398,6 +545,7 @@ mod tests {
     use super::*;
     use crate::ebpf::KernelDropCounts;
     use crate::model::fixtures::{self, START_UNIX_NS as T0_NS};
+    use crate::model::RpcCall;
 
     fn span(kind: SpanKind, service: &str, route: &str, status: u16, duration_ns: u64) -> Span {
         let mut span = fixtures::span();
@@ -503,6 +651,54 @@ mod tests {
             ],
         );
         assert_lacks(&text, "http_server_request_duration_seconds_count");
+    }
+
+    #[test]
+    fn grpc_calls_go_to_the_rpc_histograms_only() {
+        let mut m = metrics();
+        let now = Instant::now();
+        let call = |kind, status_code| {
+            let mut s = span(kind, "svc", "/beyla.Users/Get", 200, 40_000_000);
+            s.request.method = "POST";
+            s.request.rpc = Some(RpcCall {
+                system: "grpc",
+                service: "beyla.Users".into(),
+                method: "Get".into(),
+                status_code,
+            });
+            s
+        };
+        m.record(&call(SpanKind::Server, Some(0)), now);
+        m.record(&call(SpanKind::Server, Some(5)), now);
+        m.record(&call(SpanKind::Client, None), now);
+        let text = m.encode(now);
+        let l = |code: &str| {
+            format!(
+                "rpc_system=\"grpc\",rpc_service=\"beyla.Users\",rpc_method=\"Get\",\
+                 rpc_grpc_status_code=\"{code}\",service_name=\"svc\",service_namespace=\"\""
+            )
+        };
+        assert_has(
+            &text,
+            &[
+                "# TYPE rpc_server_duration_seconds histogram",
+                &format!(
+                    "rpc_server_duration_seconds_bucket{{{},le=\"0.025\"}} 0",
+                    l("0")
+                ),
+                &format!(
+                    "rpc_server_duration_seconds_bucket{{{},le=\"0.05\"}} 1",
+                    l("0")
+                ),
+                &format!("rpc_server_duration_seconds_sum{{{}}} 0.04", l("0")),
+                &format!("rpc_server_duration_seconds_count{{{}}} 1", l("0")),
+                &format!("rpc_server_duration_seconds_count{{{}}} 1", l("5")),
+                "# TYPE rpc_client_duration_seconds histogram",
+                &format!("rpc_client_duration_seconds_count{{{}}} 1", l("")),
+            ],
+        );
+        assert_lacks(&text, "http_server_request_duration_seconds_count");
+        assert_lacks(&text, "http_client_request_duration_seconds_count");
     }
 
     #[test]
@@ -672,7 +868,6 @@ mod tests {
         own.events_untraced.inc();
         own.events_untraced.inc();
         own.connections_dropped.inc();
-        own.requests_dropped.inc();
         own.spans_dropped.inc();
         own.parse_errors.inc();
         let now = Instant::now();
@@ -692,7 +887,6 @@ mod tests {
                 "beyla_events_dropped_total{stage=\"decode\"} 1",
                 "beyla_events_dropped_total{stage=\"untraced\"} 2",
                 "beyla_events_dropped_total{stage=\"connection_table\"} 1",
-                "beyla_events_dropped_total{stage=\"requests_queue\"} 1",
                 "beyla_events_dropped_total{stage=\"export_queue\"} 1",
                 "beyla_parse_errors_total 1",
                 "beyla_metric_series_dropped_total 0",

@@ -2,8 +2,8 @@
 //! method and status, `target_info`, and the agent's own counters, served
 //! for scraping over HTTP.
 //!
-//! One thread records spans from the exporter's queue; another answers
-//! scrapes. Series not updated for [`PrometheusConfig::series_ttl`] disappear;
+//! The pipeline records spans in place through a [`Recorder`], a batch under
+//! one lock; a thread answers scrapes. Series not updated for [`PrometheusConfig::series_ttl`] disappear;
 //! at most [`MAX_SERIES`] label sets exist at once.
 
 mod metrics;
@@ -93,13 +93,28 @@ impl<F: Fn() -> u64 + Send + Sync + 'static> InstrumentedProcesses for F {
     }
 }
 
+/// Records spans into the exporter's metrics, on the caller's thread.
+#[derive(Clone)]
+pub struct Recorder(Arc<Mutex<Metrics>>);
+
+impl Recorder {
+    /// Records a batch under one lock, all at the same time.
+    pub fn record(&self, spans: &[Span]) {
+        let now = Instant::now();
+        let mut metrics = lock(&self.0);
+        for span in spans {
+            metrics.record(span, now);
+        }
+    }
+}
+
 /// The running exporter. Dropping it stops the HTTP server without waiting;
-/// [`PrometheusHandle::join`] waits for the span queue to close first.
+/// [`PrometheusHandle::join`] waits for the server thread.
 pub struct PrometheusHandle {
     addr: SocketAddr,
     server: Arc<tiny_http::Server>,
     stopping: Arc<AtomicBool>,
-    recorder: Option<JoinHandle<()>>,
+    metrics: Arc<Mutex<Metrics>>,
     http: Option<JoinHandle<()>>,
 }
 
@@ -109,14 +124,13 @@ impl PrometheusHandle {
         self.addr
     }
 
-    /// Waits until the span channel is closed and every span recorded, then
-    /// stops the HTTP server and waits for it.
+    /// Where spans are recorded.
+    pub fn recorder(&self) -> Recorder {
+        Recorder(Arc::clone(&self.metrics))
+    }
+
+    /// Stops the HTTP server and waits for it.
     pub fn join(mut self) {
-        if let Some(recorder) = self.recorder.take() {
-            if recorder.join().is_err() {
-                log::error!("the Prometheus recorder thread panicked");
-            }
-        }
         self.stop_server();
         if let Some(http) = self.http.take() {
             if http.join().is_err() {
@@ -137,12 +151,11 @@ impl Drop for PrometheusHandle {
     }
 }
 
-/// Binds the endpoint, then records spans from `spans` on one thread and
-/// serves scrapes on another. A bind failure is returned, naming the address:
+/// Binds the endpoint and serves scrapes on a thread; spans are recorded
+/// through [`PrometheusHandle::recorder`]. A bind failure is returned, naming the address:
 /// `cannot listen on 127.0.0.1:9400 for Prometheus: address in use`.
 pub fn spawn(
     config: PrometheusConfig,
-    spans: async_channel::Receiver<Arc<Span>>,
     self_metrics: Arc<SelfMetrics>,
     kernel_drops: impl KernelDropSource,
     instrumented: impl InstrumentedProcesses,
@@ -174,38 +187,15 @@ pub fn spawn(
             }
         })
         .map_err(ExportError::Thread)?;
-    let mut handle = PrometheusHandle {
+    let handle = PrometheusHandle {
         addr,
         server,
         stopping,
-        recorder: None,
+        metrics,
         http: Some(http),
     };
-    // On failure the handle is dropped, which stops the HTTP thread.
-    let recorder = thread::Builder::new()
-        .name("prom-record".into())
-        .spawn(move || record(&spans, &metrics))
-        .map_err(ExportError::Thread)?;
-    handle.recorder = Some(recorder);
     log::info!("Prometheus metrics on http://{}{path}", handle.local_addr());
     Ok(handle)
-}
-
-/// Spans recorded under one lock before a waiting scrape gets its turn.
-const BATCH: usize = 256;
-
-fn record(spans: &async_channel::Receiver<Arc<Span>>, metrics: &Mutex<Metrics>) {
-    while let Ok(span) = spans.recv_blocking() {
-        let now = Instant::now();
-        let mut metrics = lock(metrics);
-        metrics.record(&span, now);
-        for _ in 1..BATCH {
-            match spans.try_recv() {
-                Ok(span) => metrics.record(&span, now),
-                Err(_) => break,
-            }
-        }
-    }
 }
 
 fn lock(m: &Mutex<Metrics>) -> MutexGuard<'_, Metrics> {
@@ -287,18 +277,10 @@ mod tests {
     fn serves_metrics_over_http_and_404_elsewhere() {
         let own = Arc::new(SelfMetrics::default());
         own.events_read.inc();
-        let (tx, rx) = async_channel::bounded(16);
-        let handle = spawn(
-            local(0),
-            rx,
-            Arc::clone(&own),
-            KernelDropCounts::default,
-            || 4,
-        )
-        .unwrap();
+        let handle = spawn(local(0), Arc::clone(&own), KernelDropCounts::default, || 4).unwrap();
         let addr = handle.local_addr();
         assert_ne!(addr.port(), 0);
-        tx.try_send(Arc::new(span())).unwrap();
+        handle.recorder().record(&[span()]);
 
         let count = "http_server_request_duration_seconds_count{http_request_method=\"POST\",\
                      http_route=\"/orders\",http_response_status_code=\"201\",\
@@ -335,7 +317,6 @@ mod tests {
         assert_eq!(get(addr, "/").0, "HTTP/1.1 404 Not Found");
         assert_eq!(get(addr, "/metricsx").0, "HTTP/1.1 404 Not Found");
 
-        drop(tx);
         handle.join();
         // The listener closes right after join returns (tiny_http's accept
         // thread ends on its own): a late connection gets no answer.
@@ -354,10 +335,8 @@ mod tests {
     fn a_port_in_use_is_an_error_naming_the_address() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = taken.local_addr().unwrap().port();
-        let (_tx, rx) = async_channel::bounded(1);
         let err = spawn(
             local(port),
-            rx,
             Arc::new(SelfMetrics::default()),
             KernelDropCounts::default,
             || 0,

@@ -10,7 +10,7 @@ use super::{
     parse_request_head, parse_request_line, parse_response_head, parse_status_line, BodyFraming,
     ChunkedDecoder, InvalidReason, Method, Parse,
 };
-use crate::model::{DataChunk, Direction, Tid, TraceContext};
+use crate::model::{DataChunk, Direction, ShortString, Tid, TraceContext};
 
 /// Head bytes gathered across syscalls before the head is given up as cut short.
 const MAX_HEAD_BUFFER: usize = 16 * 1024;
@@ -19,7 +19,7 @@ const MAX_HEAD_BUFFER: usize = 16 * 1024;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exchange {
     pub method: Method,
-    pub path: String,
+    pub path: ShortString,
     pub status: u16,
     pub tid: Tid,
     pub start_mono_ns: u64,
@@ -71,7 +71,7 @@ struct Side {
 
 struct Pending {
     method: Method,
-    path: String,
+    path: ShortString,
     tid: Tid,
     start_mono_ns: u64,
     context: TraceContext,
@@ -122,7 +122,7 @@ fn request_head(
     let context = hooks.request_started(tid, traceparent);
     let pending = Pending {
         method,
-        path: path_of(target).to_string(),
+        path: ShortString::from(path_of(target)),
         tid,
         start_mono_ns,
         context,
@@ -521,7 +521,7 @@ mod tests {
             self.hooks
                 .exchanges
                 .iter()
-                .map(|e| (e.method.as_str(), e.path.clone(), e.status))
+                .map(|e| (e.method.as_str(), e.path.to_string(), e.status))
                 .collect()
         }
     }
