@@ -78,6 +78,7 @@ impl Pipeline {
             service_name: "hello".into(),
             service_namespace: String::new(),
             pid: PID,
+            attributes: Arc::from([]),
         });
         Self {
             assembler: Assembler::new(registry, Arc::new(SelfMetrics::default())),

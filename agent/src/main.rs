@@ -92,6 +92,7 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
     let discovery = Arc::new(Mutex::new(Discovery::new(
         config.discovery.clone(),
         config.service_name.clone(),
+        Arc::from(config.resource_attributes.clone()),
         pids,
         tls,
         registry.clone(),

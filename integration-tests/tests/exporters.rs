@@ -601,6 +601,10 @@ fn prometheus_otlp_receiver_gets_metrics() {
     );
 }
 
+/// The agent's OTEL_RESOURCE_ATTRIBUTES in the trace comparison: on every
+/// received resource, while `service.name` stays the one discovery gave.
+const RESOURCE_ATTRIBUTES: &str = "deployment.environment=test,service.name=not-this";
+
 /// `OTEL_EXPORTER_OTLP_PROTOCOL` value and the receiver's `transport` field.
 const PROTOCOLS: [(&str, &str); 2] = [("http/protobuf", "http"), ("grpc", "grpc")];
 
@@ -649,7 +653,7 @@ fn compare_with_printer(printed: &[Span], received: &[Value], transport: &str) -
         } else {
             "STATUS_CODE_UNSET"
         };
-        let checks: [(&str, Value, Value); 11] = [
+        let checks: [(&str, Value, Value); 12] = [
             (
                 "traceId",
                 printed_json["traceId"].clone(),
@@ -686,6 +690,11 @@ fn compare_with_printer(printed: &[Span], received: &[Value], transport: &str) -
                 "resource process.pid",
                 printed_json["resource"]["process.pid"].clone(),
                 r["resource"]["process.pid"].clone(),
+            ),
+            (
+                "resource deployment.environment (OTEL_RESOURCE_ATTRIBUTES)",
+                Value::from("test"),
+                r["resource"]["deployment.environment"].clone(),
             ),
             (
                 "status.code",
@@ -763,6 +772,7 @@ fn otlp_traces_http_and_grpc_match_the_printer() {
             &[
                 ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint),
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                ("OTEL_RESOURCE_ATTRIBUTES", RESOURCE_ATTRIBUTES),
             ],
         );
         let mut run = Run::new(&server);
@@ -843,6 +853,7 @@ impl FaultRun {
             &[
                 ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint),
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                ("OTEL_RESOURCE_ATTRIBUTES", RESOURCE_ATTRIBUTES),
                 ("BEYLA_PROMETHEUS_PORT", &metrics_port.to_string()),
             ],
         );

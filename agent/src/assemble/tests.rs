@@ -41,6 +41,7 @@ impl Replay {
             service_name: "svc".into(),
             service_namespace: String::new(),
             pid: Pid(10),
+            attributes: Arc::from([]),
         });
         let metrics = Arc::new(SelfMetrics::default());
         Self {

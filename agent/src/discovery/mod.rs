@@ -43,6 +43,8 @@ pub struct Discovery {
     config: DiscoveryConfig,
     /// The agent's own OTEL_SERVICE_NAME: names every process it traces.
     service_name: Option<String>,
+    /// The agent's OTEL_RESOURCE_ATTRIBUTES, given to every process it traces.
+    resource_attributes: Arc<[(String, String)]>,
     pids: PidFilter,
     registry: Registry,
     own_pid: Pid,
@@ -62,6 +64,7 @@ impl Discovery {
     pub fn new(
         config: DiscoveryConfig,
         service_name: Option<String>,
+        resource_attributes: Arc<[(String, String)]>,
         pids: PidFilter,
         tls: TlsAttacher,
         registry: Registry,
@@ -69,6 +72,7 @@ impl Discovery {
         Self {
             config,
             service_name,
+            resource_attributes,
             pids,
             registry,
             own_pid: Pid(std::process::id()),
@@ -116,6 +120,7 @@ impl Discovery {
             service_name,
             service_namespace,
             pid,
+            attributes: Arc::clone(&self.resource_attributes),
         });
         self.pids.trace(pid);
         self.traced.insert(pid);

@@ -15,6 +15,7 @@ pub fn resource(service_name: &str) -> Arc<Resource> {
         service_name: service_name.into(),
         service_namespace: String::new(),
         pid: Pid(77),
+        attributes: Arc::from([]),
     })
 }
 

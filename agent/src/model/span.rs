@@ -1,5 +1,7 @@
 //! A finished span, decorated and ready for every exporter.
 
+use std::sync::Arc;
+
 use super::{HttpRequest, Pid, ShortString};
 
 /// The process a span came from.
@@ -9,6 +11,8 @@ pub struct Resource {
     /// `service.namespace`; empty when not configured.
     pub service_namespace: String,
     pub pid: Pid,
+    /// OTEL_RESOURCE_ATTRIBUTES of the agent, one list shared by every process.
+    pub attributes: Arc<[(String, String)]>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

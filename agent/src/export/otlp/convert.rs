@@ -13,7 +13,7 @@ use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use opentelemetry_sdk::Resource;
 
-use crate::model::{Span, SpanKind};
+use crate::model::{self, Span, SpanKind};
 
 /// The instrumentation scope of every span and metric we emit.
 pub fn scope() -> InstrumentationScope {
@@ -22,17 +22,29 @@ pub fn scope() -> InstrumentationScope {
         .build()
 }
 
-/// `service.name`, optionally `process.pid`, and `telemetry.sdk.*`.
-pub fn resource(service_name: &str, pid: Option<u32>) -> Resource {
-    let builder = Resource::builder_empty()
+/// Resource keys the agent sets itself; OTEL_RESOURCE_ATTRIBUTES cannot
+/// override them (OTEL_SERVICE_NAME and the discovery entries name services).
+const OWN_KEYS: [&str; 3] = ["service.name", "service.namespace", "process.pid"];
+
+/// `service.name`, `service.namespace` when set, `process.pid` when
+/// `with_pid` (traces: one resource per process; metrics: per service), the
+/// agent's OTEL_RESOURCE_ATTRIBUTES, and `telemetry.sdk.*`.
+pub fn resource(process: &model::Resource, with_pid: bool) -> Resource {
+    let extra = process
+        .attributes
+        .iter()
+        .filter(|(key, _)| !OWN_KEYS.contains(&key.as_str()))
+        .map(|(key, value)| KeyValue::new(key.clone(), value.clone()));
+    let own = [
+        (!process.service_namespace.is_empty())
+            .then(|| KeyValue::new("service.namespace", process.service_namespace.clone())),
+        with_pid.then(|| KeyValue::new("process.pid", i64::from(process.pid.0))),
+    ];
+    Resource::builder_empty()
         .with_detector(Box::new(TelemetryResourceDetector))
-        .with_service_name(service_name.to_string());
-    match pid {
-        Some(pid) => builder
-            .with_attribute(KeyValue::new("process.pid", i64::from(pid)))
-            .build(),
-        None => builder.build(),
-    }
+        .with_service_name(process.service_name.clone())
+        .with_attributes(extra.chain(own.into_iter().flatten()))
+        .build()
 }
 
 pub fn unix_ns(ns: u64) -> SystemTime {
@@ -123,7 +135,8 @@ pub(crate) mod tests {
     use opentelemetry::{Key, Value};
 
     use super::*;
-    use crate::model::{fixtures, SpanId};
+    use crate::model::{fixtures, Pid, SpanId};
+    use std::sync::Arc;
 
     pub fn span(kind: SpanKind, status: u16, service: &str, n: u8) -> Span {
         let mut span = fixtures::span();
@@ -204,25 +217,26 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn resource_has_service_pid_and_sdk() {
-        let r = resource("checkout", Some(42));
-        assert_eq!(
-            r.get(&Key::from_static_str("service.name")),
-            Some(Value::from("checkout"))
-        );
-        assert_eq!(
-            r.get(&Key::from_static_str("process.pid")),
-            Some(Value::I64(42))
-        );
-        assert_eq!(
-            r.get(&Key::from_static_str("telemetry.sdk.language")),
-            Some(Value::from("rust"))
-        );
-        assert!(r.get(&Key::from_static_str("telemetry.sdk.name")).is_some());
-        assert!(r
-            .get(&Key::from_static_str("telemetry.sdk.version"))
-            .is_some());
-        let r = resource("checkout", None);
+    fn resource_has_service_pid_sdk_and_the_agents_attributes() {
+        let process = model::Resource {
+            service_name: "checkout".into(),
+            service_namespace: "shop".into(),
+            pid: Pid(42),
+            attributes: Arc::from([
+                ("deployment.environment".to_string(), "prod".to_string()),
+                ("service.name".to_string(), "ignored".to_string()),
+            ]),
+        };
+        let r = resource(&process, true);
+        let get = |key: &'static str| r.get(&Key::from_static_str(key));
+        assert_eq!(get("service.name"), Some(Value::from("checkout")));
+        assert_eq!(get("service.namespace"), Some(Value::from("shop")));
+        assert_eq!(get("process.pid"), Some(Value::I64(42)));
+        assert_eq!(get("deployment.environment"), Some(Value::from("prod")));
+        assert_eq!(get("telemetry.sdk.language"), Some(Value::from("rust")));
+        assert!(get("telemetry.sdk.name").is_some());
+        assert!(get("telemetry.sdk.version").is_some());
+        let r = resource(&process, false);
         assert_eq!(r.get(&Key::from_static_str("process.pid")), None);
     }
 }

@@ -26,7 +26,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 
 use super::convert;
 use super::{ExportError, ExporterHandle, OtlpConfig, OtlpStats};
-use crate::model::{Span, SpanKind};
+use crate::model::{Resource, Span, SpanKind};
 use crate::selfmetrics::SelfMetrics;
 
 /// Services with their own MeterProvider (and reader thread) at most.
@@ -107,7 +107,10 @@ impl<E: PushMetricExporter + Clone> Recorder<E> {
         }
     }
 
-    fn meters(&mut self, service: &str) -> Option<&ServiceMeters> {
+    /// The meters of `process`'s service, made with its resource when the
+    /// service's first span arrives.
+    fn meters(&mut self, process: &Resource) -> Option<&ServiceMeters> {
+        let service = process.service_name.as_str();
         if !self.services.contains_key(service) {
             if self.services.len() >= MAX_SERVICES {
                 return None;
@@ -116,7 +119,7 @@ impl<E: PushMetricExporter + Clone> Recorder<E> {
                 .with_interval(self.interval)
                 .build();
             let provider = SdkMeterProvider::builder()
-                .with_resource(convert::resource(service, None))
+                .with_resource(convert::resource(process, false))
                 .with_reader(reader)
                 .build();
             let meter = provider.meter_with_scope(convert::scope());
@@ -143,7 +146,7 @@ impl<E: PushMetricExporter + Clone> Recorder<E> {
     pub fn record(&mut self, span: &Span) {
         let r = &span.request;
         let stats = Arc::clone(&self.stats);
-        let Some(meters) = self.meters(&r.resource.service_name) else {
+        let Some(meters) = self.meters(&r.resource) else {
             OtlpStats::add(&stats.metric_spans_dropped_service_limit, 1);
             return;
         };

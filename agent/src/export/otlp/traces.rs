@@ -91,8 +91,7 @@ struct OtlpSink {
 impl Sink for OtlpSink {
     async fn send(&mut self, batch: &mut Batch) -> Result<(), String> {
         while let Some(group) = batch.groups.first() {
-            let resource =
-                convert::resource(&group.resource.service_name, Some(group.resource.pid.0));
+            let resource = convert::resource(&group.resource, true);
             self.exporter.set_resource(&resource);
             // The library bounds a request by the configured timeout; this is a backstop.
             let limit = self.timeout + Duration::from_secs(1);
