@@ -3,7 +3,7 @@
 //!
 //! cargo bench -p beyla --bench http1
 //!
-//! HTTP/2 frames and HPACK get their benchmark with their parser (not written yet).
+//! HTTP/2 frames and HPACK have their own benchmark (benches/http2.rs).
 use std::hint::black_box;
 
 use beyla::protocols::http1::{
