@@ -29,6 +29,7 @@ BEYLA_SETTING(u32, wakeup_len, BEYLA_WAKEUP_ADAPTIVE);
 #define MAX_TLS_CALLS 16384
 
 enum call_kind {
+	CALL_NONE = 0,   /* no call in flight: the slot is free */
 	CALL_BUF = 1,    /* read/write/recvfrom/sendto/SSL_*: one plain buffer */
 	CALL_IOV = 2,    /* readv/writev: an iovec array */
 	CALL_MSG = 3,    /* recvmsg/sendmsg: a msghdr holding the iovec array */

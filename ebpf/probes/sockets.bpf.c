@@ -6,11 +6,16 @@
 #define BEYLA_MAPS_OWNER
 #include "capture.h"
 
-/* Calls in flight between enter and exit, per thread. */
+/* Threads of traced processes with a call slot. */
 #define MAX_INFLIGHT_CALLS 16384
 /* fds seen not to be TCP sockets, so files and pipes are resolved once. */
 #define MAX_NOT_SOCKETS 16384
 
+/* Each traced thread's call between enter and exit. A thread makes one
+ * syscall at a time, so its slot is written in place and marked empty
+ * (kind 0) at exit; it is created at the thread's first call and deleted when
+ * the thread exits. Inserting and deleting an entry per call cost more than
+ * the rest of a traced call's probes together. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_INFLIGHT_CALLS);
@@ -47,7 +52,10 @@ static __always_inline void remember_call(u32 fd, u64 ptr, u64 count, u8 kind, u
 		.direction = direction,
 	};
 	u64 id = bpf_get_current_pid_tgid();
-	if (bpf_map_update_elem(&inflight, &id, &args, BPF_ANY))
+	struct call_args *slot = bpf_map_lookup_elem(&inflight, &id);
+	if (slot)
+		*slot = args;
+	else if (bpf_map_update_elem(&inflight, &id, &args, BPF_NOEXIST))
 		count_drop(BEYLA_DROP_ARGS_MAP_FULL);
 }
 
@@ -202,7 +210,7 @@ static __always_inline void on_exit(struct syscall_exit_ctx *ctx)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	struct call_args *args = bpf_map_lookup_elem(&inflight, &id);
-	if (!args)
+	if (!args || !args->kind)
 		return;
 	long ret = ctx->ret;
 	struct conn_key key = { .tgid = id >> 32 };
@@ -219,7 +227,7 @@ static __always_inline void on_exit(struct syscall_exit_ctx *ctx)
 	} else if (ret > 0) {
 		socket_data(args, ret);
 	}
-	bpf_map_delete_elem(&inflight, &id);
+	args->kind = CALL_NONE;
 }
 
 /* Enter handlers: argument positions follow each syscall's signature. */
@@ -318,6 +326,17 @@ int enter_close(struct syscall_enter_ctx *ctx)
 		count_drop(BEYLA_DROP_RINGBUF_FULL);
 	}
 	bpf_map_delete_elem(&connections, &key);
+	return 0;
+}
+
+/* A thread's call slot goes with the thread. Not filtered by traced_pids: a
+ * process may have stopped being traced since its threads' calls (threads
+ * exit far less often than they make calls). */
+SEC("tracepoint/sched/sched_process_exit")
+int on_thread_exit(void *ctx)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	bpf_map_delete_elem(&inflight, &id);
 	return 0;
 }
 

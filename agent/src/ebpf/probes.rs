@@ -143,6 +143,11 @@ impl Probes {
         }
         attach("enter_close".into(), "syscalls", "sys_enter_close".into())?;
         attach("on_exec".into(), "sched", "sched_process_exec".into())?;
+        attach(
+            "on_thread_exit".into(),
+            "sched",
+            "sched_process_exit".into(),
+        )?;
 
         // The TLS probes are loaded now and attached per process later.
         for program in tls::PROGRAMS {
