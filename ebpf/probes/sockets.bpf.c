@@ -202,7 +202,8 @@ static __always_inline void socket_data(struct call_args *args, long ret)
 		emit_data(conn, args, ret, 0);
 		return;
 	}
-	if (args->direction == BEYLA_DIR_INGRESS)
+	/* Only a read outside SSL_read can feed a memory BIO. */
+	if (!tls && args->direction == BEYLA_DIR_INGRESS)
 		bpf_map_update_elem(&tls_reads, &id, &args->fd, BPF_ANY);
 }
 

@@ -53,10 +53,15 @@ static __always_inline void ssl_enter(struct pt_regs *ctx, u8 direction, bool ex
 		count_drop(BEYLA_DROP_ARGS_MAP_FULL);
 }
 
-static __always_inline struct conn_info *bind_ssl(struct ssl_key *key, u32 fd)
+static __always_inline struct conn_info *conn_at(u32 tgid, u32 fd)
 {
-	struct conn_key ck = { .tgid = key->tgid, .fd = fd };
-	struct conn_info *conn = bpf_map_lookup_elem(&connections, &ck);
+	struct conn_key key = { .tgid = tgid, .fd = fd };
+	return bpf_map_lookup_elem(&connections, &key);
+}
+
+/* Remembers that `key`'s SSL object speaks over `conn` (on fd); returns conn. */
+static __always_inline struct conn_info *bind_ssl(struct ssl_key *key, u32 fd, struct conn_info *conn)
+{
 	if (!conn)
 		return 0;
 	struct ssl_conn binding = { .conn_id = conn->id, .fd = fd };
@@ -64,16 +69,20 @@ static __always_inline struct conn_info *bind_ssl(struct ssl_key *key, u32 fd)
 	return conn;
 }
 
-/* The connection an SSL call's plaintext belongs to, or 0. */
+/* The connection an SSL call's plaintext belongs to, or 0; binds the SSL
+ * object to it when that is news. */
 static __always_inline struct conn_info *ssl_conn_of(u64 id, struct tls_call *call, struct ssl_key *key)
 {
-	/* Socket BIO: the socket call made inside named the fd. */
-	if (call->fd_known)
-		return bind_ssl(key, call->args.fd);
 	struct ssl_conn *known = bpf_map_lookup_elem(&ssl_conns, key);
+	/* Socket BIO: the socket call made inside named the fd. */
+	if (call->fd_known) {
+		struct conn_info *conn = conn_at(key->tgid, call->args.fd);
+		if (conn && known && known->conn_id == conn->id)
+			return conn;
+		return bind_ssl(key, call->args.fd, conn);
+	}
 	if (known) {
-		struct conn_key ck = { .tgid = key->tgid, .fd = known->fd };
-		struct conn_info *conn = bpf_map_lookup_elem(&connections, &ck);
+		struct conn_info *conn = conn_at(key->tgid, known->fd);
 		if (conn && conn->id == known->conn_id) {
 			call->args.fd = known->fd;
 			return conn;
@@ -86,12 +95,11 @@ static __always_inline struct conn_info *ssl_conn_of(u64 id, struct tls_call *ca
 	u32 *fd = bpf_map_lookup_elem(&tls_reads, &id);
 	if (!fd)
 		return 0;
-	struct conn_key ck = { .tgid = key->tgid, .fd = *fd };
-	struct conn_info *conn = bpf_map_lookup_elem(&connections, &ck);
+	struct conn_info *conn = conn_at(key->tgid, *fd);
 	if (!conn || !conn->tls)
 		return 0;
 	call->args.fd = *fd;
-	return bind_ssl(key, *fd);
+	return bind_ssl(key, *fd, conn);
 }
 
 static __always_inline void ssl_return(struct pt_regs *ctx)
@@ -116,7 +124,7 @@ static __always_inline void ssl_return(struct pt_regs *ctx)
 		else
 			count_drop(BEYLA_DROP_TLS_UNKNOWN_CONN);
 	} else if (call->fd_known) {
-		bind_ssl(&key, call->args.fd);
+		ssl_conn_of(id, call, &key);
 	}
 	bpf_map_delete_elem(&tls_calls, &id);
 }

@@ -28,6 +28,12 @@ pub enum StartError {
     Otlp(#[from] otlp::ExportError),
 }
 
+/// Bucket bounds of every duration histogram, Prometheus and OTLP alike: the
+/// OpenTelemetry semantic conventions' advice for request durations, in seconds.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
 /// Spans Prometheus records under one lock at most, so a scrape waits little.
 const RECORD_BATCH: usize = 256;
 

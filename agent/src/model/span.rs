@@ -26,6 +26,11 @@ pub struct Span {
 }
 
 impl Span {
+    /// What the duration histograms record.
+    pub fn duration_seconds(&self) -> f64 {
+        self.end_unix_ns.saturating_sub(self.start_unix_ns) as f64 / 1e9
+    }
+
     /// The OpenTelemetry span name: `{service}/{method}` for an RPC, else for
     /// HTTP `{method} {route}`, or `{method}` without a route.
     pub fn name(&self) -> String {

@@ -26,16 +26,12 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 
 use super::convert;
 use super::{ExportError, ExporterHandle, OtlpConfig, OtlpStats};
+use crate::export::DURATION_BUCKETS;
 use crate::model::{Resource, Span, SpanKind};
 use crate::selfmetrics::SelfMetrics;
 
 /// Services with their own MeterProvider (and reader thread) at most.
 pub const MAX_SERVICES: usize = 64;
-
-/// The HTTP semantic conventions' advice for request durations, in seconds.
-pub const DURATION_BUCKETS: [f64; 14] = [
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
 
 pub const SERVER_DURATION: &str = "http.server.request.duration";
 pub const CLIENT_DURATION: &str = "http.client.request.duration";
@@ -150,7 +146,7 @@ impl<E: PushMetricExporter + Clone> Recorder<E> {
             OtlpStats::add(&stats.metric_spans_dropped_service_limit, 1);
             return;
         };
-        let seconds = span.end_unix_ns.saturating_sub(span.start_unix_ns) as f64 / 1e9;
+        let seconds = span.duration_seconds();
         if let Some(rpc) = &r.rpc {
             let mut attributes = vec![
                 KeyValue::new("rpc.system", rpc.system),

@@ -21,13 +21,9 @@ use prometheus_client::registry::{Registry, Unit};
 use rustc_hash::FxHashMap;
 
 use super::{InstrumentedProcesses, KernelDropSource};
+use crate::export::DURATION_BUCKETS;
 use crate::model::{Resource, ShortString, Span, SpanKind};
 use crate::selfmetrics::SelfMetrics;
-
-/// The OpenTelemetry semantic conventions' advice for `http.*.request.duration`, in seconds.
-pub const DURATION_BUCKETS: [f64; 14] = [
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
 
 /// At most this many label sets, over all span-derived families together;
 /// a span that would create one more is not recorded in that family and is
@@ -308,7 +304,7 @@ impl Metrics {
             }
         }
 
-        let seconds = span.end_unix_ns.saturating_sub(span.start_unix_ns) as f64 / 1e9;
+        let seconds = span.duration_seconds();
         let room = self.series() < self.max_series;
         let histogram = match &request.rpc {
             Some(rpc) => {
