@@ -4,28 +4,24 @@
 //! bounded channels.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::RecvTimeoutError;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use clap::Parser;
 
 use beyla::assemble::Assembler;
 use beyla::config::{Config, Flags};
 use beyla::decorate::{Decorator, Routes};
-use beyla::discovery::{Discovery, Registry};
+use beyla::discovery::{self, Discovery, ProcessTracker, Registry, Selector};
 use beyla::ebpf::{
-    self, DecodeError, EventSink, Loaded, ProbeSettings, Probes, RingReader, StopSignal, Wakeup,
+    self, DecodeError, EventSink, Loaded, PidMap, ProbeSettings, Probes, RingReader, StopSignal,
+    Wakeup,
 };
 use beyla::export::{self, FanOut};
 use beyla::model::KernelEvent;
 use beyla::sample::Sampler;
 use beyla::selfmetrics::{SelfMetrics, Summary};
 use beyla::trace;
-
-/// How often /proc is scanned for processes to start or stop tracing.
-const SCAN_INTERVAL: Duration = Duration::from_millis(500);
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
@@ -76,28 +72,35 @@ enum RunError {
 fn run(config: Config, routes: Routes) -> Result<(), RunError> {
     let metrics = Arc::new(SelfMetrics::default());
     let wakeup = Wakeup::from_config(config.ebpf.wakeup_len);
+    let selector = Arc::new(Selector::new(
+        config.discovery.clone(),
+        config.service_name.clone(),
+        Arc::from(config.resource_attributes.clone()),
+    ));
     let Loaded {
         probes,
         ring,
         pids,
         drops,
-        tls,
+        libraries,
+        capture_path,
     } = Probes::load(ProbeSettings {
         capture_size: config.capture_size,
-        watch_execs: Discovery::decides_at_exec(&config.discovery),
+        watch_execs: selector.decides_at_exec(),
+        watch_listens: selector.wants_ports(),
         wakeup,
+        capture_path: config.ebpf.capture_path,
     })?;
     let drops = Arc::new(drops);
     let registry = Registry::default();
-    let discovery = Arc::new(Mutex::new(Discovery::new(
-        config.discovery.clone(),
-        config.service_name.clone(),
-        Arc::from(config.resource_attributes.clone()),
-        pids,
-        tls,
+    let mut discovery = Discovery::new(
+        Arc::clone(&selector),
         registry.clone(),
-    )));
-    let instrumented = Arc::new(AtomicU64::new(lock(&discovery).scan() as u64));
+        Arc::clone(&pids),
+        libraries,
+    );
+    discovery.scan();
+    let instrumented = discovery.instrumented();
 
     let (fan_out, exporters) = export::start(
         &config,
@@ -115,29 +118,28 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
         },
     )?;
     log::info!(
-        "agent ready: {} process(es) instrumented, capture size {} bytes",
+        "agent ready: {} process(es) instrumented, capture size {} bytes, capture path {capture_path}",
         instrumented.load(Ordering::Relaxed),
         config.capture_size
     );
 
     let stop = Arc::new(StopSignal::new().map_err(RunError::Stop)?);
     spawn_signal_listener(Arc::clone(&stop));
-    // Dropping `scan_stop` wakes the scanner and ends it.
-    let (scan_stop, scan_stopped) = std::sync::mpsc::channel::<()>();
-    let scanner = {
-        let (discovery, instrumented) = (Arc::clone(&discovery), Arc::clone(&instrumented));
-        std::thread::spawn(move || {
-            while let Err(RecvTimeoutError::Timeout) = scan_stopped.recv_timeout(SCAN_INTERVAL) {
-                instrumented.store(lock(&discovery).scan() as u64, Ordering::Relaxed);
-            }
-        })
-    };
+    // Discovery ends when the pipeline, which holds the other end, is dropped.
+    let (process_events, discovery_inbox) = discovery::process_event_queue();
+    let discovery = std::thread::spawn(move || discovery.run(discovery_inbox));
 
     let mut pipeline = Pipeline {
-        assembler: Assembler::new(registry, Arc::clone(&metrics)),
+        assembler: Assembler::new(registry.clone(), Arc::clone(&metrics)),
         decorator: Decorator::new(trace::WallClock::measure(), routes),
         fan_out,
-        discovery: Arc::clone(&discovery),
+        processes: ProcessTracker::new(
+            selector,
+            registry,
+            pids,
+            process_events,
+            Arc::clone(&metrics),
+        ),
         metrics: Arc::clone(&metrics),
     };
     let mut reader = RingReader::new(ring, wakeup.reader_polls());
@@ -148,15 +150,10 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
     pipeline.assembler.close_all();
     pipeline.drained();
     drop(pipeline);
-    drop(scan_stop);
-    let _ = scanner.join();
+    let _ = discovery.join();
     exporters.join();
     log::info!("stopped: {}", Summary(&metrics, drops.read()));
     Ok(())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The stages after the ring buffer, fed on the reader's thread.
@@ -164,7 +161,7 @@ struct Pipeline {
     assembler: Assembler,
     decorator: Decorator,
     fan_out: FanOut,
-    discovery: Arc<Mutex<Discovery>>,
+    processes: ProcessTracker<PidMap>,
     metrics: Arc<SelfMetrics>,
 }
 
@@ -174,7 +171,14 @@ impl EventSink for Pipeline {
         match event {
             Ok(KernelEvent::Data(chunk)) => self.assembler.on_data(&chunk),
             Ok(KernelEvent::Close { conn, .. }) => self.assembler.on_close(conn),
-            Ok(KernelEvent::Exec { pid, filename }) => lock(&self.discovery).on_exec(pid, filename),
+            Ok(KernelEvent::Exec { pid, filename }) => self.processes.exec(pid, filename),
+            Ok(KernelEvent::Fork { parent, child }) => self.processes.fork(parent, child),
+            Ok(KernelEvent::Exit { pid }) => self.processes.exit(pid),
+            Ok(KernelEvent::Listen {
+                pid,
+                port,
+                listening,
+            }) => self.processes.listen(pid, port, listening),
             Err(e) => {
                 self.metrics.events_undecodable.inc();
                 log::debug!("undecodable ring buffer record: {e:?}");

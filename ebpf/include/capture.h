@@ -27,6 +27,11 @@ BEYLA_SETTING(u32, wakeup_len, BEYLA_WAKEUP_ADAPTIVE);
 #define MAX_CONNECTIONS 65536
 /* Threads inside an SSL_read/SSL_write call at once. */
 #define MAX_TLS_CALLS 16384
+/* Threads of traced processes with a call slot. */
+#define MAX_INFLIGHT_CALLS 16384
+/* Payload bytes of the small ring-buffer record: a call that moved no more
+ * takes this much ring space, not the whole capture size. */
+#define SMALL_CAPTURE 256
 
 enum call_kind {
 	CALL_NONE = 0,   /* no call in flight: the slot is free */
@@ -35,6 +40,7 @@ enum call_kind {
 	CALL_MSG = 3,    /* recvmsg/sendmsg: a msghdr holding the iovec array */
 	CALL_ACCEPT = 4,
 	CALL_CONNECT = 5,
+	CALL_CLOSE = 6, /* handled at entry, never in a slot */
 };
 
 /* One call between its entry and its return. */
@@ -62,10 +68,13 @@ struct conn_info {
 	u8 tls;
 	/* Its first payload has been looked at for a TLS record. */
 	u8 sniffed;
-	u8 pad[5];
+	/* A data event was sent for it: only then is its close worth an event. */
+	u8 active;
+	u8 pad[4];
 };
 
-/* A thread inside SSL_read/SSL_write: the socket call it makes names the fd. */
+/* A thread inside SSL_read/SSL_write (args.kind set): the socket call it
+ * makes names the fd. Like a call slot, written in place and emptied at return. */
 struct tls_call {
 	struct call_args args; /* ptr = the plaintext buffer, fd learned on the way */
 	u64 ssl;
@@ -73,6 +82,18 @@ struct tls_call {
 	u8 fd_known;
 	u8 pad[7];
 };
+
+/* Each traced thread's call between enter and exit. A thread makes one
+ * syscall at a time, so its slot is written in place and marked empty
+ * (kind 0) at exit; it is created at the thread's first call and deleted when
+ * the thread exits (process.bpf.c). Inserting and deleting an entry per call
+ * cost more than the rest of a traced call's probes together. */
+BEYLA_SHARED struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_INFLIGHT_CALLS);
+	__type(key, u64); /* pid_tgid */
+	__type(value, struct call_args);
+} inflight SEC(".maps");
 
 BEYLA_SHARED struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -98,8 +119,8 @@ BEYLA_SHARED struct {
 	__type(value, u32); /* fd */
 } tls_reads SEC(".maps");
 
-/* The data event is too large for the stack: built here, then copied out sized.
- * The slack lets the verifier prove that a masked offset plus a masked length
+/* A data event of an iovec call is built here, then copied out sized: the
+ * slack lets the verifier prove that a masked offset plus a masked length
  * stays inside the value while iovecs are copied one after another. */
 struct scratch_event {
 	struct beyla_data_event ev;
@@ -141,12 +162,6 @@ static __always_inline u64 wakeup_flags(void)
 	return BPF_RB_FORCE_WAKEUP;
 }
 
-static __always_inline bool is_traced(void)
-{
-	u32 tgid = current_tgid();
-	return bpf_map_lookup_elem(&traced_pids, &tgid) != 0;
-}
-
 /* Copies up to `room` bytes from an iovec array; returns the bytes copied. */
 static __always_inline u32 copy_iovecs(u8 *dst, struct iovec *iov, u64 iovcnt, u32 room)
 {
@@ -171,40 +186,82 @@ static __always_inline u32 copy_iovecs(u8 *dst, struct iovec *iov, u64 iovcnt, u
 	return off;
 }
 
-/* One data event: `ret` bytes moved by the call in `args` on `conn`, with a
- * bounded prefix copied from the caller's memory. */
-static __always_inline void emit_data(struct conn_info *conn, struct call_args *args, long ret, u8 tls)
+static __always_inline void fill_head(struct beyla_data_head *head, struct conn_info *conn,
+				      struct call_args *args, long ret, u8 tls)
 {
 	u64 id = bpf_get_current_pid_tgid();
-	u32 zero = 0;
-	struct scratch_event *buf = bpf_map_lookup_elem(&scratch, &zero);
-	if (!buf)
-		return;
-	struct beyla_data_event *ev = &buf->ev;
-	ev->head.hdr.kind = BEYLA_EVENT_DATA;
-	ev->head.hdr.pid = id >> 32;
-	ev->head.hdr.tid = (u32)id;
-	ev->head.conn_id = conn->id;
-	ev->head.start_ns = args->start_ns;
-	ev->head.end_ns = bpf_ktime_get_ns();
-	ev->head.bytes = ret;
-	ev->head.fd = args->fd;
-	ev->head.direction = args->direction;
-	ev->head.origin = conn->origin;
-	ev->head.tls = tls;
-	ev->head.tuple = conn->tuple;
+	head->hdr.kind = BEYLA_EVENT_DATA;
+	head->hdr.pid = id >> 32;
+	head->hdr.tid = (u32)id;
+	head->conn_id = conn->id;
+	head->start_ns = args->start_ns;
+	head->end_ns = bpf_ktime_get_ns();
+	head->bytes = ret;
+	head->fd = args->fd;
+	head->direction = args->direction;
+	head->origin = conn->origin;
+	head->tls = tls;
+	head->tuple = conn->tuple;
+}
 
+/* Bytes of a call that moved `ret` to copy: the capture size at most. */
+static __always_inline u32 capture_room(long ret)
+{
 	u32 room = capture_size;
 	if (room > BEYLA_MAX_CAPTURE - 1)
 		room = BEYLA_MAX_CAPTURE - 1;
 	if ((u64)ret < room)
 		room = ret;
-	u32 captured = 0;
+	return room;
+}
+
+/* A plain buffer's event, read from the caller's memory straight into the
+ * ring: a small record when the call moved little, else one of the capture size. */
+static __always_inline void emit_buf(struct conn_info *conn, struct call_args *args, long ret, u8 tls)
+{
+	/* 64-bit throughout: a 32-bit value's copies lose the verifier's bounds. */
+	u64 room = capture_room(ret);
+	u64 size = SMALL_CAPTURE;
+	if (room > SMALL_CAPTURE) {
+		size = capture_size;
+		if (size > BEYLA_MAX_CAPTURE - 1)
+			size = BEYLA_MAX_CAPTURE - 1;
+	}
+	struct beyla_data_event *ev = bpf_ringbuf_reserve(&events, sizeof(struct beyla_data_head) + size, 0);
+	if (!ev) {
+		count_drop(BEYLA_DROP_RINGBUF_FULL);
+		return;
+	}
+	/* Bounded again where the verifier sees it: the compiler knows room <=
+	 * size already and would drop a plain clamp. */
+	barrier_var(room);
+	if (room > size)
+		room = size;
+	fill_head(&ev->head, conn, args, ret, tls);
+	if (room && bpf_probe_read_user(ev->data, room, (void *)args->ptr))
+		room = 0;
+	ev->head.captured = room;
+	bpf_ringbuf_submit(ev, wakeup_flags());
+}
+
+/* One data event: `ret` bytes moved by the call in `args` on `conn`, with a
+ * bounded prefix copied from the caller's memory. */
+static __always_inline void emit_data(struct conn_info *conn, struct call_args *args, long ret, u8 tls)
+{
+	conn->active = 1;
 	if (args->kind == CALL_BUF) {
-		captured = room & (BEYLA_MAX_CAPTURE - 1);
-		if (captured && bpf_probe_read_user(ev->data, captured, (void *)args->ptr))
-			captured = 0;
-	} else if (args->kind == CALL_IOV) {
+		emit_buf(conn, args, ret, tls);
+		return;
+	}
+	u32 zero = 0;
+	struct scratch_event *buf = bpf_map_lookup_elem(&scratch, &zero);
+	if (!buf)
+		return;
+	struct beyla_data_event *ev = &buf->ev;
+	fill_head(&ev->head, conn, args, ret, tls);
+	u32 room = capture_room(ret);
+	u32 captured = 0;
+	if (args->kind == CALL_IOV) {
 		captured = copy_iovecs(ev->data, (struct iovec *)args->ptr, args->count, room);
 	} else if (args->kind == CALL_MSG) {
 		struct user_msghdr msg = {};

@@ -30,6 +30,7 @@ enum bpf_map_type {
 };
 #define BPF_ANY 0
 #define BPF_NOEXIST 1
+#define BPF_F_MMAPABLE (1U << 10)
 #define BPF_RB_NO_WAKEUP 1
 #define BPF_RB_AVAIL_DATA 0
 #define BPF_RB_FORCE_WAKEUP 2
@@ -47,11 +48,9 @@ struct syscall_exit_ctx {
 	long ret;
 };
 
-struct sched_process_exec_ctx {
-	__u64 common;
-	__u32 filename_loc; /* __data_loc: low 16 bits offset, high 16 bits length */
-	int pid;
-	int old_pid;
+/* A raw tracepoint's arguments, as the tracepoint's prototype lists them. */
+struct bpf_raw_tracepoint_args {
+	__u64 args[0];
 };
 
 /* Registers at a uprobe, as bpf_tracing.h's PT_REGS_* macros read them. */
@@ -132,9 +131,49 @@ struct files_struct {
 	struct fdtable *fdt;
 } __attribute__((preserve_access_index));
 
-struct task_struct {
-	struct files_struct *files;
+typedef struct {
+	int counter;
+} atomic_t;
+
+struct signal_struct {
+	atomic_t live; /* threads not yet exited */
 } __attribute__((preserve_access_index));
+
+/* flags on every architecture; status (TS_COMPAT) on x86 only. */
+struct thread_info {
+	unsigned long flags;
+	__u32 status;
+} __attribute__((preserve_access_index));
+
+struct task_struct {
+	struct thread_info thread_info;
+	int pid;
+	int tgid;
+	struct files_struct *files;
+	struct signal_struct *signal;
+} __attribute__((preserve_access_index));
+
+struct linux_binprm {
+	const char *filename;
+} __attribute__((preserve_access_index));
+
+/* The kernel's pt_regs under its own field names, for the syscall arguments
+ * the sys_enter/sys_exit tracepoints hand over (CO-RE relocates the offsets;
+ * the ___kernel suffix keeps it apart from the pt_regs above, which
+ * bpf_tracing.h reads at uprobes). */
+#if defined(__TARGET_ARCH_x86)
+struct pt_regs___kernel {
+	unsigned long dx;
+	unsigned long si;
+	unsigned long di;
+	unsigned long orig_ax;
+} __attribute__((preserve_access_index));
+#elif defined(__TARGET_ARCH_arm64)
+struct pt_regs___kernel {
+	__u64 regs[31];
+	__s32 syscallno;
+} __attribute__((preserve_access_index));
+#endif
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -142,5 +181,6 @@ struct task_struct {
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 #define EINPROGRESS 115
+#define TCP_LISTEN 10
 
 #endif /* BEYLA_KERNEL_TYPES_H */

@@ -1,27 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
-/* TCP traffic of traced processes, from syscall tracepoints only (no kprobes):
- * enter handlers remember the arguments of a traced thread's call, exit handlers
- * turn a successful call into one ring-buffer event with a bounded prefix of the
- * bytes. Untraced processes cost one hash lookup per call. */
+/* TCP traffic of traced processes, seen at the socket syscalls. The same calls
+ * can be seen three ways; the agent attaches one, the cheapest the kernel
+ * offers (docs/benchmarks.md has the figures):
+ *   syscalls  a tracepoint per syscall, at entry and exit (syscalls/sys_*_NAME):
+ *             the kernel builds a trace record for each call before the program runs
+ *   raw_tp    one raw tracepoint for every syscall (sys_enter, sys_exit),
+ *             filtered by syscall number; arguments read from pt_regs
+ *   tp_btf    the same with BTF-typed arguments: pt_regs read directly
+ * Enter handlers remember a traced thread's call; exit handlers turn a
+ * successful call into one ring-buffer event with a bounded prefix of the
+ * bytes. For an untraced process a call costs one array look-up. */
 #define BEYLA_MAPS_OWNER
 #include "capture.h"
 
-/* Threads of traced processes with a call slot. */
-#define MAX_INFLIGHT_CALLS 16384
 /* fds seen not to be TCP sockets, so files and pipes are resolved once. */
 #define MAX_NOT_SOCKETS 16384
-
-/* Each traced thread's call between enter and exit. A thread makes one
- * syscall at a time, so its slot is written in place and marked empty
- * (kind 0) at exit; it is created at the thread's first call and deleted when
- * the thread exits. Inserting and deleting an entry per call cost more than
- * the rest of a traced call's probes together. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_INFLIGHT_CALLS);
-	__type(key, u64); /* pid_tgid */
-	__type(value, struct call_args);
-} inflight SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -39,10 +32,9 @@ struct {
 #define CONN_ID_CPU_BITS 12
 #define CONN_ID_TIME_BITS (64 - CONN_ID_CPU_BITS)
 
+/* Remembers a traced thread's call until its exit. */
 static __always_inline void remember_call(u32 fd, u64 ptr, u64 count, u8 kind, u8 direction)
 {
-	if (!is_traced())
-		return;
 	struct call_args args = {
 		.start_ns = bpf_ktime_get_ns(),
 		.ptr = ptr,
@@ -182,13 +174,16 @@ static __always_inline bool starts_tls_record(struct call_args *args, long ret)
  * and give no event: the TLS probe reports the plaintext. A call inside
  * SSL_read/SSL_write names the connection for it; with memory BIOs, the
  * thread's last ciphertext read does (tls_reads). */
-static __always_inline void socket_data(struct call_args *args, long ret)
+static __always_inline void socket_data(struct call_args *args, long ret, u8 flags)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	struct conn_info *conn = conn_of(id >> 32, args->fd);
 	if (!conn)
 		return;
-	struct tls_call *tls = bpf_map_lookup_elem(&tls_calls, &id);
+	/* Only a process with OpenSSL probes can be inside SSL_read/SSL_write. */
+	struct tls_call *tls = (flags & BEYLA_PID_TLS) ? bpf_map_lookup_elem(&tls_calls, &id) : 0;
+	if (tls && !tls->args.kind)
+		tls = 0;
 	if (tls) {
 		tls->args.fd = args->fd;
 		tls->fd_known = 1;
@@ -203,18 +198,14 @@ static __always_inline void socket_data(struct call_args *args, long ret)
 		return;
 	}
 	/* Only a read outside SSL_read can feed a memory BIO. */
-	if (!tls && args->direction == BEYLA_DIR_INGRESS)
+	if ((flags & BEYLA_PID_TLS) && !tls && args->direction == BEYLA_DIR_INGRESS)
 		bpf_map_update_elem(&tls_reads, &id, &args->fd, BPF_ANY);
 }
 
-static __always_inline void on_exit(struct syscall_exit_ctx *ctx)
+/* A traced thread's call returned `ret`. */
+static __always_inline void call_returned(struct call_args *args, long ret, u8 flags)
 {
-	u64 id = bpf_get_current_pid_tgid();
-	struct call_args *args = bpf_map_lookup_elem(&inflight, &id);
-	if (!args || !args->kind)
-		return;
-	long ret = ctx->ret;
-	struct conn_key key = { .tgid = id >> 32 };
+	struct conn_key key = { .tgid = current_tgid() };
 	if (args->kind == CALL_ACCEPT) {
 		key.fd = ret;
 		struct sock *sk = ret >= 0 ? tcp_sock_of(ret) : 0;
@@ -226,118 +217,278 @@ static __always_inline void on_exit(struct syscall_exit_ctx *ctx)
 		if (sk)
 			track_conn(&key, sk, BEYLA_ORIGIN_CONNECT);
 	} else if (ret > 0) {
-		socket_data(args, ret);
+		socket_data(args, ret, flags);
 	}
 	args->kind = CALL_NONE;
 }
 
-/* Enter handlers: argument positions follow each syscall's signature. */
-#define ENTER_BUF(name, dir)                                                              \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                                       \
-	int enter_##name(struct syscall_enter_ctx *ctx)                                   \
-	{                                                                                 \
-		remember_call(ctx->args[0], ctx->args[1], 0, CALL_BUF, dir);              \
-		return 0;                                                                 \
-	}
-#define ENTER_IOV(name, dir)                                                              \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                                       \
-	int enter_##name(struct syscall_enter_ctx *ctx)                                   \
-	{                                                                                 \
-		remember_call(ctx->args[0], ctx->args[1], ctx->args[2], CALL_IOV, dir);   \
-		return 0;                                                                 \
-	}
-#define ENTER_MSG(name, dir)                                                              \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                                       \
-	int enter_##name(struct syscall_enter_ctx *ctx)                                   \
-	{                                                                                 \
-		remember_call(ctx->args[0], ctx->args[1], 0, CALL_MSG, dir);              \
-		return 0;                                                                 \
-	}
-#define EXIT(name)                                                                        \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                                        \
-	int exit_##name(struct syscall_exit_ctx *ctx)                                     \
-	{                                                                                 \
-		on_exit(ctx);                                                             \
-		return 0;                                                                 \
-	}
-
-ENTER_BUF(read, BEYLA_DIR_INGRESS)
-ENTER_BUF(recvfrom, BEYLA_DIR_INGRESS)
-ENTER_IOV(readv, BEYLA_DIR_INGRESS)
-ENTER_MSG(recvmsg, BEYLA_DIR_INGRESS)
-ENTER_BUF(write, BEYLA_DIR_EGRESS)
-ENTER_BUF(sendto, BEYLA_DIR_EGRESS)
-ENTER_IOV(writev, BEYLA_DIR_EGRESS)
-ENTER_MSG(sendmsg, BEYLA_DIR_EGRESS)
-EXIT(read)
-EXIT(recvfrom)
-EXIT(readv)
-EXIT(recvmsg)
-EXIT(write)
-EXIT(sendto)
-EXIT(writev)
-EXIT(sendmsg)
-
-SEC("tracepoint/syscalls/sys_enter_accept")
-int enter_accept(struct syscall_enter_ctx *ctx)
+/* A syscall returned: if the calling thread is traced and has a call in flight. */
+static __always_inline void syscall_returned(long ret)
 {
-	remember_call(ctx->args[0], 0, 0, CALL_ACCEPT, 0);
-	return 0;
+	u64 id = bpf_get_current_pid_tgid();
+	u8 flags = pid_state(id >> 32);
+	if (!capturing(flags))
+		return;
+	struct call_args *args = bpf_map_lookup_elem(&inflight, &id);
+	if (args && args->kind)
+		call_returned(args, ret, flags);
 }
 
-SEC("tracepoint/syscalls/sys_enter_accept4")
-int enter_accept4(struct syscall_enter_ctx *ctx)
+/* A traced process closes fd: the connection's end, if it carried traffic. */
+static __always_inline void close_fd(u32 fd)
 {
-	remember_call(ctx->args[0], 0, 0, CALL_ACCEPT, 0);
-	return 0;
+	u64 id = bpf_get_current_pid_tgid();
+	struct conn_key key = { .tgid = id >> 32, .fd = fd };
+	bpf_map_delete_elem(&not_sockets, &key);
+	struct conn_info *conn = bpf_map_lookup_elem(&connections, &key);
+	if (!conn)
+		return;
+	if (conn->active) {
+		struct beyla_close_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+		if (ev) {
+			ev->hdr.kind = BEYLA_EVENT_CLOSE;
+			ev->hdr.pid = key.tgid;
+			ev->hdr.tid = (u32)id;
+			ev->conn_id = conn->id;
+			ev->time_ns = bpf_ktime_get_ns();
+			ev->fd = key.fd;
+			bpf_ringbuf_submit(ev, wakeup_flags());
+		} else {
+			count_drop(BEYLA_DROP_RINGBUF_FULL);
+		}
+	}
+	bpf_map_delete_elem(&connections, &key);
 }
 
-SEC("tracepoint/syscalls/sys_enter_connect")
-int enter_connect(struct syscall_enter_ctx *ctx)
+/* A traced thread entered a captured syscall with these first three arguments. */
+static __always_inline void syscall_entered(u8 kind, u8 direction, u64 arg0, u64 arg1, u64 arg2)
 {
-	remember_call(ctx->args[0], 0, 0, CALL_CONNECT, 0);
-	return 0;
+	switch (kind) {
+	case CALL_CLOSE:
+		close_fd(arg0);
+		break;
+	case CALL_BUF:
+	case CALL_MSG:
+		remember_call(arg0, arg1, 0, kind, direction);
+		break;
+	case CALL_IOV:
+		remember_call(arg0, arg1, arg2, kind, direction);
+		break;
+	case CALL_ACCEPT:
+	case CALL_CONNECT:
+		remember_call(arg0, 0, 0, kind, 0);
+		break;
+	}
 }
 
-EXIT(accept)
-EXIT(accept4)
-EXIT(connect)
+static __always_inline bool current_traced(u8 *flags)
+{
+	*flags = pid_state(current_tgid());
+	return capturing(*flags);
+}
+
+/* ---------------------------------------------------------------- syscalls */
+
+#define SYSCALL_PROBES(name, kind, direction)                                                    \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                              \
+	int enter_##name(struct syscall_enter_ctx *ctx)                                          \
+	{                                                                                        \
+		u8 flags;                                                                        \
+		if (current_traced(&flags))                                                      \
+			syscall_entered(kind, direction, ctx->args[0], ctx->args[1], ctx->args[2]); \
+		return 0;                                                                        \
+	}                                                                                        \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                               \
+	int exit_##name(struct syscall_exit_ctx *ctx)                                            \
+	{                                                                                        \
+		syscall_returned(ctx->ret);                                                      \
+		return 0;                                                                        \
+	}
+
+SYSCALL_PROBES(read, CALL_BUF, BEYLA_DIR_INGRESS)
+SYSCALL_PROBES(recvfrom, CALL_BUF, BEYLA_DIR_INGRESS)
+SYSCALL_PROBES(readv, CALL_IOV, BEYLA_DIR_INGRESS)
+SYSCALL_PROBES(recvmsg, CALL_MSG, BEYLA_DIR_INGRESS)
+SYSCALL_PROBES(write, CALL_BUF, BEYLA_DIR_EGRESS)
+SYSCALL_PROBES(sendto, CALL_BUF, BEYLA_DIR_EGRESS)
+SYSCALL_PROBES(writev, CALL_IOV, BEYLA_DIR_EGRESS)
+SYSCALL_PROBES(sendmsg, CALL_MSG, BEYLA_DIR_EGRESS)
+SYSCALL_PROBES(accept, CALL_ACCEPT, 0)
+SYSCALL_PROBES(accept4, CALL_ACCEPT, 0)
+SYSCALL_PROBES(connect, CALL_CONNECT, 0)
 
 SEC("tracepoint/syscalls/sys_enter_close")
 int enter_close(struct syscall_enter_ctx *ctx)
 {
-	if (!is_traced())
-		return 0;
-	u64 id = bpf_get_current_pid_tgid();
-	struct conn_key key = { .tgid = id >> 32, .fd = ctx->args[0] };
-	bpf_map_delete_elem(&not_sockets, &key);
-	struct conn_info *conn = bpf_map_lookup_elem(&connections, &key);
-	if (!conn)
-		return 0;
-	struct beyla_close_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-	if (ev) {
-		ev->hdr.kind = BEYLA_EVENT_CLOSE;
-		ev->hdr.pid = key.tgid;
-		ev->hdr.tid = (u32)id;
-		ev->conn_id = conn->id;
-		ev->time_ns = bpf_ktime_get_ns();
-		ev->fd = key.fd;
-		bpf_ringbuf_submit(ev, wakeup_flags());
-	} else {
-		count_drop(BEYLA_DROP_RINGBUF_FULL);
-	}
-	bpf_map_delete_elem(&connections, &key);
+	u8 flags;
+	if (current_traced(&flags))
+		close_fd(ctx->args[0]);
 	return 0;
 }
 
-/* A thread's call slot goes with the thread. Not filtered by traced_pids: a
- * process may have stopped being traced since its threads' calls (threads
- * exit far less often than they make calls). */
-SEC("tracepoint/sched/sched_process_exit")
-int on_thread_exit(void *ctx)
+/* ---------------------------------------------------------- raw_tp, tp_btf */
+
+/* Syscall numbers of the captured calls (native ABI only: see compat_task). */
+#if defined(__TARGET_ARCH_x86)
+#define NR_READ 0
+#define NR_WRITE 1
+#define NR_CLOSE 3
+#define NR_READV 19
+#define NR_WRITEV 20
+#define NR_CONNECT 42
+#define NR_ACCEPT 43
+#define NR_SENDTO 44
+#define NR_RECVFROM 45
+#define NR_SENDMSG 46
+#define NR_RECVMSG 47
+#define NR_ACCEPT4 288
+#elif defined(__TARGET_ARCH_arm64)
+#define NR_CLOSE 57
+#define NR_READ 63
+#define NR_WRITE 64
+#define NR_READV 65
+#define NR_WRITEV 66
+#define NR_ACCEPT 202
+#define NR_CONNECT 203
+#define NR_SENDTO 206
+#define NR_RECVFROM 207
+#define NR_SENDMSG 211
+#define NR_RECVMSG 212
+#define NR_ACCEPT4 242
+#endif
+
+/* The call kind of a syscall number (CALL_NONE: not captured) and its direction. */
+static __always_inline u8 classify(long nr, u8 *direction)
+{
+	*direction = BEYLA_DIR_INGRESS;
+	switch (nr) {
+	case NR_READ:
+	case NR_RECVFROM:
+		return CALL_BUF;
+	case NR_READV:
+		return CALL_IOV;
+	case NR_RECVMSG:
+		return CALL_MSG;
+	case NR_WRITE:
+	case NR_SENDTO:
+		*direction = BEYLA_DIR_EGRESS;
+		return CALL_BUF;
+	case NR_WRITEV:
+		*direction = BEYLA_DIR_EGRESS;
+		return CALL_IOV;
+	case NR_SENDMSG:
+		*direction = BEYLA_DIR_EGRESS;
+		return CALL_MSG;
+	case NR_ACCEPT:
+	case NR_ACCEPT4:
+		return CALL_ACCEPT;
+	case NR_CONNECT:
+		return CALL_CONNECT;
+	case NR_CLOSE:
+		return CALL_CLOSE;
+	}
+	return CALL_NONE;
+}
+
+/* A 32-bit process's syscall numbers and argument registers are another ABI's
+ * (the per-syscall tracepoints ignore them too). */
+#if defined(__TARGET_ARCH_x86)
+#define TS_COMPAT 0x0002
+static __always_inline bool compat_task(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	return BPF_CORE_READ(task, thread_info.status) & TS_COMPAT;
+}
+#elif defined(__TARGET_ARCH_arm64)
+#define TIF_32BIT 22
+static __always_inline bool compat_task(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	return BPF_CORE_READ(task, thread_info.flags) & (1UL << TIF_32BIT);
+}
+#endif
+
+/* The first three syscall arguments, in order, as a copy of the registers. */
+struct syscall_args3 {
+	u64 arg[3];
+};
+
+#if defined(__TARGET_ARCH_x86)
+/* dx, si, di lie in that order: one read for all three. */
+static __always_inline void read_args3(struct pt_regs___kernel *regs, struct syscall_args3 *out)
+{
+	u64 regs3[3] = {};
+	bpf_probe_read_kernel(regs3, sizeof(regs3), __builtin_preserve_access_index(&regs->dx));
+	out->arg[0] = regs3[2];
+	out->arg[1] = regs3[1];
+	out->arg[2] = regs3[0];
+}
+#define BTF_ARG0(regs) ((regs)->di)
+#define BTF_ARG1(regs) ((regs)->si)
+#define BTF_ARG2(regs) ((regs)->dx)
+#define BTF_NR(regs) ((regs)->orig_ax)
+#elif defined(__TARGET_ARCH_arm64)
+static __always_inline void read_args3(struct pt_regs___kernel *regs, struct syscall_args3 *out)
+{
+	bpf_probe_read_kernel(out, sizeof(*out), __builtin_preserve_access_index(&regs->regs[0]));
+}
+#define BTF_ARG0(regs) ((regs)->regs[0])
+#define BTF_ARG1(regs) ((regs)->regs[1])
+#define BTF_ARG2(regs) ((regs)->regs[2])
+#define BTF_NR(regs) ((regs)->syscallno)
+#endif
+
+/* raw_tracepoint/sys_enter: args[0] is the pt_regs, args[1] the syscall number. */
+SEC("raw_tracepoint/sys_enter")
+int raw_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	u8 direction, flags;
+	u8 kind = classify(ctx->args[1], &direction);
+	if (kind == CALL_NONE || !current_traced(&flags) || compat_task())
+		return 0;
+	struct syscall_args3 a;
+	read_args3((struct pt_regs___kernel *)ctx->args[0], &a);
+	syscall_entered(kind, direction, a.arg[0], a.arg[1], a.arg[2]);
+	return 0;
+}
+
+/* raw_tracepoint/sys_exit: args[1] is the return value. */
+SEC("raw_tracepoint/sys_exit")
+int raw_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	syscall_returned(ctx->args[1]);
+	return 0;
+}
+
+/* tp_btf: the same arguments, the pt_regs pointer typed, so read without a helper. */
+SEC("tp_btf/sys_enter")
+int btf_sys_enter(u64 *ctx)
+{
+	u8 direction, flags;
+	u8 kind = classify(ctx[1], &direction);
+	if (kind == CALL_NONE || !current_traced(&flags) || compat_task())
+		return 0;
+	struct pt_regs___kernel *regs = (struct pt_regs___kernel *)ctx[0];
+	syscall_entered(kind, direction, BTF_ARG0(regs), BTF_ARG1(regs), BTF_ARG2(regs));
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int btf_sys_exit(u64 *ctx)
 {
 	u64 id = bpf_get_current_pid_tgid();
-	bpf_map_delete_elem(&inflight, &id);
+	u8 flags = pid_state(id >> 32);
+	if (!capturing(flags))
+		return 0;
+	/* The number is at hand here: a traced thread's other syscalls skip the slot look-up. */
+	u8 direction;
+	struct pt_regs___kernel *regs = (struct pt_regs___kernel *)ctx[0];
+	u8 kind = classify(BTF_NR(regs), &direction);
+	if (kind == CALL_NONE || kind == CALL_CLOSE)
+		return 0;
+	struct call_args *args = bpf_map_lookup_elem(&inflight, &id);
+	if (args && args->kind)
+		call_returned(args, ctx[1], flags);
 	return 0;
 }
 

@@ -36,7 +36,7 @@ struct {
 
 static __always_inline void ssl_enter(struct pt_regs *ctx, u8 direction, bool ex)
 {
-	if (!is_traced())
+	if (!capturing(pid_state(current_tgid())))
 		return;
 	struct tls_call call = {
 		.args = {
@@ -49,7 +49,10 @@ static __always_inline void ssl_enter(struct pt_regs *ctx, u8 direction, bool ex
 		.ex_len = ex ? PT_REGS_PARM4(ctx) : 0,
 	};
 	u64 id = bpf_get_current_pid_tgid();
-	if (bpf_map_update_elem(&tls_calls, &id, &call, BPF_ANY))
+	struct tls_call *slot = bpf_map_lookup_elem(&tls_calls, &id);
+	if (slot)
+		*slot = call;
+	else if (bpf_map_update_elem(&tls_calls, &id, &call, BPF_NOEXIST))
 		count_drop(BEYLA_DROP_ARGS_MAP_FULL);
 }
 
@@ -106,7 +109,7 @@ static __always_inline void ssl_return(struct pt_regs *ctx)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	struct tls_call *call = bpf_map_lookup_elem(&tls_calls, &id);
-	if (!call)
+	if (!call || !call->args.kind)
 		return;
 	/* All four return int: the upper half of the register is not theirs. */
 	long ret = (int)PT_REGS_RC(ctx);
@@ -126,7 +129,7 @@ static __always_inline void ssl_return(struct pt_regs *ctx)
 	} else if (call->fd_known) {
 		ssl_conn_of(id, call, &key);
 	}
-	bpf_map_delete_elem(&tls_calls, &id);
+	call->args.kind = CALL_NONE;
 }
 
 SEC("uprobe/SSL_write")

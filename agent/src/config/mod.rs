@@ -27,7 +27,7 @@ pub use ports::PortSet;
 
 use crate::decorate::DEFAULT_MAX_SEGMENT_CARDINALITY;
 pub use crate::decorate::{IgnoreMode, RoutesSettings, Unmatched};
-use crate::ebpf::{DEFAULT_CAPTURE, MAX_CAPTURE};
+use crate::ebpf::{CapturePath, DEFAULT_CAPTURE, MAX_CAPTURE};
 pub use crate::export::otlp::Protocol as OtlpProtocol;
 use env::Env;
 use file::FileConfig;
@@ -64,6 +64,8 @@ pub struct EbpfConfig {
     pub track_request_headers: bool,
     /// Send a request's events as soon as its response starts.
     pub high_request_volume: bool,
+    /// How the probes see socket calls; None: the cheapest the kernel offers.
+    pub capture_path: Option<CapturePath>,
 }
 
 /// Where and how to send one OTLP signal.
@@ -351,6 +353,22 @@ impl Config {
                 parse::boolean,
                 false,
             )?,
+            capture_path: s
+                .get(None, &["BEYLA_BPF_CAPTURE_PATH"], "ebpf.capture_path")
+                .map(|raw| {
+                    parse::one_of(
+                        &raw,
+                        &[
+                            ("auto", None),
+                            ("tp_btf", Some(CapturePath::TpBtf)),
+                            ("raw_tp", Some(CapturePath::RawTp)),
+                            ("syscalls", Some(CapturePath::Syscalls)),
+                        ],
+                        "one of auto, tp_btf, raw_tp, syscalls",
+                    )
+                })
+                .transpose()?
+                .flatten(),
         };
         let traces_export = otlp(&s, &TRACES)?;
         let sampler = sampler(&s)?;

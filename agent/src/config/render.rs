@@ -126,6 +126,10 @@ impl Config {
                         Value::from(self.ebpf.high_request_volume),
                     ),
                     ("capture_size", Value::from(self.capture_size)),
+                    (
+                        "capture_path",
+                        text(self.ebpf.capture_path.map_or("auto", |p| p.name())),
+                    ),
                 ]),
             ),
             ("otel_traces_export", map(traces)),

@@ -120,7 +120,8 @@ fn reference_example_loads_and_means_what_it_says() {
         EbpfConfig {
             wakeup_len: Some(100),
             track_request_headers: false,
-            high_request_volume: false
+            high_request_volume: false,
+            capture_path: None,
         }
     );
     assert_eq!(
@@ -222,7 +223,7 @@ fn bad_configurations_are_refused_with_one_exact_message() {
         ),
         (
             "ebpf:\n  zzz: 1\n",
-            "unknown key ebpf.zzz in beyla-config.yml; known keys here: wakeup_len, track_request_headers, high_request_volume, capture_size",
+            "unknown key ebpf.zzz in beyla-config.yml; known keys here: wakeup_len, track_request_headers, high_request_volume, capture_size, capture_path",
         ),
         (
             "discovery:\n  services:\n    - k8s_namespace: production\n",

@@ -1,19 +1,91 @@
-//! Which processes to trace: a /proc scan for those already running (and for
-//! ports opened later), and a decision at exec time for processes selected by
-//! executable, so that even a short-lived client is traced from its start.
+//! Which processes to trace, and what they are called. The kernel reports
+//! execs, forks, exits and listening sockets (ebpf/probes/process.bpf.c); a
+//! full /proc scan runs at start and then only as a safety net.
+//!
+//! Two halves: [`ProcessTracker`], on the ring-buffer reader's thread, sets
+//! what must hold before a process's next event is read (a forked child's
+//! name, an exec'd process's new identity); [`Discovery`], on a thread of
+//! its own, does the slow work (scans, library uprobes) and the bookkeeping.
+//! They share the [`Registry`] and the kernel's traced-PID marks, both
+//! written in single short steps, so the reader never waits on a scan.
 
 mod listeners;
 mod scan;
+mod select;
 #[cfg(test)]
 mod tests;
+mod tracker;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
-use crate::config::{DiscoveryConfig, Selection};
-use crate::ebpf::{PidFilter, TlsAttacher};
+pub use select::Selector;
+pub use tracker::ProcessTracker;
+
 use crate::model::{Pid, Resource};
+
+/// How often the safety-net scan of /proc runs: it finds what no kernel event
+/// announced (a listening socket inherited rather than opened, an event lost
+/// to a full ring) and forgets processes whose exit was lost.
+pub const SAFETY_SCAN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// After a process is traced, when its libraries are looked for again if none
+/// was mapped yet (a process selected at exec maps its libraries only
+/// afterwards), counted from the first attempt.
+const LIBRARY_RETRIES: [Duration; 7] = [
+    Duration::from_millis(20),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
+
+/// The kernel's marks of traced processes; the probes capture a marked
+/// process from its first syscall.
+pub trait TracedPids: Send + Sync {
+    fn trace(&self, pid: Pid);
+    fn untrace(&self, pid: Pid);
+    /// Every marked process: traced, or marked by the kernel at exec or fork.
+    fn marked(&self) -> Vec<Pid>;
+}
+
+/// Probes attached per process to the libraries it maps (OpenSSL, ...).
+pub trait LibraryProbes: Send {
+    /// Attaches to what `pid` maps now; false when it maps none of the libraries.
+    fn attach(&mut self, pid: Pid) -> bool;
+    fn detach(&mut self, pid: Pid);
+}
+
+/// Process events the reader may queue for discovery before it drops them
+/// (and counts them): a burst of forks or execs, while a scan runs.
+const PROCESS_EVENT_QUEUE: usize = 4096;
+
+/// The bounded queue from the reader's [`ProcessTracker`] to [`Discovery::run`].
+pub fn process_event_queue() -> (SyncSender<ProcessEvent>, Receiver<ProcessEvent>) {
+    std::sync::mpsc::sync_channel(PROCESS_EVENT_QUEUE)
+}
+
+/// What the kernel reported, forwarded by the reader after its own part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessEvent {
+    Exec(Pid),
+    Fork {
+        parent: Pid,
+        child: Pid,
+    },
+    Exit(Pid),
+    Listen {
+        pid: Pid,
+        port: u16,
+        listening: bool,
+    },
+}
 
 /// Traced processes and what they are called; read by the assembler when it
 /// meets a new connection.
@@ -39,216 +111,278 @@ impl Registry {
     }
 }
 
-pub struct Discovery {
-    config: DiscoveryConfig,
-    /// The agent's own OTEL_SERVICE_NAME: names every process it traces.
-    service_name: Option<String>,
-    /// The agent's OTEL_RESOURCE_ATTRIBUTES, given to every process it traces.
-    resource_attributes: Arc<[(String, String)]>,
-    pids: PidFilter,
-    registry: Registry,
-    own_pid: Pid,
-    traced: HashSet<Pid>,
-    /// Pids the kernel marked pending that no decision reached at the last scan.
-    undecided: HashSet<Pid>,
-    tls: TlsAttacher,
-    /// Traced processes without libssl mapped yet, and the scans left to look
-    /// again (a process selected at exec loads its libraries only afterwards).
-    tls_pending: HashMap<Pid, u8>,
+/// Why a process is traced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    /// An entry selects it.
+    Selected,
+    /// Its parent was traced when it forked: it stays traced until it exits
+    /// or execs another program, whether or not an entry selects it.
+    Forked,
 }
 
-/// Scans after a process is traced during which its libssl is looked for.
-const TLS_LOOKUPS: u8 = 4;
+struct Traced {
+    reason: Reason,
+    /// Its library probes are attached.
+    libraries: bool,
+}
 
-impl Discovery {
-    pub fn new(
-        config: DiscoveryConfig,
-        service_name: Option<String>,
-        resource_attributes: Arc<[(String, String)]>,
-        pids: PidFilter,
-        tls: TlsAttacher,
-        registry: Registry,
-    ) -> Self {
+pub struct Discovery<P: TracedPids, L: LibraryProbes> {
+    selector: Arc<Selector>,
+    registry: Registry,
+    pids: Arc<P>,
+    libraries: L,
+    traced: HashMap<Pid, Traced>,
+    /// Marked pids that no decision reached at the last scan.
+    undecided: HashSet<Pid>,
+    /// Processes whose libraries are looked for again: when, and the attempt.
+    library_retries: HashMap<Pid, (Instant, usize)>,
+    instrumented: Arc<AtomicU64>,
+}
+
+impl<P: TracedPids, L: LibraryProbes> Discovery<P, L> {
+    pub fn new(selector: Arc<Selector>, registry: Registry, pids: Arc<P>, libraries: L) -> Self {
         Self {
-            config,
-            service_name,
-            resource_attributes,
-            pids,
+            selector,
             registry,
-            own_pid: Pid(std::process::id()),
-            traced: HashSet::new(),
+            pids,
+            libraries,
+            traced: HashMap::new(),
             undecided: HashSet::new(),
-            tls,
-            tls_pending: HashMap::new(),
+            library_retries: HashMap::new(),
+            instrumented: Arc::default(),
         }
     }
 
-    /// Whether execs must be reported: an entry selecting by executable alone
-    /// can decide at exec time (a new process listens on nothing yet; entries
-    /// with ports are left to the scan).
-    pub fn decides_at_exec(config: &DiscoveryConfig) -> bool {
-        config
-            .instrument
-            .iter()
-            .any(|s| s.exe_path.is_some() && s.open_ports.is_none())
+    /// The number of traced processes, kept current.
+    pub fn instrumented(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.instrumented)
     }
 
-    /// The agent's OTEL_SERVICE_NAME, else the entry's name, else the
-    /// process's own OTEL_SERVICE_NAME, else its executable's name.
-    fn service_name(&self, pid: Pid, exe: &Path, selection: &Selection) -> String {
-        self.service_name
-            .clone()
-            .or_else(|| selection.name.clone())
-            .or_else(|| process_env(pid, "OTEL_SERVICE_NAME"))
-            .unwrap_or_else(|| {
-                exe.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| exe.to_string_lossy().into_owned())
-            })
-    }
-
-    fn start(&mut self, pid: Pid, exe: &Path, selection: &Selection) {
-        let service_name = self.service_name(pid, exe, selection);
-        let service_namespace = selection.namespace.clone().unwrap_or_default();
-        // Registry before kernel map, so no event arrives for an unknown process;
-        // the log line last, so that what it announces already holds.
-        let announced = format!(
-            "instrumenting pid={pid} service={service_name} exe={}",
-            exe.display()
-        );
-        self.registry.insert(Resource {
-            service_name,
-            service_namespace,
-            pid,
-            attributes: Arc::clone(&self.resource_attributes),
-        });
-        self.pids.trace(pid);
-        self.traced.insert(pid);
-        log::info!("{announced}");
-        if self.tls.attach(pid) == 0 {
-            self.tls_pending.insert(pid, TLS_LOOKUPS);
-        }
-    }
-
-    fn stop(&mut self, pid: Pid) {
-        self.tls.detach(pid);
-        self.tls_pending.remove(&pid);
-        self.pids.untrace(pid);
-        self.registry.remove(pid);
-        if self.traced.remove(&pid) {
-            log::info!("no longer instrumenting pid={pid}");
-        }
-    }
-
-    /// A process exec'd (the kernel already marked it pending): trace it or release it.
-    pub fn on_exec(&mut self, pid: Pid, filename: &[u8]) {
-        if pid == self.own_pid {
-            self.pids.untrace(pid);
-            return;
-        }
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-            .unwrap_or_else(|_| String::from_utf8_lossy(filename).into_owned().into());
-        let selection = Self::decides_at_exec(&self.config)
-            .then(|| select(&self.config, &exe, None))
-            .flatten()
-            .cloned();
-        match selection {
-            Some(selection) => self.start(pid, &exe, &selection),
-            None => self.stop(pid),
-        }
-    }
-
-    /// Brings the traced set in line with /proc. Returns how many processes are traced.
-    pub fn scan(&mut self) -> usize {
-        let want_ports = self
-            .config
-            .instrument
-            .iter()
-            .chain(&self.config.exclude)
-            .any(|s| s.open_ports.is_some());
-        let mut seen = HashSet::new();
-        for proc in scan::scan(want_ports) {
-            if proc.pid == self.own_pid {
-                continue;
+    /// Handles forwarded events, scans every [`SAFETY_SCAN_INTERVAL`], retries
+    /// library look-ups; returns when every sender is gone.
+    pub fn run(mut self, events: Receiver<ProcessEvent>) {
+        let mut next_scan = Instant::now() + SAFETY_SCAN_INTERVAL;
+        loop {
+            let now = Instant::now();
+            if now >= next_scan {
+                self.scan();
+                next_scan = now + SAFETY_SCAN_INTERVAL;
             }
-            let Some(selection) = select(&self.config, &proc.exe, Some(&proc.listening)).cloned()
-            else {
+            self.retry_libraries(now);
+            let wake = self
+                .library_retries
+                .values()
+                .map(|&(at, _)| at)
+                .min()
+                .map_or(next_scan, |at| at.min(next_scan));
+            match events.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+                Ok(event) => self.handle(event),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// Brings the traced set in line with /proc.
+    pub fn scan(&mut self) {
+        let processes = scan::scan(self.selector.wants_ports());
+        self.apply_scan(processes);
+    }
+
+    fn apply_scan(&mut self, processes: Vec<scan::ProcessInfo>) {
+        let mut alive = HashSet::new();
+        let mut selected = HashSet::new();
+        for process in processes {
+            alive.insert(process.pid);
+            let Some(resource) = self.selector.identify(&process) else {
                 continue;
             };
-            seen.insert(proc.pid);
-            if !self.traced.contains(&proc.pid) {
-                self.start(proc.pid, &proc.exe, &selection);
+            selected.insert(process.pid);
+            if !self.traced.contains_key(&process.pid) {
+                self.start(resource, &process.exe, Reason::Selected);
             }
         }
-        let gone: Vec<Pid> = self.traced.difference(&seen).copied().collect();
+        let gone: Vec<Pid> = self
+            .traced
+            .iter()
+            .filter(|(pid, t)| match t.reason {
+                Reason::Selected => !selected.contains(pid),
+                Reason::Forked => !alive.contains(pid),
+            })
+            .map(|(pid, _)| *pid)
+            .collect();
         for pid in gone {
             self.stop(pid);
         }
         self.release_undecided();
-        self.retry_tls();
-        self.traced.len()
+        self.count();
     }
 
-    fn retry_tls(&mut self) {
-        let tls = &mut self.tls;
-        self.tls_pending.retain(|pid, left| {
-            *left -= 1;
-            tls.attach(*pid) == 0 && *left > 0
-        });
+    pub fn handle(&mut self, event: ProcessEvent) {
+        match event {
+            ProcessEvent::Exec(pid) => self.on_exec(pid),
+            ProcessEvent::Fork { parent, child } => self.on_fork(parent, child),
+            ProcessEvent::Exit(pid) => {
+                // The reader dropped its name, the kernel its mark.
+                self.forget(pid);
+            }
+            ProcessEvent::Listen { pid, .. } => self.on_listen(pid),
+        }
+        self.count();
     }
 
-    /// Pending marks whose exec event was lost (ring buffer full) would stay for
-    /// ever; a mark that survives two scans is removed.
+    /// The reader decided already (registry and mark); what remains is the
+    /// new program's libraries, and saying so.
+    fn on_exec(&mut self, pid: Pid) {
+        let Some(resource) = self.registry.get(pid) else {
+            self.forget(pid);
+            return;
+        };
+        // The old program's library probes are useless now.
+        self.libraries.detach(pid);
+        self.library_retries.remove(&pid);
+        let exe = exe_of(pid);
+        self.traced.insert(
+            pid,
+            Traced {
+                reason: Reason::Selected,
+                libraries: false,
+            },
+        );
+        self.attach_libraries(pid, true);
+        log::info!(
+            "instrumenting pid={pid} service={} exe={}",
+            resource.service_name,
+            exe.display()
+        );
+    }
+
+    /// A traced process's child: traced already by the kernel and named by the reader.
+    fn on_fork(&mut self, parent: Pid, child: Pid) {
+        if self.registry.get(child).is_none() {
+            return;
+        }
+        self.traced.insert(
+            child,
+            Traced {
+                reason: Reason::Forked,
+                libraries: false,
+            },
+        );
+        // The child maps what its parent mapped: no waiting for libraries to appear.
+        if self.traced.get(&parent).is_some_and(|t| t.libraries) {
+            self.attach_libraries(child, false);
+        }
+        log::debug!("instrumenting pid={child} (forked by pid={parent})");
+    }
+
+    /// A process opened or closed a listening socket: decide for it alone.
+    fn on_listen(&mut self, pid: Pid) {
+        if pid == self.selector.own_pid() {
+            return;
+        }
+        let identity =
+            scan::process(pid, true).and_then(|p| self.selector.identify(&p).map(|r| (r, p.exe)));
+        match (identity, self.traced.get(&pid).map(|t| t.reason)) {
+            (Some((resource, exe)), None) => self.start(resource, &exe, Reason::Selected),
+            (None, Some(Reason::Selected)) => self.stop(pid),
+            _ => {}
+        }
+    }
+
+    fn start(&mut self, resource: Resource, exe: &Path, reason: Reason) {
+        let pid = resource.pid;
+        let announced = format!(
+            "instrumenting pid={pid} service={} exe={}",
+            resource.service_name,
+            exe.display()
+        );
+        // Registry before kernel mark, so no event arrives for an unknown
+        // process; libraries before the log line, so that what it announces holds.
+        self.registry.insert(resource);
+        self.pids.trace(pid);
+        self.traced.insert(
+            pid,
+            Traced {
+                reason,
+                libraries: false,
+            },
+        );
+        self.attach_libraries(pid, true);
+        log::info!("{announced}");
+    }
+
+    fn stop(&mut self, pid: Pid) {
+        self.pids.untrace(pid);
+        self.registry.remove(pid);
+        self.forget(pid);
+    }
+
+    /// Drops the bookkeeping of a process no longer traced.
+    fn forget(&mut self, pid: Pid) {
+        self.libraries.detach(pid);
+        self.library_retries.remove(&pid);
+        match self.traced.remove(&pid).map(|t| t.reason) {
+            Some(Reason::Selected) => log::info!("no longer instrumenting pid={pid}"),
+            Some(Reason::Forked) => log::debug!("no longer instrumenting pid={pid}"),
+            None => {}
+        }
+    }
+
+    /// Attaches the library probes; when none is mapped yet, `retry` looks again later.
+    fn attach_libraries(&mut self, pid: Pid, retry: bool) {
+        if self.libraries.attach(pid) {
+            if let Some(t) = self.traced.get_mut(&pid) {
+                t.libraries = true;
+            }
+        } else if retry {
+            self.library_retries
+                .insert(pid, (Instant::now() + LIBRARY_RETRIES[0], 0));
+        }
+    }
+
+    fn retry_libraries(&mut self, now: Instant) {
+        let due: Vec<(Pid, usize)> = self
+            .library_retries
+            .iter()
+            .filter(|(_, &(at, _))| at <= now)
+            .map(|(pid, &(_, attempt))| (*pid, attempt))
+            .collect();
+        for (pid, attempt) in due {
+            self.library_retries.remove(&pid);
+            if self.libraries.attach(pid) {
+                if let Some(t) = self.traced.get_mut(&pid) {
+                    t.libraries = true;
+                }
+            } else if let Some(next) = LIBRARY_RETRIES.get(attempt + 1) {
+                let wait = *next - LIBRARY_RETRIES[attempt];
+                self.library_retries.insert(pid, (now + wait, attempt + 1));
+            }
+        }
+    }
+
+    /// Marks whose decision never came (an exec or fork event lost to a full
+    /// ring) would stay for ever; a mark that survives two scans is removed.
     fn release_undecided(&mut self) {
         let pending: HashSet<Pid> = self
             .pids
-            .pids()
+            .marked()
             .into_iter()
-            .filter(|p| !self.traced.contains(p))
+            .filter(|p| !self.traced.contains_key(p))
             .collect();
         for pid in pending.intersection(&self.undecided) {
             self.pids.untrace(*pid);
         }
         self.undecided = pending;
     }
-}
 
-/// The first `instrument` entry that selects a process no `exclude` entry selects.
-/// `listening` is None at exec time, when ports cannot be known yet.
-fn select<'a>(
-    config: &'a DiscoveryConfig,
-    exe: &Path,
-    listening: Option<&HashSet<u16>>,
-) -> Option<&'a Selection> {
-    if config.exclude.iter().any(|s| selects(s, exe, listening)) {
-        return None;
+    fn count(&self) {
+        self.instrumented
+            .store(self.traced.len() as u64, Ordering::Relaxed);
     }
-    config
-        .instrument
-        .iter()
-        .find(|s| selects(s, exe, listening))
 }
 
-/// Whether one entry selects a process: it has a criterion, and all its criteria hold.
-fn selects(selection: &Selection, exe: &Path, listening: Option<&HashSet<u16>>) -> bool {
-    let exe_ok = selection
-        .exe_path
-        .as_ref()
-        .is_none_or(|re| re.is_match(&exe.to_string_lossy()));
-    let ports_ok = match (&selection.open_ports, listening) {
-        (None, _) => true,
-        (Some(ports), Some(listening)) => listening.iter().any(|&p| ports.contains(p)),
-        (Some(_), None) => false,
-    };
-    let has_criterion = selection.exe_path.is_some() || selection.open_ports.is_some();
-    has_criterion && exe_ok && ports_ok
-}
-
-/// One variable of a process's environment (root reads every /proc/PID/environ).
-fn process_env(pid: Pid, name: &str) -> Option<String> {
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-    environ.split(|&b| b == 0).find_map(|entry| {
-        let value = entry.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
-        Some(String::from_utf8_lossy(value).into_owned())
-    })
+fn exe_of(pid: Pid) -> std::path::PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default()
 }

@@ -44,6 +44,9 @@ pub struct SelfMetrics {
     pub unanswered_requests: Counter,
     /// Spans dropped because an exporter was behind.
     pub spans_dropped: Counter,
+    /// Process events (exec, fork, exit, listen) the reader could not hand to
+    /// discovery because its queue was full; the next /proc scan catches up.
+    pub process_events_dropped: Counter,
     pub spans_created: Counter,
     pub otlp: Arc<OtlpStats>,
 }
@@ -94,7 +97,7 @@ impl fmt::Display for Summary<'_> {
             "events_read={} spans_created={} kernel_drops(ringbuf_full={} inflight_map_full={} connection_map_full={} tls_unknown_connection={}) \
              events_undecodable={} events_untraced={} connections_dropped={} connections_unsupported={} parse_errors={} \
              undecodable_requests={} \
-             orphan_responses={} unanswered_requests={} spans_dropped={}",
+             orphan_responses={} unanswered_requests={} spans_dropped={} process_events_dropped={}",
             m.events_read.get(),
             m.spans_created.get(),
             k.ringbuf_full,
@@ -110,6 +113,7 @@ impl fmt::Display for Summary<'_> {
             m.orphan_responses.get(),
             m.unanswered_requests.get(),
             m.spans_dropped.get(),
+            m.process_events_dropped.get(),
         )
     }
 }

@@ -480,6 +480,7 @@ impl Collector for SelfMetricsCollector {
                 ("connection_table", m.connections_dropped.get()),
                 ("undecodable_request", m.undecodable_requests.get()),
                 ("export_queue", m.spans_dropped.get()),
+                ("process_events", m.process_events_dropped.get()),
             ],
         )?;
         let otlp = &m.otlp;

@@ -1,0 +1,118 @@
+//! The reader's half of discovery: what must hold before the ring buffer's
+//! next record is read. A forked child's events follow its fork event, an
+//! exec'd process's events its exec event, so the child's name and the
+//! exec'd program's identity are set here, in ring order, on the reader's
+//! thread. Nothing here takes a lock a scan or a uprobe attach holds; the
+//! slow work is forwarded to [`super::Discovery`] over a bounded channel.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+
+use super::scan;
+use super::{ProcessEvent, Registry, Selector, TracedPids};
+use crate::model::{Pid, Resource};
+use crate::selfmetrics::SelfMetrics;
+
+pub struct ProcessTracker<P: TracedPids> {
+    selector: Arc<Selector>,
+    registry: Registry,
+    pids: Arc<P>,
+    to_discovery: SyncSender<ProcessEvent>,
+    metrics: Arc<SelfMetrics>,
+}
+
+impl<P: TracedPids> ProcessTracker<P> {
+    pub fn new(
+        selector: Arc<Selector>,
+        registry: Registry,
+        pids: Arc<P>,
+        to_discovery: SyncSender<ProcessEvent>,
+        metrics: Arc<SelfMetrics>,
+    ) -> Self {
+        Self {
+            selector,
+            registry,
+            pids,
+            to_discovery,
+            metrics,
+        }
+    }
+
+    /// A traced process, or any while selecting by executable, exec'd: the
+    /// kernel keeps capturing it until this decides. A traced one is
+    /// identified again (another program, perhaps another name); an untraced
+    /// one is selected by executable or released.
+    pub fn exec(&mut self, pid: Pid, filename: &[u8]) {
+        if pid == self.selector.own_pid() {
+            self.pids.untrace(pid);
+            return;
+        }
+        let identity = if self.registry.get(pid).is_some() {
+            scan::process(pid, self.selector.wants_ports())
+                .or_else(|| Some(exec_info(pid, filename)))
+                .and_then(|info| self.selector.identify(&info))
+        } else {
+            self.selector
+                .identify_at_exec(pid, &exec_info(pid, filename).exe)
+        };
+        match identity {
+            Some(resource) => {
+                self.registry.insert(resource);
+                self.pids.trace(pid);
+            }
+            None => {
+                self.pids.untrace(pid);
+                self.registry.remove(pid);
+            }
+        }
+        self.forward(ProcessEvent::Exec(pid));
+    }
+
+    /// A traced process forked (the kernel marked the child already): the
+    /// child is the parent's service, with its own pid.
+    pub fn fork(&mut self, parent: Pid, child: Pid) {
+        match self.registry.get(parent) {
+            Some(resource) => self.registry.insert(Resource {
+                pid: child,
+                ..Resource::clone(&resource)
+            }),
+            // The parent is no longer (or not yet) traced: neither is the child.
+            None => self.pids.untrace(child),
+        }
+        self.forward(ProcessEvent::Fork { parent, child });
+    }
+
+    /// A traced process ended (the kernel cleared its mark).
+    pub fn exit(&mut self, pid: Pid) {
+        self.registry.remove(pid);
+        self.forward(ProcessEvent::Exit(pid));
+    }
+
+    pub fn listen(&mut self, pid: Pid, port: u16, listening: bool) {
+        self.forward(ProcessEvent::Listen {
+            pid,
+            port,
+            listening,
+        });
+    }
+
+    fn forward(&self, event: ProcessEvent) {
+        match self.to_discovery.try_send(event) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            // The safety-net scan catches up with what was lost.
+            Err(TrySendError::Full(_)) => self.metrics.process_events_dropped.inc(),
+        }
+    }
+}
+
+/// A just-exec'd process: its executable, or the name the kernel reported
+/// if /proc cannot say (the process exited already).
+fn exec_info(pid: Pid, filename: &[u8]) -> scan::ProcessInfo {
+    scan::ProcessInfo {
+        pid,
+        exe: std::fs::read_link(format!("/proc/{pid}/exe"))
+            .unwrap_or_else(|_| PathBuf::from(String::from_utf8_lossy(filename).into_owned())),
+        listening: Default::default(),
+    }
+}
