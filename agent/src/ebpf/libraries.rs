@@ -71,7 +71,7 @@ impl LibraryProbes for LibraryAttacher {
             any = true;
             self.pids.add_flag(pid, set.pid_flag);
             log::info!(
-                "{}: pid={pid} uprobes attached ({})",
+                "pid={pid} {} uprobes attached ({})",
                 set.name,
                 files.into_iter().collect::<Vec<_>>().join(", ")
             );
