@@ -6,18 +6,21 @@
  * does not show.
  *
  *   pathcost [--attach SET --object empty.bpf.o] [--iterations N] [--repeats R]
- *            [--cpu C] [--wait]
+ *            [--pause-ms P] [--cpu C] [--wait]
  *
  * SET is one of syscalls, raw_tp, tp_btf, kprobe, fentry: the programs of
  * empty.bpf.o whose names start with it. --wait: set everything up, print
  * "ready <pid>" and wait for a line on stdin before timing (so an agent can
  * start tracing this process first).
  *
- * Loops, each timed R times over N iterations (the median is printed):
- *   tcp      an HTTP/1 request and its response over a loopback TCP connection
- *            whose two ends this process holds: write, read, write, read
- *   pipe     write and read of a pipe: I/O that is not a socket
- *   getppid  a syscall no capture path is interested in
+ * Loops, each timed R times (the median is printed):
+ *   tcp      N times an HTTP/1 request and its response over a loopback TCP
+ *            connection whose two ends this process holds: write, read,
+ *            write, read; P ms pause after each timed run, so that an agent
+ *            tracing this process reads its ring buffer empty in between
+ *   pipe     PIPE_FACTOR x N times a write and a read of a pipe: I/O that is
+ *            not a socket
+ *   getppid  GETPPID_FACTOR x N times a syscall no capture path looks at
  * Output: one JSON object on stdout. Exit status 2 when SET cannot be loaded or
  * attached on this kernel ({"error": ...} says why), 1 on other failures. */
 #define _GNU_SOURCE
@@ -43,6 +46,9 @@
 /* Timed runs of each loop; the median is reported. */
 #define MAX_REPEATS 31
 #define BUF_BYTES 4096
+/* The cheaper loops run longer, so each timed run lasts about as long. */
+#define PIPE_FACTOR 4
+#define GETPPID_FACTOR 16
 
 static const char REQUEST[] = "GET /pathcost HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: pathcost\r\n\r\n";
 static const char RESPONSE[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello";
@@ -177,7 +183,7 @@ int main(int argc, char **argv)
 {
 	const char *set = "none", *object = NULL;
 	long iterations = 100000;
-	int repeats = 7, cpu = -1, wait = 0;
+	int repeats = 7, cpu = -1, wait = 0, pause_ms = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -191,11 +197,13 @@ int main(int argc, char **argv)
 			repeats = atoi(v), i++;
 		else if (!strcmp(a, "--cpu") && v)
 			cpu = atoi(v), i++;
+		else if (!strcmp(a, "--pause-ms") && v)
+			pause_ms = atoi(v), i++;
 		else if (!strcmp(a, "--wait"))
 			wait = 1;
 		else {
 			fprintf(stderr, "usage: pathcost [--attach SET --object FILE] [--iterations N] "
-					"[--repeats R] [--cpu C] [--wait]\n");
+					"[--repeats R] [--pause-ms P] [--cpu C] [--wait]\n");
 			return 1;
 		}
 	}
@@ -244,13 +252,15 @@ int main(int argc, char **argv)
 			if (l == 0)
 				n = loop_tcp(iterations, c, s, buf);
 			else if (l == 1)
-				n = loop_pipe(iterations, p[1], p[0], buf);
+				n = loop_pipe(PIPE_FACTOR * iterations, p[1], p[0], buf);
 			else
-				n = loop_getppid(iterations);
+				n = loop_getppid(GETPPID_FACTOR * iterations);
 			if (r >= 0) {
 				ns[r] = (double)(now_ns() - t0) / n;
 				calls[l] += n;
 			}
+			if (l == 0 && pause_ms > 0)
+				usleep(pause_ms * 1000);
 		}
 		qsort(ns, repeats, sizeof(ns[0]), cmp_double);
 		result[l] = ns[repeats / 2];

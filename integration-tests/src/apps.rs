@@ -162,27 +162,32 @@ impl Server {
     /// `listening on <port>`. `downstream_url` is what its `/downstream`
     /// endpoint calls.
     pub fn start(lang: Lang, downstream_url: Option<&str>) -> Server {
-        let port = free_port();
         let mut command = command_for(lang);
+        if let Some(url) = downstream_url {
+            command.env("DOWNSTREAM_URL", url);
+        }
+        Server::spawn(command, free_port(), &format!("the {lang:?} server"))
+    }
+
+    /// Starts `command` in the workspace root with `PORT=<port>` and waits
+    /// until it prints `listening on <port>`; `what` names it in a failure.
+    pub fn spawn(mut command: Command, port: u16, what: &str) -> Server {
         command
             .current_dir(workspace_root())
             .env("PORT", port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if let Some(url) = downstream_url {
-            command.env("DOWNSTREAM_URL", url);
-        }
         let mut child = command
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the {lang:?} server {command:?}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {what} {command:?}: {e}"));
         let (stdout, _) = Lines::capture(child.stdout.take().expect("piped stdout"));
         let (stderr, _) = Lines::capture(child.stderr.take().expect("piped stderr"));
         let ready = format!("listening on {port}");
         if !stdout.wait_for(STARTUP_TIMEOUT, |line| line.contains(&ready)) {
             kill_and_reap(&mut child);
             panic!(
-                "the {lang:?} server did not print {ready:?} within {STARTUP_TIMEOUT:?}\n\
+                "{what} did not print {ready:?} within {STARTUP_TIMEOUT:?}\n\
                  stdout:\n{}\nstderr:\n{}",
                 stdout.text(),
                 stderr.text()

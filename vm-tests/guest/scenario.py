@@ -127,6 +127,13 @@ def drive(app, agent, d):
                 proc.wait()
 
 
+def pathcost(job, out):
+    """Measures the capture paths this kernel offers (bench/pathcost.py)."""
+    with open(os.path.join(out, "pathcost.md"), "w") as md, open(os.path.join(out, "pathcost.err"), "w") as err:
+        return subprocess.run([sys.executable, "bench/pathcost.py", "--rounds", "3", "--agent", job["agent"],
+                               "--out", os.path.join(out, "pathcost.json")], stdout=md, stderr=err).returncode
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--job", required=True)
@@ -134,6 +141,8 @@ def main():
     args = p.parse_args()
     with open(args.job) as f:
         job = json.load(f)
+    if job.get("pathcost"):
+        return pathcost(job, args.out)
     failures = 0
     for app in job["apps"]:
         print(f"scenario: {app}: start", flush=True)
