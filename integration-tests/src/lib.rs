@@ -17,6 +17,7 @@ pub mod grpc_apps;
 pub mod http;
 pub mod process;
 pub mod receivers;
+pub mod scenarios;
 pub mod spans;
 
 use std::path::PathBuf;

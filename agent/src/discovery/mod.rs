@@ -17,7 +17,7 @@ mod tests;
 mod tracker;
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, RwLock};
@@ -71,13 +71,20 @@ pub fn process_event_queue() -> (SyncSender<ProcessEvent>, Receiver<ProcessEvent
     std::sync::mpsc::sync_channel(PROCESS_EVENT_QUEUE)
 }
 
-/// What the kernel reported, forwarded by the reader after its own part.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the kernel reported, forwarded by the reader with what it decided:
+/// by the time discovery handles an event the process may be gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProcessEvent {
-    Exec(Pid),
+    /// `traced`: the exec'd program's service name and executable, when it stays traced.
+    Exec {
+        pid: Pid,
+        traced: Option<(String, PathBuf)>,
+    },
+    /// `traced`: the child is traced (its parent was).
     Fork {
         parent: Pid,
         child: Pid,
+        traced: bool,
     },
     Exit(Pid),
     Listen {
@@ -221,8 +228,16 @@ impl<P: TracedPids, L: LibraryProbes> Discovery<P, L> {
 
     pub fn handle(&mut self, event: ProcessEvent) {
         match event {
-            ProcessEvent::Exec(pid) => self.on_exec(pid),
-            ProcessEvent::Fork { parent, child } => self.on_fork(parent, child),
+            ProcessEvent::Exec { pid, traced } => self.on_exec(pid, traced),
+            ProcessEvent::Fork {
+                parent,
+                child,
+                traced,
+            } => {
+                if traced {
+                    self.on_fork(parent, child);
+                }
+            }
             ProcessEvent::Exit(pid) => {
                 // The reader dropped its name, the kernel its mark.
                 self.forget(pid);
@@ -234,15 +249,14 @@ impl<P: TracedPids, L: LibraryProbes> Discovery<P, L> {
 
     /// The reader decided already (registry and mark); what remains is the
     /// new program's libraries, and saying so.
-    fn on_exec(&mut self, pid: Pid) {
-        let Some(resource) = self.registry.get(pid) else {
+    fn on_exec(&mut self, pid: Pid, traced: Option<(String, PathBuf)>) {
+        let Some((service_name, exe)) = traced else {
             self.forget(pid);
             return;
         };
         // The old program's library probes are useless now.
         self.libraries.detach(pid);
         self.library_retries.remove(&pid);
-        let exe = exe_of(pid);
         self.traced.insert(
             pid,
             Traced {
@@ -252,17 +266,13 @@ impl<P: TracedPids, L: LibraryProbes> Discovery<P, L> {
         );
         self.attach_libraries(pid, true);
         log::info!(
-            "instrumenting pid={pid} service={} exe={}",
-            resource.service_name,
+            "instrumenting pid={pid} service={service_name} exe={}",
             exe.display()
         );
     }
 
     /// A traced process's child: traced already by the kernel and named by the reader.
     fn on_fork(&mut self, parent: Pid, child: Pid) {
-        if self.registry.get(child).is_none() {
-            return;
-        }
         self.traced.insert(
             child,
             Traced {
@@ -381,8 +391,4 @@ impl<P: TracedPids, L: LibraryProbes> Discovery<P, L> {
         self.instrumented
             .store(self.traced.len() as u64, Ordering::Relaxed);
     }
-}
-
-fn exe_of(pid: Pid) -> std::path::PathBuf {
-    std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default()
 }

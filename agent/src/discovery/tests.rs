@@ -369,3 +369,18 @@ fn a_full_queue_drops_and_counts_instead_of_blocking() {
     }
     assert_eq!(metrics.process_events_dropped.get(), 10);
 }
+
+#[test]
+fn a_process_gone_before_discovery_hears_of_its_exec_is_started_then_forgotten() {
+    let mut w = World::new(vec![entry(Some("curl$"), None)]);
+    w.marks.trace(Pid(API));
+    w.tracker.exec(Pid(API), b"/usr/bin/curl");
+    w.marks.untrace(Pid(API));
+    w.tracker.exit(Pid(API));
+    // Both reach discovery after the reader dropped the name: the exec still
+    // carries the decision (and is logged), the exit ends it.
+    w.discovery.handle(w.inbox.try_recv().unwrap());
+    assert_eq!(w.instrumented(), 1);
+    w.deliver();
+    assert_eq!(w.instrumented(), 0);
+}

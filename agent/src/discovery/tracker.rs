@@ -48,39 +48,56 @@ impl<P: TracedPids> ProcessTracker<P> {
             self.pids.untrace(pid);
             return;
         }
-        let identity = if self.registry.get(pid).is_some() {
+        let was_traced = self.registry.get(pid).is_some();
+        let info = if was_traced {
             scan::process(pid, self.selector.wants_ports())
-                .or_else(|| Some(exec_info(pid, filename)))
-                .and_then(|info| self.selector.identify(&info))
+                .unwrap_or_else(|| exec_info(pid, filename))
         } else {
-            self.selector
-                .identify_at_exec(pid, &exec_info(pid, filename).exe)
+            exec_info(pid, filename)
         };
-        match identity {
+        let identity = if was_traced {
+            self.selector.identify(&info)
+        } else {
+            self.selector.identify_at_exec(pid, &info.exe)
+        };
+        let traced = match identity {
             Some(resource) => {
+                let named = (resource.service_name.clone(), info.exe);
                 self.registry.insert(resource);
                 self.pids.trace(pid);
+                Some(named)
             }
             None => {
                 self.pids.untrace(pid);
                 self.registry.remove(pid);
+                None
             }
-        }
-        self.forward(ProcessEvent::Exec(pid));
+        };
+        self.forward(ProcessEvent::Exec { pid, traced });
     }
 
     /// A traced process forked (the kernel marked the child already): the
     /// child is the parent's service, with its own pid.
     pub fn fork(&mut self, parent: Pid, child: Pid) {
-        match self.registry.get(parent) {
-            Some(resource) => self.registry.insert(Resource {
-                pid: child,
-                ..Resource::clone(&resource)
-            }),
+        let traced = match self.registry.get(parent) {
+            Some(resource) => {
+                self.registry.insert(Resource {
+                    pid: child,
+                    ..Resource::clone(&resource)
+                });
+                true
+            }
             // The parent is no longer (or not yet) traced: neither is the child.
-            None => self.pids.untrace(child),
-        }
-        self.forward(ProcessEvent::Fork { parent, child });
+            None => {
+                self.pids.untrace(child);
+                false
+            }
+        };
+        self.forward(ProcessEvent::Fork {
+            parent,
+            child,
+            traced,
+        });
     }
 
     /// A traced process ended (the kernel cleared its mark).
