@@ -10,8 +10,9 @@ TCP, pipe I/O, getppid) on one CPU; this driver runs it in rounds with:
   agent <path>       the agent with ebpf.capture_path=<path>, the loop's process
                      not selected (what every other process on the machine pays)
   agent <path> traced  the same, the loop's process selected: the probes' real work
-Each round runs every configuration once, in a rotated order; figures are the
-median over rounds of (ns per call - the same round's ns per call with nothing).
+Each round runs every configuration once, in a rotated order. pathcost reports
+the fastest of its timed runs (on a busy machine, the least disturbed); figures
+are the median over rounds of (that ns per call - the same round's with nothing).
 The kernel's own bpf_stats (ns per program run) are reported beside them: the
 difference is what the kernel spends around the programs.
 

@@ -18,6 +18,8 @@ BEYLA_SETTING(u32, capture_size, BEYLA_DEFAULT_CAPTURE);
 /* Set by the agent before load: enum beyla_wakeup, or wake the reader once per
  * this many events per CPU. */
 BEYLA_SETTING(u32, wakeup_len, BEYLA_WAKEUP_ADAPTIVE);
+/* Set by the agent before load: call_slots' size minus one (a power of two minus one). */
+BEYLA_SETTING(u32, call_slot_mask, 0);
 
 /* Adaptive wake-ups: unread bytes in the ring past which the probes wake the
  * reader rather than wait for its next poll. */
@@ -27,8 +29,6 @@ BEYLA_SETTING(u32, wakeup_len, BEYLA_WAKEUP_ADAPTIVE);
 #define MAX_CONNECTIONS 65536
 /* Threads inside an SSL_read/SSL_write call at once. */
 #define MAX_TLS_CALLS 16384
-/* Threads of traced processes with a call slot. */
-#define MAX_INFLIGHT_CALLS 16384
 /* Payload bytes of the small ring-buffer record: a call that moved no more
  * takes this much ring space, not the whole capture size. */
 #define SMALL_CAPTURE 256
@@ -45,13 +45,20 @@ enum call_kind {
 
 /* One call between its entry and its return. */
 struct call_args {
-	u64 start_ns;
+	u64 start_ns; /* writes only: a read's bytes are there at its return */
 	u64 ptr; /* buffer, iovec array or msghdr */
 	u64 count; /* iovec count */
 	u32 fd;
 	u8 kind;
 	u8 direction;
 	u8 pad[2];
+};
+
+/* A thread's call slot: the slot of thread id `tid & call_slot_mask`. */
+struct call_slot {
+	struct call_args args;
+	u32 tid; /* whose call it holds */
+	u32 pad;
 };
 
 struct conn_key {
@@ -83,17 +90,32 @@ struct tls_call {
 	u8 pad[7];
 };
 
-/* Each traced thread's call between enter and exit. A thread makes one
- * syscall at a time, so its slot is written in place and marked empty
- * (kind 0) at exit; it is created at the thread's first call and deleted when
- * the thread exits (process.bpf.c). Inserting and deleting an entry per call
- * cost more than the rest of a traced call's probes together. */
+/* Each traced thread's call between enter and exit, in the slot its thread
+ * id indexes: an array, so the verifier turns the look-up into an address
+ * computation (a hash look-up at entry and exit cost more than the rest of a
+ * traced call's work). A thread makes one syscall at a time; its slot is
+ * written in place and marked empty (kind 0) at exit and at thread exit
+ * (process.bpf.c). Sized by the agent to the pids the kernel hands out, at
+ * most BEYLA_MAX_CALL_SLOTS. */
 BEYLA_SHARED struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_INFLIGHT_CALLS);
-	__type(key, u64); /* pid_tgid */
-	__type(value, struct call_args);
-} inflight SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* set by the agent before load */
+	__type(key, u32);
+	__type(value, struct call_slot);
+} call_slots SEC(".maps");
+
+static __always_inline struct call_slot *call_slot_of(u32 tid)
+{
+	u32 index = tid & call_slot_mask;
+	return bpf_map_lookup_elem(&call_slots, &index);
+}
+
+/* The call `tid` has in flight, or 0. */
+static __always_inline struct call_args *call_in_flight(u32 tid)
+{
+	struct call_slot *slot = call_slot_of(tid);
+	return slot && slot->tid == tid && slot->args.kind ? &slot->args : 0;
+}
 
 BEYLA_SHARED struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -190,12 +212,13 @@ static __always_inline void fill_head(struct beyla_data_head *head, struct conn_
 				      struct call_args *args, long ret, u8 tls)
 {
 	u64 id = bpf_get_current_pid_tgid();
+	u64 now = bpf_ktime_get_ns();
 	head->hdr.kind = BEYLA_EVENT_DATA;
 	head->hdr.pid = id >> 32;
 	head->hdr.tid = (u32)id;
 	head->conn_id = conn->id;
-	head->start_ns = args->start_ns;
-	head->end_ns = bpf_ktime_get_ns();
+	head->start_ns = args->direction == BEYLA_DIR_INGRESS ? now : args->start_ns;
+	head->end_ns = now;
 	head->bytes = ret;
 	head->fd = args->fd;
 	head->direction = args->direction;

@@ -30,6 +30,10 @@ typedef uint64_t u64;
 #define BEYLA_MAX_FILENAME 256
 /* Processes per element of the traced-PID map: one byte each. */
 #define BEYLA_PID_CHUNK 4096
+/* Call slots at most (a power of two): one per thread id below this, else
+ * shared by the ids equal modulo it, and a call whose slot another thread
+ * took is counted lost (BEYLA_DROP_ARGS_MAP_FULL). */
+#define BEYLA_MAX_CALL_SLOTS 65536
 
 enum beyla_event_kind {
 	BEYLA_EVENT_DATA = 1,  /* bytes read from or written to a TCP socket */
@@ -78,6 +82,7 @@ enum beyla_pid_flag {
 /* Indexes of the kernel drop counters (per-CPU array `drops`). */
 enum beyla_drop_reason {
 	BEYLA_DROP_RINGBUF_FULL = 0,
+	/* A call whose slot another thread took (thread ids equal modulo the slots). */
 	BEYLA_DROP_ARGS_MAP_FULL = 1,
 	BEYLA_DROP_CONN_MAP_FULL = 2,
 	/* TLS plaintext whose connection no socket call named (memory BIOs, as in Node.js). */
@@ -109,7 +114,7 @@ struct beyla_event_header {
 struct beyla_data_head {
 	struct beyla_event_header hdr;
 	u64 conn_id; /* unique for the life of the agent */
-	u64 start_ns; /* syscall entry, CLOCK_MONOTONIC */
+	u64 start_ns; /* syscall entry, CLOCK_MONOTONIC; for reads the exit (bytes arrive then) */
 	u64 end_ns;   /* syscall exit */
 	u64 bytes;    /* what the syscall moved; may exceed `captured` */
 	u32 fd;

@@ -81,9 +81,12 @@ SEC("raw_tracepoint/sched_process_exit")
 int on_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	u64 id = bpf_get_current_pid_tgid();
-	/* A thread's call slot goes with the thread, traced or not: the process
-	 * may have stopped being traced since its threads' calls. */
-	bpf_map_delete_elem(&inflight, &id);
+	/* A thread's call slot is emptied with the thread, traced or not (the
+	 * process may have stopped being traced since its calls): a thread that
+	 * gets its id later must not find a call there. */
+	struct call_slot *slot = call_slot_of(id);
+	if (slot && slot->tid == (u32)id)
+		slot->args.kind = CALL_NONE;
 	bpf_map_delete_elem(&tls_calls, &id);
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)

@@ -35,20 +35,20 @@ struct {
 /* Remembers a traced thread's call until its exit. */
 static __always_inline void remember_call(u32 fd, u64 ptr, u64 count, u8 kind, u8 direction)
 {
-	struct call_args args = {
-		.start_ns = bpf_ktime_get_ns(),
-		.ptr = ptr,
-		.count = count,
-		.fd = fd,
-		.kind = kind,
-		.direction = direction,
-	};
-	u64 id = bpf_get_current_pid_tgid();
-	struct call_args *slot = bpf_map_lookup_elem(&inflight, &id);
-	if (slot)
-		*slot = args;
-	else if (bpf_map_update_elem(&inflight, &id, &args, BPF_NOEXIST))
-		count_drop(BEYLA_DROP_ARGS_MAP_FULL);
+	u32 tid = bpf_get_current_pid_tgid();
+	struct call_slot *slot = call_slot_of(tid);
+	if (!slot)
+		return;
+	if (slot->tid != tid && slot->args.kind)
+		count_drop(BEYLA_DROP_ARGS_MAP_FULL); /* the other thread's call is lost */
+	slot->tid = tid;
+	/* A read's time is taken at its return, when its bytes are there. */
+	slot->args.start_ns = direction == BEYLA_DIR_EGRESS ? bpf_ktime_get_ns() : 0;
+	slot->args.ptr = ptr;
+	slot->args.count = count;
+	slot->args.fd = fd;
+	slot->args.kind = kind;
+	slot->args.direction = direction;
 }
 
 /* The struct sock behind fd if it is an IPv4/IPv6 stream socket, else 0. */
@@ -229,8 +229,8 @@ static __always_inline void syscall_returned(long ret)
 	u8 flags = pid_state(id >> 32);
 	if (!capturing(flags))
 		return;
-	struct call_args *args = bpf_map_lookup_elem(&inflight, &id);
-	if (args && args->kind)
+	struct call_args *args = call_in_flight(id);
+	if (args)
 		call_returned(args, ret, flags);
 }
 
@@ -399,12 +399,20 @@ static __always_inline bool compat_task(void)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	return BPF_CORE_READ(task, thread_info.status) & TS_COMPAT;
 }
+static __always_inline bool compat_task_btf(void)
+{
+	return bpf_get_current_task_btf()->thread_info.status & TS_COMPAT;
+}
 #elif defined(__TARGET_ARCH_arm64)
 #define TIF_32BIT 22
 static __always_inline bool compat_task(void)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	return BPF_CORE_READ(task, thread_info.flags) & (1UL << TIF_32BIT);
+}
+static __always_inline bool compat_task_btf(void)
+{
+	return bpf_get_current_task_btf()->thread_info.flags & (1UL << TIF_32BIT);
 }
 #endif
 
@@ -460,13 +468,14 @@ int raw_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
-/* tp_btf: the same arguments, the pt_regs pointer typed, so read without a helper. */
+/* tp_btf: the same arguments, the pt_regs pointer typed, so read without a
+ * helper; the task too (bpf_get_current_task_btf, kernel 5.11). */
 SEC("tp_btf/sys_enter")
 int btf_sys_enter(u64 *ctx)
 {
 	u8 direction, flags;
 	u8 kind = classify(ctx[1], &direction);
-	if (kind == CALL_NONE || !current_traced(&flags) || compat_task())
+	if (kind == CALL_NONE || !current_traced(&flags) || compat_task_btf())
 		return 0;
 	struct pt_regs___kernel *regs = (struct pt_regs___kernel *)ctx[0];
 	syscall_entered(kind, direction, BTF_ARG0(regs), BTF_ARG1(regs), BTF_ARG2(regs));
@@ -486,8 +495,8 @@ int btf_sys_exit(u64 *ctx)
 	u8 kind = classify(BTF_NR(regs), &direction);
 	if (kind == CALL_NONE || kind == CALL_CLOSE)
 		return 0;
-	struct call_args *args = bpf_map_lookup_elem(&inflight, &id);
-	if (args && args->kind)
+	struct call_args *args = call_in_flight(id);
+	if (args)
 		call_returned(args, ctx[1], flags);
 	return 0;
 }

@@ -4,7 +4,8 @@
 Shared by the amd64 guest driver (vm-tests/guest/scenario.py, which runs in
 the VM) and the host (which checks what the arm64 guest left behind):
 
-    checks.py evaluate DIR APP KERNEL SCENARIO[,SCENARIO...]
+    checks.py evaluate DIR APP KERNEL SCENARIO[,SCENARIO...] [CAPTURE_PATH]
+    checks.py refusal DIR refused@PATH PATH   the agent forced onto PATH must have refused
     checks.py requests SCENARIO[,SCENARIO...]   `METHOD PATH BODY|-` per line, for
                                                  guests that send them with a shell
 
@@ -182,12 +183,30 @@ def evaluate(app, scenarios, stdout, stderr, agent_exit, problems):
     return result
 
 
+def refusal(app, path, stderr, agent_exit):
+    """The result of forcing a capture path the kernel does not offer: the
+    agent must refuse to start and say so."""
+    said = f"capture path {path} is not offered by this kernel" in stderr
+    ok = agent_exit not in (None, 0) and said
+    return {"app": app, "pass": ok, "refusal": True, "scenarios": [], "agent_exit": agent_exit,
+            "error": None if ok else f"expected the agent to refuse capture path {path} at start-up; "
+                                     f"exit {agent_exit}:\n{agent_failure(stderr)}"}
+
+
 def failed(app, error):
     """The result of an app that never got as far as sending requests."""
     return {"app": app, "pass": False, "error": error, "scenarios": []}
 
 
-def evaluate_dir(out, app, kernel, scenarios):
+def chosen_path(stderr):
+    """The capture path the agent's log says it took, or None."""
+    m = re.search(r"eBPF: capture path (\w+);", stderr)
+    return m.group(1) if m else None
+
+
+def evaluate_dir(out, app, kernel, scenarios, expect_path=None):
+    """`app` may be `APP@PATH`, a run on a forced capture path (DIR/APP@PATH/).
+    `expect_path`: the capture path the agent must have taken."""
     d = os.path.join(out, app)
     exit_text = read(os.path.join(d, "agent.exit")).strip()
     stderr = read(os.path.join(d, "agent.stderr"))
@@ -201,6 +220,11 @@ def evaluate_dir(out, app, kernel, scenarios):
         problems = client_problems(scenarios, read(os.path.join(d, "client.log")))
         result = evaluate(app, scenarios, read(os.path.join(d, "agent.stdout")), stderr, int(exit_text), problems)
     result["probe_failure"] = probe_failure(stderr)
+    result["capture_path"] = chosen_path(stderr)
+    if expect_path and result["pass"] and result["capture_path"] != expect_path:
+        result["pass"] = False
+        result["error"] = (f"the agent took capture path {result['capture_path']}, not {expect_path}, "
+                           f"the first this kernel offers (kernels/matrix.toml capture_paths)")
     result["kernel"] = kernel
     result["uname"] = read(os.path.join(out, "uname")).strip()  # written by the guest at boot
     write(out, result)
@@ -225,8 +249,17 @@ if __name__ == "__main__":
             for req in SCENARIOS[name][1]:
                 print(req.method, req.path, req.body.decode() if req.body else "-")
         sys.exit(0)
-    if len(sys.argv) != 6 or sys.argv[1] != "evaluate":
+    if len(sys.argv) == 5 and sys.argv[1] == "refusal":
+        d = os.path.join(sys.argv[2], sys.argv[3])
+        code = read(os.path.join(d, "agent.exit")).strip()
+        r = refusal(sys.argv[3], sys.argv[4], read(os.path.join(d, "agent.stderr")),
+                    int(code) if code.lstrip("-").isdigit() else None)
+        write(sys.argv[2], r)
+        print(summary(r))
+        sys.exit(0 if r["pass"] else 1)
+    if len(sys.argv) not in (6, 7) or sys.argv[1] != "evaluate":
         sys.exit(__doc__)
-    r = evaluate_dir(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5].split(","))
+    r = evaluate_dir(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5].split(","),
+                     sys.argv[6] if len(sys.argv) == 7 else None)
     print(summary(r))
     sys.exit(0 if r["pass"] else 1)

@@ -47,6 +47,8 @@ def git(*args):
 
 
 def cell(result):
+    if result.get("refusal"):
+        return "refused" if result["pass"] else "FAIL: not refused"
     if not result["scenarios"]:
         pf = result.get("probe_failure")
         return f"FAIL: probe `{pf['probe']}`" if pf else "FAIL"

@@ -92,11 +92,17 @@ impl Probes {
         let capture = settings.capture_size.min(abi::MAX_CAPTURE - 1);
         let watch = u8::from(settings.watch_execs);
         let chunks = PidMap::chunks();
+        // One call slot per thread id the kernel hands out, up to the maximum.
+        let call_slots = (chunks * abi::PID_CHUNK)
+            .next_power_of_two()
+            .min(abi::MAX_CALL_SLOTS);
         let mut ebpf = EbpfLoader::new()
             .override_global("capture_size", &capture, true)
             .override_global("watch_execs", &watch, true)
             .override_global("wakeup_len", &settings.wakeup.kernel_value(), true)
+            .override_global("call_slot_mask", &(call_slots - 1), true)
             .map_max_entries("traced_pids", chunks)
+            .map_max_entries("call_slots", call_slots)
             .load(OBJECT)?;
 
         let mut attacher = Attacher {
