@@ -6,10 +6,10 @@ For each server it runs the modes in rounds (none, agent[, agent:<path>...][, ot
 each run with a fresh server (and agent), and in each run the phases:
   sat        wrk -t2 -c32 (keep-alive, closed loop: the server's throughput)
   sat_pinned the same with wrk and the agent on CPU 0 and the server on CPU 1, so the
-             server's own CPU share is visible (none and agent modes)
+             server's own CPU share is visible
   rate_<R>   bench/.build/loadgen at R req/s (open loop, 32 keep-alive connections)
-agent runs the capture path the agent chooses; agent:<path> forces another one (sat and
-rate_5000 only), for the per-path eBPF figures. An agent run starts with an idle window
+agent runs the capture path the agent chooses; agent:<path> forces another one (sat,
+sat_pinned and rate_5000 only), for the per-path figures. An agent run starts with an idle window
 (no traffic) for the agent's idle CPU.
 Around every phase it reads the agent's CPU time (/proc/PID/stat), memory (VmHWM, VmRSS),
 eBPF run time (bpftool, kernel.bpf_stats_enabled=1) and counters (its Prometheus endpoint).
@@ -46,6 +46,7 @@ TARGET_RSS_MB = 20.0         # agent steady RSS (after the 5k req/s phase; Beyla
 TARGET_IDLE_PCT = 0.2        # agent CPU with nothing to trace, % of one core
 
 IDLE_SECONDS = 10            # the idle window at the start of each agent run
+SETTLE_SECONDS = 5           # before it: start-up work (library look-ups after a process is found) ends
 LOAD_CPU, SERVER_CPU = 0, 1  # sat_pinned: wrk and the agent, the server
 
 
@@ -307,7 +308,7 @@ def agent_delta(a, b, requests, agent):
 # ---------------------------------------------------------------- load
 
 def run_wrk(port, dur, cpu=None):
-    r = subprocess.run(["wrk", "-t2", "-c32", f"-d{dur}s", "-s", os.path.join(BENCH, "wrk_report.lua"),
+    r = subprocess.run(["wrk", "-t2", "-c32", f"-d{dur:g}s", "-s", os.path.join(BENCH, "wrk_report.lua"),
                         f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
                        preexec_fn=None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu})))
     line = next((l for l in r.stdout.splitlines() if l.startswith("{")), None)
@@ -375,6 +376,9 @@ def run_pinned(srv, agent, port, dur):
         res = run_wrk(port, dur, cpu=LOAD_CPU)
         c1 = sum(proc_cpu_s(p) for p in server if os.path.exists(f"/proc/{p}"))
         res["server_cpu_pct"] = (c1 - c0) / (time.time() - t0) * 100
+        # The server's own CPU per request, the probes' time in its syscalls
+        # included: what it pays whichever side saturates first.
+        res["server_cpu_us_per_req"] = (c1 - c0) * 1e6 / res["total_requests"] if res["total_requests"] else None
         return res
     finally:
         pin_threads(server, all_cpus)
@@ -423,6 +427,7 @@ def one_run(cfg, procs, server, mode, rnd, sat_ref):
             run["capture_path"] = m.group(1) if m else None
             if mode == "agent":
                 # Nothing to trace yet: the agent's own cost, discovery's safety net included.
+                time.sleep(cfg.settle)
                 c0, t0 = proc_cpu_s(agent.pid), time.time()
                 time.sleep(cfg.idle)
                 run["idle_cpu_pct"] = (proc_cpu_s(agent.pid) - c0) / (time.time() - t0) * 100
@@ -431,7 +436,7 @@ def one_run(cfg, procs, server, mode, rnd, sat_ref):
         phases = []
         sat = phase("sat", lambda: run_wrk(port, cfg.dur), agent, prom_port)
         phases.append(sat)
-        if mode in ("none", "agent") and cfg.pinned:
+        if mode != "otel" and cfg.pinned:
             phases.append(phase("sat_pinned", lambda: run_pinned(srv, agent, port, cfg.dur), agent, prom_port))
         ref = sat_ref.get(server) or sat["throughput"]
         rates = [r for r in cfg.rates if r == 5000] if forced_path(mode) else cfg.rates
@@ -548,7 +553,8 @@ def aggregate(runs):
         server, mode, ph = key
         a = {}
         for m in ("throughput", "p50_us", "p99_us", "cpu_us_per_req", "cpu_pct", "bpf_us_per_req",
-                  "events_per_s", "spans_per_s", "rss_mb", "hwm_mb", "server_cpu_pct"):
+                  "events_per_s", "spans_per_s", "rss_mb", "hwm_mb", "server_cpu_pct",
+                  "server_cpu_us_per_req"):
             a[m] = med([p.get(m) for _, p, _ in items])
         # ns per program run over all the agent's programs: the kernel's own bpf_stats.
         a["bpf_ns_per_run"] = med([p["bpf_ns"] / p["bpf_runs"] for _, p, _ in items if p.get("bpf_runs")])
@@ -559,7 +565,7 @@ def aggregate(runs):
         a["errors"] = sum(p.get("errors", 0) for _, p, _ in items)
         a["rounds"] = len(items)
         # Ratios to the no-agent run of the same round, then the median over rounds.
-        for m in ("throughput", "p50_us", "p99_us"):
+        for m in ("throughput", "p50_us", "p99_us", "server_cpu_us_per_req"):
             ratios = []
             for rnd, p, _ in items:
                 base = next((q for q in by.get((server, "none", ph), []) if q[0] == rnd), None)
@@ -666,39 +672,44 @@ def markdown(cfg, info, runs, caps, agg, elapsed):
     if cfg.pinned:
         L.append(f"### Saturated, pinned (wrk and the agent on CPU {LOAD_CPU}, the server on CPU {SERVER_CPU})")
         L.append("")
-        L.append("The server's CPU is its own: every cycle the probes take in its syscalls is a cycle "
-                 "it does not serve with.")
+        L.append("The server's CPU is its own: the probes' time in its syscalls shows in its CPU per "
+                 "request, whichever side saturates first.")
         L.append("")
-        L.append("| server | mode | req/s | × none | server CPU % | eBPF µs/req |")
-        L.append("|---|---|---:|---:|---:|---:|")
+        L.append("| server | mode | req/s | × none | server CPU % | server CPU µs/req | × none | eBPF µs/req |")
+        L.append("|---|---|---:|---:|---:|---:|---:|---:|")
         for server in cfg.servers:
-            for mode in ("none", "agent"):
+            for mode in cfg.modes_for(server):
                 a = agg.get((server, mode, "sat_pinned"))
                 if a:
                     L.append(f"| {server} | {mode_label(mode, a)} | {fmt(a['throughput'])} | "
                              f"{fmt(a['throughput_ratio'], 3)} | {fmt(a['server_cpu_pct'], 0)} | "
+                             f"{fmt(a['server_cpu_us_per_req'], 2)} | {fmt(a['server_cpu_us_per_req_ratio'], 3)} | "
                              f"{fmt(a['bpf_us_per_req'], 2) if mode != 'none' else '–'} |")
         L.append("")
     if cfg.paths:
         L.append("### Per capture path (bpf_stats: the kernel's count of the probes' own run time)")
         L.append("")
-        L.append("| server | capture path | saturated × none | eBPF µs/req at 5k/s | runs/req | ns/run |")
-        L.append("|---|---|---:|---:|---:|---:|")
+        L.append("| server | capture path | saturated × none | server CPU per request, pinned, × none | "
+                 "eBPF µs/req at 5k/s | runs/req | ns/run |")
+        L.append("|---|---|---:|---:|---:|---:|---:|")
         for server in cfg.servers:
             for mode in cfg.modes_for(server):
                 if not is_agent(mode):
                     continue
                 sat, r5 = agg.get((server, mode, "sat")), agg.get((server, mode, "rate_5000"))
+                pinned = agg.get((server, mode, "sat_pinned"))
                 if not sat:
                     continue
                 runs_per_req = sum(v["runs_per_req"] or 0 for v in (r5 or {}).get("bpf_per_prog", {}).values())
                 L.append(f"| {server} | {mode_label(mode, sat)} | {fmt(sat['throughput_ratio'], 3)} | "
+                         f"{fmt(pinned and pinned['server_cpu_us_per_req_ratio'], 3)} | "
                          f"{fmt(r5 and r5['bpf_us_per_req'], 2)} | {fmt(runs_per_req if r5 else None, 1)} | "
                          f"{fmt(r5 and r5['bpf_ns_per_run'])} |")
         L.append("")
     idle = med([a["idle_cpu_pct"] for (srv, m, p), a in agg.items() if m == "agent" and p == "sat"])
     if idle is not None:
-        L.append(f"Agent CPU while idle (a {cfg.idle:.0f} s window before each agent run's traffic): "
+        L.append(f"Agent CPU while idle (a {cfg.idle:.0f} s window, {cfg.settle} s after start-up, before each "
+                 f"agent run's traffic): "
                  f"{idle:.2f}% of a core (median).")
         L.append("")
     L.append("### Fixed rates (bench loadgen, 32 keep-alive connections, latency from the scheduled send time)")
@@ -791,6 +802,7 @@ def main():
     cfg.paths = [p for p in (args.paths if args.paths is not None else ("" if args.quick else "raw_tp,syscalls")).split(",") if p]
     cfg.pinned = not args.no_pinned and (os.cpu_count() or 1) > 1
     cfg.idle = args.idle if args.idle is not None else (2 if args.quick else IDLE_SECONDS)
+    cfg.settle = 1 if args.quick else SETTLE_SECONDS
     cfg.modes_for = lambda s: (["none", "agent"] + [f"agent:{p}" for p in cfg.paths]
                                + (["otel"] if s == "python" and not cfg.quick else []))
     out_dir = args.out or os.path.join(BENCH, "results", "quick" if cfg.quick else "")

@@ -76,7 +76,7 @@ def send(requests, connection_use, log):
         conn.close()
 
 
-def drive(app, agent, d, path=None):
+def drive(app, agent, d, capture_path=None):
     """Runs one app and the agent; leaves their output in d."""
     def path(name):
         return os.path.join(d, name)
@@ -96,8 +96,8 @@ def drive(app, agent, d, path=None):
             return give_up(f"the {app} app did not start listening on {PORT}:\n{checks.read(path('app.log'))[-2000:]}")
 
         agent_env = dict(env, BEYLA_OPEN_PORT=str(PORT), BEYLA_TRACE_PRINTER="json", BEYLA_LOG_LEVEL="info")
-        if path:
-            agent_env["BEYLA_BPF_CAPTURE_PATH"] = path
+        if capture_path:
+            agent_env["BEYLA_BPF_CAPTURE_PATH"] = capture_path
         with open(path("agent.stdout"), "w") as out, open(path("agent.stderr"), "w") as err:
             agent_proc = subprocess.Popen([agent], env=agent_env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         marker = f"instrumenting pid={server.pid}"

@@ -2,12 +2,13 @@
 //! `probe_sets::LIBRARIES`), attached per process as it is traced and
 //! detached when it stops being traced.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
+use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
-use aya::programs::uprobe::{UProbeLink, UProbeScope};
-use aya::programs::UProbe;
+use aya::programs::uprobe::{UProbeError, UProbeLink, UProbeScope};
+use aya::programs::{ProgramError, UProbe};
 use aya::Ebpf;
 
 use super::pid_map::PidMap;
@@ -20,6 +21,10 @@ pub struct LibraryAttacher {
     ebpf: Ebpf,
     pids: Arc<PidMap>,
     attached: HashMap<Pid, Vec<UProbeLink>>,
+    /// Files (set, device, inode) without any of a set's symbols: not looked
+    /// through again (each attempt reads the file's symbol table, which for a
+    /// large executable without OpenSSL costs milliseconds, at every retry).
+    without: HashSet<(&'static str, u64, u64)>,
 }
 
 impl LibraryAttacher {
@@ -28,6 +33,7 @@ impl LibraryAttacher {
             ebpf,
             pids,
             attached: HashMap::new(),
+            without: HashSet::new(),
         }
     }
 }
@@ -44,6 +50,13 @@ impl LibraryProbes for LibraryAttacher {
             let files = (set.locate)(pid);
             let mut links = Vec::new();
             for file in &files {
+                let id = std::fs::metadata(file)
+                    .map(|m| (set.name, m.dev(), m.ino()))
+                    .ok();
+                if id.is_some_and(|id| self.without.contains(&id)) {
+                    continue;
+                }
+                let mut resolved_any = false;
                 for (entry, symbol) in set.entries {
                     for program in [*entry, set.ret] {
                         let Some(probe) = self
@@ -57,12 +70,26 @@ impl LibraryProbes for LibraryAttacher {
                             .attach(*symbol, file, scope)
                             .and_then(|id| probe.take_link(id))
                         {
-                            Ok(link) => links.push(link),
-                            Err(e) => log::debug!(
-                                "pid={pid}: no uprobe {program} on {symbol} in {file}: {e}"
-                            ),
+                            Ok(link) => {
+                                resolved_any = true;
+                                links.push(link);
+                            }
+                            Err(e) => {
+                                resolved_any |= !matches!(
+                                    e,
+                                    ProgramError::UProbeError(UProbeError::SymbolError { .. })
+                                );
+                                log::debug!(
+                                    "pid={pid}: no uprobe {program} on {symbol} in {file}: {e}"
+                                )
+                            }
                         }
                     }
+                }
+                // Only a file that lacks every symbol is remembered, not one
+                // whose process was gone before the attach.
+                if !resolved_any {
+                    self.without.extend(id);
                 }
             }
             if links.is_empty() {
