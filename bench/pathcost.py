@@ -42,7 +42,7 @@ TOOL = os.path.join(BUILD, "pathcost")
 OBJECT = os.path.join(BUILD, "empty.bpf.o")
 
 SETS = ["syscalls", "raw_tp", "tp_btf", "kprobe", "fentry"]
-AGENT_PATHS = ["tp_btf", "raw_tp", "syscalls"]
+AGENT_PATHS = ["fentry", "tp_btf", "raw_tp", "syscalls"]
 LOOPS = ["tcp", "pipe", "getppid"]
 # Small timed runs with a pause after each, so that with the loop traced the
 # agent empties its ring buffer between runs: the cost measured is the probes'

@@ -1,6 +1,7 @@
 /* What every capture probe shares: the connection table, the event builder and
  * the settings. sockets.bpf.c owns the definitions (BEYLA_MAPS_OWNER); the
- * others (tls.bpf.c) see them extern, and the BPF linker joins them. */
+ * others (tcp.bpf.c, tls.bpf.c, process.bpf.c) see them extern, and the BPF
+ * linker joins them. */
 #ifndef BEYLA_CAPTURE_H
 #define BEYLA_CAPTURE_H
 
@@ -25,7 +26,8 @@ BEYLA_SETTING(u32, call_slot_mask, 0);
  * reader rather than wait for its next poll. */
 #define WAKEUP_BACKLOG_BYTES (BEYLA_RINGBUF_BYTES / 8)
 
-/* Connections known per (tgid, fd); LRU so that fds lost without close() age out. */
+/* Connections known per (tgid, fd), or per socket (the TCP paths); LRU so
+ * that connections lost without a close age out. */
 #define MAX_CONNECTIONS 65536
 /* Threads inside an SSL_read/SSL_write call at once. */
 #define MAX_TLS_CALLS 16384
@@ -41,6 +43,9 @@ enum call_kind {
 	CALL_ACCEPT = 4,
 	CALL_CONNECT = 5,
 	CALL_CLOSE = 6, /* handled at entry, never in a slot */
+	/* tcp_sendmsg/tcp_recvmsg: an iovec array in kernel memory (a msghdr's
+	 * iov_iter), its buffers in user memory. */
+	CALL_KIOV = 7,
 };
 
 /* One call between its entry and its return. */
@@ -48,7 +53,8 @@ struct call_args {
 	u64 start_ns; /* writes only: a read's bytes are there at its return */
 	u64 ptr; /* buffer, iovec array or msghdr */
 	u64 count; /* iovec count */
-	u32 fd;
+	u64 sk; /* the TCP paths: the socket (struct sock *) */
+	u32 fd; /* the syscall paths: the file descriptor */
 	u8 kind;
 	u8 direction;
 	u8 pad[2];
@@ -61,10 +67,28 @@ struct call_slot {
 	u32 pad;
 };
 
+/* A connection as the syscall paths know it, (tgid, fd), or as the TCP paths
+ * do, its struct sock's address: its upper half is 0xffff.... on every
+ * 64-bit kernel, never a tgid, so the two never collide. */
 struct conn_key {
 	u32 tgid;
 	u32 fd;
 };
+
+static __always_inline struct conn_key fd_key(u32 tgid, u32 fd)
+{
+	struct conn_key key = { .tgid = tgid, .fd = fd };
+	return key;
+}
+
+/* Copied, not shifted: at fentry the socket is a typed pointer, on which the
+ * verifier allows no arithmetic (storing it is allowed). */
+static __always_inline struct conn_key sk_key(u64 sk)
+{
+	struct conn_key key;
+	__builtin_memcpy(&key, &sk, sizeof(key));
+	return key;
+}
 
 struct conn_info {
 	u64 id;
@@ -81,12 +105,14 @@ struct conn_info {
 };
 
 /* A thread inside SSL_read/SSL_write (args.kind set): the socket call it
- * makes names the fd. Like a call slot, written in place and emptied at return. */
+ * makes names the connection. Like a call slot, written in place and emptied
+ * at return. */
 struct tls_call {
-	struct call_args args; /* ptr = the plaintext buffer, fd learned on the way */
+	struct call_args args; /* ptr = the plaintext buffer */
 	u64 ssl;
 	u64 ex_len; /* SSL_*_ex: where the byte count is written; 0 otherwise */
-	u8 fd_known;
+	struct conn_key conn; /* learned on the way, when conn_known */
+	u8 conn_known;
 	u8 pad[7];
 };
 
@@ -138,7 +164,7 @@ BEYLA_SHARED struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, MAX_TLS_CALLS);
 	__type(key, u64); /* pid_tgid */
-	__type(value, u32); /* fd */
+	__type(value, struct conn_key);
 } tls_reads SEC(".maps");
 
 /* A data event of an iovec call is built here, then copied out sized: the
@@ -184,8 +210,9 @@ static __always_inline u64 wakeup_flags(void)
 	return BPF_RB_FORCE_WAKEUP;
 }
 
-/* Copies up to `room` bytes from an iovec array; returns the bytes copied. */
-static __always_inline u32 copy_iovecs(u8 *dst, struct iovec *iov, u64 iovcnt, u32 room)
+/* Copies up to `room` bytes from an iovec array (in user memory, or in
+ * kernel memory when `kernel_array`); returns the bytes copied. */
+static __always_inline u32 copy_iovecs(u8 *dst, struct iovec *iov, u64 iovcnt, u32 room, bool kernel_array)
 {
 	u32 off = 0;
 	/* A bounded loop (kernel 5.3+), not unrolled: the bound is large. */
@@ -193,7 +220,10 @@ static __always_inline u32 copy_iovecs(u8 *dst, struct iovec *iov, u64 iovcnt, u
 		if (i >= iovcnt || off >= room)
 			break;
 		struct iovec v = {};
-		if (bpf_probe_read_user(&v, sizeof(v), &iov[i]))
+		/* Two calls, not a chosen helper: BPF has no indirect call. */
+		long err = kernel_array ? bpf_probe_read_kernel(&v, sizeof(v), &iov[i])
+					: bpf_probe_read_user(&v, sizeof(v), &iov[i]);
+		if (err)
 			break;
 		u32 n = v.iov_len < room - off ? v.iov_len : room - off;
 		/* Masks keep the verifier's bounds: off and n are each below the maximum. */
@@ -284,12 +314,13 @@ static __always_inline void emit_data(struct conn_info *conn, struct call_args *
 	fill_head(&ev->head, conn, args, ret, tls);
 	u32 room = capture_room(ret);
 	u32 captured = 0;
-	if (args->kind == CALL_IOV) {
-		captured = copy_iovecs(ev->data, (struct iovec *)args->ptr, args->count, room);
+	if (args->kind == CALL_IOV || args->kind == CALL_KIOV) {
+		captured = copy_iovecs(ev->data, (struct iovec *)args->ptr, args->count, room,
+				       args->kind == CALL_KIOV);
 	} else if (args->kind == CALL_MSG) {
 		struct user_msghdr msg = {};
 		if (!bpf_probe_read_user(&msg, sizeof(msg), (void *)args->ptr))
-			captured = copy_iovecs(ev->data, msg.msg_iov, msg.msg_iovlen, room);
+			captured = copy_iovecs(ev->data, msg.msg_iov, msg.msg_iovlen, room, false);
 	}
 	captured &= BEYLA_MAX_CAPTURE - 1;
 	ev->head.captured = captured;
@@ -299,6 +330,145 @@ static __always_inline void emit_data(struct conn_info *conn, struct call_args *
 		size = sizeof(*ev);
 	if (bpf_ringbuf_output(&events, ev, size, wakeup_flags()))
 		count_drop(BEYLA_DROP_RINGBUF_FULL);
+}
+
+static __always_inline void map_v4(u8 *dst, u32 addr)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &addr, 4);
+}
+
+static __always_inline void read_tuple(struct sock *sk, struct beyla_conn_tuple *t)
+{
+	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	t->family = family;
+	t->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	t->remote_port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		map_v4(t->local_addr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+		map_v4(t->remote_addr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+	} else {
+		BPF_CORE_READ_INTO(&t->local_addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&t->remote_addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+}
+
+/* A connection id is the monotonic time its connection was first seen, with
+ * the CPU number in the low bits: unique without a shared counter, whose
+ * atomic fetch-and-add kernels before 5.12 reject (and a per-CPU counter is
+ * not safe where programs can be preempted). The time wraps after 2^52 ns
+ * (52 days); two ids then collide only if taken on the same CPU in the same
+ * nanosecond modulo that. */
+#define CONN_ID_CPU_BITS 12
+#define CONN_ID_TIME_BITS (64 - CONN_ID_CPU_BITS)
+
+static __always_inline u64 next_conn_id(void)
+{
+	u64 time = bpf_ktime_get_ns() & ((1ULL << CONN_ID_TIME_BITS) - 1);
+	u64 cpu = bpf_get_smp_processor_id() & ((1 << CONN_ID_CPU_BITS) - 1);
+	return (time << CONN_ID_CPU_BITS) | cpu;
+}
+
+/* Records a new connection under `key`, replacing whatever an earlier one left there. */
+static __always_inline struct conn_info *new_conn(struct conn_key *key, struct sock *sk, u8 origin)
+{
+	struct conn_info info = { .id = next_conn_id(), .origin = origin };
+	read_tuple(sk, &info.tuple);
+	if (bpf_map_update_elem(&connections, key, &info, BPF_ANY)) {
+		count_drop(BEYLA_DROP_CONN_MAP_FULL);
+		return 0;
+	}
+	return bpf_map_lookup_elem(&connections, key);
+}
+
+/* A connection's end: an event if it carried traffic, and its entry goes. */
+static __always_inline void end_conn(struct conn_key *key, u32 fd)
+{
+	struct conn_info *conn = bpf_map_lookup_elem(&connections, key);
+	if (!conn)
+		return;
+	if (conn->active) {
+		u64 id = bpf_get_current_pid_tgid();
+		struct beyla_close_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+		if (ev) {
+			ev->hdr.kind = BEYLA_EVENT_CLOSE;
+			ev->hdr.pid = id >> 32;
+			ev->hdr.tid = (u32)id;
+			ev->conn_id = conn->id;
+			ev->time_ns = bpf_ktime_get_ns();
+			ev->fd = fd;
+			bpf_ringbuf_submit(ev, wakeup_flags());
+		} else {
+			count_drop(BEYLA_DROP_RINGBUF_FULL);
+		}
+	}
+	bpf_map_delete_elem(&connections, key);
+}
+
+/* TLS record header: content type, protocol version (major 3), length. */
+#define TLS_RECORD_HEADER 5
+#define TLS_HANDSHAKE 22
+#define TLS_APPLICATION_DATA 23
+
+/* Whether the call's bytes begin with a TLS handshake or application-data
+ * record, which no HTTP/1 or HTTP/2 stream can begin with. */
+static __always_inline bool starts_tls_record(struct call_args *args, long ret)
+{
+	if (ret < TLS_RECORD_HEADER)
+		return false;
+	void *src = (void *)args->ptr;
+	struct iovec v = {};
+	if (args->kind == CALL_MSG) {
+		struct user_msghdr msg = {};
+		if (bpf_probe_read_user(&msg, sizeof(msg), src))
+			return false;
+		src = msg.msg_iov;
+	}
+	if (args->kind == CALL_KIOV) {
+		if (bpf_probe_read_kernel(&v, sizeof(v), src) || v.iov_len < TLS_RECORD_HEADER)
+			return false;
+		src = v.iov_base;
+	} else if (args->kind != CALL_BUF) {
+		if (bpf_probe_read_user(&v, sizeof(v), src) || v.iov_len < TLS_RECORD_HEADER)
+			return false;
+		src = v.iov_base;
+	}
+	u8 head[3] = {};
+	if (bpf_probe_read_user(head, sizeof(head), src))
+		return false;
+	return (head[0] == TLS_HANDSHAKE || head[0] == TLS_APPLICATION_DATA) && head[1] == 3 && head[2] <= 4;
+}
+
+/* A socket call on `conn` (known as `key`) moved `ret` bytes. On a TLS
+ * connection they are ciphertext and give no event: the TLS probe reports
+ * the plaintext. A call inside SSL_read/SSL_write names the connection for
+ * it; with memory BIOs, the thread's last ciphertext read does (tls_reads). */
+static __always_inline void socket_data(struct conn_info *conn, struct conn_key key,
+					struct call_args *args, long ret, u8 flags)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	/* Only a process with OpenSSL probes can be inside SSL_read/SSL_write. */
+	struct tls_call *tls = (flags & BEYLA_PID_TLS) ? bpf_map_lookup_elem(&tls_calls, &id) : 0;
+	if (tls && !tls->args.kind)
+		tls = 0;
+	if (tls) {
+		tls->conn = key;
+		tls->conn_known = 1;
+		conn->tls = 1;
+	} else if (!conn->sniffed) {
+		conn->sniffed = 1;
+		if (starts_tls_record(args, ret))
+			conn->tls = 1;
+	}
+	if (!conn->tls) {
+		emit_data(conn, args, ret, 0);
+		return;
+	}
+	/* Only a read outside SSL_read can feed a memory BIO. */
+	if ((flags & BEYLA_PID_TLS) && !tls && args->direction == BEYLA_DIR_INGRESS)
+		bpf_map_update_elem(&tls_reads, &id, &key, BPF_ANY);
 }
 
 #endif /* BEYLA_CAPTURE_H */

@@ -157,6 +157,36 @@ struct linux_binprm {
 	const char *filename;
 } __attribute__((preserve_access_index));
 
+typedef unsigned long size_t;
+
+/* A msghdr's iterator over the caller's buffers, as tcp_sendmsg and
+ * tcp_recvmsg get it. Its fields moved between kernels; each is read only if
+ * the running kernel has it (bpf_core_field_exists):
+ *   type       5.10-5.13: ITER_* bit flags, bit 0 the direction
+ *   iter_type  5.14+: an enum iter_type value
+ *   iov        before 6.4; __iov from 6.4 (the same kernel copy of the iovecs)
+ *   ubuf       6.0+: one user buffer (ITER_UBUF), what plain read/write use */
+struct iov_iter {
+	unsigned int type;
+	__u8 iter_type;
+	size_t iov_offset;
+	const struct iovec *iov;
+	const struct iovec *__iov;
+	void *ubuf;
+	unsigned long nr_segs;
+} __attribute__((preserve_access_index));
+
+/* Values relocated to the running kernel's (bpf_core_enum_value): they
+ * changed between kernels, and ITER_UBUF exists from 6.0. */
+enum iter_type {
+	ITER_IOVEC = 0,
+	ITER_UBUF = 1,
+};
+
+struct msghdr {
+	struct iov_iter msg_iter;
+} __attribute__((preserve_access_index));
+
 /* The kernel's pt_regs under its own field names, for the syscall arguments
  * the sys_enter/sys_exit tracepoints hand over (CO-RE relocates the offsets;
  * the ___kernel suffix keeps it apart from the pt_regs above, which

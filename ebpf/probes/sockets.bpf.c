@@ -23,15 +23,6 @@ struct {
 	__type(value, u8);
 } not_sockets SEC(".maps");
 
-/* A connection id is the monotonic time its connection was first seen, with
- * the CPU number in the low bits: unique without a shared counter, whose
- * atomic fetch-and-add kernels before 5.12 reject (and a per-CPU counter is
- * not safe where programs can be preempted). The time wraps after 2^52 ns
- * (52 days); two ids then collide only if taken on the same CPU in the same
- * nanosecond modulo that. */
-#define CONN_ID_CPU_BITS 12
-#define CONN_ID_TIME_BITS (64 - CONN_ID_CPU_BITS)
-
 /* Remembers a traced thread's call until its exit. */
 static __always_inline void remember_call(u32 fd, u64 ptr, u64 count, u8 kind, u8 direction)
 {
@@ -78,47 +69,11 @@ static __always_inline struct sock *tcp_sock_of(u32 fd)
 	return sk;
 }
 
-static __always_inline void map_v4(u8 *dst, u32 addr)
-{
-	__builtin_memset(dst, 0, 10);
-	dst[10] = 0xff;
-	dst[11] = 0xff;
-	__builtin_memcpy(dst + 12, &addr, 4);
-}
-
-static __always_inline void read_tuple(struct sock *sk, struct beyla_conn_tuple *t)
-{
-	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	t->family = family;
-	t->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	t->remote_port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (family == AF_INET) {
-		map_v4(t->local_addr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
-		map_v4(t->remote_addr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
-	} else {
-		BPF_CORE_READ_INTO(&t->local_addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&t->remote_addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-	}
-}
-
-static __always_inline u64 next_conn_id(void)
-{
-	u64 time = bpf_ktime_get_ns() & ((1ULL << CONN_ID_TIME_BITS) - 1);
-	u64 cpu = bpf_get_smp_processor_id() & ((1 << CONN_ID_CPU_BITS) - 1);
-	return (time << CONN_ID_CPU_BITS) | cpu;
-}
-
 /* Records a new connection on fd, replacing whatever an earlier one left there. */
 static __always_inline struct conn_info *track_conn(struct conn_key *key, struct sock *sk, u8 origin)
 {
-	struct conn_info info = { .id = next_conn_id(), .origin = origin };
-	read_tuple(sk, &info.tuple);
-	if (bpf_map_update_elem(&connections, key, &info, BPF_ANY)) {
-		count_drop(BEYLA_DROP_CONN_MAP_FULL);
-		return 0;
-	}
 	bpf_map_delete_elem(&not_sockets, key);
-	return bpf_map_lookup_elem(&connections, key);
+	return new_conn(key, sk, origin);
 }
 
 /* The connection behind fd: known already, or resolved now (it predates the
@@ -140,68 +95,6 @@ static __always_inline struct conn_info *conn_of(u32 tgid, u32 fd)
 	return track_conn(&key, sk, BEYLA_ORIGIN_UNKNOWN);
 }
 
-/* TLS record header: content type, protocol version (major 3), length. */
-#define TLS_RECORD_HEADER 5
-#define TLS_HANDSHAKE 22
-#define TLS_APPLICATION_DATA 23
-
-/* Whether the call's bytes begin with a TLS handshake or application-data
- * record, which no HTTP/1 or HTTP/2 stream can begin with. */
-static __always_inline bool starts_tls_record(struct call_args *args, long ret)
-{
-	if (ret < TLS_RECORD_HEADER)
-		return false;
-	void *src = (void *)args->ptr;
-	struct iovec v = {};
-	if (args->kind == CALL_MSG) {
-		struct user_msghdr msg = {};
-		if (bpf_probe_read_user(&msg, sizeof(msg), src))
-			return false;
-		src = msg.msg_iov;
-	}
-	if (args->kind != CALL_BUF) {
-		if (bpf_probe_read_user(&v, sizeof(v), src) || v.iov_len < TLS_RECORD_HEADER)
-			return false;
-		src = v.iov_base;
-	}
-	u8 head[3] = {};
-	if (bpf_probe_read_user(head, sizeof(head), src))
-		return false;
-	return (head[0] == TLS_HANDSHAKE || head[0] == TLS_APPLICATION_DATA) && head[1] == 3 && head[2] <= 4;
-}
-
-/* A socket call returned `ret` bytes. On a TLS connection they are ciphertext
- * and give no event: the TLS probe reports the plaintext. A call inside
- * SSL_read/SSL_write names the connection for it; with memory BIOs, the
- * thread's last ciphertext read does (tls_reads). */
-static __always_inline void socket_data(struct call_args *args, long ret, u8 flags)
-{
-	u64 id = bpf_get_current_pid_tgid();
-	struct conn_info *conn = conn_of(id >> 32, args->fd);
-	if (!conn)
-		return;
-	/* Only a process with OpenSSL probes can be inside SSL_read/SSL_write. */
-	struct tls_call *tls = (flags & BEYLA_PID_TLS) ? bpf_map_lookup_elem(&tls_calls, &id) : 0;
-	if (tls && !tls->args.kind)
-		tls = 0;
-	if (tls) {
-		tls->args.fd = args->fd;
-		tls->fd_known = 1;
-		conn->tls = 1;
-	} else if (!conn->sniffed) {
-		conn->sniffed = 1;
-		if (starts_tls_record(args, ret))
-			conn->tls = 1;
-	}
-	if (!conn->tls) {
-		emit_data(conn, args, ret, 0);
-		return;
-	}
-	/* Only a read outside SSL_read can feed a memory BIO. */
-	if ((flags & BEYLA_PID_TLS) && !tls && args->direction == BEYLA_DIR_INGRESS)
-		bpf_map_update_elem(&tls_reads, &id, &args->fd, BPF_ANY);
-}
-
 /* A traced thread's call returned `ret`. */
 static __always_inline void call_returned(struct call_args *args, long ret, u8 flags)
 {
@@ -217,7 +110,10 @@ static __always_inline void call_returned(struct call_args *args, long ret, u8 f
 		if (sk)
 			track_conn(&key, sk, BEYLA_ORIGIN_CONNECT);
 	} else if (ret > 0) {
-		socket_data(args, ret, flags);
+		key.fd = args->fd;
+		struct conn_info *conn = conn_of(key.tgid, args->fd);
+		if (conn)
+			socket_data(conn, key, args, ret, flags);
 	}
 	args->kind = CALL_NONE;
 }
@@ -237,27 +133,9 @@ static __always_inline void syscall_returned(long ret)
 /* A traced process closes fd: the connection's end, if it carried traffic. */
 static __always_inline void close_fd(u32 fd)
 {
-	u64 id = bpf_get_current_pid_tgid();
-	struct conn_key key = { .tgid = id >> 32, .fd = fd };
+	struct conn_key key = fd_key(current_tgid(), fd);
 	bpf_map_delete_elem(&not_sockets, &key);
-	struct conn_info *conn = bpf_map_lookup_elem(&connections, &key);
-	if (!conn)
-		return;
-	if (conn->active) {
-		struct beyla_close_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-		if (ev) {
-			ev->hdr.kind = BEYLA_EVENT_CLOSE;
-			ev->hdr.pid = key.tgid;
-			ev->hdr.tid = (u32)id;
-			ev->conn_id = conn->id;
-			ev->time_ns = bpf_ktime_get_ns();
-			ev->fd = key.fd;
-			bpf_ringbuf_submit(ev, wakeup_flags());
-		} else {
-			count_drop(BEYLA_DROP_RINGBUF_FULL);
-		}
-	}
-	bpf_map_delete_elem(&connections, &key);
+	end_conn(&key, fd);
 }
 
 /* A traced thread entered a captured syscall with these first three arguments. */

@@ -5,7 +5,8 @@
  * buffer; the return reports the plaintext as a data event on its connection,
  * marked tls. The connection is named by the socket call OpenSSL makes inside
  * (socket BIO), by an earlier call on the same SSL object, or, for memory
- * BIOs, by the thread's last ciphertext read (sockets.bpf.c). */
+ * BIOs, by the thread's last ciphertext read (capture.h's socket_data, on
+ * every capture path). */
 #include "capture.h"
 #include <bpf/bpf_tracing.h>
 
@@ -23,8 +24,7 @@ struct ssl_key {
  * whose address was reused. */
 struct ssl_conn {
 	u64 conn_id;
-	u32 fd;
-	u32 pad;
+	struct conn_key conn;
 };
 
 struct {
@@ -56,18 +56,17 @@ static __always_inline void ssl_enter(struct pt_regs *ctx, u8 direction, bool ex
 		count_drop(BEYLA_DROP_ARGS_MAP_FULL);
 }
 
-static __always_inline struct conn_info *conn_at(u32 tgid, u32 fd)
+static __always_inline struct conn_info *conn_at(struct conn_key *key)
 {
-	struct conn_key key = { .tgid = tgid, .fd = fd };
-	return bpf_map_lookup_elem(&connections, &key);
+	return bpf_map_lookup_elem(&connections, key);
 }
 
-/* Remembers that `key`'s SSL object speaks over `conn` (on fd); returns conn. */
-static __always_inline struct conn_info *bind_ssl(struct ssl_key *key, u32 fd, struct conn_info *conn)
+/* Remembers that `key`'s SSL object speaks over `conn` (known as `at`); returns conn. */
+static __always_inline struct conn_info *bind_ssl(struct ssl_key *key, struct conn_key at, struct conn_info *conn)
 {
 	if (!conn)
 		return 0;
-	struct ssl_conn binding = { .conn_id = conn->id, .fd = fd };
+	struct ssl_conn binding = { .conn_id = conn->id, .conn = at };
 	bpf_map_update_elem(&ssl_conns, key, &binding, BPF_ANY);
 	return conn;
 }
@@ -77,32 +76,30 @@ static __always_inline struct conn_info *bind_ssl(struct ssl_key *key, u32 fd, s
 static __always_inline struct conn_info *ssl_conn_of(u64 id, struct tls_call *call, struct ssl_key *key)
 {
 	struct ssl_conn *known = bpf_map_lookup_elem(&ssl_conns, key);
-	/* Socket BIO: the socket call made inside named the fd. */
-	if (call->fd_known) {
-		struct conn_info *conn = conn_at(key->tgid, call->args.fd);
+	/* Socket BIO: the socket call made inside named the connection. */
+	if (call->conn_known) {
+		struct conn_info *conn = conn_at(&call->conn);
 		if (conn && known && known->conn_id == conn->id)
 			return conn;
-		return bind_ssl(key, call->args.fd, conn);
+		return bind_ssl(key, call->conn, conn);
 	}
 	if (known) {
-		struct conn_info *conn = conn_at(key->tgid, known->fd);
-		if (conn && conn->id == known->conn_id) {
-			call->args.fd = known->fd;
+		struct conn_info *conn = conn_at(&known->conn);
+		if (conn && conn->id == known->conn_id)
 			return conn;
-		}
 	}
 	/* Memory BIO: plaintext read now came from the ciphertext this thread
 	 * read last. (A first write has no such witness: it is counted.) */
 	if (call->args.direction != BEYLA_DIR_INGRESS)
 		return 0;
-	u32 *fd = bpf_map_lookup_elem(&tls_reads, &id);
-	if (!fd)
+	struct conn_key *last = bpf_map_lookup_elem(&tls_reads, &id);
+	if (!last)
 		return 0;
-	struct conn_info *conn = conn_at(key->tgid, *fd);
+	struct conn_key at = *last;
+	struct conn_info *conn = conn_at(&at);
 	if (!conn || !conn->tls)
 		return 0;
-	call->args.fd = *fd;
-	return bind_ssl(key, *fd, conn);
+	return bind_ssl(key, at, conn);
 }
 
 static __always_inline void ssl_return(struct pt_regs *ctx)
@@ -126,7 +123,7 @@ static __always_inline void ssl_return(struct pt_regs *ctx)
 			emit_data(conn, &call->args, bytes, 1);
 		else
 			count_drop(BEYLA_DROP_TLS_UNKNOWN_CONN);
-	} else if (call->fd_known) {
+	} else if (call->conn_known) {
 		ssl_conn_of(id, call, &key);
 	}
 	call->args.kind = CALL_NONE;

@@ -360,11 +360,12 @@ impl Config {
                         &raw,
                         &[
                             ("auto", None),
+                            ("fentry", Some(CapturePath::Fentry)),
                             ("tp_btf", Some(CapturePath::TpBtf)),
                             ("raw_tp", Some(CapturePath::RawTp)),
                             ("syscalls", Some(CapturePath::Syscalls)),
                         ],
-                        "one of auto, tp_btf, raw_tp, syscalls",
+                        "one of auto, fentry, tp_btf, raw_tp, syscalls",
                     )
                 })
                 .transpose()?

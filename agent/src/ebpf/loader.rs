@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
-use aya::programs::{BtfTracePoint, RawTracePoint, TracePoint, UProbe};
+use aya::programs::{BtfTracePoint, FEntry, FExit, RawTracePoint, TracePoint, UProbe};
 use aya::{Btf, Ebpf, EbpfLoader};
 
 use super::abi;
@@ -250,7 +250,11 @@ impl Attacher<'_> {
             target: probe.attach.to_string(),
             source: Box::new(source),
         };
-        if matches!(probe.attach, Attach::BtfTracepoint(_)) && self.btf.is_none() {
+        let needs_btf = matches!(
+            probe.attach,
+            Attach::BtfTracepoint(_) | Attach::FEntry(_) | Attach::FExit(_)
+        );
+        if needs_btf && self.btf.is_none() {
             self.btf = Some(Btf::from_sys_fs()?);
         }
         let program = self
@@ -277,6 +281,20 @@ impl Attacher<'_> {
                 let id = p.attach().map_err(failed)?;
                 Box::new(p.take_link(id).map_err(failed)?)
             }
+            Attach::FEntry(function) => {
+                let btf = self.btf.as_ref().expect("read above");
+                let p: &mut FEntry = program.try_into().map_err(failed)?;
+                p.load(function, btf).map_err(failed)?;
+                let id = p.attach().map_err(failed)?;
+                Box::new(p.take_link(id).map_err(failed)?)
+            }
+            Attach::FExit(function) => {
+                let btf = self.btf.as_ref().expect("read above");
+                let p: &mut FExit = program.try_into().map_err(failed)?;
+                p.load(function, btf).map_err(failed)?;
+                let id = p.attach().map_err(failed)?;
+                Box::new(p.take_link(id).map_err(failed)?)
+            }
         })
     }
 
@@ -289,6 +307,8 @@ impl Attacher<'_> {
             Attach::Tracepoint { .. } => <&mut TracePoint>::try_from(program).map(|p| p.unload()),
             Attach::RawTracepoint(_) => <&mut RawTracePoint>::try_from(program).map(|p| p.unload()),
             Attach::BtfTracepoint(_) => <&mut BtfTracePoint>::try_from(program).map(|p| p.unload()),
+            Attach::FEntry(_) => <&mut FEntry>::try_from(program).map(|p| p.unload()),
+            Attach::FExit(_) => <&mut FExit>::try_from(program).map(|p| p.unload()),
         };
     }
 }

@@ -21,6 +21,9 @@ pub enum Attach {
     RawTracepoint(&'static str),
     /// A raw tracepoint whose arguments are typed by the kernel's BTF (tp_btf).
     BtfTracepoint(&'static str),
+    /// A BPF trampoline at a kernel function's entry, or at its return.
+    FEntry(&'static str),
+    FExit(&'static str),
 }
 
 impl std::fmt::Display for Attach {
@@ -29,6 +32,8 @@ impl std::fmt::Display for Attach {
             Self::Tracepoint { category, name } => write!(f, "tracepoint {category}/{name}"),
             Self::RawTracepoint(name) => write!(f, "raw tracepoint {name}"),
             Self::BtfTracepoint(name) => write!(f, "tp_btf {name}"),
+            Self::FEntry(function) => write!(f, "fentry {function}"),
+            Self::FExit(function) => write!(f, "fexit {function}"),
         }
     }
 }
@@ -44,6 +49,9 @@ pub struct Probe {
 /// differs is what the kernel charges per hit (docs/benchmarks.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CapturePath {
+    /// fentry/fexit on the kernel's TCP functions (`tcp_sendmsg`,
+    /// `tcp_recvmsg`, ...): run only for TCP sockets, by a direct call.
+    Fentry,
     /// `tp_btf/sys_enter` and `sys_exit`: one program for every syscall,
     /// filtered by number, arguments read without a helper call.
     TpBtf,
@@ -59,10 +67,15 @@ pub enum CapturePath {
 impl CapturePath {
     /// Tried in this order at start-up; the first the kernel accepts is used.
     /// Cheapest first, as measured by bench/pathcost.py (docs/benchmarks.md).
-    pub const PREFERENCE: [CapturePath; 3] = [Self::TpBtf, Self::RawTp, Self::Syscalls];
+    /// There is no kprobe path: a kretprobe misses returns when its pool of
+    /// instances is empty, silently, and every kernel with kprobes has raw
+    /// tracepoints.
+    pub const PREFERENCE: [CapturePath; 4] =
+        [Self::Fentry, Self::TpBtf, Self::RawTp, Self::Syscalls];
 
     pub fn name(self) -> &'static str {
         match self {
+            Self::Fentry => "fentry",
             Self::TpBtf => "tp_btf",
             Self::RawTp => "raw_tp",
             Self::Syscalls => "syscalls",
@@ -71,6 +84,7 @@ impl CapturePath {
 
     pub fn probes(self) -> &'static [Probe] {
         match self {
+            Self::Fentry => TCP_FENTRY,
             Self::TpBtf => BTF_SYSCALLS,
             Self::RawTp => RAW_SYSCALLS,
             Self::Syscalls => SYSCALL_TRACEPOINTS,
@@ -108,6 +122,19 @@ macro_rules! syscall_tracepoints {
         ]
     };
 }
+
+/// The kernel's TCP functions, by trampolines. tcp_recvmsg's return is taken
+/// at its callers (its arguments changed in 5.19; theirs did not).
+const TCP_FENTRY: &[Probe] = &[
+    raw("fe_tcp_send", Attach::FEntry("tcp_sendmsg")),
+    raw("fx_tcp_send", Attach::FExit("tcp_sendmsg")),
+    raw("fe_tcp_recv", Attach::FEntry("tcp_recvmsg")),
+    raw("fx_inet_recv", Attach::FExit("inet_recvmsg")),
+    raw("fx_inet6_recv", Attach::FExit("inet6_recvmsg")),
+    raw("fx_inet_accept", Attach::FExit("inet_accept")),
+    raw("fe_tcp_connect", Attach::FEntry("tcp_connect")),
+    raw("fe_tcp_close", Attach::FEntry("tcp_close")),
+];
 
 /// Every syscall's entry and exit, typed arguments.
 const BTF_SYSCALLS: &[Probe] = &[
