@@ -102,7 +102,11 @@ def probe_failure(stderr):
     The agent says: `probe NAME could not be loaded or attached to tracepoint
     CAT/NAME: <aya's error>. Verifier output: <the verifier's log>`.
     """
-    m = re.search(r"probe (\S+) could not be loaded or attached to (\S+ \S+?): (.*)", stderr, re.S)
+    # Only the agent's own error line counts: capture paths it refused on the
+    # way to one it took are logged the same way, and are no failure.
+    fatal = stderr[stderr.find("\nbeyla: ") + 1:] if "\nbeyla: " in stderr else (
+        stderr if stderr.startswith("beyla: ") else "")
+    m = re.search(r"probe (\S+) could not be loaded or attached to (\S+ \S+?): (.*)", fatal, re.S)
     if not m:
         return None
     rest = m.group(3)
