@@ -89,10 +89,6 @@ impl PidMap {
         (pid.0 < self.capacity).then(|| unsafe { &*self.bytes.as_ptr().add(pid.0 as usize) })
     }
 
-    pub fn flags(&self, pid: Pid) -> u8 {
-        self.byte(pid).map_or(0, |b| b.load(Ordering::Relaxed))
-    }
-
     /// Adds a flag to a traced process (`PID_TLS` once its OpenSSL probes are
     /// attached); not if it stopped being traced meanwhile.
     pub(super) fn add_flag(&self, pid: Pid, flag: u8) {
