@@ -12,6 +12,7 @@ pub mod decorate;
 pub mod discovery;
 pub mod ebpf;
 pub mod export;
+pub mod golang;
 pub mod model;
 pub mod protocols;
 pub mod sample;
