@@ -205,6 +205,40 @@ pub const OPENSSL: LibrarySet = LibrarySet {
 /// Every library set.
 pub const LIBRARIES: &[&LibrarySet] = &[&OPENSSL];
 
+/// A Go function probed at its entry and at each of its return
+/// instructions (Go moves goroutine stacks, which breaks uretprobes).
+pub struct GoFunction {
+    /// The fully qualified Go name, as in `.symtab` and `.gopclntab`.
+    pub name: &'static str,
+    pub entry: &'static str,
+    pub ret: &'static str,
+}
+
+/// Uprobes on a Go executable's own code, attached to Go processes only:
+/// crypto/tls plaintext, and which goroutine serves which request.
+pub const GO_FUNCTIONS: &[GoFunction] = &[
+    GoFunction {
+        name: "crypto/tls.(*Conn).Read",
+        entry: "go_tls_read_enter",
+        ret: "go_tls_return",
+    },
+    GoFunction {
+        name: "crypto/tls.(*Conn).Write",
+        entry: "go_tls_write_enter",
+        ret: "go_tls_return",
+    },
+    GoFunction {
+        name: "runtime.newproc1",
+        entry: "go_newproc_enter",
+        ret: "go_newproc_return",
+    },
+];
+
+/// The programs of [`GO_FUNCTIONS`], each once.
+pub fn go_programs() -> BTreeSet<&'static str> {
+    GO_FUNCTIONS.iter().flat_map(|f| [f.entry, f.ret]).collect()
+}
+
 /// Where OpenSSL lives in a process: each libssl it maps, or else its own
 /// executable (Node.js and others link OpenSSL statically and export its symbols).
 fn openssl_objects(pid: Pid) -> BTreeSet<String> {
