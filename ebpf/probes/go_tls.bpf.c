@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /* TLS plaintext from Go's crypto/tls, and the goroutine each request is
  * served by. Uprobes on crypto/tls.(*Conn).Read and Write, attached by the
- * agent to Go executables only: the entry remembers the call per goroutine;
- * a probe on each of the function's return instructions (not a uretprobe,
- * whose rewritten return address Go's stack moves break) reports the
- * plaintext as a data event on the connection, found through the Conn's
- * net.Conn down to the socket's descriptor (offsets per Go version, written
- * by the agent in go_procs). runtime.newproc1 hands a serving goroutine's
+ * agent to Go executables only. Write's plaintext is reported at its entry;
+ * Read's entry remembers the call per goroutine and a probe on each of its
+ * return instructions (not a uretprobe, whose rewritten return address Go's
+ * stack moves break) reports the plaintext. Either is a data event on the
+ * connection, found through the Conn's net.Conn down to the socket's
+ * descriptor (offsets per Go version, written by the agent in go_procs). runtime.newproc1 hands a serving goroutine's
  * identity to the goroutines it starts, so the client calls they make are
  * linked to the right server request whatever thread runs them. */
 #include "capture.h"
@@ -15,7 +15,7 @@
 
 /* Traced Go processes at once. */
 #define MAX_GO_PROCS 4096
-/* Goroutines inside Read/Write at once, and goroutines with a serving one. */
+/* Goroutines inside Read at once, and goroutines with a serving one. */
 #define MAX_GO_CALLS 16384
 #define MAX_GO_GOROUTINES 65536
 
@@ -26,9 +26,9 @@ struct {
 	__type(value, struct beyla_go_offsets);
 } go_procs SEC(".maps");
 
+/* A Read in flight: the buffer, and the descriptor read at entry. */
 struct go_tls_call {
-	struct call_args args; /* ptr = the plaintext buffer */
-	u64 conn;              /* the *tls.Conn */
+	struct call_args args;
 };
 
 struct {
@@ -71,26 +71,7 @@ static __always_inline u32 go_task(struct go_key *key)
 	return BEYLA_GO_TASK_BIT | (u32)(g >> 3);
 }
 
-static __always_inline void go_tls_enter(struct pt_regs *ctx, u8 direction)
-{
-	u32 tgid = current_tgid();
-	if (!capturing(pid_state(tgid)))
-		return;
-	struct go_key key = go_key_of(tgid, GO_G(ctx));
-	struct go_tls_call call = {
-		.args = {
-			.start_ns = bpf_ktime_get_ns(),
-			.ptr = GO_ARG2(ctx),
-			.kind = CALL_BUF,
-			.direction = direction,
-		},
-		.conn = GO_ARG1(ctx),
-	};
-	if (bpf_map_update_elem(&go_tls_calls, &key, &call, BPF_ANY))
-		count_drop(BEYLA_DROP_ARGS_MAP_FULL);
-}
-
-/* The socket descriptor under a *tls.Conn, or -1. */
+/* The socket descriptor under a *tls.Conn, or -1 (closed: Sysfd is -1 then). */
 static __always_inline long go_conn_fd(u64 tls_conn, struct beyla_go_offsets *off)
 {
 	u64 tcp_conn = 0, netfd = 0;
@@ -123,49 +104,91 @@ static __always_inline struct conn_info *go_conn_of(u32 tgid, long fd)
 	return conn && conn->tls ? conn : 0;
 }
 
-SEC("uprobe/go_tls_read")
-int BPF_KPROBE(go_tls_read_enter)
+/* The descriptor of the Conn a probed call got (first argument), or -1;
+ * read at entry, while the connection is surely open. */
+static __always_inline long go_call_fd(struct pt_regs *ctx, u32 tgid)
 {
-	go_tls_enter(ctx, BEYLA_DIR_INGRESS);
-	return 0;
-}
-
-SEC("uprobe/go_tls_write")
-int BPF_KPROBE(go_tls_write_enter)
-{
-	go_tls_enter(ctx, BEYLA_DIR_EGRESS);
-	return 0;
-}
-
-/* At each return instruction of Read and Write: (n int, err error). */
-SEC("uprobe/go_tls_return")
-int BPF_KPROBE(go_tls_return)
-{
-	u32 tgid = current_tgid();
-	struct go_key key = go_key_of(tgid, GO_G(ctx));
-	struct go_tls_call *call = bpf_map_lookup_elem(&go_tls_calls, &key);
-	if (!call)
-		return 0;
-	struct go_tls_call done = *call;
-	bpf_map_delete_elem(&go_tls_calls, &key);
-	long n = (long)GO_RET1(ctx);
 	struct beyla_go_offsets *off = bpf_map_lookup_elem(&go_procs, &tgid);
-	if (n <= 0 || !off)
-		return 0;
-	long fd = go_conn_fd(done.conn, off);
-	struct conn_info *conn = go_conn_of(tgid, fd);
+	return off ? go_conn_fd(GO_ARG1(ctx), off) : -1;
+}
+
+/* Plaintext of `n` bytes on the call's connection: an event, marked tls,
+ * with the goroutine's serving goroutine as its task. */
+static __always_inline void go_tls_data(struct go_key *key, struct call_args *args, long n)
+{
+	struct conn_info *conn = go_conn_of(key->tgid, args->fd);
 	if (!conn) {
 		count_drop(BEYLA_DROP_TLS_UNKNOWN_CONN);
-		return 0;
+		return;
 	}
 	/* A goroutine reading what a client sent it serves that request, and
 	 * the goroutines it starts from now on do too. */
-	if (done.args.direction == BEYLA_DIR_INGRESS && conn->origin == BEYLA_ORIGIN_ACCEPT &&
-	    !bpf_map_lookup_elem(&go_serving, &key))
-		bpf_map_update_elem(&go_serving, &key, &key.g, BPF_ANY);
-	done.args.fd = fd;
+	if (args->direction == BEYLA_DIR_INGRESS && conn->origin == BEYLA_ORIGIN_ACCEPT &&
+	    !bpf_map_lookup_elem(&go_serving, key))
+		bpf_map_update_elem(&go_serving, key, &key->g, BPF_ANY);
 	conn->active = 1;
-	emit_buf(conn, &done.args, n, 1, go_task(&key));
+	emit_buf(conn, args, n, 1, go_task(key));
+}
+
+/* Read(b []byte) (int, error): the buffer is filled by the return. */
+SEC("uprobe/go_tls_read")
+int BPF_KPROBE(go_tls_read_enter)
+{
+	u32 tgid = current_tgid();
+	if (!capturing(pid_state(tgid)))
+		return 0;
+	struct go_key key = go_key_of(tgid, GO_G(ctx));
+	struct go_tls_call call = {
+		.args = {
+			.ptr = GO_ARG2(ctx),
+			.fd = go_call_fd(ctx, tgid),
+			.kind = CALL_BUF,
+			.direction = BEYLA_DIR_INGRESS,
+		},
+	};
+	if (bpf_map_update_elem(&go_tls_calls, &key, &call, BPF_ANY))
+		count_drop(BEYLA_DROP_ARGS_MAP_FULL);
+	return 0;
+}
+
+/* At each return instruction of Read: n is the first result. */
+SEC("uprobe/go_tls_read_return")
+int BPF_KPROBE(go_tls_read_return)
+{
+	struct go_key key = go_key_of(current_tgid(), GO_G(ctx));
+	struct go_tls_call *call = bpf_map_lookup_elem(&go_tls_calls, &key);
+	if (!call)
+		return 0;
+	struct call_args args = call->args;
+	bpf_map_delete_elem(&go_tls_calls, &key);
+	long n = (long)GO_RET1(ctx);
+	if (n > 0)
+		go_tls_data(&key, &args, n);
+	return 0;
+}
+
+/* Write(b []byte) (int, error) writes all of b or fails: the plaintext is
+ * reported at entry. At its return the peer may have answered already and
+ * the answer been read, even the connection closed (an HTTP client without
+ * keep-alive), by goroutines the scheduler ran first. */
+SEC("uprobe/go_tls_write")
+int BPF_KPROBE(go_tls_write_enter)
+{
+	u32 tgid = current_tgid();
+	if (!capturing(pid_state(tgid)))
+		return 0;
+	long n = (long)GO_ARG3(ctx);
+	if (n <= 0)
+		return 0;
+	struct go_key key = go_key_of(tgid, GO_G(ctx));
+	struct call_args args = {
+		.start_ns = bpf_ktime_get_ns(),
+		.ptr = GO_ARG2(ctx),
+		.fd = go_call_fd(ctx, tgid),
+		.kind = CALL_BUF,
+		.direction = BEYLA_DIR_EGRESS,
+	};
+	go_tls_data(&key, &args, n);
 	return 0;
 }
 

@@ -102,8 +102,11 @@ impl LibraryAttacher {
             let Some(function) = GO_FUNCTIONS.iter().find(|f| f.name == found.name) else {
                 continue;
             };
-            let places = std::iter::once((function.entry, found.entry))
-                .chain(found.returns.iter().map(|&at| (function.ret, at)));
+            let returns = function
+                .ret
+                .map(|ret| found.returns.iter().map(move |&at| (ret, at)));
+            let places =
+                std::iter::once((function.entry, found.entry)).chain(returns.into_iter().flatten());
             for (program, at) in places {
                 match self.uprobe_at(program, at, &exe, scope, function) {
                     Ok(link) => links.push(link),

@@ -1,3 +1,3 @@
 module beyla-sample/server
 
-go 1.19
+go 1.22

@@ -1,12 +1,10 @@
 // Sample HTTP/1.1 service for the VM tests (Go standard library only).
 // Same API as the Python, Node and Java apps next to it; see ../../README.md.
-// Build: ../../build.sh   Run: PORT=8080 [DOWNSTREAM_URL=http://127.0.0.1:9000/health] [TLS_CERT=cert.pem TLS_KEY=key.pem] target/apps/go-server
-// Builds with Go 1.19 and later (the oldest toolchain the Go TLS tests use).
+// Build: ../../build.sh   Run: PORT=8080 [DOWNSTREAM_URL=http://127.0.0.1:9000/health] target/apps/go-server
 package main
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,13 +17,9 @@ import (
 )
 
 // A fresh connection per downstream call, and no proxy (Transport.Proxy is nil).
-// An https:// downstream is one of these apps with a self-signed certificate.
 var downstreamClient = &http.Client{
-	Timeout: 10 * time.Second,
-	Transport: &http.Transport{
-		DisableKeepAlives: true,
-		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
-	},
+	Timeout:   10 * time.Second,
+	Transport: &http.Transport{DisableKeepAlives: true},
 }
 
 func main() {
@@ -43,21 +37,14 @@ func main() {
 	fmt.Printf("listening on %d\n", ln.Addr().(*net.TCPAddr).Port)
 	// One handler instead of ServeMux: the mux would answer 405/301 where the other apps answer 404.
 	srv := &http.Server{Handler: http.HandlerFunc(route), IdleTimeout: 60 * time.Second}
-	if cert := os.Getenv("TLS_CERT"); cert != "" {
-		// HTTP/1.1 over TLS, like the other apps (a non-nil empty map turns HTTP/2 off).
-		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
-		fmt.Fprintln(os.Stderr, srv.ServeTLS(ln, cert, os.Getenv("TLS_KEY")))
-	} else {
-		fmt.Fprintln(os.Stderr, srv.Serve(ln))
-	}
+	fmt.Fprintln(os.Stderr, srv.Serve(ln))
 	os.Exit(1)
 }
 
 func route(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.EscapedPath() // raw path, like the other apps see it
 	get := r.Method == http.MethodGet
-	isUser := strings.HasPrefix(path, "/users/")
-	id := strings.TrimPrefix(path, "/users/")
+	id, isUser := strings.CutPrefix(path, "/users/")
 	switch {
 	case get && path == "/health":
 		reply(w, 200, "text/plain", []byte("ok"))
@@ -110,19 +97,7 @@ func downstream(w http.ResponseWriter) {
 		reply(w, 500, "text/plain", []byte("DOWNSTREAM_URL not set"))
 		return
 	}
-	// From a goroutine of its own, as Go services often do: the call is still
-	// the child of the request being served.
-	type result struct {
-		resp *http.Response
-		err  error
-	}
-	done := make(chan result)
-	go func() {
-		resp, err := downstreamClient.Get(url)
-		done <- result{resp, err}
-	}()
-	r := <-done
-	resp, err := r.resp, r.err
+	resp, err := downstreamClient.Get(url)
 	if err != nil {
 		reply(w, 502, "text/plain", []byte("downstream error"))
 		return

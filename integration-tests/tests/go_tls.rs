@@ -1,0 +1,370 @@
+//! Go over TLS (crypto/tls, no OpenSSL): the Go TLS sample server
+//! (`vm-tests/apps/go-tls`, the Go sample app's API) built here by each
+//! tested Go toolchain, with symbols and stripped (`-ldflags=-s -w`),
+//! serving HTTPS. curl sends requests one after another, then 200 at once to
+//! `/downstream`, whose handler calls another Go HTTPS server from a
+//! goroutine it starts (a Go HTTPS client). Every span must be exact, and
+//! every CLIENT span the child of its own SERVER span: goroutines move
+//! between threads, so only the goroutine tracking links them right.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use integration_tests::agent::Agent;
+use integration_tests::apps::{free_port, Server};
+use integration_tests::spans::{assert_spans, Expected, Kind, Lineage, Span, Window};
+use integration_tests::{random_hex, require_root, workspace_root};
+
+/// Requests to `/downstream` sent at once.
+const CONCURRENT: usize = 200;
+
+/// A Go toolchain the tests build with.
+#[derive(Clone, Copy)]
+enum Toolchain {
+    /// The system's `go` (Debian's golang-go or /usr/local/go).
+    System,
+    /// Debian's golang-1.19-go, the oldest release tested.
+    Debian119,
+    /// A release the go command fetches from the Go module proxy.
+    Release(&'static str),
+}
+
+impl Toolchain {
+    fn command(self) -> Command {
+        let (go, toolchain) = match self {
+            Self::System => ("go", "local"),
+            Self::Debian119 => ("/usr/lib/go-1.19/bin/go", "local"),
+            Self::Release(version) => ("go", version),
+        };
+        let mut c = Command::new(go);
+        c.env("GOTOOLCHAIN", toolchain);
+        c
+    }
+}
+
+/// Builds the Go TLS sample server into target/apps/go-tls/<label>/go-tls-server.
+fn build(toolchain: Toolchain, label: &str, stripped: bool) -> PathBuf {
+    let root = workspace_root();
+    let out = root
+        .join("target/apps/go-tls")
+        .join(label)
+        .join("go-server");
+    let ldflags = if stripped {
+        "-ldflags=-s -w"
+    } else {
+        "-ldflags="
+    };
+    let result = toolchain
+        .command()
+        .current_dir(root.join("vm-tests/apps/go-tls"))
+        .env("CGO_ENABLED", "0")
+        .env("GOFLAGS", "-buildvcs=false")
+        .args(["build", ldflags, "-o"])
+        .arg(&out)
+        .arg(".")
+        .output()
+        .unwrap_or_else(|e| panic!("{label}: cannot run the go command (scripts/setup.sh installs the toolchains): {e}"));
+    assert!(
+        result.status.success(),
+        "{label}: go build failed (scripts/setup.sh installs the toolchains):\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    out
+}
+
+/// A self-signed certificate for 127.0.0.1, made fresh for the run.
+fn certificate(dir: &Path) -> (String, String) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("run openssl (apt-get install openssl)");
+    assert!(status.success(), "openssl could not make a certificate");
+    (cert.display().to_string(), key.display().to_string())
+}
+
+fn https_server(exe: &Path, cert: &str, key: &str, downstream: Option<&str>) -> Server {
+    let mut command = Command::new(exe);
+    command.env("TLS_CERT", cert).env("TLS_KEY", key);
+    if let Some(url) = downstream {
+        command.env("DOWNSTREAM_URL", url);
+    }
+    Server::spawn(command, free_port(), "the Go HTTPS server")
+}
+
+/// curl's answers, one status line per URL (`-w`), all on one process.
+fn curl(args: &[&str], urls: &[String]) -> Vec<String> {
+    let out = Command::new("curl")
+        .args(["-sk", "-w", "%{http_code}\n"])
+        .args(args)
+        .args(
+            urls.iter()
+                .flat_map(|u| ["-o".to_string(), "/dev/null".into(), u.clone()]),
+        )
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+fn check(toolchain: Toolchain, version: &str, stripped: bool) {
+    require_root();
+    let label = format!("{version}{}", if stripped { "-stripped" } else { "" });
+    let exe = build(toolchain, &label, stripped);
+    let dir = std::env::temp_dir().join(format!("beyla-go-tls-{}", random_hex(4)));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (cert, key) = certificate(&dir);
+    let downstream = https_server(&exe, &cert, &key, None);
+    let down_url = format!("https://127.0.0.1:{}/health", downstream.port);
+    let front = https_server(&exe, &cert, &key, Some(&down_url));
+    let ports = format!("{},{}", front.port, downstream.port);
+
+    let agent = Agent::start(&[("BEYLA_OPEN_PORT", &ports)]);
+    agent.wait_instrumenting(front.pid());
+    agent.wait_instrumenting(downstream.pid());
+    agent.wait_ready();
+
+    let base = format!("https://127.0.0.1:{}", front.port);
+    // One connection, requests one after another (keep-alive).
+    let paths = ["/health", "/users/1", "/error", "/missing"];
+    let statuses = ["200", "200", "500", "404"];
+    let urls: Vec<String> = paths.iter().map(|p| format!("{base}{p}")).collect();
+    let (codes, window) = Window::around(|| curl(&[], &urls));
+    assert_eq!(codes, statuses, "{label}: curl over TLS got other answers");
+    // Then many at once, each on a connection of its own.
+    let urls = vec![format!("{base}/downstream"); CONCURRENT];
+    let parallel = CONCURRENT.to_string();
+    let (codes, burst) = Window::around(|| {
+        curl(
+            &[
+                "--parallel",
+                "--parallel-immediate",
+                "--parallel-max",
+                &parallel,
+            ],
+            &urls,
+        )
+    });
+    assert_eq!(
+        codes,
+        vec!["200"; CONCURRENT],
+        "{label}: /downstream answers"
+    );
+
+    let output = agent.stop();
+    let (front_pid, down_pid) = (front.pid(), downstream.pid());
+    let service = front.service_name();
+    drop(front);
+    drop(downstream);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let expect = |kind, path: &str, route: &str, status, pid, port, window, lineage| Expected {
+        scenario: format!("Go TLS {label}"),
+        kind,
+        method: "GET".into(),
+        path: path.into(),
+        route: route.into(),
+        status,
+        service: service.clone(),
+        pid,
+        server_port: port,
+        window,
+        lineage,
+    };
+    let (front_port, down_port) = (ports_of(&ports).0, ports_of(&ports).1);
+    let mut expected = vec![
+        expect(
+            Kind::Server,
+            "/health",
+            "/health",
+            200,
+            front_pid,
+            front_port,
+            window,
+            Lineage::Root,
+        ),
+        expect(
+            Kind::Server,
+            "/users/1",
+            "/users/*",
+            200,
+            front_pid,
+            front_port,
+            window,
+            Lineage::Root,
+        ),
+        expect(
+            Kind::Server,
+            "/error",
+            "/error",
+            500,
+            front_pid,
+            front_port,
+            window,
+            Lineage::Root,
+        ),
+        expect(
+            Kind::Server,
+            "/missing",
+            "/missing",
+            404,
+            front_pid,
+            front_port,
+            window,
+            Lineage::Root,
+        ),
+    ];
+    for _ in 0..CONCURRENT {
+        expected.push(expect(
+            Kind::Server,
+            "/downstream",
+            "/downstream",
+            200,
+            front_pid,
+            front_port,
+            burst,
+            Lineage::Root,
+        ));
+        expected.push(expect(
+            Kind::Client,
+            "/health",
+            "/health",
+            200,
+            front_pid,
+            down_port,
+            burst,
+            Lineage::ChildOfMatchedSpan,
+        ));
+        expected.push(expect(
+            Kind::Server,
+            "/health",
+            "/health",
+            200,
+            down_pid,
+            down_port,
+            burst,
+            Lineage::Root,
+        ));
+    }
+    let context = format!("agent stderr:\n{}", output.stderr);
+    assert_spans(&output.spans, &expected, &context);
+    assert_children_of_their_own_server(&output.spans, front_pid, &context);
+
+    let counters = output
+        .stderr
+        .lines()
+        .find(|l| l.contains("stopped:"))
+        .unwrap_or("");
+    for clean in [
+        "tls_unknown_connection=0",
+        "connections_unsupported=0",
+        "parse_errors=0",
+    ] {
+        assert!(
+            counters.contains(clean),
+            "{label}: expected {clean}: {counters}"
+        );
+    }
+    let mode = if stripped { "stripped" } else { "symbols" };
+    let attached = format!("pid={front_pid} Go {version}");
+    assert!(
+        output
+            .stderr
+            .lines()
+            .any(|l| l.contains(&attached) && l.contains(mode)),
+        "{label}: no log line with {attached:?} and {mode:?}:\n{}",
+        output.stderr
+    );
+    println!(
+        "Go TLS {label}: {} calls, {} spans; {counters}",
+        expected.len(),
+        output.spans.len()
+    );
+}
+
+fn ports_of(list: &str) -> (u16, u16) {
+    let mut ports = list.split(',').map(|p| p.parse::<u16>().expect("port"));
+    (
+        ports.next().expect("front"),
+        ports.next().expect("downstream"),
+    )
+}
+
+/// Each CLIENT span of `pid` has one `/downstream` SERVER span of `pid` as
+/// parent, in its trace, and no two share one: no request took another's.
+fn assert_children_of_their_own_server(spans: &[Span], pid: u32, context: &str) {
+    let servers: HashMap<&str, &Span> = spans
+        .iter()
+        .filter(|s| s.pid == pid && s.kind == Kind::Server && s.path == "/downstream")
+        .map(|s| (s.span_id.as_str(), s))
+        .collect();
+    let mut parents = HashSet::new();
+    for client in spans
+        .iter()
+        .filter(|s| s.pid == pid && s.kind == Kind::Client)
+    {
+        let parent = servers
+            .get(client.parent_span_id.as_str())
+            .unwrap_or_else(|| {
+                panic!(
+                    "client span without a /downstream server parent: {}\n{context}",
+                    client.line
+                )
+            });
+        assert_eq!(
+            parent.trace_id, client.trace_id,
+            "{}\n{}",
+            client.line, parent.line
+        );
+        assert!(
+            parents.insert(client.parent_span_id.as_str()),
+            "two client spans under one server span {}\n{context}",
+            parent.line
+        );
+    }
+    assert_eq!(
+        parents.len(),
+        servers.len(),
+        "server spans without their client child\n{context}"
+    );
+}
+
+#[test]
+fn go_1_26_https() {
+    check(Toolchain::System, "go1.26.8", false);
+}
+
+#[test]
+fn go_1_26_https_stripped() {
+    check(Toolchain::System, "go1.26.8", true);
+}
+
+#[test]
+fn go_1_27_https() {
+    check(Toolchain::Release("go1.27.3"), "go1.27.3", false);
+}
+
+#[test]
+fn go_1_27_https_stripped() {
+    check(Toolchain::Release("go1.27.3"), "go1.27.3", true);
+}
+
+#[test]
+fn go_1_19_https() {
+    check(Toolchain::Debian119, "go1.19.8", false);
+}
+
+#[test]
+fn go_1_19_https_stripped() {
+    check(Toolchain::Debian119, "go1.19.8", true);
+}
