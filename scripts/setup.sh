@@ -57,6 +57,17 @@ mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracin
 mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || true
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
 
+# Go toolchains of the Go TLS tests (agent/src/golang/tests.rs,
+# integration-tests/tests/go_tls.rs): Debian's Go 1.19, the oldest tested, and
+# Go 1.27.3, which the go command fetches from the Go module proxy into its
+# module cache (GOTOOLCHAIN).
+if [ ! -x /usr/lib/go-1.19/bin/go ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-1.19-go >/dev/null ||
+    echo "setup: golang-1.19-go is not installable here: the Go 1.19 tests will fail" >&2
+fi
+GOTOOLCHAIN=go1.27.3 go version >/dev/null
+
 cd "$repo"
 cargo build --locked -q -p beyla
 bash vm-tests/apps/build.sh

@@ -6,6 +6,7 @@
 //! goroutine it starts (a Go HTTPS client). Every span must be exact, and
 //! every CLIENT span the child of its own SERVER span: goroutines move
 //! between threads, so only the goroutine tracking links them right.
+//! Then a grpc-go server over TLS, with the system toolchain.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -13,6 +14,11 @@ use std::process::{Command, Stdio};
 
 use integration_tests::agent::Agent;
 use integration_tests::apps::{free_port, Server};
+use integration_tests::config_files::RawAgent;
+use integration_tests::grpc_apps::{
+    self, assert_span_set, run_grpc_client, stopped_line, ClientApp, ClientRun, ExpectedSpan,
+    RawSpan,
+};
 use integration_tests::spans::{assert_spans, Expected, Kind, Lineage, Span, Window};
 use integration_tests::{random_hex, require_root, workspace_root};
 
@@ -367,4 +373,101 @@ fn go_1_19_https() {
 #[test]
 fn go_1_19_https_stripped() {
     check(Toolchain::Debian119, "go1.19.8", true);
+}
+
+/// grpc-go over crypto/tls: the traced Go server called by the Go client
+/// (untraced). The same exact spans as over plain TCP (http2_grpc.rs).
+#[test]
+fn grpc_go_over_tls() {
+    require_root();
+    grpc_apps::build();
+    let dir = std::env::temp_dir().join(format!("beyla-go-grpc-tls-{}", random_hex(4)));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (cert, key) = certificate(&dir);
+    let mut command = Command::new(workspace_root().join("target/apps/grpc-go-server"));
+    command.env("TLS_CERT", &cert).env("TLS_KEY", &key);
+    let server = Server::spawn(command, free_port(), "the grpc-go TLS server");
+    let target = format!("127.0.0.1:{}", server.port);
+    // The sample client speaks TLS when GRPC_TLS=1; it inherits this
+    // process's environment (the tests of this file run one at a time).
+    std::env::set_var("GRPC_TLS", "1");
+
+    let port = server.port.to_string();
+    let agent = RawAgent::start(&[("BEYLA_OPEN_PORT", &port)]);
+    agent.wait_instrumenting(server.pid());
+    agent.wait_ready();
+    let steps = [
+        "unary",
+        "5",
+        "stream",
+        "2",
+        "fail",
+        "2",
+        "traced",
+        "2",
+        "concurrent",
+        "9",
+    ];
+    let run = run_grpc_client(
+        "go grpc server over TLS",
+        ClientApp::GoGrpc,
+        &target,
+        &steps,
+    );
+    assert_eq!(run.calls.len(), 20);
+    let expected = expected_spans(
+        "go grpc server over TLS",
+        "server",
+        &run,
+        &server.service_name(),
+        server.pid(),
+        server.port,
+    );
+    let (spans, counters) = grpc_stop(agent, server.pid());
+    println!(
+        "grpc-go server over TLS: {} calls, {} spans; {}",
+        run.calls.len(),
+        spans.len(),
+        counters.lines().next().unwrap_or("")
+    );
+    assert_span_set(&spans, &expected, &counters);
+
+    std::env::remove_var("GRPC_TLS");
+    for clean in ["tls_unknown_connection=0", "parse_errors=0"] {
+        assert!(counters.contains(clean), "expected {clean}: {counters}");
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn expected_spans(
+    scenario: &str,
+    kind: &'static str,
+    run: &ClientRun,
+    service: &str,
+    pid: u32,
+    port: u16,
+) -> Vec<ExpectedSpan> {
+    run.calls
+        .iter()
+        .map(|call| ExpectedSpan::grpc(scenario, kind, call, service, pid, port))
+        .collect()
+}
+
+/// Stops the agent: the spans of `pid`, and the counters line (with the log
+/// when a span is missing).
+fn grpc_stop(agent: RawAgent, pid: u32) -> (Vec<RawSpan>, String) {
+    let output = agent.stop();
+    let spans = output
+        .lines
+        .iter()
+        .map(|l| RawSpan::parse(l))
+        .filter(|s| s.pid == pid)
+        .collect();
+    let counters = format!(
+        "{}\nagent stderr:\n{}",
+        stopped_line(&output.stderr),
+        output.stderr
+    );
+    (spans, counters)
 }

@@ -49,7 +49,7 @@ impl LibraryAttacher {
 
     /// The Go probes for `pid` when its executable is a Go binary that uses
     /// crypto/tls; its struct offsets are written first, so the first call
-    /// probed finds them. False for any other executable.
+    /// probed finds them. False for any other executable, or when attached already.
     fn attach_go(&mut self, pid: Pid, scope: UProbeScope) -> bool {
         if self.attached.contains_key(&pid) {
             return false;
@@ -163,6 +163,11 @@ impl LibraryProbes for LibraryAttacher {
         let Some(scope) = NonZeroU32::new(pid.0).map(UProbeScope::OneProcess) else {
             return false;
         };
+        // A Go program's TLS is its own: first, so that a short-lived
+        // process gets its probes before the OpenSSL symbol look-ups.
+        if self.attach_go(pid, scope) {
+            return true;
+        }
         let mut any = false;
         for set in LIBRARIES {
             let files = (set.locate)(pid);
@@ -222,7 +227,7 @@ impl LibraryProbes for LibraryAttacher {
             );
             self.attached.entry(pid).or_default().extend(links);
         }
-        any || self.attach_go(pid, scope)
+        any
     }
 
     fn detach(&mut self, pid: Pid) {
