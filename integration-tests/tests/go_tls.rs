@@ -6,7 +6,7 @@
 //! goroutine it starts (a Go HTTPS client). Every span must be exact, and
 //! every CLIENT span the child of its own SERVER span: goroutines move
 //! between threads, so only the goroutine tracking links them right.
-//! Then a grpc-go server over TLS, with the system toolchain.
+//! Then grpc-go over TLS, server and client, with the system toolchain.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -16,8 +16,8 @@ use integration_tests::agent::Agent;
 use integration_tests::apps::{free_port, Server};
 use integration_tests::config_files::RawAgent;
 use integration_tests::grpc_apps::{
-    self, assert_span_set, run_grpc_client, stopped_line, ClientApp, ClientRun, ExpectedSpan,
-    RawSpan,
+    self, assert_span_set, go_grpc_client_binary, run_grpc_client, stopped_line, ClientApp,
+    ClientRun, ExpectedSpan, RawSpan,
 };
 use integration_tests::spans::{assert_spans, Expected, Kind, Lineage, Span, Window};
 use integration_tests::{random_hex, require_root, workspace_root};
@@ -375,8 +375,9 @@ fn go_1_19_https_stripped() {
     check(Toolchain::Debian119, "go1.19.8", true);
 }
 
-/// grpc-go over crypto/tls: the traced Go server called by the Go client
-/// (untraced). The same exact spans as over plain TCP (http2_grpc.rs).
+/// grpc-go over crypto/tls: the traced Go server called by the Go client,
+/// then the traced Go client calling the (untraced) server. The same exact
+/// spans as over plain TCP (http2_grpc.rs).
 #[test]
 fn grpc_go_over_tls() {
     require_root();
@@ -432,7 +433,43 @@ fn grpc_go_over_tls() {
     );
     assert_span_set(&spans, &expected, &counters);
 
+    for clean in ["tls_unknown_connection=0", "parse_errors=0"] {
+        assert!(counters.contains(clean), "expected {clean}: {counters}");
+    }
+
+    // A process selected at exec gets its uprobes once the agent has read
+    // its executable: the client gives it a second before its first call
+    // (else its first writes, the HTTP/2 preface among them, are not seen).
+    std::env::set_var("START_DELAY_MS", "1000");
+    let regex = format!("^{}$", go_grpc_client_binary().display());
+    let agent = RawAgent::start(&[("BEYLA_EXECUTABLE_NAME", &regex)]);
+    agent.wait_ready();
+    let steps = ["unary", "3", "stream", "2", "fail", "2"];
+    let run = run_grpc_client(
+        "go grpc client over TLS",
+        ClientApp::GoGrpc,
+        &target,
+        &steps,
+    );
     std::env::remove_var("GRPC_TLS");
+    std::env::remove_var("START_DELAY_MS");
+    assert_eq!(run.calls.len(), 7);
+    let expected = expected_spans(
+        "go grpc client over TLS",
+        "client",
+        &run,
+        &run.service,
+        run.pid,
+        server.port,
+    );
+    let (spans, counters) = grpc_stop(agent, run.pid);
+    println!(
+        "grpc-go client over TLS: {} calls, {} spans; {}",
+        run.calls.len(),
+        spans.len(),
+        counters.lines().next().unwrap_or("")
+    );
+    assert_span_set(&spans, &expected, &counters);
     for clean in ["tls_unknown_connection=0", "parse_errors=0"] {
         assert!(counters.contains(clean), "expected {clean}: {counters}");
     }

@@ -125,6 +125,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: client HOST:PORT STEP N [STEP N]...")
 		os.Exit(2)
 	}
+	// START_DELAY_MS: wait before the first call, so that an agent selecting
+	// this process at exec has attached its TLS uprobes (the Go TLS test).
+	if ms, err := strconv.Atoi(os.Getenv("START_DELAY_MS")); err == nil {
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+	}
 	// GRPC_TLS=1: over Go's crypto/tls, trusting any certificate (the tests' are self-signed).
 	creds := insecure.NewCredentials()
 	if os.Getenv("GRPC_TLS") == "1" {
