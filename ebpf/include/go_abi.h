@@ -19,6 +19,10 @@
 #define GO_G(ctx) ((ctx)->user_regs.regs[28])
 #endif
 
+/* An interface value is two words, its type's and its data's; the data
+ * word of a pointer type is the pointer itself. */
+#define GO_IFACE_DATA 8
+
 /* The first result is where the first argument was. */
 #define GO_RET1(ctx) GO_ARG1(ctx)
 

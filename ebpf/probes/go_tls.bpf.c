@@ -76,8 +76,8 @@ static __always_inline long go_conn_fd(u64 tls_conn, struct beyla_go_offsets *of
 {
 	u64 tcp_conn = 0, netfd = 0;
 	__s64 fd = -1;
-	/* The interface's second word is its data pointer, the *net.TCPConn. */
-	if (bpf_probe_read_user(&tcp_conn, sizeof(tcp_conn), (void *)(tls_conn + off->tls_conn_conn + 8)) ||
+	/* The interface's data word: the *net.TCPConn. */
+	if (bpf_probe_read_user(&tcp_conn, sizeof(tcp_conn), (void *)(tls_conn + off->tls_conn_conn + GO_IFACE_DATA)) ||
 	    bpf_probe_read_user(&netfd, sizeof(netfd), (void *)(tcp_conn + off->tcp_conn_fd)) ||
 	    bpf_probe_read_user(&fd, sizeof(fd), (void *)(netfd + off->netfd_pfd + off->poll_fd_sysfd)))
 		return -1;
