@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the compiled sample apps into <repo>/target/apps:
 #   target/apps/go-server     (Go, static binary)
+#   target/apps/go-tls-server (Go over crypto/tls, static binary)
 #   target/apps/java/App.class
 # Python and Node run from source and need no build. Safe to re-run: up-to-date outputs are kept.
 # Then, each without failing this script, the framework apps (build-frameworks.sh)
@@ -16,6 +17,8 @@ go_bin="$(command -v go || echo /usr/local/go/bin/go)"
 # go build is incremental (build cache, and it leaves an up-to-date binary alone).
 # CGO_ENABLED=0: a static binary that runs in any test VM; GOTOOLCHAIN=local: never download a toolchain.
 (cd "$here/go/server" && CGO_ENABLED=0 GOTOOLCHAIN=local "$go_bin" build -o "$out/go-server" .)
+# The same API over Go's crypto/tls, for the kernel matrix (the Go TLS tests build their own per toolchain).
+(cd "$here/go-tls" && CGO_ENABLED=0 GOTOOLCHAIN=local "$go_bin" build -o "$out/go-tls-server" .)
 
 # javac has no incremental mode, so only run it when the source is newer than the class file.
 if [[ ! -f "$out/java/App.class" || "$here/java/App.java" -nt "$out/java/App.class" ]]; then

@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -41,8 +42,12 @@ APPS = {
     "python": ["python3", "vm-tests/apps/python/server.py"],
     "node": ["node", "vm-tests/apps/node/server.js"],
     "go": ["target/apps/go-server"],
+    "go-tls": ["target/apps/go-tls-server"],
     "java": ["java", "-cp", "target/apps/java", "App"],
 }
+
+# Apps served over TLS (a certificate made in the guest, trusted by the client).
+TLS_APPS = {"go-tls"}
 
 
 def wait_for(predicate, timeout, interval=0.2):
@@ -54,14 +59,18 @@ def wait_for(predicate, timeout, interval=0.2):
     return predicate()
 
 
-def send(requests, connection_use, log):
+def send(requests, connection_use, log, tls=False):
     """Sends the requests; logs `METHOD PATH STATUS` per request."""
     conn = None
     for req in requests:
         if conn is None or connection_use == "new":
             if conn is not None:
                 conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+            if tls:
+                conn = http.client.HTTPSConnection("127.0.0.1", PORT, timeout=60,
+                                                   context=ssl._create_unverified_context())
+            else:
+                conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
         try:
             headers = {"Content-Type": "application/json"} if req.body else {}
             conn.request(req.method, req.path, body=req.body, headers=headers)
@@ -87,6 +96,11 @@ def drive(app, agent, d, capture_path=None):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BEYLA_", "OTEL_"))}
     env["PORT"] = str(PORT)
+    if app in TLS_APPS:
+        env["TLS_CERT"], env["TLS_KEY"] = path("cert.pem"), path("key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-keyout", env["TLS_KEY"], "-out", env["TLS_CERT"]],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = agent_proc = None
     try:
         with open(path("app.log"), "w") as app_log:
@@ -111,7 +125,7 @@ def drive(app, agent, d, capture_path=None):
 
         with open(path("client.log"), "w") as log:
             for name, (use, requests) in checks.SCENARIOS.items():
-                send(requests, use, log)
+                send(requests, use, log, tls=app in TLS_APPS)
 
         # Wait until the printer has written as many spans as requests were
         # sent (or give up waiting and check what came); SIGTERM flushes the rest.
