@@ -45,7 +45,7 @@ rustPlatform.buildRustPackage {
   pname = "beyla";
   inherit version;
 
-  # Only what the build reads: the workspace manifests, the two crates (cargo
+  # Only what the build reads: the workspace manifests, the crates (cargo
   # loads every member) and the C probes.
   src = lib.fileset.toSource {
     root = ../.;
@@ -53,6 +53,7 @@ rustPlatform.buildRustPackage {
       ../Cargo.toml
       ../Cargo.lock
       ../agent
+      ../pipeline
       ../ebpf
       ../integration-tests
     ];

@@ -14,7 +14,7 @@ cargo fmt --all -- --check
 cargo clippy --locked --all-targets --workspace -- -D warnings
 
 echo "== unit and replay tests"
-cargo test --locked -p beyla
+cargo test --locked -p beyla-pipeline -p beyla
 
 echo "== fuzzing: every parser target for a bounded time"
 bash scripts/fuzz.sh

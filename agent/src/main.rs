@@ -11,18 +11,18 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use beyla::assemble::Assembler;
 use beyla::config::{Config, Flags};
-use beyla::decorate::{Decorator, Routes};
-use beyla::discovery::{Discovery, Registry};
+use beyla::discovery::Discovery;
 use beyla::ebpf::{
     self, DecodeError, EventSink, Loaded, ProbeSettings, Probes, RingReader, StopSignal, Wakeup,
 };
-use beyla::export::{self, FanOut};
-use beyla::model::KernelEvent;
-use beyla::sample::Sampler;
-use beyla::selfmetrics::{SelfMetrics, Summary};
-use beyla::trace;
+use beyla_pipeline::assemble::Assembler;
+use beyla_pipeline::decorate::{Decorator, Routes};
+use beyla_pipeline::export::{self, FanOut};
+use beyla_pipeline::model::{KernelEvent, Registry};
+use beyla_pipeline::sample::Sampler;
+use beyla_pipeline::selfmetrics::{SelfMetrics, Summary};
+use beyla_pipeline::trace;
 
 /// How often /proc is scanned for processes to start or stop tracing.
 const SCAN_INTERVAL: Duration = Duration::from_millis(500);
@@ -100,7 +100,7 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
     let instrumented = Arc::new(AtomicU64::new(lock(&discovery).scan() as u64));
 
     let (fan_out, exporters) = export::start(
-        &config,
+        &config.export,
         Sampler::from(config.sampler),
         export::Sources {
             self_metrics: Arc::clone(&metrics),

@@ -4,10 +4,10 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use beyla::model::{
+use beyla_pipeline::model::{
     ConnId, ConnTuple, DataChunk, Direction, Origin, Pid, SpanId, Tid, TraceContext, TraceId,
 };
-use beyla::protocols::{http1, http2};
+use beyla_pipeline::protocols::{http1, http2};
 use libfuzzer_sys::fuzz_target;
 
 struct Ignore;

@@ -3,9 +3,6 @@
 //! refused at start-up with where it came from and what was expected.
 //! docs/configuration.md lists every key and variable; a test keeps it in step.
 
-// Until main.rs wires `--check-config` (which reads every field) and the
-// exporters, much of this is read by the tests only. Remove with that wiring.
-
 mod env;
 mod error;
 mod file;
@@ -25,22 +22,17 @@ use serde_json::Value;
 pub use error::{ConfigError, Origin};
 pub use ports::PortSet;
 
-use crate::decorate::DEFAULT_MAX_SEGMENT_CARDINALITY;
-pub use crate::decorate::{IgnoreMode, RoutesSettings, Unmatched};
+use beyla_pipeline::decorate::DEFAULT_MAX_SEGMENT_CARDINALITY;
+pub use beyla_pipeline::decorate::{IgnoreMode, RoutesSettings, Unmatched};
+pub use beyla_pipeline::export::otlp::Protocol as OtlpProtocol;
+use beyla_pipeline::export::otlp::{MetricsConfig, SignalConfig};
+use beyla_pipeline::export::prometheus::PrometheusConfig;
+use beyla_pipeline::export::{ExportConfig, PrinterFormat};
+use beyla_pipeline::sample::SamplerConfig;
+
 use crate::ebpf::{DEFAULT_CAPTURE, MAX_CAPTURE};
-pub use crate::export::otlp::Protocol as OtlpProtocol;
 use env::Env;
 use file::FileConfig;
-
-/// How finished spans are printed on standard output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrinterFormat {
-    Disabled,
-    /// One readable line per span.
-    Text,
-    /// One JSON object per span per line.
-    Json,
-}
 
 /// Which processes to instrument. A process must match every criterion given;
 /// each entry has at least one.
@@ -66,38 +58,6 @@ pub struct EbpfConfig {
     pub high_request_volume: bool,
 }
 
-/// Where and how to send one OTLP signal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OtlpConfig {
-    /// For http/protobuf the full URL, signal path (`/v1/traces`) included.
-    pub endpoint: String,
-    pub protocol: OtlpProtocol,
-    pub headers: Vec<(String, String)>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetricsExportConfig {
-    pub otlp: OtlpConfig,
-    pub interval: Duration,
-}
-
-/// The OpenTelemetry samplers; ratios are in [0, 1].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum SamplerConfig {
-    AlwaysOn,
-    AlwaysOff,
-    TraceIdRatio(f64),
-    ParentBasedAlwaysOn,
-    ParentBasedAlwaysOff,
-    ParentBasedTraceIdRatio(f64),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrometheusConfig {
-    pub port: u16,
-    pub path: String,
-}
-
 /// Which processes to instrument, from `discovery` or the flags and variables.
 #[derive(Debug, Clone)]
 pub struct DiscoveryConfig {
@@ -112,13 +72,11 @@ pub struct Config {
     pub discovery: DiscoveryConfig,
     /// Payload bytes the probes copy per socket syscall.
     pub capture_size: u32,
-    pub trace_printer: PrinterFormat,
     pub log_level: LevelFilter,
     pub ebpf: EbpfConfig,
-    pub traces_export: Option<OtlpConfig>,
+    /// Exporters: printer, OTLP traces and metrics, Prometheus.
+    pub export: ExportConfig,
     pub sampler: SamplerConfig,
-    pub metrics_export: Option<MetricsExportConfig>,
-    pub prometheus: Option<PrometheusConfig>,
     pub routes: RoutesSettings,
     /// How long an orderly stop may take before the agent exits anyway.
     pub shutdown_timeout: Duration,
@@ -355,7 +313,21 @@ impl Config {
         let traces_export = otlp(&s, &TRACES)?;
         let sampler = sampler(&s)?;
         let interval = metrics_interval(&s)?;
-        let metrics_export = otlp(&s, &METRICS)?.map(|otlp| MetricsExportConfig { otlp, interval });
+        let metrics_export = match otlp(&s, &METRICS)? {
+            Some((signal, raw)) => {
+                let metrics = MetricsConfig { signal, interval };
+                metrics.validate().map_err(|e| raw.invalid(e.to_string()))?;
+                Some(metrics)
+            }
+            None => None,
+        };
+        let traces_export = match traces_export {
+            Some((signal, raw)) => {
+                signal.validate().map_err(|e| raw.invalid(e.to_string()))?;
+                Some(signal)
+            }
+            None => None,
+        };
         let path = or_default(
             s.get(None, &["BEYLA_PROMETHEUS_PATH"], "prometheus_export.path"),
             parse::url_path,
@@ -363,8 +335,12 @@ impl Config {
         )?;
         let prometheus = match s.get(None, &["BEYLA_PROMETHEUS_PORT"], "prometheus_export.port") {
             Some(raw) => Some(PrometheusConfig {
-                port: parse::integer(&raw, 1..=65535, "a port from 1 to 65535")? as u16,
                 path,
+                ..PrometheusConfig::on_port(parse::integer(
+                    &raw,
+                    1..=65535,
+                    "a port from 1 to 65535",
+                )? as u16)
             }),
             None => None,
         };
@@ -386,20 +362,22 @@ impl Config {
             routes: routes(&s)?,
             discovery,
             capture_size,
-            // With no exporter the printer shows spans at once; with one, stdout stays quiet.
-            trace_printer: trace_printer.unwrap_or(
-                if traces_export.is_none() && metrics_export.is_none() && prometheus.is_none() {
-                    PrinterFormat::Text
-                } else {
-                    PrinterFormat::Disabled
-                },
-            ),
+            export: ExportConfig {
+                // With no exporter the printer shows spans at once; with one, stdout stays quiet.
+                trace_printer: trace_printer.unwrap_or(
+                    if traces_export.is_none() && metrics_export.is_none() && prometheus.is_none() {
+                        PrinterFormat::Text
+                    } else {
+                        PrinterFormat::Disabled
+                    },
+                ),
+                otlp_traces: traces_export,
+                otlp_metrics: metrics_export,
+                prometheus,
+            },
             log_level,
             ebpf,
-            traces_export,
             sampler,
-            metrics_export,
-            prometheus,
             shutdown_timeout,
             service_name,
             resource_attributes,
@@ -482,8 +460,9 @@ fn discovery(s: &Sources, flags: &Flags) -> Result<DiscoveryConfig, ConfigError>
     })
 }
 
-/// One signal's exporter, present when some source gives an endpoint.
-fn otlp(s: &Sources, signal: &Signal) -> Result<Option<OtlpConfig>, ConfigError> {
+/// One signal's exporter, present when some source gives an endpoint; with
+/// the endpoint's setting, for errors the exporter's own check finds.
+fn otlp(s: &Sources, signal: &Signal) -> Result<Option<(SignalConfig, Raw)>, ConfigError> {
     // Checked even without an endpoint, so that a mistake never hides.
     let protocol = or_default(
         s.get(
@@ -523,11 +502,9 @@ fn otlp(s: &Sources, signal: &Signal) -> Result<Option<OtlpConfig>, ConfigError>
             url = format!("{}{}", url.trim_end_matches('/'), signal.path);
         }
     }
-    Ok(Some(OtlpConfig {
-        endpoint: url,
-        protocol,
-        headers,
-    }))
+    let mut config = SignalConfig::new(url, protocol);
+    config.headers = headers;
+    Ok(Some((config, endpoint)))
 }
 
 fn sampler(s: &Sources) -> Result<SamplerConfig, ConfigError> {

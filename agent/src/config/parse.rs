@@ -9,6 +9,8 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::error::{ConfigError, Origin};
+use beyla_pipeline::export::otlp;
+
 use super::{OtlpProtocol, PortSet, Raw};
 
 impl Raw {
@@ -213,56 +215,22 @@ pub fn ratio(raw: &Raw) -> Result<f64, ConfigError> {
     }
 }
 
-/// Checks an OTLP endpoint: a URL with a host, or `host:port` for gRPC.
+/// Checks an OTLP endpoint by the exporter's own rule, so that what is
+/// accepted here is what the exporter starts with.
 pub fn endpoint(raw: &Raw, protocol: OtlpProtocol) -> Result<String, ConfigError> {
     let text = raw.text().trim().to_string();
-    let bad = || {
-        raw.invalid(match protocol {
-            OtlpProtocol::Grpc => {
-                "an http:// or https:// URL with a host, such as http://tempo:4317, or host:port, such as tempo:4317"
-            }
-            OtlpProtocol::HttpProtobuf => {
-                "an http:// or https:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc)"
-            }
-        })
+    let expected = match protocol {
+        OtlpProtocol::Grpc => {
+            "an http:// URL with a host, such as http://tempo:4317, or host:port, such as tempo:4317"
+        }
+        OtlpProtocol::HttpProtobuf => {
+            "an http:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc)"
+        }
     };
-    let (authority, need_port) = match text.split_once("://") {
-        Some(("http" | "https", rest)) => (rest.split(['/', '?', '#']).next().unwrap_or(""), false),
-        None if protocol == OtlpProtocol::Grpc && !text.contains('/') => (text.as_str(), true),
-        _ => return Err(bad()),
-    };
-    if host_port_ok(authority, need_port) {
-        Ok(text)
-    } else {
-        Err(bad())
+    match otlp::check_endpoint(&text, protocol) {
+        Ok(()) => Ok(text),
+        Err(reason) => Err(raw.invalid(format!("{expected}; {reason}"))),
     }
-}
-
-fn host_port_ok(authority: &str, need_port: bool) -> bool {
-    let authority = authority.rsplit('@').next().unwrap_or("");
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((host, "")) => (host, None),
-            Some((host, rest)) => match rest.strip_prefix(':') {
-                Some(port) => (host, Some(port)),
-                None => return false,
-            },
-            None => return false,
-        },
-        None => match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        },
-    };
-    let host_ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':'));
-    let port_ok = match port {
-        Some(p) => p.parse::<u16>().is_ok_and(|p| p > 0),
-        None => !need_port,
-    };
-    host_ok && port_ok
 }
 
 const HEADERS: &str =

@@ -5,12 +5,12 @@
 use serde_yaml_ng::{Mapping, Value};
 
 use super::parse::format_duration;
-use crate::decorate::DEFAULT_MAX_SEGMENT_CARDINALITY;
+use beyla_pipeline::decorate::DEFAULT_MAX_SEGMENT_CARDINALITY;
+use beyla_pipeline::export::otlp::SignalConfig;
+use beyla_pipeline::export::PrinterFormat;
+use beyla_pipeline::sample::SamplerConfig;
 
-use super::{
-    Config, IgnoreMode, OtlpConfig, OtlpProtocol, PrinterFormat, SamplerConfig, Selection,
-    Unmatched,
-};
+use super::{Config, IgnoreMode, OtlpProtocol, Selection, Unmatched};
 
 /// What a masked secret shows.
 pub const MASK: &str = "***";
@@ -55,7 +55,7 @@ fn entries(selection: &[Selection], with_names: bool) -> Value {
     )
 }
 
-fn otlp(otlp: &OtlpConfig) -> Vec<(&'static str, Value)> {
+fn otlp(otlp: &SignalConfig) -> Vec<(&'static str, Value)> {
     let protocol = match otlp.protocol {
         OtlpProtocol::HttpProtobuf => "http/protobuf",
         OtlpProtocol::Grpc => "grpc",
@@ -78,7 +78,7 @@ fn otlp(otlp: &OtlpConfig) -> Vec<(&'static str, Value)> {
 impl Config {
     /// The effective configuration as YAML, secrets masked as `***`.
     pub fn render_effective(&self) -> String {
-        let printer = match self.trace_printer {
+        let printer = match self.export.trace_printer {
             PrinterFormat::Disabled => "disabled",
             PrinterFormat::Text => "text",
             PrinterFormat::Json => "json",
@@ -99,7 +99,8 @@ impl Config {
         if let Some(arg) = arg {
             sampler.push(("arg", Value::from(arg)));
         }
-        let mut traces = self.traces_export.as_ref().map(otlp).unwrap_or_default();
+        let export = &self.export;
+        let mut traces = export.otlp_traces.as_ref().map(otlp).unwrap_or_default();
         traces.push(("sampler", map(sampler)));
 
         let mut root = vec![
@@ -130,12 +131,12 @@ impl Config {
             ),
             ("otel_traces_export", map(traces)),
         ];
-        if let Some(metrics) = &self.metrics_export {
-            let mut pairs = otlp(&metrics.otlp);
+        if let Some(metrics) = &export.otlp_metrics {
+            let mut pairs = otlp(&metrics.signal);
             pairs.push(("interval", text(format_duration(metrics.interval))));
             root.push(("otel_metrics_export", map(pairs)));
         }
-        if let Some(prometheus) = &self.prometheus {
+        if let Some(prometheus) = &export.prometheus {
             root.push((
                 "prometheus_export",
                 map(vec![

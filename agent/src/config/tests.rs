@@ -4,6 +4,7 @@ use log::LevelFilter;
 
 use super::*;
 use crate::ebpf::DEFAULT_CAPTURE;
+use beyla_pipeline::export::otlp::SignalConfig;
 
 /// Loads a configuration from an optional file (name, text), variables and flags.
 fn load(
@@ -124,23 +125,16 @@ fn reference_example_loads_and_means_what_it_says() {
         }
     );
     assert_eq!(
-        c.traces_export,
-        Some(OtlpConfig {
-            endpoint: "http://tempo:4318/v1/traces".into(),
-            protocol: OtlpProtocol::HttpProtobuf,
-            headers: vec![],
-        })
+        c.export.otlp_traces,
+        Some(SignalConfig::new(
+            "http://tempo:4318/v1/traces",
+            OtlpProtocol::HttpProtobuf
+        ))
     );
+    assert_eq!(c.export.prometheus, Some(PrometheusConfig::on_port(9090)));
+    let metrics = c.export.otlp_metrics.as_ref().unwrap();
     assert_eq!(
-        c.prometheus,
-        Some(PrometheusConfig {
-            port: 9090,
-            path: "/metrics".into()
-        })
-    );
-    let metrics = c.metrics_export.as_ref().unwrap();
-    assert_eq!(
-        metrics.otlp.endpoint,
+        metrics.signal.endpoint,
         "http://prometheus-otlp:9090/v1/metrics"
     );
     assert_eq!(metrics.interval, Duration::from_secs(60));
@@ -151,7 +145,7 @@ fn reference_example_loads_and_means_what_it_says() {
     assert_eq!(c.capture_size, DEFAULT_CAPTURE);
     assert_eq!(c.shutdown_timeout, Duration::from_secs(10));
     // It configures exporters, so the printer stays off unless asked for.
-    assert_eq!(c.trace_printer, PrinterFormat::Disabled);
+    assert_eq!(c.export.trace_printer, PrinterFormat::Disabled);
 }
 
 #[test]
@@ -193,7 +187,7 @@ otel_traces_export:
     assert_eq!(c.routes.ignored_patterns, ["/health", "/metrics"]);
     assert_eq!(c.routes.ignore_mode, IgnoreMode::Traces);
     assert_eq!(c.sampler, SamplerConfig::ParentBasedTraceIdRatio(0.1));
-    assert!(c.traces_export.is_none());
+    assert!(c.export.otlp_traces.is_none());
     let node = c.discovery.instrument[0].exe_path.as_ref().unwrap();
     assert!(node.is_match("/usr/local/bin/node") && !node.is_match("/usr/bin/python3"));
     assert!(
@@ -302,19 +296,23 @@ fn bad_configurations_are_refused_with_one_exact_message() {
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: \"tempo:4317\"}",
-            "invalid value \"tempo:4317\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// or https:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc)",
+            "invalid value \"tempo:4317\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); not an absolute URL",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_metrics_export: {endpoint: \"ftp://x:21\"}",
-            "invalid value \"ftp://x:21\" for key otel_metrics_export.endpoint in beyla-config.yml: expected an http:// or https:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc)",
+            "invalid value \"ftp://x:21\" for key otel_metrics_export.endpoint in beyla-config.yml: expected an http:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); the scheme must be http://",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: \"https://tempo:4318\"}",
+            "invalid value \"https://tempo:4318\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); https is not supported by this build (no TLS): use http:// to a local collector",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: \"http://\"}",
-            "invalid value \"http://\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// or https:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc)",
+            "invalid value \"http://\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); missing host",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: tempo, protocol: grpc}",
-            "invalid value \"tempo\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// or https:// URL with a host, such as http://tempo:4317, or host:port, such as tempo:4317",
+            "invalid value \"tempo\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// URL with a host, such as http://tempo:4317, or host:port, such as tempo:4317; host:port needs a port, such as tempo:4317",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: http://t:4318, headers: \"Authorization\"}",
@@ -417,7 +415,7 @@ fn precedence_file_then_env_then_flag() {
     ));
     let c = load(file, &[], Flags::default()).unwrap();
     assert_eq!(
-        (c.log_level, c.trace_printer, c.capture_size),
+        (c.log_level, c.export.trace_printer, c.capture_size),
         (LevelFilter::Error, PrinterFormat::Json, 512)
     );
 
@@ -428,7 +426,7 @@ fn precedence_file_then_env_then_flag() {
     ];
     let c = load(file, &env, Flags::default()).unwrap();
     assert_eq!(
-        (c.log_level, c.trace_printer, c.capture_size),
+        (c.log_level, c.export.trace_printer, c.capture_size),
         (LevelFilter::Warn, PrinterFormat::Json, 256)
     );
     // The variable's entry replaces the file's selection; exclusions stay.
@@ -463,19 +461,19 @@ fn otlp_variables_follow_the_opentelemetry_rules() {
             port,
             (
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
-                "https://otlp.example.com/otlp/",
+                "http://otlp.example.com/otlp/",
             ),
         ],
         Flags::default(),
     )
     .unwrap();
     assert_eq!(
-        c.traces_export.unwrap().endpoint,
-        "https://otlp.example.com/otlp/v1/traces"
+        c.export.otlp_traces.unwrap().endpoint,
+        "http://otlp.example.com/otlp/v1/traces"
     );
     assert_eq!(
-        c.metrics_export.unwrap().otlp.endpoint,
-        "https://otlp.example.com/otlp/v1/metrics"
+        c.export.otlp_metrics.unwrap().signal.endpoint,
+        "http://otlp.example.com/otlp/v1/metrics"
     );
 
     let file = Some((
@@ -503,19 +501,18 @@ fn otlp_variables_follow_the_opentelemetry_rules() {
     ];
     let c = load(file, &env, Flags::default()).unwrap();
     assert_eq!(
-        c.traces_export,
-        Some(OtlpConfig {
-            endpoint: "tempo:4317".into(),
-            protocol: OtlpProtocol::Grpc,
+        c.export.otlp_traces,
+        Some(SignalConfig {
             headers: vec![
                 ("Authorization".into(), "Basic abc".into()),
                 ("X-Scope-OrgID".into(), "1".into())
             ],
+            ..SignalConfig::new("tempo:4317", OtlpProtocol::Grpc)
         })
     );
     assert_eq!(c.sampler, SamplerConfig::TraceIdRatio(0.25));
-    let metrics = c.metrics_export.unwrap();
-    assert_eq!(metrics.otlp.endpoint, "http://mimir:4318/otlp/v1/metrics");
+    let metrics = c.export.otlp_metrics.unwrap();
+    assert_eq!(metrics.signal.endpoint, "http://mimir:4318/otlp/v1/metrics");
     assert_eq!(metrics.interval, Duration::from_millis(15_000));
     assert_eq!(c.service_name.as_deref(), Some("checkout"));
     assert_eq!(
@@ -542,7 +539,7 @@ fn otlp_variables_follow_the_opentelemetry_rules() {
 fn render_masks_headers_and_loads_back() {
     let file = Some((
         "beyla-config.yml",
-        "discovery:\n  instrument: [{name: api, namespace: shop, exe_path: '*/api-{server,worker}'}]\n  exclude_instrument: [{open_ports: 22}]\notel_traces_export:\n  endpoint: https://tempo.example.com\n  headers: {Authorization: Bearer s3cr3t}\n  sampler: {name: parentbased_traceidratio, arg: 0.5}\notel_metrics_export: {endpoint: http://m:4318, headers: 'X-Key=hunter2', interval: 1500ms}\nroutes: {patterns: ['/users/{id}'], unmatched: low-cardinality, wildcard_char: '_'}\nshutdown_timeout: 1m30s\n",
+        "discovery:\n  instrument: [{name: api, namespace: shop, exe_path: '*/api-{server,worker}'}]\n  exclude_instrument: [{open_ports: 22}]\notel_traces_export:\n  endpoint: http://tempo.example.com\n  headers: {Authorization: Bearer s3cr3t}\n  sampler: {name: parentbased_traceidratio, arg: 0.5}\notel_metrics_export: {endpoint: http://m:4318, headers: 'X-Key=hunter2', interval: 1500ms}\nroutes: {patterns: ['/users/{id}'], unmatched: low-cardinality, wildcard_char: '_'}\nshutdown_timeout: 1m30s\n",
     ));
     let c = load(file, &[("OTEL_SERVICE_NAME", "api")], Flags::default()).unwrap();
     let rendered = c.render_effective();
@@ -611,9 +608,9 @@ fn env_and_flags_alone_still_work() {
         .as_ref()
         .unwrap()
         .contains(8080));
-    assert_eq!(c.trace_printer, PrinterFormat::Text);
+    assert_eq!(c.export.trace_printer, PrinterFormat::Text);
     assert_eq!(c.capture_size, DEFAULT_CAPTURE);
-    assert!(c.traces_export.is_none() && c.prometheus.is_none());
+    assert!(c.export.otlp_traces.is_none() && c.export.prometheus.is_none());
 
     let bad = |vars: &[(&str, &str)]| load(None, vars, Flags::default()).unwrap_err().to_string();
     assert_eq!(bad(&[("BEYLA_OPEN_PORT", "80-")]), "invalid value \"80-\" for environment variable BEYLA_OPEN_PORT: expected a port from 1 to 65535, a comma-separated list such as 80,443, or a range such as 8000-8090");
@@ -776,11 +773,14 @@ fn every_variable_is_documented_and_read() {
 #[test]
 fn printer_defaults_to_text_only_without_exporters() {
     let bare = yaml("discovery: {services: [{open_port: 80}]}").unwrap();
-    assert_eq!(bare.trace_printer, PrinterFormat::Text);
+    assert_eq!(bare.export.trace_printer, PrinterFormat::Text);
     let with_prometheus =
         yaml("discovery: {services: [{open_port: 80}]}\nprometheus_export: {port: 9090}").unwrap();
-    assert_eq!(with_prometheus.trace_printer, PrinterFormat::Disabled);
+    assert_eq!(
+        with_prometheus.export.trace_printer,
+        PrinterFormat::Disabled
+    );
     let asked =
         yaml("discovery: {services: [{open_port: 80}]}\nprometheus_export: {port: 9090}\ntrace_printer: json").unwrap();
-    assert_eq!(asked.trace_printer, PrinterFormat::Json);
+    assert_eq!(asked.export.trace_printer, PrinterFormat::Json);
 }

@@ -9,35 +9,11 @@ mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use crate::config::{DiscoveryConfig, Selection};
 use crate::ebpf::{PidFilter, TlsAttacher};
-use crate::model::{Pid, Resource};
-
-/// Traced processes and what they are called; read by the assembler when it
-/// meets a new connection.
-#[derive(Clone, Default)]
-pub struct Registry(Arc<RwLock<HashMap<Pid, Arc<Resource>>>>);
-
-impl Registry {
-    pub fn get(&self, pid: Pid) -> Option<Arc<Resource>> {
-        self.0.read().ok()?.get(&pid).cloned()
-    }
-
-    /// Discovery names the processes it traces; benchmarks name their own.
-    pub fn insert(&self, resource: Resource) {
-        if let Ok(mut map) = self.0.write() {
-            map.insert(resource.pid, Arc::new(resource));
-        }
-    }
-
-    fn remove(&self, pid: Pid) {
-        if let Ok(mut map) = self.0.write() {
-            map.remove(&pid);
-        }
-    }
-}
+use beyla_pipeline::model::{Pid, Registry, Resource};
 
 pub struct Discovery {
     config: DiscoveryConfig,

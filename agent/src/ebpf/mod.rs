@@ -10,6 +10,6 @@ mod tls;
 
 pub use abi::{DecodeError, DEFAULT_CAPTURE, MAX_CAPTURE};
 pub use pid_filter::PidFilter;
-pub use probes::{KernelDropCounts, Loaded, ProbeError, ProbeSettings, Probes, Wakeup};
+pub use probes::{Loaded, ProbeError, ProbeSettings, Probes, Wakeup};
 pub use reader::{EventSink, RingReader, StopSignal};
 pub use tls::TlsAttacher;

@@ -4,7 +4,7 @@ use aya::maps::{HashMap, Map, MapData};
 
 use super::abi;
 use super::probes::ProbeError;
-use crate::model::Pid;
+use beyla_pipeline::model::Pid;
 
 pub struct PidFilter(HashMap<MapData, u32, u32>);
 

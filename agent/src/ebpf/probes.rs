@@ -4,6 +4,7 @@ use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::trace_point::TracePointLink;
 use aya::programs::{TracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
+use beyla_pipeline::selfmetrics::KernelDropCounts;
 use thiserror::Error;
 
 use super::abi;
@@ -201,14 +202,6 @@ fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProbeErro
 
 /// The kernel's drop counters, summed over CPUs.
 pub struct KernelDrops(PerCpuArray<MapData, u64>);
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct KernelDropCounts {
-    pub ringbuf_full: u64,
-    pub inflight_map_full: u64,
-    pub connection_map_full: u64,
-    pub tls_unknown_connection: u64,
-}
 
 impl KernelDrops {
     pub fn read(&self) -> KernelDropCounts {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use aya::maps::{MapData, RingBuf};
 
 use super::abi::{self, DecodeError};
-use crate::model::KernelEvent;
+use beyla_pipeline::model::KernelEvent;
 
 /// When the probes do not wake the reader for every record, the reader also
 /// looks on its own this often, so a quiet service's last requests are not

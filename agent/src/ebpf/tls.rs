@@ -9,7 +9,7 @@ use aya::programs::uprobe::{UProbeLink, UProbeScope};
 use aya::programs::UProbe;
 use aya::Ebpf;
 
-use crate::model::Pid;
+use beyla_pipeline::model::Pid;
 
 /// Entry probes and the OpenSSL function each attaches to; the one return
 /// probe attaches to all of them.

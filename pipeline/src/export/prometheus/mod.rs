@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 pub use metrics::{Metrics, MAX_SERIES};
 
-use crate::ebpf::KernelDropCounts;
 use crate::model::Span;
+use crate::selfmetrics::KernelDropCounts;
 use crate::selfmetrics::SelfMetrics;
 
 /// Where the scrape endpoint listens, and how long idle series live.

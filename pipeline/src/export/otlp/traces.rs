@@ -14,7 +14,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 
 use super::convert::{self, span_data};
 use super::queue::{Backoff, BatchQueue};
-use super::{ExportError, ExporterHandle, OtlpConfig, OtlpStats};
+use super::{ExportError, ExporterHandle, OtlpStats, SignalConfig};
 use crate::model::{Resource, Span};
 use crate::selfmetrics::SelfMetrics;
 
@@ -116,7 +116,7 @@ impl Sink for OtlpSink {
 /// Starts the traces exporter thread; it ends after `rx` closes and its queue is
 /// flushed (or 5 s have passed).
 pub fn spawn_traces(
-    config: &OtlpConfig,
+    config: &SignalConfig,
     rx: async_channel::Receiver<Arc<Span>>,
     metrics: Arc<SelfMetrics>,
 ) -> Result<ExporterHandle, ExportError> {
@@ -132,7 +132,7 @@ pub fn spawn_traces(
     };
     let stats = Arc::clone(&metrics.otlp);
     let thread_stats = Arc::clone(&stats);
-    let url = config.traces_url();
+    let url = config.url();
     let protocol = config.protocol;
     let thread = std::thread::Builder::new()
         .name("otlp-traces".into())

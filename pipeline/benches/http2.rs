@@ -1,17 +1,19 @@
 //! Criterion micro-benchmarks of the HTTP/2 parser on real captured bytes
-//! (agent/src/protocols/http2/testdata): frames, HPACK header blocks, and a whole gRPC
+//! (pipeline/src/protocols/http2/testdata): frames, HPACK header blocks, and a whole gRPC
 //! unary call through the stitcher.
 //!
-//! cargo bench -p beyla --bench http2
+//! cargo bench -p beyla-pipeline --bench http2
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
-use beyla::model::{
+use beyla_pipeline::model::{
     ConnId, ConnTuple, DataChunk, Direction, Origin, Pid, SpanId, Tid, TraceContext, TraceId,
 };
-use beyla::protocols::http2::hpack::Decoder;
-use beyla::protocols::http2::stitch::{Anomaly, Exchange, Hooks, Stitcher};
-use beyla::protocols::http2::{flags, parse_frame, Frame, FrameReader, Parse, ReadEvent, PREFACE};
+use beyla_pipeline::protocols::http2::hpack::Decoder;
+use beyla_pipeline::protocols::http2::stitch::{Anomaly, Exchange, Hooks, Stitcher};
+use beyla_pipeline::protocols::http2::{
+    flags, parse_frame, Frame, FrameReader, Parse, ReadEvent, PREFACE,
+};
 use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, Throughput,

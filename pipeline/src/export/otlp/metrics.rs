@@ -25,7 +25,7 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 
 use super::convert;
-use super::{ExportError, ExporterHandle, OtlpConfig, OtlpStats};
+use super::{ExportError, ExporterHandle, MetricsConfig, OtlpStats};
 use crate::export::DURATION_BUCKETS;
 use crate::model::{Resource, Span, SpanKind};
 use crate::selfmetrics::SelfMetrics;
@@ -192,7 +192,7 @@ impl<E: PushMetricExporter + Clone> Recorder<E> {
 /// Starts the metrics exporter thread; it ends after `rx` closes and a last
 /// push of every service's metrics (bounded by 5 s).
 pub fn spawn_metrics(
-    config: &OtlpConfig,
+    config: &MetricsConfig,
     rx: async_channel::Receiver<Arc<Span>>,
     metrics: Arc<SelfMetrics>,
 ) -> Result<ExporterHandle, ExportError> {
@@ -202,14 +202,14 @@ pub fn spawn_metrics(
     let exporter = {
         let _inside = runtime.enter();
         OnRuntime {
-            inner: Arc::new(super::build_metric_exporter(config)?),
+            inner: Arc::new(super::build_metric_exporter(&config.signal)?),
             runtime: runtime.handle().clone(),
             stats: Arc::clone(&stats),
         }
     };
-    let interval = config.export_interval;
-    let url = config.metrics_url();
-    let protocol = config.protocol;
+    let interval = config.interval;
+    let url = config.signal.url();
+    let protocol = config.signal.protocol;
     let thread_stats = Arc::clone(&stats);
     let thread = std::thread::Builder::new()
         .name("otlp-metrics".into())

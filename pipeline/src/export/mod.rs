@@ -12,10 +12,10 @@ use std::thread::JoinHandle;
 use async_channel::Sender;
 use thiserror::Error;
 
-use crate::config::{Config, PrinterFormat};
 use crate::model::Span;
 use crate::sample::Sampler;
 use crate::selfmetrics::SelfMetrics;
+pub use print::PrinterFormat;
 
 /// Spans waiting for each exporter.
 const EXPORT_QUEUE: usize = 16_384;
@@ -143,20 +143,13 @@ impl Running {
     }
 }
 
-/// The exporter's settings for one signal; the config module already made
-/// the endpoint final (signal path appended where the specification says).
-fn otlp_settings(
-    config: &crate::config::OtlpConfig,
-    interval: Option<std::time::Duration>,
-) -> otlp::OtlpConfig {
-    let mut settings = otlp::OtlpConfig::new(config.endpoint.clone(), config.protocol);
-    settings.traces_endpoint = Some(config.endpoint.clone());
-    settings.metrics_endpoint = Some(config.endpoint.clone());
-    settings.headers = config.headers.clone();
-    if let Some(interval) = interval {
-        settings.export_interval = interval;
-    }
-    settings
+/// Which exporters to start and their settings, each validated by its own type.
+#[derive(Debug, Clone)]
+pub struct ExportConfig {
+    pub trace_printer: PrinterFormat,
+    pub otlp_traces: Option<otlp::SignalConfig>,
+    pub otlp_metrics: Option<otlp::MetricsConfig>,
+    pub prometheus: Option<prometheus::PrometheusConfig>,
 }
 
 /// What the Prometheus endpoint reads at scrape time besides spans.
@@ -170,7 +163,7 @@ pub struct Sources<K, I> {
 /// embedded default: the trace printer and Prometheus on 127.0.0.1:9400 (the
 /// default only warns when its port is taken; a configured port is an error).
 pub fn start<K, I>(
-    config: &Config,
+    config: &ExportConfig,
     sampler: Sampler,
     sources: Sources<K, I>,
 ) -> Result<(FanOut, Running), StartError>
@@ -193,24 +186,19 @@ where
         std::thread::spawn(move || print::run(rx, format))
     });
 
-    let otlp_traces = match &config.traces_export {
+    let otlp_traces = match &config.otlp_traces {
         Some(traces) => {
             let (tx, rx) = async_channel::bounded(EXPORT_QUEUE);
-            let handle = otlp::spawn_traces(
-                &otlp_settings(traces, None),
-                rx,
-                Arc::clone(&sources.self_metrics),
-            )?;
+            let handle = otlp::spawn_traces(traces, rx, Arc::clone(&sources.self_metrics))?;
             fan_out.traces.push(tx);
             Some(handle)
         }
         None => None,
     };
-    let otlp_metrics = match &config.metrics_export {
+    let otlp_metrics = match &config.otlp_metrics {
         Some(metrics) => {
             let (tx, rx) = async_channel::bounded(EXPORT_QUEUE);
-            let settings = otlp_settings(&metrics.otlp, Some(metrics.interval));
-            let handle = otlp::spawn_metrics(&settings, rx, Arc::clone(&sources.self_metrics))?;
+            let handle = otlp::spawn_metrics(metrics, rx, Arc::clone(&sources.self_metrics))?;
             fan_out.metrics.push(tx);
             Some(handle)
         }
@@ -218,13 +206,10 @@ where
     };
 
     let nothing_configured = config.prometheus.is_none()
-        && config.metrics_export.is_none()
-        && config.traces_export.is_none();
+        && config.otlp_metrics.is_none()
+        && config.otlp_traces.is_none();
     let prometheus_config = match &config.prometheus {
-        Some(p) => Some(prometheus::PrometheusConfig {
-            path: p.path.clone(),
-            ..prometheus::PrometheusConfig::on_port(p.port)
-        }),
+        Some(p) => Some(p.clone()),
         None if nothing_configured => Some(prometheus::PrometheusConfig::default()),
         None => None,
     };

@@ -1,12 +1,12 @@
 //! Criterion micro-benchmarks of the HTTP/1 parser on real captured bytes
-//! (agent/src/protocols/http1/testdata): ns per message.
+//! (pipeline/src/protocols/http1/testdata): ns per message.
 //!
-//! cargo bench -p beyla --bench http1
+//! cargo bench -p beyla-pipeline --bench http1
 //!
 //! HTTP/2 frames and HPACK have their own benchmark (benches/http2.rs).
 use std::hint::black_box;
 
-use beyla::protocols::http1::{
+use beyla_pipeline::protocols::http1::{
     parse_request_head, parse_response_head, ChunkedDecoder, Method, Parse,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -539,9 +539,9 @@ impl Collector for SelfMetricsCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ebpf::KernelDropCounts;
     use crate::model::fixtures::{self, START_UNIX_NS as T0_NS};
     use crate::model::RpcCall;
+    use crate::selfmetrics::KernelDropCounts;
 
     fn span(kind: SpanKind, service: &str, route: &str, status: u16, duration_ns: u64) -> Span {
         let mut span = fixtures::span();

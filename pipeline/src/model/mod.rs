@@ -4,12 +4,14 @@ mod event;
 #[cfg(test)]
 pub mod fixtures;
 mod ids;
+mod registry;
 mod request;
 mod span;
 mod text;
 
 pub use event::{DataChunk, KernelEvent};
 pub use ids::{ConnId, Pid, SpanId, Tid, TraceId};
+pub use registry::Registry;
 pub use request::{ConnTuple, Direction, HttpRequest, Origin, RpcCall, SpanKind, TraceContext};
 pub use span::{Resource, Span};
 pub use text::ShortString;

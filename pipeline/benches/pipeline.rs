@@ -3,7 +3,7 @@
 //! (captured Go bytes) through the assembler, the decorator and the
 //! Prometheus metrics, on one keep-alive connection.
 //!
-//! cargo bench -p beyla --bench pipeline
+//! cargo bench -p beyla-pipeline --bench pipeline
 //!
 //! Prints the heap allocations per request first (a counting global
 //! allocator; the goal is 0 once the connection and the series exist), then
@@ -15,13 +15,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use beyla::assemble::Assembler;
-use beyla::decorate::{Decorator, Routes, RoutesSettings};
-use beyla::discovery::Registry;
-use beyla::export::prometheus::{Metrics, MAX_SERIES};
-use beyla::model::{ConnId, ConnTuple, DataChunk, Direction, Origin, Pid, Resource, Span, Tid};
-use beyla::selfmetrics::SelfMetrics;
-use beyla::trace::WallClock;
+use beyla_pipeline::assemble::Assembler;
+use beyla_pipeline::decorate::{Decorator, Routes, RoutesSettings};
+use beyla_pipeline::export::prometheus::{Metrics, MAX_SERIES};
+use beyla_pipeline::model::Registry;
+use beyla_pipeline::model::{
+    ConnId, ConnTuple, DataChunk, Direction, Origin, Pid, Resource, Span, Tid,
+};
+use beyla_pipeline::selfmetrics::SelfMetrics;
+use beyla_pipeline::trace::WallClock;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 /// The system allocator, counting every allocation and reallocation.

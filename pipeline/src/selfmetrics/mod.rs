@@ -5,8 +5,6 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::ebpf::KernelDropCounts;
-
 /// One counter; relaxed atomics, as only totals matter.
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);
@@ -81,6 +79,15 @@ impl OtlpStats {
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
+}
+
+/// What the kernel probes dropped, by reason, summed over CPUs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KernelDropCounts {
+    pub ringbuf_full: u64,
+    pub inflight_map_full: u64,
+    pub connection_map_full: u64,
+    pub tls_unknown_connection: u64,
 }
 
 /// A summary for the log at exit, with the kernel's own drop counts.

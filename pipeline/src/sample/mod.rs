@@ -2,8 +2,18 @@
 //! caller's sampled flag), so every agent on a trace decides the same way.
 //! Sampling thins traces only: metrics count every request.
 
-use crate::config::SamplerConfig;
 use crate::model::{TraceContext, TraceId};
+
+/// The OpenTelemetry samplers, as configured; ratios are in [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SamplerConfig {
+    AlwaysOn,
+    AlwaysOff,
+    TraceIdRatio(f64),
+    ParentBasedAlwaysOn,
+    ParentBasedAlwaysOff,
+    ParentBasedTraceIdRatio(f64),
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Sampler {

@@ -5,8 +5,17 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::config::PrinterFormat;
 use crate::model::{Span, SpanKind};
+
+/// How finished spans are printed on standard output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrinterFormat {
+    Disabled,
+    /// One readable line per span.
+    Text,
+    /// One JSON object per span per line.
+    Json,
+}
 
 /// Writes spans until the channel closes; flushes whenever it runs dry.
 pub fn run(rx: async_channel::Receiver<Arc<Span>>, format: PrinterFormat) {

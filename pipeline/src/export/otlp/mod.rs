@@ -23,7 +23,9 @@ use opentelemetry_otlp::{
 use opentelemetry_sdk::metrics::Temporality;
 
 pub use crate::selfmetrics::OtlpStats;
-pub use config::{OtlpConfig, OtlpConfigError, Protocol};
+pub use config::{
+    check_endpoint, check_header, MetricsConfig, OtlpConfigError, Protocol, SignalConfig,
+};
 pub use metrics::spawn_metrics;
 pub use traces::spawn_traces;
 
@@ -94,8 +96,8 @@ fn http_headers(headers: &[(String, String)]) -> HashMap<String, String> {
 
 /// Must be called inside the exporter's tokio runtime (the gRPC channel starts a task).
 /// Retries are ours (with a bounded queue), so the library's own are off.
-fn build_span_exporter(config: &OtlpConfig) -> Result<SpanExporter, ExportError> {
-    let url = config.traces_url();
+fn build_span_exporter(config: &SignalConfig) -> Result<SpanExporter, ExportError> {
+    let url = config.url();
     match config.protocol {
         Protocol::HttpProtobuf => SpanExporter::builder()
             .with_http()
@@ -119,8 +121,8 @@ fn build_span_exporter(config: &OtlpConfig) -> Result<SpanExporter, ExportError>
 /// Must be called inside the exporter's tokio runtime. Metrics keep the
 /// library's short retry policy: a lost push is repaired by the next
 /// (cumulative) one anyway.
-fn build_metric_exporter(config: &OtlpConfig) -> Result<MetricExporter, ExportError> {
-    let url = config.metrics_url();
+fn build_metric_exporter(config: &SignalConfig) -> Result<MetricExporter, ExportError> {
+    let url = config.url();
     match config.protocol {
         Protocol::HttpProtobuf => MetricExporter::builder()
             .with_http()

@@ -10,10 +10,9 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::discovery::Registry;
 use crate::model::{
-    ConnId, ConnTuple, DataChunk, Direction, HttpRequest, Origin, Pid, Resource, RpcCall, SpanKind,
-    Tid, TraceContext,
+    ConnId, ConnTuple, DataChunk, Direction, HttpRequest, Origin, Pid, Registry, Resource, RpcCall,
+    SpanKind, Tid, TraceContext,
 };
 use crate::protocols::http1::{self, stitch};
 use crate::protocols::http2;
