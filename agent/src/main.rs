@@ -1,13 +1,15 @@
 //! beyla: wires the stages together. Kernel events flow reader -> assembler
 //! -> decorator -> exporters on one thread, in batches of what one read of the
-//! ring buffer held; exporters with threads of their own get spans over
-//! bounded channels.
+//! ring buffer held. Everything else (signals, discovery's loop, the
+//! exporters' queues and the metrics endpoint) runs as tasks of the control
+//! plane, which the reader never waits for.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use futures_lite::StreamExt;
 
 use clap::Parser;
 
@@ -17,12 +19,17 @@ use beyla::ebpf::{
     self, DecodeError, EventSink, Loaded, ProbeSettings, Probes, RingReader, StopSignal, Wakeup,
 };
 use beyla_pipeline::assemble::Assembler;
+use beyla_pipeline::control::Control;
 use beyla_pipeline::decorate::{Decorator, Routes};
 use beyla_pipeline::export::{self, FanOut};
 use beyla_pipeline::model::{KernelEvent, Registry};
 use beyla_pipeline::sample::Sampler;
 use beyla_pipeline::selfmetrics::{Counter, SelfMetrics, Summary};
 use beyla_pipeline::trace;
+
+/// Time on top of `shutdown_timeout` for the probes to detach and the ring
+/// buffer to drain before the agent gives up on an orderly stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// How often /proc is scanned for processes to start or stop tracing.
 const SCAN_INTERVAL: Duration = Duration::from_millis(500);
@@ -71,9 +78,27 @@ enum RunError {
     Export(#[from] export::StartError),
     #[error("cannot create the stop signal: {0}")]
     Stop(std::io::Error),
+    #[error("cannot start the control thread: {0}")]
+    Control(std::io::Error),
+    #[error("cannot handle SIGINT and SIGTERM: {0}")]
+    Signals(std::io::Error),
 }
 
 fn run(config: Config, routes: Routes) -> Result<(), RunError> {
+    // Signals are handled from the start: a stop asked for while the probes
+    // load is an orderly stop too.
+    let control = Control::start().map_err(RunError::Control)?;
+    let stop = Arc::new(StopSignal::new().map_err(RunError::Stop)?);
+    let signals =
+        async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
+            .map_err(RunError::Signals)?;
+    control
+        .spawn(on_signals(
+            signals,
+            Arc::clone(&stop),
+            config.shutdown_timeout,
+        ))
+        .detach();
     let metrics = Arc::new(SelfMetrics::default());
     let wakeup = Wakeup::from_config(config.ebpf.wakeup_len);
     let Loaded {
@@ -100,6 +125,7 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
     let instrumented = Arc::new(AtomicU64::new(lock(&discovery).scan() as u64));
 
     let context = export::Context {
+        control: control.clone(),
         self_metrics: Arc::clone(&metrics),
         kernel_drops: {
             let drops = Arc::clone(&drops);
@@ -109,6 +135,7 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
             let instrumented = Arc::clone(&instrumented);
             Arc::new(move || instrumented.load(Ordering::Relaxed))
         },
+        shutdown_timeout: config.shutdown_timeout,
     };
     let fan_out = export::start(&config.export, Sampler::from(config.sampler), &context)?;
     log::info!(
@@ -117,21 +144,14 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
         config.capture_size
     );
 
-    let stop = Arc::new(StopSignal::new().map_err(RunError::Stop)?);
-    spawn_signal_listener(Arc::clone(&stop));
-    // Dropping `scan_stop` wakes the scanner and ends it.
-    let (scan_stop, scan_stopped) = std::sync::mpsc::channel::<()>();
-    let scanner = {
-        let (discovery, instrumented) = (Arc::clone(&discovery), Arc::clone(&instrumented));
-        std::thread::spawn(move || {
-            while let Err(RecvTimeoutError::Timeout) = scan_stopped.recv_timeout(SCAN_INTERVAL) {
-                instrumented.store(lock(&discovery).scan() as u64, Ordering::Relaxed);
-            }
-        })
-    };
+    let scanner = control.spawn(scan_loop(Arc::clone(&discovery), Arc::clone(&instrumented)));
 
     let mut pipeline = Pipeline {
-        assembler: Assembler::new(registry, Arc::clone(&metrics)),
+        assembler: Assembler::new(
+            registry,
+            Arc::clone(&metrics),
+            config.ebpf.track_request_headers,
+        ),
         decorator: Decorator::new(trace::WallClock::measure(), routes),
         fan_out,
         discovery: Arc::clone(&discovery),
@@ -145,8 +165,7 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
     pipeline.assembler.close_all();
     pipeline.drained();
     pipeline.fan_out.finish();
-    drop(scan_stop);
-    let _ = scanner.join();
+    smol::block_on(scanner.cancel());
     log::info!("stopped: {}", Summary(&metrics, drops.read()));
     Ok(())
 }
@@ -189,19 +208,37 @@ impl EventSink for Pipeline {
     }
 }
 
-/// The first SIGINT/SIGTERM starts an orderly stop; a second one exits at once.
-fn spawn_signal_listener(stop: Arc<StopSignal>) {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).expect("signal handlers");
-    std::thread::spawn(move || {
-        let mut forever = signals.forever();
-        if forever.next().is_some() {
-            log::info!("stopping: detaching probes and flushing");
-            stop.raise();
-        }
-        if forever.next().is_some() {
-            std::process::exit(1);
-        }
-    });
+/// The first SIGINT/SIGTERM starts an orderly stop, which may take
+/// `shutdown_timeout` (and a second for the probes to detach); a second signal,
+/// or the time running out, exits at once.
+async fn on_signals(
+    mut signals: async_signal::Signals,
+    stop: Arc<StopSignal>,
+    shutdown_timeout: Duration,
+) {
+    if signals.next().await.is_some() {
+        log::info!("stopping: detaching probes and flushing");
+        stop.raise();
+    }
+    let second = async {
+        signals.next().await;
+        log::warn!("stopping at once: a second signal");
+    };
+    let late = async {
+        smol::Timer::after(shutdown_timeout + SHUTDOWN_GRACE).await;
+        log::warn!("stopping at once: the orderly stop took longer than {shutdown_timeout:?}");
+    };
+    futures_lite::future::or(second, late).await;
+    std::process::exit(1);
+}
+
+/// Rescans /proc now and then for processes to start or stop tracing; the
+/// scan reads files, so it runs off the control thread.
+async fn scan_loop(discovery: Arc<Mutex<Discovery>>, instrumented: Arc<AtomicU64>) {
+    loop {
+        smol::Timer::after(SCAN_INTERVAL).await;
+        let discovery = Arc::clone(&discovery);
+        let count = smol::unblock(move || lock(&discovery).scan()).await;
+        instrumented.store(count as u64, Ordering::Relaxed);
+    }
 }

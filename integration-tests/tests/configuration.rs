@@ -668,6 +668,45 @@ fn sampling() {
     assert_no_spans(scenario, &spans, &context);
 }
 
+/// Beyla's default: without `ebpf.track_request_headers`, an incoming
+/// `traceparent` is not followed; every server span starts its own trace.
+#[test]
+fn traceparent_is_followed_only_with_track_request_headers() {
+    require_root();
+    let server = Server::start(Lang::Go, None);
+    for track in ["false", "true"] {
+        let scenario = format!("track_request_headers={track}");
+        let agent = Agent::start(&[
+            ("BEYLA_OPEN_PORT", &server.port.to_string()),
+            ("BEYLA_BPF_TRACK_REQUEST_HEADERS", track),
+        ]);
+        agent.wait_instrumenting(server.pid());
+        agent.wait_ready();
+        let mut run = Expectations::new(&scenario, &server, &server.service_name());
+        let mut conn = Connection::open(server.port);
+        for i in 0..3 {
+            let (trace_id, parent_span_id) = (random_hex(16), random_hex(8));
+            let request = Request::get(&format!("/users/{i}"))
+                .header("traceparent", &format!("00-{trace_id}-{parent_span_id}-01"));
+            let lineage = match track {
+                "true" => Lineage::Joins {
+                    trace_id,
+                    parent_span_id,
+                },
+                _ => Lineage::Root,
+            };
+            run.send(&mut conn, &request, 200, "/users/*", lineage, true);
+        }
+        drop(conn);
+        let output = agent.stop();
+        assert_spans(
+            &output.spans,
+            &run.expected,
+            &agent_context(&scenario, &output.stderr),
+        );
+    }
+}
+
 #[test]
 fn bad_configs_exit_with_one_clear_line() {
     require_root();

@@ -304,7 +304,11 @@ fn traced_python(downstream: Option<&Server>, env: &[(&str, &str)]) -> (Server, 
         downstream.map(|d| d.url("/health")).as_deref(),
     );
     let port = server.port.to_string();
-    let mut all_env = vec![("BEYLA_OPEN_PORT", port.as_str())];
+    // Some requests carry `traceparent`: joining it is asked for, as in Beyla.
+    let mut all_env = vec![
+        ("BEYLA_OPEN_PORT", port.as_str()),
+        ("BEYLA_BPF_TRACK_REQUEST_HEADERS", "true"),
+    ];
     all_env.extend_from_slice(env);
     let agent = Agent::start(&all_env);
     agent.wait_instrumenting(server.pid());

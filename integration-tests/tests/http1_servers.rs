@@ -56,7 +56,11 @@ fn server_scenarios(lang: Lang) {
     // server's call to it.
     let downstream = Server::start(Lang::Go, None);
     let server = Server::start(lang, Some(&downstream.url("/health")));
-    let agent = Agent::start(&[("BEYLA_OPEN_PORT", &server.port.to_string())]);
+    // Scenario 8 sends `traceparent`: joining it is asked for, as in Beyla.
+    let agent = Agent::start(&[
+        ("BEYLA_OPEN_PORT", &server.port.to_string()),
+        ("BEYLA_BPF_TRACK_REQUEST_HEADERS", "true"),
+    ]);
     agent.wait_instrumenting(server.pid());
     agent.wait_ready();
 

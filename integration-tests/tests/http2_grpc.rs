@@ -24,7 +24,11 @@ fn agent_for_server(server: &AppServer) -> RawAgent {
 /// The same, with more agent settings.
 fn agent_for_server_with(server: &AppServer, extra: &[(&str, &str)]) -> RawAgent {
     let port = server.port.to_string();
-    let mut env = vec![("BEYLA_OPEN_PORT", port.as_str())];
+    // Some calls carry `traceparent`: joining it is asked for, as in Beyla.
+    let mut env = vec![
+        ("BEYLA_OPEN_PORT", port.as_str()),
+        ("BEYLA_BPF_TRACK_REQUEST_HEADERS", "true"),
+    ];
     env.extend_from_slice(extra);
     let agent = RawAgent::start(&env);
     agent.wait_instrumenting(server.pid());

@@ -81,7 +81,10 @@ fn https_server_gives_the_same_spans_as_plain_http(what: &str, mut server: Comma
         .to_string_lossy()
         .into_owned();
 
-    let agent = Agent::start(&[("BEYLA_OPEN_PORT", &port.to_string())]);
+    let agent = Agent::start(&[
+        ("BEYLA_OPEN_PORT", &port.to_string()),
+        ("BEYLA_BPF_TRACK_REQUEST_HEADERS", "true"),
+    ]);
     agent.wait_instrumenting(pid);
     agent.wait_ready();
 

@@ -83,7 +83,7 @@ impl Pipeline {
             attributes: Arc::from([]),
         });
         Self {
-            assembler: Assembler::new(registry, Arc::new(SelfMetrics::default())),
+            assembler: Assembler::new(registry, Arc::new(SelfMetrics::default()), true),
             decorator: Decorator::new(
                 WallClock::measure(),
                 Routes::new(RoutesSettings::default()).expect("default routes"),

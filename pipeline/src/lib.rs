@@ -5,9 +5,11 @@
 //! `protocols` (parsers and stitchers behind one contract) -> `trace` (ids,
 //! parent links) -> `decorate` (routes, times) -> `sample` -> `export`
 //! (printer, OTLP, Prometheus). `model` holds the types the stages exchange,
-//! `selfmetrics` counts what is dropped.
+//! `selfmetrics` counts what is dropped; `control` runs the tasks that are
+//! not on the hot path.
 
 pub mod assemble;
+pub mod control;
 pub mod decorate;
 pub mod export;
 pub mod model;

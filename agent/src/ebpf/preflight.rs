@@ -31,6 +31,7 @@ pub fn check() -> Result<(), PreflightError> {
     }
     ensure_tracefs()?;
     raise_memlock_limit();
+    raise_fd_limit();
     Ok(())
 }
 
@@ -115,6 +116,29 @@ fn raise_memlock_limit() {
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
         log::debug!(
             "could not raise RLIMIT_MEMLOCK: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// The open-files limit up to its hard limit: every traced library's probes,
+/// the metrics endpoint's clients and /proc reads hold descriptors, and the
+/// usual soft limit (1,024) is reached long before the hard one.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit with a valid struct.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
+        }
+    };
+    if !raised {
+        log::debug!(
+            "could not raise RLIMIT_NOFILE: {}",
             std::io::Error::last_os_error()
         );
     }

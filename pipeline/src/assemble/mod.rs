@@ -81,6 +81,9 @@ struct Stream {
 
 pub struct Assembler {
     connections: FxHashMap<Stream, Connection>,
+    /// Whether a server request joins the trace of its `traceparent` header
+    /// (Beyla's `ebpf.track_request_headers`); else every one starts a trace.
+    join_traceparent: bool,
     registry: Registry,
     linker: Linker,
     /// Requests finished by the events fed so far, until [`Assembler::finished`]
@@ -94,6 +97,7 @@ pub struct Assembler {
 struct Sink<'a> {
     pid: Pid,
     kind: SpanKind,
+    join_traceparent: bool,
     tuple: ConnTuple,
     resource: &'a Arc<Resource>,
     linker: &'a mut Linker,
@@ -113,7 +117,10 @@ impl Sink<'_> {
 impl Hooks<Exchange> for Sink<'_> {
     fn request_started(&mut self, tid: Tid, traceparent: Option<&str>) -> TraceContext {
         match self.kind {
-            SpanKind::Server => self.linker.server_started(self.pid, tid, traceparent),
+            SpanKind::Server => {
+                let traceparent = traceparent.filter(|_| self.join_traceparent);
+                self.linker.server_started(self.pid, tid, traceparent)
+            }
             SpanKind::Client => self.linker.client_started(self.pid, tid),
         }
     }
@@ -147,9 +154,10 @@ impl Hooks<Exchange> for Sink<'_> {
 }
 
 impl Assembler {
-    pub fn new(registry: Registry, metrics: Arc<SelfMetrics>) -> Self {
+    pub fn new(registry: Registry, metrics: Arc<SelfMetrics>, join_traceparent: bool) -> Self {
         Self {
             connections: FxHashMap::default(),
+            join_traceparent,
             registry,
             linker: Linker::new(),
             finished: Vec::new(),
@@ -236,6 +244,7 @@ impl Assembler {
         let mut sink = Sink {
             pid: chunk.pid,
             kind,
+            join_traceparent: self.join_traceparent,
             tuple: conn.tuple,
             resource: &conn.resource,
             linker: &mut self.linker,
@@ -272,6 +281,7 @@ impl Assembler {
         let mut sink = Sink {
             pid: conn.resource.pid,
             kind,
+            join_traceparent: self.join_traceparent,
             tuple: conn.tuple,
             resource: &conn.resource,
             linker: &mut self.linker,

@@ -55,6 +55,11 @@ struct Replay {
 
 impl Replay {
     fn new() -> Self {
+        Self::joining(true)
+    }
+
+    /// `join_traceparent`: whether server requests join their `traceparent`.
+    fn joining(join_traceparent: bool) -> Self {
         let registry = Registry::default();
         registry.insert(Resource {
             service_name: "svc".into(),
@@ -64,7 +69,7 @@ impl Replay {
         });
         let metrics = Arc::new(SelfMetrics::default());
         Self {
-            assembler: Assembler::new(registry, Arc::clone(&metrics)),
+            assembler: Assembler::new(registry, Arc::clone(&metrics), join_traceparent),
             metrics,
             clock: 1000,
         }
@@ -299,4 +304,25 @@ fn request_start_split_over_short_reads_is_joined() {
     // The request started with its first byte's read.
     assert_eq!(out[0].start_mono_ns, 1110);
     assert_eq!(r.metrics.get(Counter::ConnectionsUnsupported), 0);
+}
+
+/// With `track_request_headers` off (Beyla's default), an incoming
+/// `traceparent` is not followed: the server span starts its own trace.
+#[test]
+fn traceparent_is_joined_only_when_asked() {
+    const REQUEST: &[u8] = b"GET /t HTTP/1.1\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n";
+    const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    for join in [true, false] {
+        let mut r = Replay::joining(join);
+        let conn = leg(9, Origin::Accept, 8080, 40002);
+        r.chunk(conn, Direction::Ingress, REQUEST);
+        r.chunk(conn, Direction::Egress, RESPONSE);
+        let out = r.drain();
+        let context = out[0].context;
+        assert_eq!(
+            context.trace_id.to_string() == "4bf92f3577b34da6a3ce929d0e0e4736",
+            join
+        );
+        assert_eq!(context.parent.is_some(), join);
+    }
 }

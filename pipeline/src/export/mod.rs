@@ -10,18 +10,21 @@ pub mod otlp;
 pub mod print;
 pub mod prometheus;
 
+use std::future::Future;
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
+use smol::Task;
 use thiserror::Error;
 
+use crate::control::Control;
 use crate::model::Span;
 use crate::sample::Sampler;
 use crate::selfmetrics::{Counter, KernelDropCounts, SelfMetrics};
 pub use print::PrinterFormat;
 
-/// Spans waiting for each exporter that runs on a thread of its own.
+/// Spans waiting for each exporter that runs on the control plane.
 const EXPORT_QUEUE: usize = 16_384;
 
 #[derive(Debug, Error)]
@@ -30,11 +33,6 @@ pub enum StartError {
     Prometheus(#[from] prometheus::ExportError),
     #[error(transparent)]
     Otlp(#[from] otlp::ExportError),
-    #[error("cannot start the {exporter} exporter: {source}")]
-    Thread {
-        exporter: &'static str,
-        source: std::io::Error,
-    },
 }
 
 /// Bucket bounds of every duration histogram, Prometheus and OTLP alike: the
@@ -79,53 +77,53 @@ pub trait Exporter: Send {
     fn send(&mut self, span: &mut Outgoing<'_>) -> bool;
     /// The input ran dry: a good time to do batched work.
     fn flush(&mut self) {}
-    /// No more spans: returns once what the exporter was given is written.
+    /// No more spans will come: start delivering what is held, without waiting.
+    fn close(&mut self) {}
+    /// Returns once what the exporter was given is written (or given up).
     fn finish(self: Box<Self>);
 }
 
-/// What exporters read besides spans: the agent's own state.
+/// What exporters need besides spans: where to run, and the agent's own state.
 #[derive(Clone)]
 pub struct Context {
+    pub control: Control,
     pub self_metrics: Arc<SelfMetrics>,
     /// The kernel's drop counters, read when needed.
     pub kernel_drops: Arc<dyn Fn() -> KernelDropCounts + Send + Sync>,
     /// How many processes are instrumented now.
     pub instrumented: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// How long exporters may take to deliver what they hold at exit
+    /// (Beyla's `shutdown_timeout`).
+    pub shutdown_timeout: Duration,
 }
 
-/// An exporter on a thread of its own, fed through a bounded queue.
-pub struct Threaded {
-    name: &'static str,
+/// An exporter running as a task of the control plane, fed through a bounded queue.
+pub struct Queued {
     signal: Signal,
     queue: Sender<Arc<Span>>,
-    thread: JoinHandle<()>,
+    task: Task<()>,
 }
 
-impl Threaded {
-    /// Runs `exporter` on a thread named `name` until its queue closes.
-    pub fn spawn(
-        name: &'static str,
+impl Queued {
+    /// Runs `exporter` on the control plane until its queue closes and it returns.
+    pub fn spawn<F>(
+        control: &Control,
         signal: Signal,
-        exporter: impl FnOnce(Receiver<Arc<Span>>) + Send + 'static,
-    ) -> Result<Self, StartError> {
+        exporter: impl FnOnce(Receiver<Arc<Span>>) -> F,
+    ) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
         let (queue, rx) = async_channel::bounded(EXPORT_QUEUE);
-        let thread = std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || exporter(rx))
-            .map_err(|source| StartError::Thread {
-                exporter: name,
-                source,
-            })?;
-        Ok(Self {
-            name,
+        Self {
             signal,
             queue,
-            thread,
-        })
+            task: control.spawn(exporter(rx)),
+        }
     }
 }
 
-impl Exporter for Threaded {
+impl Exporter for Queued {
     fn signal(&self) -> Signal {
         self.signal
     }
@@ -134,11 +132,13 @@ impl Exporter for Threaded {
         self.queue.try_send(span.shared()).is_ok()
     }
 
+    fn close(&mut self) {
+        self.queue.close();
+    }
+
     fn finish(self: Box<Self>) {
-        drop(self.queue);
-        if self.thread.join().is_err() {
-            log::error!("the {} exporter's thread panicked", self.name);
-        }
+        self.queue.close();
+        smol::block_on(self.task);
     }
 }
 
@@ -183,9 +183,13 @@ impl FanOut {
         }
     }
 
-    /// Flushes, then waits until every exporter has written what it was given.
+    /// Flushes, then waits until every exporter has written what it was
+    /// given; they all deliver at once, so the shutdown timeout bounds the whole.
     pub fn finish(mut self) {
         self.flush();
+        for exporter in &mut self.exporters {
+            exporter.close();
+        }
         for exporter in self.exporters {
             exporter.finish();
         }
@@ -211,7 +215,7 @@ pub fn start(
 ) -> Result<FanOut, StartError> {
     let mut exporters: Vec<Box<dyn Exporter>> = Vec::new();
     if config.trace_printer != PrinterFormat::Disabled {
-        exporters.push(Box::new(print::spawn(config.trace_printer)?));
+        exporters.push(Box::new(print::spawn(config.trace_printer, context)));
     }
     if let Some(traces) = &config.otlp_traces {
         exporters.push(Box::new(otlp::spawn_traces(traces, context)?));

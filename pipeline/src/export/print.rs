@@ -6,7 +6,9 @@ use std::sync::Arc;
 use serde::ser::SerializeMap;
 use serde::Serialize;
 
-use super::{Signal, StartError, Threaded};
+use smol::io::AsyncWriteExt;
+
+use super::{Context, Queued, Signal};
 use crate::model::{Operation, Span, SpanKind};
 use crate::semconv::{self, Value};
 
@@ -20,28 +22,38 @@ pub enum PrinterFormat {
     Json,
 }
 
-/// Starts the printer on its own thread.
-pub fn spawn(format: PrinterFormat) -> Result<Threaded, StartError> {
-    Threaded::spawn("printer", Signal::Traces, move |rx| run(rx, format))
+/// Starts the printer on the control plane.
+pub fn spawn(format: PrinterFormat, context: &Context) -> Queued {
+    Queued::spawn(&context.control, Signal::Traces, move |rx| run(rx, format))
 }
 
-/// Writes spans until the channel closes; flushes whenever it runs dry.
-fn run(rx: async_channel::Receiver<Arc<Span>>, format: PrinterFormat) {
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
-    while let Ok(span) = rx.recv_blocking() {
-        let written = match format {
-            PrinterFormat::Json => write_json(&mut out, &span),
-            PrinterFormat::Text => write_text(&mut out, &span),
+/// Bytes of formatted lines gathered before they are written out.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// Writes spans until the channel closes; writes whenever it runs dry. The
+/// writes themselves happen off the control thread, so a blocked stdout
+/// (a pipe nobody reads) holds back only the printer.
+async fn run(rx: async_channel::Receiver<Arc<Span>>, format: PrinterFormat) {
+    let mut stdout = smol::Unblock::new(io::stdout());
+    let mut lines = Vec::new();
+    while let Ok(span) = rx.recv().await {
+        // Formatting into memory cannot fail.
+        let _ = match format {
+            PrinterFormat::Json => write_json(&mut lines, &span),
+            PrinterFormat::Text => write_text(&mut lines, &span),
             PrinterFormat::Disabled => Ok(()),
         };
-        let flushed = if rx.is_empty() { out.flush() } else { Ok(()) };
-        if let Err(e) = written.and(flushed) {
+        if !rx.is_empty() && lines.len() < WRITE_BATCH {
+            continue;
+        }
+        let written = stdout.write_all(&lines).await;
+        lines.clear();
+        if let Err(e) = written.and(stdout.flush().await) {
             log::error!("trace printer stopped: cannot write to stdout: {e}");
             return;
         }
     }
-    let _ = out.flush();
+    let _ = stdout.flush().await;
 }
 
 fn kind_name(kind: SpanKind) -> &'static str {

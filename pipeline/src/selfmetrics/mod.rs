@@ -39,9 +39,14 @@ pub enum Counter {
     OtlpSpansDroppedQueueFull,
     OtlpSpansDroppedShutdown,
     OtlpSpansDroppedServiceLimit,
+    ScrapesRefusedBusy,
+    ScrapesRefusedIdle,
+    ScrapesRefusedTimeout,
+    ScrapesRefusedBadRequest,
+    ScrapesRefusedAccept,
 }
 
-const COUNTERS: usize = Counter::OtlpSpansDroppedServiceLimit as usize + 1;
+const COUNTERS: usize = Counter::ScrapesRefusedAccept as usize + 1;
 
 /// A reason the kernel probes drop an event, counted in a kernel map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +186,18 @@ pub static FAMILIES: &[Family] = &[
             ("queue_full", Agent(C::OtlpSpansDroppedQueueFull)),
             ("shutdown", Agent(C::OtlpSpansDroppedShutdown)),
             ("service_limit", Agent(C::OtlpSpansDroppedServiceLimit)),
+        ],
+    },
+    Family {
+        name: "beyla_scrapes_refused",
+        help: "Connections to the metrics endpoint answered with nothing, by reason.",
+        label: Some("reason"),
+        members: &[
+            ("busy", Agent(C::ScrapesRefusedBusy)),
+            ("idle", Agent(C::ScrapesRefusedIdle)),
+            ("timeout", Agent(C::ScrapesRefusedTimeout)),
+            ("bad_request", Agent(C::ScrapesRefusedBadRequest)),
+            ("accept_error", Agent(C::ScrapesRefusedAccept)),
         ],
     },
 ];

@@ -1,8 +1,9 @@
 //! OTLP export of traces and metrics, over http/protobuf or gRPC.
 //!
-//! Each signal runs on its own thread, which owns a current-thread tokio
-//! runtime (tonic and hyper need one; the pipeline thread needs none). The
-//! threads end when their channel closes, after a bounded best-effort flush.
+//! Batching, retries, timeouts and the metric interval run as control-plane
+//! tasks (smol). Only the requests themselves run on a small tokio runtime of
+//! this module's own ([`io`]: one thread), because tonic and hyper need one.
+//! Each exporter ends when its queue closes, after a bounded best-effort flush.
 
 pub mod config;
 mod convert;
@@ -14,6 +15,9 @@ pub mod traces;
 mod tests;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use opentelemetry_otlp::{
     MetricExporter, RetryPolicy, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
@@ -123,9 +127,36 @@ fn build_metric_exporter(config: &SignalConfig) -> Result<MetricExporter, Export
     .map_err(build_error("metrics"))
 }
 
-fn runtime(signal: &'static str) -> Result<tokio::runtime::Runtime, ExportError> {
-    tokio::runtime::Builder::new_current_thread()
+/// The runtime OTLP requests run on, made once when an OTLP exporter starts.
+fn io(signal: &'static str) -> Result<&'static tokio::runtime::Runtime, ExportError> {
+    static IO: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    if let Some(runtime) = IO.get() {
+        return Ok(runtime);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("otlp-io")
         .enable_all()
         .build()
-        .map_err(|source| ExportError::Start { signal, source })
+        .map_err(|source| ExportError::Start { signal, source })?;
+    Ok(IO.get_or_init(|| runtime))
+}
+
+/// Runs a request on the [`io`] runtime and waits for it from any executor,
+/// at most `limit` (the library bounds requests itself; this is a backstop).
+async fn request<T: Send + 'static>(
+    io: &tokio::runtime::Runtime,
+    limit: Duration,
+    request: impl Future<Output = T> + Send + 'static,
+) -> Result<T, String> {
+    let task = io.spawn(request);
+    let timeout = async {
+        smol::Timer::after(limit).await;
+        Err(format!("no answer within {limit:?}"))
+    };
+    futures_lite::future::or(
+        async { task.await.map_err(|e| format!("the request failed: {e}")) },
+        timeout,
+    )
+    .await
 }

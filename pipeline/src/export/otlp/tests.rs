@@ -75,9 +75,7 @@ fn start(sink: ScriptedSink, tuning: Tuning) -> Running {
     let metrics = Arc::new(SelfMetrics::default());
     let m = Arc::clone(&metrics);
     let thread = std::thread::spawn(move || {
-        super::runtime("traces")
-            .unwrap()
-            .block_on(run(sink, rx, tuning, m));
+        smol::block_on(run(sink, rx, tuning, m));
     });
     Running {
         tx,

@@ -15,7 +15,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 use super::convert::{self, span_data};
 use super::queue::{Backoff, BatchQueue};
 use super::{ExportError, SignalConfig};
-use crate::export::{Context, Signal, StartError, Threaded};
+use crate::export::{Context, Queued, Signal, StartError};
 use crate::model::{Resource, Span};
 use crate::selfmetrics::{Counter, SelfMetrics};
 
@@ -78,14 +78,17 @@ impl Batch {
 
 /// Where batches go. `send` removes each group once the receiver acknowledged it,
 /// so that a retry sends only what is left.
-pub(crate) trait Sink: 'static {
-    fn send(&mut self, batch: &mut Batch) -> impl Future<Output = Result<(), String>>;
+pub(crate) trait Sink: Send + 'static {
+    fn send(&mut self, batch: &mut Batch) -> impl Future<Output = Result<(), String>> + Send;
     fn shutdown(&mut self);
 }
 
-/// The OTLP span exporter of opentelemetry-otlp, one resource at a time.
+/// The OTLP span exporter of opentelemetry-otlp, one resource at a time. A
+/// request abandoned by the backstop keeps the exporter locked until the
+/// library's own timeout ends it; the next request waits for that.
 struct OtlpSink {
-    exporter: opentelemetry_otlp::SpanExporter,
+    exporter: Arc<tokio::sync::Mutex<opentelemetry_otlp::SpanExporter>>,
+    io: &'static tokio::runtime::Runtime,
     timeout: Duration,
 }
 
@@ -93,59 +96,71 @@ impl Sink for OtlpSink {
     async fn send(&mut self, batch: &mut Batch) -> Result<(), String> {
         while let Some(group) = batch.groups.first() {
             let resource = convert::resource(&group.resource, true);
-            self.exporter.set_resource(&resource);
-            // The library bounds a request by the configured timeout; this is a backstop.
+            let (exporter, spans) = (Arc::clone(&self.exporter), group.spans.clone());
             let limit = self.timeout + Duration::from_secs(1);
-            match tokio::time::timeout(limit, self.exporter.export(group.spans.clone())).await {
-                Ok(Ok(())) => {
-                    batch.groups.remove(0);
-                }
-                Ok(Err(e)) => return Err(e.to_string()),
-                Err(_) => return Err(format!("no answer within {limit:?}")),
-            }
+            let sent = super::request(self.io, limit, async move {
+                let mut exporter = exporter.lock().await;
+                exporter.set_resource(&resource);
+                exporter.export(spans).await
+            })
+            .await?;
+            sent.map_err(|e| e.to_string())?;
+            batch.groups.remove(0);
         }
         Ok(())
     }
 
     fn shutdown(&mut self) {
-        if let Err(e) = self.exporter.shutdown() {
-            log::debug!("OTLP span exporter shutdown: {e}");
+        if let Ok(exporter) = self.exporter.try_lock() {
+            if let Err(e) = exporter.shutdown() {
+                log::debug!("OTLP span exporter shutdown: {e}");
+            }
         }
     }
 }
 
-/// Starts the traces exporter thread; it ends after its queue closes and its
-/// batches are flushed (or 5 s have passed), then logs what it delivered.
-pub fn spawn_traces(config: &SignalConfig, context: &Context) -> Result<Threaded, StartError> {
+/// Starts the traces exporter on the control plane; it ends after its queue
+/// closes and its batches are flushed (or the shutdown timeout has passed),
+/// then logs what it delivered.
+pub fn spawn_traces(config: &SignalConfig, context: &Context) -> Result<Queued, StartError> {
     config.validate().map_err(ExportError::from)?;
-    let runtime = super::runtime("traces")?;
+    let io = super::io("traces")?;
     let exporter = {
-        let _inside = runtime.enter();
+        let _inside = io.enter();
         super::build_span_exporter(config)?
     };
     let sink = OtlpSink {
-        exporter,
+        exporter: Arc::new(tokio::sync::Mutex::new(exporter)),
+        io,
         timeout: config.timeout,
     };
     let url = config.url();
     let protocol = config.protocol;
     let metrics = Arc::clone(&context.self_metrics);
-    Threaded::spawn("otlp-traces", Signal::Traces, move |rx| {
-        log::info!("exporting traces over OTLP {protocol} to {url}");
-        runtime.block_on(run(sink, rx, Tuning::default(), Arc::clone(&metrics)));
-        log::info!(
+    let tuning = Tuning {
+        shutdown_timeout: context.shutdown_timeout,
+        ..Tuning::default()
+    };
+    log::info!("exporting traces over OTLP {protocol} to {url}");
+    Ok(Queued::spawn(
+        &context.control,
+        Signal::Traces,
+        move |rx| async move {
+            run(sink, rx, tuning, Arc::clone(&metrics)).await;
+            log::info!(
             "OTLP traces: spans_exported={} export_failures={} spans_dropped_queue_full={} spans_dropped_at_shutdown={}",
             metrics.get(Counter::OtlpSpansExported),
             metrics.get(Counter::OtlpTraceExportFailures),
             metrics.get(Counter::OtlpSpansDroppedQueueFull),
             metrics.get(Counter::OtlpSpansDroppedShutdown),
         );
-    })
+        },
+    ))
 }
 
 /// A send under way: it owns the sink and the batch, and gives both back with
 /// the span count the batch had when it started.
-type InFlight<S> = Pin<Box<dyn Future<Output = Sent<S>>>>;
+type InFlight<S> = Pin<Box<dyn Future<Output = Sent<S>> + Send>>;
 
 struct Sent<S> {
     sink: S,
@@ -269,7 +284,9 @@ pub(crate) async fn run<S: Sink>(
         };
         let timer = async {
             match wake {
-                Some(t) => tokio::time::sleep_until(t.into()).await,
+                Some(t) => {
+                    smol::Timer::at(t).await;
+                }
                 None => pending().await,
             }
             Event::Tick

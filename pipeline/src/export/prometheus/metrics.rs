@@ -382,9 +382,11 @@ mod tests {
     fn context(own: &Arc<SelfMetrics>, processes: &Arc<AtomicU64>) -> Context {
         let processes = Arc::clone(processes);
         Context {
+            control: crate::control::Control::start().unwrap(),
             self_metrics: Arc::clone(own),
             kernel_drops: Arc::new(|| KernelDropCounts::read(|d| d as u64 + 1)),
             instrumented: Arc::new(move || processes.load(Ordering::Relaxed)),
+            shutdown_timeout: Duration::from_secs(1),
         }
     }
 

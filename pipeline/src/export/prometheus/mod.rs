@@ -10,10 +10,10 @@ mod metrics;
 mod server;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+use smol::Task;
 
 pub use metrics::{Metrics, MAX_SERIES};
 
@@ -64,8 +64,6 @@ impl Default for PrometheusConfig {
 pub enum ExportError {
     #[error("cannot listen on {addr} for Prometheus: {reason}")]
     Listen { addr: SocketAddr, reason: String },
-    #[error("cannot start the Prometheus exporter: {0}")]
-    Thread(std::io::Error),
 }
 
 /// Records spans into the exporter's metrics, on the caller's thread.
@@ -83,14 +81,14 @@ impl Recorder {
     }
 }
 
-/// The running exporter. Dropping it stops the HTTP server without waiting;
-/// [`PrometheusHandle::join`] waits for the server thread.
+/// The running exporter. Dropping it stops the endpoint without waiting;
+/// [`PrometheusHandle::join`] waits for it.
 pub struct PrometheusHandle {
     addr: SocketAddr,
-    server: Arc<tiny_http::Server>,
-    stopping: Arc<AtomicBool>,
+    /// Closed to stop the endpoint.
+    stop: async_channel::Sender<()>,
+    server: Option<Task<()>>,
     metrics: Arc<Mutex<Metrics>>,
-    http: Option<JoinHandle<()>>,
     /// Spans since the last flush, recorded under one lock; the capacity is
     /// reused, so a span costs no allocation here.
     batch: Vec<Span>,
@@ -136,34 +134,27 @@ impl PrometheusHandle {
         Recorder(Arc::clone(&self.metrics))
     }
 
-    /// Stops the HTTP server and waits for it.
+    /// Stops the endpoint and waits for it: the listener is closed on return.
     pub fn join(&mut self) {
-        self.stop_server();
-        if let Some(http) = self.http.take() {
-            if http.join().is_err() {
-                log::error!("the Prometheus HTTP thread panicked");
-            }
+        self.stop.close();
+        if let Some(server) = self.server.take() {
+            smol::block_on(server);
         }
-    }
-
-    fn stop_server(&self) {
-        self.stopping.store(true, Ordering::Release);
-        self.server.unblock();
     }
 }
 
 impl Drop for PrometheusHandle {
     fn drop(&mut self) {
-        self.stop_server();
+        self.stop.close();
     }
 }
 
-/// Binds the endpoint and serves scrapes on a thread; spans are recorded
-/// through [`PrometheusHandle::recorder`]. A bind failure is returned, naming the address:
+/// Binds the endpoint and serves scrapes on the control plane; spans are
+/// recorded through [`PrometheusHandle::recorder`]. A bind failure is
+/// returned, naming the address:
 /// `cannot listen on 127.0.0.1:9400 for Prometheus: address in use`.
 pub fn spawn(config: PrometheusConfig, context: &Context) -> Result<PrometheusHandle, ExportError> {
-    let (server, addr) = server::bind(SocketAddr::new(config.bind, config.port))?;
-    let server = Arc::new(server);
+    let (listener, addr) = server::bind(SocketAddr::new(config.bind, config.port))?;
     let mut metrics = Metrics::new(
         host_name(),
         config.series_ttl,
@@ -172,38 +163,31 @@ pub fn spawn(config: PrometheusConfig, context: &Context) -> Result<PrometheusHa
     );
     metrics.register_self_metrics(context);
     let metrics = Arc::new(Mutex::new(metrics));
-    let stopping = Arc::new(AtomicBool::new(false));
     let path = match config.path.starts_with('/') {
         true => config.path,
         false => format!("/{}", config.path),
     };
-
-    let http = thread::Builder::new()
-        .name("prom-http".into())
-        .spawn({
-            let (server, stopping, metrics, path) = (
-                Arc::clone(&server),
-                Arc::clone(&stopping),
-                Arc::clone(&metrics),
-                path.clone(),
-            );
-            move || {
-                server::serve(&server, &path, &stopping, || {
-                    lock(&metrics).encode(Instant::now())
-                })
-            }
-        })
-        .map_err(ExportError::Thread)?;
-    let handle = PrometheusHandle {
-        addr,
-        server,
-        stopping,
-        metrics,
-        http: Some(http),
-        batch: Vec::new(),
+    log::info!("Prometheus metrics on http://{addr}{path}");
+    let scrape: server::Scrape = {
+        let metrics = Arc::clone(&metrics);
+        Arc::new(move || lock(&metrics).encode(Instant::now()))
     };
-    log::info!("Prometheus metrics on http://{}{path}", handle.local_addr());
-    Ok(handle)
+    let (stop, stopped) = async_channel::bounded(1);
+    let server = context.control.spawn(server::serve(
+        listener,
+        path,
+        scrape,
+        context.control.clone(),
+        Arc::clone(&context.self_metrics),
+        stopped,
+    ));
+    Ok(PrometheusHandle {
+        addr,
+        stop,
+        server: Some(server),
+        metrics,
+        batch: Vec::new(),
+    })
 }
 
 fn lock(m: &Mutex<Metrics>) -> MutexGuard<'_, Metrics> {
@@ -223,6 +207,7 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::TcpStream;
 
+    use crate::control::Control;
     use crate::model::fixtures;
     use crate::selfmetrics::{Counter, KernelDropCounts};
 
@@ -240,9 +225,11 @@ mod tests {
 
     fn context(instrumented: fn() -> u64) -> Context {
         Context {
+            control: Control::start().unwrap(),
             self_metrics: Arc::default(),
             kernel_drops: Arc::new(KernelDropCounts::default),
             instrumented: Arc::new(instrumented),
+            shutdown_timeout: Duration::from_secs(1),
         }
     }
 
@@ -317,7 +304,7 @@ mod tests {
             if body.lines().any(|l| l == count) {
                 break;
             }
-            thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(10));
         }
         assert!(body.lines().any(|l| l == count), "{body}");
         assert!(
@@ -335,8 +322,7 @@ mod tests {
         assert_eq!(get(addr, "/metricsx").0, "HTTP/1.1 404 Not Found");
 
         handle.join();
-        // The listener closes right after join returns (tiny_http's accept
-        // thread ends on its own): a late connection gets no answer.
+        // The listener is closed when join returns: a late connection gets no answer.
         if let Ok(mut stream) = TcpStream::connect(addr) {
             stream
                 .set_read_timeout(Some(Duration::from_secs(10)))
@@ -359,5 +345,52 @@ mod tests {
             err.to_string(),
             format!("cannot listen on 127.0.0.1:{port} for Prometheus: address in use")
         );
+    }
+
+    /// Clients that connect and never ask, and one that asks and never reads,
+    /// hold back no other scrape; each is counted.
+    #[test]
+    fn idle_and_stuck_clients_cannot_block_scrapes() {
+        let context = context(|| 1);
+        let mut handle = spawn(local(0), &context).unwrap();
+        let addr = handle.local_addr();
+        let mut stuck = TcpStream::connect(addr).unwrap();
+        write!(stuck, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let idle: Vec<TcpStream> = (0..server::MAX_CONNECTIONS * 3)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        for _ in 0..3 {
+            assert_eq!(get(addr, "/metrics").0, "HTTP/1.1 200 OK");
+        }
+        let refused = context.self_metrics.get(Counter::ScrapesRefusedIdle);
+        assert!(
+            refused >= (server::MAX_CONNECTIONS * 2) as u64,
+            "idle connections made room: {refused}"
+        );
+        // A head too large is refused, the next scrape is answered.
+        let mut big = TcpStream::connect(addr).unwrap();
+        let _ = big.write_all(&vec![b'a'; server::MAX_REQUEST + 1]);
+        let mut answer = Vec::new();
+        let _ = big.read_to_end(&mut answer);
+        assert!(answer.is_empty());
+        assert_eq!(get(addr, "/metrics").0, "HTTP/1.1 200 OK");
+        assert_eq!(
+            context.self_metrics.get(Counter::ScrapesRefusedBadRequest),
+            1
+        );
+        drop((idle, stuck));
+        handle.join();
+    }
+
+    #[test]
+    fn other_methods_are_not_allowed() {
+        let mut handle = spawn(local(0), &context(|| 1)).unwrap();
+        let addr = handle.local_addr();
+        let mut stream = TcpStream::connect(addr).unwrap();
+        write!(stream, "POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 405 "), "{response}");
+        handle.join();
     }
 }

@@ -1,29 +1,55 @@
-//! The scrape endpoint: `GET <path>` answers the encoded registry, anything else 404.
+//! The scrape endpoint: `GET <path>` (or `HEAD`) answers the encoded
+//! registry, any other path 404, any other method 405. It runs as
+//! control-plane tasks and is bounded in every way a client could abuse: at
+//! most [`MAX_CONNECTIONS`] at once (when full, the oldest connection that has
+//! not sent its request yet makes room for the new one; with none, the new one
+//! is closed), a request must arrive within [`REQUEST_TIMEOUT`] and fit in
+//! [`MAX_REQUEST`] bytes, and the answer must be taken within
+//! [`RESPONSE_TIMEOUT`]. Each refusal is counted; none can stop the endpoint.
 
+use std::collections::VecDeque;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-use tiny_http::{Header, Method, Request, Response, Server};
+use futures_lite::future::or;
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::{TcpListener, TcpStream};
+use smol::Task;
 
 use super::ExportError;
+use crate::control::Control;
+use crate::selfmetrics::{Counter, SelfMetrics};
 
 /// The Prometheus text exposition format, version 0.0.4.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-/// Binds `addr` (port 0 picks a free port) and returns the server with the address it got.
-pub fn bind(addr: SocketAddr) -> Result<(Server, SocketAddr), ExportError> {
+/// Connections served at once; Prometheus needs one per scrape.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Bytes of a request head; a scrape's is a few hundred.
+pub const MAX_REQUEST: usize = 8 * 1024;
+/// Time for a client to send its request once connected.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time for a client to take the answer.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after an accept error (such as too many open files) before the next try.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What answers a scrape.
+pub type Scrape = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Binds `addr` (port 0 picks a free port) and returns the listener with the address it got.
+pub fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ExportError> {
     let listen_error = |e: io::Error| ExportError::Listen {
         addr,
         reason: describe(&e),
     };
-    let listener = TcpListener::bind(addr).map_err(listen_error)?;
+    let listener = std::net::TcpListener::bind(addr).map_err(listen_error)?;
     let bound = listener.local_addr().map_err(listen_error)?;
-    let server = Server::from_listener(listener, None).map_err(|e| ExportError::Listen {
-        addr,
-        reason: e.to_string(),
-    })?;
-    Ok((server, bound))
+    let listener = TcpListener::try_from(listener).map_err(listen_error)?;
+    Ok((listener, bound))
 }
 
 fn describe(e: &io::Error) -> String {
@@ -35,38 +61,138 @@ fn describe(e: &io::Error) -> String {
     }
 }
 
-/// Answers requests until `stopping` is set and [`Server::unblock`] is called.
-pub fn serve(
-    server: &Server,
-    path: &str,
-    stopping: &AtomicBool,
-    mut scrape: impl FnMut() -> String,
+/// A connection being answered.
+struct Connection {
+    task: Task<()>,
+    /// Still waiting for the client's request.
+    waiting: Arc<AtomicBool>,
+}
+
+/// Accepts connections until `stop` closes, each answered by a task of its own.
+pub async fn serve(
+    listener: TcpListener,
+    path: String,
+    scrape: Scrape,
+    control: Control,
+    metrics: Arc<SelfMetrics>,
+    stop: async_channel::Receiver<()>,
 ) {
+    let path: Arc<str> = path.into();
+    let mut open: VecDeque<Connection> = VecDeque::with_capacity(MAX_CONNECTIONS);
+    let mut failing = false;
     loop {
-        match server.recv() {
-            Ok(request) => answer(request, path, &mut scrape),
-            Err(_) if stopping.load(Ordering::Acquire) => return,
-            // tiny_http's accept thread reports its error and ends: nothing more will arrive.
-            Err(e) => {
-                log::error!("Prometheus endpoint stopped: cannot accept connections: {e}");
-                return;
+        let accepted = or(async { Some(listener.accept().await) }, async {
+            let _ = stop.recv().await;
+            None
+        })
+        .await;
+        let stream = match accepted {
+            None => return,
+            Some(Ok((stream, _))) => {
+                failing = false;
+                stream
+            }
+            Some(Err(e)) => {
+                if !failing {
+                    log::warn!("Prometheus endpoint: cannot accept connections ({e}); retrying");
+                    failing = true;
+                }
+                metrics.inc(Counter::ScrapesRefusedAccept);
+                smol::Timer::after(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        open.retain(|c| !c.task.is_finished());
+        if open.len() >= MAX_CONNECTIONS {
+            // Dropping a task cancels it and closes its connection.
+            match open.iter().position(|c| c.waiting.load(Ordering::Relaxed)) {
+                Some(idle) => {
+                    open.remove(idle);
+                    metrics.inc(Counter::ScrapesRefusedIdle);
+                }
+                None => {
+                    metrics.inc(Counter::ScrapesRefusedBusy);
+                    continue;
+                }
             }
         }
+        let waiting = Arc::new(AtomicBool::new(true));
+        let (path, scrape, metrics, still_waiting) = (
+            Arc::clone(&path),
+            Arc::clone(&scrape),
+            Arc::clone(&metrics),
+            Arc::clone(&waiting),
+        );
+        let task = control.spawn(async move {
+            if let Err(refusal) = answer(stream, &path, &scrape, &still_waiting).await {
+                metrics.inc(refusal);
+            }
+        });
+        open.push_back(Connection { task, waiting });
     }
 }
 
-fn answer(request: Request, path: &str, scrape: &mut impl FnMut() -> String) {
-    let url = request.url();
-    let request_path = url.split_once('?').map_or(url, |(p, _)| p);
-    let wanted = request_path == path && matches!(request.method(), Method::Get | Method::Head);
-    let result = if wanted {
-        let content_type =
-            Header::from_bytes("Content-Type", CONTENT_TYPE).expect("a constant header is valid");
-        request.respond(Response::from_string(scrape()).with_header(content_type))
-    } else {
-        request.respond(Response::from_string("not found\n").with_status_code(404))
+/// One request, one answer, then the connection closes. The error is the
+/// counter of why the client got nothing.
+async fn answer(
+    mut stream: TcpStream,
+    path: &str,
+    scrape: &Scrape,
+    waiting: &AtomicBool,
+) -> Result<(), Counter> {
+    let head = within(REQUEST_TIMEOUT, read_head(&mut stream))
+        .await
+        .ok_or(Counter::ScrapesRefusedTimeout)?
+        .ok_or(Counter::ScrapesRefusedBadRequest)?;
+    waiting.store(false, Ordering::Relaxed);
+    let mut words = head.split(' ');
+    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let requested = target.split_once('?').map_or(target, |(p, _)| p);
+    let (status, body, content_type) = match (method, requested == path) {
+        ("GET" | "HEAD", true) => ("200 OK", scrape(), CONTENT_TYPE),
+        ("GET" | "HEAD", false) => ("404 Not Found", "not found\n".into(), "text/plain"),
+        _ => ("405 Method Not Allowed", "use GET\n".into(), "text/plain"),
     };
-    if let Err(e) = result {
-        log::debug!("Prometheus endpoint: cannot answer a request: {e}");
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if method != "HEAD" {
+        response.extend_from_slice(body.as_bytes());
     }
+    let written = async {
+        stream.write_all(&response).await?;
+        stream.flush().await
+    };
+    // A client that hangs up while reading had its answer.
+    match within(RESPONSE_TIMEOUT, written).await {
+        Some(_) => Ok(()),
+        None => Err(Counter::ScrapesRefusedTimeout),
+    }
+}
+
+/// The request line, once the whole head has arrived; None when the client
+/// closed first, sent more than [`MAX_REQUEST`] bytes of head, or not text.
+async fn read_head(stream: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await.ok()?;
+        if n == 0 || head.len() + n > MAX_REQUEST {
+            return None;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = head.split(|&b| b == b'\r').next()?;
+    String::from_utf8(line.to_vec()).ok()
+}
+
+/// `future`'s output, or None once `limit` has passed.
+async fn within<T>(limit: Duration, future: impl std::future::Future<Output = T>) -> Option<T> {
+    or(async { Some(future.await) }, async {
+        smol::Timer::after(limit).await;
+        None
+    })
+    .await
 }
