@@ -149,6 +149,11 @@ missing_of_kind() { # missing_of_kind KIND -> what of its missing items, one a l
 }
 all_of_kind() { local i; for i in "${!K[@]}"; do [ "${K[$i]}" = "$1" ] && echo "${W[$i]}"; done; return 0; }
 
+quietly() { # quietly COMMAND...: its output only when it fails
+  local out
+  out=$("$@" 2>&1) || { printf '%s\n' "$out" | tail -n 30 >&2; return 1; }
+}
+
 mapfile -t debs < <(missing_of_kind deb)
 if [ ${#debs[@]} -gt 0 ]; then
   say "apt-get install ${debs[*]}"
@@ -178,19 +183,19 @@ fi
 mapfile -t gomods < <(missing_of_kind gomod)
 for dir in ${gomods[@]+"${gomods[@]}"}; do
   say "go mod download in $dir"
-  (cd "$dir" && GOTOOLCHAIN=local go mod download)
+  (cd "$dir" && GOTOOLCHAIN=local quietly go mod download)
 done
 
 mapfile -t gos < <(missing_of_kind go)
 for mod in ${gos[@]+"${gos[@]}"}; do
   say "go install $mod"
-  GOBIN=/usr/local/bin GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go install "$mod"
+  GOBIN=/usr/local/bin GOTOOLCHAIN=local GOFLAGS=-buildvcs=false quietly go install "$mod"
 done
 
 mapfile -t crates < <(missing_of_kind cargo)
 for crate in ${crates[@]+"${crates[@]}"}; do
   say "cargo install $crate"
-  cargo install -q --locked "$crate"
+  quietly cargo install --locked "$crate"
 done
 
 mapfile -t scripts < <(missing_of_kind script)
