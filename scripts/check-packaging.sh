@@ -8,7 +8,7 @@
 #
 # Prints one line per check (PASS, FAIL or SKIP) and exits non-zero when a
 # check failed. Environment: BEYLA_BIN (the agent binary; default: cargo build
-# -p beyla), BEYLA_PACKAGING_TOOLS (where Go-built tools are kept).
+# -p beyla), BEYLA_PACKAGING_TOOLS (where k8svalidate is built and kept).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -35,14 +35,9 @@ quiet() {
 }
 
 # ---------------------------------------------------------------- tools
-apt_missing=()
-command -v nix-instantiate >/dev/null || apt_missing+=(nix-bin)
-/usr/bin/python3 -c 'import yaml' 2>/dev/null || apt_missing+=(python3-yaml)
-if [ ${#apt_missing[@]} -gt 0 ]; then
-  echo "setup: installing ${apt_missing[*]} (Debian)"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
-fi
+# nix-instantiate, python3-yaml, nixpkgs-fmt, kubeconform, helm: the packaging
+# items of scripts/requirements.txt.
+bash "$repo/scripts/deps.sh" install packaging
 py=/usr/bin/python3
 
 if [ -n "${BEYLA_BIN:-}" ]; then
@@ -55,21 +50,6 @@ else
 fi
 [ -x "$beyla" ] || { echo "FAIL  no agent binary at $beyla" >&2; exit 1; }
 
-# Go-built tools, from the Go module proxy; each build is bounded in time.
-go_tool() { # name module@version seconds
-  local name="$1" mod="$2" limit="$3"
-  if [ ! -x "$tools/bin/$name" ]; then
-    echo "setup: go install $mod (at most ${limit}s)"
-    timeout "$limit" go install "$mod" >"$work/$name-install.log" 2>&1 || {
-      tail -n 5 "$work/$name-install.log" | sed 's/^/      /'
-      return 1
-    }
-  fi
-}
-have_kubeconform=yes
-go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.6.7 300 || have_kubeconform=no
-have_helm=yes
-go_tool helm helm.sh/helm/v3/cmd/helm@v3.22.0 300 || have_helm=no
 
 # Typed, strict decoding of manifests with the Kubernetes API's own Go types
 # (k8s.io/api through client-go's scheme): unknown fields, misspelt fields and
@@ -361,12 +341,11 @@ if nix-instantiate --eval -E 'builtins.isFunction (import ./flake.nix).outputs' 
 else
   fail "flake.nix: outputs is a function and inputs.nixpkgs.url is set ($url)"
 fi
-# nixpkgs-fmt (the flake's formatter) builds from crates.io in ~20 s.
-[ -x "$tools/bin/nixpkgs-fmt" ] || cargo install -q --locked --root "$tools" nixpkgs-fmt@1.3.0
-if quiet "$tools/bin/nixpkgs-fmt" --check "${nix_files[@]}"; then
+# nixpkgs-fmt: the flake's formatter.
+if quiet nixpkgs-fmt --check "${nix_files[@]}"; then
   pass "nixpkgs-fmt --check (every .nix file)"
 else
-  fail "nixpkgs-fmt --check: run $tools/bin/nixpkgs-fmt on the .nix files (or nix fmt)"
+  fail "nixpkgs-fmt --check: run nixpkgs-fmt on the .nix files (or nix fmt)"
 fi
 
 echo "== NixOS module settings (rendered as pkgs.formats.yaml would)"
@@ -396,54 +375,50 @@ k8s_sets=()
 k8s_sets+=("deploy/kubernetes|$(find deploy/kubernetes -maxdepth 1 -name '*.yaml' | sort | tr '\n' ' ')")
 k8s_sets+=("deploy/kubernetes with variants/daemonset-capabilities.yaml|$(find deploy/kubernetes -maxdepth 1 -name '*.yaml' ! -name daemonset.yaml | sort | tr '\n' ' ') deploy/kubernetes/variants/daemonset-capabilities.yaml")
 
-if [ "$have_helm" = yes ]; then
-  chart=deploy/helm/beyla
-  if quiet helm lint "$chart"; then pass "helm lint $chart"; else fail "helm lint $chart"; fi
-  if quiet helm lint --strict "$chart" -f "$chart/ci/reference-values.yaml"; then
-    pass "helm lint --strict $chart -f ci/reference-values.yaml"
-  else
-    fail "helm lint --strict $chart -f ci/reference-values.yaml"
-  fi
-  # The reference document's command, as --set flags.
-  render() { # name args...
-    local name="$1"; shift
-    local out="$work/helm-$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_').yaml"
-    if quiet helm template beyla "$chart" --namespace monitoring "$@" && helm template beyla "$chart" --namespace monitoring "$@" >"$out"; then
-      pass "helm template ($name)"
-      k8s_sets+=("helm template ($name)|$out")
-    else
-      fail "helm template ($name)"
-    fi
-  }
-  render "--set discovery.services[0].open_port=8080 --set otelTraces.endpoint=http://tempo:4318" \
-    --set 'discovery.services[0].open_port=8080' --set otelTraces.endpoint=http://tempo:4318
-  out="$work/helm-reference.yaml"
-  helm template beyla "$chart" --set 'discovery.services[0].open_port=8080' --set otelTraces.endpoint=http://tempo:4318 >"$out" 2>/dev/null || true
-  if grep -q 'open_port: 8080' "$out" && grep -A1 'name: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' "$out" | grep -q 'value: "http://tempo:4318"'; then
-    pass "helm: discovery.services[0].open_port in the ConfigMap, otelTraces.endpoint as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-  else
-    fail "helm: discovery.services[0].open_port in the ConfigMap, otelTraces.endpoint as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-  fi
-  render "privileged=false, OTLP metrics grpc, headers secret, env" \
-    --set privileged=false --set 'discovery.instrument[0].open_ports=8000-8090' \
-    --set otelMetrics.endpoint=http://mimir:4317 --set otelMetrics.protocol=grpc \
-    --set otelHeadersSecret=beyla-otlp --set env.OTEL_RESOURCE_ATTRIBUTES=deployment.environment=prod \
-    --set config.routes.unmatched=low-cardinality
-  render "selection by env.BEYLA_OPEN_PORT, prometheus disabled" \
-    --set env.BEYLA_OPEN_PORT=8080 --set prometheus.enabled=false
-  if helm template beyla "$chart" >"$work/helm-default.out" 2>&1; then
-    fail "helm template with no selection is refused"
-  elif grep -q 'nothing to instrument' "$work/helm-default.out"; then
-    pass "helm template with no selection is refused (nothing to instrument)"
-  else
-    fail "helm template with no selection is refused: $(tail -n 2 "$work/helm-default.out")"
-  fi
-  while read -r _ values where; do
-    render "values of $where" -f "$values"
-  done < <(grep '^helm-values ' "$work/py.stderr" 2>/dev/null || true)
+chart=deploy/helm/beyla
+if quiet helm lint "$chart"; then pass "helm lint $chart"; else fail "helm lint $chart"; fi
+if quiet helm lint --strict "$chart" -f "$chart/ci/reference-values.yaml"; then
+  pass "helm lint --strict $chart -f ci/reference-values.yaml"
 else
-  skip "helm lint / helm template: helm could not be built from the Go module proxy within 5 minutes"
+  fail "helm lint --strict $chart -f ci/reference-values.yaml"
 fi
+# The reference document's command, as --set flags.
+render() { # name args...
+  local name="$1"; shift
+  local out="$work/helm-$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_').yaml"
+  if quiet helm template beyla "$chart" --namespace monitoring "$@" && helm template beyla "$chart" --namespace monitoring "$@" >"$out"; then
+    pass "helm template ($name)"
+    k8s_sets+=("helm template ($name)|$out")
+  else
+    fail "helm template ($name)"
+  fi
+}
+render "--set discovery.services[0].open_port=8080 --set otelTraces.endpoint=http://tempo:4318" \
+  --set 'discovery.services[0].open_port=8080' --set otelTraces.endpoint=http://tempo:4318
+out="$work/helm-reference.yaml"
+helm template beyla "$chart" --set 'discovery.services[0].open_port=8080' --set otelTraces.endpoint=http://tempo:4318 >"$out" 2>/dev/null || true
+if grep -q 'open_port: 8080' "$out" && grep -A1 'name: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' "$out" | grep -q 'value: "http://tempo:4318"'; then
+  pass "helm: discovery.services[0].open_port in the ConfigMap, otelTraces.endpoint as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+else
+  fail "helm: discovery.services[0].open_port in the ConfigMap, otelTraces.endpoint as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+fi
+render "privileged=false, OTLP metrics grpc, headers secret, env" \
+  --set privileged=false --set 'discovery.instrument[0].open_ports=8000-8090' \
+  --set otelMetrics.endpoint=http://mimir:4317 --set otelMetrics.protocol=grpc \
+  --set otelHeadersSecret=beyla-otlp --set env.OTEL_RESOURCE_ATTRIBUTES=deployment.environment=prod \
+  --set config.routes.unmatched=low-cardinality
+render "selection by env.BEYLA_OPEN_PORT, prometheus disabled" \
+  --set env.BEYLA_OPEN_PORT=8080 --set prometheus.enabled=false
+if helm template beyla "$chart" >"$work/helm-default.out" 2>&1; then
+  fail "helm template with no selection is refused"
+elif grep -q 'nothing to instrument' "$work/helm-default.out"; then
+  pass "helm template with no selection is refused (nothing to instrument)"
+else
+  fail "helm template with no selection is refused: $(tail -n 2 "$work/helm-default.out")"
+fi
+while read -r _ values where; do
+  render "values of $where" -f "$values"
+done < <(grep '^helm-values ' "$work/py.stderr" 2>/dev/null || true)
 # A page's manifest is checked in place: over deploy/kubernetes/ (its objects
 # replace those of the same kind and name) for the structure and the config,
 # alone for decoding.
@@ -464,14 +439,10 @@ for set in "${k8s_sets[@]}"; do
   else
     skip "$name: strict decoding (k8svalidate could not be built)"
   fi
-  if [ "$have_kubeconform" = yes ]; then
-    if quiet kubeconform -strict -ignore-missing-schemas -schema-location "$work/no-schemas/{{ .ResourceKind }}.json" -summary "${files[@]}"; then
-      pass "$name: kubeconform -strict -ignore-missing-schemas (YAML and object shape; no JSON schemas offline)"
-    else
-      fail "$name: kubeconform -strict"
-    fi
+  if quiet kubeconform -strict -ignore-missing-schemas -schema-location "$work/no-schemas/{{ .ResourceKind }}.json" -summary "${files[@]}"; then
+    pass "$name: kubeconform -strict -ignore-missing-schemas (YAML and object shape; no JSON schemas offline)"
   else
-    skip "$name: kubeconform could not be built"
+    fail "$name: kubeconform -strict"
   fi
 done
 

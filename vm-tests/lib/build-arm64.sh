@@ -7,12 +7,14 @@
 #   lib/        the aarch64 glibc the agent links to (from libc6-arm64-cross)
 # Needs: rustup, gcc-aarch64-linux-gnu and libc6-dev-arm64-cross (the linker
 # and glibc), go, and the private apt state kernels/fetch.sh leaves in
-# target/kernels/.apt/ (for `apt-get download busybox-static:arm64`).
+# $KERNELS_CACHE/.apt/ (for `apt-get download busybox-static:arm64`).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cd "$repo"
+# shellcheck source=../../scripts/lib/cache.sh
+. "$repo/scripts/lib/cache.sh"
 dest=target/vm-tests/arm64
 target=aarch64-unknown-linux-gnu
 cross_libs=/usr/aarch64-linux-gnu/lib
@@ -59,15 +61,15 @@ if [ ! -x "$dest/busybox" ]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   fetched=0
-  for d in target/kernels/.apt/*/; do
+  for d in "$KERNELS_CACHE"/.apt/*/; do
     state=${d%/}
     [ -f "$state/sources.list" ] || continue
-    opts=(-o "Dir::Etc::SourceList=$repo/$state/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
+    opts=(-o "Dir::Etc::SourceList=$state/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
       -o "Dir::Etc::Preferences=/dev/null" -o "Dir::Etc::PreferencesParts=/dev/null"
-      -o "Dir::State::Lists=$repo/$state/lists" -o "Dir::State::Status=/dev/null"
-      -o "Dir::Cache=$repo/$state/cache" -o "APT::Architecture=amd64"
+      -o "Dir::State::Lists=$state/lists" -o "Dir::State::Status=/dev/null"
+      -o "Dir::Cache=$state/cache" -o "APT::Architecture=amd64"
       -o "APT::Architectures=amd64,arm64" -o "Acquire::Languages=none" -o "APT::Sandbox::User=root")
-    say "apt-get download busybox-static:arm64 (apt state ${state#target/kernels/})"
+    say "apt-get download busybox-static:arm64 (apt state ${state#"$KERNELS_CACHE"/})"
     if (cd "$tmp" && apt-get "${opts[@]}" -q download busybox-static:arm64 >/dev/null 2>&1); then
       fetched=1
       break
@@ -78,9 +80,9 @@ if [ ! -x "$dest/busybox" ]; then
       fetched=1
       break
     fi
-    say "busybox-static:arm64 not served through ${state#target/kernels/}; trying the next suite"
+    say "busybox-static:arm64 not served through ${state#"$KERNELS_CACHE"/}; trying the next suite"
   done
-  [ "$fetched" = 1 ] || die "apt-get download busybox-static:arm64 failed with every apt state in target/kernels/.apt (run kernels/fetch.sh --arch arm64 first)"
+  [ "$fetched" = 1 ] || die "apt-get download busybox-static:arm64 failed with every apt state in $KERNELS_CACHE/.apt (run kernels/fetch.sh --arch arm64 first)"
   dpkg-deb -x "$tmp"/busybox-static_*_arm64.deb "$tmp/root"
   install -m 0755 "$tmp/root/bin/busybox" "$dest/busybox"
 fi

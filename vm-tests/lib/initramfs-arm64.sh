@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packs the arm64 test VM's initramfs: busybox (arm64), the aarch64 agent and
-# its glibc, the Go sample app, the 9P modules (for the results share), the
-# requests to send (from vm-tests/lib/checks.py) and vm-tests/guest/arm64-init.
+# its glibc, the Go sample app, the 9P modules (for the results share) and
+# inet_diag's, the requests to send (from vm-tests/lib/checks.py) and
+# vm-tests/guest/arm64-init.
 #
 #   initramfs-arm64.sh MODULES_DIR DEST.cpio.gz
 #
@@ -30,7 +31,9 @@ done
 cp "$built"/lib/* "$stage/lib/"
 install -m 0755 "$built/beyla" "$stage/bin/beyla"
 install -m 0755 "$built/go-server" "$stage/bin/go-server"
-python3 "$here/modules.py" "$modules" "$stage/modules" '?virtio_pci' 9pnet_virtio 9p >"$stage/modules/order"
+# inet_diag/tcp_diag: the agent finds listening sockets over sock_diag netlink.
+python3 "$here/modules.py" "$modules" "$stage/modules" '?virtio_pci' 9pnet_virtio 9p inet_diag tcp_diag \
+  >"$stage/modules/order"
 python3 "$here/checks.py" requests basic,chunked >"$stage/requests"
 install -m 0755 "$here/../guest/arm64-init" "$stage/init"
 (cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1) >"$dest"
