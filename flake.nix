@@ -25,13 +25,15 @@
           )
         );
 
-      # The kernel matrix of the NixOS VM tests: attribute names of nixpkgs.
+      # The kernel matrix of the NixOS VM tests: names in
+      # pkgs.linuxKernel.packages (versioned) or .packageAliases (latest);
+      # the linuxPackages_* names are aliases that allowAliases = false removes.
       kernels = [
-        "linuxPackages_5_10"
-        "linuxPackages_6_1"
-        "linuxPackages_6_6"
-        "linuxPackages_6_12"
-        "linuxPackages_latest"
+        "linux_5_10"
+        "linux_6_1"
+        "linux_6_6"
+        "linux_6_12"
+        "linux_latest"
       ];
     in
     {
@@ -111,7 +113,7 @@
         // lib.listToAttrs (
           map
             (kernel: {
-              name = "vm-" + lib.replaceStrings [ "linuxPackages_" ] [ "linux-" ] kernel;
+              name = "vm-linux-" + lib.removePrefix "linux_" kernel;
               value = vmTest kernel;
             })
             kernels

@@ -7,7 +7,8 @@
 # (system feature "kvm"); see docs/install-nixos.md.
 { pkgs
 , module
-, kernel
+, # A name in pkgs.linuxKernel.packages or .packageAliases: "linux_6_1".
+  kernel
 ,
 }:
 pkgs.testers.runNixOSTest {
@@ -18,7 +19,7 @@ pkgs.testers.runNixOSTest {
     {
       imports = [ module ];
 
-      boot.kernelPackages = pkgs.${kernel};
+      boot.kernelPackages = (pkgs.linuxKernel.packages // pkgs.linuxKernel.packageAliases).${kernel};
       virtualisation.memorySize = 2048;
       virtualisation.cores = 2;
       environment.systemPackages = [ pkgs.curl ];
@@ -81,8 +82,10 @@ pkgs.testers.runNixOSTest {
         machine.succeed("curl -sf http://127.0.0.1:8080/users/42")
         return len(user_spans()) > 0
 
+    # retry's timeout is passed by position: its keyword is `timeout` in older
+    # test drivers and `timeout_seconds` in newer ones.
     with subtest("requests become spans"):
-        retry(request_traced, timeout=180)
+        retry(request_traced, 180)
         span = user_spans()[0]
         print(json.dumps(span))
         attrs = span["attributes"]
@@ -105,7 +108,7 @@ pkgs.testers.runNixOSTest {
             if last_try:
                 print(metrics)
             return any(float(l.rsplit(" ", 1)[1]) >= 1 for l in lines)
-        retry(counted, timeout=60)
+        retry(counted, 60)
 
     with subtest("an orderly stop logs the counters"):
         machine.succeed("systemctl stop beyla.service")

@@ -12,6 +12,10 @@ use crate::ebpf::KernelDropCounts;
 pub struct Counter(AtomicU64);
 
 impl Counter {
+    pub const fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+
     pub fn inc(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
@@ -20,6 +24,12 @@ impl Counter {
         self.0.load(Ordering::Relaxed)
     }
 }
+
+/// Processes whose OpenSSL uprobes the kernel refused for lack of privilege
+/// (`beyla_probe_attach_failures_total{feature="openssl"}`). Process-wide:
+/// uprobes are attached from discovery, which has no handle on the pipeline's
+/// [`SelfMetrics`].
+pub static OPENSSL_ATTACH_FAILURES: Counter = Counter::new();
 
 #[derive(Debug, Default)]
 pub struct SelfMetrics {

@@ -21,9 +21,10 @@ use prometheus_client::registry::{Registry, Unit};
 use rustc_hash::FxHashMap;
 
 use super::{InstrumentedProcesses, KernelDropSource};
+use crate::ebpf::preflight::OPENSSL;
 use crate::export::DURATION_BUCKETS;
 use crate::model::{Resource, ShortString, Span, SpanKind};
-use crate::selfmetrics::SelfMetrics;
+use crate::selfmetrics::{SelfMetrics, OPENSSL_ATTACH_FAILURES};
 
 /// At most this many label sets, over all span-derived families together;
 /// a span that would create one more is not recorded in that family and is
@@ -468,6 +469,13 @@ impl Collector for SelfMetricsCollector {
                 ("connection_map_full", k.connection_map_full),
                 ("tls_unknown_connection", k.tls_unknown_connection),
             ],
+        )?;
+        labelled_counter(
+            e,
+            "beyla_probe_attach_failures",
+            "Processes whose probes for a feature the kernel refused to attach (missing privilege), by feature.",
+            "feature",
+            &[(OPENSSL, OPENSSL_ATTACH_FAILURES.get())],
         )?;
         labelled_counter(
             e,
