@@ -106,7 +106,7 @@
           oci-image = self.packages.${pkgs.stdenv.hostPlatform.system}.oci-image;
           formatting = pkgs.runCommand "beyla-nix-formatting" { nativeBuildInputs = [ pkgs.nixpkgs-fmt ]; } ''
             cd ${./.}
-            nixpkgs-fmt --check flake.nix nix/*.nix nixos-module/*.nix nixos-module/examples/*.nix
+            nixpkgs-fmt --check flake.nix nix/*.nix nix/tests/*.nix nixos-module/*.nix nixos-module/examples/*.nix
             touch $out
           '';
         }
