@@ -8,9 +8,8 @@
 #   nix/eval-check.sh NIXPKGS              everything (Nix 2.18 or newer)
 #   nix/eval-check.sh --chroot DIR NIXPKGS everything, with the Nix installed
 #                                          in the chroot DIR
-#   nix/eval-check.sh --prepare NIXPKGS    make a tree of the public
-#                                          nixpkgs-slim repository's first
-#                                          commit whole (see docs/install-nixos.md)
+#   nix/eval-check.sh --prepare NIXPKGS    make whole the slimmed nixpkgs
+#                                          tree of docs/install-nixos.md
 #
 # Everything: the module scenarios of nix/tests/module-scenarios.nix with the
 # lib driver and in a whole NixOS system, the system's instantiation, `nix
@@ -23,7 +22,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 usage() {
-  sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 mode=all
@@ -37,8 +36,8 @@ tree="$(cd "$1" && pwd)"
 [ -f "$tree/lib/default.nix" ] || { echo "$tree is not a nixpkgs tree (no lib/default.nix)" >&2; exit 2; }
 
 if [ "$mode" = prepare ]; then
-  # The repository's first commit is a whole nixpkgs tree whose module list
-  # has most NixOS modules commented out, and which lacks three large
+  # The tree of docs/install-nixos.md is a whole nixpkgs tree whose module
+  # list has most NixOS modules commented out, and which lacks three large
   # generated files. Of those, evaluation reaches only the Haskell package
   # set, for ShellCheck (the shell checks of NixOS units and of the test
   # driver); it gets a stand-in: a plain derivation, overridable the way

@@ -197,6 +197,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn openssl_needs_cap_sys_admin_and_the_error_names_every_capability() {
+        assert_eq!(capability_for(OPENSSL), Some(Capability::CAP_SYS_ADMIN));
+        assert_eq!(capability_for("no such feature"), None);
+        let message = PreflightError::MissingCapabilities {
+            missing: "CAP_SYS_PTRACE".into(),
+        }
+        .to_string();
+        assert!(
+            message.starts_with("missing capabilities CAP_SYS_PTRACE: run beyla as root, or grant it CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN (setcap"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn kernel_release_parsing() {
         assert_eq!(parse_release("6.1.0-18-amd64"), Some((6, 1)));
         assert_eq!(parse_release("5.10.209"), Some((5, 10)));
