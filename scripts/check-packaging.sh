@@ -445,7 +445,7 @@ else
   fail "retry() with a timeout keyword (valid for one test driver only): $bad_retry"
 fi
 # linuxPackages_* are aliases; nixpkgs with allowAliases = false has none.
-if ! grep -nE '^[^#]*linuxPackages_' flake.nix nix/*.nix nixos-module/*.nix; then
+if ! grep -nE '^[^#]*linuxPackages_' flake.nix nix/*.nix nixos-module/*.nix kernels/matrix.toml; then
   pass "kernels named through pkgs.linuxKernel (no linuxPackages_* alias)"
 else
   fail "a linuxPackages_* alias is used: name kernels through pkgs.linuxKernel.packages"
