@@ -9,6 +9,10 @@ use thiserror::Error;
 const MIN_KERNEL: (u32, u32) = (5, 8);
 const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 const TRACEFS_PATHS: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+const PERF_EVENT_PARANOID: &str = "/proc/sys/kernel/perf_event_paranoid";
+/// Above this level (a Debian and Ubuntu kernel patch; their default is 3)
+/// perf_event_open() is refused to any process without CAP_SYS_ADMIN.
+const PARANOID_NEEDS_ADMIN: i32 = 2;
 
 /// What the agent cannot do without a capability.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +86,8 @@ pub fn capability_for(feature: &str) -> Option<Capability> {
 pub enum PreflightError {
     #[error("missing capabilities {missing}: run beyla as root, or grant it {} (setcap, or AmbientCapabilities in a systemd unit)", all_capabilities())]
     MissingCapabilities { missing: String },
+    #[error("kernel.perf_event_paranoid is {level}: above {PARANOID_NEEDS_ADMIN} (a Debian and Ubuntu kernel patch) perf_event_open() is refused to every process without CAP_SYS_ADMIN, CAP_PERFMON or not, so no probe can attach: grant CAP_SYS_ADMIN (it is in the documented list), or set `sysctl kernel.perf_event_paranoid={PARANOID_NEEDS_ADMIN}`")]
+    PerfParanoid { level: i32 },
     #[error("kernel {found} is too old: beyla needs Linux 5.8 or newer (for the BPF ring buffer)")]
     KernelTooOld { found: String },
     #[error("this kernel has no BTF ({BTF_PATH} is missing): beyla needs a kernel built with CONFIG_DEBUG_INFO_BTF=y")]
@@ -102,6 +108,7 @@ fn all_capabilities() -> String {
 /// Runs every check in order; the first failure stops the agent.
 pub fn check() -> Result<(), PreflightError> {
     check_capabilities()?;
+    check_perf_paranoid()?;
     check_kernel_version()?;
     if !Path::new(BTF_PATH).exists() {
         return Err(PreflightError::NoBtf);
@@ -128,6 +135,21 @@ fn check_capabilities() -> Result<(), PreflightError> {
             missing: missing.join(", "),
         })
     }
+}
+
+fn check_perf_paranoid() -> Result<(), PreflightError> {
+    let admin = caps::has_cap(None, CapSet::Effective, Capability::CAP_SYS_ADMIN).unwrap_or(false);
+    let level = std::fs::read_to_string(PERF_EVENT_PARANOID)
+        .ok()
+        .and_then(|l| l.trim().parse().ok());
+    match level {
+        Some(level) if paranoid_blocks(level, admin) => Err(PreflightError::PerfParanoid { level }),
+        _ => Ok(()),
+    }
+}
+
+fn paranoid_blocks(level: i32, admin: bool) -> bool {
+    level > PARANOID_NEEDS_ADMIN && !admin
 }
 
 fn check_kernel_version() -> Result<(), PreflightError> {
@@ -208,6 +230,14 @@ mod tests {
             message.starts_with("missing capabilities CAP_SYS_PTRACE: run beyla as root, or grant it CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN (setcap"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn paranoid_above_two_needs_cap_sys_admin() {
+        assert!(paranoid_blocks(3, false));
+        assert!(!paranoid_blocks(3, true));
+        assert!(!paranoid_blocks(2, false));
+        assert!(!paranoid_blocks(-1, false));
     }
 
     #[test]
