@@ -173,9 +173,9 @@ done
 # ---------------------------------------------------------------- list
 
 if [ "$mode" = list ]; then
-  printf '%-14s %-6s %-9s %-26s %-22s %-4s %-4s %-4s\n' id arch suite release nixpkgs 9pv 9pfs btf
+  printf '%-14s %-6s %-9s %-26s %-39s %-4s %-4s %-4s\n' id arch suite release nixpkgs 9pv 9pfs btf
   for id in "${sel[@]}"; do
-    printf '%-14s %-6s %-9s %-26s %-22s %-4s %-4s %-4s\n' "$id" "$(kfield "$id" 3)" "$(kfield "$id" 4)" \
+    printf '%-14s %-6s %-9s %-26s %-39s %-4s %-4s %-4s\n' "$id" "$(kfield "$id" 3)" "$(kfield "$id" 4)" \
       "$(kfield "$id" 5)" "$(kfield "$id" 7)" "$(kfield "$id" 9)" "$(kfield "$id" 10)" "$(kfield "$id" 11)"
     kpackages "$id" | while read -r n v s z; do printf '    %s=%s (%s bytes)\n' "$n" "$v" "$z"; done
   done

@@ -45,20 +45,10 @@ rustPlatform.buildRustPackage {
   pname = "beyla";
   inherit version;
 
-  # Only what the build reads: the workspace manifests, the crates (cargo
-  # loads every member) and the C probes.
+  # Only what the build reads (nix/source.nix says what and why).
   src = lib.fileset.toSource {
     root = ../.;
-    fileset = lib.fileset.unions [
-      ../Cargo.toml
-      ../Cargo.lock
-      ../agent
-      ../pipeline
-      ../ebpf
-      ../integration-tests
-      # Read by the self-metrics test (include_str!).
-      ../docs/running.md
-    ];
+    fileset = lib.fileset.unions (map (path: ../. + "/${path}") (import ./source.nix));
   };
 
   cargoLock.lockFile = ../Cargo.lock;

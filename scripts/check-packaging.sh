@@ -204,7 +204,49 @@ def load_docs(paths):
             out[key] = d
     return list(out.values())
 
-REQUIRED_CAPS = {"BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH"}
+def code_capabilities():
+    """The agent's one list of capabilities: PRIVILEGES in preflight.rs, in order."""
+    src = open("agent/src/ebpf/preflight.rs").read()
+    block = src[src.index("pub const PRIVILEGES"):]
+    block = block[:block.index("\n];")]
+    return re.findall(r"capability: Capability::(CAP_\w+),", block)
+
+# Kubernetes spells capabilities without the CAP_ prefix.
+REQUIRED_CAPS = {c[len("CAP_"):] for c in code_capabilities()}
+
+def capabilities(module_json):
+    """Every place that grants or lists the agent's capabilities says exactly
+    what preflight.rs says."""
+    code = code_capabilities()
+    report(len(code) >= 4, f"agent/src/ebpf/preflight.rs: PRIVILEGES lists {', '.join(code)}")
+    def same(where, found, ordered=False):
+        ok = found == code if ordered else sorted(set(found)) == sorted(code)
+        report(ok, f"capabilities of {where} are the agent's list",
+               f"found:    {', '.join(found) or 'none'}\nexpected: {', '.join(code)} (agent/src/ebpf/preflight.rs)")
+    def section(path, start, end):
+        text = open(path).read()
+        if start not in text:
+            return ""
+        rest = text[text.index(start):]
+        return rest[:rest.index(end, len(start))] if end in rest[len(start):] else rest
+    caps = lambda text: re.findall(r"CAP_[A-Z_]+", text)
+    same("nixos-module/capabilities.nix (the NixOS unit)", json.load(open(module_json)), ordered=True)
+    same("README.md (Requirements)", caps(section("README.md", "- Root, or the capabilities", "\n- ")))
+    same("docs/running.md (Privileges table)",
+         re.findall(r"^\| `(CAP_[A-Z_]+)` \|", section("docs/running.md", "## Privileges", "\n## "), re.M), ordered=True)
+    same("docs/install-nixos.md (The service)",
+         caps(section("docs/install-nixos.md", "`beyla.service` does not run as root", "Other settings:")))
+    same("docs/install-oci.md (docker run --cap-add)",
+         ["CAP_" + c for c in re.findall(r"--cap-add (\w+)", section("docs/install-oci.md", "## With only the capabilities", "\n## "))])
+    same("docs/install-kubernetes.md (the capabilities variant)",
+         ["CAP_" + c for c in re.findall(r"\b([A-Z][A-Z_]+)\b", section("docs/install-kubernetes.md", "not privileged: capabilities", "(why"))])
+    for path in ["deploy/kubernetes/variants/daemonset-capabilities.yaml"]:
+        for d in yaml.safe_load_all(open(path)):
+            for c in ((d or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []):
+                add = ((c.get("securityContext") or {}).get("capabilities") or {}).get("add") or []
+                same(f"{path} (container {c.get('name')})", ["CAP_" + a for a in add])
+    values = yaml.safe_load(open("deploy/helm/beyla/values.yaml"))
+    same("deploy/helm/beyla/values.yaml (capabilities)", ["CAP_" + a for a in values.get("capabilities") or []])
 REQUIRED_RESOURCES = {("", r) for r in ["nodes", "pods", "services", "endpoints", "namespaces"]} | {("apps", "replicasets")}
 
 def manifests(name, paths, outdir):
@@ -255,8 +297,8 @@ def manifests(name, paths, outdir):
         for c in containers:
             sc = c.get("securityContext") or {}
             caps = set((sc.get("capabilities") or {}).get("add") or [])
-            if not sc.get("privileged") and not REQUIRED_CAPS <= caps:
-                problems.append(f"DaemonSet {dsn}: container {c.get('name')} is neither privileged nor has {sorted(REQUIRED_CAPS - caps)}")
+            if not sc.get("privileged") and REQUIRED_CAPS != caps:
+                problems.append(f"DaemonSet {dsn}: container {c.get('name')} is neither privileged nor has exactly the agent's capabilities {sorted(REQUIRED_CAPS)} (has {sorted(caps)})")
             for m in c.get("volumeMounts") or []:
                 if m["name"] not in volumes:
                     problems.append(f"DaemonSet {dsn}: volumeMount {m['name']} has no volume")
@@ -313,6 +355,8 @@ elif cmd == "manifests":
     manifests(sys.argv[2], sys.argv[4:], sys.argv[3])
 elif cmd == "settings-equal":
     settings_equal(sys.argv[2], sys.argv[3])
+elif cmd == "capabilities":
+    capabilities(sys.argv[2])
 elif cmd == "check-config":
     check_config(sys.argv[2], what=sys.argv[3])
 sys.exit(1 if failures else 0)
@@ -348,6 +392,44 @@ else
   fail "nixpkgs-fmt --check: run nixpkgs-fmt on the .nix files (or nix fmt)"
 fi
 
+echo "== The package's source fileset builds with its tests"
+# nix/package.nix builds from exactly the paths of nix/source.nix (the git-
+# tracked files under them, as a flake sees them); a file the build or a test
+# reads that the list lacks fails here, as it would inside Nix.
+if grep -q 'import ./source.nix' nix/package.nix && ! grep -q 'fileset.unions \[' nix/package.nix; then
+  pass "nix/package.nix takes its source fileset from nix/source.nix"
+else
+  fail "nix/package.nix takes its source fileset from nix/source.nix (and lists no path of its own)"
+fi
+mapfile -t source_paths < <(nix-instantiate --eval --strict --json nix/source.nix | "$py" -c 'import json,sys; print("\n".join(json.load(sys.stdin)))')
+fileset="$work/source-fileset"
+mkdir -p "$fileset"
+git ls-files -z -- "${source_paths[@]}" | (cd "$repo" && xargs -0 cp --parents -t "$fileset" 2>/dev/null) || true
+# The checkout's target directory: the dependencies checked by the lint step
+# before this one are reused, only the two crates of the copy are checked.
+if quiet env CARGO_TARGET_DIR="$repo/target" cargo check --locked -q --workspace --all-targets --manifest-path "$fileset/Cargo.toml"; then
+  pass "cargo check --workspace --all-targets on the fileset of nix/source.nix (${source_paths[*]})"
+else
+  fail "cargo check --workspace --all-targets on the fileset of nix/source.nix: add what the build reads to nix/source.nix"
+fi
+
+echo "== NixOS test scripts and kernels"
+# retry()'s timeout keyword was renamed (timeout -> timeout_seconds) by newer
+# NixOS test drivers; by position it works with both.
+bad_retry="$(grep -nE 'retry\([^)]*\btimeout(_seconds)?[[:space:]]*=' nix/*.nix || true)"
+n_retry="$(grep -cE 'retry\(' nix/vm-test.nix || true)"
+if [ -z "$bad_retry" ] && [ "$n_retry" -gt 0 ]; then
+  pass "nix/vm-test.nix: retry() takes its timeout by position ($n_retry calls)"
+else
+  fail "retry() with a timeout keyword (valid for one test driver only): $bad_retry"
+fi
+# linuxPackages_* are aliases; nixpkgs with allowAliases = false has none.
+if ! grep -nE '^[^#]*linuxPackages_' flake.nix nix/*.nix nixos-module/*.nix kernels/matrix.toml; then
+  pass "kernels named through pkgs.linuxKernel (no linuxPackages_* alias)"
+else
+  fail "a linuxPackages_* alias is used: name kernels through pkgs.linuxKernel.packages"
+fi
+
 echo "== NixOS module settings (rendered as pkgs.formats.yaml would)"
 for pair in nixos-module/examples/settings.nix:nixos-module/examples/settings.yml nix/vm-test-settings.nix:; do
   nixf="${pair%%:*}" yml="${pair#*:}"
@@ -365,6 +447,10 @@ for pair in nixos-module/examples/settings.nix:nixos-module/examples/settings.ym
   fi
   pycheck check-config "$yml" "beyla --check-config accepts the settings of $nixf"
 done
+
+echo "== Capabilities: one list (agent/src/ebpf/preflight.rs) everywhere"
+nix-instantiate --eval --strict --json nixos-module/capabilities.nix >"$work/capabilities.json"
+pycheck capabilities "$work/capabilities.json"
 
 echo "== Install pages"
 mkdir -p "$work/docs"

@@ -111,6 +111,7 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
         capture_size: config.capture_size,
         watch_execs: Discovery::decides_at_exec(&config.discovery),
         wakeup,
+        metrics: Arc::clone(&metrics),
     })?;
     let drops = Arc::new(drops);
     let registry = Registry::default();

@@ -67,7 +67,12 @@ pub struct AgentOutput {
 impl Agent {
     /// Starts the agent with the JSON trace printer and the variables in `env`.
     pub fn start(env: &[(&str, &str)]) -> Agent {
-        let mut command = agent_command(env);
+        Agent::start_command(agent_command(env))
+    }
+
+    /// Starts `command` (the agent, or a wrapper that execs it, its
+    /// environment set by [`set_agent_env`]) with the JSON trace printer.
+    pub fn start_command(mut command: Command) -> Agent {
         command
             .env("BEYLA_TRACE_PRINTER", "json")
             .stdin(Stdio::null())

@@ -4,7 +4,7 @@ use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::trace_point::TracePointLink;
 use aya::programs::{TracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
-use beyla_pipeline::selfmetrics::{KernelDrop, KernelDropCounts};
+use beyla_pipeline::selfmetrics::{KernelDrop, KernelDropCounts, SelfMetrics};
 use thiserror::Error;
 
 use super::abi;
@@ -21,13 +21,15 @@ const CAPTURED_SYSCALLS: &[&str] = &[
 ];
 
 /// Settings written into the object's read-only globals before it is loaded.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ProbeSettings {
     /// Payload bytes copied per syscall.
     pub capture_size: u32,
     /// Report execs, so processes selected by executable are traced from their first syscall.
     pub watch_execs: bool,
     pub wakeup: Wakeup,
+    /// Where attach failures are counted.
+    pub metrics: Arc<SelfMetrics>,
 }
 
 /// When the probes wake the ring-buffer reader (`ebpf.wakeup_len`).
@@ -178,7 +180,7 @@ impl Probes {
             })?;
         let ebpf = Arc::new(Mutex::new(ebpf));
         Ok(Loaded {
-            tls: TlsAttacher::new(Arc::clone(&ebpf)),
+            tls: TlsAttacher::new(Arc::clone(&ebpf), settings.metrics),
             probes: Probes { links, _ebpf: ebpf },
             ring,
             pids,

@@ -44,9 +44,11 @@ pub enum Counter {
     ScrapesRefusedTimeout,
     ScrapesRefusedBadRequest,
     ScrapesRefusedAccept,
+    /// Processes whose OpenSSL uprobes the kernel refused for lack of privilege.
+    ProbeAttachFailuresOpenssl,
 }
 
-const COUNTERS: usize = Counter::ScrapesRefusedAccept as usize + 1;
+const COUNTERS: usize = Counter::ProbeAttachFailuresOpenssl as usize + 1;
 
 /// A reason the kernel probes drop an event, counted in a kernel map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +201,12 @@ pub static FAMILIES: &[Family] = &[
             ("bad_request", Agent(C::ScrapesRefusedBadRequest)),
             ("accept_error", Agent(C::ScrapesRefusedAccept)),
         ],
+    },
+    Family {
+        name: "beyla_probe_attach_failures",
+        help: "Processes a feature's probes could not be attached to (the kernel refused), by feature.",
+        label: Some("feature"),
+        members: &[("openssl", Agent(C::ProbeAttachFailuresOpenssl))],
     },
 ];
 
