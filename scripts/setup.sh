@@ -22,6 +22,8 @@ command -v npm >/dev/null || packages+=(npm)
 command -v mvn >/dev/null || packages+=(maven)
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || packages+=(golang-go)
 command -v javac >/dev/null || packages+=(default-jdk-headless)
+# The Redis tests' server (the Kafka broker comes from Maven Central, below).
+command -v redis-server >/dev/null || packages+=(redis-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -60,3 +62,6 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
 cd "$repo"
 cargo build --locked -q -p beyla
 bash vm-tests/apps/build.sh
+# The Redis and Kafka tests: the broker's jars (cached under ~/.cache/beyla) and the clients.
+bash integration-tests/servers/kafka/fetch.sh >/dev/null
+bash integration-tests/clients/kv/build.sh

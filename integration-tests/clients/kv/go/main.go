@@ -165,7 +165,7 @@ func runKafka(ctx context.Context, addr string, n int, topic string) error {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		fmt.Printf("sent produce %s 0\n", topic)
+		fmt.Printf("sent produce ok %s 0\n", topic)
 	}
 	if err := writer.Close(); err != nil {
 		return err

@@ -2,7 +2,7 @@
 
 Usage: kafka_client.py HOST:PORT N TOPIC
 
-Lines: "sent produce TOPIC PARTITION" and "received TOPIC PARTITION OFFSET".
+Lines: "sent produce ok TOPIC PARTITION" and "received TOPIC PARTITION OFFSET".
 """
 
 import sys
@@ -17,7 +17,7 @@ def main():
     producer = KafkaProducer(bootstrap_servers=bootstrap, client_id=CLIENT_ID, acks="all", linger_ms=0)
     for i in range(count):
         sent = producer.send(topic, key=str(i).encode(), value=f"record {i}".encode(), partition=0).get(timeout=30)
-        print(f"sent produce {sent.topic} {sent.partition}", flush=True)
+        print(f"sent produce ok {sent.topic} {sent.partition}", flush=True)
     producer.close()
 
     consumer = KafkaConsumer(

@@ -19,8 +19,11 @@ DATABASE = 1
 def sent(name, error=None):
     if error is None:
         print(f"sent {name} ok", flush=True)
-    else:
-        print(f"sent {name} error {str(error).split(' ')[0]}", flush=True)
+        return
+    # redis-py drops the "ERR " of generic errors and keeps other codes (WRONGTYPE ...).
+    first = str(error).split(" ")[0]
+    code = first if first.isupper() else "ERR"
+    print(f"sent {name} error {code}", flush=True)
 
 
 def call(name, fn, *args):

@@ -16,7 +16,7 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * Produces N records to a topic with kafka-clients, one Produce request each (every send waits
  * for its acknowledgement), then fetches them back from partition 0 with an assigned consumer.
  *
- * <p>Usage: KafkaClient HOST:PORT N TOPIC. Lines: "sent produce TOPIC PARTITION" and "received
+ * <p>Usage: KafkaClient HOST:PORT N TOPIC. Lines: "sent produce ok TOPIC PARTITION" and "received
  * TOPIC PARTITION OFFSET".
  */
 public final class KafkaClient {
@@ -38,7 +38,7 @@ public final class KafkaClient {
       for (int i = 0; i < count; i++) {
         RecordMetadata sent =
             producer.send(new ProducerRecord<>(topic, 0, Integer.toString(i), "record " + i)).get();
-        System.out.println("sent produce " + sent.topic() + " " + sent.partition());
+        System.out.println("sent produce ok " + sent.topic() + " " + sent.partition());
       }
     }
 
