@@ -3,12 +3,15 @@
 #![no_main]
 
 use beyla_pipeline::protocols::redis::{
-    parse_command, parse_header, parse_value, push_kind, Parse, ValueWalker, Walk,
+    parse_command, parse_command_start, parse_header, parse_reply_start, parse_value, push_kind, Parse,
+    ValueWalker, Walk,
 };
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = parse_header(data);
+    let _ = parse_command_start(data);
+    let _ = parse_reply_start(data);
     if let Parse::Parsed(command) = parse_command(data) {
         let _ = command.args.count();
     }

@@ -9,7 +9,8 @@
 //! is rejected at its first wrong byte instead of being buffered up to the limits.
 
 use super::types::{
-    Args, Command, Elements, Frame, Header, InvalidReason, Kind, Parse, PushKind, Shape, Value,
+    Args, Command, CommandStart, Elements, Frame, Header, InvalidReason, Kind, Parse, PushKind,
+    ReplyStart, Shape, Value,
 };
 
 /// Longest header or line value, type byte and CRLF included. Redis itself refuses inline
@@ -60,6 +61,91 @@ pub fn parse_command(buf: &[u8]) -> Parse<Command<'_>> {
     finish(command(buf))
 }
 
+/// The start of the command at the start of `buf`: enough to name it and write its query text
+/// from a prefix the capture may have cut off after its first argument.
+pub fn parse_command_start(buf: &[u8]) -> Parse<CommandStart<'_>> {
+    finish(command_start(buf))
+}
+
+fn command_start(buf: &[u8]) -> Result<CommandStart<'_>, Stop> {
+    let h = header(buf)?;
+    let count = match (h.kind, h.size) {
+        (Kind::Array, Some(count)) if count > 0 => count,
+        _ => return Err(Stop::Invalid(InvalidReason::NotCommand)),
+    };
+    let mut end = h.len;
+    let mut bulk = || -> Result<&[u8], Stop> {
+        let rest = buf.get(end..).unwrap_or_default();
+        let arg = header(rest)?;
+        let (Kind::BulkString, Some(size)) = (arg.kind, arg.size) else {
+            return Err(Stop::Invalid(InvalidReason::NotCommand));
+        };
+        let (payload, len) = blob(rest, &arg, size)?;
+        end += len;
+        Ok(payload)
+    };
+    let name = bulk()?;
+    let first_arg = if count > 1 { Some(bulk()?) } else { None };
+    Ok(CommandStart {
+        name,
+        first_arg,
+        arg_count: count - 1,
+    })
+}
+
+/// The start of the reply at the start of `buf`: its type, an error's code, and what a push
+/// (or an array that may be one) carries. An attribute before it is skipped.
+pub fn parse_reply_start(buf: &[u8]) -> Parse<ReplyStart<'_>> {
+    finish(reply_start(buf))
+}
+
+fn reply_start(buf: &[u8]) -> Result<ReplyStart<'_>, Stop> {
+    let mut start = 0;
+    loop {
+        let rest = buf.get(start..).unwrap_or_default();
+        let h = header(rest)?;
+        let mut reply = ReplyStart {
+            kind: h.kind,
+            error_code: None,
+            push: None,
+        };
+        match (h.kind, h.size) {
+            (Kind::Attribute, _) => {
+                start += h.len + aggregate(rest, &h, 0)?.bytes.len();
+                continue;
+            }
+            (Kind::SimpleError, _) => reply.error_code = Some(first_word(h.line)),
+            (Kind::BulkError, Some(size)) => {
+                // The code ends at the first space; the rest of the message may be cut off.
+                let available = rest.get(h.len..).unwrap_or_default();
+                let payload = available
+                    .get(..usize::try_from(size).unwrap_or(usize::MAX))
+                    .unwrap_or(available);
+                reply.error_code = Some(match memchr::memchr(b' ', payload) {
+                    Some(space) => &payload[..space],
+                    None if payload.len() as u64 == size => payload,
+                    None => return Err(Stop::NeedMore),
+                });
+            }
+            (Kind::Array | Kind::Push, Some(count)) if count > 0 => {
+                let first = rest.get(h.len..).unwrap_or_default();
+                let element = header(first)?;
+                reply.push = Some(match (element.kind, element.size) {
+                    (Kind::BulkString, Some(size)) => push_kind_of(blob(first, &element, size)?.0),
+                    (Kind::SimpleString, _) => push_kind_of(element.line),
+                    _ => PushKind::Other,
+                });
+            }
+            _ => {}
+        }
+        return Ok(reply);
+    }
+}
+
+fn first_word(text: &[u8]) -> &[u8] {
+    text.split(|&b| b == b' ').next().unwrap_or(text)
+}
+
 /// What a push, or a RESP2 array on a subscribed connection, carries, from its first element.
 /// `None` for any other value.
 pub fn push_kind(value: &Value<'_>) -> Option<PushKind> {
@@ -67,10 +153,14 @@ pub fn push_kind(value: &Value<'_>) -> Option<PushKind> {
         return None;
     };
     let mut elements = *elements;
-    let first = match elements.next()? {
-        Value::Bulk(b) | Value::Simple(b) => b,
-        _ => return Some(PushKind::Other),
-    };
+    Some(match elements.next()? {
+        Value::Bulk(b) | Value::Simple(b) => push_kind_of(b),
+        _ => PushKind::Other,
+    })
+}
+
+/// What a push carries, from its first element.
+fn push_kind_of(first: &[u8]) -> PushKind {
     const MESSAGES: [&[u8]; 3] = [b"message", b"pmessage", b"smessage"];
     const SUBSCRIPTIONS: [&[u8]; 6] = [
         b"subscribe",
@@ -80,13 +170,13 @@ pub fn push_kind(value: &Value<'_>) -> Option<PushKind> {
         b"punsubscribe",
         b"sunsubscribe",
     ];
-    Some(if MESSAGES.iter().any(|m| m.eq_ignore_ascii_case(first)) {
+    if MESSAGES.iter().any(|m| m.eq_ignore_ascii_case(first)) {
         PushKind::Message
     } else if SUBSCRIPTIONS.iter().any(|s| s.eq_ignore_ascii_case(first)) {
         PushKind::Subscription
     } else {
         PushKind::Other
-    })
+    }
 }
 
 fn header(buf: &[u8]) -> Result<Header<'_>, Stop> {
@@ -369,7 +459,7 @@ impl<'a> Value<'a> {
         let Value::Error(message) = self else {
             return None;
         };
-        Some(message.split(|&b| b == b' ').next().unwrap_or(message))
+        Some(first_word(message))
     }
 }
 

@@ -474,3 +474,69 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn command_starts_agree_with_whole_commands_on_every_prefix() {
+    for capture in requests() {
+        let mut rest = capture.bytes;
+        while let Parse::Parsed(command) = parse_command(rest) {
+            let mut args = command.args;
+            let expected = CommandStart {
+                name: command.name,
+                first_arg: args.next(),
+                arg_count: command.args.remaining(),
+            };
+            let whole = &rest[..command.len];
+            assert_eq!(parse_command_start(whole), Parse::Parsed(expected));
+            for cut in 0..whole.len() {
+                match parse_command_start(&whole[..cut]) {
+                    Parse::NeedMore => {}
+                    parsed => assert_eq!(parsed, Parse::Parsed(expected), "{}", capture.name),
+                }
+            }
+            rest = &rest[command.len..];
+        }
+        assert!(rest.is_empty(), "{}", capture.name);
+    }
+}
+
+#[test]
+fn reply_starts_agree_with_whole_replies_on_every_prefix() {
+    for (capture, _) in responses() {
+        let mut rest = capture.bytes;
+        while let Parse::Parsed(frame) = parse_value(rest) {
+            let whole = &rest[..frame.len];
+            let Parse::Parsed(start) = parse_reply_start(whole) else {
+                panic!("{}", capture.name)
+            };
+            assert_eq!(
+                start.error_code,
+                frame.value.error_code(),
+                "{}",
+                capture.name
+            );
+            assert_eq!(start.push, push_kind(&frame.value), "{}", capture.name);
+            for cut in 0..whole.len() {
+                match parse_reply_start(&whole[..cut]) {
+                    Parse::NeedMore => {}
+                    parsed => assert_eq!(parsed, Parse::Parsed(start), "{}", capture.name),
+                }
+            }
+            rest = &rest[frame.len..];
+        }
+        assert!(rest.is_empty(), "{}", capture.name);
+    }
+    // A bulk error's code, and an attribute before a reply.
+    let Parse::Parsed(start) = parse_reply_start(b"!21\r\nSYNTAX invalid syntax\r\n") else {
+        panic!("bulk error")
+    };
+    assert_eq!(start.error_code, Some(b"SYNTAX".as_slice()));
+    assert_eq!(parse_reply_start(b"!21\r\nSYNT"), Parse::NeedMore);
+    let Parse::Parsed(start) = parse_reply_start(b"|1\r\n+a\r\n:1\r\n-ERR x\r\n") else {
+        panic!("attribute")
+    };
+    assert_eq!(
+        (start.kind, start.error_code),
+        (Kind::SimpleError, Some(b"ERR".as_slice()))
+    );
+}

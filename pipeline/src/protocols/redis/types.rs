@@ -208,3 +208,23 @@ pub enum PushKind {
     /// Anything else: client-side caching invalidations, server notices.
     Other,
 }
+
+/// The first parts of a command, which a stitcher keeps; the rest may be cut off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandStart<'a> {
+    /// The command name as sent (any case).
+    pub name: &'a [u8],
+    pub first_arg: Option<&'a [u8]>,
+    /// Arguments after the name.
+    pub arg_count: u64,
+}
+
+/// The first parts of a reply, which a stitcher keeps; the rest may be cut off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyStart<'a> {
+    pub kind: Kind,
+    /// An error's code: its first word (`ERR`, `WRONGTYPE`).
+    pub error_code: Option<&'a [u8]>,
+    /// For arrays and pushes: what the first element says they carry.
+    pub push: Option<PushKind>,
+}
