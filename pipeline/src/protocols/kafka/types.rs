@@ -2,14 +2,7 @@
 //! Produce, Fetch and Metadata that spans need. Values borrow from the captured bytes.
 
 /// Outcome of parsing bytes that may be cut off anywhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parse<T> {
-    Parsed(T),
-    /// The bytes end before the fields asked for: more of the message is needed.
-    NeedMore,
-    /// No continuation of these bytes can be valid.
-    Invalid(InvalidReason),
-}
+pub type Parse<T> = crate::protocols::Parse<T, InvalidReason>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InvalidReason {

@@ -540,3 +540,322 @@ fn reply_starts_agree_with_whole_replies_on_every_prefix() {
         (Kind::SimpleError, Some(b"ERR".as_slice()))
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The stitcher, fed captured connections.
+
+mod stitching {
+    use super::super::stitch::{RedisRecord, RedisStitcher};
+    use super::{requests, responses};
+    use crate::model::{
+        ConnId, ConnTuple, DataChunk, Direction, Origin, Pid, SpanId, Tid, TraceContext, TraceId,
+    };
+    use crate::protocols::{Anomaly, Hooks, Stitch};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    #[derive(Default)]
+    struct Recorder {
+        records: Vec<RedisRecord>,
+        started: u8,
+        abandoned: usize,
+        anomalies: Vec<Anomaly>,
+    }
+
+    impl Hooks<RedisRecord> for Recorder {
+        fn request_started(&mut self, _tid: Tid, traceparent: Option<&str>) -> TraceContext {
+            assert_eq!(traceparent, None);
+            self.started = self.started.wrapping_add(1);
+            TraceContext {
+                trace_id: TraceId([self.started; 16]),
+                span_id: SpanId([self.started; 8]),
+                parent: None,
+                parent_sampled: None,
+            }
+        }
+        fn exchange(&mut self, record: RedisRecord) {
+            self.records.push(record);
+        }
+        fn abandoned(&mut self, _context: TraceContext) {
+            self.abandoned += 1;
+        }
+        fn anomaly(&mut self, anomaly: Anomaly) {
+            self.anomalies.push(anomaly);
+        }
+    }
+
+    /// The traced process is the client: commands go out.
+    struct Conn {
+        stitcher: RedisStitcher,
+        hooks: Recorder,
+        clock: u64,
+    }
+
+    impl Conn {
+        fn client() -> Conn {
+            Conn {
+                stitcher: RedisStitcher::new(Direction::Egress),
+                hooks: Recorder::default(),
+                clock: 0,
+            }
+        }
+
+        /// One syscall moving `bytes`, of which the probe copied the first `captured`.
+        fn send(&mut self, direction: Direction, bytes: &[u8], moved: u64) {
+            self.clock += 10;
+            let chunk = DataChunk {
+                pid: Pid(1),
+                tid: Tid(7),
+                conn: ConnId(1),
+                direction,
+                origin: Origin::Connect,
+                tuple: ConnTuple {
+                    local: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    local_port: 40000,
+                    remote: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    remote_port: 6379,
+                },
+                start_mono_ns: self.clock,
+                end_mono_ns: self.clock + 5,
+                bytes: moved,
+                tls: false,
+                data: bytes,
+            };
+            self.stitcher.feed(&chunk, &mut self.hooks);
+        }
+
+        fn request(&mut self, bytes: &[u8]) {
+            self.send(Direction::Egress, bytes, bytes.len() as u64);
+        }
+
+        fn reply(&mut self, bytes: &[u8]) {
+            self.send(Direction::Ingress, bytes, bytes.len() as u64);
+        }
+
+        /// Each record as `COMMAND|query|database|error`.
+        fn described(&self) -> Vec<String> {
+            self.hooks
+                .records
+                .iter()
+                .map(|r| match &r.operation {
+                    Some(op) => format!(
+                        "{}|{}|{}|{}",
+                        op.command,
+                        op.query,
+                        op.database.as_deref().unwrap_or("-"),
+                        op.error.as_deref().unwrap_or("-")
+                    ),
+                    None => "undecodable".to_string(),
+                })
+                .collect()
+        }
+    }
+
+    fn capture(name: &str) -> (&'static [u8], &'static [u8]) {
+        let request = requests()
+            .into_iter()
+            .find(|c| c.name == format!("{name}_request"))
+            .expect("request capture")
+            .bytes;
+        let response = responses()
+            .into_iter()
+            .find(|(c, _)| c.name == format!("{name}_response"))
+            .expect("response capture")
+            .0
+            .bytes;
+        (request, response)
+    }
+
+    /// Replays a capture: every command, then the replies in pieces of `step` bytes.
+    fn replay(name: &str, step: usize) -> Conn {
+        let (request, response) = capture(name);
+        let mut conn = Conn::client();
+        conn.request(request);
+        for piece in response.chunks(step) {
+            conn.reply(piece);
+        }
+        conn.stitcher.close(&mut conn.hooks);
+        conn
+    }
+
+    fn records_of(name: &str) -> Vec<String> {
+        let conn = replay(name, usize::MAX);
+        assert_eq!(conn.hooks.anomalies, vec![], "{name}");
+        assert_eq!(conn.hooks.abandoned, 0, "{name}");
+        for step in [1, 3, 64] {
+            let other = replay(name, step);
+            assert_eq!(
+                other.described(),
+                conn.described(),
+                "{name} in pieces of {step}"
+            );
+            assert_eq!(other.hooks.anomalies, vec![], "{name} in pieces of {step}");
+        }
+        conn.described()
+    }
+
+    /// `n` copies of a record.
+    fn times(n: usize, record: &str) -> Vec<String> {
+        vec![record.to_string(); n]
+    }
+
+    #[test]
+    fn go_redis_resp3_connection_gives_one_record_per_command() {
+        let transaction = [
+            "MULTI|MULTI|1|-",
+            "SET|SET kv:tx ?|1|-",
+            "INCR|INCR kv:tx|1|-",
+            "EXEC|EXEC|1|-",
+        ];
+        let mut expected: Vec<String> = [
+            "HELLO|HELLO ?|-|-",
+            "SELECT|SELECT 1|-|-",
+            "CLIENT|CLIENT maint_notifications ?|1|ERR",
+            "CLIENT|CLIENT setinfo ?|1|ERR",
+            "CLIENT|CLIENT setinfo ?|1|ERR",
+            "PING|PING|1|-",
+        ]
+        .map(String::from)
+        .to_vec();
+        for i in 0..3 {
+            expected.push(format!("SET|SET kv:{i} ?|1|-"));
+            expected.push(format!("GET|GET kv:{i}|1|-"));
+        }
+        expected.extend(times(3, "INCR|INCR kv:counter|1|-"));
+        for _ in 0..3 {
+            expected.push("LPUSH|LPUSH kv:0 ?|1|WRONGTYPE".into());
+            expected.push("INCR|INCR kv:0|1|ERR".into());
+        }
+        for _ in 0..3 {
+            expected.extend(transaction.map(String::from));
+        }
+        expected.extend(times(3, "PUBLISH|PUBLISH kv:events ?|1|-"));
+        assert_eq!(records_of("go_redis_commands"), expected);
+    }
+
+    #[test]
+    fn subscriptions_are_answered_once_and_messages_are_no_replies() {
+        // RESP3: the confirmation and the messages are pushes.
+        assert_eq!(
+            records_of("go_redis_subscriber").last().map(String::as_str),
+            Some("SUBSCRIBE|SUBSCRIBE kv:events|1|-")
+        );
+        assert_eq!(records_of("go_redis_subscriber").len(), 6);
+        assert_eq!(records_of("node_ioredis_subscriber").len(), 5);
+        // RESP2: arrays, told apart once the connection subscribed.
+        assert_eq!(
+            records_of("py_redis_subscriber"),
+            [
+                "CLIENT|CLIENT SETINFO ?|-|ERR",
+                "CLIENT|CLIENT SETINFO ?|-|ERR",
+                "SELECT|SELECT 1|-|-",
+                "SUBSCRIBE|SUBSCRIBE kv:events|1|-",
+            ]
+        );
+        assert_eq!(
+            records_of("java_jedis_subscriber"),
+            [
+                "SELECT|SELECT 1|-|-",
+                "SUBSCRIBE|SUBSCRIBE kv:events|1|-",
+                "UNSUBSCRIBE|UNSUBSCRIBE|1|-",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_client_gets_a_record_per_command_with_its_error() {
+        for (name, commands, errors) in [
+            ("py_redis_commands", 24, 6),
+            ("node_ioredis_commands", 25, 6),
+            ("java_jedis_commands", 22, 4),
+        ] {
+            let records = records_of(name);
+            assert_eq!(records.len(), commands, "{name}");
+            let failed = records.iter().filter(|r| !r.ends_with("|-")).count();
+            assert_eq!(failed, errors, "{name}");
+        }
+    }
+
+    #[test]
+    fn resp3_types_attributes_and_pushes_before_replies() {
+        let a = records_of("py_resp3_types_a");
+        assert_eq!(a.len(), 14);
+        assert_eq!(a[5..], times(9, "DEBUG|DEBUG PROTOCOL ?|1|-"));
+        // A push arrives before the reply to DEBUG PROTOCOL push: it answers nothing.
+        assert_eq!(
+            records_of("py_resp3_types_b")[5..],
+            [
+                "DEBUG|DEBUG PROTOCOL ?|1|-",
+                "DEBUG|DEBUG PROTOCOL ?|1|-",
+                "DEBUG|DEBUG PROTOCOL ?|1|-",
+                "DEBUG|DEBUG PROTOCOL ?|1|-",
+                "HSET|HSET kv:h ?|1|-",
+                "HGETALL|HGETALL kv:h|1|-",
+                "SADD|SADD kv:s ?|1|-",
+                "SMEMBERS|SMEMBERS kv:s|1|-",
+            ]
+        );
+    }
+
+    #[test]
+    fn payload_bytes_the_probe_did_not_copy_cost_nothing() {
+        let mut conn = Conn::client();
+        conn.request(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n");
+        // A 100 000-byte value of which the probe copied 64 bytes, then the next reply.
+        let head = b"$100000\r\n";
+        let mut reply = head.to_vec();
+        reply.resize(head.len() + 100_000, b'x');
+        reply.extend_from_slice(b"\r\n");
+        conn.send(Direction::Ingress, &reply[..64], reply.len() as u64 - 2);
+        conn.reply(b"\r\n");
+        conn.request(b"*1\r\n$4\r\nPING\r\n");
+        conn.reply(b"+PONG\r\n");
+        assert_eq!(conn.hooks.anomalies, vec![]);
+        assert_eq!(conn.described(), ["GET|GET big|-|-", "PING|PING|-|-"]);
+    }
+
+    #[test]
+    fn lost_framing_drops_what_is_pending_and_resumes_on_the_next_turn() {
+        let mut conn = Conn::client();
+        conn.request(b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$3\r\nGET\r\n$1\r\nb\r\n");
+        // The probe copied 2 bytes of a 20-byte read: the gap covers framing.
+        conn.send(Direction::Ingress, b"$3", 20);
+        assert_eq!(conn.hooks.anomalies, vec![Anomaly::Lost { bytes: 18 }]);
+        assert_eq!(conn.hooks.abandoned, 2);
+        // The command sent while out of step is not followed; its reply ends the resync.
+        conn.request(b"*1\r\n$4\r\nPING\r\n");
+        conn.reply(b"+PONG\r\n");
+        conn.request(b"*2\r\n$3\r\nGET\r\n$1\r\nc\r\n");
+        conn.reply(b"$1\r\nC\r\n");
+        assert_eq!(conn.described(), ["GET|GET c|-|-"]);
+    }
+
+    #[test]
+    fn orphans_unanswered_and_garbage_are_counted() {
+        let mut conn = Conn::client();
+        conn.reply(b"+OK\r\n");
+        assert_eq!(conn.hooks.anomalies, vec![Anomaly::OrphanResponse]);
+        conn.request(b"*1\r\n$4\r\nPING\r\n");
+        conn.stitcher.close(&mut conn.hooks);
+        assert_eq!(
+            conn.hooks.anomalies[1],
+            Anomaly::Unanswered(crate::protocols::Unanswered::Closed)
+        );
+        assert_eq!(conn.hooks.abandoned, 1);
+        let mut conn = Conn::client();
+        conn.request(b"GET a\r\n");
+        assert_eq!(conn.hooks.anomalies, vec![Anomaly::Invalid("unknown_type")]);
+    }
+
+    #[test]
+    fn a_pipeline_deeper_than_kept_skips_the_replies_of_dropped_commands() {
+        let mut conn = Conn::client();
+        let ping = b"*1\r\n$4\r\nPING\r\n".repeat(1100);
+        conn.request(&ping);
+        conn.reply(&b"+PONG\r\n".repeat(1100));
+        assert_eq!(conn.hooks.records.len(), 1024);
+        assert_eq!(
+            conn.hooks.anomalies,
+            vec![Anomaly::Unanswered(crate::protocols::Unanswered::Dropped); 1100 - 1024]
+        );
+    }
+}

@@ -1,14 +1,7 @@
 //! RESP2 and RESP3 values as they cross the wire; values borrow from the captured bytes.
 
 /// Outcome of parsing bytes that may be cut off anywhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parse<T> {
-    Parsed(T),
-    /// The bytes so far can still begin a valid value: call again with more.
-    NeedMore,
-    /// No continuation of these bytes can be valid.
-    Invalid(InvalidReason),
-}
+pub type Parse<T> = crate::protocols::Parse<T, InvalidReason>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InvalidReason {
