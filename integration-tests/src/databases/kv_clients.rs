@@ -5,6 +5,9 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use std::io::Write;
+
+use crate::agent::Agent;
 use crate::apps::run_build_script;
 use crate::process::{kill_and_reap, wait_with_timeout, Lines};
 use crate::workspace_root;
@@ -117,9 +120,11 @@ impl KvClient {
 }
 
 /// Runs a client to its end and reads what it reports; panics, with its output, if it fails.
-pub fn run(mut command: Command) -> ClientRun {
+/// A client starts when it reads a line: once `traced_by` traces it, if given, so that none of
+/// its connections predates tracing.
+pub fn run(mut command: Command, traced_by: Option<&Agent>) -> ClientRun {
     let mut child = command
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -127,6 +132,14 @@ pub fn run(mut command: Command) -> ClientRun {
     let pid = child.id();
     let (stdout, out_reader) = Lines::capture(child.stdout.take().expect("piped stdout"));
     let (stderr, err_reader) = Lines::capture(child.stderr.take().expect("piped stderr"));
+    if let Some(agent) = traced_by {
+        agent.wait_instrumenting(pid);
+    }
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin
+        .write_all(b"go\n")
+        .unwrap_or_else(|e| panic!("cannot start {command:?} through its stdin: {e}"));
+    drop(stdin);
     let status = wait_with_timeout(&mut child, RUN_TIMEOUT);
     kill_and_reap(&mut child);
     out_reader.join().expect("stdout reader");
@@ -161,5 +174,56 @@ pub fn run(mut command: Command) -> ClientRun {
         sent,
         received,
         stdout: text,
+    }
+}
+
+/// How long the Python HTTP server may take to listen.
+const SERVER_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `python/redis_http_server.py`: an HTTP server reading a Redis key per request; killed when
+/// dropped.
+pub struct RedisHttpServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl RedisHttpServer {
+    pub fn start(redis_port: u16) -> RedisHttpServer {
+        build_kv_clients();
+        let root = workspace_root();
+        let port = crate::apps::free_port();
+        let mut command = Command::new(root.join("target/clients/kv/venv/bin/python"));
+        command
+            .arg(root.join("integration-tests/clients/kv/python/redis_http_server.py"))
+            .arg(port.to_string())
+            .arg(format!("127.0.0.1:{redis_port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        let (stdout, _) = Lines::capture(child.stdout.take().expect("piped stdout"));
+        let (stderr, _) = Lines::capture(child.stderr.take().expect("piped stderr"));
+        let ready = format!("listening on {port}");
+        if !stdout.wait_for(SERVER_STARTUP_TIMEOUT, |line| line.contains(&ready)) {
+            kill_and_reap(&mut child);
+            panic!(
+                "the Redis HTTP server did not print {ready:?}\nstdout:\n{}\nstderr:\n{}",
+                stdout.text(),
+                stderr.text()
+            );
+        }
+        RedisHttpServer { child, port }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for RedisHttpServer {
+    fn drop(&mut self) {
+        kill_and_reap(&mut self.child);
     }
 }

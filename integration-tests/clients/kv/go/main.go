@@ -1,12 +1,14 @@
 // Command kv-client drives a Redis server or a Kafka broker with a known set of
 // operations and prints one line per operation it made, so a test can compare
-// the agent's spans with what was really sent.
+// the agent's spans with what was really sent. It starts once it reads a line on
+// standard input: a test sends it when the agent traces the process.
 //
 //	kv-client redis ADDR N   go-redis (RESP3): simple, pipelined, failing, MULTI/EXEC, pub/sub
 //	kv-client kafka ADDR N TOPIC   segmentio/kafka-go: N produce requests, then fetch them back
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -32,6 +34,9 @@ func main() {
 	n, err := strconv.Atoi(os.Args[3])
 	if err != nil {
 		fail(err)
+	}
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		fail(fmt.Errorf("waiting for the go-ahead line on stdin: %w", err))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -143,27 +148,21 @@ func redisPubSub(ctx context.Context, addr string, client *redis.Client, n int) 
 }
 
 func runKafka(ctx context.Context, addr string, n int, topic string) error {
+	if err := createTopic(ctx, addr, topic); err != nil {
+		return err
+	}
 	writer := &kafka.Writer{
-		Addr:                   kafka.TCP(addr),
-		Topic:                  topic,
-		Balancer:               &kafka.LeastBytes{},
-		BatchSize:              1,
-		RequiredAcks:           kafka.RequireAll,
-		AllowAutoTopicCreation: true,
-		Transport:              &kafka.Transport{ClientID: clientID},
+		Addr:         kafka.TCP(addr),
+		Topic:        topic,
+		Balancer:     &kafka.LeastBytes{},
+		BatchSize:    1,
+		RequiredAcks: kafka.RequireAll,
+		Transport:    &kafka.Transport{ClientID: clientID},
 	}
 	for i := 0; i < n; i++ {
 		msg := kafka.Message{Key: []byte(strconv.Itoa(i)), Value: []byte(fmt.Sprintf("record %d", i))}
-		// The first write may race the topic's creation: retry until the broker knows it.
-		for {
-			err := writer.WriteMessages(ctx, msg)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, kafka.UnknownTopicOrPartition) && !errors.Is(err, kafka.LeaderNotAvailable) {
-				return err
-			}
-			time.Sleep(200 * time.Millisecond)
+		if err := writer.WriteMessages(ctx, msg); err != nil {
+			return err
 		}
 		fmt.Printf("sent produce ok %s 0\n", topic)
 	}
@@ -182,4 +181,30 @@ func runKafka(ctx context.Context, addr string, n int, topic string) error {
 		fmt.Printf("received %s %d %d\n", msg.Topic, msg.Partition, msg.Offset)
 	}
 	return nil
+}
+
+// createTopic creates the topic and waits until its partition has a leader, so that every
+// Produce the writer sends succeeds at the first attempt.
+func createTopic(ctx context.Context, addr, topic string) error {
+	dialer := &kafka.Dialer{ClientID: clientID, Timeout: 10 * time.Second}
+	conn, err := dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	err = conn.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: 1, ReplicationFactor: 1})
+	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+		return err
+	}
+	for {
+		partitions, err := conn.ReadPartitions(topic)
+		if err == nil && len(partitions) == 1 && partitions[0].Leader.ID >= 0 && partitions[0].Leader.Host != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topic %s has no leader: %v", topic, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

@@ -6,7 +6,8 @@
 // N INCR, N failing LPUSH (WRONGTYPE) and INCR (ERR), N MULTI/EXEC
 // transactions, then pub/sub: SUBSCRIBE on a second connection, N PUBLISH, N
 // messages read. Lines: "sent COMMAND ok", "sent COMMAND error PREFIX",
-// "received message CHANNEL".
+// "received message CHANNEL". It starts once it reads a line on standard input:
+// a test sends it when the agent traces the process.
 "use strict";
 
 const Redis = require("ioredis");
@@ -32,6 +33,8 @@ async function call(name, promise) {
 }
 
 async function main() {
+  await new Promise((resolve) => process.stdin.once("data", resolve));
+  process.stdin.destroy();
   const [host, port] = process.argv[2].split(":");
   const count = Number(process.argv[3]);
   const options = { host, port: Number(port), db: DATABASE, enableReadyCheck: false, lazyConnect: true };

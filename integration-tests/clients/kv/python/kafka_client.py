@@ -3,6 +3,8 @@
 Usage: kafka_client.py HOST:PORT N TOPIC
 
 Lines: "sent produce ok TOPIC PARTITION" and "received TOPIC PARTITION OFFSET".
+It starts once it reads a line on standard input: a test sends it when the agent traces
+the process.
 """
 
 import sys
@@ -13,6 +15,7 @@ CLIENT_ID = "beyla-kv-python"
 
 
 def main():
+    sys.stdin.readline()
     bootstrap, count, topic = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     producer = KafkaProducer(bootstrap_servers=bootstrap, client_id=CLIENT_ID, acks="all", linger_ms=0)
     for i in range(count):

@@ -6,6 +6,8 @@ The same operations as the other Redis clients: N SET and GET, a pipeline of N
 INCR, N failing LPUSH (WRONGTYPE) and INCR (ERR; redis-py sends INCRBY), N MULTI/EXEC transactions,
 then pub/sub: SUBSCRIBE on a second connection, N PUBLISH, N messages read.
 Lines: "sent COMMAND ok", "sent COMMAND error PREFIX", "received message CHANNEL".
+It starts once it reads a line on standard input: a test sends it when the agent traces
+the process.
 """
 
 import sys
@@ -36,6 +38,7 @@ def call(name, fn, *args):
 
 
 def main():
+    sys.stdin.readline()
     host, port = sys.argv[1].rsplit(":", 1)
     count = int(sys.argv[2])
     client = redis.Redis(host=host, port=int(port), db=DATABASE, protocol=2)

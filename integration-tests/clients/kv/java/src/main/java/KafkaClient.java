@@ -23,6 +23,8 @@ public final class KafkaClient {
   private static final String CLIENT_ID = "beyla-kv-java";
 
   public static void main(String[] args) throws Exception {
+    // The go-ahead: a test sends a line when the agent traces this process.
+    new java.io.BufferedReader(new java.io.InputStreamReader(System.in)).readLine();
     String bootstrap = args[0];
     int count = Integer.parseInt(args[1]);
     String topic = args[2];
