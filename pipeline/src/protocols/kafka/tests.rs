@@ -444,3 +444,300 @@ proptest! {
         let _ = parse_metadata_topics(version, &bytes, |_| {});
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The stitcher, fed captured connections, and detection.
+
+mod stitching {
+    use super::super::stitch::{KafkaRecord, KafkaStitcher};
+    use super::super::KAFKA;
+    use super::{captures, messages, parse_request_head, Parse};
+    use crate::model::{
+        ConnId, ConnTuple, DataChunk, Direction, KafkaOperationKind, Origin, Pid, SpanId, Tid,
+        TraceContext, TraceId,
+    };
+    use crate::protocols::{Anomaly, Detection, FirstBytes, Hooks, Protocol, Stitch};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    #[derive(Default)]
+    struct Recorder {
+        records: Vec<KafkaRecord>,
+        started: u8,
+        abandoned: usize,
+        anomalies: Vec<Anomaly>,
+    }
+
+    impl Hooks<KafkaRecord> for Recorder {
+        fn request_started(&mut self, _tid: Tid, _traceparent: Option<&str>) -> TraceContext {
+            self.started = self.started.wrapping_add(1);
+            TraceContext {
+                trace_id: TraceId([self.started; 16]),
+                span_id: SpanId([self.started; 8]),
+                parent: None,
+                parent_sampled: None,
+            }
+        }
+        fn exchange(&mut self, record: KafkaRecord) {
+            self.records.push(record);
+        }
+        fn abandoned(&mut self, _context: TraceContext) {
+            self.abandoned += 1;
+        }
+        fn anomaly(&mut self, anomaly: Anomaly) {
+            self.anomalies.push(anomaly);
+        }
+    }
+
+    fn chunk(direction: Direction, data: &[u8], moved: u64, clock: u64) -> DataChunk<'_> {
+        DataChunk {
+            pid: Pid(1),
+            tid: Tid(7),
+            conn: ConnId(1),
+            direction,
+            origin: Origin::Connect,
+            tuple: ConnTuple {
+                local: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                local_port: 40000,
+                remote: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                remote_port: 9092,
+            },
+            start_mono_ns: clock,
+            end_mono_ns: clock + 5,
+            bytes: moved,
+            tls: false,
+            data,
+        }
+    }
+
+    /// Replays a capture as a client sees it: each request, then its response (the responses
+    /// come in request order), each in pieces of `step` bytes.
+    fn replay(name: &str, step: usize) -> Recorder {
+        let capture = captures()
+            .into_iter()
+            .find(|c| c.name == name)
+            .expect("capture");
+        let mut stitcher = KafkaStitcher::new(Direction::Egress);
+        let mut hooks = Recorder::default();
+        let mut clock = 0;
+        let requests = messages(capture.request);
+        let responses = messages(capture.response);
+        for (request, response) in requests.iter().zip(&responses) {
+            for (direction, message) in
+                [(Direction::Egress, request), (Direction::Ingress, response)]
+            {
+                for piece in message.chunks(step) {
+                    clock += 10;
+                    stitcher.feed(
+                        &chunk(direction, piece, piece.len() as u64, clock),
+                        &mut hooks,
+                    );
+                }
+            }
+        }
+        stitcher.close(&mut hooks);
+        hooks
+    }
+
+    /// Each record as `kind topic partition client offset error`.
+    fn described(hooks: &Recorder) -> Vec<String> {
+        hooks
+            .records
+            .iter()
+            .map(|r| {
+                let op = &r.operation;
+                format!(
+                    "{:?} {} {:?} {} {:?} {}",
+                    op.kind,
+                    op.topic.as_deref().unwrap_or("-"),
+                    op.partition,
+                    op.client_id.as_deref().unwrap_or("-"),
+                    op.offset,
+                    op.error.as_deref().unwrap_or("-")
+                )
+            })
+            .collect()
+    }
+
+    fn records_of(name: &str) -> Vec<String> {
+        let whole = replay(name, usize::MAX);
+        assert_eq!(whole.anomalies, vec![], "{name}");
+        for step in [1, 7, 100] {
+            let pieces = replay(name, step);
+            assert_eq!(
+                described(&pieces),
+                described(&whole),
+                "{name} in pieces of {step}"
+            );
+        }
+        described(&whole)
+    }
+
+    #[test]
+    fn every_produce_is_a_record_with_its_topic_and_partition() {
+        assert_eq!(
+            records_of("go_produce_v8"),
+            vec!["Produce beyla-go Some(0) beyla-kv-go None -"; 3]
+        );
+        assert_eq!(
+            records_of("py_produce_v9"),
+            vec!["Produce beyla-python Some(0) beyla-kv-python None -"; 3]
+        );
+        // v13 names the topic by id; the Metadata response on the same connection names it.
+        assert_eq!(
+            records_of("java_produce_v13"),
+            vec!["Produce beyla-java Some(0) beyla-kv-java None -"; 3]
+        );
+        assert_eq!(
+            records_of("py_produce_too_large"),
+            ["Produce beyla-small Some(0) beyla-kv-errors None MESSAGE_TOO_LARGE"]
+        );
+    }
+
+    #[test]
+    fn a_fetch_is_a_record_when_it_returned_records_or_an_error() {
+        // The second fetch of each is a long poll that timed out empty: no record.
+        let go = replay("go_fetch_v10", usize::MAX);
+        assert_eq!(
+            described(&go),
+            ["Fetch beyla-go Some(0) beyla-kv-go Some(0) -"]
+        );
+        assert_eq!(go.abandoned, 1);
+        assert_eq!(
+            records_of("py_fetch_out_of_range"),
+            [
+                "Fetch beyla-python Some(0) beyla-kv-errors Some(1000000) OFFSET_OUT_OF_RANGE",
+                "Fetch beyla-python Some(0) beyla-kv-errors Some(0) -",
+            ]
+        );
+        // The Java consumer asks for metadata on another connection (the bootstrap one).
+        let _ = replay("java_metadata_v13", usize::MAX);
+        assert_eq!(
+            records_of("java_fetch_v18"),
+            ["Fetch beyla-java Some(0) beyla-kv-java Some(0) -"]
+        );
+    }
+
+    #[test]
+    fn record_bytes_the_probe_did_not_copy_are_counted_not_needed() {
+        let capture = captures()
+            .into_iter()
+            .find(|c| c.name == "py_produce_v9")
+            .unwrap();
+        let requests = messages(capture.request);
+        let responses = messages(capture.response);
+        let mut stitcher = KafkaStitcher::new(Direction::Egress);
+        let mut hooks = Recorder::default();
+        for (i, (request, response)) in requests.iter().zip(&responses).enumerate() {
+            // Only the first 60 bytes of each request were copied.
+            let copied = &request[..request.len().min(60)];
+            let clock = 100 * i as u64;
+            stitcher.feed(
+                &chunk(Direction::Egress, copied, request.len() as u64, clock),
+                &mut hooks,
+            );
+            stitcher.feed(
+                &chunk(
+                    Direction::Ingress,
+                    response,
+                    response.len() as u64,
+                    clock + 50,
+                ),
+                &mut hooks,
+            );
+        }
+        assert_eq!(hooks.anomalies, vec![]);
+        assert_eq!(
+            described(&hooks),
+            vec!["Produce beyla-python Some(0) beyla-kv-python None -"; 3]
+        );
+    }
+
+    #[test]
+    fn a_produce_without_acks_ends_with_its_request() {
+        let capture = captures()
+            .into_iter()
+            .find(|c| c.name == "py_produce_v9")
+            .unwrap();
+        let produce = messages(capture.request)[4].to_vec();
+        let mut unacked = produce.clone();
+        // Produce v9 body: a null transactional id (compact: one 0 byte), then acks.
+        let Parse::Parsed(head) = parse_request_head(&produce) else {
+            panic!()
+        };
+        let acks = head.body_offset.unwrap() + 1;
+        unacked[acks..acks + 2].copy_from_slice(&0i16.to_be_bytes());
+        let mut stitcher = KafkaStitcher::new(Direction::Egress);
+        let mut hooks = Recorder::default();
+        stitcher.feed(
+            &chunk(Direction::Egress, &unacked, unacked.len() as u64, 10),
+            &mut hooks,
+        );
+        assert_eq!(hooks.records.len(), 1);
+        assert_eq!(hooks.records[0].operation.kind, KafkaOperationKind::Produce);
+        assert_eq!(hooks.records[0].end_mono_ns, 15);
+        stitcher.close(&mut hooks);
+        assert_eq!(hooks.anomalies, vec![]);
+    }
+
+    #[test]
+    fn a_bad_size_or_a_gap_over_one_loses_step_and_orphans_are_counted() {
+        let mut stitcher = KafkaStitcher::new(Direction::Egress);
+        let mut hooks = Recorder::default();
+        stitcher.feed(
+            &chunk(
+                Direction::Ingress,
+                &[0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 0, 0],
+                13,
+                1,
+            ),
+            &mut hooks,
+        );
+        assert_eq!(hooks.anomalies, vec![Anomaly::OrphanResponse]);
+        stitcher.feed(
+            &chunk(Direction::Egress, &[0xff, 0xff, 0xff, 0xff], 4, 2),
+            &mut hooks,
+        );
+        assert_eq!(hooks.anomalies[1], Anomaly::Invalid("bad_size"));
+        stitcher.feed(&chunk(Direction::Egress, &[0, 0], 40, 3), &mut hooks);
+        assert_eq!(hooks.anomalies[2], Anomaly::Lost { bytes: 38 });
+    }
+
+    fn detect(data: &[u8]) -> Detection {
+        KAFKA.detect(&FirstBytes {
+            data,
+            direction: Direction::Egress,
+            kind: None,
+            local_port: 40000,
+            remote_port: 9092,
+        })
+    }
+
+    #[test]
+    fn detection_takes_request_heads_only() {
+        for capture in captures() {
+            assert_eq!(
+                detect(capture.request),
+                Detection::Yes {
+                    request_dir: Direction::Egress
+                },
+                "{}",
+                capture.name
+            );
+            let first = messages(capture.request)[0];
+            for cut in 0..14.min(first.len()) {
+                assert_eq!(
+                    detect(&first[..cut]),
+                    Detection::NeedMore,
+                    "{} cut {cut}",
+                    capture.name
+                );
+            }
+        }
+        assert_eq!(detect(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Detection::No);
+        assert_eq!(detect(b"*1\r\n$4\r\nPING\r\n"), Detection::No);
+        assert_eq!(
+            detect(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"),
+            Detection::No
+        );
+    }
+}

@@ -858,4 +858,40 @@ mod stitching {
             vec![Anomaly::Unanswered(crate::protocols::Unanswered::Dropped); 1100 - 1024]
         );
     }
+
+    fn detect(data: &[u8]) -> crate::protocols::Detection {
+        use crate::protocols::{FirstBytes, Protocol};
+        super::super::REDIS.detect(&FirstBytes {
+            data,
+            direction: Direction::Egress,
+            kind: None,
+            local_port: 40000,
+            remote_port: 6379,
+        })
+    }
+
+    #[test]
+    fn detection_takes_commands_only() {
+        use crate::protocols::Detection;
+        for capture in requests() {
+            assert_eq!(
+                detect(capture.bytes),
+                Detection::Yes {
+                    request_dir: Direction::Egress
+                },
+                "{}",
+                capture.name
+            );
+        }
+        assert_eq!(detect(b"*2\r\n$3\r\nGE"), Detection::NeedMore);
+        for other in [
+            b"+OK\r\n".as_slice(),
+            b"GET / HTTP/1.1\r\n",
+            b"PING\r\n",
+            b"*1\r\n$3\r\n\x00\x01\x02\r\n",
+            b"\x00\x00\x00\x0f\x00\x12",
+        ] {
+            assert_eq!(detect(other), Detection::No, "{other:?}");
+        }
+    }
 }
