@@ -84,7 +84,26 @@ struct InFlight {
     api_key: ApiKey,
     api_version: i16,
     /// Produce and Fetch: the span's start and what the request said.
-    span: Option<(Tid, u64, TraceContext, KafkaOperation)>,
+    span: Option<SpanStart>,
+}
+
+struct SpanStart {
+    tid: Tid,
+    start_mono_ns: u64,
+    context: TraceContext,
+    operation: KafkaOperation,
+}
+
+impl SpanStart {
+    fn end(self, end_mono_ns: u64) -> KafkaRecord {
+        KafkaRecord {
+            tid: self.tid,
+            start_mono_ns: self.start_mono_ns,
+            end_mono_ns,
+            context: self.context,
+            operation: self.operation,
+        }
+    }
 }
 
 /// One direction: the message being read, by count.
@@ -288,26 +307,22 @@ impl InFlightQueue {
             .body_offset
             .and_then(|offset| message.kept.get(offset..))
             .unwrap_or_default();
-        let span = request_operation(&head, body).map(|operation| {
-            let context = hooks.request_started(message.tid, None);
-            (message.tid, message.start_mono_ns, context, operation)
+        let span = request_operation(&head, body).map(|operation| SpanStart {
+            tid: message.tid,
+            start_mono_ns: message.start_mono_ns,
+            context: hooks.request_started(message.tid, None),
+            operation,
         });
         if !expects_response(&head, body) {
-            if let Some((tid, start_mono_ns, context, operation)) = span {
-                hooks.exchange(KafkaRecord {
-                    tid,
-                    start_mono_ns,
-                    end_mono_ns: message.end_mono_ns,
-                    context,
-                    operation,
-                });
+            if let Some(span) = span {
+                hooks.exchange(span.end(message.end_mono_ns));
             }
             return;
         }
         if self.0.len() == MAX_PENDING {
             if let Some(oldest) = self.0.pop_front() {
-                if let Some((_, _, context, _)) = oldest.span {
-                    hooks.abandoned(context);
+                if let Some(span) = oldest.span {
+                    hooks.abandoned(span.context);
                 }
                 hooks.anomaly(Anomaly::Unanswered(Unanswered::Dropped));
             }
@@ -347,10 +362,10 @@ impl InFlightQueue {
                 }
             });
         }
-        let Some((tid, start_mono_ns, context, mut operation)) = request.span else {
+        let Some(mut span) = request.span else {
             return;
         };
-        let (topic, partition, error, records) = match operation.kind {
+        let (topic, partition, error, records) = match span.operation.kind {
             KafkaOperationKind::Produce => {
                 match parse_produce_response(request.api_version, body) {
                     Parse::Parsed(p) => (p.topic, p.partition, p.error, None),
@@ -363,32 +378,26 @@ impl InFlightQueue {
             },
         };
         // A fetch that returned nothing (a long poll that timed out) processed no message.
-        if operation.kind == KafkaOperationKind::Fetch
+        if span.operation.kind == KafkaOperationKind::Fetch
             && !error.is_error()
             && records.unwrap_or(0) == 0
         {
-            hooks.abandoned(context);
+            hooks.abandoned(span.context);
             return;
         }
-        if operation.topic.is_none() {
-            operation.topic = topic_name(topic);
+        if span.operation.topic.is_none() {
+            span.operation.topic = topic_name(topic);
         }
-        operation.partition = operation.partition.or(partition);
-        operation.error = error.is_error().then(|| error_name(error));
-        hooks.exchange(KafkaRecord {
-            tid,
-            start_mono_ns,
-            end_mono_ns: message.end_mono_ns,
-            context,
-            operation,
-        });
+        span.operation.partition = span.operation.partition.or(partition);
+        span.operation.error = error.is_error().then(|| error_name(error));
+        hooks.exchange(span.end(message.end_mono_ns));
     }
 
     /// A side fell out of step: responses can no longer be found, nor requests read.
     fn lose_step(&mut self, anomaly: Anomaly, hooks: &mut impl Hooks<KafkaRecord>) {
         for request in self.0.drain(..) {
-            if let Some((_, _, context, _)) = request.span {
-                hooks.abandoned(context);
+            if let Some(span) = request.span {
+                hooks.abandoned(span.context);
             }
         }
         hooks.anomaly(anomaly);
@@ -412,8 +421,8 @@ impl Stitch for KafkaStitcher {
 
     fn close(&mut self, hooks: &mut impl Hooks<KafkaRecord>) {
         for request in self.in_flight.0.drain(..) {
-            if let Some((_, _, context, _)) = request.span {
-                hooks.abandoned(context);
+            if let Some(span) = request.span {
+                hooks.abandoned(span.context);
                 hooks.anomaly(Anomaly::Unanswered(Unanswered::Closed));
             }
         }
