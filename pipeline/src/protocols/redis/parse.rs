@@ -248,11 +248,13 @@ fn check_signed(line: &[u8], whole: bool, max_digits: usize) -> Result<(), Inval
     Ok(())
 }
 
-/// A blob length or aggregate count: digits, or `-1` for RESP2's nulls.
+/// A blob length or aggregate count: digits, or `-1` for RESP2's null bulk string and null
+/// array (RESP3 has `_` for null; its own types are never sent with `-1`).
 fn check_size(kind: Kind, line: &[u8], whole: bool) -> Result<Option<u64>, InvalidReason> {
     if let Some(rest) = line.strip_prefix(b"-") {
+        let nullable = matches!(kind, Kind::BulkString | Kind::Array);
         return match (rest, whole) {
-            ([], false) | (b"1", _) => Ok(None),
+            ([], false) | (b"1", _) if nullable => Ok(None),
             _ => Err(InvalidReason::BadLength),
         };
     }

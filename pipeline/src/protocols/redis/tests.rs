@@ -369,6 +369,14 @@ fn invalid_bytes_are_refused_at_once() {
             String::from_utf8_lossy(bytes)
         );
     }
+    // Only RESP2's two types have a `-1` null.
+    for null in [b"|-1\r\n".as_slice(), b"%-1\r\n", b"!-1\r\n", b">-1\r\n"] {
+        assert_eq!(parse_value(null), Parse::Invalid(InvalidReason::BadLength));
+        assert_eq!(
+            ValueWalker::new().feed(null),
+            Walk::Invalid(InvalidReason::BadLength)
+        );
+    }
     let too_big = format!("${}\r\n", MAX_BLOB_LEN + 1);
     assert_eq!(
         parse_value(too_big.as_bytes()),
