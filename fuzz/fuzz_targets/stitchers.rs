@@ -1,6 +1,6 @@
-//! Every protocol's stitcher (the registry's) fed arbitrary bytes as a
-//! connection's chunks: the first byte picks the directions and capture
-//! cut-offs, the rest is the traffic.
+//! Every protocol's detection on arbitrary first bytes, and its stitcher (the
+//! registry's) fed arbitrary bytes as a connection's chunks: the first byte
+//! picks the directions and capture cut-offs, the rest is the traffic.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use beyla_pipeline::model::{
     ConnId, ConnTuple, DataChunk, Direction, Origin, Pid, SpanId, Tid, TraceContext, TraceId,
 };
-use beyla_pipeline::protocols::{Anomaly, Exchange, Hooks, PROTOCOLS};
+use beyla_pipeline::protocols::{Anomaly, Exchange, FirstBytes, Hooks, PROTOCOLS};
 use libfuzzer_sys::fuzz_target;
 
 struct Ignore;
@@ -24,6 +24,10 @@ impl Hooks<Exchange> for Ignore {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pattern, traffic)) = data.split_first() else { return };
+    let first = FirstBytes { data: traffic, direction: Direction::Egress, kind: None, local_port: 4000, remote_port: 80 };
+    for protocol in PROTOCOLS {
+        let _ = protocol.detect(&first);
+    }
     let mut stitchers: Vec<_> = PROTOCOLS.iter().map(|p| p.open(Direction::Ingress)).collect();
     let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
     for (i, piece) in traffic.chunks(1 + usize::from(pattern % 64)).enumerate() {

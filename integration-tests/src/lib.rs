@@ -13,6 +13,7 @@
 pub mod agent;
 pub mod apps;
 pub mod config_files;
+pub mod databases;
 pub mod grpc_apps;
 pub mod http;
 pub mod privileges;

@@ -17,6 +17,10 @@ pub const CLOCK_SLACK: Duration = Duration::from_millis(2);
 pub enum Kind {
     Server,
     Client,
+    /// Kafka Produce, from the client's side.
+    Producer,
+    /// Kafka Fetch, from the client's side.
+    Consumer,
 }
 
 /// One line of `BEYLA_TRACE_PRINTER=json` output.
@@ -39,6 +43,8 @@ pub struct Span {
     pub client_address: String,
     pub service: String,
     pub pid: u32,
+    /// Every attribute as printed, for the ones a protocol adds (`db.*`, `messaging.*`).
+    pub attributes: serde_json::Map<String, Value>,
     /// The line as printed, for failure messages.
     pub line: String,
 }
@@ -71,8 +77,19 @@ impl Span {
         let kind = match text("/kind").as_str() {
             "server" => Kind::Server,
             "client" => Kind::Client,
-            other => panic!("span kind {other:?} is neither server nor client: {line}"),
+            "producer" => Kind::Producer,
+            "consumer" => Kind::Consumer,
+            other => {
+                panic!("span kind {other:?} is none of server, client, producer, consumer: {line}")
+            }
         };
+        let attributes = field("/attributes")
+            .as_object()
+            .unwrap_or_else(|| panic!("span attributes are not an object: {line}"))
+            .clone();
+        // HTTP fields are required of HTTP spans only: a database or messaging span has none.
+        let http = attributes.contains_key("http.request.method");
+        let http_text = |pointer: &str| if http { text(pointer) } else { String::new() };
         Span {
             trace_id: text("/traceId"),
             span_id: text("/spanId"),
@@ -81,18 +98,33 @@ impl Span {
             kind,
             start_ns: number("/startTimeUnixNano"),
             end_ns: number("/endTimeUnixNano"),
-            method: text("/attributes/http.request.method"),
-            path: text("/attributes/url.path"),
-            route: text("/attributes/http.route"),
-            status: small("/attributes/http.response.status_code"),
+            method: http_text("/attributes/http.request.method"),
+            path: http_text("/attributes/url.path"),
+            route: http_text("/attributes/http.route"),
+            status: if http {
+                small("/attributes/http.response.status_code")
+            } else {
+                0
+            },
             server_address: text("/attributes/server.address"),
             server_port: small("/attributes/server.port"),
             client_address: text("/attributes/client.address"),
             service: text("/resource/service.name"),
             pid: u32::try_from(number("/resource/process.pid"))
                 .unwrap_or_else(|_| panic!("span process.pid is out of range: {line}")),
+            attributes,
             line: line.to_string(),
         }
+    }
+
+    /// A string attribute, `None` when the span has none of that name.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attributes.get(name).and_then(Value::as_str)
+    }
+
+    /// An integer attribute, `None` when the span has none of that name.
+    pub fn attr_int(&self, name: &str) -> Option<i64> {
+        self.attributes.get(name).and_then(Value::as_i64)
     }
 }
 

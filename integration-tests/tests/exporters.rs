@@ -645,12 +645,14 @@ fn compare_with_printer(printed: &[Span], received: &[Value], transport: &str) -
         let kind = match span.kind {
             Kind::Server => "SPAN_KIND_SERVER",
             Kind::Client => "SPAN_KIND_CLIENT",
+            Kind::Producer => "SPAN_KIND_PRODUCER",
+            Kind::Consumer => "SPAN_KIND_CONSUMER",
         };
-        // The HTTP semantic conventions: 5xx is an error for a server, 4xx
-        // and 5xx for a client; otherwise the status is unset.
+        // The HTTP semantic conventions (this test's spans are all HTTP): 5xx
+        // is an error for a server, 4xx and 5xx for a client; otherwise unset.
         let error = match span.kind {
             Kind::Server => span.status >= 500,
-            Kind::Client => span.status >= 400,
+            Kind::Client | Kind::Producer | Kind::Consumer => span.status >= 400,
         };
         let status = if error {
             "STATUS_CODE_ERROR"

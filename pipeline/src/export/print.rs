@@ -56,13 +56,6 @@ async fn run(rx: async_channel::Receiver<Arc<Span>>, format: PrinterFormat) {
     let _ = stdout.flush().await;
 }
 
-fn kind_name(kind: SpanKind) -> &'static str {
-    match kind {
-        SpanKind::Server => "server",
-        SpanKind::Client => "client",
-    }
-}
-
 /// The span's attributes as one JSON object, in the conventions' order.
 struct Attributes<'a>(&'a Span);
 
@@ -114,7 +107,7 @@ pub fn write_json(out: &mut impl Write, span: &Span) -> io::Result<()> {
         span_id: r.context.span_id.to_string(),
         parent_span_id: r.context.parent.map(|p| p.to_string()).unwrap_or_default(),
         name: semconv::span_name(span),
-        kind: kind_name(r.kind),
+        kind: semconv::span_kind(span).name(),
         start_time_unix_nano: span.start_unix_ns,
         end_time_unix_nano: span.end_unix_ns,
         attributes: Attributes(span),
@@ -137,7 +130,12 @@ pub fn write_text(out: &mut impl Write, span: &Span) -> io::Result<()> {
         SpanKind::Client => r.conn.local_port,
     };
     let duration_us = span.end_unix_ns.saturating_sub(span.start_unix_ns) as f64 / 1000.0;
-    write!(out, "{} {} ", utc(span.start_unix_ns), kind_name(r.kind))?;
+    write!(
+        out,
+        "{} {} ",
+        utc(span.start_unix_ns),
+        semconv::span_kind(span).name()
+    )?;
     match r.operation.http() {
         Some(http) => write!(
             out,

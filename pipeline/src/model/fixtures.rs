@@ -58,6 +58,7 @@ pub fn http(span: &mut Span) -> &mut HttpOperation {
     match &mut span.request.operation {
         Operation::Http(http) => http,
         Operation::Rpc(rpc) => &mut rpc.http,
+        Operation::Redis(_) | Operation::Kafka(_) => panic!("not an HTTP span"),
     }
 }
 

@@ -8,6 +8,10 @@ pub enum Operation {
     Http(HttpOperation),
     /// A remote procedure call (gRPC), with the HTTP/2 request that carried it.
     Rpc(RpcOperation),
+    /// A Redis command and its reply.
+    Redis(RedisOperation),
+    /// A Kafka Produce or Fetch and its response.
+    Kafka(KafkaOperation),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -30,12 +34,49 @@ pub struct RpcOperation {
     pub http: HttpOperation,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisOperation {
+    /// The command name in upper case: `GET`, `HSET`.
+    pub command: ShortString,
+    /// The command with its first argument (a key or channel, mostly) and `?` for the rest;
+    /// `?` for every argument of commands that may carry credentials.
+    pub query: ShortString,
+    /// The database index (`1`) the connection's last SELECT chose, when one was seen.
+    pub database: Option<ShortString>,
+    /// The error's code (`ERR`, `WRONGTYPE`) when the reply was an error.
+    pub error: Option<ShortString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaOperationKind {
+    /// Produce: records sent to a topic.
+    Produce,
+    /// Fetch: records read from a topic.
+    Fetch,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaOperation {
+    pub kind: KafkaOperationKind,
+    /// The first topic named; `None` when it was named by an id no Metadata response has shown.
+    pub topic: Option<ShortString>,
+    /// The first partition of that topic.
+    pub partition: Option<i32>,
+    pub client_id: Option<ShortString>,
+    /// Fetch: the offset the first partition was read from.
+    pub offset: Option<i64>,
+    /// The first error of any partition, by its protocol name (`MESSAGE_TOO_LARGE`), or its
+    /// number when it has none here.
+    pub error: Option<ShortString>,
+}
+
 impl Operation {
     /// The HTTP request of an HTTP exchange or of the call it carried.
     pub fn http(&self) -> Option<&HttpOperation> {
         match self {
             Operation::Http(http) => Some(http),
             Operation::Rpc(rpc) => Some(&rpc.http),
+            Operation::Redis(_) | Operation::Kafka(_) => None,
         }
     }
 }

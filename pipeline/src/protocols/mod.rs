@@ -13,11 +13,14 @@
 
 pub mod http1;
 pub mod http2;
+pub mod kafka;
+pub mod redis;
 
 use crate::model::{DataChunk, Direction, Operation, SpanKind, Tid, TraceContext};
 
 /// The protocols the assembler tries on a new connection, in this order.
-pub static PROTOCOLS: &[&dyn Protocol] = &[&http1::HTTP1, &http2::HTTP2];
+pub static PROTOCOLS: &[&dyn Protocol] =
+    &[&http1::HTTP1, &http2::HTTP2, &redis::REDIS, &kafka::KAFKA];
 
 /// The outcome of parsing bytes that may be cut off anywhere; `E` is the
 /// protocol's own reason for refusing them.

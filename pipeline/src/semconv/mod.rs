@@ -7,7 +7,7 @@ pub mod attributes;
 
 use std::net::IpAddr;
 
-use crate::model::{Operation, ShortString, Span, SpanKind};
+use crate::model::{KafkaOperation, KafkaOperationKind, Operation, ShortString, Span, SpanKind};
 use attributes as attr;
 
 /// An attribute's value, borrowed from the span where it can be.
@@ -18,8 +18,14 @@ pub enum Value<'a> {
     Ip(IpAddr),
 }
 
+/// `db.system.name` of Redis spans.
+pub const DB_SYSTEM_REDIS: &str = "redis";
+/// `messaging.system` of Kafka spans.
+pub const MESSAGING_SYSTEM_KAFKA: &str = "kafka";
+
 /// The span's name: `{service}/{method}` for an RPC; for HTTP
-/// `{method} {route}`, or `{method}` without a route.
+/// `{method} {route}`, or `{method}` without a route; the command for Redis;
+/// `{topic} {operation type}` for Kafka, or the type alone without a topic.
 pub fn span_name(span: &Span) -> String {
     match &span.request.operation {
         Operation::Rpc(rpc) => format!("{}/{}", rpc.service, rpc.method),
@@ -27,14 +33,78 @@ pub fn span_name(span: &Span) -> String {
             Some(route) => format!("{} {route}", http.method),
             None => http.method.to_string(),
         },
+        Operation::Redis(redis) => redis.command.to_string(),
+        Operation::Kafka(kafka) => match &kafka.topic {
+            Some(topic) => format!("{topic} {}", messaging_operation_type(kafka)),
+            None => messaging_operation_type(kafka).to_string(),
+        },
+    }
+}
+
+/// A span's kind as OpenTelemetry has them: Kafka clients produce and consume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtelKind {
+    Server,
+    Client,
+    Producer,
+    Consumer,
+}
+
+impl OtelKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            OtelKind::Server => "server",
+            OtelKind::Client => "client",
+            OtelKind::Producer => "producer",
+            OtelKind::Consumer => "consumer",
+        }
+    }
+}
+
+/// SERVER for the traced process's side of an accepted connection; otherwise CLIENT, except
+/// Kafka's PRODUCER (Produce) and CONSUMER (Fetch), as Beyla emits them.
+pub fn span_kind(span: &Span) -> OtelKind {
+    match (&span.request.operation, span.request.kind) {
+        (_, SpanKind::Server) => OtelKind::Server,
+        (Operation::Kafka(kafka), SpanKind::Client) => match kafka.kind {
+            KafkaOperationKind::Produce => OtelKind::Producer,
+            KafkaOperationKind::Fetch => OtelKind::Consumer,
+        },
+        (_, SpanKind::Client) => OtelKind::Client,
+    }
+}
+
+/// Beyla's `messaging.operation.type`: `publish` for Produce, `process` for Fetch.
+fn messaging_operation_type(kafka: &KafkaOperation) -> &'static str {
+    match kafka.kind {
+        KafkaOperationKind::Produce => "publish",
+        KafkaOperationKind::Fetch => "process",
+    }
+}
+
+/// `messaging.operation.name`: the Kafka request, `produce` or `fetch`.
+fn messaging_operation_name(kafka: &KafkaOperation) -> &'static str {
+    match kafka.kind {
+        KafkaOperationKind::Produce => "produce",
+        KafkaOperationKind::Fetch => "fetch",
+    }
+}
+
+/// The error a span ended with, as `error.type` names it: a Redis error code, a Kafka error.
+fn error_type(operation: &Operation) -> Option<&ShortString> {
+    match operation {
+        Operation::Redis(redis) => redis.error.as_ref(),
+        Operation::Kafka(kafka) => kafka.error.as_ref(),
+        Operation::Http(_) | Operation::Rpc(_) => None,
     }
 }
 
 /// Whether the span is an error (its status): for HTTP, and the HTTP/2
-/// request of a gRPC call, 5xx for a server and any 4xx or 5xx for a client.
+/// request of a gRPC call, 5xx for a server and any 4xx or 5xx for a client;
+/// an error reply for Redis and Kafka.
 pub fn is_error(span: &Span) -> bool {
     let Some(http) = span.request.operation.http() else {
-        return false;
+        return error_type(&span.request.operation).is_some();
     };
     match span.request.kind {
         SpanKind::Server => http.status >= 500,
@@ -60,13 +130,56 @@ pub fn span_attributes(span: &Span, mut add: impl FnMut(&'static str, Value<'_>)
     add(attr::SERVER_ADDRESS, Value::Ip(server));
     add(attr::SERVER_PORT, Value::Int(i64::from(server_port)));
     add(attr::CLIENT_ADDRESS, Value::Ip(client));
-    if let Operation::Rpc(rpc) = &r.operation {
-        add(attr::RPC_SYSTEM, Value::Str(rpc.system));
-        add(attr::RPC_SERVICE, Value::Str(&rpc.service));
-        add(attr::RPC_METHOD, Value::Str(&rpc.method));
-        if let Some(code) = rpc.status_code {
-            add(attr::RPC_GRPC_STATUS_CODE, Value::Int(i64::from(code)));
+    match &r.operation {
+        Operation::Rpc(rpc) => {
+            add(attr::RPC_SYSTEM, Value::Str(rpc.system));
+            add(attr::RPC_SERVICE, Value::Str(&rpc.service));
+            add(attr::RPC_METHOD, Value::Str(&rpc.method));
+            if let Some(code) = rpc.status_code {
+                add(attr::RPC_GRPC_STATUS_CODE, Value::Int(i64::from(code)));
+            }
         }
+        Operation::Redis(redis) => {
+            add(attr::DB_SYSTEM_NAME, Value::Str(DB_SYSTEM_REDIS));
+            add(attr::DB_OPERATION_NAME, Value::Str(&redis.command));
+            add(attr::DB_QUERY_TEXT, Value::Str(&redis.query));
+            if let Some(database) = &redis.database {
+                add(attr::DB_NAMESPACE, Value::Str(database));
+            }
+            if let Some(code) = &redis.error {
+                add(attr::DB_RESPONSE_STATUS_CODE, Value::Str(code));
+            }
+        }
+        Operation::Kafka(kafka) => {
+            add(attr::MESSAGING_SYSTEM, Value::Str(MESSAGING_SYSTEM_KAFKA));
+            add(
+                attr::MESSAGING_OPERATION_TYPE,
+                Value::Str(messaging_operation_type(kafka)),
+            );
+            add(
+                attr::MESSAGING_OPERATION_NAME,
+                Value::Str(messaging_operation_name(kafka)),
+            );
+            if let Some(topic) = &kafka.topic {
+                add(attr::MESSAGING_DESTINATION_NAME, Value::Str(topic));
+            }
+            if let Some(partition) = kafka.partition {
+                add(
+                    attr::MESSAGING_DESTINATION_PARTITION_ID,
+                    Value::Int(i64::from(partition)),
+                );
+            }
+            if let Some(client_id) = &kafka.client_id {
+                add(attr::MESSAGING_CLIENT_ID, Value::Str(client_id));
+            }
+            if let Some(offset) = kafka.offset {
+                add(attr::MESSAGING_KAFKA_OFFSET, Value::Int(offset));
+            }
+        }
+        Operation::Http(_) => {}
+    }
+    if let Some(error) = error_type(&r.operation) {
+        add(attr::ERROR_TYPE, Value::Str(error));
     }
 }
 
@@ -77,14 +190,23 @@ pub enum Instrument {
     HttpClientRequestDuration,
     RpcServerDuration,
     RpcClientDuration,
+    /// Redis commands, from the client's side and the server's (as Beyla does).
+    DbClientOperationDuration,
+    /// Kafka Produce requests.
+    MessagingPublishDuration,
+    /// Kafka Fetch requests that returned records.
+    MessagingProcessDuration,
 }
 
 impl Instrument {
-    pub const ALL: [Instrument; 4] = [
+    pub const ALL: [Instrument; 7] = [
         Instrument::HttpServerRequestDuration,
         Instrument::HttpClientRequestDuration,
         Instrument::RpcServerDuration,
         Instrument::RpcClientDuration,
+        Instrument::DbClientOperationDuration,
+        Instrument::MessagingPublishDuration,
+        Instrument::MessagingProcessDuration,
     ];
 
     /// The OpenTelemetry name; Prometheus's is it with underscores and `_seconds`.
@@ -94,6 +216,9 @@ impl Instrument {
             Instrument::HttpClientRequestDuration => "http.client.request.duration",
             Instrument::RpcServerDuration => "rpc.server.duration",
             Instrument::RpcClientDuration => "rpc.client.duration",
+            Instrument::DbClientOperationDuration => "db.client.operation.duration",
+            Instrument::MessagingPublishDuration => "messaging.publish.duration",
+            Instrument::MessagingProcessDuration => "messaging.process.duration",
         }
     }
 
@@ -103,6 +228,13 @@ impl Instrument {
             Instrument::HttpClientRequestDuration => "Duration of HTTP client requests",
             Instrument::RpcServerDuration => "Duration of RPC (gRPC) server calls",
             Instrument::RpcClientDuration => "Duration of RPC (gRPC) client calls",
+            Instrument::DbClientOperationDuration => "Duration of database client operations",
+            Instrument::MessagingPublishDuration => {
+                "Duration of messaging (Kafka) publish operations"
+            }
+            Instrument::MessagingProcessDuration => {
+                "Duration of messaging (Kafka) process operations"
+            }
         }
     }
 
@@ -126,6 +258,17 @@ impl Instrument {
                 attr::RPC_SERVICE,
                 attr::RPC_METHOD,
                 attr::RPC_GRPC_STATUS_CODE,
+            ],
+            Instrument::DbClientOperationDuration => &[
+                attr::DB_SYSTEM_NAME,
+                attr::DB_OPERATION_NAME,
+                attr::ERROR_TYPE,
+                attr::SERVER_PORT,
+            ],
+            Instrument::MessagingPublishDuration | Instrument::MessagingProcessDuration => &[
+                attr::MESSAGING_SYSTEM,
+                attr::MESSAGING_DESTINATION_NAME,
+                attr::ERROR_TYPE,
             ],
         }
     }
@@ -195,6 +338,36 @@ pub fn metric_attributes(span: &Span) -> MetricAttributes {
                 MetricValue::Text(rpc.method.clone()),
                 rpc.status_code
                     .map_or(MetricValue::Absent, |c| MetricValue::Int(i64::from(c))),
+            ],
+        },
+        Operation::Redis(redis) => MetricAttributes {
+            instrument: Instrument::DbClientOperationDuration,
+            values: [
+                MetricValue::Str(DB_SYSTEM_REDIS),
+                MetricValue::Text(redis.command.clone()),
+                redis
+                    .error
+                    .clone()
+                    .map_or(MetricValue::Absent, MetricValue::Text),
+                MetricValue::Int(i64::from(r.conn.endpoints(r.kind).1)),
+            ],
+        },
+        Operation::Kafka(kafka) => MetricAttributes {
+            instrument: match kafka.kind {
+                KafkaOperationKind::Produce => Instrument::MessagingPublishDuration,
+                KafkaOperationKind::Fetch => Instrument::MessagingProcessDuration,
+            },
+            values: [
+                MetricValue::Str(MESSAGING_SYSTEM_KAFKA),
+                kafka
+                    .topic
+                    .clone()
+                    .map_or(MetricValue::Absent, MetricValue::Text),
+                kafka
+                    .error
+                    .clone()
+                    .map_or(MetricValue::Absent, MetricValue::Text),
+                MetricValue::Absent,
             ],
         },
     }

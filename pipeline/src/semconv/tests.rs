@@ -106,3 +106,115 @@ fn instruments_are_listed_in_index_order() {
         assert_eq!(instrument.index(), i);
     }
 }
+
+/// A client span of the fixture made a Redis command.
+fn redis_span(command: &str, query: &str, error: Option<&str>) -> Span {
+    let mut span = fixtures::span();
+    span.route = None;
+    span.request.kind = SpanKind::Client;
+    span.request.operation = Operation::Redis(crate::model::RedisOperation {
+        command: command.into(),
+        query: query.into(),
+        database: Some("1".into()),
+        error: error.map(Into::into),
+    });
+    span
+}
+
+/// A client span of the fixture made a Kafka request.
+fn kafka_span(kind: KafkaOperationKind, topic: Option<&str>, error: Option<&str>) -> Span {
+    let mut span = fixtures::span();
+    span.route = None;
+    span.request.kind = SpanKind::Client;
+    span.request.operation = Operation::Kafka(KafkaOperation {
+        kind,
+        topic: topic.map(Into::into),
+        partition: Some(0),
+        client_id: Some("orders-app".into()),
+        offset: (kind == KafkaOperationKind::Fetch).then_some(42),
+        error: error.map(Into::into),
+    });
+    span
+}
+
+#[test]
+fn redis_spans_are_named_after_the_command_and_carry_db_attributes() {
+    let span = redis_span("LPUSH", "LPUSH queue ?", Some("WRONGTYPE"));
+    assert_eq!(span_name(&span), "LPUSH");
+    assert_eq!(span_kind(&span), OtelKind::Client);
+    assert!(is_error(&span));
+    assert_eq!(
+        attributes(&span),
+        [
+            ("server.address", "127.0.0.2"),
+            ("server.port", "40000"),
+            ("client.address", "127.0.0.1"),
+            ("db.system.name", "redis"),
+            ("db.operation.name", "LPUSH"),
+            ("db.query.text", "LPUSH queue ?"),
+            ("db.namespace", "1"),
+            ("db.response.status_code", "WRONGTYPE"),
+            ("error.type", "WRONGTYPE"),
+        ]
+        .map(|(k, v)| (k, v.to_string()))
+    );
+    let ok = redis_span("GET", "GET user:1", None);
+    assert!(!is_error(&ok));
+    let metric = metric_attributes(&ok);
+    assert_eq!(metric.instrument, Instrument::DbClientOperationDuration);
+    assert_eq!(metric.instrument.name(), "db.client.operation.duration");
+    let values: Vec<(&str, MetricValue)> = metric.iter().map(|(k, v)| (k, v.clone())).collect();
+    assert_eq!(
+        values,
+        [
+            ("db.system.name", MetricValue::Str("redis")),
+            ("db.operation.name", MetricValue::Text("GET".into())),
+            ("error.type", MetricValue::Absent),
+            ("server.port", MetricValue::Int(40000)),
+        ]
+    );
+}
+
+#[test]
+fn kafka_spans_produce_and_consume_as_beyla_names_them() {
+    let produce = kafka_span(KafkaOperationKind::Produce, Some("orders"), None);
+    assert_eq!(span_name(&produce), "orders publish");
+    assert_eq!(span_kind(&produce), OtelKind::Producer);
+    assert_eq!(
+        metric_attributes(&produce).instrument,
+        Instrument::MessagingPublishDuration
+    );
+    let fetch = kafka_span(
+        KafkaOperationKind::Fetch,
+        Some("orders"),
+        Some("OFFSET_OUT_OF_RANGE"),
+    );
+    assert_eq!(span_name(&fetch), "orders process");
+    assert_eq!(span_kind(&fetch), OtelKind::Consumer);
+    assert!(is_error(&fetch));
+    assert_eq!(
+        attributes(&fetch)[3..],
+        [
+            ("messaging.system", "kafka"),
+            ("messaging.operation.type", "process"),
+            ("messaging.operation.name", "fetch"),
+            ("messaging.destination.name", "orders"),
+            ("messaging.destination.partition.id", "0"),
+            ("messaging.client.id", "orders-app"),
+            ("messaging.kafka.offset", "42"),
+            ("error.type", "OFFSET_OUT_OF_RANGE"),
+        ]
+        .map(|(k, v)| (k, v.to_string()))
+    );
+    let metric = metric_attributes(&fetch);
+    assert_eq!(metric.instrument.name(), "messaging.process.duration");
+    // A topic named by an id no Metadata response showed: the operation alone.
+    assert_eq!(
+        span_name(&kafka_span(KafkaOperationKind::Produce, None, None)),
+        "publish"
+    );
+    // The broker's side is SERVER, whichever the request.
+    let mut broker = produce;
+    broker.request.kind = SpanKind::Server;
+    assert_eq!(span_kind(&broker), OtelKind::Server);
+}

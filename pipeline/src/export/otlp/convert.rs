@@ -14,7 +14,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use opentelemetry_sdk::Resource;
 
 use crate::model::{self, Span, SpanKind};
-use crate::semconv::{self, attributes as attr};
+use crate::semconv::{self, attributes as attr, OtelKind};
 
 /// The instrumentation scope of every span and metric we emit.
 pub fn scope() -> InstrumentationScope {
@@ -87,9 +87,11 @@ pub fn span_data(span: &Span, scope: &InstrumentationScope) -> SpanData {
         // A server's parent comes from the caller's traceparent header; a
         // client's is the server span of the same process.
         parent_span_is_remote: ctx.parent.is_some() && r.kind == SpanKind::Server,
-        span_kind: match r.kind {
-            SpanKind::Server => OtelSpanKind::Server,
-            SpanKind::Client => OtelSpanKind::Client,
+        span_kind: match semconv::span_kind(span) {
+            OtelKind::Server => OtelSpanKind::Server,
+            OtelKind::Client => OtelSpanKind::Client,
+            OtelKind::Producer => OtelSpanKind::Producer,
+            OtelKind::Consumer => OtelSpanKind::Consumer,
         },
         name: Cow::Owned(semconv::span_name(span)),
         start_time: unix_ns(span.start_unix_ns),
