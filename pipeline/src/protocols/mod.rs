@@ -2,3 +2,6 @@
 
 pub mod http1;
 pub mod http2;
+pub mod mysql;
+pub mod postgres;
+pub mod sql;
