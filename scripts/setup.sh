@@ -22,6 +22,9 @@ command -v npm >/dev/null || packages+=(npm)
 command -v mvn >/dev/null || packages+=(maven)
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || packages+=(golang-go)
 command -v javac >/dev/null || packages+=(default-jdk-headless)
+# The database tests start their own PostgreSQL and MariaDB servers (free ports, data
+# directories of their own); the packages' default instances are not used.
+packages+=(postgresql mariadb-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

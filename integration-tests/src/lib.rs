@@ -13,11 +13,13 @@
 pub mod agent;
 pub mod apps;
 pub mod config_files;
+pub mod databases;
 pub mod grpc_apps;
 pub mod http;
 pub mod process;
 pub mod receivers;
 pub mod spans;
+pub mod sql_clients;
 
 use std::path::PathBuf;
 

@@ -183,8 +183,11 @@ pub fn parse_login(payload: &[u8]) -> Result<Login<'_>, InvalidReason> {
     let (user, rest) = cstring(rest).ok_or(bad)?;
     let rest = if capabilities.has(Capabilities::PLUGIN_AUTH_LENENC_CLIENT_DATA) {
         let (len, size) = lenenc_int(rest).ok_or(bad)?;
-        let len = usize::try_from(len).map_err(|_| bad)?;
-        rest.get(size + len..).ok_or(bad)?
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|len| len.checked_add(size))
+            .ok_or(bad)?;
+        rest.get(end..).ok_or(bad)?
     } else if capabilities.has(Capabilities::SECURE_CONNECTION) {
         let (&len, rest) = rest.split_first().ok_or(bad)?;
         rest.get(usize::from(len)..).ok_or(bad)?
