@@ -33,7 +33,7 @@ impl Decorator {
                 let decision = self.routes.decide(&http.path);
                 (decision.route, decision.traces, decision.metrics)
             }
-            Operation::Rpc(_) => (None, true, true),
+            Operation::Rpc(_) | Operation::Sql(_) => (None, true, true),
         };
         Decorated {
             span: Span {

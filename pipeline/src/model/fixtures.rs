@@ -58,6 +58,7 @@ pub fn http(span: &mut Span) -> &mut HttpOperation {
     match &mut span.request.operation {
         Operation::Http(http) => http,
         Operation::Rpc(rpc) => &mut rpc.http,
+        Operation::Sql(_) => panic!("an SQL span has no HTTP part"),
     }
 }
 

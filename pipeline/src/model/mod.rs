@@ -12,7 +12,7 @@ mod text;
 
 pub use event::{DataChunk, KernelEvent};
 pub use ids::{ConnId, Pid, SpanId, Tid, TraceId};
-pub use operation::{HttpOperation, Operation, RpcOperation};
+pub use operation::{HttpOperation, Operation, RpcOperation, SqlOperation};
 pub use registry::Registry;
 pub use request::{ConnTuple, Direction, Origin, Request, SpanKind, TraceContext};
 pub use span::{Resource, Span};

@@ -20,7 +20,13 @@ pub mod sql;
 use crate::model::{DataChunk, Direction, Operation, SpanKind, Tid, TraceContext};
 
 /// The protocols the assembler tries on a new connection, in this order.
-pub static PROTOCOLS: &[&dyn Protocol] = &[&http1::HTTP1, &http2::HTTP2];
+pub static PROTOCOLS: &[&dyn Protocol] = &[
+    &http1::HTTP1,
+    &http2::HTTP2,
+    // Before PostgreSQL: a MySQL greeting could pass for a PostgreSQL CopyData.
+    &mysql::MYSQL,
+    &postgres::POSTGRES,
+];
 
 /// The outcome of parsing bytes that may be cut off anywhere; `E` is the
 /// protocol's own reason for refusing them.

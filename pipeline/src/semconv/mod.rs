@@ -19,10 +19,20 @@ pub enum Value<'a> {
 }
 
 /// The span's name: `{service}/{method}` for an RPC; for HTTP
-/// `{method} {route}`, or `{method}` without a route.
+/// `{method} {route}`, or `{method}` without a route; for SQL
+/// `{operation} {table}`, with the database for want of a table, the
+/// operation alone, or the database system when the statement is not known.
 pub fn span_name(span: &Span) -> String {
     match &span.request.operation {
         Operation::Rpc(rpc) => format!("{}/{}", rpc.service, rpc.method),
+        Operation::Sql(sql) => {
+            let target = sql.collection.as_ref().or(sql.namespace.as_ref());
+            match (sql.operation, target) {
+                (Some(operation), Some(target)) => format!("{operation} {target}"),
+                (Some(operation), None) => operation.to_string(),
+                (None, _) => sql.system.to_string(),
+            }
+        }
         Operation::Http(http) => match &span.route {
             Some(route) => format!("{} {route}", http.method),
             None => http.method.to_string(),
@@ -31,8 +41,12 @@ pub fn span_name(span: &Span) -> String {
 }
 
 /// Whether the span is an error (its status): for HTTP, and the HTTP/2
-/// request of a gRPC call, 5xx for a server and any 4xx or 5xx for a client.
+/// request of a gRPC call, 5xx for a server and any 4xx or 5xx for a client;
+/// for SQL, a statement the database answered with an error.
 pub fn is_error(span: &Span) -> bool {
+    if let Operation::Sql(sql) = &span.request.operation {
+        return sql.error_code.is_some();
+    }
     let Some(http) = span.request.operation.http() else {
         return false;
     };
@@ -60,6 +74,23 @@ pub fn span_attributes(span: &Span, mut add: impl FnMut(&'static str, Value<'_>)
     add(attr::SERVER_ADDRESS, Value::Ip(server));
     add(attr::SERVER_PORT, Value::Int(i64::from(server_port)));
     add(attr::CLIENT_ADDRESS, Value::Ip(client));
+    if let Operation::Sql(sql) = &r.operation {
+        add(attr::DB_SYSTEM_NAME, Value::Str(sql.system));
+        if let Some(operation) = sql.operation {
+            add(attr::DB_OPERATION_NAME, Value::Str(operation));
+        }
+        if let Some(collection) = &sql.collection {
+            add(attr::DB_COLLECTION_NAME, Value::Str(collection));
+        }
+        add(attr::DB_QUERY_TEXT, Value::Str(&sql.query));
+        if let Some(namespace) = &sql.namespace {
+            add(attr::DB_NAMESPACE, Value::Str(namespace));
+        }
+        if let Some(code) = &sql.error_code {
+            add(attr::DB_RESPONSE_STATUS_CODE, Value::Str(code));
+            add(attr::ERROR_TYPE, Value::Str(code));
+        }
+    }
     if let Operation::Rpc(rpc) = &r.operation {
         add(attr::RPC_SYSTEM, Value::Str(rpc.system));
         add(attr::RPC_SERVICE, Value::Str(&rpc.service));
@@ -77,14 +108,16 @@ pub enum Instrument {
     HttpClientRequestDuration,
     RpcServerDuration,
     RpcClientDuration,
+    DbClientOperationDuration,
 }
 
 impl Instrument {
-    pub const ALL: [Instrument; 4] = [
+    pub const ALL: [Instrument; 5] = [
         Instrument::HttpServerRequestDuration,
         Instrument::HttpClientRequestDuration,
         Instrument::RpcServerDuration,
         Instrument::RpcClientDuration,
+        Instrument::DbClientOperationDuration,
     ];
 
     /// The OpenTelemetry name; Prometheus's is it with underscores and `_seconds`.
@@ -94,6 +127,7 @@ impl Instrument {
             Instrument::HttpClientRequestDuration => "http.client.request.duration",
             Instrument::RpcServerDuration => "rpc.server.duration",
             Instrument::RpcClientDuration => "rpc.client.duration",
+            Instrument::DbClientOperationDuration => "db.client.operation.duration",
         }
     }
 
@@ -103,6 +137,7 @@ impl Instrument {
             Instrument::HttpClientRequestDuration => "Duration of HTTP client requests",
             Instrument::RpcServerDuration => "Duration of RPC (gRPC) server calls",
             Instrument::RpcClientDuration => "Duration of RPC (gRPC) client calls",
+            Instrument::DbClientOperationDuration => "Duration of database client operations",
         }
     }
 
@@ -127,12 +162,19 @@ impl Instrument {
                 attr::RPC_METHOD,
                 attr::RPC_GRPC_STATUS_CODE,
             ],
+            Instrument::DbClientOperationDuration => &[
+                attr::DB_SYSTEM_NAME,
+                attr::DB_OPERATION_NAME,
+                attr::DB_COLLECTION_NAME,
+                attr::DB_NAMESPACE,
+                attr::DB_RESPONSE_STATUS_CODE,
+            ],
         }
     }
 }
 
 /// Most attributes any metric has.
-pub const MAX_METRIC_ATTRIBUTES: usize = 4;
+pub const MAX_METRIC_ATTRIBUTES: usize = 5;
 
 /// A metric attribute's value, owned so that it can key a series; building
 /// one allocates nothing.
@@ -165,11 +207,13 @@ impl MetricAttributes {
 }
 
 /// The histogram a span's duration goes to, with its attributes; the
-/// service is the resource's, not an attribute here.
-pub fn metric_attributes(span: &Span) -> MetricAttributes {
+/// service is the resource's, not an attribute here. None for a span that
+/// feeds no metric: the conventions define no duration for a database's own
+/// (server) side.
+pub fn metric_attributes(span: &Span) -> Option<MetricAttributes> {
     let r = &span.request;
     let server = r.kind == SpanKind::Server;
-    match &r.operation {
+    Some(match &r.operation {
         Operation::Http(http) => MetricAttributes {
             instrument: if server {
                 Instrument::HttpServerRequestDuration
@@ -180,6 +224,7 @@ pub fn metric_attributes(span: &Span) -> MetricAttributes {
                 MetricValue::Str(http.method),
                 MetricValue::Text(span.route.clone().unwrap_or_default()),
                 MetricValue::Int(i64::from(http.status)),
+                MetricValue::Absent,
                 MetricValue::Absent,
             ],
         },
@@ -195,9 +240,26 @@ pub fn metric_attributes(span: &Span) -> MetricAttributes {
                 MetricValue::Text(rpc.method.clone()),
                 rpc.status_code
                     .map_or(MetricValue::Absent, |c| MetricValue::Int(i64::from(c))),
+                MetricValue::Absent,
             ],
         },
-    }
+        Operation::Sql(_) if server => return None,
+        Operation::Sql(sql) => {
+            let text = |value: &Option<ShortString>| {
+                value.clone().map_or(MetricValue::Absent, MetricValue::Text)
+            };
+            MetricAttributes {
+                instrument: Instrument::DbClientOperationDuration,
+                values: [
+                    MetricValue::Str(sql.system),
+                    sql.operation.map_or(MetricValue::Absent, MetricValue::Str),
+                    text(&sql.collection),
+                    text(&sql.namespace),
+                    text(&sql.error_code),
+                ],
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -142,7 +142,9 @@ impl<E: PushMetricExporter + Clone> Recorder<E> {
             return;
         };
         let seconds = span.duration_seconds();
-        let metric = semconv::metric_attributes(span);
+        let Some(metric) = semconv::metric_attributes(span) else {
+            return;
+        };
         let attributes: Vec<KeyValue> = metric
             .iter()
             .filter_map(|(name, value)| {

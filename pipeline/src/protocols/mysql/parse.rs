@@ -345,6 +345,8 @@ enum Expect {
         then: AfterDefinitions,
     },
     Rows,
+    /// One payload of any kind (the answers of rarely used commands, not followed).
+    Single,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -396,6 +398,20 @@ impl ResponseFraming {
             deprecate_eof,
             prepared: None,
         }
+    }
+
+    /// For the answer to `command`.
+    pub fn for_command(command: &Command<'_>, deprecate_eof: bool) -> Self {
+        let mut framing = ResponseFraming::new(
+            matches!(command, Command::StmtPrepare { .. }),
+            deprecate_eof,
+        );
+        framing.expect = match command {
+            Command::StmtFetch { .. } => Expect::Rows,
+            Command::ChangeUser | Command::Other { .. } => Expect::Single,
+            _ => framing.expect,
+        };
+        framing
     }
 
     /// Takes the next payload of the answer: its first packet's payload, and its length
@@ -460,6 +476,7 @@ impl ResponseFraming {
                 Some(flags) => Ok(self.after_end(flags)),
                 None => Ok(Step::More),
             },
+            Expect::Single => Ok(Step::Done(Outcome::Ok)),
         }
     }
 

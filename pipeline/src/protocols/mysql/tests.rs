@@ -474,3 +474,157 @@ proptest! {
         }
     }
 }
+
+mod stitching {
+    use super::*;
+    use crate::model::Direction;
+    use crate::protocols::sql::capture::{replay, Replayed};
+    use crate::protocols::sql::Statement;
+
+    /// Each statement's text and error code.
+    type Texts = Vec<(String, Option<String>)>;
+
+    fn statements(r: &Replayed<Statement>) -> Texts {
+        r.records
+            .iter()
+            .map(|s| {
+                (
+                    s.text.as_deref().unwrap_or("<unknown>").to_string(),
+                    s.error_code.as_deref().map(str::to_string),
+                )
+            })
+            .collect()
+    }
+
+    fn expect(list: &[(&str, usize, Option<&str>)]) -> Texts {
+        list.iter()
+            .flat_map(|&(text, n, code)| {
+                std::iter::repeat_n((text.to_string(), code.map(str::to_string)), n)
+            })
+            .collect()
+    }
+
+    const SIMPLE: &str = "SELECT name FROM users WHERE id = 1";
+    const PREPARED: &str = "SELECT name FROM users WHERE id = ?";
+    const FAILING: &str = "SELECT id FROM missing_table";
+
+    fn multi(note: &str, first: u32) -> String {
+        (first..first + 3)
+            .map(|id| format!("INSERT INTO events (id, note) VALUES ({id}, '{note}')"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[test]
+    fn each_client_gives_one_record_per_statement_run() {
+        let java_setup = "set sql_mode=CONCAT(@@sql_mode,',STRICT_TRANS_TABLES'),session_track_system_variables = CONCAT(@@global.session_track_system_variables,',tx_isolation'),NAMES utf8mb4";
+        let go_multi = multi("go multi", 1000);
+        let python_multi = multi("python multi", 3000);
+        let node_multi = multi("node multi", 6000);
+        let cases: Vec<(&str, Texts)> = vec![
+            (
+                "go_mysql",
+                expect(&[
+                    (SIMPLE, 3, None),
+                    (PREPARED, 3, None),
+                    (FAILING, 3, Some("1146")),
+                    (&go_multi, 1, None),
+                ]),
+            ),
+            (
+                "python_pymysql",
+                expect(&[
+                    ("SET NAMES utf8mb4", 1, None),
+                    (SIMPLE, 3, None),
+                    ("SELECT name FROM users WHERE id = 1", 1, None),
+                    ("SELECT name FROM users WHERE id = 2", 1, None),
+                    ("SELECT name FROM users WHERE id = 3", 1, None),
+                    (FAILING, 3, Some("1146")),
+                    (&python_multi, 1, None),
+                ]),
+            ),
+            (
+                "java_mariadb",
+                expect(&[
+                    (java_setup, 1, None),
+                    (SIMPLE, 3, None),
+                    (PREPARED, 3, None),
+                    (FAILING, 3, Some("1146")),
+                    ("INSERT INTO events (id, note) VALUES (?, ?)", 1, None),
+                ]),
+            ),
+            (
+                "node_mysql2",
+                expect(&[
+                    (SIMPLE, 3, None),
+                    (PREPARED, 3, None),
+                    (FAILING, 3, Some("1146")),
+                    (&node_multi, 1, None),
+                ]),
+            ),
+        ];
+        for (name, expected) in &cases {
+            let c = captures().into_iter().find(|c| c.name == *name).unwrap();
+            for capture_size in [usize::MAX, 1024] {
+                let client = replay(
+                    stitch::Stitcher::new(Direction::Egress),
+                    c.bytes,
+                    Side::Client,
+                    capture_size,
+                );
+                assert_eq!(
+                    &statements(&client),
+                    expected,
+                    "{name} client (capture {capture_size})"
+                );
+                assert!(
+                    client.anomalies.is_empty(),
+                    "{name}: {:?}",
+                    client.anomalies
+                );
+                assert_eq!(
+                    client.started,
+                    client.records.len() + client.abandoned,
+                    "{name}"
+                );
+                let server = replay(
+                    stitch::Stitcher::new(Direction::Ingress),
+                    c.bytes,
+                    Side::Server,
+                    capture_size,
+                );
+                assert_eq!(
+                    &statements(&server),
+                    expected,
+                    "{name} server (capture {capture_size})"
+                );
+                assert!(client
+                    .records
+                    .iter()
+                    .all(|s| s.namespace.as_deref() == Some("beyla")));
+            }
+        }
+    }
+
+    /// 17 MiB of query text: one record, its text the captured start, the continuation
+    /// packet skipped by its length.
+    #[test]
+    fn a_16_mib_query_is_one_record() {
+        let capture = include_bytes!("testdata/python_16mib.cap");
+        let r = replay(
+            stitch::Stitcher::new(Direction::Egress),
+            capture,
+            Side::Client,
+            1024,
+        );
+        let texts = statements(&r);
+        assert_eq!(texts.len(), 3, "{texts:?}");
+        assert!(
+            texts[2].0.starts_with("SELECT LENGTH('xxxx"),
+            "{:?}",
+            &texts[2].0[..40.min(texts[2].0.len())]
+        );
+        assert_eq!(texts[2].0.len(), 1024 - HEADER_LEN - 1);
+        assert_eq!(texts[2].1, None);
+    }
+}

@@ -1,15 +1,8 @@
 //! MySQL / MariaDB client/server protocol packets, as far as spans need them.
 //! Values borrow from the captured bytes: parsing never allocates.
 
-/// Outcome of parsing bytes that may be cut off anywhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parse<T> {
-    Parsed(T),
-    /// The bytes so far can still begin a valid packet: call again with more.
-    NeedMore,
-    /// No continuation of these bytes can be valid.
-    Invalid(InvalidReason),
-}
+/// The outcome of parsing bytes that may be cut off anywhere.
+pub type Parse<T> = crate::protocols::Parse<T, InvalidReason>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InvalidReason {

@@ -451,3 +451,220 @@ proptest! {
         }
     }
 }
+
+mod stitching {
+    use super::*;
+    use crate::model::Direction;
+    use crate::protocols::sql::capture::{replay, Replayed};
+    use crate::protocols::sql::Statement;
+    use crate::protocols::Anomaly;
+
+    /// Each statement's text and error code.
+    type Texts = Vec<(String, Option<String>)>;
+
+    fn statements(r: &Replayed<Statement>) -> Texts {
+        r.records
+            .iter()
+            .map(|s| {
+                (
+                    s.text.as_deref().unwrap_or("<unknown>").to_string(),
+                    s.error_code.as_deref().map(str::to_string),
+                )
+            })
+            .collect()
+    }
+
+    fn client_side(name: &str, capture_size: usize) -> Replayed<Statement> {
+        let c = captures().into_iter().find(|c| c.name == name).unwrap();
+        replay(
+            stitch::Stitcher::new(Direction::Egress),
+            c.bytes,
+            Side::Client,
+            capture_size,
+        )
+    }
+
+    fn expect(list: &[(&str, usize, Option<&str>)]) -> Texts {
+        list.iter()
+            .flat_map(|&(text, n, code)| {
+                std::iter::repeat_n((text.to_string(), code.map(str::to_string)), n)
+            })
+            .collect()
+    }
+
+    const SIMPLE: &str = "SELECT name FROM users WHERE id = 1";
+    const PREPARED: &str = "SELECT name FROM users WHERE id = $1";
+    const FAILING: &str = "SELECT id FROM missing_table";
+    const INSERT: &str = "INSERT INTO events (id, note) VALUES ($1, $2)";
+
+    #[test]
+    fn each_client_gives_one_record_per_statement_run() {
+        let cases: &[(&str, Texts)] = &[
+            (
+                "go_pgx",
+                expect(&[
+                    (SIMPLE, 3, None),
+                    (PREPARED, 3, None),
+                    (FAILING, 3, Some("42P01")),
+                    (INSERT, 3, None),
+                    (
+                        "copy \"events\" ( \"id\", \"note\" ) from stdin binary;",
+                        1,
+                        None,
+                    ),
+                ]),
+            ),
+            (
+                "python_psycopg",
+                expect(&[
+                    (SIMPLE, 3, None),
+                    (PREPARED, 3, None),
+                    (FAILING, 3, Some("42P01")),
+                    (INSERT, 3, None),
+                    ("COPY events (id, note) FROM STDIN", 1, None),
+                ]),
+            ),
+            (
+                "java_pgjdbc",
+                expect(&[
+                    ("SET application_name = 'PostgreSQL JDBC Driver'", 1, None),
+                    (SIMPLE, 6, None),
+                    (PREPARED, 6, None),
+                    (FAILING, 6, Some("42P01")),
+                    (INSERT, 6, None),
+                ]),
+            ),
+            (
+                "node_pg",
+                expect(&[
+                    (SIMPLE, 3, None),
+                    (PREPARED, 3, None),
+                    (FAILING, 3, Some("42P01")),
+                    (INSERT, 3, None),
+                ]),
+            ),
+            (
+                "psql",
+                expect(&[
+                    (
+                        "COPY (SELECT id, note FROM events ORDER BY id LIMIT 3) TO STDOUT",
+                        1,
+                        None,
+                    ),
+                    ("SELECT 1/0", 1, Some("22012")),
+                    ("BEGIN; SELECT count(*) FROM users; COMMIT", 1, None),
+                ]),
+            ),
+            // The third INSERT came after the error: the server skipped it.
+            (
+                "python_pipeline_error",
+                expect(&[
+                    (INSERT, 1, None),
+                    (
+                        "SELECT id FROM missing_table WHERE id = $1",
+                        1,
+                        Some("42P01"),
+                    ),
+                    (PREPARED, 1, None),
+                ]),
+            ),
+            ("psql_tls", vec![]),
+        ];
+        // The default capture (1024 bytes) holds every message and batch of these.
+        for (name, expected) in cases {
+            for capture_size in [usize::MAX, 1024] {
+                let r = client_side(name, capture_size);
+                assert_eq!(
+                    &statements(&r),
+                    expected,
+                    "{name} (capture size {capture_size})"
+                );
+                assert!(r.anomalies.is_empty(), "{name}: {:?}", r.anomalies);
+                // Every started request got a span, or was released.
+                assert_eq!(r.started, r.records.len() + r.abandoned, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn records_carry_times_thread_and_database() {
+        let r = client_side("node_pg", usize::MAX);
+        let first = &r.records[0];
+        assert_eq!(first.namespace.as_deref(), Some("beyla"));
+        assert_eq!(first.system, "postgresql");
+        // Read 2 sent the query (its write began at 20), read 3 brought the answer (ended at 35).
+        assert_eq!((first.start_mono_ns, first.end_mono_ns), (20, 35));
+    }
+
+    /// The server's side of the same connections gives the same statements.
+    #[test]
+    fn the_servers_side_gives_the_same_records() {
+        for c in captures() {
+            let client = replay(
+                stitch::Stitcher::new(Direction::Egress),
+                c.bytes,
+                Side::Client,
+                usize::MAX,
+            );
+            let server = replay(
+                stitch::Stitcher::new(Direction::Ingress),
+                c.bytes,
+                Side::Server,
+                usize::MAX,
+            );
+            assert_eq!(statements(&client), statements(&server), "{}", c.name);
+        }
+    }
+
+    /// A capture smaller than the messages: a long text is cut, an error cut short still
+    /// gives its code, and an answer whose end went uncaptured ends when the client
+    /// speaks again; the lost bytes are counted.
+    #[test]
+    fn a_small_capture_cuts_texts_but_keeps_statements_and_errors() {
+        let r = client_side("psql", 64);
+        assert_eq!(
+            statements(&r),
+            [
+                (
+                    "COPY (SELECT id, note FROM events ORDER BY id LIMIT 3) TO S".to_string(),
+                    None
+                ),
+                ("SELECT 1/0".to_string(), Some("22012".to_string())),
+                (
+                    "BEGIN; SELECT count(*) FROM users; COMMIT".to_string(),
+                    None
+                ),
+            ]
+        );
+        assert!(
+            r.anomalies
+                .iter()
+                .all(|a| matches!(a, Anomaly::Lost { .. })),
+            "{:?}",
+            r.anomalies
+        );
+        assert!(!r.anomalies.is_empty());
+    }
+
+    #[test]
+    fn garbage_is_counted_not_stitched() {
+        use crate::protocols::sql::capture::replay;
+        let mut capture = Vec::new();
+        for (dir, bytes) in [
+            (b'C', &b"\x00\x00\x00\x08\x00\x03\x00\x00"[..]),
+            (b'C', b"GET / HTTP/1.1\r\n\r\n"),
+        ] {
+            capture.push(dir);
+            capture.extend((bytes.len() as u32).to_be_bytes());
+            capture.extend(bytes);
+        }
+        let r = replay(
+            stitch::Stitcher::new(Direction::Egress),
+            &capture,
+            Side::Client,
+            usize::MAX,
+        );
+        assert!(r.records.is_empty());
+        assert!(!r.anomalies.is_empty());
+    }
+}
