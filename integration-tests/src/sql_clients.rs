@@ -117,6 +117,9 @@ fn java() -> PathBuf {
     .expect("resolve the java binary")
 }
 
+/// How long a client waits, its driver loaded, before it connects.
+const CONNECT_DELAY_MS: &str = "1500";
+
 /// Runs `client`'s scenario with `n` statements of each kind against `database` on
 /// `port`, over TLS when `tls`; panics with its output if it fails.
 pub fn run(client: Client, database: Database, port: u16, n: usize, tls: bool) -> Run {
@@ -129,6 +132,9 @@ pub fn run(client: Client, database: Database, port: u16, n: usize, tls: bool) -
     if tls {
         command.arg("tls");
     }
+    // The agent confirms a new process, and attaches its OpenSSL uprobes, at its next
+    // process scan (every half second): the client connects only after that.
+    command.env("SQL_CLIENT_CONNECT_DELAY_MS", CONNECT_DELAY_MS);
     let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -171,5 +177,70 @@ fn parse_line(line: &str) -> Statement {
         start_ns: number("start_ns"),
         end_ns: number("end_ns"),
         count: u32::try_from(number("count")).expect("a small count"),
+    }
+}
+
+/// One SQL span the agent printed (`BEYLA_TRACE_PRINTER=json`).
+#[derive(Clone, Debug)]
+pub struct SqlSpan {
+    pub name: String,
+    pub kind: String,
+    pub trace_id: String,
+    pub parent_span_id: String,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub pid: u32,
+    pub attributes: serde_json::Map<String, Value>,
+    pub line: String,
+}
+
+impl SqlSpan {
+    /// The SQL spans among the agent's printed lines.
+    pub fn parse_all(lines: &[String]) -> Vec<SqlSpan> {
+        lines
+            .iter()
+            .filter(|line| line.contains("\"db.system.name\""))
+            .map(|line| SqlSpan::parse(line))
+            .collect()
+    }
+
+    fn parse(line: &str) -> SqlSpan {
+        let json: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("agent stdout line is not JSON ({e}): {line}"));
+        let text = |pointer: &str| {
+            json.pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| panic!("span has no string {pointer}: {line}"))
+                .to_string()
+        };
+        let number = |pointer: &str| {
+            json.pointer(pointer)
+                .and_then(Value::as_u64)
+                .unwrap_or_else(|| panic!("span has no number {pointer}: {line}"))
+        };
+        SqlSpan {
+            name: text("/name"),
+            kind: text("/kind"),
+            trace_id: text("/traceId"),
+            parent_span_id: text("/parentSpanId"),
+            start_ns: number("/startTimeUnixNano"),
+            end_ns: number("/endTimeUnixNano"),
+            pid: u32::try_from(number("/resource/process.pid")).expect("a pid"),
+            attributes: json
+                .pointer("/attributes")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_else(|| panic!("span has no attributes: {line}")),
+            line: line.to_string(),
+        }
+    }
+
+    /// A string attribute, or "" when absent.
+    pub fn attr(&self, name: &str) -> String {
+        match self.attributes.get(name) {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        }
     }
 }

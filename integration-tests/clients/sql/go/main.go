@@ -51,6 +51,11 @@ func main() {
 		fail(err)
 	}
 	tls := len(os.Args) > 5 && os.Args[5] == "tls"
+	// SQL_CLIENT_CONNECT_DELAY_MS: a pause before connecting, for a tracer that
+	// decides on new processes a moment after they start.
+	if ms, err := strconv.Atoi(os.Getenv("SQL_CLIENT_CONNECT_DELAY_MS")); err == nil {
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+	}
 	switch os.Args[1] {
 	case "postgres":
 		postgres(os.Args[2], os.Args[3], n, tls)
@@ -132,7 +137,8 @@ func postgres(host, port string, n int, tls bool) {
 	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"events"}, []string{"id", "note"}, pgx.CopyFromRows(rows)); err != nil {
 		fail(err)
 	}
-	emit("copy", `COPY "events" ( "id", "note" ) FROM STDIN BINARY;`, "", start, 1)
+	// The statement pgx sends for CopyFrom.
+	emit("copy", `copy "events" ( "id", "note" ) from stdin binary;`, "", start, 1)
 }
 
 func mysqlCode(err error) string {

@@ -22,8 +22,16 @@ function emit(kind, sql, error, start, count = 1) {
   );
 }
 
+/** SQL_CLIENT_CONNECT_DELAY_MS: a pause before connecting, for a tracer that decides on
+ * new processes (and attaches to their libraries) a moment after they start. */
+function waitBeforeConnect() {
+  const ms = Number(process.env.SQL_CLIENT_CONNECT_DELAY_MS || 0);
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 async function postgres(host, port, n, tls) {
   const { Client } = require("pg");
+  await waitBeforeConnect();
   const client = new Client({
     host,
     port,
@@ -71,6 +79,7 @@ async function postgres(host, port, n, tls) {
 
 async function mysql(host, port, n) {
   const mysql2 = require("mysql2/promise");
+  await waitBeforeConnect();
   const conn = await mysql2.createConnection({
     host,
     port,

@@ -8,6 +8,7 @@ line per statement sent (kind, text, error code, wall-clock window).
 """
 
 import json
+import os
 import sys
 import time
 
@@ -18,9 +19,17 @@ def emit(kind, sql, error, start, count=1):
     print(json.dumps(line), flush=True)
 
 
+def wait_before_connect():
+    """SQL_CLIENT_CONNECT_DELAY_MS: a pause with the driver (and its TLS library)
+    loaded but nothing sent yet, for a tracer that decides on new processes (and
+    attaches to their libraries) a moment after they start."""
+    time.sleep(int(os.environ.get("SQL_CLIENT_CONNECT_DELAY_MS", "0")) / 1000)
+
+
 def postgres(host, port, n, tls):
     import psycopg
 
+    wait_before_connect()
     conn = psycopg.connect(host=host, port=port, user="beyla", dbname="beyla",
                            sslmode="require" if tls else "disable", autocommit=True)
     simple = "SELECT name FROM users WHERE id = 1"
@@ -64,6 +73,7 @@ def postgres(host, port, n, tls):
 def mysql(host, port, n):
     import pymysql
 
+    wait_before_connect()
     conn = pymysql.connect(host=host, port=port, user="beyla", password="beyla",
                            database="beyla", autocommit=True,
                            client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS)

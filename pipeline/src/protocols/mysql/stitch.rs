@@ -162,7 +162,12 @@ impl Stitcher {
         }
         let (kind, text) = match command {
             Command::Query { text } => (Kind::Statement, Some(statement_text(text))),
-            Command::StmtPrepare { text } => (Kind::Prepare(statement_text(text)), None),
+            Command::StmtPrepare { text } => {
+                // An execute of "the one just prepared" may follow before the answer.
+                let text = statement_text(text);
+                self.last_prepared = Some(text.clone());
+                (Kind::Prepare(text), None)
+            }
             Command::StmtExecute { statement } | Command::StmtBulkExecute { statement } => {
                 let text = match statement {
                     LAST_PREPARED => self.last_prepared.clone(),
@@ -263,7 +268,6 @@ impl Stitcher {
                     if self.statements.len() < MAX_STATEMENTS {
                         self.statements.insert(prepared.statement, text.clone());
                     }
-                    self.last_prepared = Some(text.clone());
                 }
                 // A statement that failed to prepare failed for the application.
                 _ => {

@@ -17,9 +17,10 @@ use super::sql::{decode, summarize, Dialect};
 use super::{Detection, FirstBytes, Protocol, Stitcher};
 use crate::model::Direction;
 
-/// Backend messages that only answer a client, never start a conversation: a
-/// connection whose first bytes are these began before tracing.
-const ANSWER_TAGS: &[u8] = b"TDCZE123nstIGH";
+/// Backend messages that only answer a client: a connection whose first bytes are
+/// these began before tracing, or its start went uncaptured (the first TLS write
+/// on a memory BIO, as Node.js does, cannot be tied to its connection).
+const ANSWER_TAGS: &[u8] = b"RTDCZE123nstIGH";
 
 pub struct Postgres;
 

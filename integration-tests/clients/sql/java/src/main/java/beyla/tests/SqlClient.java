@@ -54,6 +54,12 @@ public final class SqlClient {
             throw new IllegalArgumentException("unknown database " + database);
         }
         boolean postgres = database.equals("postgres");
+        // SQL_CLIENT_CONNECT_DELAY_MS: a pause before connecting, for a tracer that
+        // decides on new processes a moment after they start.
+        String delay = System.getenv("SQL_CLIENT_CONNECT_DELAY_MS");
+        if (delay != null) {
+            Thread.sleep(Long.parseLong(delay));
+        }
         try (Connection conn = DriverManager.getConnection(url)) {
             String simple = "SELECT name FROM users WHERE id = 1";
             try (Statement st = conn.createStatement()) {
@@ -101,8 +107,12 @@ public final class SqlClient {
                 }
                 long start = nowNs();
                 ps.executeBatch();
-                emit("pipelined", postgres ? "INSERT INTO events (id, note) VALUES ($1, $2)" : insert,
-                        "", start, n);
+                if (postgres) {
+                    emit("pipelined", "INSERT INTO events (id, note) VALUES ($1, $2)", "", start, n);
+                } else {
+                    // Connector/J sends the whole batch as one COM_STMT_BULK_EXECUTE.
+                    emit("bulk", insert, "", start, 1);
+                }
             }
         }
     }
