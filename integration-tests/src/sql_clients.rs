@@ -123,7 +123,20 @@ const CONNECT_DELAY_MS: &str = "1500";
 /// Runs `client`'s scenario with `n` statements of each kind against `database` on
 /// `port`, over TLS when `tls`; panics with its output if it fails.
 pub fn run(client: Client, database: Database, port: u16, n: usize, tls: bool) -> Run {
+    run_with(client, database, port, n, tls, &[])
+}
+
+/// [`run`] with more variables in the client's environment.
+pub fn run_with(
+    client: Client,
+    database: Database,
+    port: u16,
+    n: usize,
+    tls: bool,
+    env: &[(&str, &str)],
+) -> Run {
     let mut command = command(client);
+    command.envs(env.iter().copied());
     command
         .arg(database.arg())
         .arg("127.0.0.1")

@@ -11,10 +11,12 @@ use integration_tests::agent::Agent;
 use integration_tests::apps::free_port;
 use integration_tests::databases::mysql::MySql;
 use integration_tests::databases::postgres::Postgres;
-use integration_tests::http::{request_on_fresh_connection, Request};
+use integration_tests::http::{request_on_fresh_connection, Connection, Request};
+use integration_tests::process::{kill_and_reap, Lines};
 use integration_tests::require_root;
+use integration_tests::spans::Kind;
 use integration_tests::spans::CLOCK_SLACK;
-use integration_tests::sql_clients::{run, Client, Database, Run, SqlSpan, Statement};
+use integration_tests::sql_clients::{run, run_with, Client, Database, Run, SqlSpan, Statement};
 
 /// Statements of each kind every client sends.
 const N: usize = 5;
@@ -172,16 +174,35 @@ fn wall_ns() -> u64 {
         .as_nanos() as u64
 }
 
-/// Checks the spans of process `pid` against `expected`, in order of start.
+/// Which spans a check is about.
+enum Side {
+    /// The CLIENT spans of this process.
+    Client(u32),
+    /// The SERVER spans of the database listening on the check's port.
+    Server,
+}
+
+/// Checks the spans of one side of the connections to `server_port` against
+/// `expected`, in order of start.
 fn assert_sql_spans(
     scenario: &str,
     spans: &[SqlSpan],
-    pid: u32,
+    side: Side,
     server_port: u16,
     expected: &[Expected],
     context: &str,
 ) {
-    let mut got: Vec<&SqlSpan> = spans.iter().filter(|s| s.pid == pid).collect();
+    let kind = match side {
+        Side::Client(_) => "client",
+        Side::Server => "server",
+    };
+    let mut got: Vec<&SqlSpan> = spans
+        .iter()
+        .filter(|s| match side {
+            Side::Client(pid) => s.pid == pid,
+            Side::Server => s.kind == "server" && s.attr("server.port") == server_port.to_string(),
+        })
+        .collect();
     got.sort_by_key(|s| (s.start_ns, s.end_ns));
     let lines = || {
         got.iter()
@@ -212,7 +233,7 @@ fn assert_sql_spans(
             panic!("[{scenario}] span matches no statement sent:\n{}\nstill expected:\n{left:#?}\nall spans:\n{}", span.line, lines());
         };
         let e = left.remove(at);
-        assert_eq!(span.kind, "client", "[{scenario}] {}", span.line);
+        assert_eq!(span.kind, kind, "[{scenario}] {}", span.line);
         assert_eq!(
             span.attr("db.system.name"),
             e.system,
@@ -388,7 +409,14 @@ fn client_scenario(client: Client) {
     let spans = SqlSpan::parse_all(&output.lines);
     let context = format!("agent stderr:\n{}", output.stderr);
     for (scenario, pid, port, expected) in &runs {
-        assert_sql_spans(scenario, &spans, *pid, *port, expected, &context);
+        assert_sql_spans(
+            scenario,
+            &spans,
+            Side::Client(*pid),
+            *port,
+            expected,
+            &context,
+        );
         println!(
             "{scenario}: {} statements sent, {} spans seen",
             expected.len(),
@@ -400,6 +428,155 @@ fn client_scenario(client: Client) {
         expected_counts(&all),
         "{client:?}: db.client.operation.duration counts"
     );
+}
+
+/// The database processes themselves, selected by executable, give a SERVER span per
+/// statement they serve, and feed no client metric. PostgreSQL serves each connection
+/// from a process it forks, which the agent finds at its next scan: the client idles a
+/// moment after connecting, and the startup packet (the database name) goes unseen.
+#[test]
+fn database_processes_give_server_spans() {
+    require_root();
+    let postgres = Postgres::get();
+    let mysql = MySql::get();
+    let metrics_port = free_port();
+    let agent = Agent::start(&[
+        ("BEYLA_EXECUTABLE_NAME", "/(postgres|mariadbd)$"),
+        ("BEYLA_PROMETHEUS_PORT", &metrics_port.to_string()),
+    ]);
+    agent.wait_ready();
+    agent.wait_instrumenting(mysql.pid);
+    agent.wait_instrumenting(postgres.pid);
+    postgres.reset();
+    let started = wall_ns();
+    let pg = run_with(
+        Client::Python,
+        Database::Postgres,
+        postgres.port,
+        N,
+        false,
+        &[("SQL_CLIENT_IDLE_AFTER_CONNECT_MS", "1500")],
+    );
+    let mut pg_expected = expected_spans(Client::Python, Database::Postgres, false, &pg, started);
+    for e in &mut pg_expected {
+        e.namespace = "";
+    }
+    mysql.reset();
+    let started = wall_ns();
+    let my = run(Client::Python, Database::MySql, mysql.port, N, false);
+    let my_expected = expected_spans(Client::Python, Database::MySql, false, &my, started);
+    let counts = metric_counts(metrics_port);
+    let output = agent.stop();
+    let spans = SqlSpan::parse_all(&output.lines);
+    let context = format!("agent stderr:\n{}", output.stderr);
+    assert_sql_spans(
+        "PostgreSQL server",
+        &spans,
+        Side::Server,
+        postgres.port,
+        &pg_expected,
+        &context,
+    );
+    assert_sql_spans(
+        "MariaDB server",
+        &spans,
+        Side::Server,
+        mysql.port,
+        &my_expected,
+        &context,
+    );
+    for (scenario, expected) in [
+        ("PostgreSQL server", &pg_expected),
+        ("MariaDB server", &my_expected),
+    ] {
+        println!(
+            "{scenario}: {} statements served, {} spans seen",
+            expected.len(),
+            expected.len()
+        );
+    }
+    assert!(
+        counts.is_empty(),
+        "server spans feed no client metric: {counts:?}"
+    );
+}
+
+/// A statement sent while serving an HTTP request is a child of that request's span,
+/// in its trace (a Python service on one thread: `clients/sql/python/http_server.py`).
+#[test]
+fn a_query_made_while_serving_is_a_child_of_the_request() {
+    const REQUESTS: usize = 3;
+    require_root();
+    let postgres = Postgres::get();
+    integration_tests::sql_clients::build();
+    let port = free_port();
+    let root = integration_tests::workspace_root();
+    let mut child = std::process::Command::new(root.join("target/clients/sql-venv/bin/python"))
+        .arg(root.join("integration-tests/clients/sql/python/http_server.py"))
+        .arg(port.to_string())
+        .arg(postgres.port.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the Python HTTP service");
+    let (stdout, _reader) = Lines::capture(child.stdout.take().expect("piped stdout"));
+    let (stderr, _err_reader) = Lines::capture(child.stderr.take().expect("piped stderr"));
+    let listening = stdout.wait_for(std::time::Duration::from_secs(30), |l| l == "listening");
+    if !listening {
+        kill_and_reap(&mut child);
+        panic!("the Python HTTP service did not start:\n{}", stderr.text());
+    }
+    let agent = Agent::start(&[("BEYLA_OPEN_PORT", &port.to_string())]);
+    agent.wait_ready();
+    agent.wait_instrumenting(child.id());
+    let mut connection = Connection::open(port);
+    for id in 1..=REQUESTS {
+        let (response, _) = connection.round_trip(&Request::get(&format!("/users/{id}")));
+        assert_eq!(response.status, 200);
+    }
+    let output = agent.stop();
+    kill_and_reap(&mut child);
+    let http: Vec<_> = output
+        .spans
+        .iter()
+        .filter(|s| s.kind == Kind::Server && s.pid == child.id())
+        .collect();
+    let sql: Vec<SqlSpan> = SqlSpan::parse_all(&output.lines)
+        .into_iter()
+        .filter(|s| s.pid == child.id())
+        .collect();
+    let context = format!("agent stderr:\n{}", output.stderr);
+    assert_eq!(
+        http.len(),
+        REQUESTS,
+        "HTTP server spans: {http:#?}\n{context}"
+    );
+    // The connection's set-up went by before the agent; each request runs one statement.
+    assert_eq!(sql.len(), REQUESTS, "SQL spans: {sql:#?}\n{context}");
+    for q in &sql {
+        let parent = http
+            .iter()
+            .find(|h| h.span_id == q.parent_span_id)
+            .unwrap_or_else(|| {
+                panic!(
+                    "SQL span with no HTTP parent: {}\nHTTP spans: {http:#?}",
+                    q.line
+                )
+            });
+        assert_eq!(q.trace_id, parent.trace_id, "{}", q.line);
+        assert!(
+            q.start_ns >= parent.start_ns && q.end_ns <= parent.end_ns,
+            "{} inside {}",
+            q.line,
+            parent.line
+        );
+        assert_eq!(q.name, "SELECT users");
+        assert_eq!(
+            q.attr("db.query.text"),
+            "SELECT name FROM users WHERE id = $1"
+        );
+    }
 }
 
 #[test]
