@@ -579,6 +579,76 @@ fn a_query_made_while_serving_is_a_child_of_the_request() {
     }
 }
 
+/// Bytes that are no PostgreSQL after a real startup (a message length beyond the
+/// protocol's limit) are counted as a parse error and give no span; the statement
+/// sent before them still gives its span.
+#[test]
+fn malformed_traffic_is_counted_and_skipped() {
+    require_root();
+    let postgres = Postgres::get();
+    integration_tests::sql_clients::build();
+    let metrics_port = free_port();
+    let agent = Agent::start(&[
+        ("BEYLA_EXECUTABLE_NAME", Client::Python.executable_pattern()),
+        ("BEYLA_PROMETHEUS_PORT", &metrics_port.to_string()),
+    ]);
+    agent.wait_ready();
+    // A startup packet, one good query, then a query message 2 GiB long.
+    let script = r#"
+import socket, struct, sys, time
+time.sleep(1.5)
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+params = b"user\0beyla\0database\0beyla\0\0"
+s.sendall(struct.pack(">II", 8 + len(params), 196608) + params)
+def until_ready():
+    data = b""
+    while not data.endswith(b"Z\0\0\0\x05I"):
+        data += s.recv(65536)
+until_ready()
+q = b"SELECT 1\0"
+s.sendall(b"Q" + struct.pack(">I", 4 + len(q)) + q)
+until_ready()
+s.sendall(b"Q\x7f\xff\xff\xffSELECT 2")
+s.recv(65536)
+s.close()
+"#;
+    let root = integration_tests::workspace_root();
+    let mut child = std::process::Command::new(root.join("target/clients/sql-venv/bin/python"))
+        .args(["-c", script, &postgres.port.to_string()])
+        .spawn()
+        .expect("run the Python script");
+    let pid = child.id();
+    assert!(child.wait().expect("wait for the script").success());
+    let deadline = std::time::Instant::now() + METRICS_TIMEOUT;
+    let parse_errors = loop {
+        let (response, _) = request_on_fresh_connection(metrics_port, &Request::get("/metrics"));
+        let body = response.body_text();
+        let errors: u64 = body
+            .lines()
+            .filter_map(|l| l.strip_prefix("beyla_parse_errors_total "))
+            .map(|v| v.trim().parse::<f64>().expect("a count") as u64)
+            .sum();
+        if errors > 0 || std::time::Instant::now() >= deadline {
+            break errors;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let output = agent.stop();
+    let spans = SqlSpan::parse_all(&output.lines);
+    assert_eq!(parse_errors, 1, "agent stderr:\n{}", output.stderr);
+    let names: Vec<_> = spans
+        .iter()
+        .filter(|s| s.pid == pid)
+        .map(|s| (s.name.as_str(), s.attr("db.query.text")))
+        .collect();
+    assert_eq!(
+        names,
+        [("SELECT beyla", "SELECT ?".to_string())],
+        "agent stderr:\n{}",
+        output.stderr
+    );
+}
+
 #[test]
 fn go_pgx_and_go_sql_driver_mysql() {
     client_scenario(Client::Go);
