@@ -649,6 +649,28 @@ s.close()
     );
 }
 
+/// `BEYLA_BPF_SQL_QUERY_TEXT=raw`: the statements as sent, literals included.
+#[test]
+fn raw_query_text_when_asked() {
+    require_root();
+    let mysql = MySql::get();
+    let agent = Agent::start(&[
+        ("BEYLA_EXECUTABLE_NAME", Client::Go.executable_pattern()),
+        ("BEYLA_BPF_SQL_QUERY_TEXT", "raw"),
+    ]);
+    agent.wait_ready();
+    mysql.reset();
+    let r = run(Client::Go, Database::MySql, mysql.port, 1, false);
+    let output = agent.stop();
+    let texts: Vec<String> = SqlSpan::parse_all(&output.lines)
+        .iter()
+        .filter(|s| s.pid == r.pid)
+        .map(|s| s.attr("db.query.text"))
+        .collect();
+    let sent: Vec<String> = r.statements.iter().map(|s| s.sql.clone()).collect();
+    assert_eq!(texts, sent, "agent stderr:\n{}", output.stderr);
+}
+
 #[test]
 fn go_pgx_and_go_sql_driver_mysql() {
     client_scenario(Client::Go);

@@ -628,3 +628,65 @@ mod stitching {
         assert_eq!(texts[2].1, None);
     }
 }
+
+mod detection {
+    use super::*;
+    use crate::model::{Direction, SpanKind};
+    use crate::protocols::{Detection, FirstBytes, Protocol};
+
+    fn detect(data: &[u8], direction: Direction) -> Detection {
+        MYSQL.detect(&FirstBytes {
+            data,
+            direction,
+            kind: Some(SpanKind::Client),
+            local_port: 40000,
+            remote_port: 3306,
+        })
+    }
+
+    #[test]
+    fn greetings_and_mid_connection_commands_are_recognised() {
+        for c in captures() {
+            let server = stream(c.bytes, Side::Server);
+            // The greeting comes in: requests go out.
+            assert_eq!(
+                detect(&server, Direction::Ingress),
+                Detection::Yes {
+                    request_dir: Direction::Egress
+                },
+                "{}",
+                c.name
+            );
+        }
+        let yes = Detection::Yes {
+            request_dir: Direction::Egress,
+        };
+        assert_eq!(
+            detect(b"\x09\x00\x00\x00\x03SELECT 1", Direction::Egress),
+            yes
+        );
+        assert_eq!(
+            detect(
+                b"\x0a\x00\x00\x00\x17\x02\x00\x00\x00\x00\x01\x00\x00\x00",
+                Direction::Egress
+            ),
+            yes
+        );
+        assert_eq!(
+            detect(
+                b"\x07\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00",
+                Direction::Ingress
+            ),
+            Detection::Later
+        );
+        assert_eq!(detect(b"\x09\x00", Direction::Egress), Detection::NeedMore);
+        for other in [
+            &b"GET / HTTP/1.1\r\n\r\n"[..],
+            b"*1\r\n$4\r\nPING\r\n",
+            b"\x00\x00\x00\x08\x04\xd2\x16\x2f",
+            b"\x0b\x00\x00\x00\x03FROBNICATE",
+        ] {
+            assert_eq!(detect(other, Direction::Egress), Detection::No, "{other:?}");
+        }
+    }
+}

@@ -668,3 +668,55 @@ mod stitching {
         assert!(!r.anomalies.is_empty());
     }
 }
+
+mod detection {
+    use super::*;
+    use crate::model::{Direction, SpanKind};
+    use crate::protocols::{Detection, FirstBytes, Protocol};
+
+    fn detect(data: &[u8], direction: Direction) -> Detection {
+        POSTGRES.detect(&FirstBytes {
+            data,
+            direction,
+            kind: Some(SpanKind::Client),
+            local_port: 40000,
+            remote_port: 5432,
+        })
+    }
+
+    #[test]
+    fn startup_ssl_request_and_mid_connection_statements_are_recognised() {
+        let yes = Detection::Yes {
+            request_dir: Direction::Egress,
+        };
+        for c in captures() {
+            let client = stream(c.bytes, Side::Client);
+            assert_eq!(detect(&client, Direction::Egress), yes, "{}", c.name);
+            // Every cut-off prefix of the first message waits or agrees.
+            for k in 0..8 {
+                assert!(
+                    matches!(detect(&client[..k], Direction::Egress), Detection::NeedMore),
+                    "{} prefix {k}",
+                    c.name
+                );
+            }
+        }
+        // A connection that began before tracing: its next statement, or answers first.
+        assert_eq!(
+            detect(b"Q\x00\x00\x00\x0dSELECT 1\x00", Direction::Egress),
+            yes
+        );
+        assert_eq!(
+            detect(b"Z\x00\x00\x00\x05I", Direction::Ingress),
+            Detection::Later
+        );
+        for other in [
+            &b"GET / HTTP/1.1\r\n\r\n"[..],
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            b"\x16\x03\x01\x02\x00\x01",
+            b"Q\x00\x00\x00\x0dFROBNICATE\x00",
+        ] {
+            assert_eq!(detect(other, Direction::Egress), Detection::No, "{other:?}");
+        }
+    }
+}
