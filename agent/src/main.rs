@@ -48,6 +48,7 @@ fn main() -> ExitCode {
         print!("{}", config.render_effective());
         return ExitCode::SUCCESS;
     }
+    beyla_pipeline::protocols::sql::set_query_text(config.sql_query_text);
     env_logger::Builder::new()
         .filter_level(config.log_level)
         // The loader's own debug output is about relocations, not about the agent.

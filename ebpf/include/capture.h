@@ -60,7 +60,7 @@ struct conn_info {
 	/* Its socket bytes are ciphertext: seen under SSL_read/SSL_write, or its
 	 * first bytes were a TLS record. */
 	u8 tls;
-	/* Its first payload has been looked at for a TLS record. */
+	/* How many of its first payloads have been looked at for a TLS record. */
 	u8 sniffed;
 	u8 pad[5];
 };

@@ -150,6 +150,10 @@ static __always_inline struct conn_info *conn_of(u32 tgid, u32 fd)
 
 /* TLS record header: content type, protocol version (major 3), length. */
 #define TLS_RECORD_HEADER 5
+/* Payloads looked at for a TLS record: protocols that switch to TLS after a
+ * plaintext exchange (PostgreSQL's SSLRequest and its one-byte answer, MySQL's
+ * greeting and SSL request) send the ClientHello third or fourth. */
+#define TLS_SNIFF_PAYLOADS 4
 #define TLS_HANDSHAKE 22
 #define TLS_APPLICATION_DATA 23
 
@@ -193,8 +197,8 @@ static __always_inline void socket_data(struct call_args *args, long ret)
 		tls->args.fd = args->fd;
 		tls->fd_known = 1;
 		conn->tls = 1;
-	} else if (!conn->sniffed) {
-		conn->sniffed = 1;
+	} else if (conn->sniffed < TLS_SNIFF_PAYLOADS) {
+		conn->sniffed++;
 		if (starts_tls_record(args, ret))
 			conn->tls = 1;
 	}

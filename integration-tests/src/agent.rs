@@ -60,7 +60,10 @@ pub struct Agent {
 
 /// What a stopped agent printed.
 pub struct AgentOutput {
+    /// The HTTP and gRPC spans.
     pub spans: Vec<Span>,
+    /// Every span line as printed, for spans of other protocols.
+    pub lines: Vec<String>,
     pub stderr: String,
 }
 
@@ -132,13 +135,17 @@ impl Agent {
             Some(status) => panic!("the agent exited with {status} after SIGTERM\nagent stderr:\n{stderr}"),
             None => panic!("the agent did not exit within {EXIT_TIMEOUT:?} of SIGTERM\nagent stderr:\n{stderr}"),
         }
-        let spans = self
-            .stdout
-            .all()
+        let lines = self.stdout.all();
+        let spans = lines
             .iter()
+            .filter(|line| line.contains("\"http.request.method\""))
             .map(|line| Span::parse(line))
             .collect();
-        AgentOutput { spans, stderr }
+        AgentOutput {
+            spans,
+            lines,
+            stderr,
+        }
     }
 }
 

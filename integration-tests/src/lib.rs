@@ -20,6 +20,7 @@ pub mod privileges;
 pub mod process;
 pub mod receivers;
 pub mod spans;
+pub mod sql_clients;
 
 use std::path::PathBuf;
 

@@ -81,6 +81,7 @@ pub(crate) const KEYS: &[(&str, Kind)] = &[
     ("ebpf.track_request_headers", Kind::Scalar),
     ("ebpf.high_request_volume", Kind::Scalar),
     ("ebpf.capture_size", Kind::Scalar),
+    ("ebpf.sql_query_text", Kind::Scalar),
     ("otel_traces_export", Kind::Section),
     ("otel_traces_export.endpoint", Kind::Scalar),
     ("otel_traces_export.protocol", Kind::Scalar),

@@ -28,6 +28,7 @@ pub use beyla_pipeline::export::otlp::Protocol as OtlpProtocol;
 use beyla_pipeline::export::otlp::{MetricsConfig, SignalConfig};
 use beyla_pipeline::export::prometheus::PrometheusConfig;
 use beyla_pipeline::export::{ExportConfig, PrinterFormat};
+use beyla_pipeline::protocols::sql::QueryText;
 use beyla_pipeline::sample::SamplerConfig;
 
 use crate::ebpf::{DEFAULT_CAPTURE, MAX_CAPTURE};
@@ -72,6 +73,8 @@ pub struct Config {
     pub discovery: DiscoveryConfig,
     /// Payload bytes the probes copy per socket syscall.
     pub capture_size: u32,
+    /// How SQL spans show their statement: literals hidden, or the raw text.
+    pub sql_query_text: QueryText,
     pub log_level: LevelFilter,
     pub ebpf: EbpfConfig,
     /// Exporters: printer, OTLP traces and metrics, Prometheus.
@@ -112,6 +115,9 @@ pub struct Flags {
     /// Payload bytes captured per socket call. [env: BEYLA_BPF_CAPTURE_SIZE]
     #[arg(long)]
     pub capture_size: Option<String>,
+    /// db.query.text of SQL spans: sanitized (literals as ?) or raw. [env: BEYLA_BPF_SQL_QUERY_TEXT]
+    #[arg(long)]
+    pub sql_query_text: Option<String>,
     /// DEBUG, INFO, WARN or ERROR. [env: BEYLA_LOG_LEVEL]
     #[arg(long)]
     pub log_level: Option<String>,
@@ -258,6 +264,21 @@ impl Config {
             },
             u64::from(DEFAULT_CAPTURE),
         )? as u32;
+        let sql_query_text = or_default(
+            s.get(
+                flag(&flags.sql_query_text, "sql-query-text"),
+                &["BEYLA_BPF_SQL_QUERY_TEXT"],
+                "ebpf.sql_query_text",
+            ),
+            |raw| {
+                parse::one_of(
+                    raw,
+                    &[("sanitized", QueryText::Sanitized), ("raw", QueryText::Raw)],
+                    "one of sanitized, raw",
+                )
+            },
+            QueryText::Sanitized,
+        )?;
         let log_level = or_default(
             s.get(
                 flag(&flags.log_level, "log-level"),
@@ -362,6 +383,7 @@ impl Config {
             routes: routes(&s)?,
             discovery,
             capture_size,
+            sql_query_text,
             export: ExportConfig {
                 // With no exporter the printer shows spans at once; with one, stdout stays quiet.
                 trace_printer: trace_printer.unwrap_or(

@@ -8,6 +8,7 @@ use super::parse::format_duration;
 use beyla_pipeline::decorate::DEFAULT_MAX_SEGMENT_CARDINALITY;
 use beyla_pipeline::export::otlp::SignalConfig;
 use beyla_pipeline::export::PrinterFormat;
+use beyla_pipeline::protocols::sql::QueryText;
 use beyla_pipeline::sample::SamplerConfig;
 
 use super::{Config, IgnoreMode, OtlpProtocol, Selection, Unmatched};
@@ -127,6 +128,13 @@ impl Config {
                         Value::from(self.ebpf.high_request_volume),
                     ),
                     ("capture_size", Value::from(self.capture_size)),
+                    (
+                        "sql_query_text",
+                        text(match self.sql_query_text {
+                            QueryText::Sanitized => "sanitized",
+                            QueryText::Raw => "raw",
+                        }),
+                    ),
                 ]),
             ),
             ("otel_traces_export", map(traces)),

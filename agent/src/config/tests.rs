@@ -216,7 +216,7 @@ fn bad_configurations_are_refused_with_one_exact_message() {
         ),
         (
             "ebpf:\n  zzz: 1\n",
-            "unknown key ebpf.zzz in beyla-config.yml; known keys here: wakeup_len, track_request_headers, high_request_volume, capture_size",
+            "unknown key ebpf.zzz in beyla-config.yml; known keys here: wakeup_len, track_request_headers, high_request_volume, capture_size, sql_query_text",
         ),
         (
             "discovery:\n  services:\n    - k8s_namespace: production\n",
@@ -783,4 +783,20 @@ fn printer_defaults_to_text_only_without_exporters() {
     let asked =
         yaml("discovery: {services: [{open_port: 80}]}\nprometheus_export: {port: 9090}\ntrace_printer: json").unwrap();
     assert_eq!(asked.export.trace_printer, PrinterFormat::Json);
+}
+
+#[test]
+fn sql_query_text_is_sanitized_unless_raw_is_asked_for() {
+    use beyla_pipeline::protocols::sql::QueryText;
+    let base = "discovery: {services: [{open_port: 80}]}";
+    assert_eq!(yaml(base).unwrap().sql_query_text, QueryText::Sanitized);
+    let file = format!("{base}\nebpf: {{sql_query_text: raw}}");
+    assert_eq!(yaml(&file).unwrap().sql_query_text, QueryText::Raw);
+    let env = [("BEYLA_BPF_SQL_QUERY_TEXT", "sanitized")];
+    let c = load(Some(("beyla-config.yml", &file)), &env, Flags::default()).unwrap();
+    assert_eq!(c.sql_query_text, QueryText::Sanitized);
+    assert_eq!(
+        message(&format!("{base}\nebpf: {{sql_query_text: verbatim}}")),
+        "invalid value \"verbatim\" for key ebpf.sql_query_text in beyla-config.yml: expected one of sanitized, raw"
+    );
 }

@@ -31,6 +31,9 @@ pub struct Discovery {
     /// Traced processes without libssl mapped yet, and the scans left to look
     /// again (a process selected at exec loads its libraries only afterwards).
     tls_pending: HashMap<Pid, u8>,
+    /// Processes no longer traced whose last events may still be in the ring buffer:
+    /// their resource is kept until the next scan, so those events still find it.
+    leaving: Vec<Pid>,
 }
 
 /// Scans after a process is traced during which its libssl is looked for.
@@ -56,6 +59,7 @@ impl Discovery {
             undecided: HashSet::new(),
             tls,
             tls_pending: HashMap::new(),
+            leaving: Vec::new(),
         }
     }
 
@@ -110,7 +114,7 @@ impl Discovery {
         self.tls.detach(pid);
         self.tls_pending.remove(&pid);
         self.pids.untrace(pid);
-        self.registry.remove(pid);
+        self.leaving.push(pid);
         if self.traced.remove(&pid) {
             log::info!("no longer instrumenting pid={pid}");
         }
@@ -136,6 +140,12 @@ impl Discovery {
 
     /// Brings the traced set in line with /proc. Returns how many processes are traced.
     pub fn scan(&mut self) -> usize {
+        // Those that left before the last scan have had their events read since.
+        for pid in std::mem::take(&mut self.leaving) {
+            if !self.traced.contains(&pid) {
+                self.registry.remove(pid);
+            }
+        }
         let want_ports = self
             .config
             .instrument

@@ -166,13 +166,14 @@ fn untraced_process_and_unsupported_protocol_are_counted() {
         ..leg(4, Origin::Accept, 80, 1)
     };
     r.chunk(stranger, Direction::Ingress, b"GET / HTTP/1.1\r\n\r\n");
-    let postgres = leg(5, Origin::Accept, 5432, 1);
+    // A TLS ClientHello on the socket: no protocol reads ciphertext.
+    let tls = leg(5, Origin::Accept, 443, 1);
     r.chunk(
-        postgres,
+        tls,
         Direction::Ingress,
-        b"\x00\x00\x00\x08\x04\xd2\x16\x2f",
+        b"\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03",
     );
-    r.chunk(postgres, Direction::Ingress, b"GET / HTTP/1.1\r\n\r\n");
+    r.chunk(tls, Direction::Ingress, b"GET / HTTP/1.1\r\n\r\n");
     assert!(r.drain().is_empty());
     assert_eq!(r.metrics.get(Counter::EventsUntraced), 1);
     assert_eq!(r.metrics.get(Counter::ConnectionsUnsupported), 1);

@@ -33,7 +33,9 @@ impl Decorator {
                 let decision = self.routes.decide(&http.path);
                 (decision.route, decision.traces, decision.metrics)
             }
-            Operation::Rpc(_) | Operation::Redis(_) | Operation::Kafka(_) => (None, true, true),
+            Operation::Rpc(_) | Operation::Redis(_) | Operation::Kafka(_) | Operation::Sql(_) => {
+                (None, true, true)
+            }
         };
         Decorated {
             span: Span {

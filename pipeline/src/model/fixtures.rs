@@ -58,7 +58,9 @@ pub fn http(span: &mut Span) -> &mut HttpOperation {
     match &mut span.request.operation {
         Operation::Http(http) => http,
         Operation::Rpc(rpc) => &mut rpc.http,
-        Operation::Redis(_) | Operation::Kafka(_) => panic!("not an HTTP span"),
+        Operation::Redis(_) | Operation::Kafka(_) | Operation::Sql(_) => {
+            panic!("not an HTTP span")
+        }
     }
 }
 

@@ -14,6 +14,7 @@ pub use event::{DataChunk, KernelEvent};
 pub use ids::{ConnId, Pid, SpanId, Tid, TraceId};
 pub use operation::{
     HttpOperation, KafkaOperation, KafkaOperationKind, Operation, RedisOperation, RpcOperation,
+    SqlOperation,
 };
 pub use registry::Registry;
 pub use request::{ConnTuple, Direction, Origin, Request, SpanKind, TraceContext};

@@ -12,6 +12,8 @@ pub enum Operation {
     Redis(RedisOperation),
     /// A Kafka Produce or Fetch and its response.
     Kafka(KafkaOperation),
+    /// A statement sent to an SQL database (PostgreSQL, MySQL/MariaDB).
+    Sql(SqlOperation),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -70,13 +72,30 @@ pub struct KafkaOperation {
     pub error: Option<ShortString>,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlOperation {
+    /// `db.system.name`: `postgresql` or `mysql`.
+    pub system: &'static str,
+    /// `db.operation.name`: the statement's keyword (`SELECT`), when known.
+    pub operation: Option<&'static str>,
+    /// `db.collection.name`: the first table the statement names.
+    pub collection: Option<ShortString>,
+    /// `db.query.text`: literals replaced by `?` unless the raw text was asked for.
+    pub query: ShortString,
+    /// `db.namespace`: the database the connection logged in to (or switched to).
+    pub namespace: Option<ShortString>,
+    /// `db.response.status_code` of a failed statement: the SQLSTATE (PostgreSQL) or the
+    /// error number (MySQL). None when it succeeded.
+    pub error_code: Option<ShortString>,
+}
+
 impl Operation {
     /// The HTTP request of an HTTP exchange or of the call it carried.
     pub fn http(&self) -> Option<&HttpOperation> {
         match self {
             Operation::Http(http) => Some(http),
             Operation::Rpc(rpc) => Some(&rpc.http),
-            Operation::Redis(_) | Operation::Kafka(_) => None,
+            Operation::Redis(_) | Operation::Kafka(_) | Operation::Sql(_) => None,
         }
     }
 }

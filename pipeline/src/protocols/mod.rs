@@ -14,13 +14,23 @@
 pub mod http1;
 pub mod http2;
 pub mod kafka;
+pub mod mysql;
+pub mod postgres;
 pub mod redis;
+pub mod sql;
 
 use crate::model::{DataChunk, Direction, Operation, SpanKind, Tid, TraceContext};
 
 /// The protocols the assembler tries on a new connection, in this order.
-pub static PROTOCOLS: &[&dyn Protocol] =
-    &[&http1::HTTP1, &http2::HTTP2, &redis::REDIS, &kafka::KAFKA];
+pub static PROTOCOLS: &[&dyn Protocol] = &[
+    &http1::HTTP1,
+    &http2::HTTP2,
+    // Before PostgreSQL: a MySQL greeting could pass for a PostgreSQL CopyData.
+    &mysql::MYSQL,
+    &postgres::POSTGRES,
+    &redis::REDIS,
+    &kafka::KAFKA,
+];
 
 /// The outcome of parsing bytes that may be cut off anywhere; `E` is the
 /// protocol's own reason for refusing them.

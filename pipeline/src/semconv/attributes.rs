@@ -16,6 +16,7 @@ pub const RPC_GRPC_STATUS_CODE: &str = "rpc.grpc.status_code";
 
 pub const DB_SYSTEM_NAME: &str = "db.system.name";
 pub const DB_OPERATION_NAME: &str = "db.operation.name";
+pub const DB_COLLECTION_NAME: &str = "db.collection.name";
 pub const DB_QUERY_TEXT: &str = "db.query.text";
 pub const DB_NAMESPACE: &str = "db.namespace";
 pub const DB_RESPONSE_STATUS_CODE: &str = "db.response.status_code";

@@ -24,8 +24,11 @@ pub const DB_SYSTEM_REDIS: &str = "redis";
 pub const MESSAGING_SYSTEM_KAFKA: &str = "kafka";
 
 /// The span's name: `{service}/{method}` for an RPC; for HTTP
-/// `{method} {route}`, or `{method}` without a route; the command for Redis;
-/// `{topic} {operation type}` for Kafka, or the type alone without a topic.
+/// `{method} {route}`, or `{method}` without a route; for SQL
+/// `{operation} {table}`, with the database for want of a table, the
+/// operation alone, or the database system when the statement is not known;
+/// the command for Redis; `{topic} {operation type}` for Kafka, or the type
+/// alone without a topic.
 pub fn span_name(span: &Span) -> String {
     match &span.request.operation {
         Operation::Rpc(rpc) => format!("{}/{}", rpc.service, rpc.method),
@@ -33,6 +36,14 @@ pub fn span_name(span: &Span) -> String {
             Some(route) => format!("{} {route}", http.method),
             None => http.method.to_string(),
         },
+        Operation::Sql(sql) => {
+            let target = sql.collection.as_ref().or(sql.namespace.as_ref());
+            match (sql.operation, target) {
+                (Some(operation), Some(target)) => format!("{operation} {target}"),
+                (Some(operation), None) => operation.to_string(),
+                (None, _) => sql.system.to_string(),
+            }
+        }
         Operation::Redis(redis) => redis.command.to_string(),
         Operation::Kafka(kafka) => match &kafka.topic {
             Some(topic) => format!("{topic} {}", messaging_operation_type(kafka)),
@@ -90,9 +101,11 @@ fn messaging_operation_name(kafka: &KafkaOperation) -> &'static str {
     }
 }
 
-/// The error a span ended with, as `error.type` names it: a Redis error code, a Kafka error.
+/// The error a span ended with, as `error.type` names it: an SQLSTATE or MySQL
+/// error number, a Redis error code, a Kafka error.
 fn error_type(operation: &Operation) -> Option<&ShortString> {
     match operation {
+        Operation::Sql(sql) => sql.error_code.as_ref(),
         Operation::Redis(redis) => redis.error.as_ref(),
         Operation::Kafka(kafka) => kafka.error.as_ref(),
         Operation::Http(_) | Operation::Rpc(_) => None,
@@ -101,7 +114,7 @@ fn error_type(operation: &Operation) -> Option<&ShortString> {
 
 /// Whether the span is an error (its status): for HTTP, and the HTTP/2
 /// request of a gRPC call, 5xx for a server and any 4xx or 5xx for a client;
-/// an error reply for Redis and Kafka.
+/// an error answer for SQL, Redis and Kafka.
 pub fn is_error(span: &Span) -> bool {
     let Some(http) = span.request.operation.http() else {
         return error_type(&span.request.operation).is_some();
@@ -137,6 +150,22 @@ pub fn span_attributes(span: &Span, mut add: impl FnMut(&'static str, Value<'_>)
             add(attr::RPC_METHOD, Value::Str(&rpc.method));
             if let Some(code) = rpc.status_code {
                 add(attr::RPC_GRPC_STATUS_CODE, Value::Int(i64::from(code)));
+            }
+        }
+        Operation::Sql(sql) => {
+            add(attr::DB_SYSTEM_NAME, Value::Str(sql.system));
+            if let Some(operation) = sql.operation {
+                add(attr::DB_OPERATION_NAME, Value::Str(operation));
+            }
+            if let Some(collection) = &sql.collection {
+                add(attr::DB_COLLECTION_NAME, Value::Str(collection));
+            }
+            add(attr::DB_QUERY_TEXT, Value::Str(&sql.query));
+            if let Some(namespace) = &sql.namespace {
+                add(attr::DB_NAMESPACE, Value::Str(namespace));
+            }
+            if let Some(code) = &sql.error_code {
+                add(attr::DB_RESPONSE_STATUS_CODE, Value::Str(code));
             }
         }
         Operation::Redis(redis) => {
@@ -190,7 +219,7 @@ pub enum Instrument {
     HttpClientRequestDuration,
     RpcServerDuration,
     RpcClientDuration,
-    /// Redis commands, from the client's side and the server's (as Beyla does).
+    /// SQL statements and Redis commands, from the client's side.
     DbClientOperationDuration,
     /// Kafka Produce requests.
     MessagingPublishDuration,
@@ -262,6 +291,9 @@ impl Instrument {
             Instrument::DbClientOperationDuration => &[
                 attr::DB_SYSTEM_NAME,
                 attr::DB_OPERATION_NAME,
+                attr::DB_COLLECTION_NAME,
+                attr::DB_NAMESPACE,
+                attr::DB_RESPONSE_STATUS_CODE,
                 attr::ERROR_TYPE,
                 attr::SERVER_PORT,
             ],
@@ -275,7 +307,7 @@ impl Instrument {
 }
 
 /// Most attributes any metric has.
-pub const MAX_METRIC_ATTRIBUTES: usize = 4;
+pub const MAX_METRIC_ATTRIBUTES: usize = 7;
 
 /// A metric attribute's value, owned so that it can key a series; building
 /// one allocates nothing.
@@ -307,24 +339,34 @@ impl MetricAttributes {
     }
 }
 
+/// An instrument's attribute values, the slots past its own left absent.
+fn values<const N: usize>(given: [MetricValue; N]) -> [MetricValue; MAX_METRIC_ATTRIBUTES] {
+    let mut given = given.into_iter();
+    std::array::from_fn(|_| given.next().unwrap_or(MetricValue::Absent))
+}
+
+fn text(value: &Option<ShortString>) -> MetricValue {
+    value.clone().map_or(MetricValue::Absent, MetricValue::Text)
+}
+
 /// The histogram a span's duration goes to, with its attributes; the
-/// service is the resource's, not an attribute here.
-pub fn metric_attributes(span: &Span) -> MetricAttributes {
+/// service is the resource's, not an attribute here. None for a database's
+/// own (server) spans: `db.client.operation.duration` is the client's.
+pub fn metric_attributes(span: &Span) -> Option<MetricAttributes> {
     let r = &span.request;
     let server = r.kind == SpanKind::Server;
-    match &r.operation {
+    Some(match &r.operation {
         Operation::Http(http) => MetricAttributes {
             instrument: if server {
                 Instrument::HttpServerRequestDuration
             } else {
                 Instrument::HttpClientRequestDuration
             },
-            values: [
+            values: values([
                 MetricValue::Str(http.method),
                 MetricValue::Text(span.route.clone().unwrap_or_default()),
                 MetricValue::Int(i64::from(http.status)),
-                MetricValue::Absent,
-            ],
+            ]),
         },
         Operation::Rpc(rpc) => MetricAttributes {
             instrument: if server {
@@ -332,45 +374,51 @@ pub fn metric_attributes(span: &Span) -> MetricAttributes {
             } else {
                 Instrument::RpcClientDuration
             },
-            values: [
+            values: values([
                 MetricValue::Str(rpc.system),
                 MetricValue::Text(rpc.service.clone()),
                 MetricValue::Text(rpc.method.clone()),
                 rpc.status_code
                     .map_or(MetricValue::Absent, |c| MetricValue::Int(i64::from(c))),
-            ],
+            ]),
+        },
+        Operation::Sql(_) | Operation::Redis(_) if server => return None,
+        Operation::Sql(sql) => MetricAttributes {
+            instrument: Instrument::DbClientOperationDuration,
+            values: values([
+                MetricValue::Str(sql.system),
+                sql.operation.map_or(MetricValue::Absent, MetricValue::Str),
+                text(&sql.collection),
+                text(&sql.namespace),
+                text(&sql.error_code),
+                text(&sql.error_code),
+                MetricValue::Int(i64::from(r.conn.endpoints(r.kind).1)),
+            ]),
         },
         Operation::Redis(redis) => MetricAttributes {
             instrument: Instrument::DbClientOperationDuration,
-            values: [
+            values: values([
                 MetricValue::Str(DB_SYSTEM_REDIS),
                 MetricValue::Text(redis.command.clone()),
-                redis
-                    .error
-                    .clone()
-                    .map_or(MetricValue::Absent, MetricValue::Text),
+                MetricValue::Absent,
+                text(&redis.database),
+                text(&redis.error),
+                text(&redis.error),
                 MetricValue::Int(i64::from(r.conn.endpoints(r.kind).1)),
-            ],
+            ]),
         },
         Operation::Kafka(kafka) => MetricAttributes {
             instrument: match kafka.kind {
                 KafkaOperationKind::Produce => Instrument::MessagingPublishDuration,
                 KafkaOperationKind::Fetch => Instrument::MessagingProcessDuration,
             },
-            values: [
+            values: values([
                 MetricValue::Str(MESSAGING_SYSTEM_KAFKA),
-                kafka
-                    .topic
-                    .clone()
-                    .map_or(MetricValue::Absent, MetricValue::Text),
-                kafka
-                    .error
-                    .clone()
-                    .map_or(MetricValue::Absent, MetricValue::Text),
-                MetricValue::Absent,
-            ],
+                text(&kafka.topic),
+                text(&kafka.error),
+            ]),
         },
-    }
+    })
 }
 
 #[cfg(test)]

@@ -76,7 +76,7 @@ fn error_status_follows_the_http_conventions() {
 #[test]
 fn metric_attributes_pick_the_instrument_and_its_labels() {
     let mut span = fixtures::span();
-    let m = metric_attributes(&span);
+    let m = metric_attributes(&span).expect("an HTTP span feeds a metric");
     assert_eq!(m.instrument, Instrument::HttpServerRequestDuration);
     assert_eq!(
         m.iter().collect::<Vec<_>>(),
@@ -88,7 +88,7 @@ fn metric_attributes_pick_the_instrument_and_its_labels() {
     );
     span.request.kind = SpanKind::Client;
     fixtures::rpc(&mut span, "demo.v1.Greeter", "SayHello", None);
-    let m = metric_attributes(&span);
+    let m = metric_attributes(&span).expect("a gRPC span feeds a metric");
     assert_eq!(m.instrument, Instrument::RpcClientDuration);
     assert_eq!(
         m.iter().map(|(name, _)| name).collect::<Vec<_>>(),
@@ -160,7 +160,7 @@ fn redis_spans_are_named_after_the_command_and_carry_db_attributes() {
     );
     let ok = redis_span("GET", "GET user:1", None);
     assert!(!is_error(&ok));
-    let metric = metric_attributes(&ok);
+    let metric = metric_attributes(&ok).expect("a Redis client span feeds a metric");
     assert_eq!(metric.instrument, Instrument::DbClientOperationDuration);
     assert_eq!(metric.instrument.name(), "db.client.operation.duration");
     let values: Vec<(&str, MetricValue)> = metric.iter().map(|(k, v)| (k, v.clone())).collect();
@@ -169,10 +169,16 @@ fn redis_spans_are_named_after_the_command_and_carry_db_attributes() {
         [
             ("db.system.name", MetricValue::Str("redis")),
             ("db.operation.name", MetricValue::Text("GET".into())),
+            ("db.collection.name", MetricValue::Absent),
+            ("db.namespace", MetricValue::Text("1".into())),
+            ("db.response.status_code", MetricValue::Absent),
             ("error.type", MetricValue::Absent),
             ("server.port", MetricValue::Int(40000)),
         ]
     );
+    let mut server = ok;
+    server.request.kind = SpanKind::Server;
+    assert_eq!(metric_attributes(&server), None);
 }
 
 #[test]
@@ -181,8 +187,8 @@ fn kafka_spans_produce_and_consume_as_beyla_names_them() {
     assert_eq!(span_name(&produce), "orders publish");
     assert_eq!(span_kind(&produce), OtelKind::Producer);
     assert_eq!(
-        metric_attributes(&produce).instrument,
-        Instrument::MessagingPublishDuration
+        metric_attributes(&produce).map(|m| m.instrument),
+        Some(Instrument::MessagingPublishDuration)
     );
     let fetch = kafka_span(
         KafkaOperationKind::Fetch,
@@ -206,7 +212,7 @@ fn kafka_spans_produce_and_consume_as_beyla_names_them() {
         ]
         .map(|(k, v)| (k, v.to_string()))
     );
-    let metric = metric_attributes(&fetch);
+    let metric = metric_attributes(&fetch).expect("a Kafka span feeds a metric");
     assert_eq!(metric.instrument.name(), "messaging.process.duration");
     // A topic named by an id no Metadata response showed: the operation alone.
     assert_eq!(
@@ -217,4 +223,91 @@ fn kafka_spans_produce_and_consume_as_beyla_names_them() {
     let mut broker = produce;
     broker.request.kind = SpanKind::Server;
     assert_eq!(span_kind(&broker), OtelKind::Server);
+}
+
+fn sql_span(error_code: Option<&str>) -> Span {
+    let mut span = fixtures::span();
+    span.route = None;
+    span.request.kind = SpanKind::Client;
+    span.request.operation = Operation::Sql(crate::model::SqlOperation {
+        system: "postgresql",
+        operation: Some("SELECT"),
+        collection: Some("users".into()),
+        query: "SELECT name FROM users WHERE id = ?".into(),
+        namespace: Some("beyla".into()),
+        error_code: error_code.map(ShortString::from),
+    });
+    span
+}
+
+#[test]
+fn sql_spans_follow_the_database_conventions() {
+    let span = sql_span(None);
+    assert_eq!(span_name(&span), "SELECT users");
+    assert!(!is_error(&span));
+    assert_eq!(
+        attributes(&span),
+        [
+            ("server.address", "127.0.0.2"),
+            ("server.port", "40000"),
+            ("client.address", "127.0.0.1"),
+            ("db.system.name", "postgresql"),
+            ("db.operation.name", "SELECT"),
+            ("db.collection.name", "users"),
+            ("db.query.text", "SELECT name FROM users WHERE id = ?"),
+            ("db.namespace", "beyla"),
+        ]
+        .map(|(k, v)| (k, v.to_string()))
+    );
+    let failed = sql_span(Some("42P01"));
+    assert!(is_error(&failed));
+    let attrs = attributes(&failed);
+    assert!(attrs.contains(&("db.response.status_code", "42P01".into())));
+    assert!(attrs.contains(&("error.type", "42P01".into())));
+}
+
+#[test]
+fn sql_span_names_fall_back_to_the_database_then_the_system() {
+    let mut span = sql_span(None);
+    let Operation::Sql(sql) = &mut span.request.operation else {
+        unreachable!()
+    };
+    sql.collection = None;
+    assert_eq!(span_name(&span), "SELECT beyla");
+    let Operation::Sql(sql) = &mut span.request.operation else {
+        unreachable!()
+    };
+    sql.namespace = None;
+    assert_eq!(span_name(&span), "SELECT");
+    let Operation::Sql(sql) = &mut span.request.operation else {
+        unreachable!()
+    };
+    sql.operation = None;
+    assert_eq!(span_name(&span), "postgresql");
+}
+
+#[test]
+fn sql_client_spans_feed_db_client_operation_duration_and_server_spans_nothing() {
+    let span = sql_span(Some("42P01"));
+    let m = metric_attributes(&span).expect("an SQL client span feeds a metric");
+    assert_eq!(m.instrument, Instrument::DbClientOperationDuration);
+    assert_eq!(m.instrument.name(), "db.client.operation.duration");
+    assert_eq!(
+        m.iter().collect::<Vec<_>>(),
+        vec![
+            ("db.system.name", &MetricValue::Str("postgresql")),
+            ("db.operation.name", &MetricValue::Str("SELECT")),
+            ("db.collection.name", &MetricValue::Text("users".into())),
+            ("db.namespace", &MetricValue::Text("beyla".into())),
+            (
+                "db.response.status_code",
+                &MetricValue::Text("42P01".into())
+            ),
+            ("error.type", &MetricValue::Text("42P01".into())),
+            ("server.port", &MetricValue::Int(40000)),
+        ]
+    );
+    let mut server = span;
+    server.request.kind = SpanKind::Server;
+    assert_eq!(metric_attributes(&server), None);
 }

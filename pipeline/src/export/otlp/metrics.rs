@@ -123,12 +123,14 @@ impl Recorder {
     }
 
     pub fn record(&mut self, span: &Span) {
+        let Some(metric) = semconv::metric_attributes(span) else {
+            return;
+        };
         let metrics = Arc::clone(&self.metrics);
         let Some(meters) = self.meters(&span.request.resource) else {
             metrics.inc(Counter::OtlpSpansDroppedServiceLimit);
             return;
         };
-        let metric = semconv::metric_attributes(span);
         let attributes: Vec<KeyValue> = metric
             .iter()
             .filter_map(|(name, value)| {

@@ -244,7 +244,9 @@ impl Metrics {
 
         let seconds = span.duration_seconds();
         let room = self.series() < self.max_series;
-        let attributes = semconv::metric_attributes(span);
+        let Some(attributes) = semconv::metric_attributes(span) else {
+            return;
+        };
         let family = &mut self.durations[attributes.instrument.index()];
         let labels = || {
             let mut labels: Labels = attributes
