@@ -16,6 +16,7 @@ use beyla::discovery::Discovery;
 use beyla::ebpf::{
     self, DecodeError, EventSink, Loaded, ProbeSettings, Probes, RingReader, StopSignal, Wakeup,
 };
+use beyla::kubernetes;
 use beyla_pipeline::assemble::Assembler;
 use beyla_pipeline::decorate::{Decorator, Routes};
 use beyla_pipeline::export::{self, FanOut};
@@ -71,10 +72,13 @@ enum RunError {
     Export(#[from] export::StartError),
     #[error("cannot create the stop signal: {0}")]
     Stop(std::io::Error),
+    #[error(transparent)]
+    Kubernetes(#[from] kubernetes::StartError),
 }
 
 fn run(config: Config, routes: Routes) -> Result<(), RunError> {
     let metrics = Arc::new(SelfMetrics::default());
+    let kubernetes = kubernetes::Metadata::start_for(&config.kubernetes, &config.discovery)?;
     let wakeup = Wakeup::from_config(config.ebpf.wakeup_len);
     let Loaded {
         probes,
@@ -96,6 +100,7 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
         pids,
         tls,
         registry.clone(),
+        kubernetes,
     )));
     let instrumented = Arc::new(AtomicU64::new(lock(&discovery).scan() as u64));
 

@@ -15,6 +15,7 @@ pub mod apps;
 pub mod config_files;
 pub mod grpc_apps;
 pub mod http;
+pub mod kubernetes;
 pub mod process;
 pub mod receivers;
 pub mod spans;

@@ -39,6 +39,8 @@ pub struct Span {
     pub client_address: String,
     pub service: String,
     pub pid: u32,
+    /// The resource object as printed (`service.*`, `process.pid`, `k8s.*`).
+    pub resource: Value,
     /// The line as printed, for failure messages.
     pub line: String,
 }
@@ -91,6 +93,7 @@ impl Span {
             service: text("/resource/service.name"),
             pid: u32::try_from(number("/resource/process.pid"))
                 .unwrap_or_else(|_| panic!("span process.pid is out of range: {line}")),
+            resource: field("/resource").clone(),
             line: line.to_string(),
         }
     }

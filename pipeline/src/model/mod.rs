@@ -4,6 +4,7 @@ mod event;
 #[cfg(test)]
 pub mod fixtures;
 mod ids;
+mod kubernetes;
 mod registry;
 mod request;
 mod span;
@@ -11,6 +12,7 @@ mod text;
 
 pub use event::{DataChunk, KernelEvent};
 pub use ids::{ConnId, Pid, SpanId, Tid, TraceId};
+pub use kubernetes::KubernetesResource;
 pub use registry::Registry;
 pub use request::{ConnTuple, Direction, HttpRequest, Origin, RpcCall, SpanKind, TraceContext};
 pub use span::{Resource, Span};

@@ -56,7 +56,8 @@ struct RpcLabels {
     service_namespace: String,
 }
 
-/// Labels of `target_info`: one series per service seen.
+/// Labels of `target_info`: one series per service seen, and per container
+/// for processes in Kubernetes pods.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct TargetLabels {
     service_name: String,
@@ -64,6 +65,50 @@ struct TargetLabels {
     host_name: String,
     telemetry_sdk_language: &'static str,
     telemetry_sdk_name: &'static str,
+    /// `k8s_*` and `service_instance_id`; empty outside Kubernetes.
+    #[prometheus(flatten)]
+    kubernetes: Vec<(String, String)>,
+}
+
+impl TargetLabels {
+    fn kubernetes(resource: &Resource) -> Vec<(String, String)> {
+        let Some(k8s) = resource.kubernetes.as_deref() else {
+            return Vec::new();
+        };
+        k8s.attributes()
+            .map(|(key, value)| (key.replace('.', "_"), value.to_string()))
+            .chain([("service_instance_id".to_string(), k8s.instance_id())])
+            .collect()
+    }
+}
+
+/// What tells `target_info` series apart: the service, and the container
+/// when the process runs in a pod.
+#[derive(Debug, Clone)]
+struct TargetKey(Arc<Resource>);
+
+impl TargetKey {
+    fn container(&self) -> Option<(&str, &str)> {
+        let k8s = self.0.kubernetes.as_deref()?;
+        Some((&k8s.pod_uid, &k8s.container_name))
+    }
+}
+
+impl PartialEq for TargetKey {
+    fn eq(&self, other: &Self) -> bool {
+        ServiceKey(Arc::clone(&self.0)) == ServiceKey(Arc::clone(&other.0))
+            && self.container() == other.container()
+    }
+}
+
+impl Eq for TargetKey {}
+
+impl Hash for TargetKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.service_name.hash(state);
+        self.0.service_namespace.hash(state);
+        self.container().hash(state);
+    }
 }
 
 type HistogramFamily = Family<HttpLabels, Histogram, fn() -> Histogram>;
@@ -192,7 +237,7 @@ pub struct Metrics {
     client: DurationSeries,
     rpc_server: RpcSeries,
     rpc_client: RpcSeries,
-    target: Expiring<ServiceKey, TargetLabels, Gauge, fn() -> Gauge>,
+    target: Expiring<TargetKey, TargetLabels, Gauge, fn() -> Gauge>,
     host_name: String,
     series_ttl: Duration,
     max_series: usize,
@@ -288,12 +333,15 @@ impl Metrics {
         let host_name = &self.host_name;
         let target = self
             .target
-            .get_or_add(service.clone(), now, room, || TargetLabels {
-                service_name: resource.service_name.clone(),
-                service_namespace: resource.service_namespace.clone(),
-                host_name: host_name.clone(),
-                telemetry_sdk_language: "rust",
-                telemetry_sdk_name: "beyla",
+            .get_or_add(TargetKey(Arc::clone(resource)), now, room, || {
+                TargetLabels {
+                    service_name: resource.service_name.clone(),
+                    service_namespace: resource.service_namespace.clone(),
+                    host_name: host_name.clone(),
+                    telemetry_sdk_language: "rust",
+                    telemetry_sdk_name: "beyla",
+                    kubernetes: TargetLabels::kubernetes(resource),
+                }
             });
         match target {
             Some(gauge) => {
@@ -732,6 +780,45 @@ mod tests {
                  telemetry_sdk_language=\"rust\",telemetry_sdk_name=\"beyla\"} 1",
                 "target_info{service_name=\"other\",service_namespace=\"\",host_name=\"host1\",\
                  telemetry_sdk_language=\"rust\",telemetry_sdk_name=\"beyla\"} 1",
+            ],
+        );
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("target_info{"))
+                .count(),
+            2
+        );
+    }
+
+    #[test]
+    fn target_info_per_container_with_its_kubernetes_labels() {
+        let mut m = metrics();
+        let now = Instant::now();
+        for (pod, uid) in [("web-a", "uid-a"), ("web-b", "uid-b")] {
+            let mut s = span(SpanKind::Server, "web", "/a", 200, 1);
+            let mut resource = (*s.request.resource).clone();
+            resource.kubernetes = Some(Arc::new(crate::model::KubernetesResource {
+                namespace: "shop".into(),
+                pod_name: pod.into(),
+                pod_uid: uid.into(),
+                container_name: "app".into(),
+                node_name: "n1".into(),
+                owner_name: "web".into(),
+                ..Default::default()
+            }));
+            s.request.resource = Arc::new(resource);
+            m.record(&s, now);
+            m.record(&s, now);
+        }
+        let text = m.encode(now);
+        assert_has(
+            &text,
+            &[
+                "target_info{service_name=\"web\",service_namespace=\"\",host_name=\"host1\",\
+               telemetry_sdk_language=\"rust\",telemetry_sdk_name=\"beyla\",\
+               k8s_namespace_name=\"shop\",k8s_pod_name=\"web-b\",k8s_pod_uid=\"uid-b\",\
+               k8s_container_name=\"app\",k8s_node_name=\"n1\",k8s_owner_name=\"web\",\
+               service_instance_id=\"shop.web-b.app\"} 1",
             ],
         );
         assert_eq!(
