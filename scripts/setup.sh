@@ -46,6 +46,19 @@ if [ ${#vm_missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${vm_missing[@]}" >/dev/null
 fi
 
+# The Kubernetes integration tests: etcd and etcdctl from Debian; the real
+# kube-apiserver is built from its Go module below (cached under ~/.cache/beyla).
+k8s_packages=(etcd-server etcd-client)
+k8s_missing=()
+for p in "${k8s_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || k8s_missing+=("$p")
+done
+if [ ${#k8s_missing[@]} -gt 0 ]; then
+  echo "setup: installing ${k8s_missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${k8s_missing[@]}" >/dev/null
+fi
+
 if ! command -v cargo >/dev/null; then
   [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 fi
@@ -60,3 +73,5 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
 cd "$repo"
 cargo build --locked -q -p beyla
 bash vm-tests/apps/build.sh
+# Kubernetes tests: kube-apiserver v1.32.0 (a few minutes the first time; prints its build time).
+bash integration-tests/fixtures/kube-apiserver/build.sh

@@ -6,6 +6,9 @@ use regex::Regex;
 
 use super::store::{Keep, PodContainer};
 
+/// Reads the value a name criterion tests from a pod container.
+type Field = fn(&PodContainer) -> Option<&str>;
+
 /// Patterns are regular expressions in `services` entries and globs (turned
 /// into anchored regular expressions) in `instrument` entries, as in Beyla.
 #[derive(Debug, Clone, Default)]
@@ -31,10 +34,8 @@ impl PodSelector {
     }
 
     /// Each name criterion with the value it tests.
-    fn names<'a>(
-        &'a self,
-    ) -> impl Iterator<Item = (Option<&'a Regex>, fn(&PodContainer) -> Option<&str>)> {
-        let fields: [(Option<&Regex>, fn(&PodContainer) -> Option<&str>); 7] = [
+    fn names(&self) -> impl Iterator<Item = (Option<&Regex>, Field)> {
+        let fields: [(Option<&Regex>, Field); 7] = [
             (self.namespace.as_ref(), |c| Some(&c.resource.namespace)),
             (self.pod_name.as_ref(), |c| Some(&c.resource.pod_name)),
             (self.deployment_name.as_ref(), |c| {

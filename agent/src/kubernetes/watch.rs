@@ -13,6 +13,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{metadata_watcher, WatchStreamExt};
 use kube::Client;
@@ -82,9 +83,10 @@ async fn client(source: Source) -> Result<Client, StartError> {
     })
 }
 
+/// One event of either watch, boxed: the two differ much in size.
 enum Update {
-    Pod(Result<Event<Pod>, watcher::Error>),
-    ReplicaSet(Result<Event<kube::core::PartialObjectMeta<ReplicaSet>>, watcher::Error>),
+    Pod(Box<Result<Event<Pod>, watcher::Error>>),
+    ReplicaSet(Box<Result<Event<PartialObjectMeta<ReplicaSet>>, watcher::Error>>),
 }
 
 /// Whether a watch is failing, so that a long outage logs twice (failed,
@@ -119,78 +121,99 @@ async fn watch(client: Client, store: &Store, keep: &Keep) {
         watcher::Config::default().fields(&format!("spec.nodeName={}", store.node_name())),
     )
     .default_backoff()
-    .map(Update::Pod);
+    .map(|event| Update::Pod(Box::new(event)));
     let replicasets = metadata_watcher(Api::<ReplicaSet>::all(client), watcher::Config::default())
         .default_backoff()
-        .map(Update::ReplicaSet);
+        .map(|event| Update::ReplicaSet(Box::new(event)));
     let mut updates = pin!(futures_util::stream::select(pods, replicasets));
-    let (mut pod_health, mut rs_health) = (Health::default(), Health::default());
-    let mut listing_pods: Vec<PodInfo> = Vec::new();
-    let mut listing_rs = Vec::new();
-    let mut pod_lists = 0u64;
+    let mut pods = PodWatch::default();
+    let mut replicasets = ReplicaSetWatch::default();
     while let Some(update) = updates.next().await {
         match update {
-            Update::Pod(Err(e)) => pod_health.error("pods", &e),
-            Update::Pod(Ok(event)) => {
-                pod_health.ok("pods");
-                match event {
-                    Event::Init => listing_pods.clear(),
-                    Event::InitApply(pod) => listing_pods.extend(PodInfo::from_pod(pod, keep)),
-                    Event::InitDone => {
-                        pod_lists += 1;
-                        let count = listing_pods.len();
-                        store.replace_pods(std::mem::take(&mut listing_pods));
-                        log::info!(
-                            "kubernetes: {} {count} pod(s) of node {}",
-                            if pod_lists == 1 {
-                                "listed"
-                            } else {
-                                "re-listed"
-                            },
-                            store.node_name()
-                        );
-                    }
-                    Event::Apply(pod) => {
-                        if let Some(pod) = PodInfo::from_pod(pod, keep) {
-                            store.apply_pod(pod);
-                        }
-                    }
-                    Event::Delete(pod) => {
-                        if let Some(uid) = pod.metadata.uid {
-                            store.delete_pod(&uid);
-                        }
-                    }
+            Update::Pod(result) => match *result {
+                Err(e) => pods.health.error("pods", &e),
+                Ok(event) => pods.event(event, store, keep),
+            },
+            Update::ReplicaSet(result) => match *result {
+                Err(e) => replicasets.health.error("replicasets", &e),
+                Ok(event) => replicasets.event(event, store),
+            },
+        }
+    }
+}
+
+/// The pod watch's state: the list being received, and how many there were.
+#[derive(Default)]
+struct PodWatch {
+    health: Health,
+    listing: Vec<PodInfo>,
+    lists: u64,
+}
+
+impl PodWatch {
+    fn event(&mut self, event: Event<Pod>, store: &Store, keep: &Keep) {
+        self.health.ok("pods");
+        match event {
+            Event::Init => self.listing.clear(),
+            Event::InitApply(pod) => self.listing.extend(PodInfo::from_pod(pod, keep)),
+            Event::InitDone => {
+                self.lists += 1;
+                let count = self.listing.len();
+                store.replace_pods(std::mem::take(&mut self.listing));
+                let what = if self.lists == 1 {
+                    "listed"
+                } else {
+                    "re-listed"
+                };
+                log::info!(
+                    "kubernetes: {what} {count} pod(s) of node {}",
+                    store.node_name()
+                );
+            }
+            Event::Apply(pod) => {
+                if let Some(pod) = PodInfo::from_pod(pod, keep) {
+                    store.apply_pod(pod);
                 }
             }
-            Update::ReplicaSet(Err(e)) => rs_health.error("replicasets", &e),
-            Update::ReplicaSet(Ok(event)) => {
-                rs_health.ok("replicasets");
-                match event {
-                    Event::Init => listing_rs.clear(),
-                    Event::InitApply(rs) => {
-                        let deployment = deployment_of(&rs.metadata);
-                        let (Some(ns), Some(name)) = (rs.metadata.namespace, rs.metadata.name)
-                        else {
-                            continue;
-                        };
-                        if let Some(deployment) = deployment {
-                            listing_rs.push(((ns, name), deployment));
-                        }
-                    }
-                    Event::InitDone => {
-                        store.replace_replicasets(std::mem::take(&mut listing_rs));
-                    }
-                    Event::Apply(rs) => {
-                        let deployment = deployment_of(&rs.metadata);
-                        if let (Some(ns), Some(name)) = (rs.metadata.namespace, rs.metadata.name) {
-                            store.apply_replicaset(ns, name, deployment);
-                        }
-                    }
-                    Event::Delete(rs) => {
-                        if let (Some(ns), Some(name)) = (rs.metadata.namespace, rs.metadata.name) {
-                            store.delete_replicaset(ns, name);
-                        }
-                    }
+            Event::Delete(pod) => {
+                if let Some(uid) = pod.metadata.uid {
+                    store.delete_pod(&uid);
+                }
+            }
+        }
+    }
+}
+
+/// The ReplicaSet watch's state: the list being received.
+#[derive(Default)]
+struct ReplicaSetWatch {
+    health: Health,
+    listing: Vec<((String, String), String)>,
+}
+
+impl ReplicaSetWatch {
+    fn event(&mut self, event: Event<PartialObjectMeta<ReplicaSet>>, store: &Store) {
+        self.health.ok("replicasets");
+        let named = |rs: PartialObjectMeta<ReplicaSet>| {
+            let deployment = deployment_of(&rs.metadata);
+            Some((rs.metadata.namespace?, rs.metadata.name?, deployment))
+        };
+        match event {
+            Event::Init => self.listing.clear(),
+            Event::InitApply(rs) => {
+                if let Some((ns, name, Some(deployment))) = named(rs) {
+                    self.listing.push(((ns, name), deployment));
+                }
+            }
+            Event::InitDone => store.replace_replicasets(std::mem::take(&mut self.listing)),
+            Event::Apply(rs) => {
+                if let Some((ns, name, deployment)) = named(rs) {
+                    store.apply_replicaset(ns, name, deployment);
+                }
+            }
+            Event::Delete(rs) => {
+                if let Some((ns, name, _)) = named(rs) {
+                    store.delete_replicaset(ns, name);
                 }
             }
         }
