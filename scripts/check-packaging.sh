@@ -247,7 +247,7 @@ def capabilities(module_json):
                 same(f"{path} (container {c.get('name')})", ["CAP_" + a for a in add])
     values = yaml.safe_load(open("deploy/helm/beyla/values.yaml"))
     same("deploy/helm/beyla/values.yaml (capabilities)", ["CAP_" + a for a in values.get("capabilities") or []])
-REQUIRED_RESOURCES = {("", r) for r in ["nodes", "pods", "services", "endpoints", "namespaces"]} | {("apps", "replicasets")}
+REQUIRED_RESOURCES = {("", "pods"), ("apps", "replicasets")}
 
 def manifests(name, paths, outdir):
     """Structure of a set of manifests (one deployment), and beyla
@@ -324,13 +324,13 @@ def manifests(name, paths, outdir):
     for cr in by_kind.get("ClusterRole", []):
         granted = set()
         for rule in cr.get("rules") or []:
-            if {"get", "list", "watch"} <= set(rule.get("verbs") or []):
+            if {"list", "watch"} <= set(rule.get("verbs") or []):
                 for g in rule.get("apiGroups") or []:
                     for r in rule.get("resources") or []:
                         granted.add((g, r))
         missing = REQUIRED_RESOURCES - granted
         if missing:
-            problems.append(f"ClusterRole {cr['metadata']['name']}: no get/list/watch on {sorted(missing)}")
+            problems.append(f"ClusterRole {cr['metadata']['name']}: no list/watch on {sorted(missing)}")
     for crb in by_kind.get("ClusterRoleBinding", []):
         if crb.get("roleRef", {}).get("name") not in names("ClusterRole"):
             problems.append(f"ClusterRoleBinding {crb['metadata']['name']}: roleRef names no ClusterRole of the set")

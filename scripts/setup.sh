@@ -27,3 +27,5 @@ mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
 cd "$repo"
 cargo build --locked -q -p beyla
 bash vm-tests/apps/build.sh
+# Kubernetes tests: kube-apiserver v1.32.0 (a few minutes the first time; prints its build time).
+bash integration-tests/fixtures/kube-apiserver/build.sh

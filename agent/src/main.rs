@@ -18,6 +18,7 @@ use beyla::discovery::Discovery;
 use beyla::ebpf::{
     self, DecodeError, EventSink, Loaded, ProbeSettings, Probes, RingReader, StopSignal, Wakeup,
 };
+use beyla::kubernetes;
 use beyla_pipeline::assemble::Assembler;
 use beyla_pipeline::control::Control;
 use beyla_pipeline::decorate::{Decorator, Routes};
@@ -83,6 +84,8 @@ enum RunError {
     Control(std::io::Error),
     #[error("cannot handle SIGINT and SIGTERM: {0}")]
     Signals(std::io::Error),
+    #[error(transparent)]
+    Kubernetes(#[from] kubernetes::StartError),
 }
 
 fn run(config: Config, routes: Routes) -> Result<(), RunError> {
@@ -101,6 +104,7 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
         ))
         .detach();
     let metrics = Arc::new(SelfMetrics::default());
+    let kubernetes = kubernetes::Metadata::start_for(&config.kubernetes, &config.discovery)?;
     let wakeup = Wakeup::from_config(config.ebpf.wakeup_len);
     let Loaded {
         probes,
@@ -123,6 +127,7 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
         pids,
         tls,
         registry.clone(),
+        kubernetes,
     )));
     let instrumented = Arc::new(AtomicU64::new(lock(&discovery).scan() as u64));
 

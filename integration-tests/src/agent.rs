@@ -108,13 +108,26 @@ impl Agent {
     }
 
     fn wait_for_log(&self, what: &str, wanted: impl Fn(&str) -> bool) {
-        if !self.stderr.wait_for(READY_TIMEOUT, wanted) {
+        self.wait_for_log_within(what, wanted, READY_TIMEOUT);
+    }
+
+    fn wait_for_log_within(&self, what: &str, wanted: impl Fn(&str) -> bool, timeout: Duration) {
+        if !self.stderr.wait_for(timeout, wanted) {
             panic!(
-                "the agent did not log {what:?} within {READY_TIMEOUT:?} (or exited)\n\
+                "the agent did not log {what:?} within {timeout:?} (or exited)\n\
                  agent stderr:\n{}",
                 self.stderr.text()
             );
         }
+    }
+
+    /// Waits at most `timeout` for a log line containing `text`.
+    pub fn wait_for_log_containing(&self, text: &str, timeout: Duration) {
+        self.wait_for_log_within(text, |line| line.contains(text), timeout);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends SIGTERM, asserts the agent flushes and exits with status 0, and

@@ -162,8 +162,19 @@ impl Server {
     /// `listening on <port>`. `downstream_url` is what its `/downstream`
     /// endpoint calls.
     pub fn start(lang: Lang, downstream_url: Option<&str>) -> Server {
+        Self::start_with(lang, downstream_url, |_| {})
+    }
+
+    /// [`Server::start`], with `configure` applied to the command first
+    /// (for example to start it in a container's cgroup).
+    pub fn start_with(
+        lang: Lang,
+        downstream_url: Option<&str>,
+        configure: impl FnOnce(&mut Command),
+    ) -> Server {
         let port = free_port();
         let mut command = command_for(lang);
+        configure(&mut command);
         command
             .current_dir(workspace_root())
             .env("PORT", port.to_string())

@@ -45,6 +45,8 @@ pub struct Span {
     pub pid: u32,
     /// Every attribute as printed, for the ones a protocol adds (`db.*`, `messaging.*`).
     pub attributes: serde_json::Map<String, Value>,
+    /// The resource object as printed (`service.*`, `process.pid`, `k8s.*`).
+    pub resource: Value,
     /// The line as printed, for failure messages.
     pub line: String,
 }
@@ -113,6 +115,7 @@ impl Span {
             pid: u32::try_from(number("/resource/process.pid"))
                 .unwrap_or_else(|_| panic!("span process.pid is out of range: {line}")),
             attributes,
+            resource: field("/resource").clone(),
             line: line.to_string(),
         }
     }

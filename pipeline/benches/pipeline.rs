@@ -81,6 +81,7 @@ impl Pipeline {
             service_namespace: String::new(),
             pid: PID,
             attributes: Arc::from([]),
+            kubernetes: None,
         });
         Self {
             assembler: Assembler::new(registry, Arc::new(SelfMetrics::default()), true),

@@ -35,6 +35,12 @@ pub(crate) const VARS: &[&str] = &[
     "OTEL_METRIC_EXPORT_INTERVAL",
     "OTEL_SERVICE_NAME",
     "OTEL_RESOURCE_ATTRIBUTES",
+    "BEYLA_KUBE_METADATA_ENABLE",
+    "BEYLA_KUBE_CLUSTER_NAME",
+    "KUBECONFIG",
+    "BEYLA_KUBE_INFORMERS_SYNC_TIMEOUT",
+    "BEYLA_KUBE_NODE_NAME",
+    "NODE_NAME",
 ];
 
 /// An environment lookup (the real one, or a table in tests).

@@ -33,8 +33,6 @@ impl fmt::Display for Origin {
 pub enum KeyHint {
     DidYouMean(String),
     Known(Vec<String>),
-    /// `k8s_*` selectors, which Beyla has and this agent has not yet.
-    Kubernetes(Vec<String>),
 }
 
 impl fmt::Display for KeyHint {
@@ -42,11 +40,6 @@ impl fmt::Display for KeyHint {
         match self {
             KeyHint::DidYouMean(key) => write!(f, "did you mean {key}?"),
             KeyHint::Known(keys) => write!(f, "known keys here: {}", keys.join(", ")),
-            KeyHint::Kubernetes(keys) => write!(
-                f,
-                "Kubernetes selectors are not supported yet; known keys here: {}",
-                keys.join(", ")
-            ),
         }
     }
 }
@@ -92,4 +85,6 @@ pub enum ConfigError {
     Format { file: String },
     #[error("nothing to instrument: set discovery.services or discovery.instrument in the config file, BEYLA_OPEN_PORT (ports such as 8080 or 8000-8090) or BEYLA_EXECUTABLE_NAME (a regular expression on the executable path)")]
     NoSelection,
+    #[error("discovery selects pods with k8s_* keys, but Kubernetes metadata is off: set attributes.kubernetes.enable (or BEYLA_KUBE_METADATA_ENABLE) to true or autodetect")]
+    KubernetesOff,
 }

@@ -104,6 +104,83 @@ pub(crate) const KEYS: &[(&str, Kind)] = &[
     ("routes.unmatched", Kind::Scalar),
     ("routes.wildcard_char", Kind::Scalar),
     ("routes.max_path_segment_cardinality", Kind::Scalar),
+    // Kubernetes: the pods selected (agent/src/kubernetes/selector.rs) and
+    // the metadata watch (agent/src/kubernetes/config.rs).
+    ("discovery.services[].k8s_namespace", Kind::Scalar),
+    ("discovery.services[].k8s_pod_name", Kind::Scalar),
+    ("discovery.services[].k8s_deployment_name", Kind::Scalar),
+    ("discovery.services[].k8s_replicaset_name", Kind::Scalar),
+    ("discovery.services[].k8s_statefulset_name", Kind::Scalar),
+    ("discovery.services[].k8s_daemonset_name", Kind::Scalar),
+    ("discovery.services[].k8s_owner_name", Kind::Scalar),
+    ("discovery.services[].k8s_pod_labels", Kind::Map),
+    ("discovery.services[].k8s_pod_annotations", Kind::Map),
+    ("discovery.instrument[].k8s_namespace", Kind::Scalar),
+    ("discovery.instrument[].k8s_pod_name", Kind::Scalar),
+    ("discovery.instrument[].k8s_deployment_name", Kind::Scalar),
+    ("discovery.instrument[].k8s_replicaset_name", Kind::Scalar),
+    ("discovery.instrument[].k8s_statefulset_name", Kind::Scalar),
+    ("discovery.instrument[].k8s_daemonset_name", Kind::Scalar),
+    ("discovery.instrument[].k8s_owner_name", Kind::Scalar),
+    ("discovery.instrument[].k8s_pod_labels", Kind::Map),
+    ("discovery.instrument[].k8s_pod_annotations", Kind::Map),
+    ("discovery.exclude_services[].k8s_namespace", Kind::Scalar),
+    ("discovery.exclude_services[].k8s_pod_name", Kind::Scalar),
+    (
+        "discovery.exclude_services[].k8s_deployment_name",
+        Kind::Scalar,
+    ),
+    (
+        "discovery.exclude_services[].k8s_replicaset_name",
+        Kind::Scalar,
+    ),
+    (
+        "discovery.exclude_services[].k8s_statefulset_name",
+        Kind::Scalar,
+    ),
+    (
+        "discovery.exclude_services[].k8s_daemonset_name",
+        Kind::Scalar,
+    ),
+    ("discovery.exclude_services[].k8s_owner_name", Kind::Scalar),
+    ("discovery.exclude_services[].k8s_pod_labels", Kind::Map),
+    (
+        "discovery.exclude_services[].k8s_pod_annotations",
+        Kind::Map,
+    ),
+    ("discovery.exclude_instrument[].k8s_namespace", Kind::Scalar),
+    ("discovery.exclude_instrument[].k8s_pod_name", Kind::Scalar),
+    (
+        "discovery.exclude_instrument[].k8s_deployment_name",
+        Kind::Scalar,
+    ),
+    (
+        "discovery.exclude_instrument[].k8s_replicaset_name",
+        Kind::Scalar,
+    ),
+    (
+        "discovery.exclude_instrument[].k8s_statefulset_name",
+        Kind::Scalar,
+    ),
+    (
+        "discovery.exclude_instrument[].k8s_daemonset_name",
+        Kind::Scalar,
+    ),
+    (
+        "discovery.exclude_instrument[].k8s_owner_name",
+        Kind::Scalar,
+    ),
+    ("discovery.exclude_instrument[].k8s_pod_labels", Kind::Map),
+    (
+        "discovery.exclude_instrument[].k8s_pod_annotations",
+        Kind::Map,
+    ),
+    ("attributes", Kind::Section),
+    ("attributes.kubernetes", Kind::Section),
+    ("attributes.kubernetes.enable", Kind::Scalar),
+    ("attributes.kubernetes.cluster_name", Kind::Scalar),
+    ("attributes.kubernetes.kubeconfig_path", Kind::Scalar),
+    ("attributes.kubernetes.informers_sync_timeout", Kind::Scalar),
 ];
 
 fn kind_of(key: &str) -> Option<Kind> {
@@ -319,9 +396,6 @@ fn hint(schema: &str, path: &str, unknown: &str) -> KeyHint {
             (!rest.contains('.')).then_some(rest)
         })
         .collect();
-    if unknown.starts_with("k8s_") {
-        return KeyHint::Kubernetes(siblings.iter().map(|s| s.to_string()).collect());
-    }
     let best = siblings
         .iter()
         .map(|s| (strsim::normalized_damerau_levenshtein(unknown, s), *s))

@@ -32,6 +32,8 @@ use beyla_pipeline::protocols::sql::QueryText;
 use beyla_pipeline::sample::SamplerConfig;
 
 use crate::ebpf::{DEFAULT_CAPTURE, MAX_CAPTURE};
+pub use crate::kubernetes::{Enable as KubernetesEnable, KubernetesConfig};
+use crate::kubernetes::{PodSelector, DEFAULT_SYNC_TIMEOUT};
 use env::Env;
 use file::FileConfig;
 
@@ -45,6 +47,8 @@ pub struct Selection {
     pub open_ports: Option<PortSet>,
     /// Anchored for `instrument` globs, as written for `services` regexes.
     pub exe_path: Option<Regex>,
+    /// The `k8s_*` criteria; None when the entry has none.
+    pub kubernetes: Option<PodSelector>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +91,8 @@ pub struct Config {
     pub service_name: Option<String>,
     /// OTEL_RESOURCE_ATTRIBUTES, added to every span's resource.
     pub resource_attributes: Vec<(String, String)>,
+    /// `attributes.kubernetes`: pod metadata for selectors and attributes.
+    pub kubernetes: KubernetesConfig,
 }
 
 /// Command-line flags; each overrides the environment variable of the same meaning.
@@ -229,6 +235,7 @@ impl Config {
         };
         let s = Sources { env, file };
         let discovery = discovery(&s, flags)?;
+        let kubernetes = kubernetes(&s, &discovery)?;
 
         // Chosen, or decided below from whether any exporter is configured.
         let trace_printer = s
@@ -403,6 +410,7 @@ impl Config {
             shutdown_timeout,
             service_name,
             resource_attributes,
+            kubernetes,
         })
     }
 }
@@ -427,11 +435,12 @@ fn discovery(s: &Sources, flags: &Flags) -> Result<DiscoveryConfig, ConfigError>
                     Some(raw) => Some(parse::regex(&raw)?),
                     None => None,
                 };
-                if open_ports.is_none() && exe_path.is_none() {
+                let kubernetes = pod_selector(&entry, glob)?;
+                if open_ports.is_none() && exe_path.is_none() && kubernetes.is_none() {
                     return Err(entry.empty(if ports_field == "open_port" {
-                        "open_port or exe_path"
+                        "open_port, exe_path or a k8s_* selector"
                     } else {
-                        "open_ports or exe_path"
+                        "open_ports, exe_path or a k8s_* selector"
                     }));
                 }
                 let text = |field| entry.get(field).map(|raw| raw.text());
@@ -445,6 +454,7 @@ fn discovery(s: &Sources, flags: &Flags) -> Result<DiscoveryConfig, ConfigError>
                     namespace,
                     open_ports,
                     exe_path,
+                    kubernetes,
                 })
             })
             .collect()
@@ -465,6 +475,7 @@ fn discovery(s: &Sources, flags: &Flags) -> Result<DiscoveryConfig, ConfigError>
             namespace: None,
             open_ports: open_ports.as_ref().map(parse::ports).transpose()?,
             exe_path: exe_path.as_ref().map(parse::regex).transpose()?,
+            kubernetes: None,
         };
         return Ok(DiscoveryConfig {
             instrument: vec![entry],
@@ -658,4 +669,88 @@ fn routes(s: &Sources) -> Result<RoutesSettings, ConfigError> {
         wildcard_char: or_default(key("routes.wildcard_char"), parse::single_char, '*')?
             .to_string(),
     })
+}
+
+/// The `k8s_*` criteria of one discovery entry: regexes in `services`
+/// entries, globs in `instrument` entries (as `exe_path`).
+fn pod_selector(entry: &file::Entry<'_>, glob: bool) -> Result<Option<PodSelector>, ConfigError> {
+    let pattern = |field| -> Result<Option<Regex>, ConfigError> {
+        match entry.get(field) {
+            Some(raw) if glob => Ok(Some(parse::glob(&raw)?)),
+            Some(raw) => Ok(Some(parse::regex(&raw)?)),
+            None => Ok(None),
+        }
+    };
+    let map = |field| -> Result<Vec<(String, Regex)>, ConfigError> {
+        entry
+            .get(field)
+            .map_or(Ok(Vec::new()), |raw| parse::pattern_map(&raw, glob))
+    };
+    let selector = PodSelector {
+        namespace: pattern("k8s_namespace")?,
+        pod_name: pattern("k8s_pod_name")?,
+        deployment_name: pattern("k8s_deployment_name")?,
+        replicaset_name: pattern("k8s_replicaset_name")?,
+        statefulset_name: pattern("k8s_statefulset_name")?,
+        daemonset_name: pattern("k8s_daemonset_name")?,
+        owner_name: pattern("k8s_owner_name")?,
+        pod_labels: map("k8s_pod_labels")?,
+        pod_annotations: map("k8s_pod_annotations")?,
+    };
+    Ok((!selector.is_empty()).then_some(selector))
+}
+
+/// `attributes.kubernetes`; refuses `k8s_*` selectors with metadata off.
+fn kubernetes(s: &Sources, discovery: &DiscoveryConfig) -> Result<KubernetesConfig, ConfigError> {
+    let key = |vars: &[&'static str], key| s.get(None, vars, key);
+    let enable = or_default(
+        key(
+            &["BEYLA_KUBE_METADATA_ENABLE"],
+            "attributes.kubernetes.enable",
+        ),
+        |raw| {
+            parse::one_of(
+                raw,
+                &[
+                    ("true", KubernetesEnable::Yes),
+                    ("false", KubernetesEnable::No),
+                    ("autodetect", KubernetesEnable::Autodetect),
+                ],
+                "one of true, false, autodetect",
+            )
+        },
+        KubernetesEnable::No,
+    )?;
+    let text = |raw: Raw| raw.text().trim().to_string();
+    let config = KubernetesConfig {
+        enable,
+        cluster_name: key(
+            &["BEYLA_KUBE_CLUSTER_NAME"],
+            "attributes.kubernetes.cluster_name",
+        )
+        .map(text),
+        kubeconfig_path: key(&["KUBECONFIG"], "attributes.kubernetes.kubeconfig_path")
+            .map(|raw| text(raw).into()),
+        node_name: s
+            .env
+            .first(&["BEYLA_KUBE_NODE_NAME", "NODE_NAME"])
+            .map(text),
+        sync_timeout: or_default(
+            key(
+                &["BEYLA_KUBE_INFORMERS_SYNC_TIMEOUT"],
+                "attributes.kubernetes.informers_sync_timeout",
+            ),
+            parse::duration,
+            DEFAULT_SYNC_TIMEOUT,
+        )?,
+    };
+    let selects_pods = discovery
+        .instrument
+        .iter()
+        .chain(&discovery.exclude)
+        .any(|s| s.kubernetes.is_some());
+    if selects_pods && enable == KubernetesEnable::No {
+        return Err(ConfigError::KubernetesOff);
+    }
+    Ok(config)
 }

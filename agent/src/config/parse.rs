@@ -332,3 +332,50 @@ pub fn attributes(raw: &Raw) -> Result<Vec<(String, String)>, ConfigError> {
         )
     })
 }
+
+/// `k8s_pod_labels` / `k8s_pod_annotations`: a map of names to patterns
+/// (or one `name=pattern,...` string), each a regex, or a glob when `glob`.
+pub fn pattern_map(raw: &Raw, glob_patterns: bool) -> Result<Vec<(String, Regex)>, ConfigError> {
+    let pairs: Vec<(String, Raw)> = match (&raw.value, &raw.origin) {
+        (Value::Object(map), Origin::File { file, key }) => map
+            .iter()
+            .map(|(name, value)| {
+                let origin = Origin::File {
+                    file: file.clone(),
+                    key: format!("{key}.{name}"),
+                };
+                (
+                    name.clone(),
+                    Raw {
+                        value: value.clone(),
+                        origin,
+                    },
+                )
+            })
+            .collect(),
+        _ => attributes(raw)?
+            .into_iter()
+            .map(|(name, value)| {
+                let origin = raw.origin.clone();
+                (
+                    name,
+                    Raw {
+                        value: Value::String(value),
+                        origin,
+                    },
+                )
+            })
+            .collect(),
+    };
+    pairs
+        .into_iter()
+        .map(|(name, raw)| {
+            let pattern = if glob_patterns {
+                glob(&raw)?
+            } else {
+                regex(&raw)?
+            };
+            Ok((name, pattern))
+        })
+        .collect()
+}

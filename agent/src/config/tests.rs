@@ -219,8 +219,8 @@ fn bad_configurations_are_refused_with_one_exact_message() {
             "unknown key ebpf.zzz in beyla-config.yml; known keys here: wakeup_len, track_request_headers, high_request_volume, capture_size, sql_query_text",
         ),
         (
-            "discovery:\n  services:\n    - k8s_namespace: production\n",
-            "unknown key discovery.services[0].k8s_namespace in beyla-config.yml; Kubernetes selectors are not supported yet; known keys here: name, namespace, open_port, exe_path",
+            "discovery:\n  services:\n    - k8s_namespaces: production\n",
+            "unknown key discovery.services[0].k8s_namespaces in beyla-config.yml; did you mean discovery.services[0].k8s_namespace?",
         ),
         (
             "discovery: {services: {open_port: 80}}",
@@ -264,7 +264,7 @@ fn bad_configurations_are_refused_with_one_exact_message() {
         ),
         (
             "discovery: {services: [{name: lonely}]}",
-            "discovery.services[0] in beyla-config.yml selects no process: expected open_port or exe_path",
+            "discovery.services[0] in beyla-config.yml selects no process: expected open_port, exe_path or a k8s_* selector",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {sampler: {name: sometimes}}",
@@ -729,8 +729,10 @@ fn every_documented_key_loads_with_its_example() {
         let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&example)
             .unwrap_or_else(|e| panic!("{key}: example {example:?}: {e}"));
         // A base that selects something, with the key set in it.
-        let mut root: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str("discovery: {services: [{open_port: 80}]}").unwrap();
+        let mut root: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+            "discovery: {services: [{open_port: 80}]}\nattributes: {kubernetes: {enable: true}}",
+        )
+        .unwrap();
         let parts: Vec<&str> = key.split('.').collect();
         set(&mut root, &parts, value);
         let text = serde_yaml_ng::to_string(&root).unwrap();

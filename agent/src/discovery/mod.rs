@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::config::{DiscoveryConfig, Selection};
 use crate::ebpf::{PidFilter, TlsAttacher};
+use crate::kubernetes::{Metadata, PodContainer};
 use beyla_pipeline::model::{Pid, Registry, Resource};
 
 pub struct Discovery {
@@ -34,6 +35,8 @@ pub struct Discovery {
     /// Processes no longer traced whose last events may still be in the ring buffer:
     /// their resource is kept until the next scan, so those events still find it.
     leaving: Vec<Pid>,
+    /// Pod metadata, when Kubernetes metadata is on.
+    kubernetes: Option<Metadata>,
 }
 
 /// Scans after a process is traced during which its libssl is looked for.
@@ -47,6 +50,7 @@ impl Discovery {
         pids: PidFilter,
         tls: TlsAttacher,
         registry: Registry,
+        kubernetes: Option<Metadata>,
     ) -> Self {
         Self {
             config,
@@ -60,6 +64,7 @@ impl Discovery {
             tls,
             tls_pending: HashMap::new(),
             leaving: Vec::new(),
+            kubernetes,
         }
     }
 
@@ -73,12 +78,20 @@ impl Discovery {
             .any(|s| s.exe_path.is_some() && s.open_ports.is_none())
     }
 
-    /// The agent's OTEL_SERVICE_NAME, else the entry's name, else the
-    /// process's own OTEL_SERVICE_NAME, else its executable's name.
-    fn service_name(&self, pid: Pid, exe: &Path, selection: &Selection) -> String {
+    /// The agent's OTEL_SERVICE_NAME, else the entry's name, else the pod's
+    /// (see [`PodContainer::service_name`]), else the process's own
+    /// OTEL_SERVICE_NAME, else its executable's name.
+    fn service_name(
+        &self,
+        pid: Pid,
+        exe: &Path,
+        selection: &Selection,
+        pod: Option<&PodContainer>,
+    ) -> String {
         self.service_name
             .clone()
             .or_else(|| selection.name.clone())
+            .or_else(|| pod.map(PodContainer::service_name))
             .or_else(|| process_env(pid, "OTEL_SERVICE_NAME"))
             .unwrap_or_else(|| {
                 exe.file_name()
@@ -87,27 +100,48 @@ impl Discovery {
             })
     }
 
-    fn start(&mut self, pid: Pid, exe: &Path, selection: &Selection) {
-        let service_name = self.service_name(pid, exe, selection);
-        let service_namespace = selection.namespace.clone().unwrap_or_default();
+    fn start(&mut self, pid: Pid, exe: &Path, selection: &Selection, pod: Option<PodContainer>) {
         // Registry before kernel map, so no event arrives for an unknown process;
         // the log line last, so that what it announces already holds.
-        let announced = format!(
-            "instrumenting pid={pid} service={service_name} exe={}",
-            exe.display()
-        );
+        let announced = self.register(pid, exe, selection, pod);
+        self.pids.trace(pid);
+        self.traced.insert(pid);
+        log::info!("instrumenting {announced}");
+        if self.tls.attach(pid) == 0 {
+            self.tls_pending.insert(pid, TLS_LOOKUPS);
+        }
+    }
+
+    /// Names process `pid` in the registry; returns what to log about it.
+    fn register(
+        &self,
+        pid: Pid,
+        exe: &Path,
+        selection: &Selection,
+        pod: Option<PodContainer>,
+    ) -> String {
+        let service_name = self.service_name(pid, exe, selection, pod.as_ref());
+        let service_namespace = selection
+            .namespace
+            .clone()
+            .or_else(|| pod.as_ref().map(PodContainer::service_namespace))
+            .unwrap_or_default();
+        let mut announced = format!("pid={pid} service={service_name} exe={}", exe.display());
+        if let Some(pod) = &pod {
+            let k8s = &pod.resource;
+            announced += &format!(
+                " pod={}/{} uid={} container={}",
+                k8s.namespace, k8s.pod_name, k8s.pod_uid, k8s.container_name
+            );
+        }
         self.registry.insert(Resource {
             service_name,
             service_namespace,
             pid,
             attributes: Arc::clone(&self.resource_attributes),
+            kubernetes: pod.map(|pod| Arc::new(pod.resource)),
         });
-        self.pids.trace(pid);
-        self.traced.insert(pid);
-        log::info!("{announced}");
-        if self.tls.attach(pid) == 0 {
-            self.tls_pending.insert(pid, TLS_LOOKUPS);
-        }
+        announced
     }
 
     fn stop(&mut self, pid: Pid) {
@@ -128,12 +162,13 @@ impl Discovery {
         }
         let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
             .unwrap_or_else(|_| String::from_utf8_lossy(filename).into_owned().into());
+        let pod = self.pod_of(pid);
         let selection = Self::decides_at_exec(&self.config)
-            .then(|| select(&self.config, &exe, None))
+            .then(|| select(&self.config, &exe, None, pod.as_ref()))
             .flatten()
             .cloned();
         match selection {
-            Some(selection) => self.start(pid, &exe, &selection),
+            Some(selection) => self.start(pid, &exe, &selection, pod),
             None => self.stop(pid),
         }
     }
@@ -157,13 +192,19 @@ impl Discovery {
             if proc.pid == self.own_pid {
                 continue;
             }
-            let Some(selection) = select(&self.config, &proc.exe, Some(&proc.listening)).cloned()
+            let pod = self.pod_of(proc.pid);
+            let Some(selection) =
+                select(&self.config, &proc.exe, Some(&proc.listening), pod.as_ref()).cloned()
             else {
                 continue;
             };
             seen.insert(proc.pid);
             if !self.traced.contains(&proc.pid) {
-                self.start(proc.pid, &proc.exe, &selection);
+                self.start(proc.pid, &proc.exe, &selection, pod);
+            } else if self.pod_changed(proc.pid, pod.as_ref()) {
+                // Its pod became known (or changed) after it was traced: named again.
+                let announced = self.register(proc.pid, &proc.exe, &selection, pod);
+                log::info!("pod metadata changed: {announced}");
             }
         }
         let gone: Vec<Pid> = self.traced.difference(&seen).copied().collect();
@@ -173,6 +214,19 @@ impl Discovery {
         self.release_undecided();
         self.retry_tls();
         self.traced.len()
+    }
+
+    /// The pod container of `pid`, when Kubernetes metadata is on.
+    fn pod_of(&self, pid: Pid) -> Option<PodContainer> {
+        self.kubernetes.as_ref()?.for_pid(pid)
+    }
+
+    /// Whether the registered resource of traced `pid` has other pod metadata.
+    fn pod_changed(&self, pid: Pid, pod: Option<&PodContainer>) -> bool {
+        self.kubernetes.is_some()
+            && self.registry.get(pid).is_some_and(|registered| {
+                registered.kubernetes.as_deref() != pod.map(|p| &p.resource)
+            })
     }
 
     fn retry_tls(&mut self) {
@@ -205,18 +259,29 @@ fn select<'a>(
     config: &'a DiscoveryConfig,
     exe: &Path,
     listening: Option<&HashSet<u16>>,
+    pod: Option<&PodContainer>,
 ) -> Option<&'a Selection> {
-    if config.exclude.iter().any(|s| selects(s, exe, listening)) {
+    if config
+        .exclude
+        .iter()
+        .any(|s| selects(s, exe, listening, pod))
+    {
         return None;
     }
     config
         .instrument
         .iter()
-        .find(|s| selects(s, exe, listening))
+        .find(|s| selects(s, exe, listening, pod))
 }
 
-/// Whether one entry selects a process: it has a criterion, and all its criteria hold.
-fn selects(selection: &Selection, exe: &Path, listening: Option<&HashSet<u16>>) -> bool {
+/// Whether one entry selects a process: it has a criterion, and all its
+/// criteria hold; `k8s_*` criteria need the process to be in a known pod.
+fn selects(
+    selection: &Selection,
+    exe: &Path,
+    listening: Option<&HashSet<u16>>,
+    pod: Option<&PodContainer>,
+) -> bool {
     let exe_ok = selection
         .exe_path
         .as_ref()
@@ -226,8 +291,15 @@ fn selects(selection: &Selection, exe: &Path, listening: Option<&HashSet<u16>>) 
         (Some(ports), Some(listening)) => listening.iter().any(|&p| ports.contains(p)),
         (Some(_), None) => false,
     };
-    let has_criterion = selection.exe_path.is_some() || selection.open_ports.is_some();
-    has_criterion && exe_ok && ports_ok
+    let pod_ok = match (&selection.kubernetes, pod) {
+        (None, _) => true,
+        (Some(selector), Some(pod)) => selector.matches(pod),
+        (Some(_), None) => false,
+    };
+    let has_criterion = selection.exe_path.is_some()
+        || selection.open_ports.is_some()
+        || selection.kubernetes.is_some();
+    has_criterion && exe_ok && ports_ok && pod_ok
 }
 
 /// One variable of a process's environment (root reads every /proc/PID/environ).

@@ -66,6 +66,7 @@ impl Replay {
             service_namespace: String::new(),
             pid: Pid(10),
             attributes: Arc::from([]),
+            kubernetes: None,
         });
         let metrics = Arc::new(SelfMetrics::default());
         Self {

@@ -1,5 +1,6 @@
 //! The trace printer: one line per span on standard output, readable text or JSON.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::sync::Arc;
 
@@ -84,6 +85,11 @@ struct ResourceJson<'a> {
     service_name: &'a str,
     #[serde(rename = "process.pid")]
     pid: u32,
+    #[serde(rename = "service.namespace", skip_serializing_if = "str::is_empty")]
+    service_namespace: &'a str,
+    /// `k8s.*` of a process in a pod.
+    #[serde(flatten)]
+    kubernetes: BTreeMap<&'static str, &'a str>,
 }
 
 #[derive(Serialize)]
@@ -114,6 +120,13 @@ pub fn write_json(out: &mut impl Write, span: &Span) -> io::Result<()> {
         resource: ResourceJson {
             service_name: &r.resource.service_name,
             pid: r.pid.0,
+            service_namespace: &r.resource.service_namespace,
+            kubernetes: r
+                .resource
+                .kubernetes
+                .as_deref()
+                .map(|k8s| k8s.attributes().collect())
+                .unwrap_or_default(),
         },
     };
     serde_json::to_writer(&mut *out, &json)?;

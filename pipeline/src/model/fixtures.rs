@@ -17,6 +17,7 @@ pub fn resource(service_name: &str) -> Arc<Resource> {
         service_namespace: String::new(),
         pid: Pid(77),
         attributes: Arc::from([]),
+        kubernetes: None,
     })
 }
 

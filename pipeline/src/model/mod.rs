@@ -4,6 +4,7 @@ mod event;
 #[cfg(test)]
 pub mod fixtures;
 mod ids;
+mod kubernetes;
 mod operation;
 mod registry;
 mod request;
@@ -12,6 +13,7 @@ mod text;
 
 pub use event::{DataChunk, KernelEvent};
 pub use ids::{ConnId, Pid, SpanId, Tid, TraceId};
+pub use kubernetes::KubernetesResource;
 pub use operation::{
     HttpOperation, KafkaOperation, KafkaOperationKind, Operation, RedisOperation, RpcOperation,
     SqlOperation,

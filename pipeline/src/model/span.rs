@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Pid, Request, ShortString};
+use super::{KubernetesResource, Pid, Request, ShortString};
 
 /// The process a span came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +13,9 @@ pub struct Resource {
     pub pid: Pid,
     /// OTEL_RESOURCE_ATTRIBUTES of the agent, one list shared by every process.
     pub attributes: Arc<[(String, String)]>,
+    /// The container and pod of the process, when Kubernetes metadata is on
+    /// and the process runs in a pod of this node.
+    pub kubernetes: Option<Arc<KubernetesResource>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -25,15 +25,17 @@ pub fn scope() -> InstrumentationScope {
 
 /// Resource keys the agent sets itself; OTEL_RESOURCE_ATTRIBUTES cannot
 /// override them (OTEL_SERVICE_NAME and the discovery entries name services).
-const OWN_KEYS: [&str; 3] = [
+const OWN_KEYS: [&str; 4] = [
     attr::SERVICE_NAME,
     attr::SERVICE_NAMESPACE,
     attr::PROCESS_PID,
+    attr::SERVICE_INSTANCE_ID,
 ];
 
 /// `service.name`, `service.namespace` when set, `process.pid` when
-/// `with_pid` (traces: one resource per process; metrics: per service), the
-/// agent's OTEL_RESOURCE_ATTRIBUTES, and `telemetry.sdk.*`.
+/// `with_pid` (traces: one resource per process; metrics: per service and
+/// container), the `k8s.*` attributes with `service.instance.id` of a process
+/// in a pod, the agent's OTEL_RESOURCE_ATTRIBUTES, and `telemetry.sdk.*`.
 pub fn resource(process: &model::Resource, with_pid: bool) -> Resource {
     let extra = process
         .attributes
@@ -45,10 +47,15 @@ pub fn resource(process: &model::Resource, with_pid: bool) -> Resource {
             .then(|| KeyValue::new(attr::SERVICE_NAMESPACE, process.service_namespace.clone())),
         with_pid.then(|| KeyValue::new(attr::PROCESS_PID, i64::from(process.pid.0))),
     ];
+    let k8s = process.kubernetes.as_deref().into_iter().flat_map(|k8s| {
+        k8s.attributes()
+            .map(|(key, value)| KeyValue::new(key, value.to_string()))
+            .chain([KeyValue::new(attr::SERVICE_INSTANCE_ID, k8s.instance_id())])
+    });
     Resource::builder_empty()
         .with_detector(Box::new(TelemetryResourceDetector))
         .with_service_name(process.service_name.clone())
-        .with_attributes(extra.chain(own.into_iter().flatten()))
+        .with_attributes(extra.chain(own.into_iter().flatten()).chain(k8s))
         .build()
 }
 
@@ -196,6 +203,7 @@ pub(crate) mod tests {
                 ("deployment.environment".to_string(), "prod".to_string()),
                 ("service.name".to_string(), "ignored".to_string()),
             ]),
+            kubernetes: None,
         };
         let r = resource(&process, true);
         let get = |key: &'static str| r.get(&Key::from_static_str(key));
@@ -208,5 +216,43 @@ pub(crate) mod tests {
         assert!(get("telemetry.sdk.version").is_some());
         let r = resource(&process, false);
         assert_eq!(r.get(&Key::from_static_str("process.pid")), None);
+    }
+
+    #[test]
+    fn per_process_resource_has_the_pods_attributes() {
+        let mut process = (*fixtures::resource("web")).clone();
+        process.kubernetes = Some(Arc::new(model::KubernetesResource {
+            namespace: "shop".into(),
+            pod_name: "web-0".into(),
+            pod_uid: "9f1c".into(),
+            container_name: "app".into(),
+            node_name: "node-1".into(),
+            statefulset_name: Some("web".into()),
+            owner_name: "web".into(),
+            cluster_name: Some("prod-eu".into()),
+            ..Default::default()
+        }));
+        let r = resource(&process, true);
+        let get = |key: &'static str| r.get(&Key::from_static_str(key));
+        assert_eq!(get("k8s.namespace.name"), Some(Value::from("shop")));
+        assert_eq!(get("k8s.pod.name"), Some(Value::from("web-0")));
+        assert_eq!(get("k8s.pod.uid"), Some(Value::from("9f1c")));
+        assert_eq!(get("k8s.container.name"), Some(Value::from("app")));
+        assert_eq!(get("k8s.node.name"), Some(Value::from("node-1")));
+        assert_eq!(get("k8s.statefulset.name"), Some(Value::from("web")));
+        assert_eq!(get("k8s.owner.name"), Some(Value::from("web")));
+        assert_eq!(get("k8s.cluster.name"), Some(Value::from("prod-eu")));
+        assert_eq!(get("k8s.deployment.name"), None);
+        assert_eq!(
+            get("service.instance.id"),
+            Some(Value::from("shop.web-0.app"))
+        );
+        // Metrics: no pid, the same pod.
+        let metrics = resource(&process, false);
+        assert_eq!(metrics.get(&Key::from_static_str("process.pid")), None);
+        assert_eq!(
+            metrics.get(&Key::from_static_str("k8s.pod.name")),
+            Some(Value::from("web-0"))
+        );
     }
 }

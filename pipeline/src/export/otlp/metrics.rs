@@ -69,9 +69,30 @@ struct ServiceMeters {
     histograms: Vec<Histogram<f64>>,
 }
 
-/// Spans to histogram recordings, one MeterProvider per service name.
+/// What has a MeterProvider (a resource) of its own: a service, and the
+/// container of a process in a pod (its `k8s.*` attributes differ).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct MeterKey {
+    service: String,
+    container: Option<(String, String)>,
+}
+
+impl MeterKey {
+    fn of(process: &Resource) -> Self {
+        Self {
+            service: process.service_name.clone(),
+            container: process
+                .kubernetes
+                .as_deref()
+                .map(|k8s| (k8s.pod_uid.clone(), k8s.container_name.clone())),
+        }
+    }
+}
+
+/// Spans to histogram recordings, one MeterProvider per service name (and container).
 pub(crate) struct Recorder {
-    services: HashMap<String, ServiceMeters>,
+    /// By service name, and container for a process in a pod.
+    services: HashMap<MeterKey, ServiceMeters>,
     metrics: Arc<SelfMetrics>,
 }
 
@@ -86,8 +107,8 @@ impl Recorder {
     /// The meters of `process`'s service, made with its resource when the
     /// service's first span arrives.
     fn meters(&mut self, process: &Resource) -> Option<&ServiceMeters> {
-        let service = process.service_name.as_str();
-        if !self.services.contains_key(service) {
+        let key = MeterKey::of(process);
+        if !self.services.contains_key(&key) {
             if self.services.len() >= MAX_SERVICES {
                 return None;
             }
@@ -117,9 +138,9 @@ impl Recorder {
                 reader,
                 histograms,
             };
-            self.services.insert(service.to_string(), meters);
+            self.services.insert(key.clone(), meters);
         }
-        self.services.get(service)
+        self.services.get(&key)
     }
 
     pub fn record(&mut self, span: &Span) {

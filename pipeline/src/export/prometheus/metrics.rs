@@ -33,10 +33,12 @@ pub const MAX_SERIES: usize = 10_000;
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Labels of a duration series: the instrument's attributes (see
-/// [`semconv::metric_attributes`]), then `service_name` and `service_namespace`.
+/// [`semconv::metric_attributes`]), then `service_name` and
+/// `service_namespace`, then the process's `k8s_*` labels in a pod.
 type Labels = Vec<(String, String)>;
 
-/// Labels of `target_info`: one series per service seen.
+/// Labels of `target_info`: one series per service seen, and per container
+/// for processes in Kubernetes pods.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct TargetLabels {
     service_name: String,
@@ -44,6 +46,24 @@ struct TargetLabels {
     host_name: String,
     telemetry_sdk_language: &'static str,
     telemetry_sdk_name: &'static str,
+    /// `k8s_*` and `service_instance_id`; empty outside Kubernetes.
+    #[prometheus(flatten)]
+    kubernetes: Labels,
+}
+
+/// A process's `k8s_*` labels and `service_instance_id`, in the
+/// conventions' order; none outside Kubernetes.
+fn kubernetes_labels(resource: &Resource) -> Labels {
+    let Some(k8s) = resource.kubernetes.as_deref() else {
+        return Labels::new();
+    };
+    k8s.attributes()
+        .map(|(key, value)| (attr::prometheus_name(key), value.to_string()))
+        .chain([(
+            attr::prometheus_name(attr::SERVICE_INSTANCE_ID),
+            k8s.instance_id(),
+        )])
+        .collect()
 }
 
 type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
@@ -57,14 +77,23 @@ fn info_gauge() -> Gauge {
 }
 
 /// A service as its series name it: compared and hashed by name and
-/// namespace, so that building one per span is a reference count, not a copy.
+/// namespace, and the container for a process in a pod (its `k8s_*` labels
+/// differ), so that building one per span is a reference count, not a copy.
 #[derive(Debug, Clone)]
 struct ServiceKey(Arc<Resource>);
+
+impl ServiceKey {
+    fn container(&self) -> Option<(&str, &str)> {
+        let k8s = self.0.kubernetes.as_deref()?;
+        Some((&k8s.pod_uid, &k8s.container_name))
+    }
+}
 
 impl PartialEq for ServiceKey {
     fn eq(&self, other: &Self) -> bool {
         self.0.service_name == other.0.service_name
             && self.0.service_namespace == other.0.service_namespace
+            && self.container() == other.container()
     }
 }
 
@@ -74,6 +103,7 @@ impl Hash for ServiceKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.0.service_name.hash(state);
         self.0.service_namespace.hash(state);
+        self.container().hash(state);
     }
 }
 
@@ -232,6 +262,7 @@ impl Metrics {
                 host_name: host_name.clone(),
                 telemetry_sdk_language: "rust",
                 telemetry_sdk_name: "beyla",
+                kubernetes: kubernetes_labels(resource),
             });
         match target {
             Some(gauge) => {
@@ -261,6 +292,7 @@ impl Metrics {
                 attr::prometheus_name(attr::SERVICE_NAMESPACE),
                 resource.service_namespace.clone(),
             ));
+            labels.extend(kubernetes_labels(resource));
             labels
         };
         let key = DurationKey {
@@ -569,6 +601,57 @@ mod tests {
                 .filter(|l| l.starts_with("target_info{"))
                 .count(),
             2
+        );
+    }
+
+    #[test]
+    fn target_info_per_container_with_its_kubernetes_labels() {
+        let mut m = metrics();
+        let now = Instant::now();
+        for (pod, uid) in [("web-a", "uid-a"), ("web-b", "uid-b")] {
+            let mut s = span(SpanKind::Server, "web", "/a", 200, 1);
+            let mut resource = (*s.request.resource).clone();
+            resource.kubernetes = Some(Arc::new(crate::model::KubernetesResource {
+                namespace: "shop".into(),
+                pod_name: pod.into(),
+                pod_uid: uid.into(),
+                container_name: "app".into(),
+                node_name: "n1".into(),
+                owner_name: "web".into(),
+                ..Default::default()
+            }));
+            s.request.resource = Arc::new(resource);
+            m.record(&s, now);
+            m.record(&s, now);
+        }
+        let text = m.encode(now);
+        assert_has(
+            &text,
+            &[
+                "target_info{service_name=\"web\",service_namespace=\"\",host_name=\"host1\",\
+               telemetry_sdk_language=\"rust\",telemetry_sdk_name=\"beyla\",\
+               k8s_namespace_name=\"shop\",k8s_pod_name=\"web-b\",k8s_pod_uid=\"uid-b\",\
+               k8s_container_name=\"app\",k8s_node_name=\"n1\",k8s_owner_name=\"web\",\
+               service_instance_id=\"shop.web-b.app\"} 1",
+            ],
+        );
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("target_info{"))
+                .count(),
+            2
+        );
+        // Each pod's duration series carries its pod's labels.
+        assert_eq!(
+            text.lines()
+                .filter(
+                    |l| l.starts_with("http_server_request_duration_seconds_count{")
+                        && l.contains("k8s_pod_name=\"web-a\"")
+                        && l.ends_with(" 2")
+                )
+                .count(),
+            1,
+            "{text}"
         );
     }
 
