@@ -18,6 +18,8 @@ pub mod mysql;
 pub mod postgres;
 pub mod redis;
 pub mod sql;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use crate::model::{DataChunk, Direction, Operation, SpanKind, Tid, TraceContext};
 
@@ -41,6 +43,22 @@ pub enum Parse<T, E> {
     NeedMore,
     /// No continuation of these bytes can be valid.
     Invalid(E),
+}
+
+/// Why a parse stopped, for parsers written with `?` inside: the bytes end
+/// too soon, or the protocol's reason they cannot be valid.
+pub(crate) enum Stop<E> {
+    NeedMore,
+    Invalid(E),
+}
+
+/// A parse written with [`Stop`] as its answer.
+pub(crate) fn finish<T, E>(result: Result<T, Stop<E>>) -> Parse<T, E> {
+    match result {
+        Ok(value) => Parse::Parsed(value),
+        Err(Stop::NeedMore) => Parse::NeedMore,
+        Err(Stop::Invalid(reason)) => Parse::Invalid(reason),
+    }
 }
 
 /// What a stitcher could not make sense of; the assembler counts each kind.

@@ -9,6 +9,7 @@ use super::types::{
     BodyFraming, ChunkProgress, InvalidReason, Method, Parse, RequestHead, RequestLine,
     ResponseHead, StatusLine,
 };
+use crate::protocols::{self, finish};
 
 /// Longest request or status line, line ending included.
 pub const MAX_LINE: usize = 8192;
@@ -22,23 +23,12 @@ pub const MAX_TRAILERS: usize = MAX_HEAD;
 
 const VERSION_PREFIX: &[u8] = b"HTTP/1.";
 
-/// Why a parse stopped; lets the internals use `?`.
-enum Stop {
-    NeedMore,
-    Invalid(InvalidReason),
-}
+/// Why a parse stopped, with this protocol's reason.
+type Stop = protocols::Stop<InvalidReason>;
 
 impl From<InvalidReason> for Stop {
     fn from(reason: InvalidReason) -> Self {
         Stop::Invalid(reason)
-    }
-}
-
-fn finish<T>(result: Result<T, Stop>) -> Parse<T> {
-    match result {
-        Ok(value) => Parse::Parsed(value),
-        Err(Stop::NeedMore) => Parse::NeedMore,
-        Err(Stop::Invalid(reason)) => Parse::Invalid(reason),
     }
 }
 

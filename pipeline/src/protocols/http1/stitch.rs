@@ -444,43 +444,12 @@ impl Stitch for Stitcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ConnId, ConnTuple, Origin, Pid, SpanId, TraceId};
-    use std::net::{IpAddr, Ipv4Addr};
-
-    #[derive(Default)]
-    struct Recorder {
-        exchanges: Vec<Exchange>,
-        anomalies: Vec<Anomaly>,
-        abandoned: usize,
-        started: u8,
-        traceparents: Vec<Option<String>>,
-    }
-
-    impl Hooks<Exchange> for Recorder {
-        fn request_started(&mut self, _tid: Tid, traceparent: Option<&str>) -> TraceContext {
-            self.started += 1;
-            self.traceparents.push(traceparent.map(str::to_string));
-            TraceContext {
-                trace_id: TraceId([self.started; 16]),
-                span_id: SpanId([self.started; 8]),
-                parent: None,
-                parent_sampled: None,
-            }
-        }
-        fn exchange(&mut self, exchange: Exchange) {
-            self.exchanges.push(exchange);
-        }
-        fn abandoned(&mut self, _context: TraceContext) {
-            self.abandoned += 1;
-        }
-        fn anomaly(&mut self, anomaly: Anomaly) {
-            self.anomalies.push(anomaly);
-        }
-    }
+    use crate::model::Origin;
+    use crate::protocols::testing::{chunk, Recorder};
 
     struct Conn {
         stitcher: Stitcher,
-        hooks: Recorder,
+        hooks: Recorder<Exchange>,
         clock: u64,
         capture: usize,
     }
@@ -498,30 +467,20 @@ mod tests {
         fn send(&mut self, direction: Direction, bytes: &[u8]) {
             self.clock += 10;
             let captured = &bytes[..bytes.len().min(self.capture)];
-            let chunk = DataChunk {
-                pid: Pid(1),
-                tid: Tid(7),
-                conn: ConnId(1),
+            let chunk = chunk(
                 direction,
-                origin: Origin::Accept,
-                tuple: ConnTuple {
-                    local: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                    local_port: 80,
-                    remote: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                    remote_port: 5000,
-                },
-                start_mono_ns: self.clock,
-                end_mono_ns: self.clock + 5,
-                bytes: bytes.len() as u64,
-                tls: false,
-                data: captured,
-            };
+                Origin::Accept,
+                (80, 5000),
+                captured,
+                bytes.len() as u64,
+                self.clock,
+            );
             self.stitcher.feed(&chunk, &mut self.hooks);
         }
 
         fn summary(&self) -> Vec<(&'static str, String, u16)> {
             self.hooks
-                .exchanges
+                .records
                 .iter()
                 .map(|e| (e.method.as_str(), e.path.to_string(), e.status))
                 .collect()
@@ -549,7 +508,7 @@ mod tests {
                 ("GET", "/users/2".into(), 200)
             ]
         );
-        let e = &c.hooks.exchanges[0];
+        let e = &c.hooks.records[0];
         // The request's first byte arrived when the read returned (10 + 5).
         assert_eq!((e.start_mono_ns, e.end_mono_ns), (15, 25));
         assert!(c.hooks.anomalies.is_empty());
@@ -561,10 +520,10 @@ mod tests {
         c.send(IN, b"POST /users HTTP/1.1\r\nContent-Length: 5\r\n\r\nab");
         c.send(IN, b"cde");
         c.send(OUT, b"HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\n");
-        assert!(c.hooks.exchanges.is_empty(), "body not sent yet");
+        assert!(c.hooks.records.is_empty(), "body not sent yet");
         c.send(OUT, b"done");
         assert_eq!(c.summary(), vec![("POST", "/users".into(), 201)]);
-        assert_eq!(c.hooks.exchanges[0].end_mono_ns, 45);
+        assert_eq!(c.hooks.records[0].end_mono_ns, 45);
     }
 
     #[test]
@@ -577,7 +536,7 @@ mod tests {
         );
         c.send(OUT, b"6\r\npart1;\r\n");
         c.send(OUT, b"5\r\npart3\r\n");
-        assert!(c.hooks.exchanges.is_empty());
+        assert!(c.hooks.records.is_empty());
         c.send(OUT, b"0\r\n\r\n");
         assert_eq!(c.summary(), vec![("GET", "/chunked".into(), 200)]);
     }
@@ -618,10 +577,10 @@ mod tests {
         c.send(IN, b"GET /a HTTP/1.0\r\n\r\n");
         c.send(OUT, b"HTTP/1.0 200 OK\r\n\r\nbody");
         c.send(OUT, b"more");
-        assert!(c.hooks.exchanges.is_empty());
+        assert!(c.hooks.records.is_empty());
         c.send(IN, b"GET /b HTTP/1.0\r\n\r\n");
         assert_eq!(c.summary(), vec![("GET", "/a".into(), 200)]);
-        assert_eq!(c.hooks.exchanges[0].end_mono_ns, 35);
+        assert_eq!(c.hooks.records[0].end_mono_ns, 35);
         c.send(OUT, b"HTTP/1.0 500 Oops\r\n\r\n");
         c.stitcher.close(&mut c.hooks);
         assert_eq!(c.summary()[1], ("GET", "/b".into(), 500));
@@ -643,7 +602,7 @@ mod tests {
         let mut c = Conn::server();
         c.send(IN, b"GET /slow HTTP/1.1\r\n\r\n");
         c.stitcher.close(&mut c.hooks);
-        assert!(c.hooks.exchanges.is_empty());
+        assert!(c.hooks.records.is_empty());
         assert_eq!(c.hooks.abandoned, 1);
         assert_eq!(
             c.hooks.anomalies,

@@ -1,15 +1,12 @@
-use std::net::{IpAddr, Ipv4Addr};
-
 use super::hpack::{
     huffman_code, huffman_decode, read_int, Decoder, HeaderField, HeaderList, HpackError,
     HuffmanError, Lookup, Text, HUFFMAN_CODE_LENGTHS, MAX_TABLE_SIZE,
 };
 use super::stitch::{Exchange, GrpcCall, Stitcher, MAX_STREAMS};
 use super::*;
-use crate::model::{
-    ConnId, ConnTuple, DataChunk, Direction, Origin, Pid, SpanId, Tid, TraceContext, TraceId,
-};
-use crate::protocols::{Anomaly, Hooks, Unanswered};
+use crate::model::{Direction, Origin, Tid};
+use crate::protocols::testing::{chunk, Recorder};
+use crate::protocols::{Anomaly, Unanswered};
 use proptest::prelude::*;
 
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -185,42 +182,12 @@ fn hex(s: &str) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------
 // A connection driven by tests.
 
-#[derive(Default)]
-struct Recorder {
-    exchanges: Vec<Exchange>,
-    traceparents: Vec<Option<String>>,
-    abandoned: usize,
-    anomalies: Vec<Anomaly>,
-}
-
-impl Hooks<Exchange> for Recorder {
-    fn request_started(&mut self, _tid: Tid, traceparent: Option<&str>) -> TraceContext {
-        self.traceparents.push(traceparent.map(str::to_string));
-        let n = self.traceparents.len() as u8;
-        TraceContext {
-            trace_id: TraceId([n; 16]),
-            span_id: SpanId([n; 8]),
-            parent: None,
-            parent_sampled: None,
-        }
-    }
-    fn exchange(&mut self, exchange: Exchange) {
-        self.exchanges.push(exchange);
-    }
-    fn abandoned(&mut self, _context: TraceContext) {
-        self.abandoned += 1;
-    }
-    fn anomaly(&mut self, anomaly: Anomaly) {
-        self.anomalies.push(anomaly);
-    }
-}
-
 const IN: Direction = Direction::Ingress;
 const OUT: Direction = Direction::Egress;
 
 struct Conn {
     stitcher: Stitcher,
-    hooks: Recorder,
+    hooks: Recorder<Exchange>,
     clock: u64,
     /// Bytes the probe copies per syscall.
     capture: usize,
@@ -244,29 +211,19 @@ impl Conn {
     fn send(&mut self, direction: Direction, bytes: &[u8]) {
         self.clock += 10;
         let captured = &bytes[..bytes.len().min(self.capture)];
-        let chunk = DataChunk {
-            pid: Pid(1),
-            tid: Tid(7),
-            conn: ConnId(1),
+        let chunk = chunk(
             direction,
-            origin: Origin::Accept,
-            tuple: ConnTuple {
-                local: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                local_port: 80,
-                remote: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                remote_port: 5000,
-            },
-            start_mono_ns: self.clock,
-            end_mono_ns: self.clock + 5,
-            bytes: bytes.len() as u64,
-            tls: false,
-            data: captured,
-        };
+            Origin::Accept,
+            (80, 5000),
+            captured,
+            bytes.len() as u64,
+            self.clock,
+        );
         self.stitcher.feed(&chunk, &mut self.hooks);
     }
 
     fn summary(&self) -> Vec<Summary> {
-        self.hooks.exchanges.iter().map(summary).collect()
+        self.hooks.records.iter().map(summary).collect()
     }
 }
 
@@ -433,7 +390,7 @@ fn captures_byte_by_byte_give_prefixes_of_the_golden_result() {
         for b in cap.client.chunks(1) {
             c.send(IN, b);
         }
-        assert!(c.hooks.exchanges.is_empty());
+        assert!(c.hooks.records.is_empty());
         for (i, b) in cap.server.chunks(1).enumerate() {
             c.send(OUT, b);
             let got = c.summary();
@@ -1157,9 +1114,9 @@ fn twenty_interleaved_streams_do_not_mix() {
                 c.send(OUT, b);
             }
             assert!(c.hooks.anomalies.is_empty(), "{:?}", c.hooks.anomalies);
-            assert_eq!(c.hooks.exchanges.len(), 20);
+            assert_eq!(c.hooks.records.len(), 20);
             let order: Vec<usize> = (0..20).map(|k| (k * 7 + 3) % 20).collect();
-            for (e, &i) in c.hooks.exchanges.iter().zip(&order) {
+            for (e, &i) in c.hooks.records.iter().zip(&order) {
                 let method = if i.is_multiple_of(3) { "POST" } else { "GET" };
                 assert_eq!(
                     summary(e),
@@ -1182,14 +1139,14 @@ fn exchange_times_and_thread() {
     let (client, server) = twenty_streams(false);
     c.send(IN, &client);
     c.send(OUT, &server);
-    let e = &c.hooks.exchanges[0];
+    let e = &c.hooks.records[0];
     // The request was read at 10..15 (its first byte seen at 15), the response written at 20..25.
     assert_eq!((e.start_mono_ns, e.end_mono_ns, e.tid), (15, 25, Tid(7)));
     // As the client, the request's first byte goes at the write's start.
     let mut c = Conn::new(OUT);
     c.send(OUT, &client);
     c.send(IN, &server);
-    let e = &c.hooks.exchanges[0];
+    let e = &c.hooks.records[0];
     assert_eq!((e.start_mono_ns, e.end_mono_ns), (10, 25));
 }
 
@@ -1318,9 +1275,9 @@ fn padding_and_priority_are_stripped() {
         vec![Anomaly::Invalid(InvalidReason::BadPadding.name())]
     );
     c.send(OUT, &headers(3, &status("503"), true));
-    assert_eq!(c.hooks.exchanges[1].stream_id, 3);
-    assert_eq!(c.hooks.exchanges[1].path, None);
-    assert_eq!(c.hooks.exchanges[1].status, Some(503));
+    assert_eq!(c.hooks.records[1].stream_id, 3);
+    assert_eq!(c.hooks.records[1].path, None);
+    assert_eq!(c.hooks.records[1].status, Some(503));
 }
 
 #[test]
@@ -1423,7 +1380,7 @@ fn grpc_trailers_only_and_missing_status() {
     // A path not of the gRPC shape.
     c.send(IN, &headers(5, &req("/nope"), true));
     c.send(OUT, &headers(5, &resp, true));
-    let g: Vec<_> = c.hooks.exchanges.iter().map(|e| e.grpc.clone()).collect();
+    let g: Vec<_> = c.hooks.records.iter().map(|e| e.grpc.clone()).collect();
     assert_eq!(
         g,
         vec![
@@ -1622,7 +1579,7 @@ fn joined_midway_unknown_entries_are_reported_unknown() {
         c.send(IN, &cap.client[second.0..]);
         c.send(OUT, &cap.server[server_at..]);
         let golden: Vec<&Summary> = cap.golden.iter().filter(|g| g.0 >= second.1).collect();
-        assert_eq!(c.hooks.exchanges.len(), golden.len(), "{}", cap.name);
+        assert_eq!(c.hooks.records.len(), golden.len(), "{}", cap.name);
         for (got, want) in c.summary().iter().zip(golden) {
             // Each field is either what was sent or unknown; never something else.
             assert_eq!(got.0, want.0);

@@ -9,6 +9,7 @@ use super::types::{
     ApiKey, ErrorCode, FetchRequest, FetchResponse, InvalidReason, MetadataTopic, Parse,
     ProduceRequest, ProduceResponse, RequestHead, ResponseHead, Topic, TopicId,
 };
+use crate::protocols::{self, finish};
 
 /// Bytes of the size that starts every message.
 pub const SIZE_LEN: usize = 4;
@@ -26,23 +27,12 @@ const MAX_STRING_LEN: usize = i16::MAX as usize;
 /// Bytes of an unsigned varint holding 32 bits.
 const MAX_VARINT_LEN: usize = 5;
 
-/// Why a parse stopped; lets the internals use `?`.
-enum Stop {
-    NeedMore,
-    Invalid(InvalidReason),
-}
+/// Why a parse stopped, with this protocol's reason.
+type Stop = protocols::Stop<InvalidReason>;
 
 impl From<InvalidReason> for Stop {
     fn from(reason: InvalidReason) -> Self {
         Stop::Invalid(reason)
-    }
-}
-
-fn finish<T>(result: Result<T, Stop>) -> Parse<T> {
-    match result {
-        Ok(value) => Parse::Parsed(value),
-        Err(Stop::NeedMore) => Parse::NeedMore,
-        Err(Stop::Invalid(reason)) => Parse::Invalid(reason),
     }
 }
 

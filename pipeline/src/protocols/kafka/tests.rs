@@ -452,66 +452,24 @@ mod stitching {
     use super::super::stitch::{KafkaRecord, KafkaStitcher};
     use super::super::KAFKA;
     use super::{captures, messages, parse_request_head, Parse};
-    use crate::model::{
-        ConnId, ConnTuple, DataChunk, Direction, KafkaOperationKind, Origin, Pid, SpanId, Tid,
-        TraceContext, TraceId,
-    };
-    use crate::protocols::{Anomaly, Detection, FirstBytes, Hooks, Protocol, Stitch};
-    use std::net::{IpAddr, Ipv4Addr};
-
-    #[derive(Default)]
-    struct Recorder {
-        records: Vec<KafkaRecord>,
-        started: u8,
-        abandoned: usize,
-        anomalies: Vec<Anomaly>,
-    }
-
-    impl Hooks<KafkaRecord> for Recorder {
-        fn request_started(&mut self, _tid: Tid, _traceparent: Option<&str>) -> TraceContext {
-            self.started = self.started.wrapping_add(1);
-            TraceContext {
-                trace_id: TraceId([self.started; 16]),
-                span_id: SpanId([self.started; 8]),
-                parent: None,
-                parent_sampled: None,
-            }
-        }
-        fn exchange(&mut self, record: KafkaRecord) {
-            self.records.push(record);
-        }
-        fn abandoned(&mut self, _context: TraceContext) {
-            self.abandoned += 1;
-        }
-        fn anomaly(&mut self, anomaly: Anomaly) {
-            self.anomalies.push(anomaly);
-        }
-    }
+    use crate::model::{DataChunk, Direction, KafkaOperationKind, Origin};
+    use crate::protocols::testing::{self, Recorder};
+    use crate::protocols::{Anomaly, Detection, FirstBytes, Protocol, Stitch};
 
     fn chunk(direction: Direction, data: &[u8], moved: u64, clock: u64) -> DataChunk<'_> {
-        DataChunk {
-            pid: Pid(1),
-            tid: Tid(7),
-            conn: ConnId(1),
+        testing::chunk(
             direction,
-            origin: Origin::Connect,
-            tuple: ConnTuple {
-                local: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                local_port: 40000,
-                remote: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                remote_port: 9092,
-            },
-            start_mono_ns: clock,
-            end_mono_ns: clock + 5,
-            bytes: moved,
-            tls: false,
+            Origin::Connect,
+            (40000, 9092),
             data,
-        }
+            moved,
+            clock,
+        )
     }
 
     /// Replays a capture as a client sees it: each request, then its response (the responses
     /// come in request order), each in pieces of `step` bytes.
-    fn replay(name: &str, step: usize) -> Recorder {
+    fn replay(name: &str, step: usize) -> Recorder<KafkaRecord> {
         let capture = captures()
             .into_iter()
             .find(|c| c.name == name)
@@ -539,7 +497,7 @@ mod stitching {
     }
 
     /// Each record as `kind topic partition client offset error`.
-    fn described(hooks: &Recorder) -> Vec<String> {
+    fn described(hooks: &Recorder<KafkaRecord>) -> Vec<String> {
         hooks
             .records
             .iter()

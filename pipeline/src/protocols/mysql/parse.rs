@@ -9,6 +9,7 @@ use super::types::{
     status, Capabilities, Command, ErrPacket, Greeting, InvalidReason, Login, Message, OkPacket,
     Packet, Parse, PrepareOk, Response,
 };
+use crate::protocols::{self, finish};
 
 /// Packet header: payload length and sequence number.
 pub const HEADER_LEN: usize = 4;
@@ -29,23 +30,12 @@ const LOCAL_INFILE: u8 = 0xfb;
 /// An EOF packet is shorter than this; a row starting with 0xfe (an 8-byte length) is not.
 const EOF_MAX_LEN: usize = 9;
 
-/// Why a parse stopped; lets the internals use `?`.
-enum Stop {
-    NeedMore,
-    Invalid(InvalidReason),
-}
+/// Why a parse stopped, with this protocol's reason.
+type Stop = protocols::Stop<InvalidReason>;
 
 impl From<InvalidReason> for Stop {
     fn from(reason: InvalidReason) -> Self {
         Stop::Invalid(reason)
-    }
-}
-
-fn finish<T>(result: Result<T, Stop>) -> Parse<T> {
-    match result {
-        Ok(value) => Parse::Parsed(value),
-        Err(Stop::NeedMore) => Parse::NeedMore,
-        Err(Stop::Invalid(reason)) => Parse::Invalid(reason),
     }
 }
 

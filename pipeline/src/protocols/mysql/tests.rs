@@ -583,7 +583,7 @@ mod stitching {
                     client.anomalies
                 );
                 assert_eq!(
-                    client.started,
+                    client.started(),
                     client.records.len() + client.abandoned,
                     "{name}"
                 );

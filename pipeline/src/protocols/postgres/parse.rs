@@ -8,6 +8,7 @@
 use super::types::{
     Backend, Fields, Frontend, Header, InvalidReason, Message, Params, Parse, Startup, Target,
 };
+use crate::protocols::{self, finish};
 
 /// Largest message the server accepts (its `PQ_LARGE_MESSAGE_LIMIT`, 1 GiB); anything
 /// longer is not PostgreSQL, or out of step.
@@ -30,23 +31,12 @@ pub const FRONTEND_TAGS: &[u8] = b"QPBDECSHXdcfFp";
 /// Type bytes of the messages a server sends.
 pub const BACKEND_TAGS: &[u8] = b"RSKZTDCIEN123ntsGHWdcAVv";
 
-/// Why a parse stopped; lets the internals use `?`.
-enum Stop {
-    NeedMore,
-    Invalid(InvalidReason),
-}
+/// Why a parse stopped, with this protocol's reason.
+type Stop = protocols::Stop<InvalidReason>;
 
 impl From<InvalidReason> for Stop {
     fn from(reason: InvalidReason) -> Self {
         Stop::Invalid(reason)
-    }
-}
-
-fn finish<T>(result: Result<T, Stop>) -> Parse<T> {
-    match result {
-        Ok(value) => Parse::Parsed(value),
-        Err(Stop::NeedMore) => Parse::NeedMore,
-        Err(Stop::Invalid(reason)) => Parse::Invalid(reason),
     }
 }
 

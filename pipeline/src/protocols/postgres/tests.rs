@@ -581,7 +581,7 @@ mod stitching {
                 );
                 assert!(r.anomalies.is_empty(), "{name}: {:?}", r.anomalies);
                 // Every started request got a span, or was released.
-                assert_eq!(r.started, r.records.len() + r.abandoned, "{name}");
+                assert_eq!(r.started(), r.records.len() + r.abandoned, "{name}");
             }
         }
     }

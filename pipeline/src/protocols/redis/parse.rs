@@ -12,6 +12,7 @@ use super::types::{
     Args, Command, CommandStart, Elements, Frame, Header, InvalidReason, Kind, Parse, PushKind,
     ReplyStart, Shape, Value,
 };
+use crate::protocols::{self, finish};
 
 /// Longest header or line value, type byte and CRLF included. Redis itself refuses inline
 /// requests longer than 64 KiB; replies this long in a simple string do not occur.
@@ -25,23 +26,12 @@ pub const MAX_AGGREGATE_LEN: u64 = i32::MAX as u64;
 
 const CRLF: &[u8] = b"\r\n";
 
-/// Why a parse stopped; lets the internals use `?`.
-enum Stop {
-    NeedMore,
-    Invalid(InvalidReason),
-}
+/// Why a parse stopped, with this protocol's reason.
+type Stop = protocols::Stop<InvalidReason>;
 
 impl From<InvalidReason> for Stop {
     fn from(reason: InvalidReason) -> Self {
         Stop::Invalid(reason)
-    }
-}
-
-fn finish<T>(result: Result<T, Stop>) -> Parse<T> {
-    match result {
-        Ok(value) => Parse::Parsed(value),
-        Err(Stop::NeedMore) => Parse::NeedMore,
-        Err(Stop::Invalid(reason)) => Parse::Invalid(reason),
     }
 }
 

@@ -555,46 +555,14 @@ fn reply_starts_agree_with_whole_replies_on_every_prefix() {
 mod stitching {
     use super::super::stitch::{RedisRecord, RedisStitcher};
     use super::{requests, responses};
-    use crate::model::{
-        ConnId, ConnTuple, DataChunk, Direction, Origin, Pid, SpanId, Tid, TraceContext, TraceId,
-    };
-    use crate::protocols::{Anomaly, Hooks, Stitch};
-    use std::net::{IpAddr, Ipv4Addr};
-
-    #[derive(Default)]
-    struct Recorder {
-        records: Vec<RedisRecord>,
-        started: u8,
-        abandoned: usize,
-        anomalies: Vec<Anomaly>,
-    }
-
-    impl Hooks<RedisRecord> for Recorder {
-        fn request_started(&mut self, _tid: Tid, traceparent: Option<&str>) -> TraceContext {
-            assert_eq!(traceparent, None);
-            self.started = self.started.wrapping_add(1);
-            TraceContext {
-                trace_id: TraceId([self.started; 16]),
-                span_id: SpanId([self.started; 8]),
-                parent: None,
-                parent_sampled: None,
-            }
-        }
-        fn exchange(&mut self, record: RedisRecord) {
-            self.records.push(record);
-        }
-        fn abandoned(&mut self, _context: TraceContext) {
-            self.abandoned += 1;
-        }
-        fn anomaly(&mut self, anomaly: Anomaly) {
-            self.anomalies.push(anomaly);
-        }
-    }
+    use crate::model::{Direction, Origin};
+    use crate::protocols::testing::{chunk, Recorder};
+    use crate::protocols::{Anomaly, Stitch};
 
     /// The traced process is the client: commands go out.
     struct Conn {
         stitcher: RedisStitcher,
-        hooks: Recorder,
+        hooks: Recorder<RedisRecord>,
         clock: u64,
     }
 
@@ -610,24 +578,14 @@ mod stitching {
         /// One syscall moving `bytes`, of which the probe copied the first `captured`.
         fn send(&mut self, direction: Direction, bytes: &[u8], moved: u64) {
             self.clock += 10;
-            let chunk = DataChunk {
-                pid: Pid(1),
-                tid: Tid(7),
-                conn: ConnId(1),
+            let chunk = chunk(
                 direction,
-                origin: Origin::Connect,
-                tuple: ConnTuple {
-                    local: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                    local_port: 40000,
-                    remote: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                    remote_port: 6379,
-                },
-                start_mono_ns: self.clock,
-                end_mono_ns: self.clock + 5,
-                bytes: moved,
-                tls: false,
-                data: bytes,
-            };
+                Origin::Connect,
+                (40000, 6379),
+                bytes,
+                moved,
+                self.clock,
+            );
             self.stitcher.feed(&chunk, &mut self.hooks);
         }
 

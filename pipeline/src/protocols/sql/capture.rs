@@ -57,44 +57,12 @@ pub fn stream(capture: &[u8], side: Side) -> Vec<u8> {
         .collect()
 }
 
-use crate::model::{
-    ConnId, ConnTuple, DataChunk, Direction, Origin, Pid, SpanId, Tid, TraceContext, TraceId,
-};
-use crate::protocols::{Anomaly, Hooks, Stitch};
+use crate::model::{ConnId, ConnTuple, DataChunk, Direction, Origin, Pid, Tid};
+use crate::protocols::testing::Recorder;
+use crate::protocols::Stitch;
 
 /// What a stitcher reported while a capture was replayed through it.
-#[derive(Default)]
-pub struct Replayed<R> {
-    pub records: Vec<R>,
-    pub anomalies: Vec<Anomaly>,
-    pub started: usize,
-    pub abandoned: usize,
-}
-
-impl<R> Hooks<R> for Replayed<R> {
-    fn request_started(&mut self, tid: Tid, _traceparent: Option<&str>) -> TraceContext {
-        self.started += 1;
-        let n = self.started as u8;
-        TraceContext {
-            trace_id: TraceId([n; 16]),
-            span_id: SpanId([n; 8]),
-            parent: None,
-            parent_sampled: Some(tid.0 > 0),
-        }
-    }
-
-    fn exchange(&mut self, record: R) {
-        self.records.push(record);
-    }
-
-    fn abandoned(&mut self, _context: TraceContext) {
-        self.abandoned += 1;
-    }
-
-    fn anomaly(&mut self, anomaly: Anomaly) {
-        self.anomalies.push(anomaly);
-    }
-}
+pub type Replayed<R> = Recorder<R>;
 
 /// Feeds a capture to `stitcher` as the probes would deliver it to the traced `side`:
 /// one chunk per captured read (numbered: read `i` spans nanoseconds `10 i` to
@@ -105,12 +73,7 @@ pub fn replay<S: Stitch>(
     side: Side,
     capture_size: usize,
 ) -> Replayed<S::Record> {
-    let mut out = Replayed {
-        records: Vec::new(),
-        anomalies: Vec::new(),
-        started: 0,
-        abandoned: 0,
-    };
+    let mut out = Replayed::default();
     let tuple = ConnTuple {
         local: "127.0.0.1".parse().unwrap(),
         local_port: 40000,
