@@ -80,7 +80,7 @@ rustPlatform.buildRustPackage {
   };
 
   meta = {
-    description = "eBPF auto-instrumentation agent: HTTP traffic of unmodified processes to OpenTelemetry traces and metrics";
+    description = "eBPF auto-instrumentation agent: HTTP, gRPC, SQL, Redis and Kafka traffic of unmodified processes to OpenTelemetry traces and metrics";
     license = lib.licenses.asl20;
     mainProgram = "beyla";
     platforms = [

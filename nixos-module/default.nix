@@ -59,7 +59,7 @@ let
 in
 {
   options.services.beyla = {
-    enable = lib.mkEnableOption "Beyla, the eBPF auto-instrumentation agent that turns the HTTP traffic of unmodified processes into OpenTelemetry traces and metrics";
+    enable = lib.mkEnableOption "Beyla, the eBPF auto-instrumentation agent that turns the HTTP, gRPC, SQL, Redis and Kafka traffic of unmodified processes into OpenTelemetry traces and metrics";
 
     package = lib.mkOption {
       type = lib.types.package;

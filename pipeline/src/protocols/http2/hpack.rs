@@ -256,7 +256,8 @@ impl Decoder {
 
     /// For a connection whose peers agreed on a table size other than the default (the
     /// table size and the update limit both start there), capped at [`MAX_TABLE_SIZE`].
-    pub fn with_table_size(size: usize) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_table_size(size: usize) -> Self {
         let size = size.min(MAX_TABLE_SIZE);
         Self {
             max_size: size,
@@ -267,7 +268,8 @@ impl Decoder {
 
     /// For a connection that began before tracing: earlier entries are unknown, and the
     /// table's size and limit may have been raised by SETTINGS we never saw.
-    pub fn joined_midway() -> Self {
+    #[cfg(test)]
+    pub(crate) fn joined_midway() -> Self {
         let mut d = Self::new();
         d.lose_sync();
         d
@@ -284,20 +286,24 @@ impl Decoder {
     }
 
     /// Whether indexes past the known entries may still be valid.
-    pub fn is_incomplete(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_incomplete(&self) -> bool {
         self.incomplete
     }
 
-    pub fn table_len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn table_len(&self) -> usize {
         self.entries.len()
     }
 
     /// Bytes of the dynamic table, by RFC 7541 section 4.1.
-    pub fn table_size(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn table_size(&self) -> usize {
         self.size
     }
 
-    pub fn max_table_size(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn max_table_size(&self) -> usize {
         self.max_size
     }
 
@@ -532,7 +538,8 @@ fn canonical() -> &'static Canonical {
 }
 
 /// The code of `symbol` as (bits, length), from the canonical assignment.
-pub fn huffman_code(symbol: u16) -> (u32, u8) {
+#[cfg(test)]
+pub(crate) fn huffman_code(symbol: u16) -> (u32, u8) {
     let t = canonical();
     let len = HUFFMAN_CODE_LENGTHS[symbol as usize];
     let l = len as usize;

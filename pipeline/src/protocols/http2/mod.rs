@@ -8,7 +8,7 @@ pub mod stitch;
 mod tests;
 mod types;
 pub use parse::{
-    detect, looks_like_h2, parse_frame, parse_frame_header, plausible_frame_header, FrameReader,
+    detect, parse_frame, parse_frame_header, plausible_frame_header, FrameReader,
     H2Start, ReadEvent, MAX_KEPT_PAYLOAD, MAX_PLAUSIBLE_FRAME_LEN,
 };
 pub use types::{

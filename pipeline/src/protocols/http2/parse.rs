@@ -206,10 +206,6 @@ pub fn detect(prefix: &[u8]) -> Option<H2Start> {
     plausible.then_some(H2Start::ServerSettings)
 }
 
-pub fn looks_like_h2(prefix: &[u8]) -> bool {
-    detect(prefix).is_some()
-}
-
 /// A frame header that a reader out of step will take as the start of a frame.
 pub fn plausible_frame_header(buf: &[u8]) -> bool {
     let Parse::Parsed(h) = parse_frame_header(buf) else {
