@@ -9,9 +9,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clap::Parser;
-
-use beyla::config::{Config, Flags};
+use beyla::config::{Config, Flags, LogFormat};
 use beyla::discovery::Discovery;
 use beyla::ebpf::{
     self, DecodeError, EventSink, Loaded, ProbeSettings, Probes, RingReader, StopSignal, Wakeup,
@@ -28,8 +26,8 @@ use beyla_pipeline::trace;
 const SCAN_INTERVAL: Duration = Duration::from_millis(500);
 
 fn main() -> ExitCode {
-    let flags = Flags::parse();
-    let config = match Config::from_sources(&flags, &|name| std::env::var(name).ok()) {
+    let flags = Flags::from_command_line(std::env::args());
+    let config = match Config::from_sources(&flags, std::env::vars()) {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
@@ -38,17 +36,35 @@ fn main() -> ExitCode {
         Err(e) => return fail(&format_args!("routes: {e}")),
     };
     if flags.check_config {
+        for warning in &config.warnings {
+            eprintln!("beyla: warning: {warning}");
+        }
         print!("{}", config.render_effective());
         return ExitCode::SUCCESS;
     }
-    env_logger::Builder::new()
+    let mut logger = env_logger::Builder::new();
+    logger
         .filter_level(config.log_level)
         // The loader's own debug output is about relocations, not about the agent.
         .filter_module("aya", config.log_level.min(log::LevelFilter::Info))
         .filter_module("aya_obj", config.log_level.min(log::LevelFilter::Info))
         .format_target(false)
-        .target(env_logger::Target::Stderr)
-        .init();
+        .target(env_logger::Target::Stderr);
+    if config.log_format == LogFormat::Json {
+        logger.format(|out, record| {
+            use std::io::Write;
+            let line = serde_json::json!({
+                "time": out.timestamp_millis().to_string(),
+                "level": record.level().as_str(),
+                "msg": record.args().to_string(),
+            });
+            writeln!(out, "{line}")
+        });
+    }
+    logger.init();
+    for warning in &config.warnings {
+        log::warn!("{warning}");
+    }
     if let Err(e) = ebpf::preflight::check() {
         return fail(&e);
     }
@@ -75,6 +91,13 @@ enum RunError {
 
 fn run(config: Config, routes: Routes) -> Result<(), RunError> {
     let metrics = Arc::new(SelfMetrics::default());
+    metrics.config_settings_ignored.add(
+        config
+            .warnings
+            .iter()
+            .filter(|w| w.is_unsupported())
+            .count() as u64,
+    );
     let wakeup = Wakeup::from_config(config.ebpf.wakeup_len);
     let Loaded {
         probes,

@@ -3,24 +3,26 @@
 //! refused at start-up with where it came from and what was expected.
 //! docs/configuration.md lists every key and variable; a test keeps it in step.
 
-mod env;
 mod error;
 mod file;
+mod keys;
 mod parse;
 mod ports;
 mod render;
+mod selection;
 #[cfg(test)]
 mod tests;
+mod vars;
 
 use std::time::Duration;
 
 use clap::Parser;
 use log::LevelFilter;
-use regex::Regex;
 use serde_json::Value;
 
-pub use error::{ConfigError, Origin};
+pub use error::{ConfigError, Origin, Warning};
 pub use ports::PortSet;
+pub use selection::{cmd_args, DiscoveryConfig, ProcessFacts, Selection};
 
 use beyla_pipeline::decorate::DEFAULT_MAX_SEGMENT_CARDINALITY;
 pub use beyla_pipeline::decorate::{IgnoreMode, RoutesSettings, Unmatched};
@@ -31,19 +33,15 @@ use beyla_pipeline::export::{ExportConfig, PrinterFormat};
 use beyla_pipeline::sample::SamplerConfig;
 
 use crate::ebpf::{DEFAULT_CAPTURE, MAX_CAPTURE};
-use env::Env;
 use file::FileConfig;
+use vars::Env;
 
-/// Which processes to instrument. A process must match every criterion given;
-/// each entry has at least one.
-#[derive(Debug, Clone)]
-pub struct Selection {
-    /// Service name reported for the matched processes (default: the executable's name).
-    pub name: Option<String>,
-    pub namespace: Option<String>,
-    pub open_ports: Option<PortSet>,
-    /// Anchored for `instrument` globs, as written for `services` regexes.
-    pub exe_path: Option<Regex>,
+/// How the agent's own log lines are written (`log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    /// One JSON object per line: `time`, `level`, `msg`.
+    Json,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,21 +56,13 @@ pub struct EbpfConfig {
     pub high_request_volume: bool,
 }
 
-/// Which processes to instrument, from `discovery` or the flags and variables.
-#[derive(Debug, Clone)]
-pub struct DiscoveryConfig {
-    /// Processes matching any entry are instrumented; never empty.
-    pub instrument: Vec<Selection>,
-    /// Processes matching any of these are not, whatever `instrument` says.
-    pub exclude: Vec<Selection>,
-}
-
 #[derive(Debug, Clone)]
 pub struct Config {
     pub discovery: DiscoveryConfig,
     /// Payload bytes the probes copy per socket syscall.
     pub capture_size: u32,
     pub log_level: LevelFilter,
+    pub log_format: LogFormat,
     pub ebpf: EbpfConfig,
     /// Exporters: printer, OTLP traces and metrics, Prometheus.
     pub export: ExportConfig,
@@ -80,10 +70,12 @@ pub struct Config {
     pub routes: RoutesSettings,
     /// How long an orderly stop may take before the agent exits anyway.
     pub shutdown_timeout: Duration,
-    /// OTEL_SERVICE_NAME: overrides every selection's service name.
+    /// `service_name` (OTEL_SERVICE_NAME): overrides every selection's service name.
     pub service_name: Option<String>,
     /// OTEL_RESOURCE_ATTRIBUTES, added to every span's resource.
     pub resource_attributes: Vec<(String, String)>,
+    /// What the agent starts without acting on, in file then variable order.
+    pub warnings: Vec<Warning>,
 }
 
 /// Command-line flags; each overrides the environment variable of the same meaning.
@@ -125,12 +117,12 @@ pub(crate) struct Raw {
 }
 
 /// The three layers above the defaults.
-struct Sources<'a> {
-    env: Env<'a>,
+struct Sources {
+    env: Env,
     file: Option<FileConfig>,
 }
 
-impl Sources<'_> {
+impl Sources {
     /// The highest source that sets it: the flag, then the variables in order, then the file key.
     fn get(&self, flag: Option<Raw>, vars: &[&'static str], key: &'static str) -> Option<Raw> {
         flag.or_else(|| self.env.first(vars))
@@ -190,12 +182,36 @@ const METRICS: Signal = Signal {
     headers_key: "otel_metrics_export.headers",
 };
 
+impl Flags {
+    /// The command line, with Beyla's single-dash form of the long flags
+    /// (`beyla -config FILE`, as Go programs write them) read as `--config`.
+    pub fn from_command_line(args: impl IntoIterator<Item = String>) -> Self {
+        use clap::CommandFactory;
+        let command = Self::command();
+        let long: Vec<&str> = command
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .collect();
+        let args = args.into_iter().enumerate().map(|(i, arg)| {
+            let name = arg
+                .strip_prefix('-')
+                .filter(|rest| !rest.starts_with('-'))
+                .map(|rest| rest.split('=').next().unwrap_or(rest));
+            match name {
+                Some(name) if i > 0 && long.contains(&name) => format!("-{arg}"),
+                _ => arg,
+            }
+        });
+        Self::parse_from(args.collect::<Vec<_>>())
+    }
+}
+
 impl Config {
-    /// Builds the configuration from flags, an environment lookup and the config
+    /// Builds the configuration from flags, the environment and the config
     /// file they name (read from disk).
     pub fn from_sources(
         flags: &Flags,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         Self::from_sources_with(flags, env, &|path| std::fs::read_to_string(path))
     }
@@ -203,10 +219,10 @@ impl Config {
     /// [`Config::from_sources`] with the file reading given, for tests.
     pub fn from_sources_with(
         flags: &Flags,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: impl IntoIterator<Item = (String, String)>,
         read: &dyn Fn(&str) -> std::io::Result<String>,
     ) -> Result<Self, ConfigError> {
-        let env = Env(env);
+        let env = Env::new(env);
         let path = flags
             .config
             .clone()
@@ -217,12 +233,23 @@ impl Config {
                     file: path.clone(),
                     reason: e.to_string(),
                 })?;
-                Some(FileConfig::parse(&path, &text)?)
+                Some(FileConfig::parse(&path, &text, &env)?)
             }
             None => None,
         };
+        let mut warnings: Vec<Warning> = file
+            .iter()
+            .flat_map(|f| f.unsupported.iter().cloned().map(Warning::UnsupportedKey))
+            .collect();
+        warnings.extend(env.warnings());
         let s = Sources { env, file };
-        let discovery = discovery(&s, flags)?;
+        let mut discovery = discovery(&s, flags)?;
+        // Like the service name, the agent's namespace names every process.
+        if let Some(namespace) = s.get(None, &["BEYLA_SERVICE_NAMESPACE"], "service_namespace") {
+            for entry in &mut discovery.instrument {
+                entry.namespace = Some(namespace.text().trim().to_string());
+            }
+        }
 
         // Chosen, or decided below from whether any exporter is configured.
         let trace_printer = s
@@ -238,8 +265,9 @@ impl Config {
                         ("disabled", PrinterFormat::Disabled),
                         ("text", PrinterFormat::Text),
                         ("json", PrinterFormat::Json),
+                        ("json_indent", PrinterFormat::JsonIndent),
                     ],
-                    "one of disabled, text, json",
+                    "one of disabled, text, json, json_indent",
                 )
             })
             .transpose()?;
@@ -350,9 +378,23 @@ impl Config {
             Duration::from_secs(10),
         )?;
         let service_name = s
-            .env
-            .get("OTEL_SERVICE_NAME")
+            .get(
+                None,
+                &["OTEL_SERVICE_NAME", "BEYLA_SERVICE_NAME"],
+                "service_name",
+            )
             .map(|raw| raw.text().trim().to_string());
+        let log_format = or_default(
+            s.get(None, &["BEYLA_LOG_FORMAT"], "log_format"),
+            |raw| {
+                parse::one_of(
+                    raw,
+                    &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+                    "one of text, json",
+                )
+            },
+            LogFormat::Text,
+        )?;
         let resource_attributes = or_default(
             s.env.get("OTEL_RESOURCE_ATTRIBUTES"),
             parse::attributes,
@@ -376,82 +418,168 @@ impl Config {
                 prometheus,
             },
             log_level,
+            log_format,
             ebpf,
             sampler,
             shutdown_timeout,
             service_name,
             resource_attributes,
+            warnings,
         })
     }
 }
 
-/// The flags or variables form one entry that replaces the file's lists;
-/// exclusions come from the file only.
-fn discovery(s: &Sources, flags: &Flags) -> Result<DiscoveryConfig, ConfigError> {
-    let file_entries = |key, ports_field, glob: bool| -> Result<Vec<Selection>, ConfigError> {
-        let Some(file) = &s.file else {
-            return Ok(Vec::new());
-        };
-        file.entries(key)
-            .into_iter()
-            .map(|entry| {
-                let open_ports = entry
-                    .get(ports_field)
-                    .as_ref()
-                    .map(parse::ports)
-                    .transpose()?;
-                let exe_path = match entry.get("exe_path") {
-                    Some(raw) if glob => Some(parse::glob(&raw)?),
-                    Some(raw) => Some(parse::regex(&raw)?),
-                    None => None,
-                };
-                if open_ports.is_none() && exe_path.is_none() {
-                    return Err(entry.empty(if ports_field == "open_port" {
-                        "open_port or exe_path"
-                    } else {
-                        "open_ports or exe_path"
-                    }));
-                }
-                let text = |field| entry.get(field).map(|raw| raw.text());
-                let (name, namespace) = if key.starts_with("discovery.exclude") {
-                    (None, None)
-                } else {
-                    (text("name"), text("namespace"))
-                };
-                Ok(Selection {
-                    name,
-                    namespace,
-                    open_ports,
-                    exe_path,
-                })
-            })
-            .collect()
-    };
-    let mut exclude = file_entries("discovery.exclude_services", "open_port", false)?;
-    exclude.extend(file_entries(
-        "discovery.exclude_instrument",
-        "open_ports",
-        true,
-    )?);
+/// Beyla's default exclusions (`default_exclude_instrument`): itself, OBI,
+/// Grafana Alloy and the OpenTelemetry Collector. Its Kubernetes namespaces
+/// need Kubernetes metadata, which this agent does not read yet.
+const DEFAULT_EXCLUDE_EXE: &str =
+    "{*beyla,*alloy,*prometheus-config-reloader,*ebpf-instrument,*obi,*otelcol,*otelcol-contrib,*otelcol-contrib[!/]*}";
 
-    let open_ports = flag(&flags.open_port, "open-port").or_else(|| s.env.get("BEYLA_OPEN_PORT"));
-    let exe_path = flag(&flags.executable_name, "executable-name")
-        .or_else(|| s.env.get("BEYLA_EXECUTABLE_NAME"));
-    if open_ports.is_some() || exe_path.is_some() {
-        let entry = Selection {
-            name: None,
-            namespace: None,
-            open_ports: open_ports.as_ref().map(parse::ports).transpose()?,
-            exe_path: exe_path.as_ref().map(parse::regex).transpose()?,
+/// How the entries of one list are written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Patterns {
+    /// `instrument` lists: `exe_path` and `cmd_args` are globs.
+    Glob,
+    /// `services` lists (Beyla's older form): regular expressions.
+    Regex,
+}
+
+/// Criteria of Beyla's that an entry may have and this agent cannot check
+/// yet: such an entry selects nothing here (each key was warned about).
+const UNCHECKED_CRITERIA: &[&str] = &[
+    "container_name",
+    "languages",
+    "target_pids",
+    "k8s_namespace",
+    "k8s_pod_name",
+    "k8s_deployment_name",
+    "k8s_replicaset_name",
+    "k8s_statefulset_name",
+    "k8s_daemonset_name",
+    "k8s_cronjob_name",
+    "k8s_job_name",
+    "k8s_owner_name",
+    "k8s_container_name",
+    "k8s_pod_labels",
+    "k8s_pod_annotations",
+];
+
+fn file_entries(
+    s: &Sources,
+    key: &'static str,
+    patterns: Patterns,
+) -> Result<Vec<Selection>, ConfigError> {
+    let Some(file) = &s.file else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for entry in file.entries(key) {
+        let pattern = |raw: &Raw| match patterns {
+            Patterns::Glob => parse::glob(raw),
+            Patterns::Regex => parse::regex(raw),
         };
-        return Ok(DiscoveryConfig {
-            instrument: vec![entry],
-            exclude,
+        let open_ports = match patterns {
+            Patterns::Glob => entry.get("open_ports"),
+            Patterns::Regex => match (entry.get("open_ports"), entry.get("open_port")) {
+                (Some(_), Some(second)) => {
+                    return Err(second.invalid("open_ports or open_port, not both"))
+                }
+                (ports, port) => ports.or(port),
+            },
+        };
+        let exe_path = match patterns {
+            Patterns::Glob => entry.get("exe_path"),
+            // Beyla reads `exe_path_regexp` (its 1.0 name) when `exe_path` is unset.
+            Patterns::Regex => entry
+                .get("exe_path")
+                .or_else(|| entry.get("exe_path_regexp")),
+        };
+        let selection = Selection {
+            name: entry.get("name").map(|raw| raw.text()),
+            namespace: entry.get("namespace").map(|raw| raw.text()),
+            open_ports: open_ports.as_ref().map(parse::ports).transpose()?,
+            exe_path: exe_path.as_ref().map(pattern).transpose()?,
+            cmd_args: entry.get("cmd_args").as_ref().map(pattern).transpose()?,
+            containers_only: or_default(entry.get("containers_only"), parse::boolean, false)?,
+        };
+        if selection.selects_something() {
+            out.push(selection);
+        } else if !entry.written().any(|k| UNCHECKED_CRITERIA.contains(&k)) {
+            return Err(entry.empty("open_ports, exe_path or cmd_args"));
+        }
+    }
+    Ok(out)
+}
+
+/// The lists of the file, with the top-level selection (flags, `open_port`,
+/// `executable_name`, `BEYLA_AUTO_TARGET_EXE`) as one more entry, as Beyla
+/// adds it.
+fn discovery(s: &Sources, flags: &Flags) -> Result<DiscoveryConfig, ConfigError> {
+    let mut instrument = file_entries(s, "discovery.services", Patterns::Regex)?;
+    instrument.extend(file_entries(s, "discovery.instrument", Patterns::Glob)?);
+    let mut exclude = file_entries(s, "discovery.exclude_services", Patterns::Regex)?;
+    exclude.extend(file_entries(
+        s,
+        "discovery.exclude_instrument",
+        Patterns::Glob,
+    )?);
+    exclude.extend(file_entries(
+        s,
+        "discovery.default_exclude_services",
+        Patterns::Regex,
+    )?);
+    let defaults_written = s.file.as_ref().is_some_and(|f| {
+        f.has("discovery.default_exclude_instrument") || f.has("discovery.default_exclude_services")
+    });
+    if defaults_written {
+        exclude.extend(file_entries(
+            s,
+            "discovery.default_exclude_instrument",
+            Patterns::Glob,
+        )?);
+    } else {
+        exclude.push(Selection {
+            exe_path: Some(
+                parse::glob(&Raw {
+                    value: DEFAULT_EXCLUDE_EXE.into(),
+                    origin: Origin::File {
+                        file: "(defaults)".into(),
+                        key: "discovery.default_exclude_instrument[0].exe_path".into(),
+                    },
+                })
+                .expect("the default exclusion is a valid glob"),
+            ),
+            ..Selection::default()
         });
     }
-    let mut instrument = file_entries("discovery.services", "open_port", false)?;
-    instrument.extend(file_entries("discovery.instrument", "open_ports", true)?);
-    if instrument.is_empty() {
+
+    let open_ports = s.get(
+        flag(&flags.open_port, "open-port"),
+        &["BEYLA_OPEN_PORT"],
+        "open_port",
+    );
+    // Beyla prefers the glob of BEYLA_AUTO_TARGET_EXE to the older regex.
+    let exe_path = match s.env.get("BEYLA_AUTO_TARGET_EXE") {
+        Some(glob) if flags.executable_name.is_none() => Some(parse::glob(&glob)?),
+        _ => s
+            .get(
+                flag(&flags.executable_name, "executable-name"),
+                &["BEYLA_EXECUTABLE_NAME"],
+                "executable_name",
+            )
+            .as_ref()
+            .map(parse::regex)
+            .transpose()?,
+    };
+    if open_ports.is_some() || exe_path.is_some() {
+        instrument.push(Selection {
+            open_ports: open_ports.as_ref().map(parse::ports).transpose()?,
+            exe_path,
+            ..Selection::default()
+        });
+    }
+    let written = |key| s.file.as_ref().is_some_and(|f| !f.entries(key).is_empty());
+    if instrument.is_empty() && !written("discovery.services") && !written("discovery.instrument") {
         return Err(ConfigError::NoSelection);
     }
     Ok(DiscoveryConfig {
@@ -493,7 +621,7 @@ fn otlp(s: &Sources, signal: &Signal) -> Result<Option<(SignalConfig, Raw)>, Con
     // The common variable is a base URL for all signals (OpenTelemetry spec);
     // a signal's own endpoint is complete unless it has no path at all.
     if protocol == OtlpProtocol::HttpProtobuf {
-        let base = endpoint.origin == Origin::Env("OTEL_EXPORTER_OTLP_ENDPOINT");
+        let base = endpoint.origin == Origin::Env("OTEL_EXPORTER_OTLP_ENDPOINT".into());
         let path = url
             .split_once("://")
             .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
@@ -559,7 +687,8 @@ fn sampler(s: &Sources) -> Result<SamplerConfig, ConfigError> {
     })
 }
 
-/// The variable is in milliseconds (OpenTelemetry), the file key a duration (Beyla).
+/// Beyla's order: its own variable (a duration), the file key (a duration),
+/// then OpenTelemetry's variable (milliseconds).
 fn metrics_interval(s: &Sources) -> Result<Duration, ConfigError> {
     let positive = |d: Duration, raw: &Raw| {
         if d.is_zero() {
@@ -568,12 +697,15 @@ fn metrics_interval(s: &Sources) -> Result<Duration, ConfigError> {
             Ok(d)
         }
     };
-    match s.get(
+    if let Some(raw) = s.get(
         None,
-        &["OTEL_METRIC_EXPORT_INTERVAL"],
+        &["BEYLA_METRICS_INTERVAL"],
         "otel_metrics_export.interval",
     ) {
-        Some(raw) if matches!(raw.origin, Origin::Env(_)) => {
+        return positive(parse::duration(&raw)?, &raw);
+    }
+    match s.env.get("OTEL_METRIC_EXPORT_INTERVAL") {
+        Some(raw) => {
             let ms = parse::integer(
                 &raw,
                 1..=u64::MAX,
@@ -581,7 +713,6 @@ fn metrics_interval(s: &Sources) -> Result<Duration, ConfigError> {
             )?;
             Ok(Duration::from_millis(ms))
         }
-        Some(raw) => positive(parse::duration(&raw)?, &raw),
         None => Ok(Duration::from_secs(60)),
     }
 }

@@ -10,7 +10,7 @@ use beyla_pipeline::export::otlp::SignalConfig;
 use beyla_pipeline::export::PrinterFormat;
 use beyla_pipeline::sample::SamplerConfig;
 
-use super::{Config, IgnoreMode, OtlpProtocol, Selection, Unmatched};
+use super::{Config, IgnoreMode, LogFormat, OtlpProtocol, Selection, Unmatched};
 
 /// What a masked secret shows.
 pub const MASK: &str = "***";
@@ -44,10 +44,16 @@ fn entries(selection: &[Selection], with_names: bool) -> Value {
                     }
                 }
                 if let Some(ports) = &entry.open_ports {
-                    pairs.push(("open_port", text(ports.to_string())));
+                    pairs.push(("open_ports", text(ports.to_string())));
                 }
                 if let Some(exe) = &entry.exe_path {
                     pairs.push(("exe_path", text(exe.as_str())));
+                }
+                if let Some(args) = &entry.cmd_args {
+                    pairs.push(("cmd_args", text(args.as_str())));
+                }
+                if entry.containers_only {
+                    pairs.push(("containers_only", Value::from(true)));
                 }
                 map(pairs)
             })
@@ -82,11 +88,15 @@ impl Config {
             PrinterFormat::Disabled => "disabled",
             PrinterFormat::Text => "text",
             PrinterFormat::Json => "json",
+            PrinterFormat::JsonIndent => "json_indent",
         };
-        let mut discovery = vec![("services", entries(&self.discovery.instrument, true))];
-        if !self.discovery.exclude.is_empty() {
-            discovery.push(("exclude_services", entries(&self.discovery.exclude, false)));
-        }
+        // Every exclusion, the default one included, is shown; so the
+        // defaults are off in what is shown.
+        let discovery = vec![
+            ("services", entries(&self.discovery.instrument, true)),
+            ("exclude_services", entries(&self.discovery.exclude, false)),
+            ("default_exclude_instrument", Value::Sequence(Vec::new())),
+        ];
         let (sampler, arg) = match self.sampler {
             SamplerConfig::AlwaysOn => ("always_on", None),
             SamplerConfig::AlwaysOff => ("always_off", None),
@@ -105,6 +115,13 @@ impl Config {
 
         let mut root = vec![
             ("log_level", text(self.log_level.to_string())),
+            (
+                "log_format",
+                text(match self.log_format {
+                    LogFormat::Text => "text",
+                    LogFormat::Json => "json",
+                }),
+            ),
             ("trace_printer", text(printer)),
             (
                 "shutdown_timeout",

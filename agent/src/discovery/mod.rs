@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::{DiscoveryConfig, Selection};
+use crate::config::{DiscoveryConfig, ProcessFacts, Selection};
 use crate::ebpf::{PidFilter, TlsAttacher};
 use beyla_pipeline::model::{Pid, Registry, Resource};
 
@@ -125,7 +125,7 @@ impl Discovery {
         let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
             .unwrap_or_else(|_| String::from_utf8_lossy(filename).into_owned().into());
         let selection = Self::decides_at_exec(&self.config)
-            .then(|| select(&self.config, &exe, None))
+            .then(|| select(&self.config, pid, &exe, None))
             .flatten()
             .cloned();
         match selection {
@@ -136,18 +136,14 @@ impl Discovery {
 
     /// Brings the traced set in line with /proc. Returns how many processes are traced.
     pub fn scan(&mut self) -> usize {
-        let want_ports = self
-            .config
-            .instrument
-            .iter()
-            .chain(&self.config.exclude)
-            .any(|s| s.open_ports.is_some());
+        let want_ports = self.config.needs_ports();
         let mut seen = HashSet::new();
         for proc in scan::scan(want_ports) {
             if proc.pid == self.own_pid {
                 continue;
             }
-            let Some(selection) = select(&self.config, &proc.exe, Some(&proc.listening)).cloned()
+            let Some(selection) =
+                select(&self.config, proc.pid, &proc.exe, Some(&proc.listening)).cloned()
             else {
                 continue;
             };
@@ -189,35 +185,36 @@ impl Discovery {
     }
 }
 
-/// The first `instrument` entry that selects a process no `exclude` entry selects.
-/// `listening` is None at exec time, when ports cannot be known yet.
+/// The entry that selects a process, by the configuration's rule, from what
+/// /proc tells of it. `listening` is None at exec time, when ports cannot be
+/// known yet; the command line and network namespace are read only when an
+/// entry asks for them.
 fn select<'a>(
     config: &'a DiscoveryConfig,
+    pid: Pid,
     exe: &Path,
     listening: Option<&HashSet<u16>>,
 ) -> Option<&'a Selection> {
-    if config.exclude.iter().any(|s| selects(s, exe, listening)) {
-        return None;
-    }
-    config
-        .instrument
-        .iter()
-        .find(|s| selects(s, exe, listening))
-}
-
-/// Whether one entry selects a process: it has a criterion, and all its criteria hold.
-fn selects(selection: &Selection, exe: &Path, listening: Option<&HashSet<u16>>) -> bool {
-    let exe_ok = selection
-        .exe_path
-        .as_ref()
-        .is_none_or(|re| re.is_match(&exe.to_string_lossy()));
-    let ports_ok = match (&selection.open_ports, listening) {
-        (None, _) => true,
-        (Some(ports), Some(listening)) => listening.iter().any(|&p| ports.contains(p)),
-        (Some(_), None) => false,
+    let cmd_args = config
+        .needs_cmd_args()
+        .then(|| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
+        .flatten()
+        .map(|cmdline| crate::config::cmd_args(&cmdline));
+    let netns = |pid: &str| {
+        std::fs::metadata(format!("/proc/{pid}/ns/net"))
+            .ok()
+            .map(|m| std::os::linux::fs::MetadataExt::st_ino(&m))
     };
-    let has_criterion = selection.exe_path.is_some() || selection.open_ports.is_some();
-    has_criterion && exe_ok && ports_ok
+    let in_container = config
+        .needs_netns()
+        .then(|| Some(netns(&pid.to_string())? != netns("self")?))
+        .flatten();
+    config.select(&ProcessFacts {
+        exe,
+        cmd_args: cmd_args.as_deref(),
+        listening,
+        in_container,
+    })
 }
 
 /// One variable of a process's environment (root reads every /proc/PID/environ).

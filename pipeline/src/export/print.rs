@@ -15,6 +15,8 @@ pub enum PrinterFormat {
     Text,
     /// One JSON object per span per line.
     Json,
+    /// One indented JSON object per span (Beyla's `json_indent`).
+    JsonIndent,
 }
 
 /// Writes spans until the channel closes; flushes whenever it runs dry.
@@ -23,7 +25,8 @@ pub fn run(rx: async_channel::Receiver<Arc<Span>>, format: PrinterFormat) {
     let mut out = io::BufWriter::new(stdout.lock());
     while let Ok(span) = rx.recv_blocking() {
         let written = match format {
-            PrinterFormat::Json => write_json(&mut out, &span),
+            PrinterFormat::Json => write_json(&mut out, &span, false),
+            PrinterFormat::JsonIndent => write_json(&mut out, &span, true),
             PrinterFormat::Text => write_text(&mut out, &span),
             PrinterFormat::Disabled => Ok(()),
         };
@@ -94,7 +97,8 @@ struct SpanJson<'a> {
     resource: ResourceJson<'a>,
 }
 
-pub fn write_json(out: &mut impl Write, span: &Span) -> io::Result<()> {
+/// `indent`: over several lines, indented, as Beyla's `json_indent` prints.
+pub fn write_json(out: &mut impl Write, span: &Span, indent: bool) -> io::Result<()> {
     let r = &span.request;
     let (server, server_port, client) = r.conn.endpoints(r.kind);
     let json = SpanJson {
@@ -123,7 +127,11 @@ pub fn write_json(out: &mut impl Write, span: &Span) -> io::Result<()> {
             pid: r.pid.0,
         },
     };
-    serde_json::to_writer(&mut *out, &json)?;
+    if indent {
+        serde_json::to_writer_pretty(&mut *out, &json)?;
+    } else {
+        serde_json::to_writer(&mut *out, &json)?;
+    }
     out.write_all(b"\n")
 }
 
@@ -200,8 +208,17 @@ mod tests {
     #[test]
     fn json_line_has_the_documented_shape() {
         let mut out = Vec::new();
-        write_json(&mut out, &span()).unwrap();
+        write_json(&mut out, &span(), false).unwrap();
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+        let mut indented = Vec::new();
+        write_json(&mut indented, &span(), true).unwrap();
+        assert!(indented.starts_with(b"{\n  \"traceId\""));
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::from_slice::<serde_json::Value>(&indented).unwrap(),
+            "json_indent prints the same object"
+        );
         assert_eq!(
             v,
             serde_json::json!({

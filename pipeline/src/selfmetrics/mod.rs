@@ -17,6 +17,10 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -43,6 +47,9 @@ pub struct SelfMetrics {
     /// Spans dropped because an exporter was behind.
     pub spans_dropped: Counter,
     pub spans_created: Counter,
+    /// Beyla's settings (keys and variables) given to the agent that it does
+    /// not implement yet: each was warned about at start-up and ignored.
+    pub config_settings_ignored: Counter,
     pub otlp: Arc<OtlpStats>,
 }
 

@@ -516,6 +516,12 @@ impl Collector for SelfMetricsCollector {
         )?;
         counter(
             e,
+            "beyla_config_settings_ignored",
+            "Beyla's configuration keys and variables given but not supported yet (each warned about at start-up).",
+            m.config_settings_ignored.get(),
+        )?;
+        counter(
+            e,
             "beyla_parse_errors",
             "Malformed HTTP messages skipped.",
             m.parse_errors.get(),

@@ -2,6 +2,9 @@ use std::time::Duration;
 
 use log::LevelFilter;
 
+mod docs;
+mod reference;
+
 use super::*;
 use crate::ebpf::DEFAULT_CAPTURE;
 use beyla_pipeline::export::otlp::SignalConfig;
@@ -18,11 +21,7 @@ fn load(
     let text = file.map(|(_, text)| text.to_string());
     Config::from_sources_with(
         &flags,
-        &|name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        },
+        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
         &|_| {
             text.clone().ok_or_else(|| {
                 std::io::Error::new(
@@ -216,11 +215,7 @@ fn bad_configurations_are_refused_with_one_exact_message() {
         ),
         (
             "ebpf:\n  zzz: 1\n",
-            "unknown key ebpf.zzz in beyla-config.yml; known keys here: wakeup_len, track_request_headers, high_request_volume, capture_size",
-        ),
-        (
-            "discovery:\n  services:\n    - k8s_namespace: production\n",
-            "unknown key discovery.services[0].k8s_namespace in beyla-config.yml; Kubernetes selectors are not supported yet; known keys here: name, namespace, open_port, exe_path",
+            "unknown key ebpf.zzz in beyla-config.yml; known keys here: capture_size, high_request_volume, track_request_headers, wakeup_len (and 29 more of Beyla's, not supported yet)",
         ),
         (
             "discovery: {services: {open_port: 80}}",
@@ -264,7 +259,7 @@ fn bad_configurations_are_refused_with_one_exact_message() {
         ),
         (
             "discovery: {services: [{name: lonely}]}",
-            "discovery.services[0] in beyla-config.yml selects no process: expected open_port or exe_path",
+            "discovery.services[0] in beyla-config.yml selects no process: expected open_ports, exe_path or cmd_args",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {sampler: {name: sometimes}}",
@@ -352,7 +347,7 @@ fn bad_configurations_are_refused_with_one_exact_message() {
         ),
         (
             "discovery: {services: [{open_port: 80}]}\ntrace_printer: xml",
-            "invalid value \"xml\" for key trace_printer in beyla-config.yml: expected one of disabled, text, json",
+            "invalid value \"xml\" for key trace_printer in beyla-config.yml: expected one of disabled, text, json, json_indent",
         ),
         (
             "log_level: INFO\n",
@@ -429,17 +424,18 @@ fn precedence_file_then_env_then_flag() {
         (c.log_level, c.export.trace_printer, c.capture_size),
         (LevelFilter::Warn, PrinterFormat::Json, 256)
     );
-    // The variable's entry replaces the file's selection; exclusions stay.
-    assert_eq!(c.discovery.instrument.len(), 1);
-    assert!(
-        c.discovery.instrument[0].name.is_none()
-            && c.discovery.instrument[0]
-                .open_ports
-                .as_ref()
-                .unwrap()
-                .contains(8080)
-    );
-    assert_eq!(c.discovery.exclude.len(), 1);
+    // The variable's entry comes after the file's, as Beyla adds it;
+    // exclusions stay, the default one after the user's.
+    assert_eq!(c.discovery.instrument.len(), 2);
+    assert_eq!(c.discovery.instrument[0].name.as_deref(), Some("web"));
+    let added = &c.discovery.instrument[1];
+    assert!(added.name.is_none() && added.open_ports.as_ref().unwrap().contains(8080));
+    assert_eq!(c.discovery.exclude.len(), 2);
+    assert!(c.discovery.exclude[1]
+        .exe_path
+        .as_ref()
+        .unwrap()
+        .is_match("/usr/local/bin/otelcol-contrib"));
 
     let flags = Flags {
         log_level: Some("debug".into()),
@@ -448,7 +444,7 @@ fn precedence_file_then_env_then_flag() {
     };
     let c = load(file, &env, flags).unwrap();
     assert_eq!((c.log_level, c.capture_size), (LevelFilter::Debug, 256));
-    let ports = c.discovery.instrument[0].open_ports.as_ref().unwrap();
+    let ports = c.discovery.instrument[1].open_ports.as_ref().unwrap();
     assert!(ports.contains(9000) && !ports.contains(8080));
 }
 
@@ -574,7 +570,7 @@ fn globs_and_durations() {
     let glob = |g: &str| {
         parse::glob(&Raw {
             value: g.into(),
-            origin: Origin::Env("T"),
+            origin: Origin::Env("T".into()),
         })
         .map(|re| re.as_str().to_string())
     };
@@ -584,7 +580,7 @@ fn globs_and_durations() {
     let duration = |d: &str| {
         parse::duration(&Raw {
             value: d.into(),
-            origin: Origin::Env("T"),
+            origin: Origin::Env("T".into()),
         })
     };
     assert_eq!(
@@ -616,7 +612,7 @@ fn env_and_flags_alone_still_work() {
     assert_eq!(bad(&[("BEYLA_OPEN_PORT", "80-")]), "invalid value \"80-\" for environment variable BEYLA_OPEN_PORT: expected a port from 1 to 65535, a comma-separated list such as 80,443, or a range such as 8000-8090");
     assert_eq!(
         bad(&[("BEYLA_OPEN_PORT", "1"), ("BEYLA_TRACE_PRINTER", "xml")]),
-        "invalid value \"xml\" for environment variable BEYLA_TRACE_PRINTER: expected one of disabled, text, json"
+        "invalid value \"xml\" for environment variable BEYLA_TRACE_PRINTER: expected one of disabled, text, json, json_indent"
     );
     assert_eq!(
         bad(&[("BEYLA_EXECUTABLE_NAME", "(")]),
@@ -644,132 +640,6 @@ fn env_and_flags_alone_still_work() {
     );
 }
 
-/// docs/configuration.md: rows of its tables whose first cell is a key or a
-/// variable in backticks, with the row's cells.
-fn documented_rows() -> Vec<Vec<String>> {
-    include_str!("../../../docs/configuration.md")
-        .lines()
-        .filter(|line| line.starts_with("| `"))
-        .map(|line| {
-            line.trim_matches('|')
-                .split(" | ")
-                .map(|cell| cell.trim().to_string())
-                .collect()
-        })
-        .collect()
-}
-
-fn unquote(cell: &str) -> &str {
-    cell.strip_prefix('`')
-        .and_then(|c| c.strip_suffix('`'))
-        .unwrap_or(cell)
-}
-
-fn documented_keys() -> Vec<(String, String)> {
-    documented_rows()
-        .into_iter()
-        .filter(|row| unquote(&row[0]).starts_with(|c: char| c.is_ascii_lowercase()))
-        // key | type | default | example | meaning
-        .map(|row| (unquote(&row[0]).to_string(), unquote(&row[3]).to_string()))
-        .collect()
-}
-
-fn documented_vars() -> Vec<String> {
-    documented_rows()
-        .into_iter()
-        .map(|row| unquote(&row[0]).to_string())
-        .filter(|cell| cell.starts_with(|c: char| c.is_ascii_uppercase()))
-        .collect()
-}
-
-/// Sets a dotted key in a YAML tree; `x[]` goes into the first entry of list x.
-fn set(node: &mut serde_yaml_ng::Value, parts: &[&str], value: serde_yaml_ng::Value) {
-    use serde_yaml_ng::Value;
-    let map = node.as_mapping_mut().unwrap();
-    match parts {
-        [last] => {
-            map.insert((*last).into(), value);
-        }
-        [part, rest @ ..] => match part.strip_suffix("[]") {
-            Some(list) => {
-                let entries = map
-                    .entry(list.into())
-                    .or_insert_with(|| Value::Sequence(vec![]));
-                let entries = entries.as_sequence_mut().unwrap();
-                if entries.is_empty() {
-                    // An entry must select something before the key is added.
-                    let ports = if list.ends_with("instrument") {
-                        "open_ports"
-                    } else {
-                        "open_port"
-                    };
-                    entries.push(serde_yaml_ng::from_str(&format!("{{{ports}: 80}}")).unwrap());
-                }
-                set(&mut entries[0], rest, value);
-            }
-            None => {
-                let inner = map
-                    .entry((*part).into())
-                    .or_insert_with(|| Value::Mapping(Default::default()));
-                set(inner, rest, value);
-            }
-        },
-        [] => unreachable!("keys are not empty"),
-    }
-}
-
-#[test]
-fn every_documented_key_loads_with_its_example() {
-    let keys = documented_keys();
-    assert!(
-        keys.len() > 30,
-        "docs/configuration.md: key tables not found"
-    );
-    for (key, example) in keys {
-        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&example)
-            .unwrap_or_else(|e| panic!("{key}: example {example:?}: {e}"));
-        // A base that selects something, with the key set in it.
-        let mut root: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str("discovery: {services: [{open_port: 80}]}").unwrap();
-        let parts: Vec<&str> = key.split('.').collect();
-        set(&mut root, &parts, value);
-        let text = serde_yaml_ng::to_string(&root).unwrap();
-        if let Err(e) = yaml(&text) {
-            panic!("documented key {key} with example {example:?} does not load: {e}\n{text}");
-        }
-    }
-}
-
-#[test]
-fn every_known_key_is_documented() {
-    let documented: Vec<String> = documented_keys().into_iter().map(|(k, _)| k).collect();
-    for (key, kind) in file::KEYS {
-        if !matches!(kind, file::Kind::Section | file::Kind::Entries) {
-            assert!(
-                documented.iter().any(|d| d == key),
-                "{key} is not documented in docs/configuration.md"
-            );
-        }
-    }
-}
-
-#[test]
-fn every_variable_is_documented_and_read() {
-    let documented = documented_vars();
-    for var in env::VARS {
-        assert!(
-            documented.iter().any(|d| d == var),
-            "{var} is not documented in docs/configuration.md"
-        );
-    }
-    for var in &documented {
-        assert!(
-            env::VARS.contains(&var.as_str()),
-            "{var} is documented but never read"
-        );
-    }
-}
-
 #[test]
 fn printer_defaults_to_text_only_without_exporters() {
     let bare = yaml("discovery: {services: [{open_port: 80}]}").unwrap();
@@ -783,4 +653,197 @@ fn printer_defaults_to_text_only_without_exporters() {
     let asked =
         yaml("discovery: {services: [{open_port: 80}]}\nprometheus_export: {port: 9090}\ntrace_printer: json").unwrap();
     assert_eq!(asked.export.trace_printer, PrinterFormat::Json);
+}
+
+#[test]
+fn beylas_keys_not_implemented_are_warned_once_and_ignored() {
+    let c = load(
+        Some((
+            "beyla-config.yml",
+            "attributes:\n  kubernetes:\n    enable: true\n    cluster_name: prod\n\
+             discovery:\n  instrument:\n    - k8s_namespace: shop\n      open_ports: 80\n    - k8s_namespace: web\n  survey:\n    - exe_path: '*'\n\
+             network:\n  enable: true\n",
+        )),
+        &[],
+        Flags::default(),
+    )
+    .unwrap();
+    let warnings: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        warnings,
+        [
+            "key attributes.kubernetes.cluster_name: not supported yet, ignored",
+            "key attributes.kubernetes.enable: not supported yet, ignored",
+            "key discovery.instrument[0].k8s_namespace: not supported yet, ignored",
+            "key discovery.survey[0].exe_path: not supported yet, ignored",
+            "key network.enable: not supported yet, ignored",
+        ]
+    );
+    assert!(c.warnings.iter().all(Warning::is_unsupported));
+    // The entry with only a Kubernetes criterion selects nothing; the other stays.
+    assert_eq!(c.discovery.instrument.len(), 1);
+    // A misspelt key inside a warned section is still a mistake.
+    assert_eq!(
+        message("network:\n  enabel: true\n"),
+        "unknown key network.enabel in beyla-config.yml; did you mean network.enable?"
+    );
+}
+
+#[test]
+fn variables_obi_aliases_and_unknown_names() {
+    let vars = [
+        ("OTEL_EBPF_OPEN_PORT", "9000"),
+        ("BEYLA_OPEN_PORT", "8000"),
+        ("OTEL_EBPF_KUBE_METADATA_ENABLE", "true"),
+        ("BEYLA_KUBE_METADATA_ENABLE", "true"),
+        ("BEYLA_TRACE_PRINTR", "json"),
+        ("BEYLA_SERVICE_HOST", "10.0.0.1"),
+        ("BEYLA_PORT_9090_TCP_ADDR", "10.0.0.1"),
+        ("BEYLA_OTEL_METRICS_FEATURES", "application"),
+    ];
+    let c = load(None, &vars, Flags::default()).unwrap();
+    // OBI's name wins over Beyla's, as in Beyla.
+    let ports = c.discovery.instrument[0].open_ports.as_ref().unwrap();
+    assert!(ports.contains(9000) && !ports.contains(8000));
+    let warnings: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        warnings,
+        [
+            "variable BEYLA_KUBE_METADATA_ENABLE: not supported yet, ignored",
+            "variable BEYLA_OTEL_METRICS_FEATURES: not supported yet, ignored",
+            "variable BEYLA_TRACE_PRINTR is not one of Beyla's, ignored; did you mean BEYLA_TRACE_PRINTER?",
+        ]
+    );
+    assert_eq!(c.warnings.iter().filter(|w| w.is_unsupported()).count(), 2);
+    assert_eq!(
+        load(None, &[("OTEL_EBPF_OPEN_PORT", "x")], Flags::default())
+            .unwrap_err()
+            .to_string(),
+        "invalid value \"x\" for environment variable OTEL_EBPF_OPEN_PORT: expected a port from 1 to 65535, a comma-separated list such as 80,443, or a range such as 8000-8090"
+    );
+}
+
+#[test]
+fn file_refers_to_the_environment_and_refuses_duplicates() {
+    let text = "discovery:\n  instrument:\n    - open_ports: ${PORT}\n      name: ${NAME:-fallback}\n      exe_path: '${env:EXE}'\n      namespace: '$${NOT_A_VARIABLE}'\n";
+    let c = load(
+        Some(("beyla-config.yml", text)),
+        &[("PORT", "8080"), ("EXE", "*/python3")],
+        Flags::default(),
+    )
+    .unwrap();
+    let entry = &c.discovery.instrument[0];
+    assert!(entry.open_ports.as_ref().unwrap().contains(8080));
+    assert_eq!(entry.name.as_deref(), Some("fallback"));
+    assert!(entry
+        .exe_path
+        .as_ref()
+        .unwrap()
+        .is_match("/usr/bin/python3"));
+    assert_eq!(entry.namespace.as_deref(), Some("${NOT_A_VARIABLE}"));
+    assert_eq!(
+        message("discovery: {services: [{open_ports: 80}]}\nebpf:\n  wakeup_len: 1\n  wakeup_len: 2\n"),
+        "cannot parse config file beyla-config.yml as YAML: ebpf: duplicate entry with key \"wakeup_len\" at line 3 column 3"
+    );
+    assert_eq!(
+        load(
+            Some(("beyla.toml", "[ebpf]\nwakeup_len = 1\nwakeup_len = 2\n")),
+            &[("BEYLA_OPEN_PORT", "80")],
+            Flags::default()
+        )
+        .unwrap_err()
+        .to_string(),
+        "cannot parse config file beyla.toml as TOML: duplicate key at line 3 column 1"
+    );
+    // Merge keys, as yaml.v3 reads them.
+    let c = yaml("base: &base {open_ports: 80}\n").unwrap_err();
+    assert!(c.to_string().starts_with("unknown key base"), "{c}");
+    let c = yaml("discovery:\n  instrument:\n    - &web {open_ports: 8080, name: web}\n    - <<: *web\n      name: web2\n").unwrap();
+    assert_eq!(c.discovery.instrument[1].name.as_deref(), Some("web2"));
+    assert!(c.discovery.instrument[1]
+        .open_ports
+        .as_ref()
+        .unwrap()
+        .contains(8080));
+}
+
+#[test]
+fn beylas_single_dash_flags() {
+    let args = |a: &[&str]| Flags::from_command_line(a.iter().map(|s| s.to_string()));
+    let flags = args(&["beyla", "-config", "/etc/beyla.yml", "-check-config"]);
+    assert_eq!(flags.config.as_deref(), Some("/etc/beyla.yml"));
+    assert!(flags.check_config);
+    let flags = args(&["beyla", "-config=/b.yml", "--open-port", "80"]);
+    assert_eq!(flags.config.as_deref(), Some("/b.yml"));
+    assert_eq!(flags.open_port.as_deref(), Some("80"));
+}
+
+#[test]
+fn top_level_selection_names_and_formats() {
+    let c = load(
+        Some((
+            "beyla-config.yml",
+            "open_port: 8080\nexecutable_name: python\nservice_name: shop-api\nservice_namespace: shop\nlog_format: json\ntrace_printer: json_indent\n",
+        )),
+        &[],
+        Flags::default(),
+    )
+    .unwrap();
+    let entry = &c.discovery.instrument[0];
+    assert!(entry.open_ports.as_ref().unwrap().contains(8080));
+    assert!(entry
+        .exe_path
+        .as_ref()
+        .unwrap()
+        .is_match("/usr/bin/python3"));
+    assert_eq!(entry.namespace.as_deref(), Some("shop"));
+    assert_eq!(c.service_name.as_deref(), Some("shop-api"));
+    assert_eq!(c.log_format, LogFormat::Json);
+    assert_eq!(c.export.trace_printer, PrinterFormat::JsonIndent);
+
+    // BEYLA_AUTO_TARGET_EXE is a glob over the whole path, preferred to the regex.
+    let c = load(
+        None,
+        &[
+            ("BEYLA_AUTO_TARGET_EXE", "*/server"),
+            ("BEYLA_EXECUTABLE_NAME", "python"),
+            ("BEYLA_SERVICE_NAME", "svc"),
+            ("BEYLA_METRICS_INTERVAL", "5s"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "1000"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+        ],
+        Flags::default(),
+    )
+    .unwrap();
+    let exe = c.discovery.instrument[0].exe_path.as_ref().unwrap();
+    assert!(exe.is_match("/opt/app/server") && !exe.is_match("/opt/app/server2"));
+    assert_eq!(c.service_name.as_deref(), Some("svc"));
+    assert_eq!(
+        c.export.otlp_metrics.unwrap().interval,
+        Duration::from_secs(5)
+    );
+
+    // The default exclusions stay unless the file writes its own.
+    let excluded = |c: &Config, exe: &str| {
+        c.discovery.exclude.iter().any(|s| {
+            s.matches(&ProcessFacts {
+                exe: std::path::Path::new(exe),
+                cmd_args: None,
+                listening: None,
+                in_container: None,
+            })
+        })
+    };
+    let c = yaml("discovery: {instrument: [{exe_path: '*'}]}").unwrap();
+    assert!(excluded(&c, "/usr/bin/otelcol-contrib") && excluded(&c, "/opt/alloy"));
+    assert!(!excluded(&c, "/usr/bin/python3"));
+    let c =
+        yaml("discovery: {instrument: [{exe_path: '*'}], default_exclude_instrument: []}").unwrap();
+    assert!(!excluded(&c, "/usr/bin/otelcol-contrib"));
+    let c = yaml("discovery:\n  instrument: [{exe_path: '*'}]\n  default_exclude_instrument:\n")
+        .unwrap();
+    assert!(
+        !excluded(&c, "/usr/bin/otelcol-contrib"),
+        "an empty value turns them off"
+    );
 }
