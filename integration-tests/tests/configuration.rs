@@ -372,10 +372,16 @@ fn unmatched_modes() {
             "",
             vec![
                 ("/users/42", 200, "/users/*"),
-                ("/users/abc", 200, "/users/abc"),
+                ("/users/alice", 200, "/users/alice"),
                 ("/users/deadbeef42", 200, "/users/*"),
                 ("/health", 200, "/health"),
                 ("/nope/7", 404, "/nope/*"),
+                // Beyla's documented example: an id of letters only goes too.
+                (
+                    "/document/d/CfMkAGbE_aivhFydEpaRafPuGWbmHfG/edit",
+                    404,
+                    "/document/d/*/edit",
+                ),
             ],
         ),
     ];
