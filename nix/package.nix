@@ -56,6 +56,8 @@ rustPlatform.buildRustPackage {
       ../pipeline
       ../ebpf
       ../integration-tests
+      # Read by the self-metrics test (include_str!).
+      ../docs/running.md
     ];
   };
 

@@ -19,7 +19,7 @@ use beyla_pipeline::decorate::{Decorator, Routes};
 use beyla_pipeline::export::{self, FanOut};
 use beyla_pipeline::model::{KernelEvent, Registry};
 use beyla_pipeline::sample::Sampler;
-use beyla_pipeline::selfmetrics::{SelfMetrics, Summary};
+use beyla_pipeline::selfmetrics::{Counter, SelfMetrics, Summary};
 use beyla_pipeline::trace;
 
 /// How often /proc is scanned for processes to start or stop tracing.
@@ -91,7 +91,8 @@ enum RunError {
 
 fn run(config: Config, routes: Routes) -> Result<(), RunError> {
     let metrics = Arc::new(SelfMetrics::default());
-    metrics.config_settings_ignored.add(
+    metrics.add(
+        Counter::ConfigSettingsIgnored,
         config
             .warnings
             .iter()
@@ -122,21 +123,18 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
     )));
     let instrumented = Arc::new(AtomicU64::new(lock(&discovery).scan() as u64));
 
-    let (fan_out, exporters) = export::start(
-        &config.export,
-        Sampler::from(config.sampler),
-        export::Sources {
-            self_metrics: Arc::clone(&metrics),
-            kernel_drops: {
-                let drops = Arc::clone(&drops);
-                move || drops.read()
-            },
-            instrumented: {
-                let instrumented = Arc::clone(&instrumented);
-                move || instrumented.load(Ordering::Relaxed)
-            },
+    let context = export::Context {
+        self_metrics: Arc::clone(&metrics),
+        kernel_drops: {
+            let drops = Arc::clone(&drops);
+            Arc::new(move || drops.read())
         },
-    )?;
+        instrumented: {
+            let instrumented = Arc::clone(&instrumented);
+            Arc::new(move || instrumented.load(Ordering::Relaxed))
+        },
+    };
+    let fan_out = export::start(&config.export, Sampler::from(config.sampler), &context)?;
     log::info!(
         "agent ready: {} process(es) instrumented, capture size {} bytes",
         instrumented.load(Ordering::Relaxed),
@@ -170,10 +168,9 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
     reader.drain(&mut pipeline);
     pipeline.assembler.close_all();
     pipeline.drained();
-    drop(pipeline);
+    pipeline.fan_out.finish();
     drop(scan_stop);
     let _ = scanner.join();
-    exporters.join();
     log::info!("stopped: {}", Summary(&metrics, drops.read()));
     Ok(())
 }
@@ -193,13 +190,13 @@ struct Pipeline {
 
 impl EventSink for Pipeline {
     fn event(&mut self, event: Result<KernelEvent<'_>, DecodeError>) {
-        self.metrics.events_read.inc();
+        self.metrics.inc(Counter::EventsRead);
         match event {
             Ok(KernelEvent::Data(chunk)) => self.assembler.on_data(&chunk),
             Ok(KernelEvent::Close { conn, .. }) => self.assembler.on_close(conn),
             Ok(KernelEvent::Exec { pid, filename }) => lock(&self.discovery).on_exec(pid, filename),
             Err(e) => {
-                self.metrics.events_undecodable.inc();
+                self.metrics.inc(Counter::EventsUndecodable);
                 log::debug!("undecodable ring buffer record: {e:?}");
             }
         }
@@ -207,10 +204,10 @@ impl EventSink for Pipeline {
 
     fn drained(&mut self) {
         for request in self.assembler.finished() {
-            self.metrics.spans_created.inc();
+            self.metrics.inc(Counter::SpansCreated);
             let decorated = self.decorator.decorate(request);
             self.fan_out
-                .send(decorated.span, decorated.to_traces, decorated.to_metrics);
+                .send(&decorated.span, decorated.to_traces, decorated.to_metrics);
         }
         self.fan_out.flush();
     }

@@ -10,10 +10,11 @@ use beyla_pipeline::model::{
     ConnId, ConnTuple, DataChunk, Direction, Origin, Pid, SpanId, Tid, TraceContext, TraceId,
 };
 use beyla_pipeline::protocols::http2::hpack::Decoder;
-use beyla_pipeline::protocols::http2::stitch::{Anomaly, Exchange, Hooks, Stitcher};
+use beyla_pipeline::protocols::http2::stitch::{Exchange, Stitcher};
 use beyla_pipeline::protocols::http2::{
     flags, parse_frame, Frame, FrameReader, Parse, ReadEvent, PREFACE,
 };
+use beyla_pipeline::protocols::{Anomaly, Hooks};
 use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, Throughput,
@@ -195,7 +196,7 @@ struct Counts {
     anomalies: Vec<Anomaly>,
 }
 
-impl Hooks for Counts {
+impl Hooks<Exchange> for Counts {
     fn request_started(&mut self, _tid: Tid, _traceparent: Option<&str>) -> TraceContext {
         TraceContext {
             trace_id: TraceId([1; 16]),

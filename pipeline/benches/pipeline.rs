@@ -88,7 +88,12 @@ impl Pipeline {
                 WallClock::measure(),
                 Routes::new(RoutesSettings::default()).expect("default routes"),
             ),
-            metrics: Metrics::new("bench".into(), Duration::from_secs(300), MAX_SERIES),
+            metrics: Metrics::new(
+                "bench".into(),
+                Duration::from_secs(300),
+                MAX_SERIES,
+                Arc::default(),
+            ),
             spans: Vec::new(),
             clock_ns: 1_000_000,
         }

@@ -14,4 +14,5 @@ pub mod model;
 pub mod protocols;
 pub mod sample;
 pub mod selfmetrics;
+pub mod semconv;
 pub mod trace;

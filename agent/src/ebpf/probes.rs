@@ -4,7 +4,7 @@ use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::trace_point::TracePointLink;
 use aya::programs::{TracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
-use beyla_pipeline::selfmetrics::KernelDropCounts;
+use beyla_pipeline::selfmetrics::{KernelDrop, KernelDropCounts};
 use thiserror::Error;
 
 use super::abi;
@@ -211,11 +211,13 @@ impl KernelDrops {
                 .map(|per_cpu| per_cpu.iter().sum())
                 .unwrap_or(0)
         };
-        KernelDropCounts {
-            ringbuf_full: sum(abi::DROP_RINGBUF_FULL),
-            inflight_map_full: sum(abi::DROP_ARGS_MAP_FULL),
-            connection_map_full: sum(abi::DROP_CONN_MAP_FULL),
-            tls_unknown_connection: sum(abi::DROP_TLS_UNKNOWN_CONN),
-        }
+        KernelDropCounts::read(|drop| {
+            sum(match drop {
+                KernelDrop::RingbufFull => abi::DROP_RINGBUF_FULL,
+                KernelDrop::InflightMapFull => abi::DROP_ARGS_MAP_FULL,
+                KernelDrop::ConnectionMapFull => abi::DROP_CONN_MAP_FULL,
+                KernelDrop::TlsUnknownConnection => abi::DROP_TLS_UNKNOWN_CONN,
+            })
+        })
     }
 }

@@ -1,6 +1,7 @@
 //! Per-connection assembly: kernel data chunks to finished requests. Decides
-//! which side of each connection the traced process is, recognises the
-//! protocol, and feeds the protocol's stitcher in order.
+//! which side of each connection the traced process is, asks the protocols
+//! ([`PROTOCOLS`]) which one the connection speaks, and feeds that protocol's
+//! stitcher in order. It names no protocol itself.
 
 #[cfg(test)]
 mod tests;
@@ -11,12 +12,13 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::model::{
-    ConnId, ConnTuple, DataChunk, Direction, HttpRequest, Origin, Pid, Registry, Resource, RpcCall,
-    SpanKind, Tid, TraceContext,
+    ConnId, ConnTuple, DataChunk, Direction, Origin, Pid, Registry, Request, Resource, SpanKind,
+    Tid, TraceContext,
 };
-use crate::protocols::http1::{self, stitch};
-use crate::protocols::http2;
-use crate::selfmetrics::SelfMetrics;
+use crate::protocols::{
+    Anomaly, Detection, Exchange, FirstBytes, Hooks, Protocol, Stitcher, PROTOCOLS,
+};
+use crate::selfmetrics::{Counter, SelfMetrics};
 use crate::trace::Linker;
 
 /// Connections tracked at once; beyond this new ones are dropped and counted.
@@ -25,21 +27,47 @@ const MAX_CONNECTIONS: usize = 65_536;
 const IDLE_CONNECTION_NS: u64 = 120 * 1_000_000_000;
 /// Idle connections are looked for once per this many events.
 const SWEEP_EVERY_EVENTS: u32 = 16_384;
+/// First bytes gathered over short reads before a connection whose protocol
+/// cannot yet tell is given up as unsupported.
+const MAX_DETECT_BYTES: usize = 64;
+/// Messages seen before any protocol recognised the connection (responses
+/// whose requests predate tracing), before it is given up as unsupported.
+const MAX_UNDECIDED_MESSAGES: u8 = 8;
 
-enum Protocol {
-    /// No bytes yet that tell.
-    Undecided,
-    Http1(Box<stitch::Stitcher>),
-    Http2(Box<http2::stitch::Stitcher>),
+/// What a connection speaks, as far as the bytes have told.
+enum State {
+    /// No protocol recognised yet; the first bytes of a message cut short are kept.
+    Undecided(Undecided),
+    Stitching(Box<dyn Stitcher>),
     /// Not a protocol we parse; its bytes are ignored.
     Unsupported,
+}
+
+#[derive(Default)]
+struct Undecided {
+    /// The first chunks of a message whose start could not tell yet, joined.
+    prefix: Vec<u8>,
+    /// The first of those chunks, whose times and thread the message keeps.
+    first: Option<ChunkInfo>,
+    messages: u8,
+}
+
+/// What the first read of a message cut short says besides its bytes; the
+/// joined message keeps its times, so its first byte is dated by that read.
+#[derive(Clone, Copy)]
+struct ChunkInfo {
+    tid: Tid,
+    direction: Direction,
+    start_mono_ns: u64,
+    end_mono_ns: u64,
+    bytes: u64,
 }
 
 struct Connection {
     resource: Arc<Resource>,
     tuple: ConnTuple,
     kind: Option<SpanKind>,
-    protocol: Protocol,
+    state: State,
     last_mono_ns: u64,
 }
 
@@ -57,7 +85,7 @@ pub struct Assembler {
     linker: Linker,
     /// Requests finished by the events fed so far, until [`Assembler::finished`]
     /// takes them; its capacity is reused, so handing them on allocates nothing.
-    finished: Vec<HttpRequest>,
+    finished: Vec<Request>,
     metrics: Arc<SelfMetrics>,
     since_sweep: u32,
 }
@@ -69,22 +97,12 @@ struct Sink<'a> {
     tuple: ConnTuple,
     resource: &'a Arc<Resource>,
     linker: &'a mut Linker,
-    out: &'a mut Vec<HttpRequest>,
+    out: &'a mut Vec<Request>,
     metrics: &'a SelfMetrics,
 }
 
 impl Sink<'_> {
-    fn send(&mut self, request: HttpRequest) {
-        self.out.push(request);
-    }
-
-    fn request_started(&mut self, tid: Tid, traceparent: Option<&str>) -> TraceContext {
-        match self.kind {
-            SpanKind::Server => self.linker.server_started(self.pid, tid, traceparent),
-            SpanKind::Client => self.linker.client_started(self.pid, tid),
-        }
-    }
-
+    /// A server request's span ends: calls its thread makes are no longer its children.
     fn ended(&mut self, context: &TraceContext) {
         if self.kind == SpanKind::Server {
             self.linker.server_ended(self.pid, context.span_id);
@@ -92,81 +110,26 @@ impl Sink<'_> {
     }
 }
 
-impl stitch::Hooks for Sink<'_> {
+impl Hooks<Exchange> for Sink<'_> {
     fn request_started(&mut self, tid: Tid, traceparent: Option<&str>) -> TraceContext {
-        Sink::request_started(self, tid, traceparent)
-    }
-
-    fn exchange(&mut self, e: stitch::Exchange) {
-        self.ended(&e.context);
-        let request = HttpRequest {
-            kind: self.kind,
-            pid: self.pid,
-            tid: e.tid,
-            conn: self.tuple,
-            method: e.method.as_str(),
-            path: e.path,
-            status: e.status,
-            start_mono_ns: e.start_mono_ns,
-            end_mono_ns: e.end_mono_ns,
-            context: e.context,
-            rpc: None,
-            resource: Arc::clone(self.resource),
-        };
-        self.send(request);
-    }
-
-    fn abandoned(&mut self, context: TraceContext) {
-        self.ended(&context);
-    }
-
-    fn anomaly(&mut self, anomaly: stitch::Anomaly) {
-        match anomaly {
-            stitch::Anomaly::Invalid(_) => self.metrics.parse_errors.inc(),
-            stitch::Anomaly::OrphanResponse => self.metrics.orphan_responses.inc(),
-            stitch::Anomaly::Unanswered => self.metrics.unanswered_requests.inc(),
+        match self.kind {
+            SpanKind::Server => self.linker.server_started(self.pid, tid, traceparent),
+            SpanKind::Client => self.linker.client_started(self.pid, tid),
         }
     }
-}
 
-impl http2::stitch::Hooks for Sink<'_> {
-    fn request_started(&mut self, tid: Tid, traceparent: Option<&str>) -> TraceContext {
-        Sink::request_started(self, tid, traceparent)
-    }
-
-    /// Values HPACK could not decode (a connection joined mid-way) are never
-    /// guessed: such an exchange is counted and gives no span.
-    fn exchange(&mut self, e: http2::stitch::Exchange) {
+    fn exchange(&mut self, e: Exchange) {
         self.ended(&e.context);
-        let method = e
-            .method
-            .as_deref()
-            .and_then(|m| http1::Method::from_bytes(m.as_bytes()));
-        let (Some(method), Some(path), Some(status)) = (method, e.path, e.status) else {
-            self.metrics.undecodable_requests.inc();
-            return;
-        };
-        let rpc = e.grpc.and_then(|call| {
-            Some(RpcCall {
-                system: "grpc",
-                service: call.service?.into(),
-                method: call.method?.into(),
-                status_code: call.status_code,
-            })
-        });
-        self.send(HttpRequest {
+        self.out.push(Request {
             kind: self.kind,
             pid: self.pid,
             tid: e.tid,
             conn: self.tuple,
-            method: method.as_str(),
-            path: path.into(),
-            status,
             start_mono_ns: e.start_mono_ns,
             end_mono_ns: e.end_mono_ns,
             context: e.context,
-            rpc,
             resource: Arc::clone(self.resource),
+            operation: e.operation,
         });
     }
 
@@ -174,20 +137,12 @@ impl http2::stitch::Hooks for Sink<'_> {
         self.ended(&context);
     }
 
-    fn anomaly(&mut self, anomaly: http2::stitch::Anomaly) {
-        use http2::stitch::Anomaly;
+    fn anomaly(&mut self, anomaly: Anomaly) {
         log::debug!(
-            "HTTP/2 anomaly on a connection of pid={}: {anomaly:?}",
+            "protocol anomaly on a connection of pid={}: {anomaly:?}",
             self.pid
         );
-        match anomaly {
-            Anomaly::Invalid(_) | Anomaly::Lost { .. } => self.metrics.parse_errors.inc(),
-            Anomaly::OrphanResponse => self.metrics.orphan_responses.inc(),
-            Anomaly::Unanswered
-            | Anomaly::Reset { .. }
-            | Anomaly::Refused
-            | Anomaly::StreamDropped => self.metrics.unanswered_requests.inc(),
-        }
+        self.metrics.anomaly(anomaly);
     }
 }
 
@@ -219,11 +174,11 @@ impl Assembler {
             Entry::Occupied(known) => known.into_mut(),
             Entry::Vacant(new) => {
                 let Some(resource) = self.registry.get(chunk.pid) else {
-                    self.metrics.events_untraced.inc();
+                    self.metrics.inc(Counter::EventsUntraced);
                     return;
                 };
                 if full {
-                    self.metrics.connections_dropped.inc();
+                    self.metrics.inc(Counter::ConnectionsDropped);
                     return;
                 }
                 let kind = match chunk.origin {
@@ -235,21 +190,48 @@ impl Assembler {
                     resource,
                     tuple: chunk.tuple,
                     kind,
-                    protocol: Protocol::Undecided,
+                    state: State::Undecided(Undecided::default()),
                     last_mono_ns: 0,
                 })
             }
         };
         conn.last_mono_ns = chunk.end_mono_ns;
-        if let Protocol::Undecided = conn.protocol {
-            conn.protocol = detect(conn, chunk);
-            match conn.protocol {
-                Protocol::Unsupported => self.metrics.connections_unsupported.inc(),
-                // A response first: the request was never seen; wait for the next one.
-                Protocol::Undecided => return,
-                Protocol::Http1(_) | Protocol::Http2(_) => {}
-            }
+        // The start of a message that came in pieces before its protocol could tell.
+        let mut joined = None;
+        match &mut conn.state {
+            State::Stitching(_) => {}
+            State::Unsupported => return,
+            State::Undecided(undecided) => match decide(undecided, conn.kind, chunk) {
+                Decided::Wait => return,
+                Decided::Unsupported => {
+                    conn.state = State::Unsupported;
+                    self.metrics.inc(Counter::ConnectionsUnsupported);
+                    return;
+                }
+                Decided::Open {
+                    protocol,
+                    request_dir,
+                } => {
+                    conn.kind = Some(kind_of(request_dir));
+                    let stitcher = State::Stitching(protocol.open(request_dir));
+                    if let State::Undecided(u) = std::mem::replace(&mut conn.state, stitcher) {
+                        joined = u.joined_with(chunk);
+                    }
+                }
+            },
         }
+        let joined_chunk = joined.as_ref().map(|(first, data)| DataChunk {
+            tid: first.tid,
+            start_mono_ns: first.start_mono_ns,
+            end_mono_ns: first.end_mono_ns,
+            bytes: first.bytes + chunk.bytes,
+            data,
+            ..*chunk
+        });
+        let chunk = joined_chunk.as_ref().unwrap_or(chunk);
+        let State::Stitching(stitcher) = &mut conn.state else {
+            return;
+        };
         let Some(kind) = conn.kind else { return };
         let mut sink = Sink {
             pid: chunk.pid,
@@ -260,15 +242,11 @@ impl Assembler {
             out: &mut self.finished,
             metrics: &self.metrics,
         };
-        match &mut conn.protocol {
-            Protocol::Http1(stitcher) => stitcher.feed(chunk, &mut sink),
-            Protocol::Http2(stitcher) => stitcher.feed(chunk, &mut sink),
-            Protocol::Undecided | Protocol::Unsupported => {}
-        }
+        stitcher.feed(chunk, &mut sink);
     }
 
     /// Takes the requests finished since the last call, oldest first.
-    pub fn finished(&mut self) -> std::vec::Drain<'_, HttpRequest> {
+    pub fn finished(&mut self) -> std::vec::Drain<'_, Request> {
         self.finished.drain(..)
     }
 
@@ -288,7 +266,9 @@ impl Assembler {
     }
 
     fn finish(&mut self, mut conn: Connection) {
-        let Some(kind) = conn.kind else { return };
+        let (Some(kind), State::Stitching(stitcher)) = (conn.kind, &mut conn.state) else {
+            return;
+        };
         let mut sink = Sink {
             pid: conn.resource.pid,
             kind,
@@ -298,11 +278,7 @@ impl Assembler {
             out: &mut self.finished,
             metrics: &self.metrics,
         };
-        match &mut conn.protocol {
-            Protocol::Http1(stitcher) => stitcher.close(&mut sink),
-            Protocol::Http2(stitcher) => stitcher.close(&mut sink),
-            Protocol::Undecided | Protocol::Unsupported => {}
-        }
+        stitcher.close(&mut sink);
     }
 
     fn sweep(&mut self, now: u64) {
@@ -321,44 +297,100 @@ impl Assembler {
     }
 }
 
-/// Recognises the protocol from the first bytes, and for connections that
-/// predate tracing, which side the traced process is.
-fn detect(conn: &mut Connection, chunk: &DataChunk<'_>) -> Protocol {
-    if http1::looks_like_request(chunk.data) {
-        let kind = match chunk.direction {
-            Direction::Ingress => SpanKind::Server,
-            Direction::Egress => SpanKind::Client,
-        };
-        if conn.kind.is_some_and(|k| k != kind) {
-            return Protocol::Unsupported;
-        }
-        conn.kind = Some(kind);
-        let request_dir = chunk.direction;
-        return Protocol::Http1(Box::new(stitch::Stitcher::new(request_dir)));
+/// The side of the connection that receives requests is the server.
+fn kind_of(request_dir: Direction) -> SpanKind {
+    match request_dir {
+        Direction::Ingress => SpanKind::Server,
+        Direction::Egress => SpanKind::Client,
     }
-    if http1::looks_like_response(chunk.data) {
-        return Protocol::Undecided;
+}
+
+enum Decided {
+    Wait,
+    Unsupported,
+    Open {
+        protocol: &'static dyn Protocol,
+        request_dir: Direction,
+    },
+}
+
+/// Asks each protocol in turn what the connection's first bytes are; keeps
+/// the start of a message too short to tell.
+fn decide(undecided: &mut Undecided, kind: Option<SpanKind>, chunk: &DataChunk<'_>) -> Decided {
+    // A message cut short continues only in the same direction.
+    if undecided
+        .first
+        .is_some_and(|first| first.direction != chunk.direction)
+    {
+        undecided.forget_prefix();
     }
-    // HTTP/2: the client's preface names the client; a SETTINGS frame sent
-    // first is the server's preface.
-    let (request_dir, kind) = match (http2::detect(chunk.data), chunk.direction) {
-        (Some(http2::H2Start::ClientPreface), Direction::Ingress) => {
-            (Direction::Ingress, SpanKind::Server)
-        }
-        (Some(http2::H2Start::ClientPreface), Direction::Egress) => {
-            (Direction::Egress, SpanKind::Client)
-        }
-        (Some(http2::H2Start::ServerSettings), Direction::Ingress) => {
-            (Direction::Egress, SpanKind::Client)
-        }
-        (Some(http2::H2Start::ServerSettings), Direction::Egress) => {
-            (Direction::Ingress, SpanKind::Server)
-        }
-        (None, _) => return Protocol::Unsupported,
+    let probe: Vec<u8>;
+    let data = if undecided.prefix.is_empty() {
+        chunk.data
+    } else {
+        let room = MAX_DETECT_BYTES.saturating_sub(undecided.prefix.len());
+        probe = [&undecided.prefix, &chunk.data[..chunk.data.len().min(room)]].concat();
+        &probe
     };
-    if conn.kind.is_some_and(|k| k != kind) {
-        return Protocol::Unsupported;
+    let first = FirstBytes {
+        data,
+        direction: chunk.direction,
+        kind,
+        local_port: chunk.tuple.local_port,
+        remote_port: chunk.tuple.remote_port,
+    };
+    let mut need_more = false;
+    let mut later = false;
+    for protocol in PROTOCOLS {
+        match protocol.detect(&first) {
+            Detection::Yes { request_dir } => {
+                // The probes saw the accept or connect: a protocol that says
+                // otherwise is mistaken about these bytes.
+                if kind.is_some_and(|k| k != kind_of(request_dir)) {
+                    return Decided::Unsupported;
+                }
+                return Decided::Open {
+                    protocol: *protocol,
+                    request_dir,
+                };
+            }
+            Detection::NeedMore => need_more = true,
+            Detection::Later => later = true,
+            Detection::No => {}
+        }
     }
-    conn.kind = Some(kind);
-    Protocol::Http2(Box::new(http2::stitch::Stitcher::new(request_dir)))
+    // Joining needs every byte: a read beyond the capture size leaves a gap.
+    if need_more && chunk.uncaptured() == 0 && data.len() < MAX_DETECT_BYTES {
+        let first = undecided.first.get_or_insert(ChunkInfo {
+            tid: chunk.tid,
+            direction: chunk.direction,
+            start_mono_ns: chunk.start_mono_ns,
+            end_mono_ns: chunk.end_mono_ns,
+            bytes: 0,
+        });
+        first.bytes += chunk.bytes;
+        undecided.prefix.extend_from_slice(chunk.data);
+        return Decided::Wait;
+    }
+    undecided.forget_prefix();
+    if (later || need_more) && undecided.messages < MAX_UNDECIDED_MESSAGES {
+        undecided.messages += 1;
+        return Decided::Wait;
+    }
+    Decided::Unsupported
+}
+
+impl Undecided {
+    fn forget_prefix(&mut self) {
+        self.prefix.clear();
+        self.first = None;
+    }
+
+    /// The kept start of a message, joined with this chunk that completes it.
+    fn joined_with(self, chunk: &DataChunk<'_>) -> Option<(ChunkInfo, Vec<u8>)> {
+        let first = self.first?;
+        let mut data = self.prefix;
+        data.extend_from_slice(chunk.data);
+        Some((first, data))
+    }
 }

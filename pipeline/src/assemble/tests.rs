@@ -4,9 +4,28 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::*;
-use crate::model::{DataChunk, Direction, Origin, Resource};
+use crate::model::Operation;
+use crate::model::{DataChunk, Direction, HttpOperation, Origin, Resource, RpcOperation};
+use crate::selfmetrics::Counter;
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// (kind, method, path, status) of an HTTP request, or of the HTTP/2 request of a call.
+fn http(q: &Request) -> (SpanKind, &'static str, &str, u16) {
+    let HttpOperation {
+        method,
+        path,
+        status,
+    } = q.operation.http().expect("an HTTP request");
+    (q.kind, *method, path.as_str(), *status)
+}
+
+fn rpc(q: &Request) -> &RpcOperation {
+    match &q.operation {
+        Operation::Rpc(rpc) => rpc,
+        other => panic!("not a gRPC call: {other:?}"),
+    }
+}
 
 /// One connection of the traced process (pid 10 unless said), always used by thread 11.
 #[derive(Clone, Copy)]
@@ -74,7 +93,7 @@ impl Replay {
         self.assembler.on_data(&chunk);
     }
 
-    fn drain(&mut self) -> Vec<HttpRequest> {
+    fn drain(&mut self) -> Vec<Request> {
         self.assembler.finished().collect()
     }
 }
@@ -102,14 +121,8 @@ fn client_call_while_serving_is_a_child_of_the_server_span() {
     let out = r.drain();
     assert_eq!(out.len(), 2);
     let (client, server) = (&out[0], &out[1]);
-    assert_eq!(
-        (client.kind, client.path.as_str(), client.status),
-        (SpanKind::Client, "/health", 200)
-    );
-    assert_eq!(
-        (server.kind, server.path.as_str(), server.status),
-        (SpanKind::Server, "/downstream", 200)
-    );
+    assert_eq!(http(client), (SpanKind::Client, "GET", "/health", 200));
+    assert_eq!(http(server), (SpanKind::Server, "GET", "/downstream", 200));
     assert_eq!(client.context.trace_id, server.context.trace_id);
     assert_eq!(client.context.parent, Some(server.context.span_id));
     assert_eq!(server.context.parent, None);
@@ -137,10 +150,7 @@ fn connection_predating_the_agent_takes_its_role_from_the_first_request() {
     r.chunk(old, Direction::Ingress, b"HTTP/1.1 204 No Content\r\n\r\n");
     let out = r.drain();
     assert_eq!(out.len(), 1);
-    assert_eq!(
-        (out[0].kind, out[0].method, out[0].status),
-        (SpanKind::Client, "POST", 204)
-    );
+    assert_eq!(http(&out[0]), (SpanKind::Client, "POST", "/x", 204));
 }
 
 #[test]
@@ -159,8 +169,8 @@ fn untraced_process_and_unsupported_protocol_are_counted() {
     );
     r.chunk(postgres, Direction::Ingress, b"GET / HTTP/1.1\r\n\r\n");
     assert!(r.drain().is_empty());
-    assert_eq!(r.metrics.events_untraced.get(), 1);
-    assert_eq!(r.metrics.connections_unsupported.get(), 1);
+    assert_eq!(r.metrics.get(Counter::EventsUntraced), 1);
+    assert_eq!(r.metrics.get(Counter::ConnectionsUnsupported), 1);
 }
 
 #[test]
@@ -173,7 +183,7 @@ fn close_releases_unanswered_requests() {
     );
     r.assembler.on_close(ConnId(6));
     assert!(r.drain().is_empty());
-    assert_eq!(r.metrics.unanswered_requests.get(), 1);
+    assert_eq!(r.metrics.get(Counter::UnansweredRequests), 1);
 }
 
 /// Real grpcio bytes (protocols/http2/testdata), replayed into a traced server
@@ -194,12 +204,13 @@ fn grpc_over_http2_becomes_rpc_requests() {
     let calls: Vec<_> = out
         .iter()
         .map(|q| {
-            let rpc = q.rpc.as_ref().expect("a gRPC call");
+            let (kind, method, path, status) = http(q);
+            let rpc = rpc(q);
             (
-                q.kind,
-                q.method,
-                q.path.as_str(),
-                q.status,
+                kind,
+                method,
+                path,
+                status,
                 rpc.service.as_str(),
                 rpc.method.as_str(),
                 rpc.status_code,
@@ -253,7 +264,39 @@ fn grpc_over_http2_becomes_rpc_requests() {
         "the first call carried traceparent metadata"
     );
     assert_eq!(
-        r.metrics.parse_errors.get() + r.metrics.undecodable_requests.get(),
+        r.metrics.get(Counter::ParseErrors) + r.metrics.get(Counter::UndecodableRequests),
         0
     );
+}
+
+/// A request line that arrives a byte or two at a time is still one request.
+#[test]
+fn request_start_split_over_short_reads_is_joined() {
+    let mut r = Replay::new();
+    let conn = leg(8, Origin::Accept, 8080, 40001);
+    r.chunk(conn, Direction::Ingress, b"G");
+    r.chunk(conn, Direction::Ingress, b"ET");
+    r.chunk(
+        conn,
+        Direction::Ingress,
+        b" /split HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    r.chunk(
+        conn,
+        Direction::Egress,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    );
+    r.chunk(conn, Direction::Ingress, b"GET /next HTTP/1.1\r\n\r\n");
+    r.chunk(conn, Direction::Egress, b"HTTP/1.1 204 No Content\r\n\r\n");
+    let out = r.drain();
+    assert_eq!(
+        out.iter().map(http).collect::<Vec<_>>(),
+        vec![
+            (SpanKind::Server, "GET", "/split", 200),
+            (SpanKind::Server, "GET", "/next", 204)
+        ]
+    );
+    // The request started with its first byte's read.
+    assert_eq!(out[0].start_mono_ns, 1110);
+    assert_eq!(r.metrics.get(Counter::ConnectionsUnsupported), 0);
 }

@@ -1,10 +1,10 @@
-//! Requests to spans: the route and whether the span goes to traces and to
-//! metrics (routes decorator), and wall-clock times. Service identity was
+//! Requests to spans: the route of an HTTP request and whether the span goes
+//! to traces and to metrics (routes decorator), and wall-clock times. Service identity was
 //! attached by discovery when the connection was first seen.
 
 mod routes;
 
-use crate::model::{HttpRequest, Span};
+use crate::model::{Operation, Request, Span};
 use crate::trace::WallClock;
 
 pub use routes::{IgnoreMode, Routes, RoutesSettings, Unmatched, DEFAULT_MAX_SEGMENT_CARDINALITY};
@@ -26,17 +26,24 @@ impl Decorator {
         Self { clock, routes }
     }
 
-    pub fn decorate(&mut self, request: HttpRequest) -> Decorated {
-        let decision = self.routes.decide(&request.path);
+    /// Routes apply to HTTP requests only; every other operation reaches both signals.
+    pub fn decorate(&mut self, request: Request) -> Decorated {
+        let (route, to_traces, to_metrics) = match &request.operation {
+            Operation::Http(http) => {
+                let decision = self.routes.decide(&http.path);
+                (decision.route, decision.traces, decision.metrics)
+            }
+            Operation::Rpc(_) => (None, true, true),
+        };
         Decorated {
             span: Span {
-                route: decision.route,
+                route,
                 start_unix_ns: self.clock.to_unix_ns(request.start_mono_ns),
                 end_unix_ns: self.clock.to_unix_ns(request.end_mono_ns),
                 request,
             },
-            to_traces: decision.traces,
-            to_metrics: decision.metrics,
+            to_traces,
+            to_metrics,
         }
     }
 }

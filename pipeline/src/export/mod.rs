@@ -1,6 +1,10 @@
-//! Exporters, started from the configuration, and the fan-out that hands each
-//! span to all of them without letting a slow one hold the others back.
-//! Trace exporters get sampled spans; metric exporters get every span.
+//! Exporters, each behind the one [`Exporter`] trait and built from its own
+//! validated configuration type, and the fan-out that hands each span to all
+//! of them without letting a slow one hold the others back. Trace exporters
+//! get sampled spans; metric exporters get every span.
+//!
+//! Adding an exporter: a folder (or file) with its configuration type and a
+//! `build` that returns a running [`Exporter`], and one line in [`start`].
 
 pub mod otlp;
 pub mod print;
@@ -9,15 +13,15 @@ pub mod prometheus;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use async_channel::Sender;
+use async_channel::{Receiver, Sender};
 use thiserror::Error;
 
 use crate::model::Span;
 use crate::sample::Sampler;
-use crate::selfmetrics::SelfMetrics;
+use crate::selfmetrics::{Counter, KernelDropCounts, SelfMetrics};
 pub use print::PrinterFormat;
 
-/// Spans waiting for each exporter.
+/// Spans waiting for each exporter that runs on a thread of its own.
 const EXPORT_QUEUE: usize = 16_384;
 
 #[derive(Debug, Error)]
@@ -26,6 +30,11 @@ pub enum StartError {
     Prometheus(#[from] prometheus::ExportError),
     #[error(transparent)]
     Otlp(#[from] otlp::ExportError),
+    #[error("cannot start the {exporter} exporter: {source}")]
+    Thread {
+        exporter: &'static str,
+        source: std::io::Error,
+    },
 }
 
 /// Bucket bounds of every duration histogram, Prometheus and OTLP alike: the
@@ -34,111 +43,151 @@ pub const DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
-/// Spans Prometheus records under one lock at most, so a scrape waits little.
-const RECORD_BATCH: usize = 256;
+/// Which spans an exporter takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Sampled spans that the routes let reach traces.
+    Traces,
+    /// Every span that the routes let reach metrics.
+    Metrics,
+}
 
-/// Hands each span to the exporters that want it: Prometheus records in
-/// place, a batch at a time; exporters on their own threads get it through
-/// their queue, shared.
+/// A span on its way to the exporters, shared on the heap only once one of
+/// them keeps it.
+pub struct Outgoing<'a> {
+    span: &'a Span,
+    shared: Option<Arc<Span>>,
+}
+
+impl Outgoing<'_> {
+    pub fn span(&self) -> &Span {
+        self.span
+    }
+
+    /// The span, shared with the other exporters that keep it.
+    pub fn shared(&mut self) -> Arc<Span> {
+        let span = self.span;
+        Arc::clone(self.shared.get_or_insert_with(|| Arc::new(span.clone())))
+    }
+}
+
+/// A running exporter.
+pub trait Exporter: Send {
+    fn signal(&self) -> Signal;
+    /// Takes a span without blocking; false when there was no room for it
+    /// (the fan-out counts it).
+    fn send(&mut self, span: &mut Outgoing<'_>) -> bool;
+    /// The input ran dry: a good time to do batched work.
+    fn flush(&mut self) {}
+    /// No more spans: returns once what the exporter was given is written.
+    fn finish(self: Box<Self>);
+}
+
+/// What exporters read besides spans: the agent's own state.
+#[derive(Clone)]
+pub struct Context {
+    pub self_metrics: Arc<SelfMetrics>,
+    /// The kernel's drop counters, read when needed.
+    pub kernel_drops: Arc<dyn Fn() -> KernelDropCounts + Send + Sync>,
+    /// How many processes are instrumented now.
+    pub instrumented: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+/// An exporter on a thread of its own, fed through a bounded queue.
+pub struct Threaded {
+    name: &'static str,
+    signal: Signal,
+    queue: Sender<Arc<Span>>,
+    thread: JoinHandle<()>,
+}
+
+impl Threaded {
+    /// Runs `exporter` on a thread named `name` until its queue closes.
+    pub fn spawn(
+        name: &'static str,
+        signal: Signal,
+        exporter: impl FnOnce(Receiver<Arc<Span>>) + Send + 'static,
+    ) -> Result<Self, StartError> {
+        let (queue, rx) = async_channel::bounded(EXPORT_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || exporter(rx))
+            .map_err(|source| StartError::Thread {
+                exporter: name,
+                source,
+            })?;
+        Ok(Self {
+            name,
+            signal,
+            queue,
+            thread,
+        })
+    }
+}
+
+impl Exporter for Threaded {
+    fn signal(&self) -> Signal {
+        self.signal
+    }
+
+    fn send(&mut self, span: &mut Outgoing<'_>) -> bool {
+        self.queue.try_send(span.shared()).is_ok()
+    }
+
+    fn finish(self: Box<Self>) {
+        drop(self.queue);
+        if self.thread.join().is_err() {
+            log::error!("the {} exporter's thread panicked", self.name);
+        }
+    }
+}
+
+/// Hands each span to the exporters that want it.
 pub struct FanOut {
-    traces: Vec<Sender<Arc<Span>>>,
-    metrics: Vec<Sender<Arc<Span>>>,
-    prometheus: Option<prometheus::Recorder>,
-    /// Spans for Prometheus since the last [`FanOut::flush`]; the capacity is
-    /// reused, so a span costs no allocation when only Prometheus wants it.
-    to_record: Vec<Span>,
+    exporters: Vec<Box<dyn Exporter>>,
+    /// Whether any exporter takes traces: only then is the sampler asked.
+    traces: bool,
     sampler: Sampler,
     self_metrics: Arc<SelfMetrics>,
 }
 
 impl FanOut {
+    pub fn new(exporters: Vec<Box<dyn Exporter>>, sampler: Sampler, context: &Context) -> Self {
+        Self {
+            traces: exporters.iter().any(|e| e.signal() == Signal::Traces),
+            exporters,
+            sampler,
+            self_metrics: Arc::clone(&context.self_metrics),
+        }
+    }
+
     /// `to_traces` / `to_metrics`: what the routes decorator allows for this span.
-    pub fn send(&mut self, span: Span, to_traces: bool, to_metrics: bool) {
-        let to_traces =
-            to_traces && !self.traces.is_empty() && self.sampler.keeps(&span.request.context);
-        let queued_metrics = to_metrics && !self.metrics.is_empty();
-        let recorded = to_metrics && self.prometheus.is_some();
-        if to_traces || queued_metrics {
-            let shared = Arc::new(span);
-            let chosen = to_traces
-                .then_some(&self.traces)
-                .into_iter()
-                .chain(queued_metrics.then_some(&self.metrics));
-            for exporter in chosen.flatten() {
-                if exporter.try_send(Arc::clone(&shared)).is_err() {
-                    self.self_metrics.spans_dropped.inc();
-                }
+    pub fn send(&mut self, span: &Span, to_traces: bool, to_metrics: bool) {
+        let to_traces = to_traces && self.traces && self.sampler.keeps(&span.request.context);
+        let mut out = Outgoing { span, shared: None };
+        for exporter in &mut self.exporters {
+            let wanted = match exporter.signal() {
+                Signal::Traces => to_traces,
+                Signal::Metrics => to_metrics,
+            };
+            if wanted && !exporter.send(&mut out) {
+                self.self_metrics.inc(Counter::ExportQueueFull);
             }
-            if recorded {
-                self.record(Span::clone(&shared));
-            }
-        } else if recorded {
-            self.record(span);
         }
     }
 
-    fn record(&mut self, span: Span) {
-        self.to_record.push(span);
-        if self.to_record.len() >= RECORD_BATCH {
-            self.flush();
-        }
-    }
-
-    /// Records the spans held for Prometheus; call whenever the input runs dry.
+    /// Call whenever the input runs dry.
     pub fn flush(&mut self) {
-        if let Some(prometheus) = &self.prometheus {
-            if !self.to_record.is_empty() {
-                prometheus.record(&self.to_record);
-            }
+        for exporter in &mut self.exporters {
+            exporter.flush();
         }
-        self.to_record.clear();
     }
-}
 
-impl Drop for FanOut {
-    /// Nothing held back is lost when the pipeline ends.
-    fn drop(&mut self) {
+    /// Flushes, then waits until every exporter has written what it was given.
+    pub fn finish(mut self) {
         self.flush();
-    }
-}
-
-/// The exporters' threads; `join` once the fan-out is dropped.
-pub struct Running {
-    printer: Option<JoinHandle<()>>,
-    prometheus: Option<prometheus::PrometheusHandle>,
-    otlp_traces: Option<otlp::ExporterHandle>,
-    otlp_metrics: Option<otlp::ExporterHandle>,
-}
-
-impl Running {
-    /// Waits until every exporter has written what it was given, and logs
-    /// what the OTLP exporters delivered and lost.
-    pub fn join(self) {
-        if let Some(printer) = self.printer {
-            let _ = printer.join();
-        }
-        if let Some(prometheus) = self.prometheus {
-            prometheus.join();
-        }
-        let get = otlp::OtlpStats::get;
-        if let Some(traces) = self.otlp_traces {
-            let s = traces.join();
-            log::info!(
-                "OTLP traces: spans_exported={} export_failures={} spans_dropped_queue_full={} spans_dropped_at_shutdown={}",
-                get(&s.spans_exported),
-                get(&s.export_failures),
-                get(&s.spans_dropped_queue_full),
-                get(&s.spans_dropped_at_shutdown)
-            );
-        }
-        if let Some(metrics) = self.otlp_metrics {
-            let s = metrics.join();
-            log::info!(
-                "OTLP metrics: exports={} export_failures={} spans_dropped_service_limit={}",
-                get(&s.metric_exports),
-                get(&s.metric_export_failures),
-                get(&s.metric_spans_dropped_service_limit)
-            );
+        for exporter in self.exporters {
+            exporter.finish();
         }
     }
 }
@@ -152,96 +201,36 @@ pub struct ExportConfig {
     pub prometheus: Option<prometheus::PrometheusConfig>,
 }
 
-/// What the Prometheus endpoint reads at scrape time besides spans.
-pub struct Sources<K, I> {
-    pub self_metrics: Arc<SelfMetrics>,
-    pub kernel_drops: K,
-    pub instrumented: I,
-}
-
 /// Starts every exporter the configuration asks for. With none configured, the
 /// embedded default: the trace printer and Prometheus on 127.0.0.1:9400 (the
 /// default only warns when its port is taken; a configured port is an error).
-pub fn start<K, I>(
+pub fn start(
     config: &ExportConfig,
     sampler: Sampler,
-    sources: Sources<K, I>,
-) -> Result<(FanOut, Running), StartError>
-where
-    K: prometheus::KernelDropSource,
-    I: prometheus::InstrumentedProcesses,
-{
-    let mut fan_out = FanOut {
-        traces: Vec::new(),
-        metrics: Vec::new(),
-        prometheus: None,
-        to_record: Vec::new(),
-        sampler,
-        self_metrics: Arc::clone(&sources.self_metrics),
-    };
-    let printer = (config.trace_printer != PrinterFormat::Disabled).then(|| {
-        let (tx, rx) = async_channel::bounded(EXPORT_QUEUE);
-        fan_out.traces.push(tx);
-        let format = config.trace_printer;
-        std::thread::spawn(move || print::run(rx, format))
-    });
-
-    let otlp_traces = match &config.otlp_traces {
-        Some(traces) => {
-            let (tx, rx) = async_channel::bounded(EXPORT_QUEUE);
-            let handle = otlp::spawn_traces(traces, rx, Arc::clone(&sources.self_metrics))?;
-            fan_out.traces.push(tx);
-            Some(handle)
-        }
-        None => None,
-    };
-    let otlp_metrics = match &config.otlp_metrics {
-        Some(metrics) => {
-            let (tx, rx) = async_channel::bounded(EXPORT_QUEUE);
-            let handle = otlp::spawn_metrics(metrics, rx, Arc::clone(&sources.self_metrics))?;
-            fan_out.metrics.push(tx);
-            Some(handle)
-        }
-        None => None,
-    };
-
+    context: &Context,
+) -> Result<FanOut, StartError> {
+    let mut exporters: Vec<Box<dyn Exporter>> = Vec::new();
+    if config.trace_printer != PrinterFormat::Disabled {
+        exporters.push(Box::new(print::spawn(config.trace_printer)?));
+    }
+    if let Some(traces) = &config.otlp_traces {
+        exporters.push(Box::new(otlp::spawn_traces(traces, context)?));
+    }
+    if let Some(metrics) = &config.otlp_metrics {
+        exporters.push(Box::new(otlp::spawn_metrics(metrics, context)?));
+    }
     let nothing_configured = config.prometheus.is_none()
         && config.otlp_metrics.is_none()
         && config.otlp_traces.is_none();
-    let prometheus_config = match &config.prometheus {
-        Some(p) => Some(p.clone()),
-        None if nothing_configured => Some(prometheus::PrometheusConfig::default()),
-        None => None,
-    };
-    let prometheus = match prometheus_config {
-        Some(prom) => {
-            let embedded = config.prometheus.is_none();
-            match prometheus::spawn(
-                prom,
-                sources.self_metrics,
-                sources.kernel_drops,
-                sources.instrumented,
-            ) {
-                Ok(handle) => {
-                    fan_out.prometheus = Some(handle.recorder());
-                    Some(handle)
-                }
-                Err(e) if embedded => {
-                    log::warn!("{e}; the default metrics endpoint is off (set BEYLA_PROMETHEUS_PORT to choose a port)");
-                    None
-                }
-                Err(e) => return Err(e.into()),
+    match &config.prometheus {
+        Some(p) => exporters.push(Box::new(prometheus::spawn(p.clone(), context)?)),
+        None if nothing_configured => {
+            match prometheus::spawn(prometheus::PrometheusConfig::default(), context) {
+                Ok(embedded) => exporters.push(Box::new(embedded)),
+                Err(e) => log::warn!("{e}; the default metrics endpoint is off (set BEYLA_PROMETHEUS_PORT to choose a port)"),
             }
         }
-        None => None,
-    };
-    Ok((
-        fan_out,
-        Running {
-            printer,
-            prometheus,
-            otlp_traces,
-            otlp_metrics,
-        },
-    ))
+        None => {}
+    }
+    Ok(FanOut::new(exporters, sampler, context))
 }

@@ -3,9 +3,12 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
+use serde::ser::SerializeMap;
 use serde::Serialize;
 
-use crate::model::{Span, SpanKind};
+use super::{Signal, StartError, Threaded};
+use crate::model::{Operation, Span, SpanKind};
+use crate::semconv::{self, Value};
 
 /// How finished spans are printed on standard output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,8 +22,13 @@ pub enum PrinterFormat {
     JsonIndent,
 }
 
+/// Starts the printer on its own thread.
+pub fn spawn(format: PrinterFormat) -> Result<Threaded, StartError> {
+    Threaded::spawn("printer", Signal::Traces, move |rx| run(rx, format))
+}
+
 /// Writes spans until the channel closes; flushes whenever it runs dry.
-pub fn run(rx: async_channel::Receiver<Arc<Span>>, format: PrinterFormat) {
+fn run(rx: async_channel::Receiver<Arc<Span>>, format: PrinterFormat) {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     while let Ok(span) = rx.recv_blocking() {
@@ -46,33 +54,26 @@ fn kind_name(kind: SpanKind) -> &'static str {
     }
 }
 
-#[derive(Serialize)]
-struct Attributes<'a> {
-    #[serde(rename = "http.request.method")]
-    method: &'a str,
-    #[serde(rename = "url.path")]
-    path: &'a str,
-    #[serde(rename = "http.route", skip_serializing_if = "Option::is_none")]
-    route: Option<&'a str>,
-    #[serde(rename = "http.response.status_code")]
-    status: u16,
-    #[serde(rename = "server.address")]
-    server_address: String,
-    #[serde(rename = "server.port")]
-    server_port: u16,
-    #[serde(rename = "client.address")]
-    client_address: String,
-    #[serde(rename = "rpc.system", skip_serializing_if = "Option::is_none")]
-    rpc_system: Option<&'static str>,
-    #[serde(rename = "rpc.service", skip_serializing_if = "Option::is_none")]
-    rpc_service: Option<&'a str>,
-    #[serde(rename = "rpc.method", skip_serializing_if = "Option::is_none")]
-    rpc_method: Option<&'a str>,
-    #[serde(
-        rename = "rpc.grpc.status_code",
-        skip_serializing_if = "Option::is_none"
-    )]
-    rpc_grpc_status_code: Option<u32>,
+/// The span's attributes as one JSON object, in the conventions' order.
+struct Attributes<'a>(&'a Span);
+
+impl Serialize for Attributes<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut pairs = Vec::new();
+        semconv::span_attributes(self.0, |name, value| {
+            let value = match value {
+                Value::Str(s) => serde_json::Value::from(s),
+                Value::Int(i) => serde_json::Value::from(i),
+                Value::Ip(ip) => serde_json::Value::from(ip.to_string()),
+            };
+            pairs.push((name, value));
+        });
+        let mut map = serializer.serialize_map(Some(pairs.len()))?;
+        for (name, value) in &pairs {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
 }
 
 #[derive(Serialize)]
@@ -100,28 +101,15 @@ struct SpanJson<'a> {
 /// `indent`: over several lines, indented, as Beyla's `json_indent` prints.
 pub fn write_json(out: &mut impl Write, span: &Span, indent: bool) -> io::Result<()> {
     let r = &span.request;
-    let (server, server_port, client) = r.conn.endpoints(r.kind);
     let json = SpanJson {
         trace_id: r.context.trace_id.to_string(),
         span_id: r.context.span_id.to_string(),
         parent_span_id: r.context.parent.map(|p| p.to_string()).unwrap_or_default(),
-        name: span.name(),
+        name: semconv::span_name(span),
         kind: kind_name(r.kind),
         start_time_unix_nano: span.start_unix_ns,
         end_time_unix_nano: span.end_unix_ns,
-        attributes: Attributes {
-            method: r.method,
-            path: &r.path,
-            route: span.route.as_deref(),
-            status: r.status,
-            server_address: server.to_string(),
-            server_port,
-            client_address: client.to_string(),
-            rpc_system: r.rpc.as_ref().map(|c| c.system),
-            rpc_service: r.rpc.as_ref().map(|c| c.service.as_str()),
-            rpc_method: r.rpc.as_ref().map(|c| c.method.as_str()),
-            rpc_grpc_status_code: r.rpc.as_ref().and_then(|c| c.status_code),
-        },
+        attributes: Attributes(span),
         resource: ResourceJson {
             service_name: &r.resource.service_name,
             pid: r.pid.0,
@@ -135,6 +123,8 @@ pub fn write_json(out: &mut impl Write, span: &Span, indent: bool) -> io::Result
     out.write_all(b"\n")
 }
 
+/// One line: when, which side, what (status, method and path for HTTP; the
+/// span name otherwise), how long, between whom, and the trace ids.
 pub fn write_text(out: &mut impl Write, span: &Span) -> io::Result<()> {
     let r = &span.request;
     let (server, server_port, client) = r.conn.endpoints(r.kind);
@@ -143,29 +133,27 @@ pub fn write_text(out: &mut impl Write, span: &Span) -> io::Result<()> {
         SpanKind::Client => r.conn.local_port,
     };
     let duration_us = span.end_unix_ns.saturating_sub(span.start_unix_ns) as f64 / 1000.0;
+    write!(out, "{} {} ", utc(span.start_unix_ns), kind_name(r.kind))?;
+    match r.operation.http() {
+        Some(http) => write!(
+            out,
+            "{} {} {} ({duration_us:.1}µs) route={}",
+            http.status,
+            http.method,
+            http.path,
+            span.route.as_deref().unwrap_or("-"),
+        )?,
+        None => write!(out, "{} ({duration_us:.1}µs)", semconv::span_name(span))?,
+    }
     write!(
         out,
-        "{} {} {} {} {} ({:.1}µs) route={} {}:{}->{}:{} service={} pid={} trace={} span={}",
-        utc(span.start_unix_ns),
-        kind_name(r.kind),
-        r.status,
-        r.method,
-        r.path,
-        duration_us,
-        span.route.as_deref().unwrap_or("-"),
-        client,
-        client_port,
-        server,
-        server_port,
-        r.resource.service_name,
-        r.pid,
-        r.context.trace_id,
-        r.context.span_id,
+        " {client}:{client_port}->{server}:{server_port} service={} pid={} trace={} span={}",
+        r.resource.service_name, r.pid, r.context.trace_id, r.context.span_id,
     )?;
     if let Some(parent) = r.context.parent {
         write!(out, " parent={parent}")?;
     }
-    if let Some(rpc) = &r.rpc {
+    if let Operation::Rpc(rpc) = &r.operation {
         write!(out, " rpc={}/{}", rpc.service, rpc.method)?;
         if let Some(code) = rpc.status_code {
             write!(out, " grpc_status={code}")?;

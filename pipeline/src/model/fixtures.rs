@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use super::{
-    ConnTuple, HttpRequest, Pid, Resource, Span, SpanId, SpanKind, Tid, TraceContext, TraceId,
+    ConnTuple, HttpOperation, Operation, Pid, Request, Resource, RpcOperation, Span, SpanId,
+    SpanKind, Tid, TraceContext, TraceId,
 };
 
 pub const START_UNIX_NS: u64 = 1_764_000_000_000_000_000;
@@ -21,7 +22,7 @@ pub fn resource(service_name: &str) -> Arc<Resource> {
 
 pub fn span() -> Span {
     Span {
-        request: HttpRequest {
+        request: Request {
             kind: SpanKind::Server,
             pid: Pid(77),
             tid: Tid(78),
@@ -31,12 +32,13 @@ pub fn span() -> Span {
                 remote: "127.0.0.2".parse().unwrap(),
                 remote_port: 40000,
             },
-            method: "GET",
-            path: "/users/42".into(),
-            status: 200,
             start_mono_ns: 0,
             end_mono_ns: 0,
-            rpc: None,
+            operation: Operation::Http(HttpOperation {
+                method: "GET",
+                path: "/users/42".into(),
+                status: 200,
+            }),
             context: TraceContext {
                 trace_id: TraceId([0xab; 16]),
                 span_id: SpanId([0x01; 8]),
@@ -49,4 +51,24 @@ pub fn span() -> Span {
         start_unix_ns: START_UNIX_NS,
         end_unix_ns: START_UNIX_NS + 1_500_000,
     }
+}
+
+/// The HTTP part of a span made from [`span`], to change.
+pub fn http(span: &mut Span) -> &mut HttpOperation {
+    match &mut span.request.operation {
+        Operation::Http(http) => http,
+        Operation::Rpc(rpc) => &mut rpc.http,
+    }
+}
+
+/// Makes a span a gRPC call, carried by its HTTP request.
+pub fn rpc(span: &mut Span, service: &str, method: &str, status_code: Option<u32>) {
+    let http = self::http(span).clone();
+    span.request.operation = Operation::Rpc(RpcOperation {
+        system: "grpc",
+        service: service.into(),
+        method: method.into(),
+        status_code,
+        http,
+    });
 }

@@ -4,6 +4,7 @@ mod event;
 #[cfg(test)]
 pub mod fixtures;
 mod ids;
+mod operation;
 mod registry;
 mod request;
 mod span;
@@ -11,7 +12,8 @@ mod text;
 
 pub use event::{DataChunk, KernelEvent};
 pub use ids::{ConnId, Pid, SpanId, Tid, TraceId};
+pub use operation::{HttpOperation, Operation, RpcOperation};
 pub use registry::Registry;
-pub use request::{ConnTuple, Direction, HttpRequest, Origin, RpcCall, SpanKind, TraceContext};
+pub use request::{ConnTuple, Direction, Origin, Request, SpanKind, TraceContext};
 pub use span::{Resource, Span};
 pub use text::ShortString;

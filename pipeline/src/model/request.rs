@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::{Pid, Resource, ShortString, SpanId, Tid, TraceId};
+use super::{Operation, Pid, Resource, SpanId, Tid, TraceId};
 
 /// Which way bytes went, seen from the traced process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,34 +58,20 @@ pub struct TraceContext {
     pub parent_sampled: Option<bool>,
 }
 
-/// A remote procedure call carried by the request (gRPC over HTTP/2).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RpcCall {
-    /// `rpc.system`.
-    pub system: &'static str,
-    pub service: ShortString,
-    pub method: ShortString,
-    /// `grpc-status` from the trailers; None when it never arrived or was not decodable.
-    pub status_code: Option<u32>,
-}
-
-/// One HTTP request and its response, as the traced process saw them.
+/// One request with its response, as the traced process saw them: what every
+/// protocol has in common, and the protocol's own part in `operation`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HttpRequest {
+pub struct Request {
+    /// Which side of the connection the traced process is.
     pub kind: SpanKind,
     pub pid: Pid,
     pub tid: Tid,
     pub conn: ConnTuple,
-    pub method: &'static str,
-    /// The request target's path, without the query string.
-    pub path: ShortString,
-    pub status: u16,
     /// Kernel monotonic nanoseconds: first byte of the request seen, last byte of the response.
     pub start_mono_ns: u64,
     pub end_mono_ns: u64,
     pub context: TraceContext,
-    /// Set for gRPC calls.
-    pub rpc: Option<RpcCall>,
     /// The process, as discovery named it when the connection was first seen.
     pub resource: Arc<Resource>,
+    pub operation: Operation,
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{HttpRequest, Pid, ShortString};
+use super::{Pid, Request, ShortString};
 
 /// The process a span came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,8 +17,9 @@ pub struct Resource {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Span {
-    pub request: HttpRequest,
-    /// `http.route`: the low-cardinality form of the path; None when routes are `unset`.
+    pub request: Request,
+    /// `http.route`: the low-cardinality form of an HTTP path; None when routes
+    /// are `unset`, and for every other operation.
     pub route: Option<ShortString>,
     /// Wall-clock Unix nanoseconds.
     pub start_unix_ns: u64,
@@ -29,17 +30,5 @@ impl Span {
     /// What the duration histograms record.
     pub fn duration_seconds(&self) -> f64 {
         self.end_unix_ns.saturating_sub(self.start_unix_ns) as f64 / 1e9
-    }
-
-    /// The OpenTelemetry span name: `{service}/{method}` for an RPC, else for
-    /// HTTP `{method} {route}`, or `{method}` without a route.
-    pub fn name(&self) -> String {
-        if let Some(rpc) = &self.request.rpc {
-            return format!("{}/{}", rpc.service, rpc.method);
-        }
-        match &self.route {
-            Some(route) => format!("{} {route}", self.request.method),
-            None => self.request.method.to_string(),
-        }
     }
 }

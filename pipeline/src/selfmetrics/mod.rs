@@ -1,129 +1,293 @@
 //! The agent's own counters: every event read, and every one dropped or not
-//! turned into a span, by reason. Nothing is lost without a count here.
+//! turned into a span, by reason. Each is declared once, in [`FAMILIES`];
+//! the exit summary, the Prometheus endpoint and the documentation's list
+//! (a test checks docs/running.md) all come from there. Nothing is lost
+//! without a count here.
+
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
-/// One counter; relaxed atomics, as only totals matter.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+use crate::protocols::Anomaly;
 
-impl Counter {
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
+/// A counter kept by the agent in user space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    EventsRead,
+    SpansCreated,
+    /// Ring-buffer records that did not match the kernel/user contract.
+    EventsUndecodable,
+    /// Data from a process no longer (or not yet) traced: discarded by design.
+    EventsUntraced,
+    /// Connections not tracked because the connection table was full.
+    ConnectionsDropped,
+    /// Exchanges whose fields could not be decoded: counted, never guessed.
+    UndecodableRequests,
+    /// Spans an exporter's queue had no room for.
+    ExportQueueFull,
+    ParseErrors,
+    ConnectionsUnsupported,
+    OrphanResponses,
+    UnansweredRequests,
+    MetricSeriesDropped,
+    OtlpSpansExported,
+    OtlpTraceExportFailures,
+    OtlpMetricExportFailures,
+    OtlpMetricExports,
+    OtlpSpansDroppedQueueFull,
+    OtlpSpansDroppedShutdown,
+    OtlpSpansDroppedServiceLimit,
+    /// Beyla's configuration keys and variables given but not implemented
+    /// yet: each was warned about at start-up and ignored.
+    ConfigSettingsIgnored,
 }
 
+const COUNTERS: usize = Counter::ConfigSettingsIgnored as usize + 1;
+
+/// A reason the kernel probes drop an event, counted in a kernel map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelDrop {
+    RingbufFull,
+    InflightMapFull,
+    ConnectionMapFull,
+    TlsUnknownConnection,
+}
+
+impl KernelDrop {
+    pub const ALL: [KernelDrop; 4] = [
+        KernelDrop::RingbufFull,
+        KernelDrop::InflightMapFull,
+        KernelDrop::ConnectionMapFull,
+        KernelDrop::TlsUnknownConnection,
+    ];
+}
+
+/// Where a member of a family gets its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Agent(Counter),
+    Kernel(KernelDrop),
+}
+
+/// One Prometheus counter family (`_total` is appended to its name); with a
+/// label, one series per member.
+#[derive(Debug)]
+pub struct Family {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub label: Option<&'static str>,
+    /// (label value, source); the label value is empty for a family without label.
+    pub members: &'static [(&'static str, Source)],
+}
+
+use Counter as C;
+use Source::{Agent, Kernel};
+
+/// Every counter the agent exposes, in the order they are shown.
+pub static FAMILIES: &[Family] = &[
+    Family {
+        name: "beyla_events_read",
+        help: "Ring buffer records read.",
+        label: None,
+        members: &[("", Agent(C::EventsRead))],
+    },
+    Family {
+        name: "beyla_spans_created",
+        help: "Spans created.",
+        label: None,
+        members: &[("", Agent(C::SpansCreated))],
+    },
+    Family {
+        name: "beyla_kernel_drops",
+        help: "Events the kernel probes dropped, by reason.",
+        label: Some("reason"),
+        members: &[
+            ("ringbuf_full", Kernel(KernelDrop::RingbufFull)),
+            ("inflight_map_full", Kernel(KernelDrop::InflightMapFull)),
+            ("connection_map_full", Kernel(KernelDrop::ConnectionMapFull)),
+            (
+                "tls_unknown_connection",
+                Kernel(KernelDrop::TlsUnknownConnection),
+            ),
+        ],
+    },
+    Family {
+        name: "beyla_events_dropped",
+        help: "Events or requests dropped in user space, by pipeline stage.",
+        label: Some("stage"),
+        members: &[
+            ("decode", Agent(C::EventsUndecodable)),
+            ("untraced", Agent(C::EventsUntraced)),
+            ("connection_table", Agent(C::ConnectionsDropped)),
+            ("undecodable_request", Agent(C::UndecodableRequests)),
+            ("export_queue", Agent(C::ExportQueueFull)),
+        ],
+    },
+    Family {
+        name: "beyla_parse_errors",
+        help: "Malformed or unfollowable protocol messages skipped.",
+        label: None,
+        members: &[("", Agent(C::ParseErrors))],
+    },
+    Family {
+        name: "beyla_connections_unsupported",
+        help: "Connections whose protocol none of the parsers recognised; their bytes are ignored.",
+        label: None,
+        members: &[("", Agent(C::ConnectionsUnsupported))],
+    },
+    Family {
+        name: "beyla_orphan_responses",
+        help: "Responses seen without their request (the request predates tracing).",
+        label: None,
+        members: &[("", Agent(C::OrphanResponses))],
+    },
+    Family {
+        name: "beyla_unanswered_requests",
+        help: "Requests whose response never came (connection closed, stream reset or refused).",
+        label: None,
+        members: &[("", Agent(C::UnansweredRequests))],
+    },
+    Family {
+        name: "beyla_metric_series_dropped",
+        help: "Spans not recorded in a Prometheus metric because the series limit was reached.",
+        label: None,
+        members: &[("", Agent(C::MetricSeriesDropped))],
+    },
+    Family {
+        name: "beyla_otlp_spans_exported",
+        help: "Spans an OTLP receiver accepted.",
+        label: None,
+        members: &[("", Agent(C::OtlpSpansExported))],
+    },
+    Family {
+        name: "beyla_otlp_metric_exports",
+        help: "OTLP metric pushes a receiver accepted.",
+        label: None,
+        members: &[("", Agent(C::OtlpMetricExports))],
+    },
+    Family {
+        name: "beyla_otlp_export_failures",
+        help: "OTLP export requests that failed (each retry counts), by signal.",
+        label: Some("signal"),
+        members: &[
+            ("traces", Agent(C::OtlpTraceExportFailures)),
+            ("metrics", Agent(C::OtlpMetricExportFailures)),
+        ],
+    },
+    Family {
+        name: "beyla_otlp_spans_dropped",
+        help: "Spans the OTLP exporters could not deliver or record, by reason.",
+        label: Some("reason"),
+        members: &[
+            ("queue_full", Agent(C::OtlpSpansDroppedQueueFull)),
+            ("shutdown", Agent(C::OtlpSpansDroppedShutdown)),
+            ("service_limit", Agent(C::OtlpSpansDroppedServiceLimit)),
+        ],
+    },
+    Family {
+        name: "beyla_config_settings_ignored",
+        help: "Beyla's configuration keys and variables given but not supported yet (each warned about at start-up).",
+        label: None,
+        members: &[("", Agent(C::ConfigSettingsIgnored))],
+    },
+];
+
+/// The user-space counters; relaxed atomics, as only totals matter.
 #[derive(Debug, Default)]
 pub struct SelfMetrics {
-    /// Ring-buffer records read.
-    pub events_read: Counter,
-    /// Records that did not match the kernel/user contract.
-    pub events_undecodable: Counter,
-    /// Data from a process no longer (or not yet) traced: discarded by design.
-    pub events_untraced: Counter,
-    /// Connections not tracked because the connection table was full.
-    pub connections_dropped: Counter,
-    /// Connections whose traffic is not HTTP/1 (ignored until their protocol is supported).
-    pub connections_unsupported: Counter,
-    /// Malformed HTTP messages, skipped.
-    pub parse_errors: Counter,
-    /// Requests whose method, path or status could not be decoded (HTTP/2 joined
-    /// mid-way): counted, never guessed.
-    pub undecodable_requests: Counter,
-    /// Responses seen without their request (the request predates tracing).
-    pub orphan_responses: Counter,
-    /// Requests whose response never came before the connection ended.
-    pub unanswered_requests: Counter,
-    /// Spans dropped because an exporter was behind.
-    pub spans_dropped: Counter,
-    pub spans_created: Counter,
-    /// Beyla's settings (keys and variables) given to the agent that it does
-    /// not implement yet: each was warned about at start-up and ignored.
-    pub config_settings_ignored: Counter,
-    pub otlp: Arc<OtlpStats>,
+    values: [AtomicU64; COUNTERS],
 }
 
-/// The OTLP exporters' counters (relaxed atomics; only totals matter), shared
-/// by the traces and metrics exporters, the exit log and the Prometheus endpoint.
-#[derive(Debug, Default)]
-pub struct OtlpStats {
-    /// Spans taken from the channel.
-    pub spans_received: AtomicU64,
-    /// Spans the receiver acknowledged.
-    pub spans_exported: AtomicU64,
-    /// Export requests that failed (each retry counts).
-    pub export_failures: AtomicU64,
-    /// Batches dropped because the queue was full while the receiver was down.
-    pub batches_dropped: AtomicU64,
-    /// Spans in those batches.
-    pub spans_dropped_queue_full: AtomicU64,
-    /// Spans still queued when the shutdown flush ran out of time.
-    pub spans_dropped_at_shutdown: AtomicU64,
-    /// Spans recorded into metric histograms.
-    pub metric_spans_recorded: AtomicU64,
-    /// Spans not recorded because too many services already had meters.
-    pub metric_spans_dropped_service_limit: AtomicU64,
-    /// Metric export requests that succeeded / failed.
-    pub metric_exports: AtomicU64,
-    pub metric_export_failures: AtomicU64,
-}
-
-impl OtlpStats {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+impl SelfMetrics {
+    pub fn inc(&self, counter: Counter) {
+        self.add(counter, 1);
     }
 
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
+    pub fn add(&self, counter: Counter, n: u64) {
+        self.values[counter as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.values[counter as usize].load(Ordering::Relaxed)
+    }
+
+    /// Counts what a protocol could not make sense of.
+    pub fn anomaly(&self, anomaly: Anomaly) {
+        self.inc(match anomaly {
+            Anomaly::Invalid(_) | Anomaly::Lost { .. } => C::ParseErrors,
+            Anomaly::OrphanResponse => C::OrphanResponses,
+            Anomaly::Unanswered(_) => C::UnansweredRequests,
+            Anomaly::Undecodable => C::UndecodableRequests,
+        });
     }
 }
 
 /// What the kernel probes dropped, by reason, summed over CPUs.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct KernelDropCounts {
-    pub ringbuf_full: u64,
-    pub inflight_map_full: u64,
-    pub connection_map_full: u64,
-    pub tls_unknown_connection: u64,
+pub struct KernelDropCounts([u64; KernelDrop::ALL.len()]);
+
+impl KernelDropCounts {
+    /// The counts, one per reason, read by `count`.
+    pub fn read(mut count: impl FnMut(KernelDrop) -> u64) -> Self {
+        Self(KernelDrop::ALL.map(&mut count))
+    }
+
+    pub fn get(&self, drop: KernelDrop) -> u64 {
+        self.0[drop as usize]
+    }
 }
 
-/// A summary for the log at exit, with the kernel's own drop counts.
+/// Every family with its current values, kernel drops included.
+pub fn values<'a>(
+    metrics: &'a SelfMetrics,
+    kernel: &'a KernelDropCounts,
+) -> impl Iterator<
+    Item = (
+        &'static Family,
+        impl Iterator<Item = (&'static str, u64)> + 'a,
+    ),
+> + 'a {
+    FAMILIES.iter().map(move |family| {
+        let members = family.members.iter().map(move |&(label, source)| {
+            let value = match source {
+                Agent(counter) => metrics.get(counter),
+                Kernel(drop) => kernel.get(drop),
+            };
+            (label, value)
+        });
+        (family, members)
+    })
+}
+
+/// Every counter in one line, for the log at exit:
+/// `events_read=N ... kernel_drops(ringbuf_full=N ...) ...`.
 pub struct Summary<'a>(pub &'a SelfMetrics, pub KernelDropCounts);
 
 impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (m, k) = (self.0, self.1);
-        write!(
-            f,
-            "events_read={} spans_created={} kernel_drops(ringbuf_full={} inflight_map_full={} connection_map_full={} tls_unknown_connection={}) \
-             events_undecodable={} events_untraced={} connections_dropped={} connections_unsupported={} parse_errors={} \
-             undecodable_requests={} \
-             orphan_responses={} unanswered_requests={} spans_dropped={}",
-            m.events_read.get(),
-            m.spans_created.get(),
-            k.ringbuf_full,
-            k.inflight_map_full,
-            k.connection_map_full,
-            k.tls_unknown_connection,
-            m.events_undecodable.get(),
-            m.events_untraced.get(),
-            m.connections_dropped.get(),
-            m.connections_unsupported.get(),
-            m.parse_errors.get(),
-            m.undecodable_requests.get(),
-            m.orphan_responses.get(),
-            m.unanswered_requests.get(),
-            m.spans_dropped.get(),
-        )
+        let mut sep = "";
+        for (family, members) in values(self.0, &self.1) {
+            let short = family.name.trim_start_matches("beyla_");
+            f.write_str(sep)?;
+            sep = " ";
+            match family.label {
+                None => {
+                    let total: u64 = members.map(|(_, v)| v).sum();
+                    write!(f, "{short}={total}")?;
+                }
+                Some(_) => {
+                    write!(f, "{short}(")?;
+                    let mut inner = "";
+                    for (label, value) in members {
+                        write!(f, "{inner}{label}={value}")?;
+                        inner = " ";
+                    }
+                    f.write_str(")")?;
+                }
+            }
+        }
+        Ok(())
     }
 }

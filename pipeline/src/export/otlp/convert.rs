@@ -14,6 +14,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use opentelemetry_sdk::Resource;
 
 use crate::model::{self, Span, SpanKind};
+use crate::semconv::{self, attributes as attr};
 
 /// The instrumentation scope of every span and metric we emit.
 pub fn scope() -> InstrumentationScope {
@@ -24,7 +25,11 @@ pub fn scope() -> InstrumentationScope {
 
 /// Resource keys the agent sets itself; OTEL_RESOURCE_ATTRIBUTES cannot
 /// override them (OTEL_SERVICE_NAME and the discovery entries name services).
-const OWN_KEYS: [&str; 3] = ["service.name", "service.namespace", "process.pid"];
+const OWN_KEYS: [&str; 3] = [
+    attr::SERVICE_NAME,
+    attr::SERVICE_NAMESPACE,
+    attr::PROCESS_PID,
+];
 
 /// `service.name`, `service.namespace` when set, `process.pid` when
 /// `with_pid` (traces: one resource per process; metrics: per service), the
@@ -37,8 +42,8 @@ pub fn resource(process: &model::Resource, with_pid: bool) -> Resource {
         .map(|(key, value)| KeyValue::new(key.clone(), value.clone()));
     let own = [
         (!process.service_namespace.is_empty())
-            .then(|| KeyValue::new("service.namespace", process.service_namespace.clone())),
-        with_pid.then(|| KeyValue::new("process.pid", i64::from(process.pid.0))),
+            .then(|| KeyValue::new(attr::SERVICE_NAMESPACE, process.service_namespace.clone())),
+        with_pid.then(|| KeyValue::new(attr::PROCESS_PID, i64::from(process.pid.0))),
     ];
     Resource::builder_empty()
         .with_detector(Box::new(TelemetryResourceDetector))
@@ -51,24 +56,18 @@ pub fn unix_ns(ns: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(ns)
 }
 
-/// The HTTP semantic conventions: 5xx is an error for a server, any 4xx or 5xx
-/// for a client; otherwise the status stays unset.
-pub fn status(kind: SpanKind, code: u16) -> Status {
-    let error = match kind {
-        SpanKind::Server => code >= 500,
-        SpanKind::Client => code >= 400,
-    };
-    if error {
-        Status::error("")
-    } else {
-        Status::Unset
+/// An attribute as the SDK takes it.
+pub fn key_value(name: &'static str, value: semconv::Value<'_>) -> KeyValue {
+    match value {
+        semconv::Value::Str(s) => KeyValue::new(name, s.to_string()),
+        semconv::Value::Int(i) => KeyValue::new(name, i),
+        semconv::Value::Ip(ip) => KeyValue::new(name, ip.to_string()),
     }
 }
 
 pub fn span_data(span: &Span, scope: &InstrumentationScope) -> SpanData {
     let r = &span.request;
     let ctx = &r.context;
-    let (server, server_port, client) = r.conn.endpoints(r.kind);
     let span_context = SpanContext::new(
         OtelTraceId::from_bytes(ctx.trace_id.0),
         OtelSpanId::from_bytes(ctx.span_id.0),
@@ -76,6 +75,10 @@ pub fn span_data(span: &Span, scope: &InstrumentationScope) -> SpanData {
         false,
         TraceState::default(),
     );
+    let mut attributes = Vec::new();
+    semconv::span_attributes(span, |name, value| {
+        attributes.push(key_value(name, value));
+    });
     SpanData {
         span_context,
         parent_span_id: ctx
@@ -88,43 +91,18 @@ pub fn span_data(span: &Span, scope: &InstrumentationScope) -> SpanData {
             SpanKind::Server => OtelSpanKind::Server,
             SpanKind::Client => OtelSpanKind::Client,
         },
-        name: Cow::Owned(span.name()),
+        name: Cow::Owned(semconv::span_name(span)),
         start_time: unix_ns(span.start_unix_ns),
         end_time: unix_ns(span.end_unix_ns),
-        attributes: [
-            Some(KeyValue::new("http.request.method", r.method)),
-            Some(KeyValue::new("url.path", r.path.to_string())),
-            span.route
-                .as_deref()
-                .map(|route| KeyValue::new("http.route", route.to_owned())),
-            Some(KeyValue::new(
-                "http.response.status_code",
-                i64::from(r.status),
-            )),
-            Some(KeyValue::new("server.address", server.to_string())),
-            Some(KeyValue::new("server.port", i64::from(server_port))),
-            Some(KeyValue::new("client.address", client.to_string())),
-            r.rpc
-                .as_ref()
-                .map(|c| KeyValue::new("rpc.system", c.system)),
-            r.rpc
-                .as_ref()
-                .map(|c| KeyValue::new("rpc.service", c.service.to_string())),
-            r.rpc
-                .as_ref()
-                .map(|c| KeyValue::new("rpc.method", c.method.to_string())),
-            r.rpc
-                .as_ref()
-                .and_then(|c| c.status_code)
-                .map(|code| KeyValue::new("rpc.grpc.status_code", i64::from(code))),
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
+        attributes,
         dropped_attributes_count: 0,
         events: SpanEvents::default(),
         links: SpanLinks::default(),
-        status: status(r.kind, r.status),
+        status: if semconv::is_error(span) {
+            Status::error("")
+        } else {
+            Status::Unset
+        },
         instrumentation_scope: scope.clone(),
     }
 }
@@ -141,9 +119,9 @@ pub(crate) mod tests {
     pub fn span(kind: SpanKind, status: u16, service: &str, n: u8) -> Span {
         let mut span = fixtures::span();
         span.request.kind = kind;
-        span.request.status = status;
+        fixtures::http(&mut span).status = status;
         span.request.conn.remote = "10.0.0.2".parse().unwrap();
-        span.request.path = format!("/users/{n}").into();
+        fixtures::http(&mut span).path = format!("/users/{n}").into();
         span.request.context.span_id = SpanId([n; 8]);
         span.request.resource = fixtures::resource(service);
         span
@@ -204,16 +182,6 @@ pub(crate) mod tests {
         assert_eq!(attr(&d, "server.port"), Value::I64(40000));
         assert_eq!(attr(&d, "client.address"), Value::from("127.0.0.1"));
         assert_eq!(d.status, Status::error(""));
-    }
-
-    #[test]
-    fn error_status_follows_http_semconv() {
-        assert_eq!(status(SpanKind::Server, 499), Status::Unset);
-        assert_eq!(status(SpanKind::Server, 500), Status::error(""));
-        assert_eq!(status(SpanKind::Server, 404), Status::Unset);
-        assert_eq!(status(SpanKind::Client, 399), Status::Unset);
-        assert_eq!(status(SpanKind::Client, 400), Status::error(""));
-        assert_eq!(status(SpanKind::Client, 503), Status::error(""));
     }
 
     #[test]

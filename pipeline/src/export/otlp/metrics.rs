@@ -25,18 +25,15 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 
 use super::convert;
-use super::{ExportError, ExporterHandle, MetricsConfig, OtlpStats};
+use super::{ExportError, MetricsConfig};
 use crate::export::DURATION_BUCKETS;
-use crate::model::{Resource, Span, SpanKind};
-use crate::selfmetrics::SelfMetrics;
+use crate::export::{Context, Signal, StartError, Threaded};
+use crate::model::{Resource, Span};
+use crate::selfmetrics::{Counter, SelfMetrics};
+use crate::semconv::{self, Instrument, MetricValue};
 
 /// Services with their own MeterProvider (and reader thread) at most.
 pub const MAX_SERVICES: usize = 64;
-
-pub const SERVER_DURATION: &str = "http.server.request.duration";
-pub const CLIENT_DURATION: &str = "http.client.request.duration";
-pub const RPC_SERVER_DURATION: &str = "rpc.server.duration";
-pub const RPC_CLIENT_DURATION: &str = "rpc.client.duration";
 
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -46,7 +43,7 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 struct OnRuntime {
     inner: Arc<opentelemetry_otlp::MetricExporter>,
     runtime: tokio::runtime::Handle,
-    stats: Arc<OtlpStats>,
+    metrics: Arc<SelfMetrics>,
 }
 
 impl PushMetricExporter for OnRuntime {
@@ -54,9 +51,9 @@ impl PushMetricExporter for OnRuntime {
         // Called on a reader thread, outside any tokio context, so blocking here is allowed.
         let result = self.runtime.block_on(self.inner.export(metrics));
         match &result {
-            Ok(()) => OtlpStats::add(&self.stats.metric_exports, 1),
+            Ok(()) => self.metrics.inc(Counter::OtlpMetricExports),
             Err(e) => {
-                OtlpStats::add(&self.stats.metric_export_failures, 1);
+                self.metrics.inc(Counter::OtlpMetricExportFailures);
                 log::warn!("OTLP metrics: export failed: {e}");
             }
         }
@@ -79,10 +76,8 @@ impl PushMetricExporter for OnRuntime {
 
 struct ServiceMeters {
     provider: SdkMeterProvider,
-    server: Histogram<f64>,
-    client: Histogram<f64>,
-    rpc_server: Histogram<f64>,
-    rpc_client: Histogram<f64>,
+    /// One per instrument, in [`Instrument::ALL`] order.
+    histograms: Vec<Histogram<f64>>,
 }
 
 /// Spans to histogram recordings, one MeterProvider per service name.
@@ -90,16 +85,16 @@ pub(crate) struct Recorder<E> {
     exporter: E,
     interval: Duration,
     services: HashMap<String, ServiceMeters>,
-    stats: Arc<OtlpStats>,
+    metrics: Arc<SelfMetrics>,
 }
 
 impl<E: PushMetricExporter + Clone> Recorder<E> {
-    pub fn new(exporter: E, interval: Duration, stats: Arc<OtlpStats>) -> Self {
+    pub fn new(exporter: E, interval: Duration, metrics: Arc<SelfMetrics>) -> Self {
         Self {
             exporter,
             interval,
             services: HashMap::new(),
-            stats,
+            metrics,
         }
     }
 
@@ -119,19 +114,19 @@ impl<E: PushMetricExporter + Clone> Recorder<E> {
                 .with_reader(reader)
                 .build();
             let meter = provider.meter_with_scope(convert::scope());
-            let histogram = |name: &'static str, description: &'static str| {
-                meter
-                    .f64_histogram(name)
-                    .with_unit("s")
-                    .with_description(description)
-                    .with_boundaries(DURATION_BUCKETS.to_vec())
-                    .build()
-            };
+            let histograms = Instrument::ALL
+                .iter()
+                .map(|instrument| {
+                    meter
+                        .f64_histogram(instrument.name())
+                        .with_unit(Instrument::UNIT)
+                        .with_description(instrument.description())
+                        .with_boundaries(DURATION_BUCKETS.to_vec())
+                        .build()
+                })
+                .collect();
             let meters = ServiceMeters {
-                server: histogram(SERVER_DURATION, "Duration of HTTP server requests."),
-                client: histogram(CLIENT_DURATION, "Duration of HTTP client requests."),
-                rpc_server: histogram(RPC_SERVER_DURATION, "Duration of RPC (gRPC) server calls."),
-                rpc_client: histogram(RPC_CLIENT_DURATION, "Duration of RPC (gRPC) client calls."),
+                histograms,
                 provider,
             };
             self.services.insert(service.to_string(), meters);
@@ -141,41 +136,25 @@ impl<E: PushMetricExporter + Clone> Recorder<E> {
 
     pub fn record(&mut self, span: &Span) {
         let r = &span.request;
-        let stats = Arc::clone(&self.stats);
+        let metrics = Arc::clone(&self.metrics);
         let Some(meters) = self.meters(&r.resource) else {
-            OtlpStats::add(&stats.metric_spans_dropped_service_limit, 1);
+            metrics.inc(Counter::OtlpSpansDroppedServiceLimit);
             return;
         };
         let seconds = span.duration_seconds();
-        if let Some(rpc) = &r.rpc {
-            let mut attributes = vec![
-                KeyValue::new("rpc.system", rpc.system),
-                KeyValue::new("rpc.service", rpc.service.to_string()),
-                KeyValue::new("rpc.method", rpc.method.to_string()),
-            ];
-            if let Some(code) = rpc.status_code {
-                attributes.push(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
-            }
-            match r.kind {
-                SpanKind::Server => meters.rpc_server.record(seconds, &attributes),
-                SpanKind::Client => meters.rpc_client.record(seconds, &attributes),
-            }
-            OtlpStats::add(&stats.metric_spans_recorded, 1);
-            return;
-        }
-        let attributes = [
-            KeyValue::new("http.request.method", r.method),
-            KeyValue::new(
-                "http.route",
-                span.route.as_deref().unwrap_or_default().to_owned(),
-            ),
-            KeyValue::new("http.response.status_code", i64::from(r.status)),
-        ];
-        match r.kind {
-            SpanKind::Server => meters.server.record(seconds, &attributes),
-            SpanKind::Client => meters.client.record(seconds, &attributes),
-        }
-        OtlpStats::add(&stats.metric_spans_recorded, 1);
+        let metric = semconv::metric_attributes(span);
+        let attributes: Vec<KeyValue> = metric
+            .iter()
+            .filter_map(|(name, value)| {
+                Some(match value {
+                    MetricValue::Str(s) => KeyValue::new(name, *s),
+                    MetricValue::Text(s) => KeyValue::new(name, s.to_string()),
+                    MetricValue::Int(i) => KeyValue::new(name, *i),
+                    MetricValue::Absent => return None,
+                })
+            })
+            .collect();
+        meters.histograms[metric.instrument.index()].record(seconds, &attributes);
     }
 
     #[cfg(test)]
@@ -189,50 +168,44 @@ impl<E: PushMetricExporter + Clone> Recorder<E> {
     }
 }
 
-/// Starts the metrics exporter thread; it ends after `rx` closes and a last
-/// push of every service's metrics (bounded by 5 s).
-pub fn spawn_metrics(
-    config: &MetricsConfig,
-    rx: async_channel::Receiver<Arc<Span>>,
-    metrics: Arc<SelfMetrics>,
-) -> Result<ExporterHandle, ExportError> {
-    config.validate()?;
+/// Starts the metrics exporter thread; it ends after its queue closes and a
+/// last push of every service's metrics (bounded by 5 s), then logs what it did.
+pub fn spawn_metrics(config: &MetricsConfig, context: &Context) -> Result<Threaded, StartError> {
+    config.validate().map_err(ExportError::from)?;
     let runtime = super::runtime("metrics")?;
-    let stats = Arc::clone(&metrics.otlp);
+    let metrics = Arc::clone(&context.self_metrics);
     let exporter = {
         let _inside = runtime.enter();
         OnRuntime {
             inner: Arc::new(super::build_metric_exporter(&config.signal)?),
             runtime: runtime.handle().clone(),
-            stats: Arc::clone(&stats),
+            metrics: Arc::clone(&metrics),
         }
     };
     let interval = config.interval;
     let url = config.signal.url();
     let protocol = config.signal.protocol;
-    let thread_stats = Arc::clone(&stats);
-    let thread = std::thread::Builder::new()
-        .name("otlp-metrics".into())
-        .spawn(move || {
-            log::info!("exporting metrics over OTLP {protocol} to {url} every {interval:?}");
-            let inner = Arc::clone(&exporter.inner);
-            let mut recorder = Recorder::new(exporter, interval, thread_stats);
-            runtime.block_on(async {
-                while let Ok(span) = rx.recv().await {
-                    recorder.record(&span);
-                }
-                shutdown(recorder.into_providers()).await;
-            });
-            if let Err(e) = inner.shutdown() {
-                log::debug!("OTLP metric exporter shutdown: {e}");
+    Threaded::spawn("otlp-metrics", Signal::Metrics, move |rx| {
+        log::info!("exporting metrics over OTLP {protocol} to {url} every {interval:?}");
+        let inner = Arc::clone(&exporter.inner);
+        let mut recorder = Recorder::new(exporter, interval, Arc::clone(&metrics));
+        runtime.block_on(async {
+            while let Ok(span) = rx.recv().await {
+                recorder.record(&span);
             }
-            runtime.shutdown_timeout(Duration::from_secs(1));
-        })
-        .map_err(|source| ExportError::Start {
-            signal: "metrics",
-            source,
-        })?;
-    Ok(ExporterHandle { thread, stats })
+            shutdown(recorder.into_providers()).await;
+        });
+        if let Err(e) = inner.shutdown() {
+            log::debug!("OTLP metric exporter shutdown: {e}");
+        }
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        log::info!(
+            "OTLP metrics: exports={} export_failures={} spans_dropped_service_limit={}",
+            metrics.get(Counter::OtlpMetricExports),
+            metrics.get(Counter::OtlpMetricExportFailures),
+            metrics.get(Counter::OtlpSpansDroppedServiceLimit),
+        );
+    })
 }
 
 /// Shuts every provider down (each pushes its metrics a last time) on blocking
@@ -264,7 +237,7 @@ mod tests {
 
     use super::*;
     use crate::export::otlp::convert::tests::span;
-    use crate::model::RpcCall;
+    use crate::model::{fixtures, SpanKind};
 
     /// One histogram data point, as the receiver would see it.
     #[derive(Debug, Clone, PartialEq)]
@@ -342,8 +315,9 @@ mod tests {
     #[test]
     fn spans_become_duration_histograms_per_service() {
         let capture = Capture::default();
-        let stats = Arc::new(OtlpStats::default());
-        let mut recorder = Recorder::new(capture.clone(), Duration::from_secs(3600), stats.clone());
+        let metrics = Arc::new(SelfMetrics::default());
+        let mut recorder =
+            Recorder::new(capture.clone(), Duration::from_secs(3600), metrics.clone());
         // 1.5 ms each.
         recorder.record(&span(SpanKind::Server, 200, "front", 1));
         recorder.record(&span(SpanKind::Server, 200, "front", 2));
@@ -363,6 +337,8 @@ mod tests {
         two_fast[0] = 2;
         let mut one_two_seconds = vec![0u64; 15];
         one_two_seconds[10] = 1; // (1, 2.5]
+        const SERVER: &str = "http.server.request.duration";
+        const CLIENT: &str = "http.client.request.duration";
         let point = |service: &str, metric: &str, status, count, sum, buckets| Point {
             service: service.into(),
             metric: metric.into(),
@@ -376,26 +352,21 @@ mod tests {
         assert_eq!(
             points,
             vec![
-                point("back", SERVER_DURATION, "500", 1, 0.0015, one_fast.clone()),
-                point("front", CLIENT_DURATION, "503", 1, 2.0, one_two_seconds),
-                point("front", SERVER_DURATION, "200", 2, 0.003, two_fast),
+                point("back", SERVER, "500", 1, 0.0015, one_fast.clone()),
+                point("front", CLIENT, "503", 1, 2.0, one_two_seconds),
+                point("front", SERVER, "200", 2, 0.003, two_fast),
             ]
         );
-        assert_eq!(OtlpStats::get(&stats.metric_spans_recorded), 4);
     }
 
     #[test]
     fn grpc_calls_become_rpc_duration_histograms() {
         let capture = Capture::default();
-        let stats = Arc::new(OtlpStats::default());
-        let mut recorder = Recorder::new(capture.clone(), Duration::from_secs(3600), stats.clone());
+        let metrics = Arc::new(SelfMetrics::default());
+        let mut recorder =
+            Recorder::new(capture.clone(), Duration::from_secs(3600), metrics.clone());
         let mut call = span(SpanKind::Server, 200, "front", 1);
-        call.request.rpc = Some(RpcCall {
-            system: "grpc",
-            service: "beyla.Users".into(),
-            method: "Get".into(),
-            status_code: Some(5),
-        });
+        fixtures::rpc(&mut call, "beyla.Users", "Get", Some(5));
         recorder.record(&call);
         for p in recorder.into_providers() {
             p.shutdown().unwrap();
@@ -414,7 +385,7 @@ mod tests {
             points,
             vec![Point {
                 service: "front".into(),
-                metric: RPC_SERVER_DURATION.into(),
+                metric: Instrument::RpcServerDuration.name().into(),
                 unit: "s".into(),
                 attributes,
                 count: 1,
@@ -427,19 +398,18 @@ mod tests {
 
     #[test]
     fn services_beyond_the_limit_are_counted_not_recorded() {
-        let stats = Arc::new(OtlpStats::default());
-        let mut recorder =
-            Recorder::new(Capture::default(), Duration::from_secs(3600), stats.clone());
+        let metrics = Arc::new(SelfMetrics::default());
+        let mut recorder = Recorder::new(
+            Capture::default(),
+            Duration::from_secs(3600),
+            metrics.clone(),
+        );
         for i in 0..MAX_SERVICES + 3 {
             recorder.record(&span(SpanKind::Server, 200, &format!("svc{i}"), 1));
         }
         recorder.record(&span(SpanKind::Server, 200, "svc0", 1));
         assert_eq!(recorder.service_count(), MAX_SERVICES);
-        assert_eq!(OtlpStats::get(&stats.metric_spans_dropped_service_limit), 3);
-        assert_eq!(
-            OtlpStats::get(&stats.metric_spans_recorded),
-            MAX_SERVICES as u64 + 1
-        );
+        assert_eq!(metrics.get(Counter::OtlpSpansDroppedServiceLimit), 3);
         for p in recorder.into_providers() {
             p.shutdown().unwrap();
         }

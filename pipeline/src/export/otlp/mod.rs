@@ -14,15 +14,12 @@ pub mod traces;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use opentelemetry_otlp::{
     MetricExporter, RetryPolicy, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
 };
 use opentelemetry_sdk::metrics::Temporality;
 
-pub use crate::selfmetrics::OtlpStats;
 pub use config::{
     check_endpoint, check_header, MetricsConfig, OtlpConfigError, Protocol, SignalConfig,
 };
@@ -43,23 +40,6 @@ pub enum ExportError {
         signal: &'static str,
         source: std::io::Error,
     },
-}
-
-/// A running exporter thread.
-#[derive(Debug)]
-pub struct ExporterHandle {
-    thread: JoinHandle<()>,
-    stats: Arc<OtlpStats>,
-}
-
-impl ExporterHandle {
-    /// Waits for the thread: it ends once its channel is closed and the flush is done.
-    pub fn join(self) -> Arc<OtlpStats> {
-        if self.thread.join().is_err() {
-            log::error!("OTLP exporter thread panicked");
-        }
-        self.stats
-    }
 }
 
 fn build_error(

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::convert::tests::span;
 use super::traces::{run, Batch, Sink, Tuning};
-use super::OtlpStats;
 use crate::model::{Span, SpanKind};
-use crate::selfmetrics::SelfMetrics;
+use crate::selfmetrics::{Counter, SelfMetrics};
 
 /// Delivered groups: (service, last byte of each span id).
 type Delivered = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
@@ -68,24 +67,21 @@ fn quick() -> Tuning {
 struct Running {
     tx: async_channel::Sender<Arc<Span>>,
     thread: JoinHandle<()>,
-    stats: Arc<OtlpStats>,
     metrics: Arc<SelfMetrics>,
 }
 
 fn start(sink: ScriptedSink, tuning: Tuning) -> Running {
     let (tx, rx) = async_channel::bounded(4096);
-    let stats = Arc::new(OtlpStats::default());
     let metrics = Arc::new(SelfMetrics::default());
-    let (s, m) = (Arc::clone(&stats), Arc::clone(&metrics));
+    let m = Arc::clone(&metrics);
     let thread = std::thread::spawn(move || {
         super::runtime("traces")
             .unwrap()
-            .block_on(run(sink, rx, tuning, s, m));
+            .block_on(run(sink, rx, tuning, m));
     });
     Running {
         tx,
         thread,
-        stats,
         metrics,
     }
 }
@@ -101,10 +97,6 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
         assert!(t0.elapsed() < Duration::from_secs(10), "timed out: {what}");
         std::thread::sleep(Duration::from_millis(1));
     }
-}
-
-fn get(c: &std::sync::atomic::AtomicU64) -> u64 {
-    OtlpStats::get(c)
 }
 
 #[test]
@@ -124,9 +116,8 @@ fn full_batches_go_at_512_and_the_rest_at_close() {
         .map(|(_, ids)| ids.len())
         .collect();
     assert_eq!(sizes, vec![512, 512, 6]);
-    assert_eq!(get(&r.stats.spans_received), 1030);
-    assert_eq!(get(&r.stats.spans_exported), 1030);
-    assert_eq!(get(&r.stats.export_failures), 0);
+    assert_eq!(r.metrics.get(Counter::OtlpSpansExported), 1030);
+    assert_eq!(r.metrics.get(Counter::OtlpTraceExportFailures), 0);
 }
 
 #[test]
@@ -144,7 +135,9 @@ fn a_partial_batch_goes_after_the_batch_timeout() {
         send(&r.tx, "svc", n);
     }
     // The channel stays open: only the timer can send these.
-    wait_for("timed batch", || get(&r.stats.spans_exported) == 3);
+    wait_for("timed batch", || {
+        r.metrics.get(Counter::OtlpSpansExported) == 3
+    });
     assert_eq!(
         *delivered.lock().unwrap(),
         vec![("svc".to_string(), vec![1, 2, 3])]
@@ -172,8 +165,8 @@ fn spans_are_grouped_by_service_and_a_retry_resends_only_what_failed() {
         vec![("a".to_string(), vec![1, 3]), ("b".to_string(), vec![2])]
     );
     assert_eq!(attempts.load(Ordering::SeqCst), 4);
-    assert_eq!(get(&r.stats.export_failures), 2);
-    assert_eq!(get(&r.stats.spans_exported), 3);
+    assert_eq!(r.metrics.get(Counter::OtlpTraceExportFailures), 2);
+    assert_eq!(r.metrics.get(Counter::OtlpSpansExported), 3);
 }
 
 #[test]
@@ -196,7 +189,9 @@ fn a_full_queue_drops_its_oldest_batch() {
     for n in 1..=5 {
         send(&r.tx, "svc", n);
     }
-    wait_for("two drops", || get(&r.stats.batches_dropped) == 2);
+    wait_for("two drops", || {
+        r.metrics.get(Counter::OtlpSpansDroppedQueueFull) == 2
+    });
     r.tx.close();
     permit.close();
     r.thread.join().unwrap();
@@ -207,9 +202,10 @@ fn a_full_queue_drops_its_oldest_batch() {
         .map(|(_, ids)| ids.clone())
         .collect();
     assert_eq!(ids, vec![vec![1], vec![4], vec![5]]);
-    assert_eq!(get(&r.stats.spans_dropped_queue_full), 2);
-    assert_eq!(r.metrics.spans_dropped.get(), 2);
-    assert_eq!(get(&r.stats.spans_exported), 3);
+    assert_eq!(r.metrics.get(Counter::OtlpSpansDroppedQueueFull), 2);
+    // Counted once: the exporter's own queue, not the fan-out's.
+    assert_eq!(r.metrics.get(Counter::ExportQueueFull), 0);
+    assert_eq!(r.metrics.get(Counter::OtlpSpansExported), 3);
 }
 
 #[test]
@@ -240,9 +236,9 @@ fn backoff_spaces_retries_while_the_receiver_is_down() {
         took >= Duration::from_millis(300) && took < Duration::from_secs(2),
         "{took:?}"
     );
-    assert_eq!(get(&r.stats.export_failures) as usize, n);
-    assert_eq!(get(&r.stats.spans_dropped_at_shutdown), 1);
-    assert_eq!(get(&r.stats.spans_exported), 0);
+    assert_eq!(r.metrics.get(Counter::OtlpTraceExportFailures) as usize, n);
+    assert_eq!(r.metrics.get(Counter::OtlpSpansDroppedShutdown), 1);
+    assert_eq!(r.metrics.get(Counter::OtlpSpansExported), 0);
 }
 
 #[test]
@@ -264,5 +260,5 @@ fn shutdown_abandons_a_send_that_never_ends() {
     send(&r.tx, "svc", 2);
     r.tx.close();
     r.thread.join().unwrap();
-    assert_eq!(get(&r.stats.spans_dropped_at_shutdown), 2);
+    assert_eq!(r.metrics.get(Counter::OtlpSpansDroppedShutdown), 2);
 }

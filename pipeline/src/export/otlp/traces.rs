@@ -14,9 +14,10 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 
 use super::convert::{self, span_data};
 use super::queue::{Backoff, BatchQueue};
-use super::{ExportError, ExporterHandle, OtlpStats, SignalConfig};
+use super::{ExportError, SignalConfig};
+use crate::export::{Context, Signal, StartError, Threaded};
 use crate::model::{Resource, Span};
-use crate::selfmetrics::SelfMetrics;
+use crate::selfmetrics::{Counter, SelfMetrics};
 
 /// Limits and delays of the export loop.
 #[derive(Debug, Clone)]
@@ -113,14 +114,10 @@ impl Sink for OtlpSink {
     }
 }
 
-/// Starts the traces exporter thread; it ends after `rx` closes and its queue is
-/// flushed (or 5 s have passed).
-pub fn spawn_traces(
-    config: &SignalConfig,
-    rx: async_channel::Receiver<Arc<Span>>,
-    metrics: Arc<SelfMetrics>,
-) -> Result<ExporterHandle, ExportError> {
-    config.validate()?;
+/// Starts the traces exporter thread; it ends after its queue closes and its
+/// batches are flushed (or 5 s have passed), then logs what it delivered.
+pub fn spawn_traces(config: &SignalConfig, context: &Context) -> Result<Threaded, StartError> {
+    config.validate().map_err(ExportError::from)?;
     let runtime = super::runtime("traces")?;
     let exporter = {
         let _inside = runtime.enter();
@@ -130,21 +127,20 @@ pub fn spawn_traces(
         exporter,
         timeout: config.timeout,
     };
-    let stats = Arc::clone(&metrics.otlp);
-    let thread_stats = Arc::clone(&stats);
     let url = config.url();
     let protocol = config.protocol;
-    let thread = std::thread::Builder::new()
-        .name("otlp-traces".into())
-        .spawn(move || {
-            log::info!("exporting traces over OTLP {protocol} to {url}");
-            runtime.block_on(run(sink, rx, Tuning::default(), thread_stats, metrics));
-        })
-        .map_err(|source| ExportError::Start {
-            signal: "traces",
-            source,
-        })?;
-    Ok(ExporterHandle { thread, stats })
+    let metrics = Arc::clone(&context.self_metrics);
+    Threaded::spawn("otlp-traces", Signal::Traces, move |rx| {
+        log::info!("exporting traces over OTLP {protocol} to {url}");
+        runtime.block_on(run(sink, rx, Tuning::default(), Arc::clone(&metrics)));
+        log::info!(
+            "OTLP traces: spans_exported={} export_failures={} spans_dropped_queue_full={} spans_dropped_at_shutdown={}",
+            metrics.get(Counter::OtlpSpansExported),
+            metrics.get(Counter::OtlpTraceExportFailures),
+            metrics.get(Counter::OtlpSpansDroppedQueueFull),
+            metrics.get(Counter::OtlpSpansDroppedShutdown),
+        );
+    })
 }
 
 /// A send under way: it owns the sink and the batch, and gives both back with
@@ -166,7 +162,6 @@ enum Event<S> {
 
 struct Loop<'a> {
     queue: BatchQueue<Batch>,
-    stats: &'a OtlpStats,
     metrics: &'a SelfMetrics,
 }
 
@@ -178,12 +173,8 @@ impl Loop<'_> {
             self.queue.push(batch)
         };
         if let Some(dropped) = dropped {
-            let n = dropped.len() as u64;
-            OtlpStats::add(&self.stats.batches_dropped, 1);
-            OtlpStats::add(&self.stats.spans_dropped_queue_full, n);
-            for _ in 0..n {
-                self.metrics.spans_dropped.inc();
-            }
+            self.metrics
+                .add(Counter::OtlpSpansDroppedQueueFull, dropped.len() as u64);
         }
     }
 }
@@ -192,13 +183,11 @@ pub(crate) async fn run<S: Sink>(
     sink: S,
     rx: async_channel::Receiver<Arc<Span>>,
     tuning: Tuning,
-    stats: Arc<OtlpStats>,
     metrics: Arc<SelfMetrics>,
 ) {
     let scope: InstrumentationScope = convert::scope();
     let mut state = Loop {
         queue: BatchQueue::new(tuning.max_queued_batches),
-        stats: &stats,
         metrics: &metrics,
     };
     let mut backoff = Backoff::new(tuning.backoff_initial, tuning.backoff_max);
@@ -250,7 +239,7 @@ pub(crate) async fn run<S: Sink>(
                 // had when the send started (an upper bound if some groups got through).
                 let left = queued + in_flight.take().map_or(0, |_| in_flight_spans);
                 log::warn!("OTLP traces: shutdown flush timed out, {left} queued spans dropped");
-                OtlpStats::add(&stats.spans_dropped_at_shutdown, left as u64);
+                metrics.add(Counter::OtlpSpansDroppedShutdown, left as u64);
                 break;
             }
         }
@@ -287,7 +276,6 @@ pub(crate) async fn run<S: Sink>(
         };
         match or(done, or(recv, timer)).await {
             Event::Span(Ok(span)) => {
-                OtlpStats::add(&stats.spans_received, 1);
                 pending_since.get_or_insert_with(Instant::now);
                 unbatched.push((Arc::clone(&span.request.resource), span_data(&span, &scope)));
             }
@@ -304,7 +292,7 @@ pub(crate) async fn run<S: Sink>(
                 idle_sink = Some(sink);
                 // Groups the receiver acknowledged were removed from the batch.
                 let sent = spans_before - batch.len();
-                OtlpStats::add(&stats.spans_exported, sent as u64);
+                metrics.add(Counter::OtlpSpansExported, sent as u64);
                 match result {
                     Ok(()) => {
                         if failing {
@@ -314,7 +302,7 @@ pub(crate) async fn run<S: Sink>(
                         backoff.succeeded();
                     }
                     Err(e) => {
-                        OtlpStats::add(&stats.export_failures, 1);
+                        metrics.inc(Counter::OtlpTraceExportFailures);
                         let delay = backoff.failed(Instant::now());
                         if !failing {
                             log::warn!("OTLP traces: export failed ({e}); retrying every {delay:?} or more, up to {:?}", tuning.backoff_max);

@@ -6,7 +6,6 @@
 use std::collections::hash_map::Entry;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,10 +19,10 @@ use prometheus_client::registry::{Registry, Unit};
 
 use rustc_hash::FxHashMap;
 
-use super::{InstrumentedProcesses, KernelDropSource};
-use crate::export::DURATION_BUCKETS;
-use crate::model::{Resource, ShortString, Span, SpanKind};
-use crate::selfmetrics::SelfMetrics;
+use crate::export::{Context, DURATION_BUCKETS};
+use crate::model::{Resource, Span};
+use crate::selfmetrics::{self, Counter, SelfMetrics};
+use crate::semconv::{self, attributes as attr, Instrument, MetricAttributes, MetricValue};
 
 /// At most this many label sets, over all span-derived families together;
 /// a span that would create one more is not recorded in that family and is
@@ -33,28 +32,9 @@ pub const MAX_SERIES: usize = 10_000;
 /// How often the recorder thread looks for series to expire (scrapes always do).
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Labels of `http_{server,client}_request_duration_seconds`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct HttpLabels {
-    http_request_method: &'static str,
-    http_route: String,
-    http_response_status_code: u16,
-    service_name: String,
-    service_namespace: String,
-}
-
-/// Labels of `rpc_{server,client}_duration_seconds`: gRPC calls, which the
-/// HTTP families do not count.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct RpcLabels {
-    rpc_system: &'static str,
-    rpc_service: String,
-    rpc_method: String,
-    /// Empty when the status never arrived (a call cut short).
-    rpc_grpc_status_code: String,
-    service_name: String,
-    service_namespace: String,
-}
+/// Labels of a duration series: the instrument's attributes (see
+/// [`semconv::metric_attributes`]), then `service_name` and `service_namespace`.
+type Labels = Vec<(String, String)>;
 
 /// Labels of `target_info`: one series per service seen.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -66,8 +46,7 @@ struct TargetLabels {
     telemetry_sdk_name: &'static str,
 }
 
-type HistogramFamily = Family<HttpLabels, Histogram, fn() -> Histogram>;
-type RpcHistogramFamily = Family<RpcLabels, Histogram, fn() -> Histogram>;
+type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
 fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
@@ -102,20 +81,8 @@ impl Hash for ServiceKey {
 /// without allocating; the label strings are made once, with the series.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct DurationKey {
-    method: &'static str,
-    route: ShortString,
-    status: u16,
+    attributes: MetricAttributes,
     service: ServiceKey,
-}
-
-/// The RPC families' counterpart of [`DurationKey`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct RpcKey {
-    system: &'static str,
-    service: ShortString,
-    method: ShortString,
-    status: Option<u32>,
-    resource: ServiceKey,
 }
 
 /// One label set of a family: its labels (to remove it from the family), the
@@ -182,58 +149,46 @@ impl<K: Hash + Eq, L: Clone + Hash + Eq, M: Clone, C: MetricConstructor<M>> Expi
     }
 }
 
-type DurationSeries = Expiring<DurationKey, HttpLabels, Histogram, fn() -> Histogram>;
-type RpcSeries = Expiring<RpcKey, RpcLabels, Histogram, fn() -> Histogram>;
+type DurationSeries = Expiring<DurationKey, Labels, Histogram, fn() -> Histogram>;
 
 /// Every metric the exporter serves, in one registry.
 pub struct Metrics {
     registry: Registry,
-    server: DurationSeries,
-    client: DurationSeries,
-    rpc_server: RpcSeries,
-    rpc_client: RpcSeries,
+    /// One per instrument, in [`Instrument::ALL`] order.
+    durations: Vec<DurationSeries>,
     target: Expiring<ServiceKey, TargetLabels, Gauge, fn() -> Gauge>,
     host_name: String,
     series_ttl: Duration,
     max_series: usize,
-    series_dropped: Arc<AtomicU64>,
+    self_metrics: Arc<SelfMetrics>,
     last_expiry: Option<Instant>,
 }
 
 impl Metrics {
     /// Span-derived metrics only; add the agent's own with [`Metrics::register_self_metrics`].
-    pub fn new(host_name: String, series_ttl: Duration, max_series: usize) -> Self {
+    /// Spans beyond `max_series` are counted in `self_metrics`.
+    pub fn new(
+        host_name: String,
+        series_ttl: Duration,
+        max_series: usize,
+        self_metrics: Arc<SelfMetrics>,
+    ) -> Self {
         let mut registry = Registry::default();
-        let server = HistogramFamily::new_with_constructor(duration_histogram);
-        let client = HistogramFamily::new_with_constructor(duration_histogram);
-        let rpc_server = RpcHistogramFamily::new_with_constructor(duration_histogram);
-        let rpc_client = RpcHistogramFamily::new_with_constructor(duration_histogram);
+        let durations = Instrument::ALL
+            .iter()
+            .map(|instrument| {
+                let family = HistogramFamily::new_with_constructor(duration_histogram);
+                // The unit is appended to the name: `http_server_request_duration_seconds`.
+                registry.register_with_unit(
+                    attr::prometheus_name(instrument.name()),
+                    instrument.description(),
+                    Unit::Seconds,
+                    family.clone(),
+                );
+                Expiring::new(family)
+            })
+            .collect();
         let target = Family::<TargetLabels, Gauge, fn() -> Gauge>::new_with_constructor(info_gauge);
-        // The unit is appended to the name: `http_server_request_duration_seconds`.
-        registry.register_with_unit(
-            "http_server_request_duration",
-            "Duration of HTTP server requests",
-            Unit::Seconds,
-            server.clone(),
-        );
-        registry.register_with_unit(
-            "http_client_request_duration",
-            "Duration of HTTP client requests",
-            Unit::Seconds,
-            client.clone(),
-        );
-        registry.register_with_unit(
-            "rpc_server_duration",
-            "Duration of RPC (gRPC) server calls",
-            Unit::Seconds,
-            rpc_server.clone(),
-        );
-        registry.register_with_unit(
-            "rpc_client_duration",
-            "Duration of RPC (gRPC) client calls",
-            Unit::Seconds,
-            rpc_client.clone(),
-        );
         registry.register(
             "target_info",
             "Target metadata: one series per instrumented service",
@@ -241,41 +196,24 @@ impl Metrics {
         );
         Self {
             registry,
-            server: Expiring::new(server),
-            client: Expiring::new(client),
-            rpc_server: Expiring::new(rpc_server),
-            rpc_client: Expiring::new(rpc_client),
+            durations,
             target: Expiring::new(target),
             host_name,
             series_ttl,
             max_series,
-            series_dropped: Arc::new(AtomicU64::new(0)),
+            self_metrics,
             last_expiry: None,
         }
     }
 
     /// Serves the agent's own counters from the same registry, read at each scrape.
-    pub fn register_self_metrics(
-        &mut self,
-        self_metrics: Arc<SelfMetrics>,
-        kernel_drops: Box<dyn KernelDropSource>,
-        instrumented: Box<dyn InstrumentedProcesses>,
-    ) {
+    pub fn register_self_metrics(&mut self, context: &Context) {
         self.registry
-            .register_collector(Box::new(SelfMetricsCollector {
-                metrics: self_metrics,
-                kernel_drops,
-                instrumented,
-                series_dropped: Arc::clone(&self.series_dropped),
-            }));
+            .register_collector(Box::new(SelfMetricsCollector(context.clone())));
     }
 
     fn series(&self) -> usize {
-        self.server.series.len()
-            + self.client.series.len()
-            + self.rpc_server.series.len()
-            + self.rpc_client.series.len()
-            + self.target.series.len()
+        self.durations.iter().map(|d| d.series.len()).sum::<usize>() + self.target.series.len()
     }
 
     /// Adds one span: a duration observation and its service's `target_info`.
@@ -300,43 +238,37 @@ impl Metrics {
                 gauge.set(1);
             }
             None => {
-                self.series_dropped.fetch_add(1, Ordering::Relaxed);
+                self.self_metrics.inc(Counter::MetricSeriesDropped);
             }
         }
 
         let seconds = span.duration_seconds();
         let room = self.series() < self.max_series;
-        let histogram = match &request.rpc {
-            Some(rpc) => {
-                let key = RpcKey {
-                    system: rpc.system,
-                    service: rpc.service.clone(),
-                    method: rpc.method.clone(),
-                    status: rpc.status_code,
-                    resource: service,
-                };
-                let family = match request.kind {
-                    SpanKind::Server => &mut self.rpc_server,
-                    SpanKind::Client => &mut self.rpc_client,
-                };
-                family.get_or_add(key, now, room, || RpcLabels {
-                    rpc_system: rpc.system,
-                    rpc_service: rpc.service.to_string(),
-                    rpc_method: rpc.method.to_string(),
-                    rpc_grpc_status_code: rpc
-                        .status_code
-                        .map(|c| c.to_string())
-                        .unwrap_or_default(),
-                    service_name: resource.service_name.clone(),
-                    service_namespace: resource.service_namespace.clone(),
-                })
-            }
-            None => self.http_histogram(span, service, now, room),
+        let attributes = semconv::metric_attributes(span);
+        let family = &mut self.durations[attributes.instrument.index()];
+        let labels = || {
+            let mut labels: Labels = attributes
+                .iter()
+                .map(|(name, value)| (attr::prometheus_name(name), label_value(value)))
+                .collect();
+            labels.push((
+                attr::prometheus_name(attr::SERVICE_NAME),
+                resource.service_name.clone(),
+            ));
+            labels.push((
+                attr::prometheus_name(attr::SERVICE_NAMESPACE),
+                resource.service_namespace.clone(),
+            ));
+            labels
         };
-        match histogram {
+        let key = DurationKey {
+            attributes: attributes.clone(),
+            service,
+        };
+        match family.get_or_add(key, now, room, labels) {
             Some(histogram) => histogram.observe(seconds),
             None => {
-                self.series_dropped.fetch_add(1, Ordering::Relaxed);
+                self.self_metrics.inc(Counter::MetricSeriesDropped);
             }
         }
         if self
@@ -347,44 +279,12 @@ impl Metrics {
         }
     }
 
-    /// The HTTP duration histogram of a span that is not an RPC call.
-    fn http_histogram(
-        &mut self,
-        span: &Span,
-        service: ServiceKey,
-        now: Instant,
-        room: bool,
-    ) -> Option<&Histogram> {
-        let request = &span.request;
-        let resource = &request.resource;
-        let route = span.route.clone().unwrap_or_default();
-        let key = DurationKey {
-            method: request.method,
-            route,
-            status: request.status,
-            service,
-        };
-        let family = match request.kind {
-            SpanKind::Server => &mut self.server,
-            SpanKind::Client => &mut self.client,
-        };
-        let labels = || HttpLabels {
-            http_request_method: request.method,
-            http_route: span.route.as_deref().unwrap_or_default().to_owned(),
-            http_response_status_code: request.status,
-            service_name: resource.service_name.clone(),
-            service_namespace: resource.service_namespace.clone(),
-        };
-        family.get_or_add(key, now, room, labels)
-    }
-
     /// Removes every series not updated for the configured TTL.
     pub fn expire(&mut self, now: Instant) {
         let ttl = self.series_ttl;
-        self.server.expire(now, ttl);
-        self.client.expire(now, ttl);
-        self.rpc_server.expire(now, ttl);
-        self.rpc_client.expire(now, ttl);
+        for family in &mut self.durations {
+            family.expire(now, ttl);
+        }
         self.target.expire(now, ttl);
         self.last_expiry = Some(now);
     }
@@ -403,13 +303,18 @@ impl Metrics {
     }
 }
 
-/// Reads the agent's own counters at each scrape.
-struct SelfMetricsCollector {
-    metrics: Arc<SelfMetrics>,
-    kernel_drops: Box<dyn KernelDropSource>,
-    instrumented: Box<dyn InstrumentedProcesses>,
-    series_dropped: Arc<AtomicU64>,
+/// A metric attribute as a label value; one the span lacks is empty.
+fn label_value(value: &MetricValue) -> String {
+    match value {
+        MetricValue::Str(s) => (*s).to_string(),
+        MetricValue::Text(s) => s.to_string(),
+        MetricValue::Int(i) => i.to_string(),
+        MetricValue::Absent => String::new(),
+    }
 }
+
+/// Reads the agent's own counters at each scrape.
+struct SelfMetricsCollector(Context);
 
 impl fmt::Debug for SelfMetricsCollector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -418,122 +323,26 @@ impl fmt::Debug for SelfMetricsCollector {
     }
 }
 
-/// One counter without labels; `_total` is appended by the encoder.
-fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
-    let metric = ConstCounter::new(value);
-    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
-}
-
-/// One counter with a single label; `_total` is appended by the encoder.
-fn labelled_counter(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    label: &'static str,
-    values: &[(&'static str, u64)],
-) -> fmt::Result {
-    let mut metric =
-        encoder.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
-    for &(label_value, value) in values {
-        ConstCounter::new(value).encode(metric.encode_family(&[(label, label_value)])?)?;
-    }
-    Ok(())
-}
-
 impl Collector for SelfMetricsCollector {
+    /// Every family of [`selfmetrics::FAMILIES`]; `_total` is appended by the encoder.
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        let m = &self.metrics;
-        let e = &mut encoder;
-        counter(
-            e,
-            "beyla_events_read",
-            "Ring buffer records read.",
-            m.events_read.get(),
-        )?;
-        counter(
-            e,
-            "beyla_spans_created",
-            "Spans created.",
-            m.spans_created.get(),
-        )?;
-        let k = self.kernel_drops.read();
-        labelled_counter(
-            e,
-            "beyla_kernel_drops",
-            "Events the kernel probes dropped, by reason.",
-            "reason",
-            &[
-                ("ringbuf_full", k.ringbuf_full),
-                ("inflight_map_full", k.inflight_map_full),
-                ("connection_map_full", k.connection_map_full),
-                ("tls_unknown_connection", k.tls_unknown_connection),
-            ],
-        )?;
-        labelled_counter(
-            e,
-            "beyla_events_dropped",
-            "Events or requests dropped in user space, by pipeline stage.",
-            "stage",
-            &[
-                ("decode", m.events_undecodable.get()),
-                ("untraced", m.events_untraced.get()),
-                ("connection_table", m.connections_dropped.get()),
-                ("undecodable_request", m.undecodable_requests.get()),
-                ("export_queue", m.spans_dropped.get()),
-            ],
-        )?;
-        let otlp = &m.otlp;
-        let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-        counter(
-            e,
-            "beyla_otlp_spans_exported",
-            "Spans an OTLP receiver accepted.",
-            get(&otlp.spans_exported),
-        )?;
-        labelled_counter(
-            e,
-            "beyla_otlp_export_failures",
-            "OTLP export requests that failed (each retry counts), by signal.",
-            "signal",
-            &[
-                ("traces", get(&otlp.export_failures)),
-                ("metrics", get(&otlp.metric_export_failures)),
-            ],
-        )?;
-        labelled_counter(
-            e,
-            "beyla_otlp_spans_dropped",
-            "Spans the OTLP exporters could not deliver or record, by reason.",
-            "reason",
-            &[
-                ("queue_full", get(&otlp.spans_dropped_queue_full)),
-                ("shutdown", get(&otlp.spans_dropped_at_shutdown)),
-                (
-                    "service_limit",
-                    get(&otlp.metric_spans_dropped_service_limit),
-                ),
-            ],
-        )?;
-        counter(
-            e,
-            "beyla_config_settings_ignored",
-            "Beyla's configuration keys and variables given but not supported yet (each warned about at start-up).",
-            m.config_settings_ignored.get(),
-        )?;
-        counter(
-            e,
-            "beyla_parse_errors",
-            "Malformed HTTP messages skipped.",
-            m.parse_errors.get(),
-        )?;
-        counter(
-            e,
-            "beyla_metric_series_dropped",
-            "Metric observations not recorded because the series limit was reached.",
-            self.series_dropped.load(Ordering::Relaxed),
-        )?;
-        let gauge = ConstGauge::new(i64::try_from(self.instrumented.count()).unwrap_or(i64::MAX));
-        gauge.encode(e.encode_descriptor(
+        let kernel = (self.0.kernel_drops)();
+        let counter_type = ConstCounter::new(0u64).metric_type();
+        for (family, members) in selfmetrics::values(&self.0.self_metrics, &kernel) {
+            let mut metric =
+                encoder.encode_descriptor(family.name, family.help, None, counter_type)?;
+            match family.label {
+                None => ConstCounter::new(members.map(|(_, v)| v).sum::<u64>()).encode(metric)?,
+                Some(label) => {
+                    for (label_value, value) in members {
+                        ConstCounter::new(value)
+                            .encode(metric.encode_family(&[(label, label_value)])?)?;
+                    }
+                }
+            }
+        }
+        let gauge = ConstGauge::new(i64::try_from((self.0.instrumented)()).unwrap_or(i64::MAX));
+        gauge.encode(encoder.encode_descriptor(
             "beyla_instrumented_processes",
             "Processes currently instrumented.",
             None,
@@ -546,13 +355,14 @@ impl Collector for SelfMetricsCollector {
 mod tests {
     use super::*;
     use crate::model::fixtures::{self, START_UNIX_NS as T0_NS};
-    use crate::model::RpcCall;
+    use crate::model::SpanKind;
     use crate::selfmetrics::KernelDropCounts;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     fn span(kind: SpanKind, service: &str, route: &str, status: u16, duration_ns: u64) -> Span {
         let mut span = fixtures::span();
         span.request.kind = kind;
-        span.request.status = status;
+        fixtures::http(&mut span).status = status;
         span.request.resource = fixtures::resource(service);
         span.route = Some(route.into());
         span.end_unix_ns = T0_NS + duration_ns;
@@ -560,7 +370,22 @@ mod tests {
     }
 
     fn metrics() -> Metrics {
-        Metrics::new("host1".into(), Duration::from_secs(300), MAX_SERIES)
+        with(Duration::from_secs(300), MAX_SERIES)
+    }
+
+    fn with(ttl: Duration, max_series: usize) -> Metrics {
+        Metrics::new("host1".into(), ttl, max_series, Arc::default())
+    }
+
+    /// The agent's state as the endpoint reads it: its counters, fixed kernel
+    /// drops, and a process count the test changes.
+    fn context(own: &Arc<SelfMetrics>, processes: &Arc<AtomicU64>) -> Context {
+        let processes = Arc::clone(processes);
+        Context {
+            self_metrics: Arc::clone(own),
+            kernel_drops: Arc::new(|| KernelDropCounts::read(|d| d as u64 + 1)),
+            instrumented: Arc::new(move || processes.load(Ordering::Relaxed)),
+        }
     }
 
     fn lines(text: &str) -> Vec<&str> {
@@ -661,13 +486,8 @@ mod tests {
         let now = Instant::now();
         let call = |kind, status_code| {
             let mut s = span(kind, "svc", "/beyla.Users/Get", 200, 40_000_000);
-            s.request.method = "POST";
-            s.request.rpc = Some(RpcCall {
-                system: "grpc",
-                service: "beyla.Users".into(),
-                method: "Get".into(),
-                status_code,
-            });
+            fixtures::http(&mut s).method = "POST";
+            fixtures::rpc(&mut s, "beyla.Users", "Get", status_code);
             s
         };
         m.record(&call(SpanKind::Server, Some(0)), now);
@@ -751,7 +571,7 @@ mod tests {
     #[test]
     fn series_not_updated_for_the_ttl_disappear() {
         let ttl = Duration::from_secs(300);
-        let mut m = Metrics::new("host1".into(), ttl, MAX_SERIES);
+        let mut m = with(ttl, MAX_SERIES);
         let t0 = Instant::now();
         m.record(&span(SpanKind::Server, "old", "/a", 200, 1_000_000), t0);
         m.record(&span(SpanKind::Server, "kept", "/b", 200, 1_000_000), t0);
@@ -794,7 +614,7 @@ mod tests {
     #[test]
     fn recording_expires_without_a_scrape() {
         let ttl = Duration::from_secs(10);
-        let mut m = Metrics::new("host1".into(), ttl, MAX_SERIES);
+        let mut m = with(ttl, MAX_SERIES);
         let t0 = Instant::now();
         m.record(&span(SpanKind::Server, "old", "/a", 200, 1), t0);
         m.record(&span(SpanKind::Server, "new", "/a", 200, 1), t0 + ttl);
@@ -804,12 +624,14 @@ mod tests {
 
     #[test]
     fn series_beyond_the_cap_are_dropped_and_counted() {
-        let mut m = Metrics::new("host1".into(), Duration::from_secs(300), 3);
-        m.register_self_metrics(
-            Arc::new(SelfMetrics::default()),
-            Box::new(KernelDropCounts::default),
-            Box::new(|| 0),
+        let own = Arc::new(SelfMetrics::default());
+        let mut m = Metrics::new(
+            "host1".into(),
+            Duration::from_secs(300),
+            3,
+            Arc::clone(&own),
         );
+        m.register_self_metrics(&context(&own, &Arc::default()));
         let now = Instant::now();
         // target_info{svc} + /0 + /1 reach the cap of 3.
         for i in 0..4 {
@@ -849,29 +671,15 @@ mod tests {
         let own = Arc::new(SelfMetrics::default());
         let processes = Arc::new(AtomicU64::new(2));
         let mut m = metrics();
-        m.register_self_metrics(
-            Arc::clone(&own),
-            Box::new(|| KernelDropCounts {
-                ringbuf_full: 1,
-                inflight_map_full: 2,
-                connection_map_full: 3,
-                tls_unknown_connection: 4,
-            }),
-            Box::new({
-                let processes = Arc::clone(&processes);
-                move || processes.load(Ordering::Relaxed)
-            }),
-        );
-        for _ in 0..5 {
-            own.events_read.inc();
-        }
-        own.spans_created.inc();
-        own.events_undecodable.inc();
-        own.events_untraced.inc();
-        own.events_untraced.inc();
-        own.connections_dropped.inc();
-        own.spans_dropped.inc();
-        own.parse_errors.inc();
+        m.register_self_metrics(&context(&own, &processes));
+        own.add(Counter::EventsRead, 5);
+        own.inc(Counter::SpansCreated);
+        own.inc(Counter::EventsUndecodable);
+        own.add(Counter::EventsUntraced, 2);
+        own.inc(Counter::ConnectionsDropped);
+        own.inc(Counter::ExportQueueFull);
+        own.inc(Counter::ParseErrors);
+        own.add(Counter::UnansweredRequests, 3);
         let now = Instant::now();
         let text = m.encode(now);
         assert_has(
@@ -891,12 +699,15 @@ mod tests {
                 "beyla_events_dropped_total{stage=\"connection_table\"} 1",
                 "beyla_events_dropped_total{stage=\"export_queue\"} 1",
                 "beyla_parse_errors_total 1",
+                "beyla_unanswered_requests_total 3",
+                "beyla_connections_unsupported_total 0",
+                "beyla_orphan_responses_total 0",
                 "beyla_metric_series_dropped_total 0",
                 "# TYPE beyla_instrumented_processes gauge",
                 "beyla_instrumented_processes 2",
             ],
         );
-        own.events_read.inc();
+        own.inc(Counter::EventsRead);
         processes.store(3, Ordering::Relaxed);
         let text = m.encode(now);
         assert_has(

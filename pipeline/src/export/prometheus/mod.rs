@@ -17,9 +17,8 @@ use std::time::{Duration, Instant};
 
 pub use metrics::{Metrics, MAX_SERIES};
 
+use super::{Context, Exporter, Outgoing, Signal};
 use crate::model::Span;
-use crate::selfmetrics::KernelDropCounts;
-use crate::selfmetrics::SelfMetrics;
 
 /// Where the scrape endpoint listens, and how long idle series live.
 ///
@@ -69,30 +68,6 @@ pub enum ExportError {
     Thread(std::io::Error),
 }
 
-/// The kernel's drop counters, read at each scrape; any
-/// `Fn() -> KernelDropCounts + Send + Sync` is one.
-pub trait KernelDropSource: Send + Sync + 'static {
-    fn read(&self) -> KernelDropCounts;
-}
-
-impl<F: Fn() -> KernelDropCounts + Send + Sync + 'static> KernelDropSource for F {
-    fn read(&self) -> KernelDropCounts {
-        self()
-    }
-}
-
-/// How many processes are instrumented now, read at each scrape; any
-/// `Fn() -> u64 + Send + Sync` is one.
-pub trait InstrumentedProcesses: Send + Sync + 'static {
-    fn count(&self) -> u64;
-}
-
-impl<F: Fn() -> u64 + Send + Sync + 'static> InstrumentedProcesses for F {
-    fn count(&self) -> u64 {
-        self()
-    }
-}
-
 /// Records spans into the exporter's metrics, on the caller's thread.
 #[derive(Clone)]
 pub struct Recorder(Arc<Mutex<Metrics>>);
@@ -116,6 +91,38 @@ pub struct PrometheusHandle {
     stopping: Arc<AtomicBool>,
     metrics: Arc<Mutex<Metrics>>,
     http: Option<JoinHandle<()>>,
+    /// Spans since the last flush, recorded under one lock; the capacity is
+    /// reused, so a span costs no allocation here.
+    batch: Vec<Span>,
+}
+
+/// Spans recorded under one lock at most, so a scrape waits little.
+const RECORD_BATCH: usize = 256;
+
+impl Exporter for PrometheusHandle {
+    fn signal(&self) -> Signal {
+        Signal::Metrics
+    }
+
+    fn send(&mut self, span: &mut Outgoing<'_>) -> bool {
+        self.batch.push(span.span().clone());
+        if self.batch.len() >= RECORD_BATCH {
+            self.flush();
+        }
+        true
+    }
+
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            self.recorder().record(&self.batch);
+            self.batch.clear();
+        }
+    }
+
+    fn finish(mut self: Box<Self>) {
+        self.flush();
+        self.join();
+    }
 }
 
 impl PrometheusHandle {
@@ -130,7 +137,7 @@ impl PrometheusHandle {
     }
 
     /// Stops the HTTP server and waits for it.
-    pub fn join(mut self) {
+    pub fn join(&mut self) {
         self.stop_server();
         if let Some(http) = self.http.take() {
             if http.join().is_err() {
@@ -154,16 +161,16 @@ impl Drop for PrometheusHandle {
 /// Binds the endpoint and serves scrapes on a thread; spans are recorded
 /// through [`PrometheusHandle::recorder`]. A bind failure is returned, naming the address:
 /// `cannot listen on 127.0.0.1:9400 for Prometheus: address in use`.
-pub fn spawn(
-    config: PrometheusConfig,
-    self_metrics: Arc<SelfMetrics>,
-    kernel_drops: impl KernelDropSource,
-    instrumented: impl InstrumentedProcesses,
-) -> Result<PrometheusHandle, ExportError> {
+pub fn spawn(config: PrometheusConfig, context: &Context) -> Result<PrometheusHandle, ExportError> {
     let (server, addr) = server::bind(SocketAddr::new(config.bind, config.port))?;
     let server = Arc::new(server);
-    let mut metrics = Metrics::new(host_name(), config.series_ttl, MAX_SERIES);
-    metrics.register_self_metrics(self_metrics, Box::new(kernel_drops), Box::new(instrumented));
+    let mut metrics = Metrics::new(
+        host_name(),
+        config.series_ttl,
+        MAX_SERIES,
+        Arc::clone(&context.self_metrics),
+    );
+    metrics.register_self_metrics(context);
     let metrics = Arc::new(Mutex::new(metrics));
     let stopping = Arc::new(AtomicBool::new(false));
     let path = match config.path.starts_with('/') {
@@ -193,6 +200,7 @@ pub fn spawn(
         stopping,
         metrics,
         http: Some(http),
+        batch: Vec::new(),
     };
     log::info!("Prometheus metrics on http://{}{path}", handle.local_addr());
     Ok(handle)
@@ -216,17 +224,26 @@ mod tests {
     use std::net::TcpStream;
 
     use crate::model::fixtures;
+    use crate::selfmetrics::{Counter, KernelDropCounts};
 
     fn span() -> Span {
         let mut span = fixtures::span();
-        span.request.method = "POST";
-        span.request.path = "/orders".into();
-        span.request.status = 201;
+        fixtures::http(&mut span).method = "POST";
+        fixtures::http(&mut span).path = "/orders".into();
+        fixtures::http(&mut span).status = 201;
         span.request.resource = fixtures::resource("shop");
         span.route = Some("/orders".into());
         span.start_unix_ns = 1_000_000_000;
         span.end_unix_ns = 1_020_000_000;
         span
+    }
+
+    fn context(instrumented: fn() -> u64) -> Context {
+        Context {
+            self_metrics: Arc::default(),
+            kernel_drops: Arc::new(KernelDropCounts::default),
+            instrumented: Arc::new(instrumented),
+        }
     }
 
     fn local(port: u16) -> PrometheusConfig {
@@ -275,9 +292,9 @@ mod tests {
 
     #[test]
     fn serves_metrics_over_http_and_404_elsewhere() {
-        let own = Arc::new(SelfMetrics::default());
-        own.events_read.inc();
-        let handle = spawn(local(0), Arc::clone(&own), KernelDropCounts::default, || 4).unwrap();
+        let context = context(|| 4);
+        context.self_metrics.inc(Counter::EventsRead);
+        let mut handle = spawn(local(0), &context).unwrap();
         let addr = handle.local_addr();
         assert_ne!(addr.port(), 0);
         handle.recorder().record(&[span()]);
@@ -335,14 +352,9 @@ mod tests {
     fn a_port_in_use_is_an_error_naming_the_address() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = taken.local_addr().unwrap().port();
-        let err = spawn(
-            local(port),
-            Arc::new(SelfMetrics::default()),
-            KernelDropCounts::default,
-            || 0,
-        )
-        .err()
-        .expect("the port is taken");
+        let err = spawn(local(port), &context(|| 0))
+            .err()
+            .expect("the port is taken");
         assert_eq!(
             err.to_string(),
             format!("cannot listen on 127.0.0.1:{port} for Prometheus: address in use")

@@ -63,6 +63,16 @@ pub fn looks_like_request(prefix: &[u8]) -> bool {
     }
 }
 
+/// Bytes too few to tell, that are the start of a method name (a first read
+/// of one or two bytes): the next read may complete a request line.
+pub fn may_begin_request(prefix: &[u8]) -> bool {
+    !prefix.is_empty()
+        && prefix.len() <= Method::MAX_LEN
+        && Method::ALL
+            .iter()
+            .any(|m| m.as_str().as_bytes().starts_with(prefix))
+}
+
 /// Cheap detection of a response: `HTTP/1.` a digit and a space.
 pub fn looks_like_response(prefix: &[u8]) -> bool {
     matches!(

@@ -8,44 +8,13 @@ use std::collections::VecDeque;
 
 use super::{
     parse_request_head, parse_request_line, parse_response_head, parse_status_line, BodyFraming,
-    ChunkedDecoder, InvalidReason, Method, Parse,
+    ChunkedDecoder, Exchange, InvalidReason, Method, Parse,
 };
 use crate::model::{DataChunk, Direction, ShortString, Tid, TraceContext};
+use crate::protocols::{Anomaly, Hooks, Stitch, Unanswered};
 
 /// Head bytes gathered across syscalls before the head is given up as cut short.
 const MAX_HEAD_BUFFER: usize = 16 * 1024;
-
-/// A request with its response.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Exchange {
-    pub method: Method,
-    pub path: ShortString,
-    pub status: u16,
-    pub tid: Tid,
-    pub start_mono_ns: u64,
-    pub end_mono_ns: u64,
-    pub context: TraceContext,
-}
-
-/// What the stitcher could not make sense of; counted by the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Anomaly {
-    Invalid(InvalidReason),
-    /// A response with no request before it (the request predates tracing).
-    OrphanResponse,
-    /// A request whose response never came before the connection ended.
-    Unanswered,
-}
-
-/// What the stitcher needs from its owner.
-pub trait Hooks {
-    /// A request head was read: the trace context its span will have.
-    fn request_started(&mut self, tid: Tid, traceparent: Option<&str>) -> TraceContext;
-    fn exchange(&mut self, exchange: Exchange);
-    /// A started request ended without a span (its context is released).
-    fn abandoned(&mut self, context: TraceContext);
-    fn anomaly(&mut self, anomaly: Anomaly);
-}
 
 #[derive(Debug, Default)]
 enum State {
@@ -114,7 +83,7 @@ enum Head {
 }
 
 fn request_head(
-    hooks: &mut impl Hooks,
+    hooks: &mut impl Hooks<Exchange>,
     (method, target, traceparent): (Method, &str, Option<&str>),
     (start_mono_ns, tid): (u64, Tid),
     framing: Option<BodyFraming>,
@@ -143,7 +112,7 @@ impl Stitcher {
         }
     }
 
-    pub fn feed(&mut self, chunk: &DataChunk<'_>, hooks: &mut impl Hooks) {
+    pub fn feed(&mut self, chunk: &DataChunk<'_>, hooks: &mut impl Hooks<Exchange>) {
         if self.upgraded {
             return;
         }
@@ -158,19 +127,19 @@ impl Stitcher {
     }
 
     /// The connection closed (or went idle for good): finish what can be finished.
-    pub fn close(&mut self, hooks: &mut impl Hooks) {
+    pub fn close(&mut self, hooks: &mut impl Hooks<Exchange>) {
         self.end_response_at_flip(hooks);
         if let Some((pending, _)) = self.answering.take() {
             hooks.abandoned(pending.context);
-            hooks.anomaly(Anomaly::Unanswered);
+            hooks.anomaly(Anomaly::Unanswered(Unanswered::Closed));
         }
         for pending in self.pending.drain(..) {
             hooks.abandoned(pending.context);
-            hooks.anomaly(Anomaly::Unanswered);
+            hooks.anomaly(Anomaly::Unanswered(Unanswered::Closed));
         }
     }
 
-    fn end_response_at_flip(&mut self, hooks: &mut impl Hooks) {
+    fn end_response_at_flip(&mut self, hooks: &mut impl Hooks<Exchange>) {
         match self.responses.state {
             State::UntilFlip => {
                 let end = self.responses.last_end_ns;
@@ -190,7 +159,12 @@ impl Stitcher {
         }
     }
 
-    fn feed_side(&mut self, is_request: bool, chunk: &DataChunk<'_>, hooks: &mut impl Hooks) {
+    fn feed_side(
+        &mut self,
+        is_request: bool,
+        chunk: &DataChunk<'_>,
+        hooks: &mut impl Hooks<Exchange>,
+    ) {
         let mut data = chunk.data;
         self.side(is_request).last_end_ns = chunk.end_mono_ns;
         loop {
@@ -234,7 +208,7 @@ impl Stitcher {
                         }
                     }
                     Err(reason) => {
-                        hooks.anomaly(Anomaly::Invalid(reason));
+                        hooks.anomaly(Anomaly::Invalid(reason.name()));
                         side.state = State::UntilFlip;
                         break;
                     }
@@ -246,7 +220,12 @@ impl Stitcher {
     }
 
     /// Accounts for the bytes the probe counted but did not copy.
-    fn skip_uncaptured(&mut self, is_request: bool, chunk: &DataChunk<'_>, hooks: &mut impl Hooks) {
+    fn skip_uncaptured(
+        &mut self,
+        is_request: bool,
+        chunk: &DataChunk<'_>,
+        hooks: &mut impl Hooks<Exchange>,
+    ) {
         let gap = chunk.uncaptured();
         if gap == 0 {
             return;
@@ -277,7 +256,7 @@ impl Stitcher {
         is_request: bool,
         data: &[u8],
         chunk: &DataChunk<'_>,
-        hooks: &mut impl Hooks,
+        hooks: &mut impl Hooks<Exchange>,
     ) -> usize {
         let method = self.pending.front().map(|p| p.method);
         let side = self.side(is_request);
@@ -340,7 +319,7 @@ impl Stitcher {
                 data.len()
             }
             Parse::Invalid(reason) => {
-                hooks.anomaly(Anomaly::Invalid(reason));
+                hooks.anomaly(Anomaly::Invalid(reason.name()));
                 let side = self.side(is_request);
                 side.head.clear();
                 side.state = State::Skip;
@@ -351,7 +330,12 @@ impl Stitcher {
 
     /// The capture ended inside a head: the first line still names the request
     /// or the status; the message then ends at the next flip.
-    fn head_cut_short(&mut self, is_request: bool, chunk: &DataChunk<'_>, hooks: &mut impl Hooks) {
+    fn head_cut_short(
+        &mut self,
+        is_request: bool,
+        chunk: &DataChunk<'_>,
+        hooks: &mut impl Hooks<Exchange>,
+    ) {
         let side = self.side(is_request);
         let at = (side.head_start_ns, side.head_tid.unwrap_or(chunk.tid));
         let head = std::mem::take(&mut side.head);
@@ -372,7 +356,7 @@ impl Stitcher {
         match parsed {
             Some(h) => self.head_done(is_request, h, chunk.end_mono_ns, hooks),
             None => {
-                hooks.anomaly(Anomaly::Invalid(InvalidReason::HeadTooLong));
+                hooks.anomaly(Anomaly::Invalid(InvalidReason::HeadTooLong.name()));
                 self.side(is_request).state = State::Skip;
             }
         }
@@ -382,7 +366,13 @@ impl Stitcher {
     }
 
     /// A head is known: start the request or the response, then frame its body.
-    fn head_done(&mut self, is_request: bool, head: Head, end: u64, hooks: &mut impl Hooks) {
+    fn head_done(
+        &mut self,
+        is_request: bool,
+        head: Head,
+        end: u64,
+        hooks: &mut impl Hooks<Exchange>,
+    ) {
         let framing = match head {
             Head::Request { pending, framing } => {
                 self.pending.push_back(pending);
@@ -418,13 +408,13 @@ impl Stitcher {
         }
     }
 
-    fn message_done(&mut self, is_request: bool, end: u64, hooks: &mut impl Hooks) {
+    fn message_done(&mut self, is_request: bool, end: u64, hooks: &mut impl Hooks<Exchange>) {
         if !is_request {
             self.finish_response(end, hooks);
         }
     }
 
-    fn finish_response(&mut self, end: u64, hooks: &mut impl Hooks) {
+    fn finish_response(&mut self, end: u64, hooks: &mut impl Hooks<Exchange>) {
         if let Some((p, status)) = self.answering.take() {
             hooks.exchange(Exchange {
                 method: p.method,
@@ -436,6 +426,18 @@ impl Stitcher {
                 context: p.context,
             });
         }
+    }
+}
+
+impl Stitch for Stitcher {
+    type Record = Exchange;
+
+    fn feed(&mut self, chunk: &DataChunk<'_>, hooks: &mut impl Hooks<Exchange>) {
+        Stitcher::feed(self, chunk, hooks);
+    }
+
+    fn close(&mut self, hooks: &mut impl Hooks<Exchange>) {
+        Stitcher::close(self, hooks);
     }
 }
 
@@ -454,7 +456,7 @@ mod tests {
         traceparents: Vec<Option<String>>,
     }
 
-    impl Hooks for Recorder {
+    impl Hooks<Exchange> for Recorder {
         fn request_started(&mut self, _tid: Tid, traceparent: Option<&str>) -> TraceContext {
             self.started += 1;
             self.traceparents.push(traceparent.map(str::to_string));
@@ -643,7 +645,10 @@ mod tests {
         c.stitcher.close(&mut c.hooks);
         assert!(c.hooks.exchanges.is_empty());
         assert_eq!(c.hooks.abandoned, 1);
-        assert_eq!(c.hooks.anomalies, vec![Anomaly::Unanswered]);
+        assert_eq!(
+            c.hooks.anomalies,
+            vec![Anomaly::Unanswered(Unanswered::Closed)]
+        );
     }
 
     #[test]

@@ -1,14 +1,10 @@
 //! Results of the HTTP/1.x parser; values borrow from the captured bytes so parsing never allocates.
 
-/// Outcome of parsing bytes that may be cut off anywhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parse<T> {
-    Parsed(T),
-    /// The bytes so far can still begin a valid message: call again with more.
-    NeedMore,
-    /// No continuation of these bytes can be valid.
-    Invalid(InvalidReason),
-}
+use crate::model::{HttpOperation, Operation, ShortString, Tid, TraceContext};
+use crate::protocols::{Anomaly, Exchange as Neutral, Record};
+
+/// The outcome of parsing HTTP/1.x bytes.
+pub type Parse<T> = crate::protocols::Parse<T, InvalidReason>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InvalidReason {
@@ -24,6 +20,22 @@ pub enum InvalidReason {
     BadChunk,
     /// A line or head past the parser's limits without its end: most likely not HTTP, or out of sync.
     HeadTooLong,
+}
+
+impl InvalidReason {
+    /// The reason as counted and logged.
+    pub fn name(self) -> &'static str {
+        match self {
+            InvalidReason::NotHttp => "not HTTP/1.x",
+            InvalidReason::BadRequestLine => "bad request line",
+            InvalidReason::BadStatusLine => "bad status line",
+            InvalidReason::BadHeader => "bad header",
+            InvalidReason::BadContentLength => "bad Content-Length",
+            InvalidReason::ConflictingFraming => "conflicting body framing",
+            InvalidReason::BadChunk => "bad chunk",
+            InvalidReason::HeadTooLong => "head too long",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -142,4 +154,32 @@ pub struct ChunkProgress {
     pub consumed: usize,
     /// The final line ending of the body has been consumed.
     pub done: bool,
+}
+
+/// A request with its response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchange {
+    pub method: Method,
+    pub path: ShortString,
+    pub status: u16,
+    pub tid: Tid,
+    pub start_mono_ns: u64,
+    pub end_mono_ns: u64,
+    pub context: TraceContext,
+}
+
+impl Record for Exchange {
+    fn into_exchange(self) -> Result<Neutral, (TraceContext, Anomaly)> {
+        Ok(Neutral {
+            tid: self.tid,
+            start_mono_ns: self.start_mono_ns,
+            end_mono_ns: self.end_mono_ns,
+            context: self.context,
+            operation: Operation::Http(HttpOperation {
+                method: self.method.as_str(),
+                path: self.path,
+                status: self.status,
+            }),
+        })
+    }
 }

@@ -12,7 +12,10 @@ use super::hpack::{Decoder, HeaderList, Lookup};
 use super::{
     flags, settings, Frame, FrameHeader, FrameReader, FrameType, InvalidReason, ReadEvent, PREFACE,
 };
-use crate::model::{DataChunk, Direction, Tid, TraceContext};
+use crate::model::{
+    DataChunk, Direction, HttpOperation, Operation, RpcOperation, Tid, TraceContext,
+};
+use crate::protocols::{http1, Anomaly, Exchange as Neutral, Hooks, Record, Stitch, Unanswered};
 
 /// Streams tracked at once per connection; beyond this the oldest is dropped and counted.
 pub const MAX_STREAMS: usize = 1024;
@@ -52,36 +55,6 @@ pub struct Exchange {
     pub start_mono_ns: u64,
     pub end_mono_ns: u64,
     pub context: TraceContext,
-}
-
-/// What the stitcher could not make sense of; counted by the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Anomaly {
-    /// Bytes that are not valid HTTP/2, or a header block that could not be decoded.
-    Invalid(InvalidReason),
-    /// Bytes went by that could not be followed (capture gap or resynchronisation); the
-    /// direction's HPACK context is lost until entries are inserted again.
-    Lost { bytes: u64 },
-    /// A response ended on a stream whose request was never seen.
-    OrphanResponse,
-    /// A stream still open when the connection ended.
-    Unanswered,
-    /// A stream reset before its response began.
-    Reset { error_code: u32 },
-    /// A stream above a GOAWAY's last stream id: never processed.
-    Refused,
-    /// More than [`MAX_STREAMS`] open streams: the oldest was dropped.
-    StreamDropped,
-}
-
-/// What the stitcher needs from its owner.
-pub trait Hooks {
-    /// A request's headers were read: the trace context its span will have.
-    fn request_started(&mut self, tid: Tid, traceparent: Option<&str>) -> TraceContext;
-    fn exchange(&mut self, exchange: Exchange);
-    /// A started request ended without a span (its context is released).
-    fn abandoned(&mut self, context: TraceContext);
-    fn anomaly(&mut self, anomaly: Anomaly);
 }
 
 /// A header block being gathered over HEADERS/PUSH_PROMISE and CONTINUATION frames.
@@ -177,7 +150,7 @@ impl Stitcher {
         )
     }
 
-    pub fn feed(&mut self, chunk: &DataChunk<'_>, hooks: &mut impl Hooks) {
+    pub fn feed(&mut self, chunk: &DataChunk<'_>, hooks: &mut impl Hooks<Exchange>) {
         let is_request = chunk.direction == self.request_dir;
         self.note_start(is_request, chunk.data);
         let mut reader = std::mem::take(&mut self.side(is_request).reader);
@@ -191,10 +164,10 @@ impl Stitcher {
     }
 
     /// The connection closed (or went idle for good): open streams are released.
-    pub fn close(&mut self, hooks: &mut impl Hooks) {
+    pub fn close(&mut self, hooks: &mut impl Hooks<Exchange>) {
         for (_, stream) in std::mem::take(&mut self.streams) {
             hooks.abandoned(stream.context);
-            hooks.anomaly(Anomaly::Unanswered);
+            hooks.anomaly(Anomaly::Unanswered(Unanswered::Closed));
         }
     }
 
@@ -239,7 +212,7 @@ impl Stitcher {
         is_request: bool,
         event: ReadEvent<'_>,
         chunk: &DataChunk<'_>,
-        hooks: &mut impl Hooks,
+        hooks: &mut impl Hooks<Exchange>,
     ) {
         match event {
             ReadEvent::Lost { bytes } => {
@@ -248,7 +221,7 @@ impl Stitcher {
             }
             ReadEvent::Invalid(reason) => {
                 self.side(is_request).lose_sync();
-                hooks.anomaly(Anomaly::Invalid(reason));
+                hooks.anomaly(Anomaly::Invalid(reason.name()));
             }
             ReadEvent::Frame {
                 header,
@@ -264,14 +237,14 @@ impl Stitcher {
         header: FrameHeader,
         payload: Option<&[u8]>,
         (start_ns, chunk): (u64, &DataChunk<'_>),
-        hooks: &mut impl Hooks,
+        hooks: &mut impl Hooks<Exchange>,
     ) {
         let end_ns = chunk.end_mono_ns;
         let side = self.side(is_request);
         if let Some(block) = &side.block {
             if header.kind != FrameType::Continuation || header.stream_id != block.stream_id {
                 side.lose_sync();
-                hooks.anomaly(Anomaly::Invalid(InvalidReason::BrokenHeaderBlock));
+                hooks.anomaly(Anomaly::Invalid(InvalidReason::BrokenHeaderBlock.name()));
             }
         }
         let frame = payload.map(|payload| Frame { header, payload });
@@ -297,7 +270,7 @@ impl Stitcher {
                 let side = self.side(is_request);
                 let Some(block) = &mut side.block else {
                     side.lose_sync();
-                    hooks.anomaly(Anomaly::Invalid(InvalidReason::BrokenHeaderBlock));
+                    hooks.anomaly(Anomaly::Invalid(InvalidReason::BrokenHeaderBlock.name()));
                     return;
                 };
                 match payload {
@@ -347,7 +320,7 @@ impl Stitcher {
     }
 
     /// A whole header block: decode it (always, to keep the table in step), then apply it.
-    fn finish_block(&mut self, is_request: bool, end_ns: u64, hooks: &mut impl Hooks) {
+    fn finish_block(&mut self, is_request: bool, end_ns: u64, hooks: &mut impl Hooks<Exchange>) {
         let side = self.side(is_request);
         let Some(block) = side.block.take() else {
             return;
@@ -362,7 +335,7 @@ impl Stitcher {
             match side.decoder.decode(&block.bytes) {
                 Ok(list) => list,
                 Err(e) => {
-                    hooks.anomaly(Anomaly::Invalid(InvalidReason::Hpack(e)));
+                    hooks.anomaly(Anomaly::Invalid(InvalidReason::Hpack(e).name()));
                     HeaderList {
                         fields: Vec::new(),
                         truncated: true,
@@ -384,7 +357,12 @@ impl Stitcher {
         }
     }
 
-    fn request_headers(&mut self, block: &Block, list: &HeaderList, hooks: &mut impl Hooks) {
+    fn request_headers(
+        &mut self,
+        block: &Block,
+        list: &HeaderList,
+        hooks: &mut impl Hooks<Exchange>,
+    ) {
         let id = block.stream_id;
         if id <= self.highest_request_id {
             // Request trailers, or a stream already finished or dropped.
@@ -410,7 +388,7 @@ impl Stitcher {
         if self.streams.len() > MAX_STREAMS {
             if let Some((_, oldest)) = self.streams.pop_first() {
                 hooks.abandoned(oldest.context);
-                hooks.anomaly(Anomaly::StreamDropped);
+                hooks.anomaly(Anomaly::Unanswered(Unanswered::Dropped));
             }
         }
     }
@@ -437,7 +415,13 @@ impl Stitcher {
         }
     }
 
-    fn end_stream(&mut self, is_request: bool, id: u32, end_ns: u64, hooks: &mut impl Hooks) {
+    fn end_stream(
+        &mut self,
+        is_request: bool,
+        id: u32,
+        end_ns: u64,
+        hooks: &mut impl Hooks<Exchange>,
+    ) {
         if is_request {
             return;
         }
@@ -451,7 +435,7 @@ impl Stitcher {
 
     /// RST_STREAM either way: a stream whose response had begun is reported as far as it
     /// went; otherwise it is abandoned.
-    fn reset(&mut self, id: u32, code: Option<u32>, end_ns: u64, hooks: &mut impl Hooks) {
+    fn reset(&mut self, id: u32, code: Option<u32>, end_ns: u64, hooks: &mut impl Hooks<Exchange>) {
         let Some(stream) = self.streams.remove(&id) else {
             return;
         };
@@ -459,17 +443,17 @@ impl Stitcher {
             hooks.exchange(exchange(id, stream, end_ns));
         } else {
             hooks.abandoned(stream.context);
-            hooks.anomaly(Anomaly::Reset {
+            hooks.anomaly(Anomaly::Unanswered(Unanswered::Reset {
                 error_code: code.unwrap_or(0),
-            });
+            }));
         }
     }
 
-    fn refuse_above(&mut self, last_stream_id: u32, hooks: &mut impl Hooks) {
+    fn refuse_above(&mut self, last_stream_id: u32, hooks: &mut impl Hooks<Exchange>) {
         let refused = self.streams.split_off(&last_stream_id.saturating_add(1));
         for (_, stream) in refused {
             hooks.abandoned(stream.context);
-            hooks.anomaly(Anomaly::Refused);
+            hooks.anomaly(Anomaly::Unanswered(Unanswered::Refused));
         }
     }
 }
@@ -498,5 +482,56 @@ fn exchange(stream_id: u32, s: Stream, end_ns: u64) -> Exchange {
         start_mono_ns: s.start_ns,
         end_mono_ns: end_ns,
         context: s.context,
+    }
+}
+
+/// Values HPACK could not decode (a connection joined mid-way) are never
+/// guessed: such an exchange gives no span.
+impl Record for Exchange {
+    fn into_exchange(self) -> Result<Neutral, (TraceContext, Anomaly)> {
+        let method = self
+            .method
+            .as_deref()
+            .and_then(|m| http1::Method::from_bytes(m.as_bytes()));
+        let (Some(method), Some(path), Some(status)) = (method, self.path, self.status) else {
+            return Err((self.context, Anomaly::Undecodable));
+        };
+        let http = HttpOperation {
+            method: method.as_str(),
+            path: path.as_str().into(),
+            status,
+        };
+        let call = self
+            .grpc
+            .and_then(|call| Some((call.service?, call.method?, call.status_code)));
+        let operation = match call {
+            Some((service, rpc_method, status_code)) => Operation::Rpc(RpcOperation {
+                system: "grpc",
+                service: service.as_str().into(),
+                method: rpc_method.as_str().into(),
+                status_code,
+                http,
+            }),
+            None => Operation::Http(http),
+        };
+        Ok(Neutral {
+            tid: self.tid,
+            start_mono_ns: self.start_mono_ns,
+            end_mono_ns: self.end_mono_ns,
+            context: self.context,
+            operation,
+        })
+    }
+}
+
+impl Stitch for Stitcher {
+    type Record = Exchange;
+
+    fn feed(&mut self, chunk: &DataChunk<'_>, hooks: &mut impl Hooks<Exchange>) {
+        Stitcher::feed(self, chunk, hooks);
+    }
+
+    fn close(&mut self, hooks: &mut impl Hooks<Exchange>) {
+        Stitcher::close(self, hooks);
     }
 }

@@ -4,11 +4,12 @@ use super::hpack::{
     huffman_code, huffman_decode, read_int, Decoder, HeaderField, HeaderList, HpackError,
     HuffmanError, Lookup, Text, HUFFMAN_CODE_LENGTHS, MAX_TABLE_SIZE,
 };
-use super::stitch::{Anomaly, Exchange, GrpcCall, Hooks, Stitcher, MAX_STREAMS};
+use super::stitch::{Exchange, GrpcCall, Stitcher, MAX_STREAMS};
 use super::*;
 use crate::model::{
     ConnId, ConnTuple, DataChunk, Direction, Origin, Pid, SpanId, Tid, TraceContext, TraceId,
 };
+use crate::protocols::{Anomaly, Hooks, Unanswered};
 use proptest::prelude::*;
 
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -192,7 +193,7 @@ struct Recorder {
     anomalies: Vec<Anomaly>,
 }
 
-impl Hooks for Recorder {
+impl Hooks<Exchange> for Recorder {
     fn request_started(&mut self, _tid: Tid, traceparent: Option<&str>) -> TraceContext {
         self.traceparents.push(traceparent.map(str::to_string));
         let n = self.traceparents.len() as u8;
@@ -1258,7 +1259,7 @@ fn a_header_block_interrupted_is_an_anomaly() {
     c.send(IN, &bytes);
     assert_eq!(
         c.hooks.anomalies,
-        vec![Anomaly::Invalid(InvalidReason::BrokenHeaderBlock)]
+        vec![Anomaly::Invalid(InvalidReason::BrokenHeaderBlock.name())]
     );
     // A CONTINUATION with no block before it.
     c.send(
@@ -1314,7 +1315,7 @@ fn padding_and_priority_are_stripped() {
     );
     assert_eq!(
         c.hooks.anomalies,
-        vec![Anomaly::Invalid(InvalidReason::BadPadding)]
+        vec![Anomaly::Invalid(InvalidReason::BadPadding.name())]
     );
     c.send(OUT, &headers(3, &status("503"), true));
     assert_eq!(c.hooks.exchanges[1].stream_id, 3);
@@ -1330,7 +1331,10 @@ fn rst_stream_ends_a_stream() {
     // The client cancels stream 1 before any response: abandoned.
     c.send(IN, &frame(FrameType::RstStream, 0, 1, &[0, 0, 0, 8]));
     assert_eq!(c.hooks.abandoned, 1);
-    assert_eq!(c.hooks.anomalies, vec![Anomaly::Reset { error_code: 8 }]);
+    assert_eq!(
+        c.hooks.anomalies,
+        vec![Anomaly::Unanswered(Unanswered::Reset { error_code: 8 })]
+    );
     // Stream 3's response began, then the server reset it: reported as far as it went.
     c.send(OUT, &headers(3, &status("200"), false));
     c.send(OUT, &data(3, b"partial", false));
@@ -1352,7 +1356,13 @@ fn goaway_abandons_streams_above_the_last_id() {
         &frame(FrameType::GoAway, 0, 0, &[0, 0, 0, 3, 0, 0, 0, 0]),
     );
     assert_eq!(c.hooks.abandoned, 2);
-    assert_eq!(c.hooks.anomalies, vec![Anomaly::Refused, Anomaly::Refused]);
+    assert_eq!(
+        c.hooks.anomalies,
+        vec![
+            Anomaly::Unanswered(Unanswered::Refused),
+            Anomaly::Unanswered(Unanswered::Refused)
+        ]
+    );
     c.send(OUT, &headers(1, &status("200"), true));
     c.send(OUT, &headers(3, &status("200"), true));
     assert_eq!(c.summary().len(), 2);
@@ -1369,7 +1379,10 @@ fn goaway_abandons_streams_above_the_last_id() {
     );
     assert_eq!(c.stitcher.open_streams(), 1);
     c.stitcher.close(&mut c.hooks);
-    assert_eq!(c.hooks.anomalies.last(), Some(&Anomaly::Unanswered));
+    assert_eq!(
+        c.hooks.anomalies.last(),
+        Some(&Anomaly::Unanswered(Unanswered::Closed))
+    );
     assert_eq!(c.hooks.abandoned, 3);
 }
 
@@ -1497,7 +1510,10 @@ fn streams_beyond_the_limit_drop_the_oldest() {
     }
     c.send(IN, &bytes);
     assert_eq!(c.stitcher.open_streams(), MAX_STREAMS);
-    assert_eq!(c.hooks.anomalies, vec![Anomaly::StreamDropped]);
+    assert_eq!(
+        c.hooks.anomalies,
+        vec![Anomaly::Unanswered(Unanswered::Dropped)]
+    );
     assert_eq!(c.hooks.abandoned, 1);
     // Stream 1 was the one dropped: its answer is an orphan; stream 3's is fine.
     c.send(OUT, &headers(1, &status("200"), true));
@@ -1575,7 +1591,7 @@ fn garbage_is_lost_until_a_plausible_frame_header() {
     );
     assert_eq!(
         c.hooks.anomalies,
-        vec![Anomaly::Invalid(InvalidReason::BadLength)]
+        vec![Anomaly::Invalid(InvalidReason::BadLength.name())]
     );
     c.send(IN, b"more garbage that is not a frame");
     c.send(IN, &headers(1, &get("/after"), true));

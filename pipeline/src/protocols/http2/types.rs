@@ -12,15 +12,8 @@ pub const MAX_FRAME_LEN: u32 = (1 << 24) - 1;
 /// The largest payload any endpoint may send before SETTINGS_MAX_FRAME_SIZE raises it.
 pub const DEFAULT_MAX_FRAME_LEN: u32 = 1 << 14;
 
-/// Outcome of parsing bytes that may be cut off anywhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parse<T> {
-    Parsed(T),
-    /// The bytes so far can still begin a valid frame: call again with more.
-    NeedMore,
-    /// No continuation of these bytes can be valid.
-    Invalid(InvalidReason),
-}
+/// The outcome of parsing HTTP/2 bytes.
+pub type Parse<T> = crate::protocols::Parse<T, InvalidReason>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InvalidReason {
@@ -36,6 +29,20 @@ pub enum InvalidReason {
     BadPreface,
     /// A header block that is not followed by its CONTINUATION frames.
     BrokenHeaderBlock,
+}
+
+impl InvalidReason {
+    /// The reason as counted and logged.
+    pub fn name(self) -> &'static str {
+        match self {
+            InvalidReason::BadLength => "bad frame length",
+            InvalidReason::BadStreamId => "bad stream id",
+            InvalidReason::BadPadding => "bad padding",
+            InvalidReason::Hpack(_) => "undecodable header block",
+            InvalidReason::BadPreface => "bad connection preface",
+            InvalidReason::BrokenHeaderBlock => "broken header block",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
