@@ -592,15 +592,14 @@ fn discovery(s: &Sources, flags: &Flags) -> Result<DiscoveryConfig, ConfigError>
 /// the endpoint's setting, for errors the exporter's own check finds.
 fn otlp(s: &Sources, signal: &Signal) -> Result<Option<(SignalConfig, Raw)>, ConfigError> {
     // Checked even without an endpoint, so that a mistake never hides.
-    let protocol = or_default(
-        s.get(
+    let protocol = s
+        .get(
             None,
             &[signal.protocol_var, "OTEL_EXPORTER_OTLP_PROTOCOL"],
             signal.protocol_key,
-        ),
-        |raw| parse::one_of(raw, PROTOCOLS, "one of http/protobuf, grpc"),
-        OtlpProtocol::HttpProtobuf,
-    )?;
+        )
+        .map(|raw| parse::one_of(&raw, PROTOCOLS, "one of http/protobuf, grpc"))
+        .transpose()?;
     let headers = or_default(
         s.get(
             None,
@@ -617,6 +616,7 @@ fn otlp(s: &Sources, signal: &Signal) -> Result<Option<(SignalConfig, Raw)>, Con
     ) else {
         return Ok(None);
     };
+    let protocol = protocol.unwrap_or_else(|| guess_protocol(&endpoint.text()));
     let mut url = parse::endpoint(&endpoint, protocol)?;
     // The common variable is a base URL for all signals (OpenTelemetry spec);
     // a signal's own endpoint is complete unless it has no path at all.
@@ -633,6 +633,22 @@ fn otlp(s: &Sources, signal: &Signal) -> Result<Option<(SignalConfig, Raw)>, Con
     let mut config = SignalConfig::new(url, protocol);
     config.headers = headers;
     Ok(Some((config, endpoint)))
+}
+
+/// With no protocol given, Beyla guesses it from the endpoint's port: one
+/// ending in 4317 (`:4317`, `:14317`) is gRPC's usual port; anything else is
+/// http/protobuf.
+fn guess_protocol(endpoint: &str) -> OtlpProtocol {
+    let authority = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("");
+    match authority.rsplit_once(':') {
+        Some((_, port)) if port.ends_with("4317") => OtlpProtocol::Grpc,
+        _ => OtlpProtocol::HttpProtobuf,
+    }
 }
 
 fn sampler(s: &Sources) -> Result<SamplerConfig, ConfigError> {

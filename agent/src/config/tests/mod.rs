@@ -290,8 +290,8 @@ fn bad_configurations_are_refused_with_one_exact_message() {
             "invalid value \"thrift\" for key otel_traces_export.protocol in beyla-config.yml: expected one of http/protobuf, grpc",
         ),
         (
-            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: \"tempo:4317\"}",
-            "invalid value \"tempo:4317\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); not an absolute URL",
+            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: \"tempo:4318\"}",
+            "invalid value \"tempo:4318\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); not an absolute URL",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_metrics_export: {endpoint: \"ftp://x:21\"}",
@@ -845,5 +845,47 @@ fn top_level_selection_names_and_formats() {
     assert!(
         !excluded(&c, "/usr/bin/otelcol-contrib"),
         "an empty value turns them off"
+    );
+}
+
+#[test]
+fn protocol_is_guessed_from_the_port_as_beyla_does() {
+    let endpoint = |text: &str| {
+        let c = yaml(&format!(
+            "open_port: 80\notel_traces_export: {{endpoint: '{text}'}}"
+        ))
+        .unwrap();
+        let t = c.export.otlp_traces.unwrap();
+        (t.endpoint, t.protocol)
+    };
+    assert_eq!(
+        endpoint("tempo:4317"),
+        ("tempo:4317".into(), OtlpProtocol::Grpc)
+    );
+    assert_eq!(
+        endpoint("http://tempo:14317"),
+        ("http://tempo:14317".into(), OtlpProtocol::Grpc)
+    );
+    assert_eq!(
+        endpoint("http://tempo:4318"),
+        (
+            "http://tempo:4318/v1/traces".into(),
+            OtlpProtocol::HttpProtobuf
+        )
+    );
+    // A protocol given wins over the guess.
+    let c = load(
+        None,
+        &[
+            ("BEYLA_OPEN_PORT", "80"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ],
+        Flags::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.export.otlp_traces.unwrap().endpoint,
+        "http://c:4317/v1/traces"
     );
 }
