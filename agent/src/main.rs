@@ -156,7 +156,8 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
 
     let mut pipeline = Pipeline {
         assembler: Assembler::new(registry, Arc::clone(&metrics)),
-        decorator: Decorator::new(trace::WallClock::measure(), routes),
+        decorator: Decorator::new(trace::WallClock::measure(), routes)
+            .with_filter(config.filter.clone()),
         fan_out,
         discovery: Arc::clone(&discovery),
         metrics: Arc::clone(&metrics),

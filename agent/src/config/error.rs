@@ -85,6 +85,12 @@ pub enum ConfigError {
         key: String,
         expected: &'static str,
     },
+    #[error("{key} in {file} is incomplete or contradictory: expected {expected}")]
+    Incomplete {
+        file: String,
+        key: String,
+        expected: &'static str,
+    },
     #[error("cannot read config file {file}: {reason}")]
     Read { file: String, reason: String },
     #[error("cannot parse config file {file} as {format}: {reason}")]

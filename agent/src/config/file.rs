@@ -63,19 +63,22 @@ pub(crate) struct FileConfig {
     pub unsupported: Vec<String>,
 }
 
-/// One map of a list of maps, such as `discovery.services[0]`.
+/// One map of a list of maps (`discovery.services[0]`), or of a map of
+/// names (`filter.application.url.path`).
 pub(crate) struct Entry<'a> {
     file: &'a str,
-    /// The key path with the index, for messages.
+    /// The key path with the index or name, for messages.
     pub path: String,
-    /// The key path with `[]`, to look fields up in the table.
-    schema: &'static str,
+    /// The name, for a map of names.
+    pub name: &'a str,
+    /// The key path with `[]` or `.*`, to look fields up in the table.
+    schema: String,
     map: &'a Map<String, JsonValue>,
 }
 
 impl Entry<'_> {
     pub fn get(&self, field: &'static str) -> Option<Raw> {
-        debug_assert!(readable(&format!("{}[].{field}", self.schema)), "{field}");
+        debug_assert!(readable(&format!("{}.{field}", self.schema)), "{field}");
         let value = self.map.get(field).filter(|v| !v.is_null())?;
         Some(Raw {
             value: value.clone(),
@@ -89,6 +92,14 @@ impl Entry<'_> {
     /// The keys written in the entry, whatever their value.
     pub fn written(&self) -> impl Iterator<Item = &str> {
         self.map.keys().map(String::as_str)
+    }
+
+    pub fn incomplete(&self, expected: &'static str) -> ConfigError {
+        ConfigError::Incomplete {
+            file: self.file.to_string(),
+            key: self.path.clone(),
+            expected,
+        }
     }
 
     pub fn empty(&self, expected: &'static str) -> ConfigError {
@@ -178,7 +189,31 @@ impl FileConfig {
                 Some(Entry {
                     file: &self.name,
                     path: format!("{key}[{i}]"),
-                    schema: key,
+                    name: "",
+                    schema: format!("{key}[]"),
+                    map: item.as_object()?,
+                })
+            })
+            .collect()
+    }
+
+    /// The maps of a map-of-names key, in file order.
+    pub fn named(&self, key: &'static str) -> Vec<Entry<'_>> {
+        debug_assert!(matches!(
+            keys::find(key).map(|k| k.shape),
+            Some(Shape::Named(_))
+        ));
+        let Some(JsonValue::Object(names)) = self.get_ref(key) else {
+            return Vec::new();
+        };
+        names
+            .iter()
+            .filter_map(|(name, item)| {
+                Some(Entry {
+                    file: &self.name,
+                    path: format!("{key}.{name}"),
+                    name,
+                    schema: format!("{key}.*"),
                     map: item.as_object()?,
                 })
             })

@@ -520,7 +520,19 @@ const EBPF: &[Key] = &[
     scalar("wakeup_len", Works),
 ];
 
-const FILTER_ATTRIBUTE: &[Key] = &[
+const FILTER_RULE: &[Key] = &[
+    scalar("equals", Works),
+    scalar("greater_equals", Works),
+    scalar("greater_than", Works),
+    scalar("less_equals", Works),
+    scalar("less_than", Works),
+    scalar("match", Works),
+    scalar("not_equals", Works),
+    scalar("not_match", Works),
+];
+
+/// Network flows and socket statistics are not observed yet.
+const WARNED_FILTER_RULE: &[Key] = &[
     scalar("equals", Warned),
     scalar("greater_equals", Warned),
     scalar("greater_than", Warned),
@@ -532,9 +544,9 @@ const FILTER_ATTRIBUTE: &[Key] = &[
 ];
 
 const FILTER: &[Key] = &[
-    named("application", FILTER_ATTRIBUTE),
-    named("network", FILTER_ATTRIBUTE),
-    named("stats", FILTER_ATTRIBUTE),
+    named("application", FILTER_RULE),
+    named("network", WARNED_FILTER_RULE),
+    named("stats", WARNED_FILTER_RULE),
 ];
 
 const GRAFANA_OTLP: &[Key] = &[

@@ -24,6 +24,7 @@ pub use error::{ConfigError, Origin, Warning};
 pub use ports::PortSet;
 pub use selection::{cmd_args, DiscoveryConfig, ProcessFacts, Selection};
 
+use beyla_pipeline::decorate::filter::{self as span_filter, AttributeFilter, Bounds, Rule, Test};
 use beyla_pipeline::decorate::DEFAULT_MAX_SEGMENT_CARDINALITY;
 pub use beyla_pipeline::decorate::{IgnoreMode, RoutesSettings, Unmatched};
 pub use beyla_pipeline::export::otlp::Protocol as OtlpProtocol;
@@ -68,6 +69,8 @@ pub struct Config {
     pub export: ExportConfig,
     pub sampler: SamplerConfig,
     pub routes: RoutesSettings,
+    /// `filter.application`: spans kept only when every rule holds.
+    pub filter: AttributeFilter,
     /// How long an orderly stop may take before the agent exits anyway.
     pub shutdown_timeout: Duration,
     /// `service_name` (OTEL_SERVICE_NAME): overrides every selection's service name.
@@ -400,8 +403,10 @@ impl Config {
             parse::attributes,
             Vec::new(),
         )?;
+        let filter = application_filter(&s, &mut warnings)?;
         Ok(Config {
             routes: routes(&s)?,
+            filter,
             discovery,
             capture_size,
             export: ExportConfig {
@@ -731,6 +736,71 @@ fn metrics_interval(s: &Sources) -> Result<Duration, ConfigError> {
         }
         None => Ok(Duration::from_secs(60)),
     }
+}
+
+/// `filter.application`, checked as Beyla checks it: each attribute has a
+/// glob (`match` or `not_match`, not both) or integer bounds, not both. An
+/// attribute this agent does not export is warned about and its rule ignored.
+fn application_filter(
+    s: &Sources,
+    warnings: &mut Vec<Warning>,
+) -> Result<AttributeFilter, ConfigError> {
+    let Some(file) = &s.file else {
+        return Ok(AttributeFilter::default());
+    };
+    let mut rules = Vec::new();
+    for entry in file.named("filter.application") {
+        let glob = |field| {
+            entry
+                .get(field)
+                .map(|raw| Ok::<_, ConfigError>((parse::glob(&raw)?, raw.text())))
+                .transpose()
+        };
+        let (matches, not_matches) = (glob("match")?, glob("not_match")?);
+        let integer = |field| {
+            entry
+                .get(field)
+                .map(|raw| {
+                    raw.text()
+                        .trim()
+                        .parse::<i64>()
+                        .map_err(|_| raw.invalid("an integer, such as 500"))
+                })
+                .transpose()
+        };
+        let bounds = Bounds {
+            equals: integer("equals")?,
+            not_equals: integer("not_equals")?,
+            greater_than: integer("greater_than")?,
+            greater_equals: integer("greater_equals")?,
+            less_than: integer("less_than")?,
+            less_equals: integer("less_equals")?,
+        };
+        let numeric = bounds != Bounds::default();
+        let test = match (matches, not_matches, numeric) {
+            (Some((pattern, glob)), None, false) => Test::Glob {
+                glob,
+                pattern,
+                negate: false,
+            },
+            (None, Some((pattern, glob)), false) => Test::Glob {
+                glob,
+                pattern,
+                negate: true,
+            },
+            (None, None, true) => Test::Integer(bounds),
+            _ => {
+                return Err(entry.incomplete(
+                    "one of match or not_match (a glob), or integer bounds (equals, not_equals, greater_than, greater_equals, less_than, less_equals), not both",
+                ))
+            }
+        };
+        match span_filter::filterable(entry.name) {
+            Some(attribute) => rules.push(Rule { attribute, test }),
+            None => warnings.push(Warning::UnsupportedKey(entry.path.clone())),
+        }
+    }
+    Ok(AttributeFilter { rules })
 }
 
 /// Route settings exist in the file only, as in Beyla.

@@ -5,6 +5,7 @@
 use serde_yaml_ng::{Mapping, Value};
 
 use super::parse::format_duration;
+use beyla_pipeline::decorate::filter::Test;
 use beyla_pipeline::decorate::DEFAULT_MAX_SEGMENT_CARDINALITY;
 use beyla_pipeline::export::otlp::SignalConfig;
 use beyla_pipeline::export::PrinterFormat;
@@ -79,6 +80,26 @@ fn otlp(otlp: &SignalConfig) -> Vec<(&'static str, Value)> {
         pairs.push(("headers", Value::Mapping(headers)));
     }
     pairs
+}
+
+fn filter_test(test: &Test) -> Value {
+    match test {
+        Test::Glob { glob, negate, .. } => map(vec![(
+            if *negate { "not_match" } else { "match" },
+            text(glob),
+        )]),
+        Test::Integer(b) => map([
+            ("equals", b.equals),
+            ("not_equals", b.not_equals),
+            ("greater_than", b.greater_than),
+            ("greater_equals", b.greater_equals),
+            ("less_than", b.less_than),
+            ("less_equals", b.less_equals),
+        ]
+        .into_iter()
+        .filter_map(|(name, bound)| Some((name, Value::from(bound?))))
+        .collect()),
+    }
 }
 
 impl Config {
@@ -199,6 +220,15 @@ impl Config {
                 ),
             ]),
         ));
+        if !self.filter.rules.is_empty() {
+            let rules = self
+                .filter
+                .rules
+                .iter()
+                .map(|rule| (text(rule.attribute), filter_test(&rule.test)))
+                .collect::<Mapping>();
+            root.push(("filter", map(vec![("application", Value::Mapping(rules))])));
+        }
         let mut out =
             serde_yaml_ng::to_string(&map(root)).expect("a YAML tree of strings always serializes");
         // Settings that have no file key are shown as comments.

@@ -1,11 +1,14 @@
 //! Requests to spans: the route of an HTTP request and whether the span goes
-//! to traces and to metrics (routes decorator), and wall-clock times. Service identity was
+//! to traces and to metrics (routes decorator, then `filter.application`),
+//! and wall-clock times. Service identity was
 //! attached by discovery when the connection was first seen.
 
+pub mod filter;
 mod routes;
 
 use crate::model::{Operation, Request, Span};
 use crate::trace::WallClock;
+use filter::AttributeFilter;
 
 pub use routes::{IgnoreMode, Routes, RoutesSettings, Unmatched, DEFAULT_MAX_SEGMENT_CARDINALITY};
 
@@ -19,11 +22,21 @@ pub struct Decorated {
 pub struct Decorator {
     clock: WallClock,
     routes: Routes,
+    filter: AttributeFilter,
 }
 
 impl Decorator {
     pub fn new(clock: WallClock, routes: Routes) -> Self {
-        Self { clock, routes }
+        Self {
+            clock,
+            routes,
+            filter: AttributeFilter::default(),
+        }
+    }
+
+    /// Spans `filter.application` rejects reach neither traces nor metrics.
+    pub fn with_filter(self, filter: AttributeFilter) -> Self {
+        Self { filter, ..self }
     }
 
     /// Routes apply to HTTP requests only; every other operation reaches both signals.
@@ -35,15 +48,17 @@ impl Decorator {
             }
             Operation::Rpc(_) => (None, true, true),
         };
+        let span = Span {
+            route,
+            start_unix_ns: self.clock.to_unix_ns(request.start_mono_ns),
+            end_unix_ns: self.clock.to_unix_ns(request.end_mono_ns),
+            request,
+        };
+        let kept = (to_traces || to_metrics) && self.filter.keeps(&span);
         Decorated {
-            span: Span {
-                route,
-                start_unix_ns: self.clock.to_unix_ns(request.start_mono_ns),
-                end_unix_ns: self.clock.to_unix_ns(request.end_mono_ns),
-                request,
-            },
-            to_traces,
-            to_metrics,
+            span,
+            to_traces: to_traces && kept,
+            to_metrics: to_metrics && kept,
         }
     }
 }

@@ -889,3 +889,44 @@ fn protocol_is_guessed_from_the_port_as_beyla_does() {
         "http://c:4317/v1/traces"
     );
 }
+
+#[test]
+fn application_filter_as_beyla_checks_it() {
+    let c = yaml(
+        "open_port: 80\nfilter:\n  application:\n    url.path:\n      not_match: '/health*'\n    http_response_status_code:\n      greater_equals: 500\n    k8s.namespace.name:\n      match: shop\n  network:\n    transport:\n      not_match: UDP\n",
+    )
+    .unwrap();
+    assert_eq!(c.filter.rules.len(), 2);
+    // Names in file order is not kept: rules all apply, in name order.
+    assert_eq!(c.filter.rules[0].attribute, "http.response.status_code");
+    assert_eq!(c.filter.rules[1].attribute, "url.path");
+    let warnings: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        warnings,
+        [
+            "key filter.network.transport.not_match: not supported yet, ignored",
+            "key filter.application.k8s.namespace.name: not supported yet, ignored",
+        ]
+    );
+    let rendered = c.render_effective();
+    assert!(
+        rendered.contains("filter:\n  application:\n    http.response.status_code:\n      greater_equals: 500\n    url.path:\n      not_match: /health*\n"),
+        "{rendered}"
+    );
+    assert_eq!(yaml(&rendered).unwrap().render_effective(), rendered);
+    for (rule, expected) in [
+        ("{}", "one of match or not_match"),
+        ("{match: a, not_match: b}", "one of match or not_match"),
+        ("{match: a, equals: 1}", "one of match or not_match"),
+    ] {
+        assert!(
+            message(&format!("open_port: 80\nfilter: {{application: {{url.path: {rule}}}}}"))
+                .starts_with(&format!("filter.application.url.path in beyla-config.yml is incomplete or contradictory: expected {expected}")),
+            "{rule}"
+        );
+    }
+    assert_eq!(
+        message("open_port: 80\nfilter: {application: {http.route: {equals: x}}}"),
+        "invalid value \"x\" for key filter.application.http.route.equals in beyla-config.yml: expected an integer, such as 500"
+    );
+}
