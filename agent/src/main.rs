@@ -135,14 +135,14 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
         },
     };
     let fan_out = export::start(&config.export, Sampler::from(config.sampler), &context)?;
+    // Before "ready": a SIGTERM sent as soon as it is logged must stop the agent in order.
+    let stop = Arc::new(StopSignal::new().map_err(RunError::Stop)?);
+    spawn_signal_listener(Arc::clone(&stop));
     log::info!(
         "agent ready: {} process(es) instrumented, capture size {} bytes",
         instrumented.load(Ordering::Relaxed),
         config.capture_size
     );
-
-    let stop = Arc::new(StopSignal::new().map_err(RunError::Stop)?);
-    spawn_signal_listener(Arc::clone(&stop));
     // Dropping `scan_stop` wakes the scanner and ends it.
     let (scan_stop, scan_stopped) = std::sync::mpsc::channel::<()>();
     let scanner = {
