@@ -140,6 +140,35 @@ fn variable_rows() -> String {
     out
 }
 
+/// How many settings of each kind, over every path (a field of each list counted once per list).
+fn counts() -> String {
+    let count = |status| {
+        keys::all()
+            .into_iter()
+            .filter(|(_, key)| key.status() == Some(status))
+            .count()
+    };
+    let (works, warned, ours) = (
+        count(Status::Works),
+        count(Status::Warned),
+        count(Status::Ours),
+    );
+    let variables = |status| VARS.iter().filter(|v| v.status == status).count();
+    format!(
+        "Of the {} settings of Beyla's reference (every key path, a field of each list of maps counted once per list), {works} work and {warned} are warned; {ours} more are ours. Of its {} variables, {} work and {} are warned; {} more are ours.\n",
+        works + warned,
+        variables(Status::Works) + variables(Status::Warned),
+        variables(Status::Works),
+        variables(Status::Warned),
+        variables(Status::Ours),
+    )
+}
+
+#[test]
+fn the_counts_are_stated() {
+    assert_block("key-counts", &counts());
+}
+
 #[test]
 fn every_key_is_listed_with_its_status() {
     assert_block("key-status", &key_rows());
