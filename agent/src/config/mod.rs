@@ -688,23 +688,25 @@ fn sampler(s: &Sources) -> Result<SamplerConfig, ConfigError> {
         },
         Name::ParentOn,
     )?;
-    // Checked even where the sampler ignores it, so that a typo never hides.
-    let ratio = or_default(
-        s.get(
-            None,
-            &["OTEL_TRACES_SAMPLER_ARG"],
-            "otel_traces_export.sampler.arg",
-        ),
-        parse::ratio,
-        1.0,
-    )?;
+    // As in Beyla, only the ratio samplers read the argument.
+    let ratio = || {
+        or_default(
+            s.get(
+                None,
+                &["OTEL_TRACES_SAMPLER_ARG"],
+                "otel_traces_export.sampler.arg",
+            ),
+            parse::ratio,
+            1.0,
+        )
+    };
     Ok(match name {
         Name::AlwaysOn => SamplerConfig::AlwaysOn,
         Name::AlwaysOff => SamplerConfig::AlwaysOff,
-        Name::Ratio => SamplerConfig::TraceIdRatio(ratio),
+        Name::Ratio => SamplerConfig::TraceIdRatio(ratio()?),
         Name::ParentOn => SamplerConfig::ParentBasedAlwaysOn,
         Name::ParentOff => SamplerConfig::ParentBasedAlwaysOff,
-        Name::ParentRatio => SamplerConfig::ParentBasedTraceIdRatio(ratio),
+        Name::ParentRatio => SamplerConfig::ParentBasedTraceIdRatio(ratio()?),
     })
 }
 

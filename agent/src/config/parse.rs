@@ -207,11 +207,12 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-/// A sampling ratio: the fraction of traces kept.
+/// A sampling ratio: the fraction of traces kept. A number outside 0 to 1 is
+/// brought within, as Beyla's sampler does (1.5 keeps every trace).
 pub fn ratio(raw: &Raw) -> Result<f64, ConfigError> {
     match raw.text().trim().parse::<f64>() {
-        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
-        _ => Err(raw.invalid("a number from 0 to 1, such as 0.1")),
+        Ok(r) if r.is_finite() => Ok(r.clamp(0.0, 1.0)),
+        _ => Err(raw.invalid("a number, such as 0.1 (0 to 1; beyond, the nearest)")),
     }
 }
 

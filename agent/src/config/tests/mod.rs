@@ -266,12 +266,8 @@ fn bad_configurations_are_refused_with_one_exact_message() {
             "invalid value \"sometimes\" for key otel_traces_export.sampler.name in beyla-config.yml: expected one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio",
         ),
         (
-            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {sampler: {name: traceidratio, arg: \"1.5\"}}",
-            "invalid value \"1.5\" for key otel_traces_export.sampler.arg in beyla-config.yml: expected a number from 0 to 1, such as 0.1",
-        ),
-        (
-            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {sampler: {arg: ten}}",
-            "invalid value \"ten\" for key otel_traces_export.sampler.arg in beyla-config.yml: expected a number from 0 to 1, such as 0.1",
+            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {sampler: {name: traceidratio, arg: ten}}",
+            "invalid value \"ten\" for key otel_traces_export.sampler.arg in beyla-config.yml: expected a number, such as 0.1 (0 to 1; beyond, the nearest)",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\nroutes: {unmatched: guess}",
@@ -928,5 +924,34 @@ fn application_filter_as_beyla_checks_it() {
     assert_eq!(
         message("open_port: 80\nfilter: {application: {http.route: {equals: x}}}"),
         "invalid value \"x\" for key filter.application.http.route.equals in beyla-config.yml: expected an integer, such as 500"
+    );
+}
+
+#[test]
+fn sampler_arguments_as_beyla_reads_them() {
+    let sampler = |text: &str| {
+        yaml(&format!(
+            "open_port: 80\notel_traces_export: {{sampler: {text}}}"
+        ))
+        .unwrap()
+        .sampler
+    };
+    // Only the ratio samplers read the argument; beyond 0..1, the nearest.
+    assert_eq!(
+        sampler("{name: always_on, arg: ten}"),
+        SamplerConfig::AlwaysOn
+    );
+    assert_eq!(sampler("{arg: ten}"), SamplerConfig::ParentBasedAlwaysOn);
+    assert_eq!(
+        sampler("{name: traceidratio, arg: '1.5'}"),
+        SamplerConfig::TraceIdRatio(1.0)
+    );
+    assert_eq!(
+        sampler("{name: parentbased_traceidratio, arg: -0.2}"),
+        SamplerConfig::ParentBasedTraceIdRatio(0.0)
+    );
+    assert_eq!(
+        sampler("{name: traceidratio, arg: 0.25}"),
+        SamplerConfig::TraceIdRatio(0.25)
     );
 }
