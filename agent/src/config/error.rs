@@ -29,6 +29,16 @@ impl fmt::Display for Origin {
     }
 }
 
+impl Origin {
+    /// The setting alone, without the file: `key a.b`, `variable X`, `flag --x`.
+    pub fn setting(&self) -> String {
+        match self {
+            Origin::File { key, .. } => format!("key {key}"),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// What to tell about an unknown key: the closest known one, or all of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyHint {
@@ -115,6 +125,9 @@ pub enum Warning {
     UnsupportedKey(String),
     /// A Beyla variable not implemented yet, as it was set.
     UnsupportedVar(String),
+    /// A value of Beyla's that a setting takes and this agent does not
+    /// implement yet (a metric feature): the setting as an origin says it.
+    UnsupportedValue { setting: String, value: String },
     /// A `BEYLA_*` or `OTEL_EBPF_*` variable that is none of Beyla's.
     UnknownVar { name: String, hint: Option<String> },
 }
@@ -135,6 +148,9 @@ impl fmt::Display for Warning {
             Warning::UnsupportedKey(key) => write!(f, "key {key}: not supported yet, ignored"),
             Warning::UnsupportedVar(name) => {
                 write!(f, "variable {name}: not supported yet, ignored")
+            }
+            Warning::UnsupportedValue { setting, value } => {
+                write!(f, "{setting}: {value} not supported yet, ignored")
             }
             Warning::UnknownVar { name, hint } => {
                 write!(f, "variable {name} is not one of Beyla's, ignored")?;

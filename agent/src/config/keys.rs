@@ -232,6 +232,8 @@ const ATTRIBUTES: &[Key] = &[
 
 const SELECTOR_METRICS: &[Key] = &[list("features", Warned)];
 
+const METRICS: &[Key] = &[list("features", Works)];
+
 const SELECTOR_ROUTES: &[Key] = &[list("incoming", Warned), list("outgoing", Warned)];
 
 const SAMPLER: &[Key] = &[scalar("arg", Works), scalar("name", Works)];
@@ -686,12 +688,12 @@ const OTEL_METRICS_EXPORT: &[Key] = &[
         OTEL_METRICS_EXPORT_EXPONENTIAL_HISTOGRAM,
     ),
     list("extra_span_resource_attributes", Warned),
-    list("features", Warned),
+    list("features", Works),
     // OTLP headers in the file (Beyla takes them from the variables only).
     map("headers", Ours),
     scalar("histogram_aggregation", Warned),
     scalar("insecure_skip_verify", Warned),
-    list("instrumentations", Warned),
+    list("instrumentations", Works),
     scalar("interval", Works),
     scalar("otel_sdk_log_level", Warned),
     scalar("protocol", Works),
@@ -708,7 +710,7 @@ const OTEL_TRACES_EXPORT: &[Key] = &[
     scalar("endpoint", Works),
     map("headers", Ours),
     scalar("insecure_skip_verify", Warned),
-    list("instrumentations", Warned),
+    list("instrumentations", Works),
     scalar("otel_sdk_log_level", Warned),
     scalar("protocol", Works),
     scalar("queue_size", Warned),
@@ -731,13 +733,13 @@ const PROMETHEUS_EXPORT: &[Key] = &[
     scalar("exemplar_filter", Warned),
     list("extra_resource_attributes", Warned),
     list("extra_span_resource_attributes", Warned),
-    list("features", Warned),
-    list("instrumentations", Warned),
+    list("features", Works),
+    list("instrumentations", Works),
     section("native_histogram", PROMETHEUS_EXPORT_NATIVE_HISTOGRAM),
     scalar("path", Works),
     scalar("port", Works),
     scalar("service_cache_size", Warned),
-    scalar("ttl", Warned),
+    scalar("ttl", Works),
 ];
 
 const ROUTES: &[Key] = &[
@@ -796,7 +798,7 @@ const ROOT: &[Key] = &[
     scalar("log_config", Warned),
     scalar("log_format", Works),
     scalar("log_level", Works),
-    section("metrics", SELECTOR_METRICS),
+    section("metrics", METRICS),
     section("name_resolver", NAME_RESOLVER),
     section("network", NETWORK),
     section("nodejs", NODEJS),

@@ -30,6 +30,7 @@ pub use beyla_pipeline::decorate::{IgnoreMode, RoutesSettings, Unmatched};
 pub use beyla_pipeline::export::otlp::Protocol as OtlpProtocol;
 use beyla_pipeline::export::otlp::{MetricsConfig, SignalConfig};
 use beyla_pipeline::export::prometheus::PrometheusConfig;
+use beyla_pipeline::export::select::Instrumentations;
 use beyla_pipeline::export::{ExportConfig, PrinterFormat};
 use beyla_pipeline::sample::SamplerConfig;
 
@@ -344,8 +345,17 @@ impl Config {
         let traces_export = otlp(&s, &TRACES)?;
         let sampler = sampler(&s)?;
         let interval = metrics_interval(&s)?;
+        let global_features = s.get(None, &["BEYLA_METRICS_FEATURES"], "metrics.features");
         let metrics_export = match otlp(&s, &METRICS)? {
-            Some((signal, raw)) => {
+            Some((mut signal, raw)) => {
+                signal.instrumentations = metric_instrumentations(
+                    &s,
+                    &["BEYLA_METRICS_INSTRUMENTATIONS"],
+                    "otel_metrics_export.instrumentations",
+                    s.get(None, &[], "otel_metrics_export.features")
+                        .or(global_features.clone()),
+                    &mut warnings,
+                )?;
                 let metrics = MetricsConfig { signal, interval };
                 metrics.validate().map_err(|e| raw.invalid(e.to_string()))?;
                 Some(metrics)
@@ -353,7 +363,16 @@ impl Config {
             None => None,
         };
         let traces_export = match traces_export {
-            Some((signal, raw)) => {
+            Some((mut signal, raw)) => {
+                signal.instrumentations = or_default(
+                    s.get(
+                        None,
+                        &["BEYLA_TRACES_INSTRUMENTATIONS"],
+                        "otel_traces_export.instrumentations",
+                    ),
+                    parse::instrumentations,
+                    Instrumentations::ALL,
+                )?;
                 signal.validate().map_err(|e| raw.invalid(e.to_string()))?;
                 Some(signal)
             }
@@ -364,9 +383,28 @@ impl Config {
             parse::url_path,
             "/metrics".to_string(),
         )?;
+        let series_ttl = or_default(
+            s.get(None, &["BEYLA_PROMETHEUS_TTL"], "prometheus_export.ttl"),
+            |raw| positive(parse::duration(raw)?, raw),
+            PrometheusConfig::default().series_ttl,
+        )?;
+        let prometheus_instrumentations = metric_instrumentations(
+            &s,
+            &["BEYLA_PROMETHEUS_INSTRUMENTATIONS"],
+            "prometheus_export.instrumentations",
+            s.get(
+                None,
+                &["BEYLA_PROMETHEUS_FEATURES"],
+                "prometheus_export.features",
+            )
+            .or(global_features),
+            &mut warnings,
+        )?;
         let prometheus = match s.get(None, &["BEYLA_PROMETHEUS_PORT"], "prometheus_export.port") {
             Some(raw) => Some(PrometheusConfig {
                 path,
+                series_ttl,
+                instrumentations: prometheus_instrumentations,
                 ..PrometheusConfig::on_port(parse::integer(
                     &raw,
                     1..=65535,
@@ -710,16 +748,87 @@ fn sampler(s: &Sources) -> Result<SamplerConfig, ConfigError> {
     })
 }
 
+fn positive(d: Duration, raw: &Raw) -> Result<Duration, ConfigError> {
+    if d.is_zero() {
+        Err(raw.invalid("a duration above zero"))
+    } else {
+        Ok(d)
+    }
+}
+
+/// The Beyla metric features this agent produces: the RED metrics of
+/// requests (`application`), or all.
+const SPAN_METRIC_FEATURES: &[&str] = &["application", "all", "*"];
+
+/// Every feature name of Beyla's reference.
+const KNOWN_FEATURES: &[&str] = &[
+    "application",
+    "application_span",
+    "application_span_otel",
+    "application_span_sizes",
+    "application_service_graph",
+    "application_host",
+    "application_runtime",
+    "application_process",
+    "network",
+    "network_inter_zone",
+    "network_flow_packets",
+    "stats",
+    "stats_tcp_rtt",
+    "stats_tcp_failed_connections",
+    "stats_tcp_retransmits",
+    "stats_tcp_io",
+    "ebpf",
+    "all",
+    "*",
+];
+
+/// The operations a metric exporter records: its `instrumentations`, and
+/// nothing when its features (or `metrics.features`) leave `application`
+/// out. Each feature this agent does not produce is one warning.
+fn metric_instrumentations(
+    s: &Sources,
+    vars: &[&'static str],
+    key: &'static str,
+    features: Option<Raw>,
+    warnings: &mut Vec<Warning>,
+) -> Result<Instrumentations, ConfigError> {
+    let instrumentations = or_default(
+        s.get(None, vars, key),
+        parse::instrumentations,
+        Instrumentations::ALL,
+    )?;
+    let Some(features) = features else {
+        return Ok(instrumentations);
+    };
+    let names = parse::names(
+        &features,
+        KNOWN_FEATURES,
+        "metric features, such as [application] or application,application_span",
+    )?;
+    for name in &names {
+        if !SPAN_METRIC_FEATURES.contains(&name.as_str()) {
+            warnings.push(Warning::UnsupportedValue {
+                setting: features.origin.setting(),
+                value: name.clone(),
+            });
+        }
+    }
+    Ok(
+        if names
+            .iter()
+            .any(|n| SPAN_METRIC_FEATURES.contains(&n.as_str()))
+        {
+            instrumentations
+        } else {
+            Instrumentations::NONE
+        },
+    )
+}
+
 /// Beyla's order: its own variable (a duration), the file key (a duration),
 /// then OpenTelemetry's variable (milliseconds).
 fn metrics_interval(s: &Sources) -> Result<Duration, ConfigError> {
-    let positive = |d: Duration, raw: &Raw| {
-        if d.is_zero() {
-            Err(raw.invalid("a duration above zero"))
-        } else {
-            Ok(d)
-        }
-    };
     if let Some(raw) = s.get(
         None,
         &["BEYLA_METRICS_INTERVAL"],

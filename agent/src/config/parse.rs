@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::error::{ConfigError, Origin};
 use beyla_pipeline::export::otlp;
+use beyla_pipeline::export::select::{self, Instrumentations};
 
 use super::{OtlpProtocol, PortSet, Raw};
 
@@ -332,4 +333,39 @@ pub fn attributes(raw: &Raw) -> Result<Vec<(String, String)>, ConfigError> {
             "key=value pairs separated by commas, such as deployment.environment=prod,team=web",
         )
     })
+}
+
+/// A list of names from a list in a file or a comma-separated variable, each
+/// one of `known`.
+pub fn names(raw: &Raw, known: &[&str], expected: &str) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for item in raw.items() {
+        for name in item
+            .text()
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
+            if !known.contains(&name) {
+                return Err(item.invalid_text(
+                    name.to_string(),
+                    format!("{expected}; known: {}", known.join(", ")),
+                ));
+            }
+            out.push(name.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Beyla's `instrumentations`: which operations an exporter takes.
+pub fn instrumentations(raw: &Raw) -> Result<Instrumentations, ConfigError> {
+    let names = names(
+        raw,
+        select::KNOWN,
+        "instrumentation names, such as [http, grpc] or *",
+    )?;
+    Ok(Instrumentations::from_names(
+        names.iter().map(String::as_str),
+    ))
 }

@@ -8,6 +8,7 @@ use super::parse::format_duration;
 use beyla_pipeline::decorate::filter::Test;
 use beyla_pipeline::decorate::DEFAULT_MAX_SEGMENT_CARDINALITY;
 use beyla_pipeline::export::otlp::SignalConfig;
+use beyla_pipeline::export::select::Instrumentations;
 use beyla_pipeline::export::PrinterFormat;
 use beyla_pipeline::sample::SamplerConfig;
 
@@ -70,6 +71,7 @@ fn otlp(otlp: &SignalConfig) -> Vec<(&'static str, Value)> {
     let mut pairs = vec![
         ("endpoint", text(&otlp.endpoint)),
         ("protocol", text(protocol)),
+        ("instrumentations", names(otlp.instrumentations)),
     ];
     if !otlp.headers.is_empty() {
         let headers = otlp
@@ -80,6 +82,10 @@ fn otlp(otlp: &SignalConfig) -> Vec<(&'static str, Value)> {
         pairs.push(("headers", Value::Mapping(headers)));
     }
     pairs
+}
+
+fn names(instrumentations: Instrumentations) -> Value {
+    Value::Sequence(instrumentations.names().into_iter().map(text).collect())
 }
 
 fn filter_test(test: &Test) -> Value {
@@ -180,6 +186,8 @@ impl Config {
                 map(vec![
                     ("port", Value::from(prometheus.port)),
                     ("path", text(&prometheus.path)),
+                    ("ttl", text(format_duration(prometheus.series_ttl))),
+                    ("instrumentations", names(prometheus.instrumentations)),
                 ]),
             ));
         }

@@ -8,6 +8,7 @@ mod reference;
 use super::*;
 use crate::ebpf::DEFAULT_CAPTURE;
 use beyla_pipeline::export::otlp::SignalConfig;
+use beyla_pipeline::export::select::Instrumentations;
 
 /// Loads a configuration from an optional file (name, text), variables and flags.
 fn load(
@@ -695,7 +696,7 @@ fn variables_obi_aliases_and_unknown_names() {
         ("BEYLA_TRACE_PRINTR", "json"),
         ("BEYLA_SERVICE_HOST", "10.0.0.1"),
         ("BEYLA_PORT_9090_TCP_ADDR", "10.0.0.1"),
-        ("BEYLA_OTEL_METRICS_FEATURES", "application"),
+        ("BEYLA_OTEL_KUBE_CLUSTER_NAME", "prod"),
     ];
     let c = load(None, &vars, Flags::default()).unwrap();
     // OBI's name wins over Beyla's, as in Beyla.
@@ -706,7 +707,7 @@ fn variables_obi_aliases_and_unknown_names() {
         warnings,
         [
             "variable BEYLA_KUBE_METADATA_ENABLE: not supported yet, ignored",
-            "variable BEYLA_OTEL_METRICS_FEATURES: not supported yet, ignored",
+            "variable BEYLA_OTEL_KUBE_CLUSTER_NAME: not supported yet, ignored",
             "variable BEYLA_TRACE_PRINTR is not one of Beyla's, ignored; did you mean BEYLA_TRACE_PRINTER?",
         ]
     );
@@ -954,4 +955,75 @@ fn sampler_arguments_as_beyla_reads_them() {
         sampler("{name: traceidratio, arg: 0.25}"),
         SamplerConfig::TraceIdRatio(0.25)
     );
+}
+
+#[test]
+fn features_instrumentations_and_ttl() {
+    let c = yaml(
+        "open_port: 80\nprometheus_export:\n  port: 9400\n  ttl: 30s\n  instrumentations: [grpc]\nmetrics:\n  features: [application, application_service_graph]\notel_metrics_export:\n  endpoint: http://m:4318\n  features: [network]\notel_traces_export:\n  endpoint: http://t:4318\n  instrumentations: [http, sql]\n",
+    )
+    .unwrap();
+    let prometheus = c.export.prometheus.as_ref().unwrap();
+    assert_eq!(prometheus.series_ttl, Duration::from_secs(30));
+    assert_eq!(
+        prometheus.instrumentations,
+        Instrumentations {
+            http: false,
+            grpc: true
+        }
+    );
+    // The exporter's own features win over metrics.features, as in Beyla:
+    // without `application`, OTLP metrics record no span.
+    assert_eq!(
+        c.export
+            .otlp_metrics
+            .as_ref()
+            .unwrap()
+            .signal
+            .instrumentations,
+        Instrumentations::NONE
+    );
+    assert_eq!(
+        c.export.otlp_traces.as_ref().unwrap().instrumentations,
+        Instrumentations {
+            http: true,
+            grpc: false
+        }
+    );
+    let warnings: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        warnings,
+        [
+            "key otel_metrics_export.features: network not supported yet, ignored",
+            "key metrics.features: application_service_graph not supported yet, ignored",
+        ]
+    );
+    let rendered = c.render_effective();
+    assert_eq!(yaml(&rendered).unwrap().render_effective(), rendered);
+    assert_eq!(
+        message("open_port: 80\nprometheus_export: {port: 9400, instrumentations: [htp]}"),
+        "invalid value \"htp\" for key prometheus_export.instrumentations[0] in beyla-config.yml: expected instrumentation names, such as [http, grpc] or *; known: *, http, grpc, sql, redis, kafka, mqtt, nats, amqp, gpu, mongo, dns, couchbase, genai, memcached, sunrpc, aerospike"
+    );
+    let c = load(
+        None,
+        &[
+            ("BEYLA_OPEN_PORT", "80"),
+            ("BEYLA_PROMETHEUS_PORT", "9400"),
+            ("BEYLA_PROMETHEUS_FEATURES", "application,application_span"),
+            ("BEYLA_PROMETHEUS_INSTRUMENTATIONS", "http"),
+            ("BEYLA_PROMETHEUS_TTL", "1m"),
+        ],
+        Flags::default(),
+    )
+    .unwrap();
+    let prometheus = c.export.prometheus.unwrap();
+    assert_eq!(
+        (
+            prometheus.series_ttl,
+            prometheus.instrumentations.http,
+            prometheus.instrumentations.grpc
+        ),
+        (Duration::from_secs(60), true, false)
+    );
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
 }

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::export::select::Instrumentations;
+
 /// The OTLP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -53,6 +55,8 @@ pub struct SignalConfig {
     pub headers: Vec<(String, String)>,
     /// Upper bound for one export request.
     pub timeout: Duration,
+    /// The operations whose spans are exported (Beyla's `instrumentations`).
+    pub instrumentations: Instrumentations,
 }
 
 /// The metrics signal: where, and how often metrics are pushed.
@@ -72,6 +76,7 @@ impl SignalConfig {
             protocol,
             headers: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
+            instrumentations: Instrumentations::ALL,
         }
     }
 

@@ -1,0 +1,122 @@
+//! Which spans an exporter takes, by the kind of operation (Beyla's
+//! `instrumentations` of each exporter, and `features` without
+//! `application` for metric exporters): a wrapper in front of any exporter,
+//! so that the exporters themselves need not know.
+
+use crate::model::{Operation, Span};
+
+use super::{Exporter, Outgoing, Signal};
+
+/// Beyla's instrumentation names this agent produces spans for; the others
+/// it knows of produce none here yet.
+pub const PRODUCED: &[&str] = &["http", "grpc"];
+
+/// Every instrumentation name of Beyla's reference, `*` for all.
+pub const KNOWN: &[&str] = &[
+    "*",
+    "http",
+    "grpc",
+    "sql",
+    "redis",
+    "kafka",
+    "mqtt",
+    "nats",
+    "amqp",
+    "gpu",
+    "mongo",
+    "dns",
+    "couchbase",
+    "genai",
+    "memcached",
+    "sunrpc",
+    "aerospike",
+];
+
+/// The operations whose spans an exporter takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instrumentations {
+    /// Plain HTTP requests (`http`).
+    pub http: bool,
+    /// gRPC calls (`grpc`).
+    pub grpc: bool,
+}
+
+impl Instrumentations {
+    pub const ALL: Self = Self {
+        http: true,
+        grpc: true,
+    };
+    pub const NONE: Self = Self {
+        http: false,
+        grpc: false,
+    };
+
+    /// From Beyla's names (each one of [`KNOWN`]).
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut out = Self::NONE;
+        for name in names {
+            match name {
+                "*" => return Self::ALL,
+                "http" => out.http = true,
+                "grpc" => out.grpc = true,
+                _ => {}
+            }
+        }
+        out
+    }
+
+    pub fn takes(&self, span: &Span) -> bool {
+        match span.request.operation {
+            Operation::Http(_) => self.http,
+            Operation::Rpc(_) => self.grpc,
+        }
+    }
+
+    /// Beyla's names for what is taken, `*` for all.
+    pub fn names(&self) -> Vec<&'static str> {
+        if *self == Self::ALL {
+            return vec!["*"];
+        }
+        [("http", self.http), ("grpc", self.grpc)]
+            .into_iter()
+            .filter_map(|(name, taken)| taken.then_some(name))
+            .collect()
+    }
+}
+
+/// An exporter that is handed only the spans of some operations.
+struct Selective {
+    inner: Box<dyn Exporter>,
+    takes: Instrumentations,
+}
+
+impl Exporter for Selective {
+    fn signal(&self) -> Signal {
+        self.inner.signal()
+    }
+
+    fn send(&mut self, span: &mut Outgoing<'_>) -> bool {
+        // A span not taken is not lost: it was not this exporter's.
+        !self.takes.takes(span.span()) || self.inner.send(span)
+    }
+
+    fn flush(&mut self) {
+        self.inner.flush();
+    }
+
+    fn finish(self: Box<Self>) {
+        self.inner.finish();
+    }
+}
+
+/// `exporter`, handed only the spans `takes` selects.
+pub fn only(exporter: Box<dyn Exporter>, takes: Instrumentations) -> Box<dyn Exporter> {
+    if takes == Instrumentations::ALL {
+        exporter
+    } else {
+        Box::new(Selective {
+            inner: exporter,
+            takes,
+        })
+    }
+}
