@@ -120,3 +120,49 @@ pub fn only(exporter: Box<dyn Exporter>, takes: Instrumentations) -> Box<dyn Exp
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fixtures;
+
+    /// Counts what it is handed.
+    struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Exporter for Counting {
+        fn signal(&self) -> Signal {
+            Signal::Metrics
+        }
+        fn send(&mut self, _: &mut Outgoing<'_>) -> bool {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            true
+        }
+        fn finish(self: Box<Self>) {}
+    }
+
+    #[test]
+    fn only_the_operations_taken_reach_the_exporter() {
+        let http = fixtures::span();
+        for (takes, handed) in [
+            (Instrumentations::ALL, 1),
+            (Instrumentations::from_names(["http"]), 1),
+            (Instrumentations::from_names(["grpc", "sql"]), 0),
+            (Instrumentations::NONE, 0),
+        ] {
+            let count = std::sync::Arc::default();
+            let mut exporter = only(Box::new(Counting(std::sync::Arc::clone(&count))), takes);
+            let mut out = Outgoing {
+                span: &http,
+                shared: None,
+            };
+            assert!(exporter.send(&mut out), "never a drop");
+            assert_eq!(
+                count.load(std::sync::atomic::Ordering::Relaxed),
+                handed,
+                "{takes:?}"
+            );
+        }
+        assert_eq!(Instrumentations::from_names(["*"]).names(), ["*"]);
+        assert_eq!(Instrumentations::from_names(["grpc"]).names(), ["grpc"]);
+    }
+}
