@@ -552,10 +552,10 @@ const FILTER: &[Key] = &[
 ];
 
 const GRAFANA_OTLP: &[Key] = &[
-    scalar("cloud_api_key", Warned),
-    scalar("cloud_instance_id", Warned),
-    list("cloud_submit", Warned),
-    scalar("cloud_zone", Warned),
+    scalar("cloud_api_key", Works),
+    scalar("cloud_instance_id", Works),
+    list("cloud_submit", Works),
+    scalar("cloud_zone", Works),
 ];
 
 const GRAFANA: &[Key] = &[section("otlp", GRAFANA_OTLP)];
@@ -692,7 +692,7 @@ const OTEL_METRICS_EXPORT: &[Key] = &[
     // OTLP headers in the file (Beyla takes them from the variables only).
     map("headers", Ours),
     scalar("histogram_aggregation", Warned),
-    scalar("insecure_skip_verify", Warned),
+    scalar("insecure_skip_verify", Works),
     list("instrumentations", Works),
     scalar("interval", Works),
     scalar("otel_sdk_log_level", Warned),
@@ -709,7 +709,7 @@ const OTEL_TRACES_EXPORT: &[Key] = &[
     scalar("batch_timeout", Warned),
     scalar("endpoint", Works),
     map("headers", Ours),
-    scalar("insecure_skip_verify", Warned),
+    scalar("insecure_skip_verify", Works),
     list("instrumentations", Works),
     scalar("otel_sdk_log_level", Warned),
     scalar("protocol", Works),

@@ -28,7 +28,7 @@ use beyla_pipeline::decorate::filter::{self as span_filter, AttributeFilter, Bou
 use beyla_pipeline::decorate::DEFAULT_MAX_SEGMENT_CARDINALITY;
 pub use beyla_pipeline::decorate::{IgnoreMode, RoutesSettings, Unmatched};
 pub use beyla_pipeline::export::otlp::Protocol as OtlpProtocol;
-use beyla_pipeline::export::otlp::{MetricsConfig, SignalConfig};
+use beyla_pipeline::export::otlp::{Compression, MetricsConfig, SignalConfig};
 use beyla_pipeline::export::prometheus::PrometheusConfig;
 use beyla_pipeline::export::select::Instrumentations;
 use beyla_pipeline::export::{ExportConfig, PrinterFormat};
@@ -152,38 +152,52 @@ fn or_default<T>(
 
 const PROTOCOLS: &[(&str, OtlpProtocol)] = &[
     ("http/protobuf", OtlpProtocol::HttpProtobuf),
+    ("http/json", OtlpProtocol::HttpJson),
     ("grpc", OtlpProtocol::Grpc),
 ];
 
 /// The variables of one OTLP signal, signal-specific first.
 struct Signal {
+    /// As `grafana.otlp.cloud_submit` names it.
+    name: &'static str,
     path: &'static str,
     endpoint_var: &'static str,
     protocol_var: &'static str,
     headers_var: &'static str,
+    certificate_var: &'static str,
+    compression_var: &'static str,
     endpoint_key: &'static str,
     protocol_key: &'static str,
     headers_key: &'static str,
+    insecure_key: &'static str,
 }
 
 const TRACES: Signal = Signal {
+    name: "traces",
     path: "/v1/traces",
     endpoint_var: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     protocol_var: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
     headers_var: "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    certificate_var: "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+    compression_var: "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
     endpoint_key: "otel_traces_export.endpoint",
     protocol_key: "otel_traces_export.protocol",
     headers_key: "otel_traces_export.headers",
+    insecure_key: "otel_traces_export.insecure_skip_verify",
 };
 
 const METRICS: Signal = Signal {
+    name: "metrics",
     path: "/v1/metrics",
     endpoint_var: "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
     protocol_var: "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
     headers_var: "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+    certificate_var: "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+    compression_var: "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
     endpoint_key: "otel_metrics_export.endpoint",
     protocol_key: "otel_metrics_export.protocol",
     headers_key: "otel_metrics_export.headers",
+    insecure_key: "otel_metrics_export.insecure_skip_verify",
 };
 
 impl Flags {
@@ -342,11 +356,11 @@ impl Config {
                 false,
             )?,
         };
-        let traces_export = otlp(&s, &TRACES)?;
+        let traces_export = otlp(&s, &TRACES, &mut warnings)?;
         let sampler = sampler(&s)?;
         let interval = metrics_interval(&s)?;
         let global_features = s.get(None, &["BEYLA_METRICS_FEATURES"], "metrics.features");
-        let metrics_export = match otlp(&s, &METRICS)? {
+        let metrics_export = match otlp(&s, &METRICS, &mut warnings)? {
             Some((mut signal, raw)) => {
                 signal.instrumentations = metric_instrumentations(
                     &s,
@@ -633,7 +647,11 @@ fn discovery(s: &Sources, flags: &Flags) -> Result<DiscoveryConfig, ConfigError>
 
 /// One signal's exporter, present when some source gives an endpoint; with
 /// the endpoint's setting, for errors the exporter's own check finds.
-fn otlp(s: &Sources, signal: &Signal) -> Result<Option<(SignalConfig, Raw)>, ConfigError> {
+fn otlp(
+    s: &Sources,
+    signal: &Signal,
+    warnings: &mut Vec<Warning>,
+) -> Result<Option<(SignalConfig, Raw)>, ConfigError> {
     // Checked even without an endpoint, so that a mistake never hides.
     let protocol = s
         .get(
@@ -641,7 +659,7 @@ fn otlp(s: &Sources, signal: &Signal) -> Result<Option<(SignalConfig, Raw)>, Con
             &[signal.protocol_var, "OTEL_EXPORTER_OTLP_PROTOCOL"],
             signal.protocol_key,
         )
-        .map(|raw| parse::one_of(&raw, PROTOCOLS, "one of http/protobuf, grpc"))
+        .map(|raw| parse::one_of(&raw, PROTOCOLS, "one of http/protobuf, http/json, grpc"))
         .transpose()?;
     let headers = or_default(
         s.get(
@@ -652,19 +670,24 @@ fn otlp(s: &Sources, signal: &Signal) -> Result<Option<(SignalConfig, Raw)>, Con
         parse::headers,
         Vec::new(),
     )?;
-    let Some(endpoint) = s.get(
+    let grafana = grafana_cloud(s, signal)?;
+    let given = s.get(
         None,
         &[signal.endpoint_var, "OTEL_EXPORTER_OTLP_ENDPOINT"],
         signal.endpoint_key,
-    ) else {
+    );
+    let from_grafana = given.is_none();
+    let Some(endpoint) = given.or_else(|| grafana.as_ref()?.endpoint.clone()) else {
         return Ok(None);
     };
     let protocol = protocol.unwrap_or_else(|| guess_protocol(&endpoint.text()));
     let mut url = parse::endpoint(&endpoint, protocol)?;
-    // The common variable is a base URL for all signals (OpenTelemetry spec);
-    // a signal's own endpoint is complete unless it has no path at all.
-    if protocol == OtlpProtocol::HttpProtobuf {
-        let base = endpoint.origin == Origin::Env("OTEL_EXPORTER_OTLP_ENDPOINT".into());
+    // The common variable (and Grafana Cloud's endpoint) is a base URL for all
+    // signals (OpenTelemetry spec); a signal's own endpoint is complete unless
+    // it has no path at all.
+    if protocol.is_http() {
+        let base =
+            endpoint.origin == Origin::Env("OTEL_EXPORTER_OTLP_ENDPOINT".into()) || from_grafana;
         let path = url
             .split_once("://")
             .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
@@ -675,7 +698,127 @@ fn otlp(s: &Sources, signal: &Signal) -> Result<Option<(SignalConfig, Raw)>, Con
     }
     let mut config = SignalConfig::new(url, protocol);
     config.headers = headers;
+    config.compression = or_default(
+        s.env
+            .first(&[signal.compression_var, "OTEL_EXPORTER_OTLP_COMPRESSION"]),
+        |raw| {
+            parse::one_of(
+                raw,
+                &[("gzip", Compression::Gzip), ("none", Compression::None)],
+                "gzip or none",
+            )
+        },
+        Compression::None,
+    )?;
+    if let Some(path) = s
+        .env
+        .first(&[signal.certificate_var, "OTEL_EXPORTER_OTLP_CERTIFICATE"])
+    {
+        let file = path.text();
+        let pem = std::fs::read(&file).map_err(|e| ConfigError::Read {
+            file: file.clone(),
+            reason: e.to_string(),
+        })?;
+        config.tls.ca_pem = Some(pem);
+        config
+            .tls
+            .certificates()
+            .map_err(|reason| path.invalid(format!("a PEM certificate file; {reason}")))?;
+    }
+    if let Some(raw) = s.get(None, &["BEYLA_INSECURE_SKIP_VERIFY"], signal.insecure_key) {
+        config.tls.insecure_skip_verify = parse::boolean(&raw)?;
+        if config.tls.insecure_skip_verify && protocol == OtlpProtocol::Grpc {
+            // The gRPC client checks every certificate.
+            config.tls.insecure_skip_verify = false;
+            warnings.push(Warning::UnsupportedValue {
+                setting: raw.origin.setting(),
+                value: "true with protocol grpc".into(),
+            });
+        }
+    }
+    if let Some(authorization) = grafana.and_then(|g| g.authorization) {
+        config
+            .headers
+            .retain(|(name, _)| !name.eq_ignore_ascii_case("Authorization"));
+        config.headers.push(("Authorization".into(), authorization));
+    }
     Ok(Some((config, endpoint)))
+}
+
+/// What Grafana Cloud's settings give one signal: the endpoint of the zone
+/// (used when no other is set) and Basic authentication from the instance
+/// and key (over any Authorization header), as Beyla builds them.
+struct GrafanaCloud {
+    endpoint: Option<Raw>,
+    authorization: Option<String>,
+}
+
+/// Beyla sends only traces to Grafana Cloud unless `cloud_submit` says more.
+const GRAFANA_SUBMIT_DEFAULT: &str = "traces";
+
+fn grafana_cloud(s: &Sources, signal: &Signal) -> Result<Option<GrafanaCloud>, ConfigError> {
+    let zone = s.get(None, &["GRAFANA_CLOUD_ZONE"], "grafana.otlp.cloud_zone");
+    let instance = s.get(
+        None,
+        &["GRAFANA_CLOUD_INSTANCE_ID"],
+        "grafana.otlp.cloud_instance_id",
+    );
+    let key = s.get(
+        None,
+        &["GRAFANA_CLOUD_API_KEY"],
+        "grafana.otlp.cloud_api_key",
+    );
+    let submit = match s.get(None, &["GRAFANA_CLOUD_SUBMIT"], "grafana.otlp.cloud_submit") {
+        Some(raw) => parse::names(
+            &raw,
+            &["traces", "metrics"],
+            "signals to send to Grafana Cloud, such as [traces, metrics]",
+        )?,
+        None => vec![GRAFANA_SUBMIT_DEFAULT.to_string()],
+    };
+    if (zone.is_none() && instance.is_none() && key.is_none())
+        || !submit.iter().any(|s| s == signal.name)
+    {
+        return Ok(None);
+    }
+    let endpoint = zone.map(|zone| Raw {
+        value: Value::String(format!(
+            "https://otlp-gateway-{}.grafana.net/otlp",
+            zone.text().trim()
+        )),
+        origin: zone.origin,
+    });
+    let authorization = match (instance, key) {
+        (Some(instance), Some(key)) => Some(format!(
+            "Basic {}",
+            base64(format!("{}:{}", instance.text().trim(), key.text().trim()).as_bytes())
+        )),
+        _ => None,
+    };
+    Ok(Some(GrafanaCloud {
+        endpoint,
+        authorization,
+    }))
+}
+
+/// Standard base64 with padding, for a Basic Authorization header.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// With no protocol given, Beyla guesses it from the endpoint's port: one

@@ -223,10 +223,10 @@ pub fn endpoint(raw: &Raw, protocol: OtlpProtocol) -> Result<String, ConfigError
     let text = raw.text().trim().to_string();
     let expected = match protocol {
         OtlpProtocol::Grpc => {
-            "an http:// URL with a host, such as http://tempo:4317, or host:port, such as tempo:4317"
+            "an http:// or https:// URL with a host, such as http://tempo:4317, or host:port, such as tempo:4317"
         }
-        OtlpProtocol::HttpProtobuf => {
-            "an http:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc)"
+        OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => {
+            "an http:// or https:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc)"
         }
     };
     match otlp::check_endpoint(&text, protocol) {

@@ -7,12 +7,12 @@ use serde_yaml_ng::{Mapping, Value};
 use super::parse::format_duration;
 use beyla_pipeline::decorate::filter::Test;
 use beyla_pipeline::decorate::DEFAULT_MAX_SEGMENT_CARDINALITY;
-use beyla_pipeline::export::otlp::SignalConfig;
+use beyla_pipeline::export::otlp::{Compression, SignalConfig};
 use beyla_pipeline::export::select::Instrumentations;
 use beyla_pipeline::export::PrinterFormat;
 use beyla_pipeline::sample::SamplerConfig;
 
-use super::{Config, IgnoreMode, LogFormat, OtlpProtocol, Selection, Unmatched};
+use super::{Config, IgnoreMode, LogFormat, Selection, Unmatched};
 
 /// What a masked secret shows.
 pub const MASK: &str = "***";
@@ -64,15 +64,14 @@ fn entries(selection: &[Selection], with_names: bool) -> Value {
 }
 
 fn otlp(otlp: &SignalConfig) -> Vec<(&'static str, Value)> {
-    let protocol = match otlp.protocol {
-        OtlpProtocol::HttpProtobuf => "http/protobuf",
-        OtlpProtocol::Grpc => "grpc",
-    };
     let mut pairs = vec![
         ("endpoint", text(&otlp.endpoint)),
-        ("protocol", text(protocol)),
+        ("protocol", text(otlp.protocol.as_str())),
         ("instrumentations", names(otlp.instrumentations)),
     ];
+    if otlp.tls.insecure_skip_verify {
+        pairs.push(("insecure_skip_verify", Value::from(true)));
+    }
     if !otlp.headers.is_empty() {
         let headers = otlp
             .headers
@@ -240,6 +239,21 @@ impl Config {
         let mut out =
             serde_yaml_ng::to_string(&map(root)).expect("a YAML tree of strings always serializes");
         // Settings that have no file key are shown as comments.
+        for (signal, config) in [
+            ("traces", export.otlp_traces.as_ref()),
+            ("metrics", export.otlp_metrics.as_ref().map(|m| &m.signal)),
+        ] {
+            if let Some(config) = config {
+                if config.compression == Compression::Gzip {
+                    out.push_str(&format!("# OTLP {signal} compression: gzip\n"));
+                }
+                if config.tls.ca_pem.is_some() {
+                    out.push_str(&format!(
+                        "# OTLP {signal} certificates: from OTEL_EXPORTER_OTLP_CERTIFICATE\n"
+                    ));
+                }
+            }
+        }
         if let Some(name) = &self.service_name {
             out.push_str(&format!("# OTEL_SERVICE_NAME={name}\n"));
         }

@@ -284,27 +284,23 @@ fn bad_configurations_are_refused_with_one_exact_message() {
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: http://tempo:4318, protocol: thrift}",
-            "invalid value \"thrift\" for key otel_traces_export.protocol in beyla-config.yml: expected one of http/protobuf, grpc",
+            "invalid value \"thrift\" for key otel_traces_export.protocol in beyla-config.yml: expected one of http/protobuf, http/json, grpc",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: \"tempo:4318\"}",
-            "invalid value \"tempo:4318\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); not an absolute URL",
+            "invalid value \"tempo:4318\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// or https:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); not an absolute URL",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_metrics_export: {endpoint: \"ftp://x:21\"}",
-            "invalid value \"ftp://x:21\" for key otel_metrics_export.endpoint in beyla-config.yml: expected an http:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); the scheme must be http://",
-        ),
-        (
-            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: \"https://tempo:4318\"}",
-            "invalid value \"https://tempo:4318\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); https is not supported by this build (no TLS): use http:// to a local collector",
+            "invalid value \"ftp://x:21\" for key otel_metrics_export.endpoint in beyla-config.yml: expected an http:// or https:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); the scheme must be http:// or https://",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: \"http://\"}",
-            "invalid value \"http://\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); missing host",
+            "invalid value \"http://\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// or https:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); missing host",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: tempo, protocol: grpc}",
-            "invalid value \"tempo\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// URL with a host, such as http://tempo:4317, or host:port, such as tempo:4317; host:port needs a port, such as tempo:4317",
+            "invalid value \"tempo\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// or https:// URL with a host, such as http://tempo:4317, or host:port, such as tempo:4317; host:port needs a port, such as tempo:4317",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: http://t:4318, headers: \"Authorization\"}",
@@ -1026,4 +1022,57 @@ fn features_instrumentations_and_ttl() {
         (Duration::from_secs(60), true, false)
     );
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+}
+
+#[test]
+fn grafana_cloud_as_beyla_builds_it() {
+    assert_eq!(base64(b"123456:glc_secret"), "MTIzNDU2OmdsY19zZWNyZXQ=");
+    assert_eq!(base64(b"a"), "YQ==");
+    assert_eq!(base64(b"ab"), "YWI=");
+    // The instance and key give Basic authentication; an endpoint set
+    // otherwise wins over the zone's; by default only traces are sent.
+    let c = load(
+        None,
+        &[
+            ("BEYLA_OPEN_PORT", "80"),
+            ("GRAFANA_CLOUD_ZONE", "prod-eu-west-0"),
+            ("GRAFANA_CLOUD_INSTANCE_ID", "123456"),
+            ("GRAFANA_CLOUD_API_KEY", "glc_secret"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "Authorization=Bearer%20x,X-Team=web",
+            ),
+        ],
+        Flags::default(),
+    )
+    .unwrap();
+    let traces = c.export.otlp_traces.unwrap();
+    assert_eq!(traces.endpoint, "http://127.0.0.1:4318/v1/traces");
+    assert_eq!(
+        traces.headers,
+        [
+            ("X-Team".to_string(), "web".to_string()),
+            (
+                "Authorization".to_string(),
+                "Basic MTIzNDU2OmdsY19zZWNyZXQ=".to_string()
+            )
+        ]
+    );
+    let metrics = c.export.otlp_metrics.unwrap();
+    assert!(
+        metrics
+            .signal
+            .headers
+            .contains(&("Authorization".to_string(), "Bearer x".to_string())),
+        "metrics are not submitted to Grafana Cloud by default: their headers stay"
+    );
+    // The zone alone gives the endpoint, a base URL.
+    let c = yaml("open_port: 80\ngrafana:\n  otlp:\n    cloud_zone: prod-eu-west-0\n    cloud_submit: [metrics]\n")
+        .unwrap();
+    assert!(c.export.otlp_traces.is_none());
+    assert_eq!(
+        c.export.otlp_metrics.unwrap().signal.endpoint,
+        "https://otlp-gateway-prod-eu-west-0.grafana.net/otlp/v1/metrics"
+    );
 }
