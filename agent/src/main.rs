@@ -15,7 +15,7 @@ use beyla::ebpf::{
     self, DecodeError, EventSink, Loaded, ProbeSettings, Probes, RingReader, StopSignal, Wakeup,
 };
 use beyla_pipeline::assemble::Assembler;
-use beyla_pipeline::decorate::{Decorator, Routes};
+use beyla_pipeline::decorate::{Decorator, OwnTelemetry, Routes};
 use beyla_pipeline::export::{self, FanOut};
 use beyla_pipeline::model::{KernelEvent, Registry};
 use beyla_pipeline::sample::Sampler;
@@ -157,7 +157,8 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
     let mut pipeline = Pipeline {
         assembler: Assembler::new(registry, Arc::clone(&metrics)),
         decorator: Decorator::new(trace::WallClock::measure(), routes)
-            .with_filter(config.filter.clone()),
+            .with_filter(config.filter.clone())
+            .with_own_telemetry(OwnTelemetry::new(config.exclude_otel_instrumented)),
         fan_out,
         discovery: Arc::clone(&discovery),
         metrics: Arc::clone(&metrics),

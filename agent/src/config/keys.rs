@@ -338,7 +338,7 @@ const DISCOVERY: &[Key] = &[
     scalar("default_otlp_grpc_port", Warned),
     list("disabled_route_harvesters", Warned),
     entries("exclude_instrument", GLOB_SELECTOR),
-    scalar("exclude_otel_instrumented_services", Warned),
+    scalar("exclude_otel_instrumented_services", Works),
     scalar("exclude_otel_instrumented_services_span_metrics", Warned),
     entries("exclude_services", REGEX_SELECTOR),
     list("excluded_linux_system_paths", Warned),

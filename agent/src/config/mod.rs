@@ -72,6 +72,9 @@ pub struct Config {
     pub routes: RoutesSettings,
     /// `filter.application`: spans kept only when every rule holds.
     pub filter: AttributeFilter,
+    /// `discovery.exclude_otel_instrumented_services`: a process that sends
+    /// its own OpenTelemetry data is not exported again (Beyla's default: on).
+    pub exclude_otel_instrumented: bool,
     /// How long an orderly stop may take before the agent exits anyway.
     pub shutdown_timeout: Duration,
     /// `service_name` (OTEL_SERVICE_NAME): overrides every selection's service name.
@@ -456,9 +459,19 @@ impl Config {
             Vec::new(),
         )?;
         let filter = application_filter(&s, &mut warnings)?;
+        let exclude_otel_instrumented = or_default(
+            s.get(
+                None,
+                &["BEYLA_EXCLUDE_OTEL_INSTRUMENTED_SERVICES"],
+                "discovery.exclude_otel_instrumented_services",
+            ),
+            parse::boolean,
+            true,
+        )?;
         Ok(Config {
             routes: routes(&s)?,
             filter,
+            exclude_otel_instrumented,
             discovery,
             capture_size,
             export: ExportConfig {

@@ -122,6 +122,10 @@ impl Config {
             ("services", entries(&self.discovery.instrument, true)),
             ("exclude_services", entries(&self.discovery.exclude, false)),
             ("default_exclude_instrument", Value::Sequence(Vec::new())),
+            (
+                "exclude_otel_instrumented_services",
+                Value::from(self.exclude_otel_instrumented),
+            ),
         ];
         let (sampler, arg) = match self.sampler {
             SamplerConfig::AlwaysOn => ("always_on", None),

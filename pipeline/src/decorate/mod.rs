@@ -4,11 +4,13 @@
 //! attached by discovery when the connection was first seen.
 
 pub mod filter;
+mod own_telemetry;
 mod routes;
 
 use crate::model::{Operation, Request, Span};
 use crate::trace::WallClock;
 use filter::AttributeFilter;
+pub use own_telemetry::OwnTelemetry;
 
 pub use routes::{IgnoreMode, Routes, RoutesSettings, Unmatched, DEFAULT_MAX_SEGMENT_CARDINALITY};
 
@@ -23,6 +25,7 @@ pub struct Decorator {
     clock: WallClock,
     routes: Routes,
     filter: AttributeFilter,
+    own_telemetry: OwnTelemetry,
 }
 
 impl Decorator {
@@ -31,6 +34,16 @@ impl Decorator {
             clock,
             routes,
             filter: AttributeFilter::default(),
+            own_telemetry: OwnTelemetry::default(),
+        }
+    }
+
+    /// Processes exporting their own telemetry are not exported again
+    /// (Beyla's `exclude_otel_instrumented_services`).
+    pub fn with_own_telemetry(self, own_telemetry: OwnTelemetry) -> Self {
+        Self {
+            own_telemetry,
+            ..self
         }
     }
 
@@ -55,10 +68,11 @@ impl Decorator {
             request,
         };
         let kept = (to_traces || to_metrics) && self.filter.keeps(&span);
+        let (traces, metrics) = self.own_telemetry.decide(&span);
         Decorated {
             span,
-            to_traces: to_traces && kept,
-            to_metrics: to_metrics && kept,
+            to_traces: to_traces && kept && traces,
+            to_metrics: to_metrics && kept && metrics,
         }
     }
 }
