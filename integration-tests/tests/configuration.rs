@@ -698,14 +698,14 @@ fn bad_configs_exit_with_one_clear_line() {
         (
             "sampler-arg.toml",
             "[[discovery.services]]\nopen_port = 8080\n\n\
-             [otel_traces_export.sampler]\nname = \"traceidratio\"\narg = 2.0\n",
-            &["otel_traces_export.sampler.arg", "2"],
+             [otel_traces_export.sampler]\nname = \"traceidratio\"\narg = \"ten\"\n",
+            &["otel_traces_export.sampler.arg", "\"ten\""],
         ),
         (
             "sampler-arg.yml",
             "discovery:\n  services:\n    - open_port: 8080\n\
-             otel_traces_export:\n  sampler:\n    name: traceidratio\n    arg: 2.0\n",
-            &["otel_traces_export.sampler.arg", "2"],
+             otel_traces_export:\n  sampler:\n    name: traceidratio\n    arg: ten\n",
+            &["otel_traces_export.sampler.arg", "\"ten\""],
         ),
         (
             "unknown-unmatched.yml",
