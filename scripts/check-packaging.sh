@@ -495,6 +495,26 @@ render "privileged=false, OTLP metrics grpc, headers secret, env" \
   --set config.routes.unmatched=low-cardinality
 render "selection by env.BEYLA_OPEN_PORT, prometheus disabled" \
   --set env.BEYLA_OPEN_PORT=8080 --set prometheus.enabled=false
+# Beyla's chart values layout (config.data, env, envValueFrom), as a Beyla
+# user's values file carries it to `helm upgrade`.
+render "Beyla's chart values (ci/beyla-chart-values.yaml)" -f "$chart/ci/beyla-chart-values.yaml"
+out="$work/helm-beyla-values.yaml"
+helm template beyla "$chart" -f "$chart/ci/beyla-chart-values.yaml" >"$out" 2>/dev/null || true
+if grep -q 'k8s_namespace: shop' "$out" && grep -q 'port: 9090' "$out" \
+  && grep -q 'containerPort: 9090' "$out" \
+  && grep -A4 'name: OTEL_EXPORTER_OTLP_HEADERS' "$out" | grep -q 'name: grafana-cloud'; then
+  pass "helm: config.data in the ConfigMap, its Prometheus port on the container, envValueFrom as valueFrom"
+else
+  fail "helm: config.data in the ConfigMap, its Prometheus port on the container, envValueFrom as valueFrom"
+fi
+out="$work/helm-external-config.yaml"
+if helm template beyla "$chart" --set config.create=false --set config.name=my-beyla-config >"$out" 2>&1 \
+  && ! grep -q '^kind: ConfigMap' "$out" && grep -A2 'configMap:' "$out" | grep -q 'name: my-beyla-config'; then
+  pass "helm: config.name (an existing ConfigMap) replaces the chart's"
+else
+  fail "helm: config.name (an existing ConfigMap) replaces the chart's: $(tail -n 2 "$out")"
+fi
+render "preset=application (Beyla's chart default)" --set preset=application
 if helm template beyla "$chart" >"$work/helm-default.out" 2>&1; then
   fail "helm template with no selection is refused"
 elif grep -q 'nothing to instrument' "$work/helm-default.out"; then

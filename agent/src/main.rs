@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use futures_lite::StreamExt;
 
-use clap::Parser;
-
-use beyla::config::{Config, Flags};
+use beyla::config::{Config, Flags, LogFormat};
 use beyla::discovery::Discovery;
 use beyla::ebpf::{
     self, DecodeError, EventSink, Loaded, ProbeSettings, Probes, RingReader, StopSignal, Wakeup,
@@ -21,7 +19,7 @@ use beyla::ebpf::{
 use beyla::kubernetes;
 use beyla_pipeline::assemble::Assembler;
 use beyla_pipeline::control::Control;
-use beyla_pipeline::decorate::{Decorator, Routes};
+use beyla_pipeline::decorate::{Decorator, OwnTelemetry, Routes};
 use beyla_pipeline::export::{self, FanOut};
 use beyla_pipeline::model::{KernelEvent, Registry};
 use beyla_pipeline::sample::Sampler;
@@ -36,8 +34,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const SCAN_INTERVAL: Duration = Duration::from_millis(500);
 
 fn main() -> ExitCode {
-    let flags = Flags::parse();
-    let config = match Config::from_sources(&flags, &|name| std::env::var(name).ok()) {
+    let flags = Flags::from_command_line(std::env::args());
+    let config = match Config::from_sources(&flags, std::env::vars()) {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
@@ -46,18 +44,36 @@ fn main() -> ExitCode {
         Err(e) => return fail(&format_args!("routes: {e}")),
     };
     if flags.check_config {
+        for warning in &config.warnings {
+            eprintln!("beyla: warning: {warning}");
+        }
         print!("{}", config.render_effective());
         return ExitCode::SUCCESS;
     }
     beyla_pipeline::protocols::sql::set_query_text(config.sql_query_text);
-    env_logger::Builder::new()
+    let mut logger = env_logger::Builder::new();
+    logger
         .filter_level(config.log_level)
         // The loader's own debug output is about relocations, not about the agent.
         .filter_module("aya", config.log_level.min(log::LevelFilter::Info))
         .filter_module("aya_obj", config.log_level.min(log::LevelFilter::Info))
         .format_target(false)
-        .target(env_logger::Target::Stderr)
-        .init();
+        .target(env_logger::Target::Stderr);
+    if config.log_format == LogFormat::Json {
+        logger.format(|out, record| {
+            use std::io::Write;
+            let line = serde_json::json!({
+                "time": out.timestamp_millis().to_string(),
+                "level": record.level().as_str(),
+                "msg": record.args().to_string(),
+            });
+            writeln!(out, "{line}")
+        });
+    }
+    logger.init();
+    for warning in &config.warnings {
+        log::warn!("{warning}");
+    }
     if let Err(e) = ebpf::preflight::check() {
         return fail(&e);
     }
@@ -105,6 +121,14 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
         .detach();
     let metrics = Arc::new(SelfMetrics::default());
     let kubernetes = kubernetes::Metadata::start_for(&config.kubernetes, &config.discovery)?;
+    metrics.add(
+        Counter::ConfigSettingsIgnored,
+        config
+            .warnings
+            .iter()
+            .filter(|w| w.is_unsupported())
+            .count() as u64,
+    );
     let wakeup = Wakeup::from_config(config.ebpf.wakeup_len);
     let Loaded {
         probes,
@@ -159,7 +183,9 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
             Arc::clone(&metrics),
             config.ebpf.track_request_headers,
         ),
-        decorator: Decorator::new(trace::WallClock::measure(), routes),
+        decorator: Decorator::new(trace::WallClock::measure(), routes)
+            .with_filter(config.filter.clone())
+            .with_own_telemetry(OwnTelemetry::new(config.exclude_otel_instrumented)),
         fan_out,
         discovery: Arc::clone(&discovery),
         metrics: Arc::clone(&metrics),

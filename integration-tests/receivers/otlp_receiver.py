@@ -19,6 +19,8 @@ line in --out:
    histogram: "count", "sum", "min", "max", "explicitBounds", "bucketCounts";
    sum/gauge: "value" (and "isMonotonic" for sums)}
 
+--tls-cert and --tls-key make both servers speak TLS (https:// and gRPC over TLS).
+
 --fail-with CODE answers every request (or only the first --fail-first N) with that
 HTTP status, or its gRPC equivalent, for fault tests; refused requests are not
 written. The line "listening http=PORT grpc=PORT" on stdout tells that both
@@ -31,6 +33,7 @@ import argparse
 import gzip
 import json
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -280,6 +283,8 @@ def main():
     p.add_argument(
         "--delay-ms", type=int, default=0, help="answer every request this late (a slow receiver)"
     )
+    p.add_argument("--tls-cert", help="PEM certificate: both servers speak TLS with it")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     args = p.parse_args()
 
     sink = Sink(args.out, args.fail_with, args.fail_first, args.delay_ms)
@@ -288,11 +293,20 @@ def main():
     traces, metrics = grpc_servicers(sink)
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(traces, server)
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(metrics, server)
-    grpc_port = server.add_insecure_port(f"{args.host}:{args.grpc_port}")
+    if args.tls_cert:
+        with open(args.tls_cert, "rb") as cert, open(args.tls_key, "rb") as key:
+            credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+        grpc_port = server.add_secure_port(f"{args.host}:{args.grpc_port}", credentials)
+    else:
+        grpc_port = server.add_insecure_port(f"{args.host}:{args.grpc_port}")
     server.start()
 
     httpd = ThreadingHTTPServer((args.host, args.http_port), http_handler(sink))
     httpd.daemon_threads = True
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
     http_port = httpd.server_address[1]
 
     def stop(*_):

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::error::{ConfigError, Origin};
 use beyla_pipeline::export::otlp;
+use beyla_pipeline::export::select::{self, Instrumentations};
 
 use super::{OtlpProtocol, PortSet, Raw};
 
@@ -207,11 +208,12 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-/// A sampling ratio: the fraction of traces kept.
+/// A sampling ratio: the fraction of traces kept. A number outside 0 to 1 is
+/// brought within, as Beyla's sampler does (1.5 keeps every trace).
 pub fn ratio(raw: &Raw) -> Result<f64, ConfigError> {
     match raw.text().trim().parse::<f64>() {
-        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
-        _ => Err(raw.invalid("a number from 0 to 1, such as 0.1")),
+        Ok(r) if r.is_finite() => Ok(r.clamp(0.0, 1.0)),
+        _ => Err(raw.invalid("a number, such as 0.1 (0 to 1; beyond, the nearest)")),
     }
 }
 
@@ -221,10 +223,10 @@ pub fn endpoint(raw: &Raw, protocol: OtlpProtocol) -> Result<String, ConfigError
     let text = raw.text().trim().to_string();
     let expected = match protocol {
         OtlpProtocol::Grpc => {
-            "an http:// URL with a host, such as http://tempo:4317, or host:port, such as tempo:4317"
+            "an http:// or https:// URL with a host, such as http://tempo:4317, or host:port, such as tempo:4317"
         }
-        OtlpProtocol::HttpProtobuf => {
-            "an http:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc)"
+        OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => {
+            "an http:// or https:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc)"
         }
     };
     match otlp::check_endpoint(&text, protocol) {
@@ -333,8 +335,43 @@ pub fn attributes(raw: &Raw) -> Result<Vec<(String, String)>, ConfigError> {
     })
 }
 
-/// `k8s_pod_labels` / `k8s_pod_annotations`: a map of names to patterns
-/// (or one `name=pattern,...` string), each a regex, or a glob when `glob`.
+/// A list of names from a list in a file or a comma-separated variable, each
+/// one of `known`.
+pub fn names(raw: &Raw, known: &[&str], expected: &str) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for item in raw.items() {
+        for name in item
+            .text()
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
+            if !known.contains(&name) {
+                return Err(item.invalid_text(
+                    name.to_string(),
+                    format!("{expected}; known: {}", known.join(", ")),
+                ));
+            }
+            out.push(name.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Beyla's `instrumentations`: which operations an exporter takes.
+pub fn instrumentations(raw: &Raw) -> Result<Instrumentations, ConfigError> {
+    let names = names(
+        raw,
+        select::KNOWN,
+        "instrumentation names, such as [http, grpc] or *",
+    )?;
+    Ok(Instrumentations::from_names(
+        names.iter().map(String::as_str),
+    ))
+}
+
+/// A map of names to patterns (`k8s_pod_labels`): each value a glob or a
+/// regular expression, as the entry's other patterns.
 pub fn pattern_map(raw: &Raw, glob_patterns: bool) -> Result<Vec<(String, Regex)>, ConfigError> {
     let pairs: Vec<(String, Raw)> = match (&raw.value, &raw.origin) {
         (Value::Object(map), Origin::File { file, key }) => map

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::{DiscoveryConfig, Selection};
+use crate::config::{DiscoveryConfig, ProcessFacts, Selection};
 use crate::ebpf::{PidFilter, TlsAttacher};
 use crate::kubernetes::{Metadata, PodContainer};
 use beyla_pipeline::model::{Pid, Registry, Resource};
@@ -164,7 +164,7 @@ impl Discovery {
             .unwrap_or_else(|_| String::from_utf8_lossy(filename).into_owned().into());
         let pod = self.pod_of(pid);
         let selection = Self::decides_at_exec(&self.config)
-            .then(|| select(&self.config, &exe, None, pod.as_ref()))
+            .then(|| select(&self.config, pid, &exe, None, pod.as_ref()))
             .flatten()
             .cloned();
         match selection {
@@ -181,21 +181,21 @@ impl Discovery {
                 self.registry.remove(pid);
             }
         }
-        let want_ports = self
-            .config
-            .instrument
-            .iter()
-            .chain(&self.config.exclude)
-            .any(|s| s.open_ports.is_some());
+        let want_ports = self.config.needs_ports();
         let mut seen = HashSet::new();
         for proc in scan::scan(want_ports) {
             if proc.pid == self.own_pid {
                 continue;
             }
             let pod = self.pod_of(proc.pid);
-            let Some(selection) =
-                select(&self.config, &proc.exe, Some(&proc.listening), pod.as_ref()).cloned()
-            else {
+            let Some(selection) = select(
+                &self.config,
+                proc.pid,
+                &proc.exe,
+                Some(&proc.listening),
+                pod.as_ref(),
+            )
+            .cloned() else {
                 continue;
             };
             seen.insert(proc.pid);
@@ -253,53 +253,38 @@ impl Discovery {
     }
 }
 
-/// The first `instrument` entry that selects a process no `exclude` entry selects.
-/// `listening` is None at exec time, when ports cannot be known yet.
+/// The entry that selects a process, by the configuration's rule, from what
+/// /proc tells of it. `listening` is None at exec time, when ports cannot be
+/// known yet; the command line and network namespace are read only when an
+/// entry asks for them.
 fn select<'a>(
     config: &'a DiscoveryConfig,
+    pid: Pid,
     exe: &Path,
     listening: Option<&HashSet<u16>>,
     pod: Option<&PodContainer>,
 ) -> Option<&'a Selection> {
-    if config
-        .exclude
-        .iter()
-        .any(|s| selects(s, exe, listening, pod))
-    {
-        return None;
-    }
-    config
-        .instrument
-        .iter()
-        .find(|s| selects(s, exe, listening, pod))
-}
-
-/// Whether one entry selects a process: it has a criterion, and all its
-/// criteria hold; `k8s_*` criteria need the process to be in a known pod.
-fn selects(
-    selection: &Selection,
-    exe: &Path,
-    listening: Option<&HashSet<u16>>,
-    pod: Option<&PodContainer>,
-) -> bool {
-    let exe_ok = selection
-        .exe_path
-        .as_ref()
-        .is_none_or(|re| re.is_match(&exe.to_string_lossy()));
-    let ports_ok = match (&selection.open_ports, listening) {
-        (None, _) => true,
-        (Some(ports), Some(listening)) => listening.iter().any(|&p| ports.contains(p)),
-        (Some(_), None) => false,
+    let cmd_args = config
+        .needs_cmd_args()
+        .then(|| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
+        .flatten()
+        .map(|cmdline| crate::config::cmd_args(&cmdline));
+    let netns = |pid: &str| {
+        std::fs::metadata(format!("/proc/{pid}/ns/net"))
+            .ok()
+            .map(|m| std::os::linux::fs::MetadataExt::st_ino(&m))
     };
-    let pod_ok = match (&selection.kubernetes, pod) {
-        (None, _) => true,
-        (Some(selector), Some(pod)) => selector.matches(pod),
-        (Some(_), None) => false,
-    };
-    let has_criterion = selection.exe_path.is_some()
-        || selection.open_ports.is_some()
-        || selection.kubernetes.is_some();
-    has_criterion && exe_ok && ports_ok && pod_ok
+    let in_container = config
+        .needs_netns()
+        .then(|| Some(netns(&pid.to_string())? != netns("self")?))
+        .flatten();
+    config.select(&ProcessFacts {
+        exe,
+        cmd_args: cmd_args.as_deref(),
+        listening,
+        in_container,
+        pod,
+    })
 }
 
 /// One variable of a process's environment (root reads every /proc/PID/environ).

@@ -30,8 +30,6 @@ pub enum StartError {
     Config { from: String, reason: String },
     #[error("Kubernetes metadata: cannot start the watch thread: {0}")]
     Runtime(String),
-    #[error("discovery selects pods with k8s_* keys, but attributes.kubernetes.enable is autodetect and this is not a Kubernetes pod (no KUBERNETES_SERVICE_HOST or service-account token): set it to true, with a kubeconfig_path")]
-    NotInKubernetes,
 }
 
 /// How often start-up looks whether the first list of pods arrived.
@@ -58,10 +56,12 @@ impl Metadata {
             .filter_map(|s| s.kubernetes.as_ref())
             .collect();
         if !config.enabled(&|name| std::env::var(name).ok()) {
-            return match selectors.is_empty() {
-                true => Ok(None),
-                false => Err(StartError::NotInKubernetes),
-            };
+            // Metadata off by choice is warned about with the configuration;
+            // here, `autodetect` found no cluster, where Beyla says nothing.
+            if !selectors.is_empty() && config.enable == Enable::Autodetect {
+                log::warn!("discovery selects pods with k8s_* keys, but attributes.kubernetes.enable is autodetect and this is not a Kubernetes pod (no KUBERNETES_SERVICE_HOST or service-account token): those entries select nothing; set it to true, with a kubeconfig_path, to watch a cluster from outside");
+            }
+            return Ok(None);
         }
         let mut keep = Keep::default();
         for selector in selectors {

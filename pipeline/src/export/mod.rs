@@ -9,6 +9,7 @@
 pub mod otlp;
 pub mod print;
 pub mod prometheus;
+pub mod select;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -218,16 +219,25 @@ pub fn start(
         exporters.push(Box::new(print::spawn(config.trace_printer, context)));
     }
     if let Some(traces) = &config.otlp_traces {
-        exporters.push(Box::new(otlp::spawn_traces(traces, context)?));
+        exporters.push(select::only(
+            Box::new(otlp::spawn_traces(traces, context)?),
+            traces.instrumentations,
+        ));
     }
     if let Some(metrics) = &config.otlp_metrics {
-        exporters.push(Box::new(otlp::spawn_metrics(metrics, context)?));
+        exporters.push(select::only(
+            Box::new(otlp::spawn_metrics(metrics, context)?),
+            metrics.signal.instrumentations,
+        ));
     }
     let nothing_configured = config.prometheus.is_none()
         && config.otlp_metrics.is_none()
         && config.otlp_traces.is_none();
     match &config.prometheus {
-        Some(p) => exporters.push(Box::new(prometheus::spawn(p.clone(), context)?)),
+        Some(p) => exporters.push(select::only(
+            Box::new(prometheus::spawn(p.clone(), context)?),
+            p.instrumentations,
+        )),
         None if nothing_configured => {
             match prometheus::spawn(prometheus::PrometheusConfig::default(), context) {
                 Ok(embedded) => exporters.push(Box::new(embedded)),

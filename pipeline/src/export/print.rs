@@ -21,6 +21,8 @@ pub enum PrinterFormat {
     Text,
     /// One JSON object per span per line.
     Json,
+    /// One indented JSON object per span (Beyla's `json_indent`).
+    JsonIndent,
 }
 
 /// Starts the printer on the control plane.
@@ -40,7 +42,8 @@ async fn run(rx: async_channel::Receiver<Arc<Span>>, format: PrinterFormat) {
     while let Ok(span) = rx.recv().await {
         // Formatting into memory cannot fail.
         let _ = match format {
-            PrinterFormat::Json => write_json(&mut lines, &span),
+            PrinterFormat::Json => write_json(&mut lines, &span, false),
+            PrinterFormat::JsonIndent => write_json(&mut lines, &span, true),
             PrinterFormat::Text => write_text(&mut lines, &span),
             PrinterFormat::Disabled => Ok(()),
         };
@@ -106,7 +109,8 @@ struct SpanJson<'a> {
     resource: ResourceJson<'a>,
 }
 
-pub fn write_json(out: &mut impl Write, span: &Span) -> io::Result<()> {
+/// `indent`: over several lines, indented, as Beyla's `json_indent` prints.
+pub fn write_json(out: &mut impl Write, span: &Span, indent: bool) -> io::Result<()> {
     let r = &span.request;
     let json = SpanJson {
         trace_id: r.context.trace_id.to_string(),
@@ -129,7 +133,11 @@ pub fn write_json(out: &mut impl Write, span: &Span) -> io::Result<()> {
                 .unwrap_or_default(),
         },
     };
-    serde_json::to_writer(&mut *out, &json)?;
+    if indent {
+        serde_json::to_writer_pretty(&mut *out, &json)?;
+    } else {
+        serde_json::to_writer(&mut *out, &json)?;
+    }
     out.write_all(b"\n")
 }
 
@@ -211,8 +219,17 @@ mod tests {
     #[test]
     fn json_line_has_the_documented_shape() {
         let mut out = Vec::new();
-        write_json(&mut out, &span()).unwrap();
+        write_json(&mut out, &span(), false).unwrap();
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+        let mut indented = Vec::new();
+        write_json(&mut indented, &span(), true).unwrap();
+        assert!(indented.starts_with(b"{\n  \"traceId\""));
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::from_slice::<serde_json::Value>(&indented).unwrap(),
+            "json_indent prints the same object"
+        );
         assert_eq!(
             v,
             serde_json::json!({

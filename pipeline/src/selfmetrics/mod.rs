@@ -46,9 +46,12 @@ pub enum Counter {
     ScrapesRefusedAccept,
     /// Processes whose OpenSSL uprobes the kernel refused for lack of privilege.
     ProbeAttachFailuresOpenssl,
+    /// Beyla's configuration keys and variables given but not implemented
+    /// yet: each was warned about at start-up and ignored.
+    ConfigSettingsIgnored,
 }
 
-const COUNTERS: usize = Counter::ProbeAttachFailuresOpenssl as usize + 1;
+const COUNTERS: usize = Counter::ConfigSettingsIgnored as usize + 1;
 
 /// A reason the kernel probes drop an event, counted in a kernel map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +210,12 @@ pub static FAMILIES: &[Family] = &[
         help: "Processes a feature's probes could not be attached to (the kernel refused), by feature.",
         label: Some("feature"),
         members: &[("openssl", Agent(C::ProbeAttachFailuresOpenssl))],
+    },
+    Family {
+        name: "beyla_config_settings_ignored",
+        help: "Beyla's configuration keys and variables given but not supported yet (each warned about at start-up).",
+        label: None,
+        members: &[("", Agent(C::ConfigSettingsIgnored))],
     },
 ];
 

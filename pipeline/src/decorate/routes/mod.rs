@@ -4,7 +4,9 @@
 //! by default the `heuristic` mode, which replaces path segments that look
 //! like identifiers with `*`.
 
+mod bigrams;
 mod cardinality;
+mod heuristic;
 mod pattern;
 #[cfg(test)]
 mod tests;
@@ -12,6 +14,7 @@ mod tests;
 pub use pattern::PatternError;
 
 use cardinality::LowCardinality;
+use heuristic::push_heuristic_route;
 use pattern::Pattern;
 
 use crate::model::ShortString;
@@ -21,43 +24,6 @@ const WILDCARD: &str = "*";
 pub const WILDCARD_ROUTE: &str = "/**";
 /// Default of `max_path_segment_cardinality`.
 pub const DEFAULT_MAX_SEGMENT_CARDINALITY: usize = 10;
-/// Hex segments at least this long are taken as identifiers (hashes, object ids).
-const MIN_HEX_ID_LEN: usize = 8;
-
-fn looks_like_id(segment: &str) -> bool {
-    let b = segment.as_bytes();
-    if b.is_empty() {
-        return false;
-    }
-    if b.iter().all(u8::is_ascii_digit) {
-        return true;
-    }
-    let is_uuid = b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        });
-    is_uuid
-        || (b.len() >= MIN_HEX_ID_LEN
-            && b.iter().all(u8::is_ascii_hexdigit)
-            && b.iter().any(u8::is_ascii_digit))
-}
-
-/// Appends `/users/*/orders/*` for `/users/42/orders/9f86d081` (with `*` as
-/// `wildcard`) to `out`, a buffer the caller reuses.
-fn push_heuristic_route(path: &str, wildcard: &str, out: &mut String) {
-    for (i, segment) in path.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
-        }
-        out.push_str(if looks_like_id(segment) {
-            wildcard
-        } else {
-            segment
-        });
-    }
-}
-
 /// What `http.route` becomes when no pattern matched (`unmatched`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Unmatched {

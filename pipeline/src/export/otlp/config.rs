@@ -5,11 +5,15 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::export::select::Instrumentations;
+
 /// The OTLP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     /// `http/protobuf`: protobuf bodies POSTed to `/v1/<signal>`.
     HttpProtobuf,
+    /// `http/json`: the same requests with JSON bodies.
+    HttpJson,
     /// `grpc`: the collector's TraceService / MetricsService.
     Grpc,
 }
@@ -19,8 +23,51 @@ impl Protocol {
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::HttpProtobuf => "http/protobuf",
+            Protocol::HttpJson => "http/json",
             Protocol::Grpc => "grpc",
         }
+    }
+
+    /// An HTTP transport, whose URL carries the signal path.
+    pub fn is_http(self) -> bool {
+        self != Protocol::Grpc
+    }
+}
+
+/// How requests are compressed (OTEL_EXPORTER_OTLP_COMPRESSION).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
+}
+
+/// How an `https://` receiver's certificate is checked.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tls {
+    /// PEM certificates trusted besides the public roots
+    /// (OTEL_EXPORTER_OTLP_CERTIFICATE), as read from the file.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Accept any certificate (Beyla's `insecure_skip_verify`); http only.
+    pub insecure_skip_verify: bool,
+}
+
+impl Tls {
+    /// The certificates of [`Tls::ca_pem`]; an error names what is wrong.
+    pub fn certificates(
+        &self,
+    ) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, &'static str> {
+        use rustls::pki_types::pem::PemObject;
+        let Some(pem) = &self.ca_pem else {
+            return Ok(Vec::new());
+        };
+        let certificates = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| "the certificate file is not valid PEM")?;
+        if certificates.is_empty() {
+            return Err("the certificate file holds no PEM certificate");
+        }
+        Ok(certificates)
     }
 }
 
@@ -38,6 +85,8 @@ pub enum OtlpConfigError {
     BadHeader { name: String, reason: &'static str },
     #[error("OTLP {what} must be greater than zero")]
     ZeroDuration { what: &'static str },
+    #[error("invalid OTLP certificate: {reason}")]
+    BadCertificate { reason: &'static str },
 }
 
 /// Where and how one signal is sent: the one validated form, built by the
@@ -53,6 +102,10 @@ pub struct SignalConfig {
     pub headers: Vec<(String, String)>,
     /// Upper bound for one export request.
     pub timeout: Duration,
+    /// The operations whose spans are exported (Beyla's `instrumentations`).
+    pub instrumentations: Instrumentations,
+    pub compression: Compression,
+    pub tls: Tls,
 }
 
 /// The metrics signal: where, and how often metrics are pushed.
@@ -72,6 +125,9 @@ impl SignalConfig {
             protocol,
             headers: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
+            instrumentations: Instrumentations::ALL,
+            compression: Compression::None,
+            tls: Tls::default(),
         }
     }
 
@@ -103,6 +159,9 @@ impl SignalConfig {
                 what: "export timeout",
             });
         }
+        self.tls
+            .certificates()
+            .map_err(|reason| OtlpConfigError::BadCertificate { reason })?;
         Ok(())
     }
 }
@@ -119,8 +178,8 @@ impl MetricsConfig {
     }
 }
 
-/// An endpoint this build can send to: `http://host[:port][/path]`, or for
-/// gRPC also `host:port`. The reason is one phrase, for the caller to place.
+/// An endpoint this build can send to: `http://` or `https://host[:port][/path]`,
+/// or for gRPC also `host:port`. The reason is one phrase, for the caller to place.
 pub fn check_endpoint(endpoint: &str, protocol: Protocol) -> Result<(), &'static str> {
     if protocol == Protocol::Grpc && !endpoint.contains("://") && !endpoint.contains('/') {
         return match check_url(&format!("http://{endpoint}")) {
@@ -138,16 +197,15 @@ pub fn check_endpoint(endpoint: &str, protocol: Protocol) -> Result<(), &'static
     check_url(endpoint)
 }
 
-/// `http://host[:port][/path]`; https is refused because this build carries no TLS stack.
+/// `http://` or `https://host[:port][/path]`.
 fn check_url(url: &str) -> Result<(), &'static str> {
-    let rest = if let Some(rest) = url.strip_prefix("http://") {
+    let rest = if let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    {
         rest
-    } else if url.starts_with("https://") {
-        return Err(
-            "https is not supported by this build (no TLS): use http:// to a local collector",
-        );
     } else if url.contains("://") {
-        return Err("the scheme must be http://");
+        return Err("the scheme must be http:// or https://");
     } else {
         return Err("not an absolute URL");
     };
@@ -238,6 +296,19 @@ mod tests {
     }
 
     #[test]
+    fn certificates_are_checked_when_configured() {
+        let mut c = SignalConfig::new("https://collector:4318/v1/traces", Protocol::HttpProtobuf);
+        assert_eq!(c.validate(), Ok(()));
+        c.tls.ca_pem = Some(b"not a certificate".to_vec());
+        assert_eq!(
+            c.validate(),
+            Err(OtlpConfigError::BadCertificate {
+                reason: "the certificate file holds no PEM certificate"
+            })
+        );
+    }
+
+    #[test]
     fn validate_rejects_bad_urls_clearly() {
         for (url, protocol, reason) in [
             (
@@ -248,13 +319,9 @@ mod tests {
             (
                 "ftp://x:1",
                 Protocol::HttpProtobuf,
-                "scheme must be http://",
+                "scheme must be http:// or https://",
             ),
-            (
-                "https://x:4318",
-                Protocol::HttpProtobuf,
-                "https is not supported",
-            ),
+            ("https://:4318", Protocol::HttpProtobuf, "missing host"),
             ("http://:4318", Protocol::HttpProtobuf, "missing host"),
             (
                 "http://x:99999",

@@ -9,6 +9,7 @@ pub mod config;
 mod convert;
 pub mod metrics;
 mod queue;
+mod tls;
 pub mod traces;
 
 #[cfg(test)]
@@ -16,7 +17,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use opentelemetry_otlp::{
@@ -25,7 +26,8 @@ use opentelemetry_otlp::{
 use opentelemetry_sdk::metrics::Temporality;
 
 pub use config::{
-    check_endpoint, check_header, MetricsConfig, OtlpConfigError, Protocol, SignalConfig,
+    check_endpoint, check_header, Compression, MetricsConfig, OtlpConfigError, Protocol,
+    SignalConfig, Tls,
 };
 pub use metrics::spawn_metrics;
 pub use traces::spawn_traces;
@@ -78,26 +80,119 @@ fn http_headers(headers: &[(String, String)]) -> HashMap<String, String> {
     headers.iter().cloned().collect()
 }
 
+/// The HTTP client for an `https://` receiver: the public roots and the
+/// configured certificates are trusted, or any certificate with
+/// `insecure_skip_verify`.
+fn https_client(
+    config: &SignalConfig,
+    signal: &'static str,
+) -> Result<opentelemetry_http::hyper::HyperClient<HttpsConnector>, ExportError> {
+    let error = |reason: String| ExportError::Build { signal, reason };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| error(e.to_string()))?;
+    let tls = if config.tls.insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(tls::AnyCertificate(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for certificate in config.tls.certificates().map_err(|e| error(e.into()))? {
+            roots.add(certificate).map_err(|e| error(e.to_string()))?;
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(opentelemetry_http::hyper::HyperClient::new(
+        connector,
+        config.timeout,
+        None,
+    ))
+}
+
+type HttpsConnector =
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+
+/// gRPC over TLS: the public roots and the configured certificates.
+fn grpc_tls(
+    config: &SignalConfig,
+    signal: &'static str,
+) -> Result<Option<opentelemetry_otlp::tonic_types::transport::ClientTlsConfig>, ExportError> {
+    use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
+    if !config.url().starts_with("https://") {
+        return Ok(None);
+    }
+    let mut tls = ClientTlsConfig::new().with_webpki_roots();
+    if let Some(pem) = &config.tls.ca_pem {
+        config
+            .tls
+            .certificates()
+            .map_err(|reason| ExportError::Build {
+                signal,
+                reason: reason.into(),
+            })?;
+        tls = tls.ca_certificate(Certificate::from_pem(pem));
+    }
+    Ok(Some(tls))
+}
+
+fn http_protocol(protocol: Protocol) -> opentelemetry_otlp::Protocol {
+    match protocol {
+        Protocol::HttpJson => opentelemetry_otlp::Protocol::HttpJson,
+        _ => opentelemetry_otlp::Protocol::HttpBinary,
+    }
+}
+
+fn compression(config: &SignalConfig) -> Option<opentelemetry_otlp::Compression> {
+    match config.compression {
+        Compression::None => None,
+        Compression::Gzip => Some(opentelemetry_otlp::Compression::Gzip),
+    }
+}
+
 /// Must be called inside the exporter's tokio runtime (the gRPC channel starts a task).
 /// Retries are ours (with a bounded queue), so the library's own are off.
 fn build_span_exporter(config: &SignalConfig) -> Result<SpanExporter, ExportError> {
     let url = config.url();
     match config.protocol {
-        Protocol::HttpProtobuf => SpanExporter::builder()
-            .with_http()
-            .with_endpoint(url)
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_timeout(config.timeout)
-            .with_headers(http_headers(&config.headers))
-            .with_retry_policy(RetryPolicy::disabled())
-            .build(),
-        Protocol::Grpc => SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(url)
-            .with_timeout(config.timeout)
-            .with_metadata(grpc_metadata(&config.headers, "traces")?)
-            .with_retry_policy(RetryPolicy::disabled())
-            .build(),
+        Protocol::HttpProtobuf | Protocol::HttpJson => {
+            let mut builder = SpanExporter::builder()
+                .with_http()
+                .with_endpoint(&url)
+                .with_protocol(http_protocol(config.protocol))
+                .with_timeout(config.timeout)
+                .with_headers(http_headers(&config.headers))
+                .with_retry_policy(RetryPolicy::disabled());
+            if url.starts_with("https://") {
+                builder = builder.with_http_client(https_client(config, "traces")?);
+            }
+            if let Some(compression) = compression(config) {
+                builder = builder.with_compression(compression);
+            }
+            builder.build()
+        }
+        Protocol::Grpc => {
+            let mut builder = SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(url)
+                .with_timeout(config.timeout)
+                .with_metadata(grpc_metadata(&config.headers, "traces")?)
+                .with_retry_policy(RetryPolicy::disabled());
+            if let Some(tls) = grpc_tls(config, "traces")? {
+                builder = builder.with_tls_config(tls);
+            }
+            if let Some(compression) = compression(config) {
+                builder = builder.with_compression(compression);
+            }
+            builder.build()
+        }
     }
     .map_err(build_error("traces"))
 }
@@ -108,21 +203,37 @@ fn build_span_exporter(config: &SignalConfig) -> Result<SpanExporter, ExportErro
 fn build_metric_exporter(config: &SignalConfig) -> Result<MetricExporter, ExportError> {
     let url = config.url();
     match config.protocol {
-        Protocol::HttpProtobuf => MetricExporter::builder()
-            .with_http()
-            .with_endpoint(url)
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_timeout(config.timeout)
-            .with_headers(http_headers(&config.headers))
-            .with_temporality(Temporality::Cumulative)
-            .build(),
-        Protocol::Grpc => MetricExporter::builder()
-            .with_tonic()
-            .with_endpoint(url)
-            .with_timeout(config.timeout)
-            .with_metadata(grpc_metadata(&config.headers, "metrics")?)
-            .with_temporality(Temporality::Cumulative)
-            .build(),
+        Protocol::HttpProtobuf | Protocol::HttpJson => {
+            let mut builder = MetricExporter::builder()
+                .with_http()
+                .with_endpoint(&url)
+                .with_protocol(http_protocol(config.protocol))
+                .with_timeout(config.timeout)
+                .with_headers(http_headers(&config.headers))
+                .with_temporality(Temporality::Cumulative);
+            if url.starts_with("https://") {
+                builder = builder.with_http_client(https_client(config, "metrics")?);
+            }
+            if let Some(compression) = compression(config) {
+                builder = builder.with_compression(compression);
+            }
+            builder.build()
+        }
+        Protocol::Grpc => {
+            let mut builder = MetricExporter::builder()
+                .with_tonic()
+                .with_endpoint(url)
+                .with_timeout(config.timeout)
+                .with_metadata(grpc_metadata(&config.headers, "metrics")?)
+                .with_temporality(Temporality::Cumulative);
+            if let Some(tls) = grpc_tls(config, "metrics")? {
+                builder = builder.with_tls_config(tls);
+            }
+            if let Some(compression) = compression(config) {
+                builder = builder.with_compression(compression);
+            }
+            builder.build()
+        }
     }
     .map_err(build_error("metrics"))
 }

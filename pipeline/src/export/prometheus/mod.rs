@@ -17,6 +17,7 @@ use smol::Task;
 
 pub use metrics::{Metrics, MAX_SERIES};
 
+use super::select::Instrumentations;
 use super::{Context, Exporter, Outgoing, Signal};
 use crate::model::Span;
 
@@ -35,6 +36,8 @@ pub struct PrometheusConfig {
     pub bind: IpAddr,
     /// Series not updated for this long are removed; default 5 minutes.
     pub series_ttl: Duration,
+    /// The operations whose spans are recorded (Beyla's `instrumentations`).
+    pub instrumentations: Instrumentations,
 }
 
 impl PrometheusConfig {
@@ -56,6 +59,7 @@ impl Default for PrometheusConfig {
             path: "/metrics".into(),
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             series_ttl: Duration::from_secs(5 * 60),
+            instrumentations: Instrumentations::ALL,
         }
     }
 }

@@ -8,8 +8,8 @@ pub mod stitch;
 mod tests;
 mod types;
 pub use parse::{
-    detect, parse_frame, parse_frame_header, plausible_frame_header, FrameReader,
-    H2Start, ReadEvent, MAX_KEPT_PAYLOAD, MAX_PLAUSIBLE_FRAME_LEN,
+    detect, parse_frame, parse_frame_header, plausible_frame_header, FrameReader, H2Start,
+    ReadEvent, MAX_KEPT_PAYLOAD, MAX_PLAUSIBLE_FRAME_LEN,
 };
 pub use types::{
     flags, settings, Frame, FrameHeader, FrameType, GoAway, HeaderBlockFragment, InvalidReason,

@@ -498,23 +498,13 @@ fn detection() {
     assert_eq!(detect(&settings_frame()), Some(H2Start::ServerSettings));
     assert!(h2(&frame(FrameType::Settings, 0, 0, &[])));
     // A SETTINGS ACK, or anything else first, is not a connection's start.
-    assert!(!h2(&frame(
-        FrameType::Settings,
-        flags::ACK,
-        0,
-        &[]
-    )));
+    assert!(!h2(&frame(FrameType::Settings, flags::ACK, 0, &[])));
     assert!(!h2(&headers(1, &[0x82], true)));
     assert!(!h2(b"GET / HTTP/1.1\r\n\r\n"));
     assert!(!h2(b"HTTP/1.1 200 OK\r\n"));
     assert!(!h2(&[0x16, 3, 1, 0, 0xa5, 1, 0, 0, 0xa1]));
     // Too many settings for a first frame.
-    assert!(!h2(&frame(
-        FrameType::Settings,
-        0,
-        0,
-        &[0; 6 * 13]
-    )));
+    assert!(!h2(&frame(FrameType::Settings, 0, 0, &[0; 6 * 13])));
 }
 
 #[test]

@@ -2,9 +2,13 @@ use std::time::Duration;
 
 use log::LevelFilter;
 
+mod docs;
+mod reference;
+
 use super::*;
 use crate::ebpf::DEFAULT_CAPTURE;
 use beyla_pipeline::export::otlp::SignalConfig;
+use beyla_pipeline::export::select::Instrumentations;
 
 /// Loads a configuration from an optional file (name, text), variables and flags.
 fn load(
@@ -18,11 +22,7 @@ fn load(
     let text = file.map(|(_, text)| text.to_string());
     Config::from_sources_with(
         &flags,
-        &|name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        },
+        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
         &|_| {
             text.clone().ok_or_else(|| {
                 std::io::Error::new(
@@ -121,7 +121,6 @@ fn reference_example_loads_and_means_what_it_says() {
         EbpfConfig {
             wakeup_len: Some(100),
             track_request_headers: false,
-            high_request_volume: false
         }
     );
     assert_eq!(
@@ -216,11 +215,7 @@ fn bad_configurations_are_refused_with_one_exact_message() {
         ),
         (
             "ebpf:\n  zzz: 1\n",
-            "unknown key ebpf.zzz in beyla-config.yml; known keys here: wakeup_len, track_request_headers, high_request_volume, capture_size, sql_query_text",
-        ),
-        (
-            "discovery:\n  services:\n    - k8s_namespaces: production\n",
-            "unknown key discovery.services[0].k8s_namespaces in beyla-config.yml; did you mean discovery.services[0].k8s_namespace?",
+            "unknown key ebpf.zzz in beyla-config.yml; known keys here: capture_size, high_request_volume, sql_query_text, track_request_headers, wakeup_len (and 29 more of Beyla's, not supported yet)",
         ),
         (
             "discovery: {services: {open_port: 80}}",
@@ -264,19 +259,15 @@ fn bad_configurations_are_refused_with_one_exact_message() {
         ),
         (
             "discovery: {services: [{name: lonely}]}",
-            "discovery.services[0] in beyla-config.yml selects no process: expected open_port, exe_path or a k8s_* selector",
+            "discovery.services[0] in beyla-config.yml selects no process: expected open_ports, exe_path, cmd_args or a k8s_* selector",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {sampler: {name: sometimes}}",
             "invalid value \"sometimes\" for key otel_traces_export.sampler.name in beyla-config.yml: expected one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio",
         ),
         (
-            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {sampler: {name: traceidratio, arg: \"1.5\"}}",
-            "invalid value \"1.5\" for key otel_traces_export.sampler.arg in beyla-config.yml: expected a number from 0 to 1, such as 0.1",
-        ),
-        (
-            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {sampler: {arg: ten}}",
-            "invalid value \"ten\" for key otel_traces_export.sampler.arg in beyla-config.yml: expected a number from 0 to 1, such as 0.1",
+            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {sampler: {name: traceidratio, arg: ten}}",
+            "invalid value \"ten\" for key otel_traces_export.sampler.arg in beyla-config.yml: expected a number, such as 0.1 (0 to 1; beyond, the nearest)",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\nroutes: {unmatched: guess}",
@@ -292,27 +283,23 @@ fn bad_configurations_are_refused_with_one_exact_message() {
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: http://tempo:4318, protocol: thrift}",
-            "invalid value \"thrift\" for key otel_traces_export.protocol in beyla-config.yml: expected one of http/protobuf, grpc",
+            "invalid value \"thrift\" for key otel_traces_export.protocol in beyla-config.yml: expected one of http/protobuf, http/json, grpc",
         ),
         (
-            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: \"tempo:4317\"}",
-            "invalid value \"tempo:4317\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); not an absolute URL",
+            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: \"tempo:4318\"}",
+            "invalid value \"tempo:4318\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// or https:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); not an absolute URL",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_metrics_export: {endpoint: \"ftp://x:21\"}",
-            "invalid value \"ftp://x:21\" for key otel_metrics_export.endpoint in beyla-config.yml: expected an http:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); the scheme must be http://",
-        ),
-        (
-            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: \"https://tempo:4318\"}",
-            "invalid value \"https://tempo:4318\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); https is not supported by this build (no TLS): use http:// to a local collector",
+            "invalid value \"ftp://x:21\" for key otel_metrics_export.endpoint in beyla-config.yml: expected an http:// or https:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); the scheme must be http:// or https://",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: \"http://\"}",
-            "invalid value \"http://\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); missing host",
+            "invalid value \"http://\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// or https:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc); missing host",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: tempo, protocol: grpc}",
-            "invalid value \"tempo\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// URL with a host, such as http://tempo:4317, or host:port, such as tempo:4317; host:port needs a port, such as tempo:4317",
+            "invalid value \"tempo\" for key otel_traces_export.endpoint in beyla-config.yml: expected an http:// or https:// URL with a host, such as http://tempo:4317, or host:port, such as tempo:4317; host:port needs a port, such as tempo:4317",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: http://t:4318, headers: \"Authorization\"}",
@@ -352,7 +339,7 @@ fn bad_configurations_are_refused_with_one_exact_message() {
         ),
         (
             "discovery: {services: [{open_port: 80}]}\ntrace_printer: xml",
-            "invalid value \"xml\" for key trace_printer in beyla-config.yml: expected one of disabled, text, json",
+            "invalid value \"xml\" for key trace_printer in beyla-config.yml: expected one of disabled, text, json, json_indent",
         ),
         (
             "log_level: INFO\n",
@@ -429,17 +416,18 @@ fn precedence_file_then_env_then_flag() {
         (c.log_level, c.export.trace_printer, c.capture_size),
         (LevelFilter::Warn, PrinterFormat::Json, 256)
     );
-    // The variable's entry replaces the file's selection; exclusions stay.
-    assert_eq!(c.discovery.instrument.len(), 1);
-    assert!(
-        c.discovery.instrument[0].name.is_none()
-            && c.discovery.instrument[0]
-                .open_ports
-                .as_ref()
-                .unwrap()
-                .contains(8080)
-    );
-    assert_eq!(c.discovery.exclude.len(), 1);
+    // The variable's entry comes after the file's, as Beyla adds it;
+    // exclusions stay, the default one after the user's.
+    assert_eq!(c.discovery.instrument.len(), 2);
+    assert_eq!(c.discovery.instrument[0].name.as_deref(), Some("web"));
+    let added = &c.discovery.instrument[1];
+    assert!(added.name.is_none() && added.open_ports.as_ref().unwrap().contains(8080));
+    assert_eq!(c.discovery.exclude.len(), 2);
+    assert!(c.discovery.exclude[1]
+        .exe_path
+        .as_ref()
+        .unwrap()
+        .is_match("/usr/local/bin/otelcol-contrib"));
 
     let flags = Flags {
         log_level: Some("debug".into()),
@@ -448,7 +436,7 @@ fn precedence_file_then_env_then_flag() {
     };
     let c = load(file, &env, flags).unwrap();
     assert_eq!((c.log_level, c.capture_size), (LevelFilter::Debug, 256));
-    let ports = c.discovery.instrument[0].open_ports.as_ref().unwrap();
+    let ports = c.discovery.instrument[1].open_ports.as_ref().unwrap();
     assert!(ports.contains(9000) && !ports.contains(8080));
 }
 
@@ -574,7 +562,7 @@ fn globs_and_durations() {
     let glob = |g: &str| {
         parse::glob(&Raw {
             value: g.into(),
-            origin: Origin::Env("T"),
+            origin: Origin::Env("T".into()),
         })
         .map(|re| re.as_str().to_string())
     };
@@ -584,7 +572,7 @@ fn globs_and_durations() {
     let duration = |d: &str| {
         parse::duration(&Raw {
             value: d.into(),
-            origin: Origin::Env("T"),
+            origin: Origin::Env("T".into()),
         })
     };
     assert_eq!(
@@ -616,7 +604,7 @@ fn env_and_flags_alone_still_work() {
     assert_eq!(bad(&[("BEYLA_OPEN_PORT", "80-")]), "invalid value \"80-\" for environment variable BEYLA_OPEN_PORT: expected a port from 1 to 65535, a comma-separated list such as 80,443, or a range such as 8000-8090");
     assert_eq!(
         bad(&[("BEYLA_OPEN_PORT", "1"), ("BEYLA_TRACE_PRINTER", "xml")]),
-        "invalid value \"xml\" for environment variable BEYLA_TRACE_PRINTER: expected one of disabled, text, json"
+        "invalid value \"xml\" for environment variable BEYLA_TRACE_PRINTER: expected one of disabled, text, json, json_indent"
     );
     assert_eq!(
         bad(&[("BEYLA_EXECUTABLE_NAME", "(")]),
@@ -644,134 +632,6 @@ fn env_and_flags_alone_still_work() {
     );
 }
 
-/// docs/configuration.md: rows of its tables whose first cell is a key or a
-/// variable in backticks, with the row's cells.
-fn documented_rows() -> Vec<Vec<String>> {
-    include_str!("../../../docs/configuration.md")
-        .lines()
-        .filter(|line| line.starts_with("| `"))
-        .map(|line| {
-            line.trim_matches('|')
-                .split(" | ")
-                .map(|cell| cell.trim().to_string())
-                .collect()
-        })
-        .collect()
-}
-
-fn unquote(cell: &str) -> &str {
-    cell.strip_prefix('`')
-        .and_then(|c| c.strip_suffix('`'))
-        .unwrap_or(cell)
-}
-
-fn documented_keys() -> Vec<(String, String)> {
-    documented_rows()
-        .into_iter()
-        .filter(|row| unquote(&row[0]).starts_with(|c: char| c.is_ascii_lowercase()))
-        // key | type | default | example | meaning
-        .map(|row| (unquote(&row[0]).to_string(), unquote(&row[3]).to_string()))
-        .collect()
-}
-
-fn documented_vars() -> Vec<String> {
-    documented_rows()
-        .into_iter()
-        .map(|row| unquote(&row[0]).to_string())
-        .filter(|cell| cell.starts_with(|c: char| c.is_ascii_uppercase()))
-        .collect()
-}
-
-/// Sets a dotted key in a YAML tree; `x[]` goes into the first entry of list x.
-fn set(node: &mut serde_yaml_ng::Value, parts: &[&str], value: serde_yaml_ng::Value) {
-    use serde_yaml_ng::Value;
-    let map = node.as_mapping_mut().unwrap();
-    match parts {
-        [last] => {
-            map.insert((*last).into(), value);
-        }
-        [part, rest @ ..] => match part.strip_suffix("[]") {
-            Some(list) => {
-                let entries = map
-                    .entry(list.into())
-                    .or_insert_with(|| Value::Sequence(vec![]));
-                let entries = entries.as_sequence_mut().unwrap();
-                if entries.is_empty() {
-                    // An entry must select something before the key is added.
-                    let ports = if list.ends_with("instrument") {
-                        "open_ports"
-                    } else {
-                        "open_port"
-                    };
-                    entries.push(serde_yaml_ng::from_str(&format!("{{{ports}: 80}}")).unwrap());
-                }
-                set(&mut entries[0], rest, value);
-            }
-            None => {
-                let inner = map
-                    .entry((*part).into())
-                    .or_insert_with(|| Value::Mapping(Default::default()));
-                set(inner, rest, value);
-            }
-        },
-        [] => unreachable!("keys are not empty"),
-    }
-}
-
-#[test]
-fn every_documented_key_loads_with_its_example() {
-    let keys = documented_keys();
-    assert!(
-        keys.len() > 30,
-        "docs/configuration.md: key tables not found"
-    );
-    for (key, example) in keys {
-        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&example)
-            .unwrap_or_else(|e| panic!("{key}: example {example:?}: {e}"));
-        // A base that selects something, with the key set in it.
-        let mut root: serde_yaml_ng::Value = serde_yaml_ng::from_str(
-            "discovery: {services: [{open_port: 80}]}\nattributes: {kubernetes: {enable: true}}",
-        )
-        .unwrap();
-        let parts: Vec<&str> = key.split('.').collect();
-        set(&mut root, &parts, value);
-        let text = serde_yaml_ng::to_string(&root).unwrap();
-        if let Err(e) = yaml(&text) {
-            panic!("documented key {key} with example {example:?} does not load: {e}\n{text}");
-        }
-    }
-}
-
-#[test]
-fn every_known_key_is_documented() {
-    let documented: Vec<String> = documented_keys().into_iter().map(|(k, _)| k).collect();
-    for (key, kind) in file::KEYS {
-        if !matches!(kind, file::Kind::Section | file::Kind::Entries) {
-            assert!(
-                documented.iter().any(|d| d == key),
-                "{key} is not documented in docs/configuration.md"
-            );
-        }
-    }
-}
-
-#[test]
-fn every_variable_is_documented_and_read() {
-    let documented = documented_vars();
-    for var in env::VARS {
-        assert!(
-            documented.iter().any(|d| d == var),
-            "{var} is not documented in docs/configuration.md"
-        );
-    }
-    for var in &documented {
-        assert!(
-            env::VARS.contains(&var.as_str()),
-            "{var} is documented but never read"
-        );
-    }
-}
-
 #[test]
 fn printer_defaults_to_text_only_without_exporters() {
     let bare = yaml("discovery: {services: [{open_port: 80}]}").unwrap();
@@ -788,9 +648,439 @@ fn printer_defaults_to_text_only_without_exporters() {
 }
 
 #[test]
+fn beylas_keys_not_implemented_are_warned_once_and_ignored() {
+    let c = load(
+        Some((
+            "beyla-config.yml",
+            "attributes:\n  kubernetes:\n    drop_external: true\n    meta_cache_address: cache:50055\n\
+             discovery:\n  instrument:\n    - k8s_job_name: shop\n      open_ports: 80\n    - k8s_job_name: web\n  survey:\n    - exe_path: '*'\n\
+             network:\n  enable: true\n",
+        )),
+        &[],
+        Flags::default(),
+    )
+    .unwrap();
+    let warnings: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        warnings,
+        [
+            "key attributes.kubernetes.drop_external: not supported yet, ignored",
+            "key attributes.kubernetes.meta_cache_address: not supported yet, ignored",
+            "key discovery.instrument[0].k8s_job_name: not supported yet, ignored",
+            "key discovery.survey[0].exe_path: not supported yet, ignored",
+            "key network.enable: not supported yet, ignored",
+        ]
+    );
+    assert!(c.warnings.iter().all(Warning::is_unsupported));
+    // The entry with only a criterion not checked yet selects nothing; the other stays.
+    assert_eq!(c.discovery.instrument.len(), 1);
+    // A misspelt key inside a warned section is still a mistake.
+    assert_eq!(
+        message("network:\n  enabel: true\n"),
+        "unknown key network.enabel in beyla-config.yml; did you mean network.enable?"
+    );
+}
+
+#[test]
+fn variables_obi_aliases_and_unknown_names() {
+    let vars = [
+        ("OTEL_EBPF_OPEN_PORT", "9000"),
+        ("BEYLA_OPEN_PORT", "8000"),
+        ("OTEL_EBPF_KUBE_META_CACHE_ADDRESS", "cache:50055"),
+        ("BEYLA_KUBE_META_CACHE_ADDRESS", "cache:50055"),
+        ("BEYLA_TRACE_PRINTR", "json"),
+        ("BEYLA_SERVICE_HOST", "10.0.0.1"),
+        ("BEYLA_PORT_9090_TCP_ADDR", "10.0.0.1"),
+        ("BEYLA_OTEL_KUBE_CLUSTER_NAME", "prod"),
+    ];
+    let c = load(None, &vars, Flags::default()).unwrap();
+    // OBI's name wins over Beyla's, as in Beyla.
+    let ports = c.discovery.instrument[0].open_ports.as_ref().unwrap();
+    assert!(ports.contains(9000) && !ports.contains(8000));
+    let warnings: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        warnings,
+        [
+            "variable BEYLA_KUBE_META_CACHE_ADDRESS: not supported yet, ignored",
+            "variable BEYLA_TRACE_PRINTR is not one of Beyla's, ignored; did you mean BEYLA_TRACE_PRINTER?",
+        ]
+    );
+    assert_eq!(c.warnings.iter().filter(|w| w.is_unsupported()).count(), 1);
+    assert_eq!(
+        load(None, &[("OTEL_EBPF_OPEN_PORT", "x")], Flags::default())
+            .unwrap_err()
+            .to_string(),
+        "invalid value \"x\" for environment variable OTEL_EBPF_OPEN_PORT: expected a port from 1 to 65535, a comma-separated list such as 80,443, or a range such as 8000-8090"
+    );
+}
+
+#[test]
+fn file_refers_to_the_environment_and_refuses_duplicates() {
+    let text = "discovery:\n  instrument:\n    - open_ports: ${PORT}\n      name: ${NAME:-fallback}\n      exe_path: '${env:EXE}'\n      namespace: '$${NOT_A_VARIABLE}'\n";
+    let c = load(
+        Some(("beyla-config.yml", text)),
+        &[("PORT", "8080"), ("EXE", "*/python3")],
+        Flags::default(),
+    )
+    .unwrap();
+    let entry = &c.discovery.instrument[0];
+    assert!(entry.open_ports.as_ref().unwrap().contains(8080));
+    assert_eq!(entry.name.as_deref(), Some("fallback"));
+    assert!(entry
+        .exe_path
+        .as_ref()
+        .unwrap()
+        .is_match("/usr/bin/python3"));
+    assert_eq!(entry.namespace.as_deref(), Some("${NOT_A_VARIABLE}"));
+    assert_eq!(
+        message("discovery: {services: [{open_ports: 80}]}\nebpf:\n  wakeup_len: 1\n  wakeup_len: 2\n"),
+        "cannot parse config file beyla-config.yml as YAML: ebpf: duplicate entry with key \"wakeup_len\" at line 3 column 3"
+    );
+    assert_eq!(
+        load(
+            Some(("beyla.toml", "[ebpf]\nwakeup_len = 1\nwakeup_len = 2\n")),
+            &[("BEYLA_OPEN_PORT", "80")],
+            Flags::default()
+        )
+        .unwrap_err()
+        .to_string(),
+        "cannot parse config file beyla.toml as TOML: duplicate key at line 3 column 1"
+    );
+    // Merge keys, as yaml.v3 reads them.
+    let c = yaml("base: &base {open_ports: 80}\n").unwrap_err();
+    assert!(c.to_string().starts_with("unknown key base"), "{c}");
+    let c = yaml("discovery:\n  instrument:\n    - &web {open_ports: 8080, name: web}\n    - <<: *web\n      name: web2\n").unwrap();
+    assert_eq!(c.discovery.instrument[1].name.as_deref(), Some("web2"));
+    assert!(c.discovery.instrument[1]
+        .open_ports
+        .as_ref()
+        .unwrap()
+        .contains(8080));
+}
+
+#[test]
+fn beylas_single_dash_flags() {
+    let args = |a: &[&str]| Flags::from_command_line(a.iter().map(|s| s.to_string()));
+    let flags = args(&["beyla", "-config", "/etc/beyla.yml", "-check-config"]);
+    assert_eq!(flags.config.as_deref(), Some("/etc/beyla.yml"));
+    assert!(flags.check_config);
+    let flags = args(&["beyla", "-config=/b.yml", "--open-port", "80"]);
+    assert_eq!(flags.config.as_deref(), Some("/b.yml"));
+    assert_eq!(flags.open_port.as_deref(), Some("80"));
+}
+
+#[test]
+fn top_level_selection_names_and_formats() {
+    let c = load(
+        Some((
+            "beyla-config.yml",
+            "open_port: 8080\nexecutable_name: python\nservice_name: shop-api\nservice_namespace: shop\nlog_format: json\ntrace_printer: json_indent\n",
+        )),
+        &[],
+        Flags::default(),
+    )
+    .unwrap();
+    let entry = &c.discovery.instrument[0];
+    assert!(entry.open_ports.as_ref().unwrap().contains(8080));
+    assert!(entry
+        .exe_path
+        .as_ref()
+        .unwrap()
+        .is_match("/usr/bin/python3"));
+    assert_eq!(entry.namespace.as_deref(), Some("shop"));
+    assert_eq!(c.service_name.as_deref(), Some("shop-api"));
+    assert_eq!(c.log_format, LogFormat::Json);
+    assert_eq!(c.export.trace_printer, PrinterFormat::JsonIndent);
+
+    // BEYLA_AUTO_TARGET_EXE is a glob over the whole path, preferred to the regex.
+    let c = load(
+        None,
+        &[
+            ("BEYLA_AUTO_TARGET_EXE", "*/server"),
+            ("BEYLA_EXECUTABLE_NAME", "python"),
+            ("BEYLA_SERVICE_NAME", "svc"),
+            ("BEYLA_METRICS_INTERVAL", "5s"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "1000"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+        ],
+        Flags::default(),
+    )
+    .unwrap();
+    let exe = c.discovery.instrument[0].exe_path.as_ref().unwrap();
+    assert!(exe.is_match("/opt/app/server") && !exe.is_match("/opt/app/server2"));
+    assert_eq!(c.service_name.as_deref(), Some("svc"));
+    assert_eq!(
+        c.export.otlp_metrics.unwrap().interval,
+        Duration::from_secs(5)
+    );
+
+    // The default exclusions stay unless the file writes its own.
+    let excluded = |c: &Config, exe: &str| {
+        c.discovery.exclude.iter().any(|s| {
+            s.matches(&ProcessFacts {
+                exe: std::path::Path::new(exe),
+                cmd_args: None,
+                listening: None,
+                in_container: None,
+                pod: None,
+            })
+        })
+    };
+    let c = yaml("discovery: {instrument: [{exe_path: '*'}]}").unwrap();
+    assert!(excluded(&c, "/usr/bin/otelcol-contrib") && excluded(&c, "/opt/alloy"));
+    assert!(!excluded(&c, "/usr/bin/python3"));
+    let c =
+        yaml("discovery: {instrument: [{exe_path: '*'}], default_exclude_instrument: []}").unwrap();
+    assert!(!excluded(&c, "/usr/bin/otelcol-contrib"));
+    let c = yaml("discovery:\n  instrument: [{exe_path: '*'}]\n  default_exclude_instrument:\n")
+        .unwrap();
+    assert!(
+        !excluded(&c, "/usr/bin/otelcol-contrib"),
+        "an empty value turns them off"
+    );
+}
+
+#[test]
+fn protocol_is_guessed_from_the_port_as_beyla_does() {
+    let endpoint = |text: &str| {
+        let c = yaml(&format!(
+            "open_port: 80\notel_traces_export: {{endpoint: '{text}'}}"
+        ))
+        .unwrap();
+        let t = c.export.otlp_traces.unwrap();
+        (t.endpoint, t.protocol)
+    };
+    assert_eq!(
+        endpoint("tempo:4317"),
+        ("tempo:4317".into(), OtlpProtocol::Grpc)
+    );
+    assert_eq!(
+        endpoint("http://tempo:14317"),
+        ("http://tempo:14317".into(), OtlpProtocol::Grpc)
+    );
+    assert_eq!(
+        endpoint("http://tempo:4318"),
+        (
+            "http://tempo:4318/v1/traces".into(),
+            OtlpProtocol::HttpProtobuf
+        )
+    );
+    // A protocol given wins over the guess.
+    let c = load(
+        None,
+        &[
+            ("BEYLA_OPEN_PORT", "80"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ],
+        Flags::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.export.otlp_traces.unwrap().endpoint,
+        "http://c:4317/v1/traces"
+    );
+}
+
+#[test]
+fn application_filter_as_beyla_checks_it() {
+    let c = yaml(
+        "open_port: 80\nfilter:\n  application:\n    url.path:\n      not_match: '/health*'\n    http_response_status_code:\n      greater_equals: 500\n    k8s.namespace.name:\n      match: shop\n  network:\n    transport:\n      not_match: UDP\n",
+    )
+    .unwrap();
+    assert_eq!(c.filter.rules.len(), 2);
+    // Names in file order is not kept: rules all apply, in name order.
+    assert_eq!(c.filter.rules[0].attribute, "http.response.status_code");
+    assert_eq!(c.filter.rules[1].attribute, "url.path");
+    let warnings: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        warnings,
+        [
+            "key filter.network.transport.not_match: not supported yet, ignored",
+            "key filter.application.k8s.namespace.name: not supported yet, ignored",
+        ]
+    );
+    let rendered = c.render_effective();
+    assert!(
+        rendered.contains("filter:\n  application:\n    http.response.status_code:\n      greater_equals: 500\n    url.path:\n      not_match: /health*\n"),
+        "{rendered}"
+    );
+    assert_eq!(yaml(&rendered).unwrap().render_effective(), rendered);
+    for (rule, expected) in [
+        ("{}", "one of match or not_match"),
+        ("{match: a, not_match: b}", "one of match or not_match"),
+        ("{match: a, equals: 1}", "one of match or not_match"),
+    ] {
+        assert!(
+            message(&format!("open_port: 80\nfilter: {{application: {{url.path: {rule}}}}}"))
+                .starts_with(&format!("filter.application.url.path in beyla-config.yml is incomplete or contradictory: expected {expected}")),
+            "{rule}"
+        );
+    }
+    assert_eq!(
+        message("open_port: 80\nfilter: {application: {http.route: {equals: x}}}"),
+        "invalid value \"x\" for key filter.application.http.route.equals in beyla-config.yml: expected an integer, such as 500"
+    );
+}
+
+#[test]
+fn sampler_arguments_as_beyla_reads_them() {
+    let sampler = |text: &str| {
+        yaml(&format!(
+            "open_port: 80\notel_traces_export: {{sampler: {text}}}"
+        ))
+        .unwrap()
+        .sampler
+    };
+    // Only the ratio samplers read the argument; beyond 0..1, the nearest.
+    assert_eq!(
+        sampler("{name: always_on, arg: ten}"),
+        SamplerConfig::AlwaysOn
+    );
+    assert_eq!(sampler("{arg: ten}"), SamplerConfig::ParentBasedAlwaysOn);
+    assert_eq!(
+        sampler("{name: traceidratio, arg: '1.5'}"),
+        SamplerConfig::TraceIdRatio(1.0)
+    );
+    assert_eq!(
+        sampler("{name: parentbased_traceidratio, arg: -0.2}"),
+        SamplerConfig::ParentBasedTraceIdRatio(0.0)
+    );
+    assert_eq!(
+        sampler("{name: traceidratio, arg: 0.25}"),
+        SamplerConfig::TraceIdRatio(0.25)
+    );
+}
+
+#[test]
+fn features_instrumentations_and_ttl() {
+    let c = yaml(
+        "open_port: 80\nprometheus_export:\n  port: 9400\n  ttl: 30s\n  instrumentations: [grpc]\nmetrics:\n  features: [application, application_service_graph]\notel_metrics_export:\n  endpoint: http://m:4318\n  features: [network]\notel_traces_export:\n  endpoint: http://t:4318\n  instrumentations: [http, sql]\n",
+    )
+    .unwrap();
+    let prometheus = c.export.prometheus.as_ref().unwrap();
+    assert_eq!(prometheus.series_ttl, Duration::from_secs(30));
+    assert_eq!(
+        prometheus.instrumentations,
+        Instrumentations {
+            grpc: true,
+            ..Instrumentations::NONE
+        }
+    );
+    // The exporter's own features win over metrics.features, as in Beyla:
+    // without `application`, OTLP metrics record no span.
+    assert_eq!(
+        c.export
+            .otlp_metrics
+            .as_ref()
+            .unwrap()
+            .signal
+            .instrumentations,
+        Instrumentations::NONE
+    );
+    assert_eq!(
+        c.export.otlp_traces.as_ref().unwrap().instrumentations,
+        Instrumentations {
+            http: true,
+            sql: true,
+            ..Instrumentations::NONE
+        }
+    );
+    let warnings: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        warnings,
+        [
+            "key otel_metrics_export.features: network not supported yet, ignored",
+            "key metrics.features: application_service_graph not supported yet, ignored",
+        ]
+    );
+    let rendered = c.render_effective();
+    assert_eq!(yaml(&rendered).unwrap().render_effective(), rendered);
+    assert_eq!(
+        message("open_port: 80\nprometheus_export: {port: 9400, instrumentations: [htp]}"),
+        "invalid value \"htp\" for key prometheus_export.instrumentations[0] in beyla-config.yml: expected instrumentation names, such as [http, grpc] or *; known: *, http, grpc, sql, redis, kafka, mqtt, nats, amqp, gpu, mongo, dns, couchbase, genai, memcached, sunrpc, aerospike"
+    );
+    let c = load(
+        None,
+        &[
+            ("BEYLA_OPEN_PORT", "80"),
+            ("BEYLA_PROMETHEUS_PORT", "9400"),
+            ("BEYLA_PROMETHEUS_FEATURES", "application,application_span"),
+            ("BEYLA_PROMETHEUS_INSTRUMENTATIONS", "http"),
+            ("BEYLA_PROMETHEUS_TTL", "1m"),
+        ],
+        Flags::default(),
+    )
+    .unwrap();
+    let prometheus = c.export.prometheus.unwrap();
+    assert_eq!(
+        (
+            prometheus.series_ttl,
+            prometheus.instrumentations.http,
+            prometheus.instrumentations.grpc
+        ),
+        (Duration::from_secs(60), true, false)
+    );
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+}
+
+#[test]
+fn grafana_cloud_as_beyla_builds_it() {
+    assert_eq!(base64(b"123456:glc_secret"), "MTIzNDU2OmdsY19zZWNyZXQ=");
+    assert_eq!(base64(b"a"), "YQ==");
+    assert_eq!(base64(b"ab"), "YWI=");
+    // The instance and key give Basic authentication; an endpoint set
+    // otherwise wins over the zone's; by default only traces are sent.
+    let c = load(
+        None,
+        &[
+            ("BEYLA_OPEN_PORT", "80"),
+            ("GRAFANA_CLOUD_ZONE", "prod-eu-west-0"),
+            ("GRAFANA_CLOUD_INSTANCE_ID", "123456"),
+            ("GRAFANA_CLOUD_API_KEY", "glc_secret"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "Authorization=Bearer%20x,X-Team=web",
+            ),
+        ],
+        Flags::default(),
+    )
+    .unwrap();
+    let traces = c.export.otlp_traces.unwrap();
+    assert_eq!(traces.endpoint, "http://127.0.0.1:4318/v1/traces");
+    assert_eq!(
+        traces.headers,
+        [
+            ("X-Team".to_string(), "web".to_string()),
+            (
+                "Authorization".to_string(),
+                "Basic MTIzNDU2OmdsY19zZWNyZXQ=".to_string()
+            )
+        ]
+    );
+    let metrics = c.export.otlp_metrics.unwrap();
+    assert!(
+        metrics
+            .signal
+            .headers
+            .contains(&("Authorization".to_string(), "Bearer x".to_string())),
+        "metrics are not submitted to Grafana Cloud by default: their headers stay"
+    );
+    // The zone alone gives the endpoint, a base URL.
+    let c = yaml("open_port: 80\ngrafana:\n  otlp:\n    cloud_zone: prod-eu-west-0\n    cloud_submit: [metrics]\n")
+        .unwrap();
+    assert!(c.export.otlp_traces.is_none());
+    assert_eq!(
+        c.export.otlp_metrics.unwrap().signal.endpoint,
+        "https://otlp-gateway-prod-eu-west-0.grafana.net/otlp/v1/metrics"
+    );
+}
+
+#[test]
 fn sql_query_text_is_sanitized_unless_raw_is_asked_for() {
     use beyla_pipeline::protocols::sql::QueryText;
-    let base = "discovery: {services: [{open_port: 80}]}";
+    let base = "discovery: {instrument: [{open_ports: 80}]}";
     assert_eq!(yaml(base).unwrap().sql_query_text, QueryText::Sanitized);
     let file = format!("{base}\nebpf: {{sql_query_text: raw}}");
     assert_eq!(yaml(&file).unwrap().sql_query_text, QueryText::Raw);
@@ -800,5 +1090,38 @@ fn sql_query_text_is_sanitized_unless_raw_is_asked_for() {
     assert_eq!(
         message(&format!("{base}\nebpf: {{sql_query_text: verbatim}}")),
         "invalid value \"verbatim\" for key ebpf.sql_query_text in beyla-config.yml: expected one of sanitized, raw"
+    );
+}
+
+#[test]
+fn kubernetes_selectors_are_globs_in_instrument_and_regexes_in_services() {
+    let c = yaml(
+        "attributes: {kubernetes: {enable: autodetect}}\n\
+         discovery:\n  instrument:\n    - k8s_namespace: shop*\n      k8s_pod_labels: {tier: web}\n\
+         \x20 exclude_instrument:\n    - k8s_deployment_name: canary\n",
+    )
+    .unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let pods = c.discovery.instrument[0].kubernetes.as_ref().unwrap();
+    let namespace = pods.namespace.as_ref().unwrap();
+    assert!(namespace.is_match("shop-eu") && !namespace.is_match("my-shop"));
+    assert_eq!(pods.pod_labels[0].0, "tier");
+    assert!(c.discovery.exclude[0].kubernetes.is_some());
+
+    let c = yaml("discovery:\n  services:\n    - k8s_namespace: shop\n").unwrap();
+    let namespace = c.discovery.instrument[0]
+        .kubernetes
+        .as_ref()
+        .unwrap()
+        .namespace
+        .as_ref()
+        .unwrap();
+    assert!(
+        namespace.is_match("my-shop"),
+        "services patterns are unanchored regexes"
+    );
+    assert_eq!(
+        c.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["discovery selects pods with k8s_* keys, but Kubernetes metadata is off: those entries select nothing; set attributes.kubernetes.enable (or BEYLA_KUBE_METADATA_ENABLE) to true or autodetect"]
     );
 }
