@@ -174,6 +174,8 @@ const PROTOCOLS: &[(&str, OtlpProtocol)] = &[
 /// The variables of one OTLP signal, signal-specific first.
 struct Signal {
     path: &'static str,
+    /// `OTEL_TRACES_EXPORTER` / `OTEL_METRICS_EXPORTER`: `otlp` or `none`.
+    exporter_var: &'static str,
     endpoint_var: &'static str,
     protocol_var: &'static str,
     headers_var: &'static str,
@@ -184,6 +186,7 @@ struct Signal {
 
 const TRACES: Signal = Signal {
     path: "/v1/traces",
+    exporter_var: "OTEL_TRACES_EXPORTER",
     endpoint_var: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     protocol_var: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
     headers_var: "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
@@ -194,6 +197,7 @@ const TRACES: Signal = Signal {
 
 const METRICS: Signal = Signal {
     path: "/v1/metrics",
+    exporter_var: "OTEL_METRICS_EXPORTER",
     endpoint_var: "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
     protocol_var: "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
     headers_var: "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
@@ -515,6 +519,18 @@ fn otlp(s: &Sources, signal: &Signal) -> Result<Option<(SignalConfig, Raw)>, Con
         parse::headers,
         Vec::new(),
     )?;
+    // `none` turns the signal's exporter off; its settings are still checked.
+    let exporter = or_default(
+        s.env.get(signal.exporter_var),
+        |raw| {
+            parse::one_of(
+                raw,
+                &[("otlp", true), ("none", false)],
+                "otlp or none (the Prometheus endpoint is BEYLA_PROMETHEUS_PORT)",
+            )
+        },
+        true,
+    )?;
     let Some(endpoint) = s.get(
         None,
         &[signal.endpoint_var, "OTEL_EXPORTER_OTLP_ENDPOINT"],
@@ -537,7 +553,7 @@ fn otlp(s: &Sources, signal: &Signal) -> Result<Option<(SignalConfig, Raw)>, Con
     }
     let mut config = SignalConfig::new(url, protocol);
     config.headers = headers;
-    Ok(Some((config, endpoint)))
+    Ok(exporter.then_some((config, endpoint)))
 }
 
 fn sampler(s: &Sources) -> Result<SamplerConfig, ConfigError> {
