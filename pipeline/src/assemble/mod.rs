@@ -315,6 +315,8 @@ impl Assembler {
         let (Some(kind), State::Stitching(stitcher)) = (conn.kind, &mut conn.state) else {
             return;
         };
+        // After the stitcher: its abandoned requests leave the same-node table first.
+        let (tuple, closed) = (conn.tuple, kind);
         let mut sink = Sink {
             pid: conn.resource.pid,
             kind,
@@ -329,6 +331,7 @@ impl Assembler {
             metrics: &self.metrics,
         };
         stitcher.close(&mut sink);
+        self.same_node.closed(closed, &tuple);
     }
 
     fn sweep(&mut self, now: u64) {

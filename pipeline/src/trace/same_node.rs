@@ -16,6 +16,8 @@
 //!
 //! A start leaves the table when its request ends, when the other end meets it,
 //! or after [`EXPIRY_NS`]; the table is bounded, and what it cannot keep is counted.
+//! A connection's entry stays, empty, until it closes, so that the requests of
+//! a kept-alive connection allocate nothing.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -26,8 +28,8 @@ use super::context::Parent;
 use crate::model::{ConnTuple, Pid, SpanId, SpanKind, TraceContext, TraceId};
 use crate::selfmetrics::{Counter, SelfMetrics};
 
-/// Connections with starts waiting for the other end, at most.
-pub const MAX_CONNECTIONS: usize = 16_384;
+/// Connections kept track of at once, at most: as many as the assembler follows.
+pub const MAX_CONNECTIONS: usize = 65_536;
 /// Starts waiting on one connection, at most (HTTP/2 streams, pipelined requests).
 pub const MAX_STARTS_PER_CONNECTION: usize = 256;
 /// Server spans joined late whose trace is still being moved, at most.
@@ -91,12 +93,11 @@ impl SameNode {
 
     /// Takes the oldest start of `end` waiting on this connection.
     fn take(&mut self, key: &ConnTuple, end: SpanKind) -> Option<Start> {
-        let waiting = self.waiting.get_mut(key).filter(|w| w.end == end)?;
-        let start = waiting.starts.pop_front();
-        if waiting.starts.is_empty() {
-            self.waiting.remove(key);
-        }
-        start
+        self.waiting
+            .get_mut(key)
+            .filter(|w| w.end == end)?
+            .starts
+            .pop_front()
     }
 
     /// Keeps a start of `end` for the other end to meet; none of the other
@@ -114,6 +115,7 @@ impl SameNode {
                 starts: VecDeque::new(),
             }),
         };
+        waiting.end = end;
         if waiting.starts.len() >= MAX_STARTS_PER_CONNECTION {
             waiting.starts.pop_front();
             self.metrics.inc(Counter::SameNodeTableFull);
@@ -229,9 +231,6 @@ impl SameNode {
                 waiting
                     .starts
                     .retain(|s| s.context.span_id != context.span_id);
-                if waiting.starts.is_empty() {
-                    self.waiting.remove(&key);
-                }
             }
         }
         // The server span's own trace id, before [`SameNode::fix`] moved it.
@@ -245,7 +244,20 @@ impl SameNode {
         }
     }
 
-    /// Forgets starts and late joins older than [`EXPIRY_NS`] at `now_ns`.
+    /// The connection `tuple` (as `end` sees it) closed: its entry goes, unless
+    /// starts of the other end's view of it still wait.
+    pub fn closed(&mut self, end: SpanKind, tuple: &ConnTuple) {
+        let key = match end {
+            SpanKind::Client => *tuple,
+            SpanKind::Server => tuple.reversed(),
+        };
+        if self.waiting.get(&key).is_some_and(|w| w.starts.is_empty()) {
+            self.waiting.remove(&key);
+        }
+    }
+
+    /// Forgets starts and late joins older than [`EXPIRY_NS`] at `now_ns`,
+    /// and the entries left empty by connections whose close was missed.
     pub fn expire(&mut self, now_ns: u64) {
         let fresh = |at_ns: u64| now_ns.saturating_sub(at_ns) <= EXPIRY_NS;
         let mut expired = 0u64;

@@ -171,7 +171,14 @@ fn ends_without_the_other_end_leave_nothing_behind() {
     n.finish(SpanKind::Server, &other.reversed(), server);
     assert_eq!(n.same_node.waiting(), 0);
     // The next server on the first connection is not joined to the finished client.
-    assert_eq!(n.server(&tuple.reversed(), None, 3).parent, None);
+    let next = n.server(&tuple.reversed(), None, 3);
+    assert_eq!(next.parent, None);
+    n.finish(SpanKind::Server, &tuple.reversed(), next);
+    // Entries stay while their connections are open, and go when they close.
+    assert_eq!(n.same_node.waiting.len(), 2);
+    n.same_node.closed(SpanKind::Client, &tuple);
+    n.same_node.closed(SpanKind::Server, &other.reversed());
+    assert!(n.same_node.waiting.is_empty());
 }
 
 #[test]
