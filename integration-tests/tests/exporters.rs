@@ -924,6 +924,15 @@ fn last_points(records: &[Value]) -> BTreeMap<(String, String), Value> {
     last
 }
 
+/// A metric point a test wants: its name, its attributes, its unit, and
+/// its sum when the test knows it.
+type WantedPoint = (
+    &'static str,
+    Vec<(&'static str, Value)>,
+    &'static str,
+    Option<f64>,
+);
+
 /// Spans and metrics over OTLP (decoded by the official protobuf
 /// definitions), checked against the HTTP semantic conventions: every span's
 /// required attributes present and the other side's absent, and each
@@ -1122,7 +1131,7 @@ fn otlp_spans_and_metrics_follow_the_http_conventions() {
         .iter()
         .map(|b| Value::from(f64::from(*b)))
         .collect();
-    let expectations: Vec<(&str, Vec<(&str, Value)>, &str, Option<f64>)> = vec![
+    let expectations: Vec<WantedPoint> = vec![
         (
             "http.server.request.duration",
             server_attrs("GET", "/users/*", 200),
