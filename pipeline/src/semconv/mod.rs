@@ -549,7 +549,7 @@ impl Instrument {
 
     /// The request and response body size histograms recorded beside this
     /// duration (HTTP requests; not gRPC calls, as in Beyla).
-    fn body_sizes(self) -> Option<(Instrument, Instrument)> {
+    pub fn body_sizes(self) -> Option<(Instrument, Instrument)> {
         match self {
             Instrument::HttpServerRequestDuration => Some((
                 Instrument::HttpServerRequestBodySize,

@@ -132,77 +132,92 @@ struct DurationKey {
     service: ServiceKey,
 }
 
-/// One label set of a family: its labels (to remove it from the family), the
-/// metric (shared with the family, updated without looking it up there), and
-/// when it was last updated.
+/// One label set in each of a set of families: its labels (to remove it from
+/// them), the metrics (shared with the families, updated without looking
+/// them up there), and when it was last updated.
 struct Series<L, M> {
     labels: L,
-    metric: M,
+    metrics: Vec<M>,
     last_update: Instant,
 }
 
-/// A family and its label sets, found by a key that is cheap to build.
+/// Families that share their label sets (a duration and its body sizes), and
+/// those label sets, found with one lookup by a key that is cheap to build.
 struct Expiring<K, L, M, C> {
-    family: Family<L, M, C>,
+    families: Vec<Family<L, M, C>>,
     series: FxHashMap<K, Series<L, M>>,
 }
 
 impl<K: Hash + Eq, L: Clone + Hash + Eq, M: Clone, C: MetricConstructor<M>> Expiring<K, L, M, C> {
-    fn new(family: Family<L, M, C>) -> Self {
+    fn new(families: Vec<Family<L, M, C>>) -> Self {
         Self {
-            family,
+            families,
             series: FxHashMap::default(),
         }
     }
 
-    /// The metric of `key`'s series, marked updated at `now`; a new series
-    /// gets `labels()`, unless `room` is false (the cap is reached): None.
+    /// Label sets held, over all the families.
+    fn len(&self) -> usize {
+        self.series.len() * self.families.len()
+    }
+
+    /// The metrics of `key`'s series, one per family, marked updated at
+    /// `now`; a new series gets `labels()`, unless `room` is false (the cap is
+    /// reached): None.
     fn get_or_add(
         &mut self,
         key: K,
         now: Instant,
         room: bool,
         labels: impl FnOnce() -> L,
-    ) -> Option<&M> {
+    ) -> Option<&[M]> {
         match self.series.entry(key) {
             Entry::Occupied(known) => {
                 let series = known.into_mut();
                 series.last_update = now;
-                Some(&series.metric)
+                Some(&series.metrics)
             }
             Entry::Vacant(_) if !room => None,
             Entry::Vacant(new) => {
                 let labels = labels();
-                let metric = self.family.get_or_create(&labels).clone();
+                let metrics = self
+                    .families
+                    .iter()
+                    .map(|family| family.get_or_create(&labels).clone())
+                    .collect();
                 let series = new.insert(Series {
                     labels,
-                    metric,
+                    metrics,
                     last_update: now,
                 });
-                Some(&series.metric)
+                Some(&series.metrics)
             }
         }
     }
 
     fn expire(&mut self, now: Instant, ttl: Duration) {
-        let family = &self.family;
+        let families = &self.families;
         self.series.retain(|_, series| {
             let keep = now.saturating_duration_since(series.last_update) < ttl;
             if !keep {
-                family.remove(&series.labels);
+                for family in families {
+                    family.remove(&series.labels);
+                }
             }
             keep
         });
     }
 }
 
-type DurationSeries = Expiring<DurationKey, Labels, Histogram, fn() -> Histogram>;
+/// The histograms of one duration instrument: its own and, for HTTP, the
+/// request and response body sizes, in [`semconv::measurements`] order.
+type HistogramSeries = Expiring<DurationKey, Labels, Histogram, fn() -> Histogram>;
 
 /// Every metric the exporter serves, in one registry.
 pub struct Metrics {
     registry: Registry,
-    /// One per instrument, in [`Instrument::ALL`] order.
-    durations: Vec<DurationSeries>,
+    /// One per duration instrument, by its [`Instrument::index`].
+    histograms: Vec<HistogramSeries>,
     target: Expiring<InstanceKey, Labels, Gauge, fn() -> Gauge>,
     host: Arc<Host>,
     series_ttl: Duration,
@@ -221,7 +236,7 @@ impl Metrics {
         self_metrics: Arc<SelfMetrics>,
     ) -> Self {
         let mut registry = Registry::default();
-        let durations = Instrument::ALL
+        let families: Vec<HistogramFamily> = Instrument::ALL
             .iter()
             .map(|instrument| {
                 let (constructor, unit): (fn() -> Histogram, Unit) = match instrument.unit() {
@@ -237,7 +252,16 @@ impl Metrics {
                     unit,
                     family.clone(),
                 );
-                Expiring::new(family)
+                family
+            })
+            .collect();
+        let histograms = Instrument::ALL
+            .iter()
+            .filter(|instrument| instrument.unit() == SemconvUnit::Seconds)
+            .map(|duration| {
+                let sizes = duration.body_sizes().into_iter().flat_map(|(a, b)| [a, b]);
+                let members = std::iter::once(*duration).chain(sizes);
+                Expiring::new(members.map(|i| families[i.index()].clone()).collect())
             })
             .collect();
         let target = Family::<Labels, Gauge, fn() -> Gauge>::new_with_constructor(info_gauge);
@@ -248,8 +272,8 @@ impl Metrics {
         );
         Self {
             registry,
-            durations,
-            target: Expiring::new(target),
+            histograms,
+            target: Expiring::new(vec![target]),
             host,
             series_ttl,
             max_series,
@@ -265,7 +289,7 @@ impl Metrics {
     }
 
     fn series(&self) -> usize {
-        self.durations.iter().map(|d| d.series.len()).sum::<usize>() + self.target.series.len()
+        self.histograms.iter().map(Expiring::len).sum::<usize>() + self.target.len()
     }
 
     /// Adds one span: its observations and its service instance's `target_info`.
@@ -286,8 +310,10 @@ impl Metrics {
                 labels
             });
         match target {
-            Some(gauge) => {
-                gauge.set(1);
+            Some(gauges) => {
+                for gauge in gauges {
+                    gauge.set(1);
+                }
             }
             None => {
                 self.self_metrics.inc(Counter::MetricSeriesDropped);
@@ -313,17 +339,24 @@ impl Metrics {
             labels.extend(kubernetes_labels(resource));
             labels
         };
-        for (instrument, value) in semconv::measurements(span, attributes.instrument) {
-            let room = self.series() < self.max_series;
-            let key = DurationKey {
-                attributes: attributes.clone(),
-                service: service.clone(),
-            };
-            match self.durations[instrument.index()].get_or_add(key, now, room, labels) {
-                Some(histogram) => histogram.observe(value),
-                None => {
-                    self.self_metrics.inc(Counter::MetricSeriesDropped);
+        let instrument = attributes.instrument;
+        let members = self.histograms[instrument.index()].families.len();
+        let room = self.series() + members <= self.max_series;
+        let set = &mut self.histograms[instrument.index()];
+        let key = DurationKey {
+            attributes: attributes.clone(),
+            service,
+        };
+        let measurements = semconv::measurements(span, instrument);
+        match set.get_or_add(key, now, room, labels) {
+            Some(histograms) => {
+                for (histogram, (_, value)) in histograms.iter().zip(measurements) {
+                    histogram.observe(value);
                 }
+            }
+            None => {
+                let dropped = measurements.count() as u64;
+                self.self_metrics.add(Counter::MetricSeriesDropped, dropped);
             }
         }
         if self
@@ -337,8 +370,8 @@ impl Metrics {
     /// Removes every series not updated for the configured TTL.
     pub fn expire(&mut self, now: Instant) {
         let ttl = self.series_ttl;
-        for family in &mut self.durations {
-            family.expire(now, ttl);
+        for set in &mut self.histograms {
+            set.expire(now, ttl);
         }
         self.target.expire(now, ttl);
         self.last_expiry = Some(now);
