@@ -2,10 +2,13 @@
 //! traced server gives a server span that is the client span's child, in its
 //! trace, with nothing written on the wire. HTTP/1 between the sample apps
 //! (a front in each language calling a back in another), gRPC between a
-//! grpcio client and a grpc-go server, and SQL between psycopg and PostgreSQL.
+//! grpcio client and a grpc-go server, SQL between psycopg and PostgreSQL,
+//! and HTTP between two network namespaces joined by a veth pair.
 //! Run as root with `--test-threads=1`.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use integration_tests::agent::Agent;
 use integration_tests::apps::{python_interpreter, Lang, Server};
@@ -13,9 +16,10 @@ use integration_tests::config_files::{path_str, regex_escape, ConfigDir, RawAgen
 use integration_tests::databases::postgres::Postgres;
 use integration_tests::grpc_apps::{run_grpc_client, AppServer, ClientApp, RawSpan, ServerApp};
 use integration_tests::http::{request_on_fresh_connection, Request};
-use integration_tests::require_root;
+use integration_tests::receivers::TempDir;
 use integration_tests::spans::{assert_spans, Expected, Kind, Lineage, Span, Window};
 use integration_tests::sql_clients::{run_with, Client, Database, SqlSpan};
+use integration_tests::{random_hex, require_root};
 
 /// Requests each front sends.
 const REQUESTS: usize = 5;
@@ -281,4 +285,189 @@ fn sql_client_and_postgres_on_this_machine_are_one_trace() {
         servers.len(),
         joins_line(&output.stderr)
     );
+}
+
+/// Two network namespaces joined by a veth pair, with addresses of their
+/// own; removed when dropped.
+struct VethPair {
+    namespaces: [String; 2],
+    /// The address in each namespace.
+    addresses: [String; 2],
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ip (iproute2, scripts/requirements.txt): {e}"));
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl VethPair {
+    fn create() -> VethPair {
+        let tag = random_hex(3);
+        let namespaces = [format!("bsn-a-{tag}"), format!("bsn-b-{tag}")];
+        let links = [format!("bsna{tag}"), format!("bsnb{tag}")];
+        // A /24 of 10.0.0.0/8 of our own, unlikely to meet another test's.
+        let net = u32::from_str_radix(&tag[..4], 16).expect("hex");
+        let prefix = format!("10.{}.{}", 200 + net % 50, (net >> 8) % 256);
+        let addresses = [format!("{prefix}.1"), format!("{prefix}.2")];
+        let pair = VethPair {
+            namespaces: namespaces.clone(),
+            addresses: addresses.clone(),
+        };
+        for ns in &namespaces {
+            ip(&["netns", "add", ns]);
+        }
+        ip(&[
+            "link", "add", &links[0], "type", "veth", "peer", "name", &links[1],
+        ]);
+        for i in 0..2 {
+            ip(&["link", "set", &links[i], "netns", &namespaces[i]]);
+            let cidr = format!("{}/24", addresses[i]);
+            ip(&["-n", &namespaces[i], "addr", "add", &cidr, "dev", &links[i]]);
+            ip(&["-n", &namespaces[i], "link", "set", &links[i], "up"]);
+            ip(&["-n", &namespaces[i], "link", "set", "lo", "up"]);
+        }
+        pair
+    }
+
+    /// `command` run inside namespace `i` (`ip netns exec` execs it: same pid).
+    fn command(&self, i: usize, program: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &self.namespaces[i]])
+            .arg(program)
+            .args(args);
+        command
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes the veth end in it, and so the pair.
+        for ns in &self.namespaces {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// A traced client in one network namespace calls a traced server in
+/// another, over a veth pair: the server's span is the child of the client's.
+#[test]
+fn http_over_a_veth_pair_between_namespaces_is_one_trace() {
+    require_root();
+    let pair = VethPair::create();
+    let python = python_interpreter();
+    let site = TempDir::new("beyla-same-node-site");
+    std::fs::write(site.path.join("health"), "ok").expect("write the served file");
+    let port = "18080";
+    let mut server = pair
+        .command(
+            1,
+            &python,
+            &[
+                "-m",
+                "http.server",
+                port,
+                "--bind",
+                &pair.addresses[1],
+                "--directory",
+                path_str(&site.path),
+            ],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start python's http.server in the second namespace");
+    let dir = ConfigDir::new("same-node-veth");
+    let file = dir.write(
+        "beyla-config.yml",
+        &format!(
+            "discovery:\n  services:\n    - exe_path: '^{}$'\n    - exe_path: '/curl$'\n",
+            regex_escape(&python.to_string_lossy())
+        ),
+    );
+    let agent = RawAgent::start(&[("BEYLA_CONFIG_PATH", path_str(&file))]);
+    agent.wait_instrumenting(server.id());
+    agent.wait_ready();
+    let url = format!("http://{}:{port}/health", pair.addresses[1]);
+    let curl = which("curl");
+    let mut clients = Vec::new();
+    for _ in 0..REQUESTS {
+        // The server may take a moment to listen: curl retries refused connections.
+        let out = pair
+            .command(
+                0,
+                &curl,
+                &[
+                    "-s",
+                    "--retry",
+                    "20",
+                    "--retry-connrefused",
+                    "--retry-delay",
+                    "1",
+                    &url,
+                ],
+            )
+            .output()
+            .expect("run curl in the first namespace");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ok", "{out:?}");
+        clients.push(out);
+    }
+    let output = agent.stop();
+    let _ = server.kill();
+    let _ = server.wait();
+    let context = format!("agent stderr:\n{}", output.stderr);
+    let spans = output.spans();
+    let calls: HashMap<&str, &Span> = spans
+        .iter()
+        .filter(|s| s.kind == Kind::Client && s.path == "/health")
+        .map(|s| (s.span_id.as_str(), s))
+        .collect();
+    let served: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.kind == Kind::Server && s.pid == server.id())
+        .collect();
+    assert_eq!(
+        (calls.len(), served.len()),
+        (REQUESTS, REQUESTS),
+        "one CLIENT span per curl and one SERVER span per request\n{context}"
+    );
+    let mut problems = Vec::new();
+    for s in &served {
+        match calls.get(s.parent_span_id.as_str()) {
+            Some(c) if c.trace_id == s.trace_id => {
+                if s.client_address != pair.addresses[0] || c.server_address != pair.addresses[1] {
+                    problems.push(format!("addresses are not the veth pair's: {}", s.line));
+                }
+            }
+            _ => problems.push(format!("server span is no curl span's child: {}", s.line)),
+        }
+    }
+    assert!(problems.is_empty(), "{}\n{context}", problems.join("\n"));
+    println!(
+        "same-node over a veth pair ({} -> {}): {REQUESTS} curl calls, {} server spans each \
+         the child of its call; {}",
+        pair.addresses[0],
+        pair.addresses[1],
+        served.len(),
+        joins_line(&output.stderr)
+    );
+}
+
+/// The real path of a program on PATH.
+fn which(program: &str) -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+        .and_then(|path| std::fs::canonicalize(path).ok())
+        .unwrap_or_else(|| panic!("{program} is not on PATH"))
 }
