@@ -60,7 +60,7 @@ pub struct Agent {
 
 /// What a stopped agent printed.
 pub struct AgentOutput {
-    /// The HTTP and gRPC spans.
+    /// The HTTP and gRPC spans ([`AgentOutput::all_spans`] for every protocol's).
     pub spans: Vec<Span>,
     /// Every span line as printed, for spans of other protocols.
     pub lines: Vec<String>,
@@ -159,6 +159,13 @@ impl Agent {
             lines,
             stderr,
         }
+    }
+}
+
+impl AgentOutput {
+    /// Every span printed, whatever its protocol (Redis, Kafka, SQL too).
+    pub fn all_spans(&self) -> Vec<Span> {
+        self.lines.iter().map(|line| Span::parse(line)).collect()
     }
 }
 
