@@ -21,7 +21,7 @@ use beyla_pipeline::assemble::Assembler;
 use beyla_pipeline::control::Control;
 use beyla_pipeline::decorate::{Decorator, OwnTelemetry, Routes};
 use beyla_pipeline::export::{self, FanOut};
-use beyla_pipeline::model::{KernelEvent, Registry};
+use beyla_pipeline::model::{Host, KernelEvent, Registry};
 use beyla_pipeline::sample::Sampler;
 use beyla_pipeline::selfmetrics::{Counter, SelfMetrics, Summary};
 use beyla_pipeline::trace;
@@ -167,6 +167,7 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
             Arc::new(move || instrumented.load(Ordering::Relaxed))
         },
         shutdown_timeout: config.shutdown_timeout,
+        host: Arc::new(Host::detect()),
     };
     let fan_out = export::start(&config.export, Sampler::from(config.sampler), &context)?;
     log::info!(

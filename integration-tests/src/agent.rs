@@ -60,9 +60,9 @@ pub struct Agent {
 
 /// What a stopped agent printed.
 pub struct AgentOutput {
-    /// Every span printed.
+    /// The HTTP and gRPC spans ([`AgentOutput::all_spans`] for every protocol's).
     pub spans: Vec<Span>,
-    /// Every span line as printed, for the tests that read them their own way.
+    /// Every span line as printed, for spans of other protocols.
     pub lines: Vec<String>,
     pub stderr: String,
 }
@@ -149,12 +149,23 @@ impl Agent {
             None => panic!("the agent did not exit within {EXIT_TIMEOUT:?} of SIGTERM\nagent stderr:\n{stderr}"),
         }
         let lines = self.stdout.all();
-        let spans = lines.iter().map(|line| Span::parse(line)).collect();
+        let spans = lines
+            .iter()
+            .filter(|line| line.contains("\"http.request.method\""))
+            .map(|line| Span::parse(line))
+            .collect();
         AgentOutput {
             spans,
             lines,
             stderr,
         }
+    }
+}
+
+impl AgentOutput {
+    /// Every span printed, whatever its protocol (Redis, Kafka, SQL too).
+    pub fn all_spans(&self) -> Vec<Span> {
+        self.lines.iter().map(|line| Span::parse(line)).collect()
     }
 }
 

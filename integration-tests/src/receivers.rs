@@ -457,6 +457,22 @@ impl Drop for OtlpReceiver {
     }
 }
 
+/// This machine as the agent names it in every resource: (`host.name`, `host.id`),
+/// the kernel's host name and the machine id (the host name without one).
+pub fn this_host() -> (String, String) {
+    let read = |path: &str| {
+        fs::read_to_string(path)
+            .ok()
+            .map(|text| text.trim().to_string())
+            .filter(|text| !text.is_empty())
+    };
+    let name = read("/proc/sys/kernel/hostname").expect("the kernel's host name");
+    let id = read("/etc/machine-id")
+        .or_else(|| read("/var/lib/dbus/machine-id"))
+        .unwrap_or_else(|| name.clone());
+    (name, id)
+}
+
 /// Every record in a receiver's JSON-lines file (none if it does not exist yet).
 pub fn received_records(out: &Path) -> Vec<Value> {
     let text = match fs::read_to_string(out) {

@@ -162,10 +162,11 @@ fn redis_client_spans_from_go_python_node_and_java() {
         })
     });
     let output = agent.stop();
+    let all_spans = output.all_spans();
 
     let mut report = Vec::new();
     for ((client, run), service) in runs.iter().zip(&services) {
-        let spans: Vec<&Span> = output.spans.iter().filter(|s| s.pid == run.pid).collect();
+        let spans: Vec<&Span> = all_spans.iter().filter(|s| s.pid == run.pid).collect();
         let context = format!(
             "{client:?}: client output:\n{}\nagent stderr:\n{}",
             run.stdout, output.stderr
@@ -177,8 +178,7 @@ fn redis_client_spans_from_go_python_node_and_java() {
             assert_eq!(&span.service, service, "{}", span.line);
         }
         // The series is the service's: every process of that name adds to it.
-        let of_service: Vec<&Span> = output
-            .spans
+        let of_service: Vec<&Span> = all_spans
             .iter()
             .filter(|s| &s.service == service && s.attr("db.system.name") == Some("redis"))
             .collect();
@@ -222,9 +222,9 @@ fn redis_server_spans_from_redis_server_itself() {
     agent.wait_instrumenting(redis.process.pid);
     let run = run(KvClient::Go.redis(redis.port, N), None);
     let output = agent.stop();
+    let all_spans = output.all_spans();
 
-    let spans: Vec<&Span> = output
-        .spans
+    let spans: Vec<&Span> = all_spans
         .iter()
         .filter(|s| s.pid == redis.process.pid)
         .collect();
@@ -263,13 +263,10 @@ fn a_redis_call_made_while_serving_a_request_is_its_child() {
     }
     drop(connection);
     let output = agent.stop();
+    let all_spans = output.all_spans();
     let context = format!("agent stderr:\n{}", output.stderr);
 
-    let mut spans: Vec<&Span> = output
-        .spans
-        .iter()
-        .filter(|s| s.pid == server.pid())
-        .collect();
+    let mut spans: Vec<&Span> = all_spans.iter().filter(|s| s.pid == server.pid()).collect();
     spans.sort_by_key(|s| s.start_ns);
     let requests: Vec<&&Span> = spans.iter().filter(|s| s.kind == Kind::Server).collect();
     assert_eq!(requests.len(), N, "{context}");
@@ -341,6 +338,7 @@ fn kafka_producer_and_consumer_spans_from_go_python_and_java() {
         })
     });
     let output = agent.stop();
+    let all_spans = output.all_spans();
 
     let mut report = Vec::new();
     for (client, topic, run) in &runs {
@@ -348,7 +346,7 @@ fn kafka_producer_and_consumer_spans_from_go_python_and_java() {
             "{client:?}: client output:\n{}\nagent stderr:\n{}",
             run.stdout, output.stderr
         );
-        let spans: Vec<&Span> = output.spans.iter().filter(|s| s.pid == run.pid).collect();
+        let spans: Vec<&Span> = all_spans.iter().filter(|s| s.pid == run.pid).collect();
         let produced: Vec<&&Span> = spans.iter().filter(|s| s.kind == Kind::Producer).collect();
         let consumed: Vec<&&Span> = spans.iter().filter(|s| s.kind == Kind::Consumer).collect();
         assert_eq!(produced.len(), N, "{context}");
@@ -405,8 +403,7 @@ fn kafka_producer_and_consumer_spans_from_go_python_and_java() {
             ("messaging_publish_duration_seconds", "publish"),
             ("messaging_process_duration_seconds", "process"),
         ] {
-            let of_service = output
-                .spans
+            let of_service = all_spans
                 .iter()
                 .filter(|s| &s.service == service && s.name == format!("{topic} {operation}"))
                 .count();
@@ -435,13 +432,13 @@ fn kafka_server_spans_from_the_broker() {
     let topic = topic_for(KvClient::Python);
     let run = run(KvClient::Python.kafka(broker.port, N, &topic), None);
     let output = agent.stop();
+    let all_spans = output.all_spans();
     let context = format!(
         "client output:\n{}\nagent stderr:\n{}",
         run.stdout, output.stderr
     );
 
-    let produced: Vec<&Span> = output
-        .spans
+    let produced: Vec<&Span> = all_spans
         .iter()
         .filter(|s| s.pid == broker.process.pid && s.name == format!("{topic} publish"))
         .collect();
@@ -463,8 +460,7 @@ fn kafka_server_spans_from_the_broker() {
     }
     // Fetch responses carry their records by sendfile, which the socket probes do not see:
     // reported, not asserted (docs/running.md).
-    let fetched = output
-        .spans
+    let fetched = all_spans
         .iter()
         .filter(|s| s.pid == broker.process.pid && s.name == format!("{topic} process"))
         .count();

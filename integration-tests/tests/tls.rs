@@ -307,6 +307,12 @@ fn https_server_gives_the_same_spans_as_plain_http(
         &expected,
         &format!("agent stderr:\n{}", output.stderr),
     );
+    // The plaintext came from the TLS library: the request was https.
+    let schemes: Vec<Option<&str>> = output.spans.iter().map(|s| s.attr("url.scheme")).collect();
+    assert!(
+        schemes.iter().all(|s| *s == Some("https")),
+        "every span of the HTTPS server has url.scheme https: {schemes:?}"
+    );
     let counters = output
         .stderr
         .lines()

@@ -20,7 +20,7 @@ use beyla_pipeline::decorate::{Decorator, Routes, RoutesSettings};
 use beyla_pipeline::export::prometheus::{Metrics, MAX_SERIES};
 use beyla_pipeline::model::Registry;
 use beyla_pipeline::model::{
-    ConnId, ConnTuple, DataChunk, Direction, Origin, Pid, Resource, Span, Tid,
+    ConnId, ConnTuple, DataChunk, Direction, Host, Origin, Pid, Resource, Span, Tid,
 };
 use beyla_pipeline::selfmetrics::SelfMetrics;
 use beyla_pipeline::trace::WallClock;
@@ -82,6 +82,7 @@ impl Pipeline {
             pid: PID,
             attributes: Arc::from([]),
             kubernetes: None,
+            language: Default::default(),
         });
         Self {
             assembler: Assembler::new(registry, Arc::new(SelfMetrics::default()), true),
@@ -90,7 +91,10 @@ impl Pipeline {
                 Routes::new(RoutesSettings::default()).expect("default routes"),
             ),
             metrics: Metrics::new(
-                "bench".into(),
+                Arc::new(Host {
+                    name: "bench".into(),
+                    id: "bench".into(),
+                }),
                 Duration::from_secs(300),
                 MAX_SERIES,
                 Arc::default(),

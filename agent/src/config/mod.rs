@@ -174,6 +174,8 @@ struct Signal {
     /// As `grafana.otlp.cloud_submit` names it.
     name: &'static str,
     path: &'static str,
+    /// `OTEL_TRACES_EXPORTER` / `OTEL_METRICS_EXPORTER`: `otlp` or `none`.
+    exporter_var: &'static str,
     endpoint_var: &'static str,
     protocol_var: &'static str,
     headers_var: &'static str,
@@ -188,6 +190,7 @@ struct Signal {
 const TRACES: Signal = Signal {
     name: "traces",
     path: "/v1/traces",
+    exporter_var: "OTEL_TRACES_EXPORTER",
     endpoint_var: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     protocol_var: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
     headers_var: "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
@@ -202,6 +205,7 @@ const TRACES: Signal = Signal {
 const METRICS: Signal = Signal {
     name: "metrics",
     path: "/v1/metrics",
+    exporter_var: "OTEL_METRICS_EXPORTER",
     endpoint_var: "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
     protocol_var: "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
     headers_var: "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
@@ -709,6 +713,18 @@ fn otlp(
         parse::headers,
         Vec::new(),
     )?;
+    // `none` turns the signal's exporter off; its settings are still checked.
+    let exporter = or_default(
+        s.env.get(signal.exporter_var),
+        |raw| {
+            parse::one_of(
+                raw,
+                &[("otlp", true), ("none", false)],
+                "otlp or none (the Prometheus endpoint is BEYLA_PROMETHEUS_PORT)",
+            )
+        },
+        true,
+    )?;
     let grafana = grafana_cloud(s, signal)?;
     let given = s.get(
         None,
@@ -781,7 +797,7 @@ fn otlp(
             .retain(|(name, _)| !name.eq_ignore_ascii_case("Authorization"));
         config.headers.push(("Authorization".into(), authorization));
     }
-    Ok(Some((config, endpoint)))
+    Ok(exporter.then_some((config, endpoint)))
 }
 
 /// What Grafana Cloud's settings give one signal: the endpoint of the zone

@@ -239,8 +239,8 @@ const HEADERS: &str =
     "name=value pairs separated by commas, such as Authorization=Basic%20abc,X-Scope-OrgID=1";
 
 /// OTLP headers: a map in a file, or `k=v,k2=v2` with %-encoded values
-/// (the OpenTelemetry form) anywhere. Only the faulty pair is shown in an
-/// error, since values are usually secrets.
+/// (the OpenTelemetry form) anywhere. An error names the faulty pair by its
+/// header name and never shows a value, since values are usually secrets.
 pub fn headers(raw: &Raw) -> Result<Vec<(String, String)>, ConfigError> {
     let name_ok = |name: &str| {
         !name.is_empty()
@@ -265,15 +265,34 @@ pub fn headers(raw: &Raw) -> Result<Vec<(String, String)>, ConfigError> {
             .collect();
     }
     let text = raw.text();
+    let items: Vec<&str> = text.split(',').collect();
     let mut pairs = Vec::new();
-    for item in text.split(',') {
+    for (i, item) in items.iter().enumerate() {
         match item.split_once('=') {
             Some((name, value)) if name_ok(name.trim()) => {
-                let value = percent_decode(value.trim())
-                    .ok_or_else(|| raw.invalid_text(item.trim().to_string(), HEADERS))?;
-                pairs.push((name.trim().to_string(), value));
+                let name = name.trim();
+                let value = percent_decode(value.trim()).ok_or_else(|| {
+                    raw.invalid_text(
+                        format!("{name}=(value hidden)"),
+                        format!(
+                            "{HEADERS}; the value of {name} has a % not followed by two hex digits"
+                        ),
+                    )
+                })?;
+                pairs.push((name.to_string(), value));
             }
-            _ => return Err(raw.invalid_text(item.trim().to_string(), HEADERS)),
+            // No name to show: the item may be the secret itself.
+            _ => {
+                return Err(raw.invalid_text(
+                    format!(
+                        "(item {} of {}, {} characters, hidden)",
+                        i + 1,
+                        items.len(),
+                        item.trim().chars().count()
+                    ),
+                    HEADERS,
+                ))
+            }
         }
     }
     Ok(pairs)

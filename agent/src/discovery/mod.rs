@@ -2,6 +2,7 @@
 //! ports opened later), and a decision at exec time for processes selected by
 //! executable, so that even a short-lived client is traced from its start.
 
+mod language;
 mod listeners;
 mod scan;
 #[cfg(test)]
@@ -126,7 +127,12 @@ impl Discovery {
             .clone()
             .or_else(|| pod.as_ref().map(PodContainer::service_namespace))
             .unwrap_or_default();
-        let mut announced = format!("pid={pid} service={service_name} exe={}", exe.display());
+        let language = language::of_process(pid, exe);
+        let mut announced = format!(
+            "pid={pid} service={service_name} exe={} language={}",
+            exe.display(),
+            language.as_str()
+        );
         if let Some(pod) = &pod {
             let k8s = &pod.resource;
             announced += &format!(
@@ -140,6 +146,7 @@ impl Discovery {
             pid,
             attributes: Arc::clone(&self.resource_attributes),
             kubernetes: pod.map(|pod| Arc::new(pod.resource)),
+            language,
         });
         announced
     }

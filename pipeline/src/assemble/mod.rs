@@ -19,7 +19,7 @@ use crate::protocols::{
     Anomaly, Detection, Exchange, FirstBytes, Hooks, Protocol, Stitcher, PROTOCOLS,
 };
 use crate::selfmetrics::{Counter, SelfMetrics};
-use crate::trace::Linker;
+use crate::trace::{parse_traceparent, Linker, Parent, SameNode};
 
 /// Connections tracked at once; beyond this new ones are dropped and counted.
 const MAX_CONNECTIONS: usize = 65_536;
@@ -66,6 +66,7 @@ struct ChunkInfo {
 struct Connection {
     resource: Arc<Resource>,
     tuple: ConnTuple,
+    tls: bool,
     kind: Option<SpanKind>,
     state: State,
     last_mono_ns: u64,
@@ -86,6 +87,7 @@ pub struct Assembler {
     join_traceparent: bool,
     registry: Registry,
     linker: Linker,
+    same_node: SameNode,
     /// Requests finished by the events fed so far, until [`Assembler::finished`]
     /// takes them; its capacity is reused, so handing them on allocates nothing.
     finished: Vec<Request>,
@@ -93,45 +95,75 @@ pub struct Assembler {
     since_sweep: u32,
 }
 
-/// Connects a stitcher to the linker and the output, for one connection.
+/// Connects a stitcher to the linker, the same-node joins and the output, for one connection.
 struct Sink<'a> {
     pid: Pid,
     kind: SpanKind,
     join_traceparent: bool,
     tuple: ConnTuple,
+    tls: bool,
+    /// The time of the chunk being fed.
+    now_ns: u64,
     resource: &'a Arc<Resource>,
     linker: &'a mut Linker,
+    same_node: &'a mut SameNode,
     out: &'a mut Vec<Request>,
     metrics: &'a SelfMetrics,
 }
 
 impl Sink<'_> {
-    /// A server request's span ends: calls its thread makes are no longer its children.
+    /// A request's span ends: calls a server's thread makes are no longer its
+    /// children, and the other end of the connection will not meet its start.
     fn ended(&mut self, context: &TraceContext) {
         if self.kind == SpanKind::Server {
             self.linker.server_ended(self.pid, context.span_id);
         }
+        self.same_node.ended(self.kind, &self.tuple, context);
     }
 }
 
 impl Hooks<Exchange> for Sink<'_> {
+    /// A server joins its `traceparent` when asked to, else the traced client
+    /// on this machine that sent the request; a client is the child of what
+    /// its thread serves.
     fn request_started(&mut self, tid: Tid, traceparent: Option<&str>) -> TraceContext {
+        let (pid, now_ns) = (self.pid, self.now_ns);
         match self.kind {
             SpanKind::Server => {
-                let traceparent = traceparent.filter(|_| self.join_traceparent);
-                self.linker.server_started(self.pid, tid, traceparent)
+                let remote = traceparent
+                    .filter(|_| self.join_traceparent)
+                    .and_then(parse_traceparent)
+                    .map(Parent::from);
+                let linker = &mut *self.linker;
+                self.same_node
+                    .server_started(pid, &self.tuple, remote.is_none(), now_ns, |local| {
+                        linker.server_started(pid, tid, remote.or(local))
+                    })
             }
-            SpanKind::Client => self.linker.client_started(self.pid, tid),
+            SpanKind::Client => {
+                let context = self.linker.client_started(pid, tid);
+                if let Some((server_pid, server_span)) =
+                    self.same_node
+                        .client_started(pid, &self.tuple, context, now_ns)
+                {
+                    self.linker
+                        .rejoin(server_pid, server_span, Parent::of(&context));
+                }
+                context
+            }
         }
     }
 
-    fn exchange(&mut self, e: Exchange) {
-        self.ended(&e.context);
+    fn exchange(&mut self, mut e: Exchange) {
+        let started = e.context;
+        self.same_node.fix(&mut e.context);
+        self.ended(&started);
         self.out.push(Request {
             kind: self.kind,
             pid: self.pid,
             tid: e.tid,
             conn: self.tuple,
+            tls: self.tls,
             start_mono_ns: e.start_mono_ns,
             end_mono_ns: e.end_mono_ns,
             context: e.context,
@@ -160,6 +192,7 @@ impl Assembler {
             join_traceparent,
             registry,
             linker: Linker::new(),
+            same_node: SameNode::new(Arc::clone(&metrics)),
             finished: Vec::new(),
             metrics,
             since_sweep: 0,
@@ -197,6 +230,7 @@ impl Assembler {
                 new.insert(Connection {
                     resource,
                     tuple: chunk.tuple,
+                    tls: chunk.tls,
                     kind,
                     state: State::Undecided(Undecided::default()),
                     last_mono_ns: 0,
@@ -246,8 +280,11 @@ impl Assembler {
             kind,
             join_traceparent: self.join_traceparent,
             tuple: conn.tuple,
+            tls: conn.tls,
+            now_ns: chunk.end_mono_ns,
             resource: &conn.resource,
             linker: &mut self.linker,
+            same_node: &mut self.same_node,
             out: &mut self.finished,
             metrics: &self.metrics,
         };
@@ -278,17 +315,23 @@ impl Assembler {
         let (Some(kind), State::Stitching(stitcher)) = (conn.kind, &mut conn.state) else {
             return;
         };
+        // After the stitcher: its abandoned requests leave the same-node table first.
+        let (tuple, closed) = (conn.tuple, kind);
         let mut sink = Sink {
             pid: conn.resource.pid,
             kind,
             join_traceparent: self.join_traceparent,
             tuple: conn.tuple,
+            tls: conn.tls,
+            now_ns: conn.last_mono_ns,
             resource: &conn.resource,
             linker: &mut self.linker,
+            same_node: &mut self.same_node,
             out: &mut self.finished,
             metrics: &self.metrics,
         };
         stitcher.close(&mut sink);
+        self.same_node.closed(closed, &tuple);
     }
 
     fn sweep(&mut self, now: u64) {
@@ -304,6 +347,7 @@ impl Assembler {
             }
         }
         self.linker.forget_idle();
+        self.same_node.expire(now);
     }
 }
 

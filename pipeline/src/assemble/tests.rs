@@ -16,6 +16,7 @@ fn http(q: &Request) -> (SpanKind, &'static str, &str, u16) {
         method,
         path,
         status,
+        ..
     } = q.operation.http().expect("an HTTP request");
     (q.kind, *method, path.as_str(), *status)
 }
@@ -61,13 +62,16 @@ impl Replay {
     /// `join_traceparent`: whether server requests join their `traceparent`.
     fn joining(join_traceparent: bool) -> Self {
         let registry = Registry::default();
-        registry.insert(Resource {
-            service_name: "svc".into(),
-            service_namespace: String::new(),
-            pid: Pid(10),
-            attributes: Arc::from([]),
-            kubernetes: None,
-        });
+        for (pid, service_name) in [(10, "svc"), (20, "front")] {
+            registry.insert(Resource {
+                service_name: service_name.into(),
+                service_namespace: String::new(),
+                pid: Pid(pid),
+                attributes: Arc::from([]),
+                kubernetes: None,
+                language: Default::default(),
+            });
+        }
         let metrics = Arc::new(SelfMetrics::default());
         Self {
             assembler: Assembler::new(registry, Arc::clone(&metrics), join_traceparent),
@@ -326,5 +330,172 @@ fn traceparent_is_joined_only_when_asked() {
             join
         );
         assert_eq!(context.parent.is_some(), join);
+    }
+}
+
+/// One connection with both ends traced: a client (pid 20, port 40000) calls
+/// a server (pid 10, port 8080) on this machine. Each read is one chunk at
+/// the sender and one at the receiver; `server_first` puts the receiver's
+/// chunk of each read first, as the ring buffer does when the reader's
+/// syscall returns before the writer's.
+struct BothEnds {
+    r: Replay,
+    client: Leg,
+    server: Leg,
+    server_first: bool,
+}
+
+impl BothEnds {
+    fn new(r: Replay, conn: u64, server_first: bool) -> Self {
+        Self {
+            r,
+            client: Leg {
+                pid: 20,
+                ..leg(conn, Origin::Connect, 40000, 8080)
+            },
+            server: leg(conn + 1, Origin::Accept, 8080, 40000),
+            server_first,
+        }
+    }
+
+    /// One read's bytes, sent by the client (`from_client`) or the server.
+    fn send(&mut self, from_client: bool, data: &[u8]) {
+        let (sender, receiver) = if from_client {
+            (self.client, self.server)
+        } else {
+            (self.server, self.client)
+        };
+        let send = |r: &mut Replay| r.chunk(sender, Direction::Egress, data);
+        let receive = |r: &mut Replay| r.chunk(receiver, Direction::Ingress, data);
+        if self.server_first && from_client {
+            receive(&mut self.r);
+            send(&mut self.r);
+        } else {
+            send(&mut self.r);
+            receive(&mut self.r);
+        }
+    }
+
+    /// Every server span is the child of the client span of the same
+    /// request (the n-th of each, by start); returns how many pairs.
+    fn assert_joined(&mut self) -> usize {
+        let out = self.r.drain();
+        let mut clients: Vec<&Request> =
+            out.iter().filter(|q| q.kind == SpanKind::Client).collect();
+        let mut servers: Vec<&Request> =
+            out.iter().filter(|q| q.kind == SpanKind::Server).collect();
+        clients.sort_by_key(|q| q.start_mono_ns);
+        servers.sort_by_key(|q| q.start_mono_ns);
+        assert_eq!(clients.len(), servers.len(), "{out:#?}");
+        assert!(!clients.is_empty());
+        for (client, server) in clients.iter().zip(&servers) {
+            assert_eq!(client.pid, Pid(20));
+            assert_eq!(server.pid, Pid(10));
+            assert_eq!(client.operation, server.operation);
+            assert_eq!(
+                server.context.trace_id, client.context.trace_id,
+                "{client:?}\n{server:?}"
+            );
+            assert_eq!(server.context.parent, Some(client.context.span_id));
+            assert_eq!(client.context.parent, None);
+        }
+        clients.len()
+    }
+}
+
+#[test]
+fn http1_server_on_this_machine_joins_its_traced_client_whichever_end_is_read_first() {
+    for server_first in [false, true] {
+        let mut both = BothEnds::new(Replay::new(), 100, server_first);
+        for i in 0..5 {
+            both.send(
+                true,
+                format!("GET /users/{i} HTTP/1.1\r\nHost: back\r\n\r\n").as_bytes(),
+            );
+            both.send(false, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+        // Pipelined: three requests in one write, their answers in another.
+        both.send(
+            true,
+            b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n",
+        );
+        both.send(
+            false,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+        );
+        assert_eq!(both.assert_joined(), 8);
+        let joins = (
+            both.r.metrics.get(Counter::SameNodeJoined),
+            both.r.metrics.get(Counter::SameNodeJoinedLate),
+        );
+        assert_eq!(joins, if server_first { (0, 8) } else { (8, 0) });
+    }
+}
+
+/// The late join moves the calls the server made while serving, too.
+#[test]
+fn a_late_joined_server_brings_its_downstream_calls_into_the_trace() {
+    let mut both = BothEnds::new(Replay::new(), 110, true);
+    let downstream = leg(112, Origin::Connect, 50000, 9000);
+    both.send(true, b"GET /downstream HTTP/1.1\r\n\r\n");
+    both.r.chunk(
+        downstream,
+        Direction::Egress,
+        b"GET /health HTTP/1.1\r\n\r\n",
+    );
+    both.r.chunk(
+        downstream,
+        Direction::Ingress,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    );
+    both.send(false, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let out = both.r.drain();
+    let find = |pid, path: &str| {
+        out.iter()
+            .find(|q| q.pid == Pid(pid) && http(q).2 == path)
+            .unwrap_or_else(|| panic!("no span of pid {pid} for {path}: {out:#?}"))
+    };
+    let (front, back, call) = (
+        find(20, "/downstream"),
+        find(10, "/downstream"),
+        find(10, "/health"),
+    );
+    assert_eq!(back.context.parent, Some(front.context.span_id));
+    assert_eq!(call.context.parent, Some(back.context.span_id));
+    for q in [back, call] {
+        assert_eq!(q.context.trace_id, front.context.trace_id);
+    }
+}
+
+/// Real grpcio bytes: the calls' HTTP/2 streams meet in order, both ends
+/// decoding the same header blocks.
+#[test]
+fn grpc_calls_on_this_machine_join_their_clients() {
+    let client = include_bytes!("../protocols/http2/testdata/py_grpc_client.bin");
+    let server = include_bytes!("../protocols/http2/testdata/py_grpc_server.bin");
+    for server_first in [false, true] {
+        // The first call carries traceparent metadata; not followed here.
+        let mut both = BothEnds::new(Replay::joining(false), 120, server_first);
+        for piece in client.chunks(100) {
+            both.send(true, piece);
+        }
+        for piece in server.chunks(100) {
+            both.send(false, piece);
+        }
+        assert_eq!(both.assert_joined(), 4);
+    }
+}
+
+/// A captured PostgreSQL session (pgx), replayed read by read to both ends.
+#[test]
+fn sql_statements_on_this_machine_join_their_clients() {
+    use crate::protocols::sql::capture::{records, Side};
+    let capture = include_bytes!("../protocols/postgres/testdata/go_pgx.cap");
+    for server_first in [false, true] {
+        let mut both = BothEnds::new(Replay::new(), 130, server_first);
+        for (side, bytes) in records(capture) {
+            both.send(side == Side::Client, &bytes);
+        }
+        assert!(both.assert_joined() > 3);
     }
 }

@@ -7,7 +7,7 @@
 use regex::Regex;
 
 use crate::model::Span;
-use crate::semconv::{self, attributes as attr, Value};
+use crate::semconv::{self, attributes as attr};
 
 /// The attributes a rule may name: every span attribute and the resource's
 /// service name and namespace.
@@ -108,11 +108,7 @@ fn value_of(span: &Span, attribute: &'static str, out: &mut String) {
         attr::SERVICE_NAMESPACE => out.push_str(&resource.service_namespace),
         _ => semconv::span_attributes(span, |name, value| {
             if name == attribute {
-                let _ = match value {
-                    Value::Str(s) => out.write_str(s),
-                    Value::Int(i) => write!(out, "{i}"),
-                    Value::Ip(ip) => write!(out, "{ip}"),
-                };
+                let _ = write!(out, "{value}");
             }
         }),
     }

@@ -20,7 +20,7 @@ use smol::Task;
 use thiserror::Error;
 
 use crate::control::Control;
-use crate::model::Span;
+use crate::model::{Host, Span};
 use crate::sample::Sampler;
 use crate::selfmetrics::{Counter, KernelDropCounts, SelfMetrics};
 pub use print::PrinterFormat;
@@ -35,12 +35,6 @@ pub enum StartError {
     #[error(transparent)]
     Otlp(#[from] otlp::ExportError),
 }
-
-/// Bucket bounds of every duration histogram, Prometheus and OTLP alike: the
-/// OpenTelemetry semantic conventions' advice for request durations, in seconds.
-pub const DURATION_BUCKETS: [f64; 14] = [
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
 
 /// Which spans an exporter takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +90,8 @@ pub struct Context {
     /// How long exporters may take to deliver what they hold at exit
     /// (Beyla's `shutdown_timeout`).
     pub shutdown_timeout: Duration,
+    /// The machine, for every resource (`host.*`, `service.instance.id`).
+    pub host: Arc<Host>,
 }
 
 /// An exporter running as a task of the control plane, fed through a bounded queue.

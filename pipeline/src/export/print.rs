@@ -71,6 +71,7 @@ impl Serialize for Attributes<'_> {
                 Value::Str(s) => serde_json::Value::from(s),
                 Value::Int(i) => serde_json::Value::from(i),
                 Value::Ip(ip) => serde_json::Value::from(ip.to_string()),
+                Value::Owned(s) => serde_json::Value::from(s),
             };
             pairs.push((name, value));
         });
@@ -243,11 +244,17 @@ mod tests {
                 "attributes": {
                     "http.request.method": "GET",
                     "url.path": "/users/42",
+                    "url.scheme": "http",
                     "http.route": "/users/*",
                     "http.response.status_code": 200,
+                    "network.protocol.version": "1.1",
                     "server.address": "127.0.0.1",
                     "server.port": 8080,
-                    "client.address": "127.0.0.2"
+                    "client.address": "127.0.0.2",
+                    "client.port": 40000,
+                    "user_agent.original": "curl/8.5.0",
+                    "http.request.body.size": 0,
+                    "http.response.body.size": 11
                 },
                 "resource": {"service.name": "svc", "process.pid": 77}
             })

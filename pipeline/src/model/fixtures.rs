@@ -1,12 +1,13 @@
-//! A finished span for exporter tests: a server `GET /users/42` answered 200 in
-//! 1.5 ms, route `/users/*`, service `svc`, with a sampled remote parent.
-//! Tests change the fields they are about.
+//! A finished span for exporter tests: a server `GET /users/42` (HTTP/1.1, from
+//! curl, `Host: localhost:8080`) answered 200 with an 11-byte body in 1.5 ms, route
+//! `/users/*`, service `svc`, with a sampled remote parent. Tests change the
+//! fields they are about.
 
 use std::sync::Arc;
 
 use super::{
-    ConnTuple, HttpOperation, Operation, Pid, Request, Resource, RpcOperation, Span, SpanId,
-    SpanKind, Tid, TraceContext, TraceId,
+    ConnTuple, Host, HttpOperation, HttpVersion, Operation, Pid, Request, Resource, RpcOperation,
+    Span, SpanId, SpanKind, Tid, TraceContext, TraceId,
 };
 
 pub const START_UNIX_NS: u64 = 1_764_000_000_000_000_000;
@@ -18,7 +19,16 @@ pub fn resource(service_name: &str) -> Arc<Resource> {
         pid: Pid(77),
         attributes: Arc::from([]),
         kubernetes: None,
+        language: Default::default(),
     })
+}
+
+/// The machine of every test resource.
+pub fn host() -> Host {
+    Host {
+        name: "host1".into(),
+        id: "4c2e3e63f7c3b3b3".into(),
+    }
 }
 
 pub fn span() -> Span {
@@ -33,12 +43,18 @@ pub fn span() -> Span {
                 remote: "127.0.0.2".parse().unwrap(),
                 remote_port: 40000,
             },
+            tls: false,
             start_mono_ns: 0,
             end_mono_ns: 0,
             operation: Operation::Http(HttpOperation {
                 method: "GET",
                 path: "/users/42".into(),
                 status: 200,
+                version: HttpVersion::Http11,
+                host: Some("localhost:8080".into()),
+                user_agent: Some("curl/8.5.0".into()),
+                request_body_bytes: 0,
+                response_body_bytes: 11,
             }),
             context: TraceContext {
                 trace_id: TraceId([0xab; 16]),

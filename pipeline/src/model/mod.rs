@@ -3,8 +3,10 @@
 mod event;
 #[cfg(test)]
 pub mod fixtures;
+mod host;
 mod ids;
 mod kubernetes;
+pub mod language;
 mod operation;
 mod registry;
 mod request;
@@ -12,11 +14,13 @@ mod span;
 mod text;
 
 pub use event::{DataChunk, KernelEvent};
+pub use host::Host;
 pub use ids::{ConnId, Pid, SpanId, Tid, TraceId};
 pub use kubernetes::KubernetesResource;
+pub use language::Language;
 pub use operation::{
-    HttpOperation, KafkaOperation, KafkaOperationKind, Operation, RedisOperation, RpcOperation,
-    SqlOperation,
+    HttpOperation, HttpVersion, KafkaOperation, KafkaOperationKind, Operation, RedisOperation,
+    RpcOperation, SqlOperation, MAX_HEADER_TEXT,
 };
 pub use registry::Registry;
 pub use request::{ConnTuple, Direction, Origin, Request, SpanKind, TraceContext};

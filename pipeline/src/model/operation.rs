@@ -16,13 +16,45 @@ pub enum Operation {
     Sql(SqlOperation),
 }
 
+/// The HTTP version a request was sent with (`network.protocol.version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HttpVersion {
+    Http10,
+    Http11,
+    Http2,
+}
+
+impl HttpVersion {
+    /// As `network.protocol.version` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpVersion::Http10 => "1.0",
+            HttpVersion::Http11 => "1.1",
+            HttpVersion::Http2 => "2",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpOperation {
     pub method: &'static str,
     /// The request target's path, without the query string.
     pub path: ShortString,
     pub status: u16,
+    pub version: HttpVersion,
+    /// The `Host` header (HTTP/1) or `:authority` (HTTP/2) as sent, `host[:port]`,
+    /// at most [`MAX_HEADER_TEXT`] bytes.
+    pub host: Option<ShortString>,
+    /// `User-Agent`, at most [`MAX_HEADER_TEXT`] bytes.
+    pub user_agent: Option<ShortString>,
+    /// Body bytes as they went over the connection (the head left out; chunk
+    /// framing and DATA frame padding counted, as sent), request and response.
+    pub request_body_bytes: u64,
+    pub response_body_bytes: u64,
 }
+
+/// Longest header value a span keeps (`Host`, `User-Agent`): longer ones are cut.
+pub const MAX_HEADER_TEXT: usize = 256;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RpcOperation {

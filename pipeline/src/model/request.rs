@@ -30,7 +30,7 @@ pub enum SpanKind {
 }
 
 /// Both ends of a TCP connection, from the traced process's side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnTuple {
     pub local: IpAddr,
     pub local_port: u16,
@@ -44,6 +44,24 @@ impl ConnTuple {
         match kind {
             SpanKind::Server => (self.local, self.local_port, self.remote),
             SpanKind::Client => (self.remote, self.remote_port, self.local),
+        }
+    }
+
+    /// The same connection seen from the other end.
+    pub fn reversed(&self) -> ConnTuple {
+        ConnTuple {
+            local: self.remote,
+            local_port: self.remote_port,
+            remote: self.local,
+            remote_port: self.local_port,
+        }
+    }
+
+    /// The client's port: the remote one for a server, the local one for a client.
+    pub fn client_port(&self, kind: SpanKind) -> u16 {
+        match kind {
+            SpanKind::Server => self.remote_port,
+            SpanKind::Client => self.local_port,
         }
     }
 }
@@ -67,6 +85,8 @@ pub struct Request {
     pub pid: Pid,
     pub tid: Tid,
     pub conn: ConnTuple,
+    /// Seen as plaintext from the TLS library: the connection is encrypted.
+    pub tls: bool,
     /// Kernel monotonic nanoseconds: first byte of the request seen, last byte of the response.
     pub start_mono_ns: u64,
     pub end_mono_ns: u64,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{KubernetesResource, Pid, Request, ShortString};
+use super::{Host, KubernetesResource, Language, Pid, Request, ShortString};
 
 /// The process a span came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +16,19 @@ pub struct Resource {
     /// The container and pod of the process, when Kubernetes metadata is on
     /// and the process runs in a pod of this node.
     pub kubernetes: Option<Arc<KubernetesResource>>,
+    /// What the process is written in, as discovery told it.
+    pub language: Language,
+}
+
+impl Resource {
+    /// `service.instance.id`: the container's in a pod, else `{host name}:{pid}`
+    /// (unique per process, as Beyla forms it).
+    pub fn instance_id(&self, host: &Host) -> String {
+        match &self.kubernetes {
+            Some(k8s) => k8s.instance_id(),
+            None => format!("{}:{}", host.name, self.pid),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -42,6 +42,17 @@ impl ShortString {
     }
 }
 
+impl ShortString {
+    /// At most `max` bytes of `s`, cut at a character boundary.
+    pub fn bounded(s: &str, max: usize) -> Self {
+        let mut end = s.len().min(max);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        ShortString::from(&s[..end])
+    }
+}
+
 impl Default for ShortString {
     fn default() -> Self {
         Self::new()
@@ -163,5 +174,13 @@ mod tests {
         assert!(Arc::ptr_eq(a, b), "a clone shares the text");
         assert_eq!(ShortString::default(), "");
         assert_eq!(format!("{short} {short:?}"), "/users/42 \"/users/42\"");
+    }
+
+    #[test]
+    fn bounded_text_is_cut_at_a_character_boundary() {
+        assert_eq!(ShortString::bounded("curl/8.5.0", 256), "curl/8.5.0");
+        assert_eq!(ShortString::bounded("abcdef", 3), "abc");
+        // 'é' is two bytes: a cut through it keeps the whole characters before.
+        assert_eq!(ShortString::bounded("aé", 2), "a");
     }
 }

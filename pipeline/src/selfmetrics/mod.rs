@@ -49,9 +49,22 @@ pub enum Counter {
     /// Beyla's configuration keys and variables given but not implemented
     /// yet: each was warned about at start-up and ignored.
     ConfigSettingsIgnored,
+    /// Server spans that joined a traced client's trace on this machine when they began.
+    SameNodeJoined,
+    /// Server spans that began their own trace and were moved into their client's.
+    SameNodeJoinedLate,
+    /// Request starts the same-node table had no room for.
+    SameNodeTableFull,
+    /// Request starts forgotten by the same-node table, never met nor ended.
+    SameNodeExpired,
+    /// Spans an OTLP receiver refused with a permanent error: dropped, not retried.
+    OtlpSpansDroppedRejected,
+    /// OTLP export requests refused with a permanent error, by signal.
+    OtlpTraceExportsRejected,
+    OtlpMetricExportsRejected,
 }
 
-const COUNTERS: usize = Counter::ConfigSettingsIgnored as usize + 1;
+const COUNTERS: usize = Counter::OtlpMetricExportsRejected as usize + 1;
 
 /// A reason the kernel probes drop an event, counted in a kernel map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +204,16 @@ pub static FAMILIES: &[Family] = &[
             ("queue_full", Agent(C::OtlpSpansDroppedQueueFull)),
             ("shutdown", Agent(C::OtlpSpansDroppedShutdown)),
             ("service_limit", Agent(C::OtlpSpansDroppedServiceLimit)),
+            ("rejected", Agent(C::OtlpSpansDroppedRejected)),
+        ],
+    },
+    Family {
+        name: "beyla_otlp_exports_rejected",
+        help: "OTLP export requests the receiver refused with a permanent error (such as 401 or 403): dropped, not retried, by signal.",
+        label: Some("signal"),
+        members: &[
+            ("traces", Agent(C::OtlpTraceExportsRejected)),
+            ("metrics", Agent(C::OtlpMetricExportsRejected)),
         ],
     },
     Family {
@@ -217,12 +240,38 @@ pub static FAMILIES: &[Family] = &[
         label: None,
         members: &[("", Agent(C::ConfigSettingsIgnored))],
     },
+    Family {
+        name: "beyla_same_node_joins",
+        help: "Server spans joined to the trace of a traced client on this machine, by when: as the request began, or after it had begun a trace of its own.",
+        label: Some("when"),
+        members: &[
+            ("at_start", Agent(C::SameNodeJoined)),
+            ("late", Agent(C::SameNodeJoinedLate)),
+        ],
+    },
+    Family {
+        name: "beyla_same_node_starts_dropped",
+        help: "Request starts the same-node join could not keep, by reason.",
+        label: Some("reason"),
+        members: &[
+            ("table_full", Agent(C::SameNodeTableFull)),
+            ("expired", Agent(C::SameNodeExpired)),
+        ],
+    },
 ];
 
 /// The user-space counters; relaxed atomics, as only totals matter.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SelfMetrics {
     values: [AtomicU64; COUNTERS],
+}
+
+impl Default for SelfMetrics {
+    fn default() -> Self {
+        Self {
+            values: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
 }
 
 impl SelfMetrics {

@@ -47,7 +47,7 @@ fn summary_shows_every_counter_with_its_value() {
         "parse_errors=1",
         "orphan_responses=1",
         "connections_unsupported=0",
-        "otlp_spans_dropped(queue_full=0 shutdown=0 service_limit=0)",
+        "otlp_spans_dropped(queue_full=0 shutdown=0 service_limit=0 rejected=0)",
     ] {
         assert!(line.contains(part), "{part} missing: {line}");
     }

@@ -5,9 +5,16 @@ pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
 pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
 pub const HTTP_ROUTE: &str = "http.route";
 pub const URL_PATH: &str = "url.path";
+pub const URL_FULL: &str = "url.full";
+pub const URL_SCHEME: &str = "url.scheme";
+pub const NETWORK_PROTOCOL_VERSION: &str = "network.protocol.version";
+pub const USER_AGENT_ORIGINAL: &str = "user_agent.original";
+pub const HTTP_REQUEST_BODY_SIZE: &str = "http.request.body.size";
+pub const HTTP_RESPONSE_BODY_SIZE: &str = "http.response.body.size";
 pub const SERVER_ADDRESS: &str = "server.address";
 pub const SERVER_PORT: &str = "server.port";
 pub const CLIENT_ADDRESS: &str = "client.address";
+pub const CLIENT_PORT: &str = "client.port";
 
 pub const RPC_SYSTEM: &str = "rpc.system";
 pub const RPC_SERVICE: &str = "rpc.service";
@@ -48,8 +55,11 @@ pub const K8S_DAEMONSET_NAME: &str = "k8s.daemonset.name";
 pub const K8S_OWNER_NAME: &str = "k8s.owner.name";
 pub const K8S_CLUSTER_NAME: &str = "k8s.cluster.name";
 pub const HOST_NAME: &str = "host.name";
+pub const HOST_ID: &str = "host.id";
+pub const OS_TYPE: &str = "os.type";
 pub const TELEMETRY_SDK_NAME: &str = "telemetry.sdk.name";
 pub const TELEMETRY_SDK_LANGUAGE: &str = "telemetry.sdk.language";
+pub const TELEMETRY_SDK_VERSION: &str = "telemetry.sdk.version";
 
 /// The Prometheus form of an attribute or metric name: `http.route` -> `http_route`.
 pub fn prometheus_name(name: &str) -> String {

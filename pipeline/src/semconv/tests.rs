@@ -1,15 +1,10 @@
 use super::*;
-use crate::model::fixtures;
+use crate::model::{fixtures, HttpVersion};
 
 fn attributes(span: &Span) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     span_attributes(span, |name, value| {
-        let text = match value {
-            Value::Str(s) => s.to_string(),
-            Value::Int(i) => i.to_string(),
-            Value::Ip(ip) => ip.to_string(),
-        };
-        out.push((name, text));
+        out.push((name, value.to_string()));
     });
     out
 }
@@ -33,10 +28,16 @@ fn grpc_span_is_named_after_service_and_method_and_carries_rpc_attributes() {
         [
             ("http.request.method", "GET"),
             ("url.path", "/users/42"),
+            ("url.scheme", "http"),
             ("http.response.status_code", "200"),
+            ("network.protocol.version", "1.1"),
             ("server.address", "127.0.0.1"),
             ("server.port", "8080"),
             ("client.address", "127.0.0.2"),
+            ("client.port", "40000"),
+            ("user_agent.original", "curl/8.5.0"),
+            ("http.request.body.size", "0"),
+            ("http.response.body.size", "11"),
             ("rpc.system", "grpc"),
             ("rpc.service", "demo.v1.Greeter"),
             ("rpc.method", "SayHello"),
@@ -47,13 +48,83 @@ fn grpc_span_is_named_after_service_and_method_and_carries_rpc_attributes() {
 }
 
 #[test]
-fn client_spans_name_the_remote_end_as_the_server() {
+fn http_server_spans_have_the_servers_attributes() {
+    let mut span = fixtures::span();
+    span.request.tls = true;
+    fixtures::http(&mut span).status = 503;
+    assert_eq!(
+        attributes(&span),
+        [
+            ("http.request.method", "GET"),
+            ("url.path", "/users/42"),
+            ("url.scheme", "https"),
+            ("http.route", "/users/*"),
+            ("http.response.status_code", "503"),
+            ("network.protocol.version", "1.1"),
+            ("server.address", "127.0.0.1"),
+            ("server.port", "8080"),
+            ("client.address", "127.0.0.2"),
+            ("client.port", "40000"),
+            ("user_agent.original", "curl/8.5.0"),
+            ("http.request.body.size", "0"),
+            ("http.response.body.size", "11"),
+            ("error.type", "503"),
+        ]
+        .map(|(k, v)| (k, v.to_string()))
+    );
+    assert_eq!(span_name(&span), "GET /users/*");
+}
+
+#[test]
+fn http_client_spans_have_the_url_they_asked_for_and_no_server_side_attributes() {
     let mut span = fixtures::span();
     span.request.kind = SpanKind::Client;
+    fixtures::http(&mut span).version = HttpVersion::Http2;
+    assert_eq!(
+        attributes(&span),
+        [
+            ("http.request.method", "GET"),
+            ("url.full", "http://localhost:8080/users/42"),
+            ("http.response.status_code", "200"),
+            ("network.protocol.version", "2"),
+            ("server.address", "localhost"),
+            ("server.port", "40000"),
+            ("http.request.body.size", "0"),
+            ("http.response.body.size", "11"),
+        ]
+        .map(|(k, v)| (k, v.to_string()))
+    );
+    // A route is the server's: a client span is named after its method alone.
+    assert_eq!(span_name(&span), "GET");
+    // No Host header: the address and port connected to.
+    fixtures::http(&mut span).host = None;
+    fixtures::http(&mut span).status = 404;
     let attrs = attributes(&span);
+    assert!(attrs.contains(&("url.full", "http://127.0.0.2:40000/users/42".into())));
     assert!(attrs.contains(&("server.address", "127.0.0.2".into())));
-    assert!(attrs.contains(&("server.port", "40000".into())));
-    assert!(attrs.contains(&("client.address", "127.0.0.1".into())));
+    assert!(attrs.contains(&("error.type", "404".into())));
+    span.request.conn.remote = "::1".parse().unwrap();
+    span.request.conn.remote_port = 443;
+    span.request.tls = true;
+    assert!(attributes(&span).contains(&("url.full", "https://[::1]/users/42".into())));
+}
+
+#[test]
+fn server_address_is_the_host_of_the_authority() {
+    for (authority, host) in [
+        ("shop.example:8443", "shop.example"),
+        ("shop.example", "shop.example"),
+        ("[2001:db8::1]:8080", "2001:db8::1"),
+        ("10.0.0.5", "10.0.0.5"),
+    ] {
+        let mut span = fixtures::span();
+        span.request.kind = SpanKind::Client;
+        fixtures::http(&mut span).host = Some(authority.into());
+        assert!(
+            attributes(&span).contains(&("server.address", host.into())),
+            "{authority}"
+        );
+    }
 }
 
 #[test]
@@ -84,6 +155,43 @@ fn metric_attributes_pick_the_instrument_and_its_labels() {
             ("http.request.method", &MetricValue::Str("GET")),
             ("http.route", &MetricValue::Text("/users/*".into())),
             ("http.response.status_code", &MetricValue::Int(200)),
+            ("error.type", &MetricValue::Absent),
+            ("url.scheme", &MetricValue::Str("http")),
+        ]
+    );
+    assert_eq!(
+        measurements(&span, m.instrument).collect::<Vec<_>>(),
+        [
+            (Instrument::HttpServerRequestDuration, 0.0015),
+            (Instrument::HttpServerRequestBodySize, 0.0),
+            (Instrument::HttpServerResponseBodySize, 11.0),
+        ]
+    );
+    let mut client = span.clone();
+    client.request.kind = SpanKind::Client;
+    fixtures::http(&mut client).status = 502;
+    let m = metric_attributes(&client).expect("an HTTP client span feeds a metric");
+    assert_eq!(m.instrument, Instrument::HttpClientRequestDuration);
+    assert_eq!(
+        m.iter().collect::<Vec<_>>(),
+        vec![
+            ("http.request.method", &MetricValue::Str("GET")),
+            ("http.route", &MetricValue::Text("/users/*".into())),
+            ("http.response.status_code", &MetricValue::Int(502)),
+            ("error.type", &MetricValue::Status(502)),
+            ("url.scheme", &MetricValue::Str("http")),
+            ("server.address", &MetricValue::Text("localhost".into())),
+            ("server.port", &MetricValue::Int(40000)),
+        ]
+    );
+    assert_eq!(
+        measurements(&client, m.instrument)
+            .map(|(i, _)| i.name())
+            .collect::<Vec<_>>(),
+        [
+            "http.client.request.duration",
+            "http.client.request.body.size",
+            "http.client.response.body.size"
         ]
     );
     span.request.kind = SpanKind::Client;
@@ -98,6 +206,8 @@ fn metric_attributes_pick_the_instrument_and_its_labels() {
         m.iter().last(),
         Some(("rpc.grpc.status_code", &MetricValue::Absent))
     );
+    // A gRPC call records its duration only, as in Beyla.
+    assert_eq!(measurements(&span, m.instrument).count(), 1);
 }
 
 #[test]
@@ -148,7 +258,6 @@ fn redis_spans_are_named_after_the_command_and_carry_db_attributes() {
         [
             ("server.address", "127.0.0.2"),
             ("server.port", "40000"),
-            ("client.address", "127.0.0.1"),
             ("db.system.name", "redis"),
             ("db.operation.name", "LPUSH"),
             ("db.query.text", "LPUSH queue ?"),
@@ -199,7 +308,7 @@ fn kafka_spans_produce_and_consume_as_beyla_names_them() {
     assert_eq!(span_kind(&fetch), OtelKind::Consumer);
     assert!(is_error(&fetch));
     assert_eq!(
-        attributes(&fetch)[3..],
+        attributes(&fetch)[2..],
         [
             ("messaging.system", "kafka"),
             ("messaging.operation.type", "process"),
@@ -250,7 +359,6 @@ fn sql_spans_follow_the_database_conventions() {
         [
             ("server.address", "127.0.0.2"),
             ("server.port", "40000"),
-            ("client.address", "127.0.0.1"),
             ("db.system.name", "postgresql"),
             ("db.operation.name", "SELECT"),
             ("db.collection.name", "users"),

@@ -1,6 +1,6 @@
 //! W3C Trace Context: the `traceparent` header of an incoming request.
 
-use crate::model::{SpanId, TraceId};
+use crate::model::{SpanId, TraceContext, TraceId};
 
 /// The caller's span, as its `traceparent` header names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -8,6 +8,38 @@ pub struct RemoteParent {
     pub trace_id: TraceId,
     pub span_id: SpanId,
     pub sampled: bool,
+}
+
+/// The span a new span is a child of, in this process or another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parent {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    /// The parent's sampled flag when it is known (a `traceparent` carries
+    /// one); else the sampler decides from the trace id, as it did for the parent.
+    pub sampled: Option<bool>,
+}
+
+impl From<RemoteParent> for Parent {
+    fn from(remote: RemoteParent) -> Self {
+        Self {
+            trace_id: remote.trace_id,
+            span_id: remote.span_id,
+            sampled: Some(remote.sampled),
+        }
+    }
+}
+
+impl Parent {
+    /// The parent of a child of the span with `context`: the child inherits
+    /// the span's own inherited flag, which reproduces the span's decision.
+    pub fn of(context: &TraceContext) -> Self {
+        Self {
+            trace_id: context.trace_id,
+            span_id: context.span_id,
+            sampled: context.parent_sampled,
+        }
+    }
 }
 
 /// Parses `version-traceid-parentid-flags`. Version `ff` is invalid; later

@@ -4,7 +4,7 @@
 
 use rustc_hash::FxHashMap;
 
-use super::context::parse_traceparent;
+use super::context::Parent;
 use super::ids::IdGenerator;
 use crate::model::{Pid, SpanId, Tid, TraceContext};
 
@@ -30,21 +30,15 @@ impl Linker {
         }
     }
 
-    /// A traced process started reading a request: it joins the caller's trace
-    /// when the request carries a valid `traceparent`, else starts a trace.
-    pub fn server_started(
-        &mut self,
-        pid: Pid,
-        tid: Tid,
-        traceparent: Option<&str>,
-    ) -> TraceContext {
+    /// A new span's context: a child of `parent`, else the root of a new trace.
+    fn context(&mut self, parent: Option<Parent>) -> TraceContext {
         let span_id = self.ids.span_id();
-        let context = match traceparent.and_then(parse_traceparent) {
-            Some(remote) => TraceContext {
-                trace_id: remote.trace_id,
+        match parent {
+            Some(p) => TraceContext {
+                trace_id: p.trace_id,
                 span_id,
-                parent: Some(remote.span_id),
-                parent_sampled: Some(remote.sampled),
+                parent: Some(p.span_id),
+                parent_sampled: p.sampled,
             },
             None => TraceContext {
                 trace_id: self.ids.trace_id(),
@@ -52,7 +46,14 @@ impl Linker {
                 parent: None,
                 parent_sampled: None,
             },
-        };
+        }
+    }
+
+    /// A traced process started reading a request: it joins `parent` (the
+    /// caller's `traceparent`, or a traced caller on this machine), else
+    /// starts a trace.
+    pub fn server_started(&mut self, pid: Pid, tid: Tid, parent: Option<Parent>) -> TraceContext {
+        let context = self.context(parent);
         self.active.entry(pid).or_default().push((tid, context));
         context
     }
@@ -60,29 +61,28 @@ impl Linker {
     /// A traced process started sending a request: a child of the server request
     /// its thread is serving, or of the only one in progress in the process.
     pub fn client_started(&mut self, pid: Pid, tid: Tid) -> TraceContext {
-        let span_id = self.ids.span_id();
         let parent = self.active.get(&pid).and_then(|list| {
             list.iter()
                 .rev()
                 .find(|(t, _)| *t == tid)
                 .or(if list.len() == 1 { list.first() } else { None })
-                .map(|(_, ctx)| *ctx)
+                .map(|(_, ctx)| Parent::of(ctx))
         });
-        match parent {
-            // The local parent's sampling decision is its caller's flag, or else a
-            // function of the shared trace id: inheriting the flag reproduces it.
-            Some(p) => TraceContext {
-                trace_id: p.trace_id,
-                span_id,
-                parent: Some(p.span_id),
-                parent_sampled: p.parent_sampled,
-            },
-            None => TraceContext {
-                trace_id: self.ids.trace_id(),
-                span_id,
-                parent: None,
-                parent_sampled: None,
-            },
+        self.context(parent)
+    }
+
+    /// A server request already under way turned out to be the child of
+    /// `parent` (its caller was seen after it): calls it makes from now on
+    /// join `parent`'s trace.
+    pub fn rejoin(&mut self, pid: Pid, span_id: SpanId, parent: Parent) {
+        let serving = self
+            .active
+            .get_mut(&pid)
+            .and_then(|list| list.iter_mut().find(|(_, ctx)| ctx.span_id == span_id));
+        if let Some((_, ctx)) = serving {
+            ctx.trace_id = parent.trace_id;
+            ctx.parent = Some(parent.span_id);
+            ctx.parent_sampled = parent.sampled;
         }
     }
 
@@ -102,6 +102,7 @@ impl Linker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::context::parse_traceparent;
 
     #[test]
     fn client_call_on_serving_thread_is_a_child() {
@@ -123,13 +124,23 @@ mod tests {
     #[test]
     fn incoming_traceparent_is_joined() {
         let mut l = Linker::new();
-        let ctx = l.server_started(
-            Pid(1),
-            Tid(1),
-            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-        );
+        let remote = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let ctx = l.server_started(Pid(1), Tid(1), remote.map(Parent::from));
         assert_eq!(ctx.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(ctx.parent.unwrap().to_string(), "00f067aa0ba902b7");
         assert_eq!(ctx.parent_sampled, Some(true));
+    }
+
+    #[test]
+    fn a_rejoined_server_request_passes_its_new_trace_to_later_calls() {
+        let mut l = Linker::new();
+        let server = l.server_started(Pid(2), Tid(20), None);
+        let before = l.client_started(Pid(2), Tid(20));
+        assert_eq!(before.trace_id, server.trace_id);
+        let caller = l.server_started(Pid(1), Tid(10), None);
+        l.rejoin(Pid(2), server.span_id, Parent::of(&caller));
+        let after = l.client_started(Pid(2), Tid(20));
+        assert_eq!(after.trace_id, caller.trace_id);
+        assert_eq!(after.parent, Some(server.span_id));
     }
 }

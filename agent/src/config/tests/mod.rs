@@ -303,7 +303,11 @@ fn bad_configurations_are_refused_with_one_exact_message() {
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: http://t:4318, headers: \"Authorization\"}",
-            "invalid value \"Authorization\" for key otel_traces_export.headers in beyla-config.yml: expected name=value pairs separated by commas, such as Authorization=Basic%20abc,X-Scope-OrgID=1",
+            "invalid value \"(item 1 of 1, 13 characters, hidden)\" for key otel_traces_export.headers in beyla-config.yml: expected name=value pairs separated by commas, such as Authorization=Basic%20abc,X-Scope-OrgID=1",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: http://t:4318, headers: \"X-Org=1,Authorization=Bearer%zzs3cr3t\"}",
+            "invalid value \"Authorization=(value hidden)\" for key otel_traces_export.headers in beyla-config.yml: expected name=value pairs separated by commas, such as Authorization=Basic%20abc,X-Scope-OrgID=1; the value of Authorization has a % not followed by two hex digits",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\nebpf: {wakeup_len: -1}",
@@ -520,6 +524,44 @@ fn otlp_variables_follow_the_opentelemetry_rules() {
     assert_eq!(
         err.unwrap_err().to_string(),
         "invalid value \"1m\" for environment variable OTEL_METRIC_EXPORT_INTERVAL: expected a number of milliseconds above zero, such as 60000"
+    );
+}
+
+/// `OTEL_TRACES_EXPORTER=none` and `OTEL_METRICS_EXPORTER=none` turn a
+/// signal's OTLP exporter off whatever endpoint is set; `otlp` is the default.
+#[test]
+fn otlp_exporters_can_be_turned_off_per_signal() {
+    let port = ("BEYLA_OPEN_PORT", "8080");
+    let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318");
+    let c = load(None, &[port, endpoint], Flags::default()).unwrap();
+    assert!(c.export.otlp_traces.is_some() && c.export.otlp_metrics.is_some());
+    let c = load(
+        None,
+        &[port, endpoint, ("OTEL_TRACES_EXPORTER", "none")],
+        Flags::default(),
+    )
+    .unwrap();
+    assert!(c.export.otlp_traces.is_none() && c.export.otlp_metrics.is_some());
+    let c = load(
+        None,
+        &[
+            port,
+            endpoint,
+            ("OTEL_METRICS_EXPORTER", "none"),
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+        ],
+        Flags::default(),
+    )
+    .unwrap();
+    assert!(c.export.otlp_traces.is_some() && c.export.otlp_metrics.is_none());
+    let err = load(
+        None,
+        &[port, endpoint, ("OTEL_METRICS_EXPORTER", "prometheus")],
+        Flags::default(),
+    );
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "invalid value \"prometheus\" for environment variable OTEL_METRICS_EXPORTER: expected otlp or none (the Prometheus endpoint is BEYLA_PROMETHEUS_PORT)"
     );
 }
 

@@ -8,54 +8,32 @@ use opentelemetry::trace::{
     SpanContext, SpanId as OtelSpanId, SpanKind as OtelSpanKind, Status, TraceFlags,
     TraceId as OtelTraceId, TraceState,
 };
-use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_sdk::resource::TelemetryResourceDetector;
+use opentelemetry::{InstrumentationScope, Key, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use opentelemetry_sdk::Resource;
 
-use crate::model::{self, Span, SpanKind};
-use crate::semconv::{self, attributes as attr, OtelKind};
+use crate::model::{self, Host, Span, SpanKind};
+use crate::semconv::{self, OtelKind};
 
 /// The instrumentation scope of every span and metric we emit.
 pub fn scope() -> InstrumentationScope {
-    InstrumentationScope::builder("beyla")
-        .with_version(env!("CARGO_PKG_VERSION"))
+    InstrumentationScope::builder(semconv::SDK_NAME)
+        .with_version(semconv::SDK_VERSION)
+        .with_schema_url(semconv::SCHEMA_URL)
         .build()
 }
 
-/// Resource keys the agent sets itself; OTEL_RESOURCE_ATTRIBUTES cannot
-/// override them (OTEL_SERVICE_NAME and the discovery entries name services).
-const OWN_KEYS: [&str; 4] = [
-    attr::SERVICE_NAME,
-    attr::SERVICE_NAMESPACE,
-    attr::PROCESS_PID,
-    attr::SERVICE_INSTANCE_ID,
-];
-
-/// `service.name`, `service.namespace` when set, `process.pid` when
-/// `with_pid` (traces: one resource per process; metrics: per service and
-/// container), the `k8s.*` attributes with `service.instance.id` of a process
-/// in a pod, the agent's OTEL_RESOURCE_ATTRIBUTES, and `telemetry.sdk.*`.
-pub fn resource(process: &model::Resource, with_pid: bool) -> Resource {
-    let extra = process
-        .attributes
-        .iter()
-        .filter(|(key, _)| !OWN_KEYS.contains(&key.as_str()))
-        .map(|(key, value)| KeyValue::new(key.clone(), value.clone()));
-    let own = [
-        (!process.service_namespace.is_empty())
-            .then(|| KeyValue::new(attr::SERVICE_NAMESPACE, process.service_namespace.clone())),
-        with_pid.then(|| KeyValue::new(attr::PROCESS_PID, i64::from(process.pid.0))),
-    ];
-    let k8s = process.kubernetes.as_deref().into_iter().flat_map(|k8s| {
-        k8s.attributes()
-            .map(|(key, value)| KeyValue::new(key, value.to_string()))
-            .chain([KeyValue::new(attr::SERVICE_INSTANCE_ID, k8s.instance_id())])
+/// The resource of a process's telemetry, as [`semconv::resource_attributes`]
+/// lists it, with the conventions' schema URL. `with_pid`: traces have one
+/// resource per process; metrics leave `process.pid` out (it is in
+/// `service.instance.id`).
+pub fn resource(process: &model::Resource, host: &Host, with_pid: bool) -> Resource {
+    let mut attributes = Vec::new();
+    semconv::resource_attributes(process, host, with_pid, |key, value| {
+        attributes.push(key_value(key.to_string(), value));
     });
     Resource::builder_empty()
-        .with_detector(Box::new(TelemetryResourceDetector))
-        .with_service_name(process.service_name.clone())
-        .with_attributes(extra.chain(own.into_iter().flatten()).chain(k8s))
+        .with_schema_url(attributes, semconv::SCHEMA_URL)
         .build()
 }
 
@@ -64,11 +42,12 @@ pub fn unix_ns(ns: u64) -> SystemTime {
 }
 
 /// An attribute as the SDK takes it.
-pub fn key_value(name: &'static str, value: semconv::Value<'_>) -> KeyValue {
+pub fn key_value(name: impl Into<Key>, value: semconv::Value<'_>) -> KeyValue {
     match value {
         semconv::Value::Str(s) => KeyValue::new(name, s.to_string()),
         semconv::Value::Int(i) => KeyValue::new(name, i),
         semconv::Value::Ip(ip) => KeyValue::new(name, ip.to_string()),
+        semconv::Value::Owned(s) => KeyValue::new(name, s),
     }
 }
 
@@ -91,8 +70,8 @@ pub fn span_data(span: &Span, scope: &InstrumentationScope) -> SpanData {
         parent_span_id: ctx
             .parent
             .map_or(OtelSpanId::INVALID, |p| OtelSpanId::from_bytes(p.0)),
-        // A server's parent comes from the caller's traceparent header; a
-        // client's is the server span of the same process.
+        // A server's parent is its caller's (a traceparent header, or a traced
+        // client on this machine); a client's is the server span of its process.
         parent_span_is_remote: ctx.parent.is_some() && r.kind == SpanKind::Server,
         span_kind: match semconv::span_kind(span) {
             OtelKind::Server => OtelSpanKind::Server,
@@ -167,34 +146,51 @@ pub(crate) mod tests {
             d.end_time.duration_since(UNIX_EPOCH).unwrap().as_nanos(),
             1_764_000_000_001_500_000
         );
-        assert_eq!(d.attributes.len(), 7);
+        assert_eq!(d.attributes.len(), 13);
         assert_eq!(attr(&d, "http.request.method"), Value::from("GET"));
         assert_eq!(attr(&d, "url.path"), Value::from("/users/1"));
+        assert_eq!(attr(&d, "url.scheme"), Value::from("http"));
         assert_eq!(attr(&d, "http.route"), Value::from("/users/*"));
         assert_eq!(attr(&d, "http.response.status_code"), Value::I64(200));
+        assert_eq!(attr(&d, "network.protocol.version"), Value::from("1.1"));
         assert_eq!(attr(&d, "server.address"), Value::from("127.0.0.1"));
         assert_eq!(attr(&d, "server.port"), Value::I64(8080));
         assert_eq!(attr(&d, "client.address"), Value::from("10.0.0.2"));
+        assert_eq!(attr(&d, "client.port"), Value::I64(40000));
+        assert_eq!(attr(&d, "user_agent.original"), Value::from("curl/8.5.0"));
+        assert_eq!(attr(&d, "http.request.body.size"), Value::I64(0));
+        assert_eq!(attr(&d, "http.response.body.size"), Value::I64(11));
         assert_eq!(d.status, Status::Unset);
         assert_eq!(d.instrumentation_scope.name(), "beyla");
     }
 
     #[test]
-    fn client_span_swaps_endpoints_and_has_local_parent() {
+    fn client_span_names_the_url_it_asked_for_and_has_no_parent_here() {
         let mut s = span(SpanKind::Client, 404, "svc", 3);
         s.request.context.parent = None;
         let d = span_data(&s, &scope());
         assert_eq!(d.span_kind, OtelSpanKind::Client);
         assert_eq!(d.parent_span_id, OtelSpanId::INVALID);
         assert!(!d.parent_span_is_remote);
-        assert_eq!(attr(&d, "server.address"), Value::from("10.0.0.2"));
+        assert_eq!(d.name, "GET");
+        assert_eq!(
+            attr(&d, "url.full"),
+            Value::from("http://localhost:8080/users/3")
+        );
+        assert_eq!(attr(&d, "server.address"), Value::from("localhost"));
         assert_eq!(attr(&d, "server.port"), Value::I64(40000));
-        assert_eq!(attr(&d, "client.address"), Value::from("127.0.0.1"));
+        assert_eq!(attr(&d, "error.type"), Value::from("404"));
+        for absent in ["url.path", "http.route", "client.address", "client.port"] {
+            assert!(
+                d.attributes.iter().all(|kv| kv.key.as_str() != absent),
+                "{absent} on a client span"
+            );
+        }
         assert_eq!(d.status, Status::error(""));
     }
 
     #[test]
-    fn resource_has_service_pid_sdk_and_the_agents_attributes() {
+    fn resource_has_service_instance_host_sdk_and_the_agents_attributes() {
         let process = model::Resource {
             service_name: "checkout".into(),
             service_namespace: "shop".into(),
@@ -202,20 +198,46 @@ pub(crate) mod tests {
             attributes: Arc::from([
                 ("deployment.environment".to_string(), "prod".to_string()),
                 ("service.name".to_string(), "ignored".to_string()),
+                ("host.name".to_string(), "ignored".to_string()),
             ]),
             kubernetes: None,
+            language: model::Language::Java,
         };
-        let r = resource(&process, true);
-        let get = |key: &'static str| r.get(&Key::from_static_str(key));
-        assert_eq!(get("service.name"), Some(Value::from("checkout")));
-        assert_eq!(get("service.namespace"), Some(Value::from("shop")));
-        assert_eq!(get("process.pid"), Some(Value::I64(42)));
-        assert_eq!(get("deployment.environment"), Some(Value::from("prod")));
-        assert_eq!(get("telemetry.sdk.language"), Some(Value::from("rust")));
-        assert!(get("telemetry.sdk.name").is_some());
-        assert!(get("telemetry.sdk.version").is_some());
-        let r = resource(&process, false);
+        let r = resource(&process, &fixtures::host(), true);
+        let mut all: Vec<(String, String)> = r
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        all.sort();
+        let version = env!("CARGO_PKG_VERSION");
+        assert_eq!(
+            all,
+            [
+                ("deployment.environment", "prod"),
+                ("host.id", "4c2e3e63f7c3b3b3"),
+                ("host.name", "host1"),
+                ("os.type", "linux"),
+                ("process.pid", "42"),
+                ("service.instance.id", "host1:42"),
+                ("service.name", "checkout"),
+                ("service.namespace", "shop"),
+                ("telemetry.sdk.language", "java"),
+                ("telemetry.sdk.name", "beyla"),
+                ("telemetry.sdk.version", version),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        assert_eq!(
+            r.get(&Key::from_static_str("process.pid")),
+            Some(Value::I64(42))
+        );
+        assert_eq!(
+            r.schema_url(),
+            Some("https://opentelemetry.io/schemas/1.37.0")
+        );
+        let r = resource(&process, &fixtures::host(), false);
         assert_eq!(r.get(&Key::from_static_str("process.pid")), None);
+        assert_eq!(scope().schema_url(), Some(semconv::SCHEMA_URL));
     }
 
     #[test]
@@ -232,7 +254,7 @@ pub(crate) mod tests {
             cluster_name: Some("prod-eu".into()),
             ..Default::default()
         }));
-        let r = resource(&process, true);
+        let r = resource(&process, &fixtures::host(), true);
         let get = |key: &'static str| r.get(&Key::from_static_str(key));
         assert_eq!(get("k8s.namespace.name"), Some(Value::from("shop")));
         assert_eq!(get("k8s.pod.name"), Some(Value::from("web-0")));
@@ -248,7 +270,7 @@ pub(crate) mod tests {
             Some(Value::from("shop.web-0.app"))
         );
         // Metrics: no pid, the same pod.
-        let metrics = resource(&process, false);
+        let metrics = resource(&process, &fixtures::host(), false);
         assert_eq!(metrics.get(&Key::from_static_str("process.pid")), None);
         assert_eq!(
             metrics.get(&Key::from_static_str("k8s.pod.name")),

@@ -1,10 +1,11 @@
-//! OTLP metrics: the duration histograms `semconv` names (HTTP, RPC, ...),
-//! in seconds, cumulative, pushed every `interval`.
+//! OTLP metrics: the histograms `semconv` names (HTTP, RPC, ... durations in
+//! seconds, HTTP body sizes in bytes), cumulative, pushed every `interval`.
 //!
-//! `service.name` belongs in the resource, and a MeterProvider has one
-//! resource, so there is one MeterProvider per service name, created when the
-//! service's first span arrives (as Beyla does). They are bounded by
-//! [`MAX_SERVICES`]: spans of further services are counted and not recorded.
+//! `service.name` and `service.instance.id` belong in the resource, and a
+//! MeterProvider has one resource, so there is one MeterProvider per service
+//! instance (a process, or a container in a pod), created when its first span
+//! arrives (as Beyla does). They are bounded by [`MAX_SERVICES`]: spans of
+//! further instances are counted and not recorded.
 //! Each provider has a manual reader; one control-plane task records spans
 //! and, every interval, collects every provider and sends the results
 //! through one OTLP exporter (one connection), each request on the module's
@@ -26,14 +27,15 @@ use opentelemetry_sdk::metrics::{
 };
 
 use super::convert;
+use super::failure::{self, Refusal};
 use super::{ExportError, MetricsConfig};
-use crate::export::{Context, Queued, Signal, StartError, DURATION_BUCKETS};
-use crate::model::{Resource, Span};
+use crate::export::{Context, Queued, Signal, StartError};
+use crate::model::{Host, Resource, Span};
 use crate::selfmetrics::{Counter, SelfMetrics};
 use crate::semconv::{self, Instrument, MetricValue};
 
-/// Services with their own MeterProvider at most.
-pub const MAX_SERVICES: usize = 64;
+/// Service instances with their own MeterProvider at most.
+pub const MAX_SERVICES: usize = 512;
 
 /// A service's reader, shared between its provider and the exporter task.
 #[derive(Debug, Clone)]
@@ -69,37 +71,35 @@ struct ServiceMeters {
     histograms: Vec<Histogram<f64>>,
 }
 
-/// What has a MeterProvider (a resource) of its own: a service, and the
-/// container of a process in a pod (its `k8s.*` attributes differ).
+/// What has a MeterProvider (a resource) of its own: a service instance
+/// (`service.instance.id`: a process, or a container in a pod).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct MeterKey {
     service: String,
-    container: Option<(String, String)>,
+    instance: String,
 }
 
 impl MeterKey {
-    fn of(process: &Resource) -> Self {
+    fn of(process: &Resource, host: &Host) -> Self {
         Self {
             service: process.service_name.clone(),
-            container: process
-                .kubernetes
-                .as_deref()
-                .map(|k8s| (k8s.pod_uid.clone(), k8s.container_name.clone())),
+            instance: process.instance_id(host),
         }
     }
 }
 
 /// Spans to histogram recordings, one MeterProvider per service name (and container).
 pub(crate) struct Recorder {
-    /// By service name, and container for a process in a pod.
     services: HashMap<MeterKey, ServiceMeters>,
+    host: Arc<Host>,
     metrics: Arc<SelfMetrics>,
 }
 
 impl Recorder {
-    pub fn new(metrics: Arc<SelfMetrics>) -> Self {
+    pub fn new(host: Arc<Host>, metrics: Arc<SelfMetrics>) -> Self {
         Self {
             services: HashMap::new(),
+            host,
             metrics,
         }
     }
@@ -107,7 +107,7 @@ impl Recorder {
     /// The meters of `process`'s service, made with its resource when the
     /// service's first span arrives.
     fn meters(&mut self, process: &Resource) -> Option<&ServiceMeters> {
-        let key = MeterKey::of(process);
+        let key = MeterKey::of(process, &self.host);
         if !self.services.contains_key(&key) {
             if self.services.len() >= MAX_SERVICES {
                 return None;
@@ -118,7 +118,7 @@ impl Recorder {
                     .build(),
             ));
             let provider = SdkMeterProvider::builder()
-                .with_resource(convert::resource(process, false))
+                .with_resource(convert::resource(process, &self.host, false))
                 .with_reader(reader.clone())
                 .build();
             let meter = provider.meter_with_scope(convert::scope());
@@ -127,9 +127,9 @@ impl Recorder {
                 .map(|instrument| {
                     meter
                         .f64_histogram(instrument.name())
-                        .with_unit(Instrument::UNIT)
+                        .with_unit(instrument.unit().ucum())
                         .with_description(instrument.description())
-                        .with_boundaries(DURATION_BUCKETS.to_vec())
+                        .with_boundaries(instrument.buckets().to_vec())
                         .build()
                 })
                 .collect();
@@ -157,13 +157,17 @@ impl Recorder {
             .filter_map(|(name, value)| {
                 Some(match value {
                     MetricValue::Str(s) => KeyValue::new(name, *s),
-                    MetricValue::Text(s) => KeyValue::new(name, s.to_string()),
                     MetricValue::Int(i) => KeyValue::new(name, *i),
                     MetricValue::Absent => return None,
+                    MetricValue::Text(_) | MetricValue::Ip(_) | MetricValue::Status(_) => {
+                        KeyValue::new(name, value.text())
+                    }
                 })
             })
             .collect();
-        meters.histograms[metric.instrument.index()].record(span.duration_seconds(), &attributes);
+        for (instrument, value) in semconv::measurements(span, metric.instrument) {
+            meters.histograms[instrument.index()].record(value, &attributes);
+        }
     }
 
     #[cfg(test)]
@@ -205,8 +209,10 @@ pub fn spawn_metrics(config: &MetricsConfig, context: &Context) -> Result<Queued
         timeout: config.signal.timeout + Duration::from_secs(1),
         metrics: Arc::clone(&context.self_metrics),
         failing: false,
+        refused: None,
     };
     let (interval, last_push) = (config.interval, context.shutdown_timeout);
+    let host = Arc::clone(&context.host);
     log::info!(
         "exporting metrics over OTLP {} to {} every {interval:?}",
         config.signal.protocol,
@@ -215,7 +221,7 @@ pub fn spawn_metrics(config: &MetricsConfig, context: &Context) -> Result<Queued
     Ok(Queued::spawn(
         &context.control,
         Signal::Metrics,
-        move |rx| run(rx, push, interval, last_push),
+        move |rx| run(rx, host, push, interval, last_push),
     ))
 }
 
@@ -227,6 +233,9 @@ struct Push {
     metrics: Arc<SelfMetrics>,
     /// Whether the last push failed: a failure is logged when it starts, not every interval.
     failing: bool,
+    /// The permanent refusal already logged: a receiver that takes no metrics
+    /// (Jaeger) is told once, not every interval.
+    refused: Option<Refusal>,
 }
 
 impl Push {
@@ -243,16 +252,30 @@ impl Push {
             match sent {
                 Ok(()) => {
                     self.metrics.inc(Counter::OtlpMetricExports);
-                    if self.failing {
+                    if self.failing || self.refused.is_some() {
                         log::info!("OTLP metrics: the receiver accepts metrics again");
                         self.failing = false;
+                        self.refused = None;
                     }
                 }
                 Err(e) => {
                     self.metrics.inc(Counter::OtlpMetricExportFailures);
-                    if !self.failing {
-                        log::warn!("OTLP metrics: export failed: {e}");
-                        self.failing = true;
+                    match failure::refusal(&e) {
+                        Some(refusal) => {
+                            self.metrics.inc(Counter::OtlpMetricExportsRejected);
+                            if self.refused.as_ref() != Some(&refusal) {
+                                log::warn!(
+                                    "OTLP metrics: the receiver refused metrics with {refusal}: dropped, not retried (they are pushed again each interval, cumulative); {}",
+                                    failure::advice(&refusal, "metrics")
+                                );
+                            }
+                            self.refused = Some(refusal);
+                        }
+                        None if !self.failing => {
+                            log::warn!("OTLP metrics: export failed: {e}");
+                            self.failing = true;
+                        }
+                        None => {}
                     }
                 }
             }
@@ -269,11 +292,12 @@ enum Event {
 /// closes, one last push, given at most `last_push`.
 async fn run(
     rx: async_channel::Receiver<Arc<Span>>,
+    host: Arc<Host>,
     mut push: Push,
     interval: Duration,
     last_push: Duration,
 ) {
-    let mut recorder = Recorder::new(Arc::clone(&push.metrics));
+    let mut recorder = Recorder::new(host, Arc::clone(&push.metrics));
     let mut due = smol::Timer::at(Instant::now() + interval);
     loop {
         let span = async { Event::Span(rx.recv().await.ok()) };
@@ -303,9 +327,10 @@ async fn run(
     }
     let _ = push.exporter.shutdown();
     log::info!(
-        "OTLP metrics: exports={} export_failures={} spans_dropped_service_limit={}",
+        "OTLP metrics: exports={} export_failures={} exports_rejected={} spans_dropped_service_limit={}",
         push.metrics.get(Counter::OtlpMetricExports),
         push.metrics.get(Counter::OtlpMetricExportFailures),
+        push.metrics.get(Counter::OtlpMetricExportsRejected),
         push.metrics.get(Counter::OtlpSpansDroppedServiceLimit),
     );
 }
@@ -318,6 +343,7 @@ mod tests {
     use super::*;
     use crate::export::otlp::convert::tests::span;
     use crate::model::{fixtures, SpanKind};
+    use crate::semconv::{DURATION_BUCKETS, SIZE_BUCKETS};
 
     /// One histogram data point, as the receiver would see it.
     #[derive(Debug, Clone, PartialEq)]
@@ -372,19 +398,38 @@ mod tests {
         out
     }
 
-    fn attrs(method: &str, route: &str, status: &str) -> Vec<(String, String)> {
+    /// The attributes of the fixture's `GET /users/*` (`Host: localhost:8080`,
+    /// server port 40000 seen from the client) answered `status`.
+    fn attrs(kind: SpanKind, status: u16) -> Vec<(String, String)> {
         let mut v = vec![
-            ("http.request.method".to_string(), method.to_string()),
-            ("http.response.status_code".to_string(), status.to_string()),
-            ("http.route".to_string(), route.to_string()),
+            ("http.request.method", "GET".to_string()),
+            ("http.response.status_code", status.to_string()),
+            ("http.route", "/users/*".to_string()),
+            ("url.scheme", "http".to_string()),
         ];
+        let error = match kind {
+            SpanKind::Server => status >= 500,
+            SpanKind::Client => status >= 400,
+        };
+        if error {
+            v.push(("error.type", status.to_string()));
+        }
+        if kind == SpanKind::Client {
+            v.push(("server.address", "localhost".to_string()));
+            v.push(("server.port", "40000".to_string()));
+        }
+        let mut v: Vec<(String, String)> = v.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         v.sort();
         v
     }
 
+    fn recorder() -> Recorder {
+        Recorder::new(Arc::new(fixtures::host()), Arc::default())
+    }
+
     #[test]
     fn spans_become_duration_histograms_per_service() {
-        let mut recorder = Recorder::new(Arc::default());
+        let mut recorder = recorder();
         // 1.5 ms each.
         recorder.record(&span(SpanKind::Server, 200, "front", 1));
         recorder.record(&span(SpanKind::Server, 200, "front", 2));
@@ -393,7 +438,10 @@ mod tests {
         recorder.record(&slow);
         recorder.record(&span(SpanKind::Server, 500, "back", 4));
         assert_eq!(recorder.service_count(), 2);
-        let points = points(&recorder);
+        let points: Vec<Point> = points(&recorder)
+            .into_iter()
+            .filter(|p| p.unit == "s")
+            .collect();
         let mut one_fast = vec![0u64; 15];
         one_fast[0] = 1;
         let mut two_fast = vec![0u64; 15];
@@ -402,29 +450,72 @@ mod tests {
         one_two_seconds[10] = 1; // (1, 2.5]
         const SERVER: &str = "http.server.request.duration";
         const CLIENT: &str = "http.client.request.duration";
-        let point = |service: &str, metric: &str, status, count, sum, buckets| Point {
+        let point = |service: &str, metric: &str, kind, status, count, sum, buckets| Point {
             service: service.into(),
             metric: metric.into(),
             unit: "s".into(),
-            attributes: attrs("GET", "/users/*", status),
+            attributes: attrs(kind, status),
             count,
             sum,
             bounds: DURATION_BUCKETS.to_vec(),
             buckets,
         };
+        use SpanKind::{Client, Server};
         assert_eq!(
             points,
             vec![
-                point("back", SERVER, "500", 1, 0.0015, one_fast.clone()),
-                point("front", CLIENT, "503", 1, 2.0, one_two_seconds),
-                point("front", SERVER, "200", 2, 0.003, two_fast),
+                point("back", SERVER, Server, 500, 1, 0.0015, one_fast.clone()),
+                point("front", CLIENT, Client, 503, 1, 2.0, one_two_seconds),
+                point("front", SERVER, Server, 200, 2, 0.003, two_fast),
+            ]
+        );
+    }
+
+    #[test]
+    fn http_spans_record_their_body_sizes_in_bytes() {
+        let mut recorder = recorder();
+        let mut post = span(SpanKind::Server, 201, "front", 1);
+        fixtures::http(&mut post).request_body_bytes = 100;
+        fixtures::http(&mut post).response_body_bytes = 5000;
+        recorder.record(&post);
+        let mut call = span(SpanKind::Client, 200, "front", 2);
+        fixtures::http(&mut call).request_body_bytes = 0;
+        fixtures::http(&mut call).response_body_bytes = 20;
+        recorder.record(&call);
+        let sizes: Vec<Point> = points(&recorder)
+            .into_iter()
+            .filter(|p| p.unit == "By")
+            .collect();
+        // Buckets: (-inf, 0], (0, 32], (32, 64] ... (4096, 8192], (8192, +inf).
+        let point = |metric: &str, kind, status, sum: f64, bucket: usize| {
+            let mut buckets = vec![0u64; 11];
+            buckets[bucket] = 1;
+            Point {
+                service: "front".into(),
+                metric: metric.into(),
+                unit: "By".into(),
+                attributes: attrs(kind, status),
+                count: 1,
+                sum,
+                bounds: SIZE_BUCKETS.to_vec(),
+                buckets,
+            }
+        };
+        use SpanKind::{Client, Server};
+        assert_eq!(
+            sizes,
+            vec![
+                point("http.client.request.body.size", Client, 200, 0.0, 0),
+                point("http.client.response.body.size", Client, 200, 20.0, 1),
+                point("http.server.request.body.size", Server, 201, 100.0, 3),
+                point("http.server.response.body.size", Server, 201, 5000.0, 9),
             ]
         );
     }
 
     #[test]
     fn grpc_calls_become_rpc_duration_histograms() {
-        let mut recorder = Recorder::new(Arc::default());
+        let mut recorder = recorder();
         let mut call = span(SpanKind::Server, 200, "front", 1);
         fixtures::rpc(&mut call, "beyla.Users", "Get", Some(5));
         recorder.record(&call);
@@ -456,7 +547,7 @@ mod tests {
     #[test]
     fn services_beyond_the_limit_are_counted_not_recorded() {
         let metrics = Arc::new(SelfMetrics::default());
-        let mut recorder = Recorder::new(Arc::clone(&metrics));
+        let mut recorder = Recorder::new(Arc::new(fixtures::host()), Arc::clone(&metrics));
         for i in 0..MAX_SERVICES + 3 {
             recorder.record(&span(SpanKind::Server, 200, &format!("svc{i}"), 1));
         }

@@ -7,6 +7,7 @@
 
 pub mod config;
 mod convert;
+mod failure;
 pub mod metrics;
 mod queue;
 mod tls;

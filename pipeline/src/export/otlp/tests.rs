@@ -24,6 +24,9 @@ struct ScriptedSink {
     failing: Vec<usize>,
     /// When set, every attempt waits for a permit (or for the channel to close).
     gate: Option<async_channel::Receiver<()>>,
+    /// What a failing attempt reports, as the export library words it; a
+    /// network error when unset.
+    error: Option<&'static str>,
 }
 
 impl Sink for ScriptedSink {
@@ -34,7 +37,9 @@ impl Sink for ScriptedSink {
                 let _ = gate.recv().await;
             }
             if self.failing.contains(&attempt) || self.failing.contains(&usize::MAX) {
-                return Err(format!("attempt {attempt} refused"));
+                return Err(self
+                    .error
+                    .map_or_else(|| format!("attempt {attempt}: no answer"), str::to_string));
             }
             let ids = group
                 .spans
@@ -165,6 +170,42 @@ fn spans_are_grouped_by_service_and_a_retry_resends_only_what_failed() {
     assert_eq!(attempts.load(Ordering::SeqCst), 4);
     assert_eq!(r.metrics.get(Counter::OtlpTraceExportFailures), 2);
     assert_eq!(r.metrics.get(Counter::OtlpSpansExported), 3);
+}
+
+/// The OTLP specification: a 401 (or any answer but 429, 502, 503, 504) is
+/// final: the batch is dropped and counted, never sent again, and the next
+/// batch goes at once.
+#[test]
+fn a_permanent_refusal_drops_the_batch_without_retrying() {
+    let sink = ScriptedSink {
+        failing: vec![0],
+        error: Some("HTTP export failed with status code: 401"),
+        ..Default::default()
+    };
+    let (delivered, attempts) = (Arc::clone(&sink.delivered), Arc::clone(&sink.attempts));
+    let r = start(
+        sink,
+        Tuning {
+            max_batch: 2,
+            // A retry would wait this long: the test would time out.
+            backoff_initial: Duration::from_secs(3600),
+            ..quick()
+        },
+    );
+    for n in 1..=4 {
+        send(&r.tx, "svc", n);
+    }
+    r.tx.close();
+    r.thread.join().unwrap();
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        *delivered.lock().unwrap(),
+        vec![("svc".to_string(), vec![3, 4])]
+    );
+    assert_eq!(r.metrics.get(Counter::OtlpSpansDroppedRejected), 2);
+    assert_eq!(r.metrics.get(Counter::OtlpTraceExportsRejected), 1);
+    assert_eq!(r.metrics.get(Counter::OtlpTraceExportFailures), 1);
+    assert_eq!(r.metrics.get(Counter::OtlpSpansExported), 2);
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! OTLP traces: spans are converted as they arrive, batched (up to 512, or
 //! whatever arrived within a second), queued (at most 64 batches, the oldest
 //! dropped first) and exported one request at a time, with exponential
-//! backoff while the receiver is unreachable.
+//! backoff while the receiver is unreachable or asks to wait. A batch the
+//! receiver refuses for good (401, 403, 400, ...: see [`super::failure`]) is
+//! dropped and counted, not retried.
 
 use std::future::{pending, Future};
 use std::pin::Pin;
@@ -13,10 +15,11 @@ use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 
 use super::convert::{self, span_data};
+use super::failure::{self, Refusal};
 use super::queue::{Backoff, BatchQueue};
 use super::{ExportError, SignalConfig};
 use crate::export::{Context, Queued, Signal, StartError};
-use crate::model::{Resource, Span};
+use crate::model::{Host, Resource, Span};
 use crate::selfmetrics::{Counter, SelfMetrics};
 
 /// Limits and delays of the export loop.
@@ -90,12 +93,13 @@ struct OtlpSink {
     exporter: Arc<tokio::sync::Mutex<opentelemetry_otlp::SpanExporter>>,
     io: &'static tokio::runtime::Runtime,
     timeout: Duration,
+    host: Arc<Host>,
 }
 
 impl Sink for OtlpSink {
     async fn send(&mut self, batch: &mut Batch) -> Result<(), String> {
         while let Some(group) = batch.groups.first() {
-            let resource = convert::resource(&group.resource, true);
+            let resource = convert::resource(&group.resource, &self.host, true);
             let (exporter, spans) = (Arc::clone(&self.exporter), group.spans.clone());
             let limit = self.timeout + Duration::from_secs(1);
             let sent = super::request(self.io, limit, async move {
@@ -133,6 +137,7 @@ pub fn spawn_traces(config: &SignalConfig, context: &Context) -> Result<Queued, 
         exporter: Arc::new(tokio::sync::Mutex::new(exporter)),
         io,
         timeout: config.timeout,
+        host: Arc::clone(&context.host),
     };
     let url = config.url();
     let protocol = config.protocol;
@@ -148,11 +153,13 @@ pub fn spawn_traces(config: &SignalConfig, context: &Context) -> Result<Queued, 
         move |rx| async move {
             run(sink, rx, tuning, Arc::clone(&metrics)).await;
             log::info!(
-            "OTLP traces: spans_exported={} export_failures={} spans_dropped_queue_full={} spans_dropped_at_shutdown={}",
+            "OTLP traces: spans_exported={} export_failures={} exports_rejected={} spans_dropped_queue_full={} spans_dropped_at_shutdown={} spans_dropped_rejected={}",
             metrics.get(Counter::OtlpSpansExported),
             metrics.get(Counter::OtlpTraceExportFailures),
+            metrics.get(Counter::OtlpTraceExportsRejected),
             metrics.get(Counter::OtlpSpansDroppedQueueFull),
             metrics.get(Counter::OtlpSpansDroppedShutdown),
+            metrics.get(Counter::OtlpSpansDroppedRejected),
         );
         },
     ))
@@ -213,6 +220,8 @@ pub(crate) async fn run<S: Sink>(
     let mut in_flight_spans = 0;
     let mut closing_deadline: Option<Instant> = None;
     let mut failing = false;
+    // The refusal last logged, until a batch is accepted again.
+    let mut refused: Option<Refusal> = None;
 
     loop {
         let now = Instant::now();
@@ -310,15 +319,31 @@ pub(crate) async fn run<S: Sink>(
                 // Groups the receiver acknowledged were removed from the batch.
                 let sent = spans_before - batch.len();
                 metrics.add(Counter::OtlpSpansExported, sent as u64);
-                match result {
+                match result.map_err(|e| (failure::refusal(&e), e)) {
                     Ok(()) => {
-                        if failing {
+                        if failing || refused.is_some() {
                             log::info!("OTLP traces: the receiver accepts spans again");
                             failing = false;
+                            refused = None;
                         }
                         backoff.succeeded();
                     }
-                    Err(e) => {
+                    Err((Some(refusal), _)) => {
+                        // An answer, and a final one: no backoff, no retry.
+                        metrics.inc(Counter::OtlpTraceExportFailures);
+                        metrics.inc(Counter::OtlpTraceExportsRejected);
+                        metrics.add(Counter::OtlpSpansDroppedRejected, batch.len() as u64);
+                        if refused.as_ref() != Some(&refusal) {
+                            log::warn!(
+                                "OTLP traces: the receiver refused {} spans with {refusal}: dropped, not retried; {}",
+                                batch.len(),
+                                failure::advice(&refusal, "traces")
+                            );
+                        }
+                        refused = Some(refusal);
+                        backoff.succeeded();
+                    }
+                    Err((None, e)) => {
                         metrics.inc(Counter::OtlpTraceExportFailures);
                         let delay = backoff.failed(Instant::now());
                         if !failing {

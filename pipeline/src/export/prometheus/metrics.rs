@@ -1,6 +1,5 @@
-//! The metrics themselves: request-duration histograms (HTTP, and RPC for
-//! gRPC calls) and `target_info`
-//! built from spans, the agent's own counters read at scrape time, series
+//! The metrics themselves: the histograms `semconv` names (request durations,
+//! HTTP body sizes) and `target_info`, built from spans, the agent's own counters read at scrape time, series
 //! expiry and the series cap, and the text encoding of it all.
 
 use std::collections::hash_map::Entry;
@@ -10,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
@@ -19,10 +18,10 @@ use prometheus_client::registry::{Registry, Unit};
 
 use rustc_hash::FxHashMap;
 
-use crate::export::{Context, DURATION_BUCKETS};
-use crate::model::{Resource, Span};
+use crate::export::Context;
+use crate::model::{Host, Resource, Span};
 use crate::selfmetrics::{self, Counter, SelfMetrics};
-use crate::semconv::{self, attributes as attr, Instrument, MetricAttributes, MetricValue};
+use crate::semconv::{self, attributes as attr, Instrument, MetricAttributes, Unit as SemconvUnit};
 
 /// At most this many label sets, over all span-derived families together;
 /// a span that would create one more is not recorded in that family and is
@@ -32,24 +31,11 @@ pub const MAX_SERIES: usize = 10_000;
 /// How often the recorder thread looks for series to expire (scrapes always do).
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Labels of a duration series: the instrument's attributes (see
+/// Labels of a series: for a histogram the instrument's attributes (see
 /// [`semconv::metric_attributes`]), then `service_name` and
-/// `service_namespace`, then the process's `k8s_*` labels in a pod.
+/// `service_namespace`, then the process's `k8s_*` labels in a pod; for
+/// `target_info` the resource's attributes ([`semconv::resource_attributes`]).
 type Labels = Vec<(String, String)>;
-
-/// Labels of `target_info`: one series per service seen, and per container
-/// for processes in Kubernetes pods.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct TargetLabels {
-    service_name: String,
-    service_namespace: String,
-    host_name: String,
-    telemetry_sdk_language: &'static str,
-    telemetry_sdk_name: &'static str,
-    /// `k8s_*` and `service_instance_id`; empty outside Kubernetes.
-    #[prometheus(flatten)]
-    kubernetes: Labels,
-}
 
 /// A process's `k8s_*` labels and `service_instance_id`, in the
 /// conventions' order; none outside Kubernetes.
@@ -69,7 +55,11 @@ fn kubernetes_labels(resource: &Resource) -> Labels {
 type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
 fn duration_histogram() -> Histogram {
-    Histogram::new(DURATION_BUCKETS)
+    Histogram::new(semconv::DURATION_BUCKETS)
+}
+
+fn size_histogram() -> Histogram {
+    Histogram::new(semconv::SIZE_BUCKETS)
 }
 
 fn info_gauge() -> Gauge {
@@ -107,7 +97,34 @@ impl Hash for ServiceKey {
     }
 }
 
-/// What tells the duration series of one family apart, built per span
+/// A service instance, as `target_info` has one series per instance: a
+/// service's process, or its container in a pod.
+#[derive(Debug, Clone)]
+struct InstanceKey(ServiceKey);
+
+impl InstanceKey {
+    fn process(&self) -> Option<crate::model::Pid> {
+        let resource = &(self.0).0;
+        resource.kubernetes.is_none().then_some(resource.pid)
+    }
+}
+
+impl PartialEq for InstanceKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0 && self.process() == other.process()
+    }
+}
+
+impl Eq for InstanceKey {}
+
+impl Hash for InstanceKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+        self.process().hash(state);
+    }
+}
+
+/// What tells the series of one histogram family apart, built per span
 /// without allocating; the label strings are made once, with the series.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct DurationKey {
@@ -115,79 +132,94 @@ struct DurationKey {
     service: ServiceKey,
 }
 
-/// One label set of a family: its labels (to remove it from the family), the
-/// metric (shared with the family, updated without looking it up there), and
-/// when it was last updated.
+/// One label set in each of a set of families: its labels (to remove it from
+/// them), the metrics (shared with the families, updated without looking
+/// them up there), and when it was last updated.
 struct Series<L, M> {
     labels: L,
-    metric: M,
+    metrics: Vec<M>,
     last_update: Instant,
 }
 
-/// A family and its label sets, found by a key that is cheap to build.
+/// Families that share their label sets (a duration and its body sizes), and
+/// those label sets, found with one lookup by a key that is cheap to build.
 struct Expiring<K, L, M, C> {
-    family: Family<L, M, C>,
+    families: Vec<Family<L, M, C>>,
     series: FxHashMap<K, Series<L, M>>,
 }
 
 impl<K: Hash + Eq, L: Clone + Hash + Eq, M: Clone, C: MetricConstructor<M>> Expiring<K, L, M, C> {
-    fn new(family: Family<L, M, C>) -> Self {
+    fn new(families: Vec<Family<L, M, C>>) -> Self {
         Self {
-            family,
+            families,
             series: FxHashMap::default(),
         }
     }
 
-    /// The metric of `key`'s series, marked updated at `now`; a new series
-    /// gets `labels()`, unless `room` is false (the cap is reached): None.
+    /// Label sets held, over all the families.
+    fn len(&self) -> usize {
+        self.series.len() * self.families.len()
+    }
+
+    /// The metrics of `key`'s series, one per family, marked updated at
+    /// `now`; a new series gets `labels()`, unless `room` is false (the cap is
+    /// reached): None.
     fn get_or_add(
         &mut self,
         key: K,
         now: Instant,
         room: bool,
         labels: impl FnOnce() -> L,
-    ) -> Option<&M> {
+    ) -> Option<&[M]> {
         match self.series.entry(key) {
             Entry::Occupied(known) => {
                 let series = known.into_mut();
                 series.last_update = now;
-                Some(&series.metric)
+                Some(&series.metrics)
             }
             Entry::Vacant(_) if !room => None,
             Entry::Vacant(new) => {
                 let labels = labels();
-                let metric = self.family.get_or_create(&labels).clone();
+                let metrics = self
+                    .families
+                    .iter()
+                    .map(|family| family.get_or_create(&labels).clone())
+                    .collect();
                 let series = new.insert(Series {
                     labels,
-                    metric,
+                    metrics,
                     last_update: now,
                 });
-                Some(&series.metric)
+                Some(&series.metrics)
             }
         }
     }
 
     fn expire(&mut self, now: Instant, ttl: Duration) {
-        let family = &self.family;
+        let families = &self.families;
         self.series.retain(|_, series| {
             let keep = now.saturating_duration_since(series.last_update) < ttl;
             if !keep {
-                family.remove(&series.labels);
+                for family in families {
+                    family.remove(&series.labels);
+                }
             }
             keep
         });
     }
 }
 
-type DurationSeries = Expiring<DurationKey, Labels, Histogram, fn() -> Histogram>;
+/// The histograms of one duration instrument: its own and, for HTTP, the
+/// request and response body sizes, in [`semconv::measurements`] order.
+type HistogramSeries = Expiring<DurationKey, Labels, Histogram, fn() -> Histogram>;
 
 /// Every metric the exporter serves, in one registry.
 pub struct Metrics {
     registry: Registry,
-    /// One per instrument, in [`Instrument::ALL`] order.
-    durations: Vec<DurationSeries>,
-    target: Expiring<ServiceKey, TargetLabels, Gauge, fn() -> Gauge>,
-    host_name: String,
+    /// One per duration instrument, by its [`Instrument::index`].
+    histograms: Vec<HistogramSeries>,
+    target: Expiring<InstanceKey, Labels, Gauge, fn() -> Gauge>,
+    host: Arc<Host>,
     series_ttl: Duration,
     max_series: usize,
     self_metrics: Arc<SelfMetrics>,
@@ -198,37 +230,51 @@ impl Metrics {
     /// Span-derived metrics only; add the agent's own with [`Metrics::register_self_metrics`].
     /// Spans beyond `max_series` are counted in `self_metrics`.
     pub fn new(
-        host_name: String,
+        host: Arc<Host>,
         series_ttl: Duration,
         max_series: usize,
         self_metrics: Arc<SelfMetrics>,
     ) -> Self {
         let mut registry = Registry::default();
-        let durations = Instrument::ALL
+        let families: Vec<HistogramFamily> = Instrument::ALL
             .iter()
             .map(|instrument| {
-                let family = HistogramFamily::new_with_constructor(duration_histogram);
-                // The unit is appended to the name: `http_server_request_duration_seconds`.
+                let (constructor, unit): (fn() -> Histogram, Unit) = match instrument.unit() {
+                    SemconvUnit::Seconds => (duration_histogram, Unit::Seconds),
+                    SemconvUnit::Bytes => (size_histogram, Unit::Bytes),
+                };
+                let family = HistogramFamily::new_with_constructor(constructor);
+                // The unit is appended to the name: `http_server_request_duration_seconds`,
+                // `http_server_request_body_size_bytes`.
                 registry.register_with_unit(
                     attr::prometheus_name(instrument.name()),
                     instrument.description(),
-                    Unit::Seconds,
+                    unit,
                     family.clone(),
                 );
-                Expiring::new(family)
+                family
             })
             .collect();
-        let target = Family::<TargetLabels, Gauge, fn() -> Gauge>::new_with_constructor(info_gauge);
+        let histograms = Instrument::ALL
+            .iter()
+            .filter(|instrument| instrument.unit() == SemconvUnit::Seconds)
+            .map(|duration| {
+                let sizes = duration.body_sizes().into_iter().flat_map(|(a, b)| [a, b]);
+                let members = std::iter::once(*duration).chain(sizes);
+                Expiring::new(members.map(|i| families[i.index()].clone()).collect())
+            })
+            .collect();
+        let target = Family::<Labels, Gauge, fn() -> Gauge>::new_with_constructor(info_gauge);
         registry.register(
             "target_info",
-            "Target metadata: one series per instrumented service",
+            "Target metadata: one series per instrumented service instance",
             target.clone(),
         );
         Self {
             registry,
-            durations,
-            target: Expiring::new(target),
-            host_name,
+            histograms,
+            target: Expiring::new(vec![target]),
+            host,
             series_ttl,
             max_series,
             self_metrics,
@@ -243,46 +289,44 @@ impl Metrics {
     }
 
     fn series(&self) -> usize {
-        self.durations.iter().map(|d| d.series.len()).sum::<usize>() + self.target.series.len()
+        self.histograms.iter().map(Expiring::len).sum::<usize>() + self.target.len()
     }
 
-    /// Adds one span: a duration observation and its service's `target_info`.
+    /// Adds one span: its observations and its service instance's `target_info`.
     /// Allocates only for a series it has not seen yet.
     pub fn record(&mut self, span: &Span, now: Instant) {
         let request = &span.request;
         let resource = &request.resource;
         let service = ServiceKey(Arc::clone(resource));
         let room = self.series() < self.max_series;
-        let host_name = &self.host_name;
+        let host = &self.host;
         let target = self
             .target
-            .get_or_add(service.clone(), now, room, || TargetLabels {
-                service_name: resource.service_name.clone(),
-                service_namespace: resource.service_namespace.clone(),
-                host_name: host_name.clone(),
-                telemetry_sdk_language: "rust",
-                telemetry_sdk_name: "beyla",
-                kubernetes: kubernetes_labels(resource),
+            .get_or_add(InstanceKey(service.clone()), now, room, || {
+                let mut labels = Labels::new();
+                semconv::resource_attributes(resource, host, false, |key, value| {
+                    labels.push((attr::prometheus_name(key), value.to_string()));
+                });
+                labels
             });
         match target {
-            Some(gauge) => {
-                gauge.set(1);
+            Some(gauges) => {
+                for gauge in gauges {
+                    gauge.set(1);
+                }
             }
             None => {
                 self.self_metrics.inc(Counter::MetricSeriesDropped);
             }
         }
 
-        let seconds = span.duration_seconds();
-        let room = self.series() < self.max_series;
         let Some(attributes) = semconv::metric_attributes(span) else {
             return;
         };
-        let family = &mut self.durations[attributes.instrument.index()];
         let labels = || {
             let mut labels: Labels = attributes
                 .iter()
-                .map(|(name, value)| (attr::prometheus_name(name), label_value(value)))
+                .map(|(name, value)| (attr::prometheus_name(name), value.text()))
                 .collect();
             labels.push((
                 attr::prometheus_name(attr::SERVICE_NAME),
@@ -295,14 +339,24 @@ impl Metrics {
             labels.extend(kubernetes_labels(resource));
             labels
         };
+        let instrument = attributes.instrument;
+        let members = self.histograms[instrument.index()].families.len();
+        let room = self.series() + members <= self.max_series;
+        let set = &mut self.histograms[instrument.index()];
         let key = DurationKey {
             attributes: attributes.clone(),
             service,
         };
-        match family.get_or_add(key, now, room, labels) {
-            Some(histogram) => histogram.observe(seconds),
+        let measurements = semconv::measurements(span, instrument);
+        match set.get_or_add(key, now, room, labels) {
+            Some(histograms) => {
+                for (histogram, (_, value)) in histograms.iter().zip(measurements) {
+                    histogram.observe(value);
+                }
+            }
             None => {
-                self.self_metrics.inc(Counter::MetricSeriesDropped);
+                let dropped = measurements.count() as u64;
+                self.self_metrics.add(Counter::MetricSeriesDropped, dropped);
             }
         }
         if self
@@ -316,8 +370,8 @@ impl Metrics {
     /// Removes every series not updated for the configured TTL.
     pub fn expire(&mut self, now: Instant) {
         let ttl = self.series_ttl;
-        for family in &mut self.durations {
-            family.expire(now, ttl);
+        for set in &mut self.histograms {
+            set.expire(now, ttl);
         }
         self.target.expire(now, ttl);
         self.last_expiry = Some(now);
@@ -334,16 +388,6 @@ impl Metrics {
             log::error!("cannot encode Prometheus metrics: {e}");
         }
         out
-    }
-}
-
-/// A metric attribute as a label value; one the span lacks is empty.
-fn label_value(value: &MetricValue) -> String {
-    match value {
-        MetricValue::Str(s) => (*s).to_string(),
-        MetricValue::Text(s) => s.to_string(),
-        MetricValue::Int(i) => i.to_string(),
-        MetricValue::Absent => String::new(),
     }
 }
 
@@ -408,7 +452,7 @@ mod tests {
     }
 
     fn with(ttl: Duration, max_series: usize) -> Metrics {
-        Metrics::new("host1".into(), ttl, max_series, Arc::default())
+        Metrics::new(Arc::new(fixtures::host()), ttl, max_series, Arc::default())
     }
 
     /// The agent's state as the endpoint reads it: its counters, fixed kernel
@@ -421,6 +465,7 @@ mod tests {
             kernel_drops: Arc::new(|| KernelDropCounts::read(|d| d as u64 + 1)),
             instrumented: Arc::new(move || processes.load(Ordering::Relaxed)),
             shutdown_timeout: Duration::from_secs(1),
+            host: Arc::new(fixtures::host()),
         }
     }
 
@@ -445,7 +490,18 @@ mod tests {
     }
 
     const SERVER_LABELS: &str = "http_request_method=\"GET\",http_route=\"/users/*\",\
-        http_response_status_code=\"200\",service_name=\"svc\",service_namespace=\"\"";
+        http_response_status_code=\"200\",error_type=\"\",url_scheme=\"http\",\
+        service_name=\"svc\",service_namespace=\"\"";
+
+    /// `target_info` labels of the fixture's process (pid 77 on `host1`) of `service`.
+    fn target(service: &str) -> String {
+        format!(
+            "service_name=\"{service}\",service_instance_id=\"host1:77\",host_name=\"host1\",\
+             host_id=\"4c2e3e63f7c3b3b3\",os_type=\"linux\",telemetry_sdk_name=\"beyla\",\
+             telemetry_sdk_language=\"generic\",telemetry_sdk_version=\"{}\"",
+            env!("CARGO_PKG_VERSION")
+        )
+    }
 
     #[test]
     fn server_histogram_count_sum_and_buckets() {
@@ -502,7 +558,9 @@ mod tests {
         );
         let text = m.encode(now);
         let l = "http_request_method=\"GET\",http_route=\"/api\",\
-                 http_response_status_code=\"503\",service_name=\"svc\",service_namespace=\"\"";
+                 http_response_status_code=\"503\",error_type=\"503\",url_scheme=\"http\",\
+                 server_address=\"localhost\",server_port=\"40000\",service_name=\"svc\",\
+                 service_namespace=\"\"";
         assert_has(
             &text,
             &[
@@ -572,8 +630,8 @@ mod tests {
             &text,
             &[
                 "http_server_request_duration_seconds_count{http_request_method=\"GET\",\
-                 http_route=\"/q\\\"x\",http_response_status_code=\"200\",\
-                 service_name=\"a\\\"b\\\\c\\nd\",service_namespace=\"\"} 1",
+                 http_route=\"/q\\\"x\",http_response_status_code=\"200\",error_type=\"\",\
+                 url_scheme=\"http\",service_name=\"a\\\"b\\\\c\\nd\",service_namespace=\"\"} 1",
             ],
         );
     }
@@ -590,10 +648,8 @@ mod tests {
             &text,
             &[
                 "# TYPE target_info gauge",
-                "target_info{service_name=\"svc\",service_namespace=\"\",host_name=\"host1\",\
-                 telemetry_sdk_language=\"rust\",telemetry_sdk_name=\"beyla\"} 1",
-                "target_info{service_name=\"other\",service_namespace=\"\",host_name=\"host1\",\
-                 telemetry_sdk_language=\"rust\",telemetry_sdk_name=\"beyla\"} 1",
+                &format!("target_info{{{}}} 1", target("svc")),
+                &format!("target_info{{{}}} 1", target("other")),
             ],
         );
         assert_eq!(
@@ -627,13 +683,12 @@ mod tests {
         let text = m.encode(now);
         assert_has(
             &text,
-            &[
-                "target_info{service_name=\"web\",service_namespace=\"\",host_name=\"host1\",\
-               telemetry_sdk_language=\"rust\",telemetry_sdk_name=\"beyla\",\
-               k8s_namespace_name=\"shop\",k8s_pod_name=\"web-b\",k8s_pod_uid=\"uid-b\",\
-               k8s_container_name=\"app\",k8s_node_name=\"n1\",k8s_owner_name=\"web\",\
-               service_instance_id=\"shop.web-b.app\"} 1",
-            ],
+            &[&format!(
+                "target_info{{{},k8s_namespace_name=\"shop\",k8s_pod_name=\"web-b\",\
+                     k8s_pod_uid=\"uid-b\",k8s_container_name=\"app\",k8s_node_name=\"n1\",\
+                     k8s_owner_name=\"web\"}} 1",
+                target("web").replace("host1:77", "shop.web-b.app")
+            )],
         );
         assert_eq!(
             text.lines()
@@ -677,8 +732,8 @@ mod tests {
             &text,
             &[
                 "http_server_request_duration_seconds_count{http_request_method=\"GET\",\
-                 http_route=\"/b\",http_response_status_code=\"200\",service_name=\"kept\",\
-                 service_namespace=\"\"} 2",
+                 http_route=\"/b\",http_response_status_code=\"200\",error_type=\"\",\
+                 url_scheme=\"http\",service_name=\"kept\",service_namespace=\"\"} 2",
             ],
         );
         assert!(text.contains("target_info{service_name=\"kept\""), "{text}");
@@ -693,8 +748,8 @@ mod tests {
         m.record(&span(SpanKind::Server, "old", "/a", 200, 1_000_000), t1);
         assert!(m.encode(t1).contains(
             "http_server_request_duration_seconds_count{http_request_method=\"GET\",\
-             http_route=\"/a\",http_response_status_code=\"200\",service_name=\"old\",\
-             service_namespace=\"\"} 1"
+             http_route=\"/a\",http_response_status_code=\"200\",error_type=\"\",\
+             url_scheme=\"http\",service_name=\"old\",service_namespace=\"\"} 1"
         ));
     }
 
@@ -705,22 +760,23 @@ mod tests {
         let t0 = Instant::now();
         m.record(&span(SpanKind::Server, "old", "/a", 200, 1), t0);
         m.record(&span(SpanKind::Server, "new", "/a", 200, 1), t0 + ttl);
-        // old: histogram and target_info gone; new: both there.
-        assert_eq!(m.series(), 2);
+        // old: histograms and target_info gone; new: its three histograms
+        // (duration, request and response body sizes) and target_info.
+        assert_eq!(m.series(), 4);
     }
 
     #[test]
     fn series_beyond_the_cap_are_dropped_and_counted() {
         let own = Arc::new(SelfMetrics::default());
         let mut m = Metrics::new(
-            "host1".into(),
+            Arc::new(fixtures::host()),
             Duration::from_secs(300),
-            3,
+            7,
             Arc::clone(&own),
         );
         m.register_self_metrics(&context(&own, &Arc::default()));
         let now = Instant::now();
-        // target_info{svc} + /0 + /1 reach the cap of 3.
+        // target_info{svc} and the three histograms of /0 and of /1 reach the cap of 7.
         for i in 0..4 {
             m.record(
                 &span(SpanKind::Server, "svc", &format!("/{i}"), 200, 1),
@@ -729,9 +785,9 @@ mod tests {
         }
         // Existing series still update.
         m.record(&span(SpanKind::Server, "svc", "/0", 200, 1), now);
-        // A new service: neither its target_info nor its histogram fit.
+        // A new service: neither its target_info nor its histograms fit.
         m.record(&span(SpanKind::Server, "svc2", "/0", 200, 1), now);
-        assert_eq!(m.series(), 3);
+        assert_eq!(m.series(), 7);
         let text = m.encode(now);
         assert_eq!(
             text.lines()
@@ -747,7 +803,8 @@ mod tests {
                     SERVER_LABELS.replace("/users/*", "/0")
                 ),
                 "# TYPE beyla_metric_series_dropped_total counter",
-                "beyla_metric_series_dropped_total 4",
+                // /2 and /3: three each; svc2: four.
+                "beyla_metric_series_dropped_total 10",
             ],
         );
         assert!(!text.contains("svc2"), "{text}");

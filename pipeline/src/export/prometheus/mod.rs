@@ -160,7 +160,7 @@ impl Drop for PrometheusHandle {
 pub fn spawn(config: PrometheusConfig, context: &Context) -> Result<PrometheusHandle, ExportError> {
     let (listener, addr) = server::bind(SocketAddr::new(config.bind, config.port))?;
     let mut metrics = Metrics::new(
-        host_name(),
+        Arc::clone(&context.host),
         config.series_ttl,
         MAX_SERIES,
         Arc::clone(&context.self_metrics),
@@ -198,13 +198,6 @@ fn lock(m: &Mutex<Metrics>) -> MutexGuard<'_, Metrics> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// This host's name, for `target_info`.
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +227,7 @@ mod tests {
             kernel_drops: Arc::new(KernelDropCounts::default),
             instrumented: Arc::new(instrumented),
             shutdown_timeout: Duration::from_secs(1),
+            host: Arc::new(crate::model::fixtures::host()),
         }
     }
 
@@ -291,8 +285,8 @@ mod tests {
         handle.recorder().record(&[span()]);
 
         let count = "http_server_request_duration_seconds_count{http_request_method=\"POST\",\
-                     http_route=\"/orders\",http_response_status_code=\"201\",\
-                     service_name=\"shop\",service_namespace=\"\"} 1";
+                     http_route=\"/orders\",http_response_status_code=\"201\",error_type=\"\",\
+                     url_scheme=\"http\",service_name=\"shop\",service_namespace=\"\"} 1";
         // The span is recorded on another thread: poll a bounded number of times.
         let mut body = String::new();
         for _ in 0..500 {

@@ -274,6 +274,7 @@ struct Fields<'a> {
     keep_alive: bool,
     traceparent: Option<&'a [u8]>,
     host: Option<&'a [u8]>,
+    user_agent: Option<&'a [u8]>,
 }
 
 impl<'a> Fields<'a> {
@@ -308,6 +309,8 @@ impl<'a> Fields<'a> {
             first_non_empty(&mut self.traceparent, value);
         } else if name.eq_ignore_ascii_case(b"host") {
             first_non_empty(&mut self.host, value);
+        } else if name.eq_ignore_ascii_case(b"user-agent") {
+            first_non_empty(&mut self.user_agent, value);
         }
         Ok(())
     }
@@ -393,6 +396,7 @@ fn request_head(buf: &[u8]) -> Result<RequestHead<'_>, Stop> {
         body,
         traceparent: fields.traceparent.and_then(as_text),
         host: fields.host.and_then(as_text),
+        user_agent: fields.user_agent.and_then(as_text),
         connection_close: fields.connection_close(line.minor_version),
     })
 }

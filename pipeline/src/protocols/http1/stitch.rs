@@ -10,7 +10,9 @@ use super::{
     parse_request_head, parse_request_line, parse_response_head, parse_status_line, BodyFraming,
     ChunkedDecoder, Exchange, InvalidReason, Method, Parse,
 };
-use crate::model::{DataChunk, Direction, ShortString, Tid, TraceContext};
+use crate::model::{
+    DataChunk, Direction, HttpVersion, ShortString, Tid, TraceContext, MAX_HEADER_TEXT,
+};
 use crate::protocols::{Anomaly, Hooks, Stitch, Unanswered};
 
 /// Head bytes gathered across syscalls before the head is given up as cut short.
@@ -41,9 +43,21 @@ struct Side {
 struct Pending {
     method: Method,
     path: ShortString,
+    version: HttpVersion,
+    host: Option<ShortString>,
+    user_agent: Option<ShortString>,
+    /// Body bytes of the request read so far.
+    body_bytes: u64,
     tid: Tid,
     start_mono_ns: u64,
     context: TraceContext,
+}
+
+/// The response being read, with the request it answers.
+struct Answering {
+    request: Pending,
+    status: u16,
+    body_bytes: u64,
 }
 
 pub struct Stitcher {
@@ -51,8 +65,7 @@ pub struct Stitcher {
     requests: Side,
     responses: Side,
     pending: VecDeque<Pending>,
-    /// The response being read, with the request it answers.
-    answering: Option<(Pending, u16)>,
+    answering: Option<Answering>,
     /// After `101 Switching Protocols` the bytes are no longer HTTP/1.
     upgraded: bool,
 }
@@ -71,6 +84,8 @@ fn path_of(target: &str) -> &str {
 }
 
 /// A head read off the wire; a request has already been given its trace context.
+/// It lives for one call, on the stack: boxing the request would allocate per request.
+#[allow(clippy::large_enum_variant)]
 enum Head {
     Request {
         pending: Pending,
@@ -82,16 +97,35 @@ enum Head {
     },
 }
 
+/// What a request head (or, cut short, its line) said.
+struct Started<'a> {
+    method: Method,
+    target: &'a str,
+    minor_version: u8,
+    traceparent: Option<&'a str>,
+    host: Option<&'a str>,
+    user_agent: Option<&'a str>,
+}
+
 fn request_head(
     hooks: &mut impl Hooks<Exchange>,
-    (method, target, traceparent): (Method, &str, Option<&str>),
+    started: Started<'_>,
     (start_mono_ns, tid): (u64, Tid),
     framing: Option<BodyFraming>,
 ) -> Head {
-    let context = hooks.request_started(tid, traceparent);
+    let context = hooks.request_started(tid, started.traceparent);
+    let text = |value: Option<&str>| value.map(|v| ShortString::bounded(v, MAX_HEADER_TEXT));
     let pending = Pending {
-        method,
-        path: ShortString::from(path_of(target)),
+        method: started.method,
+        path: ShortString::from(path_of(started.target)),
+        version: if started.minor_version == 0 {
+            HttpVersion::Http10
+        } else {
+            HttpVersion::Http11
+        },
+        host: text(started.host),
+        user_agent: text(started.user_agent),
+        body_bytes: 0,
         tid,
         start_mono_ns,
         context,
@@ -129,8 +163,8 @@ impl Stitcher {
     /// The connection closed (or went idle for good): finish what can be finished.
     pub fn close(&mut self, hooks: &mut impl Hooks<Exchange>) {
         self.end_response_at_flip(hooks);
-        if let Some((pending, _)) = self.answering.take() {
-            hooks.abandoned(pending.context);
+        if let Some(answering) = self.answering.take() {
+            hooks.abandoned(answering.request.context);
             hooks.anomaly(Anomaly::Unanswered(Unanswered::Closed));
         }
         for pending in self.pending.drain(..) {
@@ -148,6 +182,18 @@ impl Stitcher {
             }
             State::Skip => self.responses.state = State::Idle,
             _ => {}
+        }
+    }
+
+    /// Counts body bytes of the message being read: the last request started, or the response.
+    fn count_body(&mut self, is_request: bool, bytes: u64) {
+        let counter = if is_request {
+            self.pending.back_mut().map(|p| &mut p.body_bytes)
+        } else {
+            self.answering.as_mut().map(|a| &mut a.body_bytes)
+        };
+        if let Some(counter) = counter {
+            *counter += bytes;
         }
     }
 
@@ -189,9 +235,13 @@ impl Stitcher {
                 State::Length(left) => {
                     let take = (*left).min(data.len() as u64);
                     *left -= take;
+                    let done = *left == 0;
                     data = &data[take as usize..];
-                    if *left == 0 {
+                    if done {
                         side.state = State::Idle;
+                    }
+                    self.count_body(is_request, take);
+                    if done {
                         self.message_done(is_request, chunk.end_mono_ns, hooks);
                     } else {
                         break;
@@ -199,9 +249,13 @@ impl Stitcher {
                 }
                 State::Chunked(decoder) => match decoder.feed(data) {
                     Ok(progress) => {
-                        data = &data[progress.consumed.min(data.len())..];
+                        let consumed = progress.consumed.min(data.len());
+                        data = &data[consumed..];
                         if progress.done {
                             side.state = State::Idle;
+                        }
+                        self.count_body(is_request, consumed as u64);
+                        if progress.done {
                             self.message_done(is_request, chunk.end_mono_ns, hooks);
                         } else {
                             break;
@@ -213,7 +267,11 @@ impl Stitcher {
                         break;
                     }
                 },
-                State::UntilFlip | State::Skip => break,
+                State::UntilFlip => {
+                    self.count_body(is_request, data.len() as u64);
+                    break;
+                }
+                State::Skip => break,
             }
         }
         self.skip_uncaptured(is_request, chunk, hooks);
@@ -233,9 +291,14 @@ impl Stitcher {
         let side = self.side(is_request);
         match &mut side.state {
             State::Length(left) => {
-                *left -= gap.min(*left);
-                if *left == 0 {
+                let skipped = gap.min(*left);
+                *left -= skipped;
+                let done = *left == 0;
+                if done {
                     side.state = State::Idle;
+                }
+                self.count_body(is_request, skipped);
+                if done {
                     self.message_done(is_request, chunk.end_mono_ns, hooks);
                 }
             }
@@ -243,10 +306,12 @@ impl Stitcher {
                 if !decoder.skip_uncaptured(gap) {
                     side.state = State::UntilFlip;
                 }
+                self.count_body(is_request, gap);
             }
+            State::UntilFlip => self.count_body(is_request, gap),
             // Bytes of a following message we cannot see.
             State::Idle => side.state = State::Skip,
-            State::Head | State::UntilFlip | State::Skip => {}
+            State::Head | State::Skip => {}
         }
     }
 
@@ -275,7 +340,14 @@ impl Stitcher {
                 Parse::Parsed(h) => Parse::Parsed((
                     request_head(
                         hooks,
-                        (h.line.method, h.line.target, h.traceparent),
+                        Started {
+                            method: h.line.method,
+                            target: h.line.target,
+                            minor_version: h.line.minor_version,
+                            traceparent: h.traceparent,
+                            host: h.host,
+                            user_agent: h.user_agent,
+                        },
                         at,
                         Some(h.body),
                     ),
@@ -341,7 +413,19 @@ impl Stitcher {
         let head = std::mem::take(&mut side.head);
         let parsed = if is_request {
             match parse_request_line(&head) {
-                Parse::Parsed(l) => Some(request_head(hooks, (l.method, l.target, None), at, None)),
+                Parse::Parsed(l) => Some(request_head(
+                    hooks,
+                    Started {
+                        method: l.method,
+                        target: l.target,
+                        minor_version: l.minor_version,
+                        traceparent: None,
+                        host: None,
+                        user_agent: None,
+                    },
+                    at,
+                    None,
+                )),
                 Parse::NeedMore | Parse::Invalid(_) => None,
             }
         } else {
@@ -385,7 +469,13 @@ impl Stitcher {
                     return;
                 }
                 match self.pending.pop_front() {
-                    Some(p) => self.answering = Some((p, status)),
+                    Some(request) => {
+                        self.answering = Some(Answering {
+                            request,
+                            status,
+                            body_bytes: 0,
+                        })
+                    }
                     None => hooks.anomaly(Anomaly::OrphanResponse),
                 }
                 if status == 101 {
@@ -415,11 +505,21 @@ impl Stitcher {
     }
 
     fn finish_response(&mut self, end: u64, hooks: &mut impl Hooks<Exchange>) {
-        if let Some((p, status)) = self.answering.take() {
+        if let Some(Answering {
+            request: p,
+            status,
+            body_bytes,
+        }) = self.answering.take()
+        {
             hooks.exchange(Exchange {
                 method: p.method,
                 path: p.path,
                 status,
+                version: p.version,
+                host: p.host,
+                user_agent: p.user_agent,
+                request_body_bytes: p.body_bytes,
+                response_body_bytes: body_bytes,
                 tid: p.tid,
                 start_mono_ns: p.start_mono_ns,
                 end_mono_ns: end.max(p.start_mono_ns),
@@ -524,6 +624,62 @@ mod tests {
         c.send(OUT, b"done");
         assert_eq!(c.summary(), vec![("POST", "/users".into(), 201)]);
         assert_eq!(c.hooks.records[0].end_mono_ns, 45);
+    }
+
+    /// Version, `Host`, `User-Agent` and the body bytes each way, however framed.
+    #[test]
+    fn exchanges_carry_version_headers_and_body_sizes() {
+        let mut c = Conn::server();
+        c.send(
+            IN,
+            b"POST /users HTTP/1.1\r\nHost: shop:8080\r\nUser-Agent: curl/8.5.0\r\nContent-Length: 5\r\n\r\nab",
+        );
+        c.send(IN, b"cde");
+        c.send(
+            OUT,
+            b"HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\ndone",
+        );
+        c.send(IN, b"GET /chunked HTTP/1.0\r\n\r\n");
+        c.send(
+            OUT,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\npart1;\r\n",
+        );
+        c.send(OUT, b"0\r\n\r\n");
+        // The capture takes 8 bytes of a 1000-byte body: the rest is counted all the same.
+        c.capture = 60;
+        let mut post = b"PUT /big HTTP/1.1\r\nContent-Length: 1000\r\n\r\n".to_vec();
+        post.extend_from_slice(&[b'x'; 1000]);
+        c.send(IN, &post);
+        c.send(OUT, b"HTTP/1.1 204 No Content\r\n\r\n");
+        let got: Vec<_> = c
+            .hooks
+            .records
+            .iter()
+            .map(|e| {
+                (
+                    e.version,
+                    e.host.as_deref().map(str::to_string),
+                    e.user_agent.as_deref().map(str::to_string),
+                    e.request_body_bytes,
+                    e.response_body_bytes,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    HttpVersion::Http11,
+                    Some("shop:8080".into()),
+                    Some("curl/8.5.0".into()),
+                    5,
+                    4
+                ),
+                // Chunk framing is body bytes as sent: 6\r\npart1;\r\n0\r\n\r\n.
+                (HttpVersion::Http10, None, None, 0, 16),
+                (HttpVersion::Http11, None, None, 1000, 0),
+            ]
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ fn request(
         body,
         traceparent: None,
         host: LOCAL_HOST,
+        user_agent: None,
         connection_close: false,
     }
 }
@@ -60,6 +61,9 @@ fn response(
     }
 }
 
+/// The `User-Agent` of the curl captures.
+const CURL: &str = "curl/7.88.1";
+
 fn request_captures() -> Vec<RequestCapture> {
     use BodyFraming::*;
     vec![
@@ -68,24 +72,32 @@ fn request_captures() -> Vec<RequestCapture> {
             bytes: include_bytes!("testdata/curl_get.bin"),
             head: RequestHead {
                 traceparent: Some(TRACEPARENT),
+                user_agent: Some(CURL),
                 ..request(Method::Get, "/index.txt?lang=en&x=1", 37, 170, Empty)
             },
         },
         RequestCapture {
             name: "curl_head",
             bytes: include_bytes!("testdata/curl_head.bin"),
-            head: request(Method::Head, "/index.txt", 26, 89, Empty),
+            head: RequestHead {
+                user_agent: Some(CURL),
+                ..request(Method::Head, "/index.txt", 26, 89, Empty)
+            },
         },
         RequestCapture {
             name: "curl_post",
             bytes: include_bytes!("testdata/curl_post.bin"),
-            head: request(Method::Post, "/api/items", 26, 141, Length(22)),
+            head: RequestHead {
+                user_agent: Some(CURL),
+                ..request(Method::Post, "/api/items", 26, 141, Length(22))
+            },
         },
         RequestCapture {
             name: "python_urllib_get",
             bytes: include_bytes!("testdata/python_urllib_get.bin"),
             head: RequestHead {
                 connection_close: true,
+                user_agent: Some("Python-urllib/3.11"),
                 ..request(Method::Get, "/index.txt", 25, 128, Empty)
             },
         },
@@ -102,7 +114,10 @@ fn request_captures() -> Vec<RequestCapture> {
         RequestCapture {
             name: "go_get",
             bytes: include_bytes!("testdata/go_get.bin"),
-            head: request(Method::Get, "/fixed", 21, 101, Empty),
+            head: RequestHead {
+                user_agent: Some("Go-http-client/1.1"),
+                ..request(Method::Get, "/fixed", 21, 101, Empty)
+            },
         },
     ]
 }
@@ -1245,6 +1260,7 @@ proptest! {
             },
             traceparent: traceparent.as_deref(),
             host: host.as_deref(),
+            user_agent: None,
             connection_close: close,
         };
         prop_assert_eq!(parse_request_head(&bytes), Parse::Parsed(expected));

@@ -1,6 +1,6 @@
 //! Results of the HTTP/1.x parser; values borrow from the captured bytes so parsing never allocates.
 
-use crate::model::{HttpOperation, Operation, ShortString, Tid, TraceContext};
+use crate::model::{HttpOperation, HttpVersion, Operation, ShortString, Tid, TraceContext};
 use crate::protocols::{Anomaly, Exchange as Neutral, Record};
 
 /// The outcome of parsing HTTP/1.x bytes.
@@ -136,6 +136,8 @@ pub struct RequestHead<'a> {
     pub traceparent: Option<&'a str>,
     /// First non-empty `host` value, if it is UTF-8.
     pub host: Option<&'a str>,
+    /// First non-empty `user-agent` value, if it is UTF-8.
+    pub user_agent: Option<&'a str>,
     pub connection_close: bool,
 }
 
@@ -162,6 +164,11 @@ pub struct Exchange {
     pub method: Method,
     pub path: ShortString,
     pub status: u16,
+    pub version: HttpVersion,
+    pub host: Option<ShortString>,
+    pub user_agent: Option<ShortString>,
+    pub request_body_bytes: u64,
+    pub response_body_bytes: u64,
     pub tid: Tid,
     pub start_mono_ns: u64,
     pub end_mono_ns: u64,
@@ -179,6 +186,11 @@ impl Record for Exchange {
                 method: self.method.as_str(),
                 path: self.path,
                 status: self.status,
+                version: self.version,
+                host: self.host,
+                user_agent: self.user_agent,
+                request_body_bytes: self.request_body_bytes,
+                response_body_bytes: self.response_body_bytes,
             }),
         })
     }

@@ -13,7 +13,8 @@ use super::{
     flags, settings, Frame, FrameHeader, FrameReader, FrameType, InvalidReason, ReadEvent, PREFACE,
 };
 use crate::model::{
-    DataChunk, Direction, HttpOperation, Operation, RpcOperation, Tid, TraceContext,
+    DataChunk, Direction, HttpOperation, HttpVersion, Operation, RpcOperation, ShortString, Tid,
+    TraceContext, MAX_HEADER_TEXT,
 };
 use crate::protocols::{http1, Anomaly, Exchange as Neutral, Hooks, Record, Stitch, Unanswered};
 
@@ -45,6 +46,10 @@ pub struct Exchange {
     /// `:path` without its query; None when unknown.
     pub path: Option<String>,
     pub authority: Option<String>,
+    pub user_agent: Option<String>,
+    /// Payload bytes of the DATA frames of the request and of the response.
+    pub request_body_bytes: u64,
+    pub response_body_bytes: u64,
     /// The final `:status`; None when unknown.
     pub status: Option<u16>,
     pub grpc: Option<GrpcCall>,
@@ -88,6 +93,9 @@ struct Stream {
     method: Option<String>,
     path: Option<String>,
     authority: Option<String>,
+    user_agent: Option<String>,
+    request_body_bytes: u64,
+    response_body_bytes: u64,
     grpc: bool,
     tid: Tid,
     start_ns: u64,
@@ -287,6 +295,14 @@ impl Stitcher {
                 }
             }
             FrameType::Data => {
+                if let Some(stream) = self.streams.get_mut(&header.stream_id) {
+                    let body = if is_request {
+                        &mut stream.request_body_bytes
+                    } else {
+                        &mut stream.response_body_bytes
+                    };
+                    *body += u64::from(header.length);
+                }
                 if header.has(flags::END_STREAM) {
                     self.end_stream(is_request, header.stream_id, end_ns, hooks);
                 }
@@ -375,6 +391,9 @@ impl Stitcher {
             method: text(list, b":method"),
             path: list.get(b":path").as_str().map(|p| path_of(p).to_string()),
             authority: text(list, b":authority"),
+            user_agent: text(list, b"user-agent"),
+            request_body_bytes: 0,
+            response_body_bytes: 0,
             grpc: is_grpc(list),
             tid: block.tid,
             start_ns: block.start_ns,
@@ -475,6 +494,9 @@ fn exchange(stream_id: u32, s: Stream, end_ns: u64) -> Exchange {
         method: s.method,
         path: s.path,
         authority: s.authority,
+        user_agent: s.user_agent,
+        request_body_bytes: s.request_body_bytes,
+        response_body_bytes: s.response_body_bytes,
         status: s.status,
         grpc,
         stream_id,
@@ -496,10 +518,16 @@ impl Record for Exchange {
         let (Some(method), Some(path), Some(status)) = (method, self.path, self.status) else {
             return Err((self.context, Anomaly::Undecodable));
         };
+        let text = |value: Option<String>| value.map(|v| ShortString::bounded(&v, MAX_HEADER_TEXT));
         let http = HttpOperation {
             method: method.as_str(),
             path: path.as_str().into(),
             status,
+            version: HttpVersion::Http2,
+            host: text(self.authority),
+            user_agent: text(self.user_agent),
+            request_body_bytes: self.request_body_bytes,
+            response_body_bytes: self.response_body_bytes,
         };
         let call = self
             .grpc

@@ -4,9 +4,9 @@ use super::hpack::{
 };
 use super::stitch::{Exchange, GrpcCall, Stitcher, MAX_STREAMS};
 use super::*;
-use crate::model::{Direction, Origin, Tid};
+use crate::model::{Direction, HttpVersion, Origin, ShortString, Tid};
 use crate::protocols::testing::{chunk, Recorder};
-use crate::protocols::{Anomaly, Unanswered};
+use crate::protocols::{Anomaly, Record, Unanswered};
 use proptest::prelude::*;
 
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -361,6 +361,42 @@ fn captures_give_golden_exchanges_on_both_sides() {
             );
             assert_eq!(c.stitcher.open_streams(), 0);
         }
+    }
+}
+
+/// The body bytes each way (DATA payloads), the `:authority` and `user-agent`
+/// of curl's captured POST, the same seen from either end.
+#[test]
+fn exchanges_carry_authority_user_agent_and_body_sizes() {
+    let cap = captures()
+        .into_iter()
+        .find(|c| c.name == "curl_post")
+        .expect("the curl_post capture");
+    for server_side in [true, false] {
+        let c = replay(&cap, server_side, &[], &[]);
+        let e = &c.hooks.records[0];
+        let neutral = e.clone().into_exchange().expect("a decodable exchange");
+        let http = neutral.operation.http().expect("an HTTP exchange");
+        assert_eq!(http.version, HttpVersion::Http2);
+        assert_eq!(http.host, e.authority.as_deref().map(ShortString::from));
+        assert!(
+            http.user_agent
+                .as_deref()
+                .is_some_and(|ua| ua.starts_with("curl/")),
+            "{http:?}"
+        );
+        let data = |bytes: &[u8]| -> u64 {
+            frames_of(bytes)
+                .iter()
+                .filter(|(_, h)| h.kind == FrameType::Data)
+                .map(|(_, h)| u64::from(h.length))
+                .sum()
+        };
+        assert!(http.request_body_bytes > 0);
+        assert_eq!(
+            (http.request_body_bytes, http.response_body_bytes),
+            (data(cap.client), data(cap.server))
+        );
     }
 }
 
