@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use super::{
-    ConnTuple, HttpOperation, Operation, Pid, Request, Resource, RpcOperation, Span, SpanId,
-    SpanKind, Tid, TraceContext, TraceId,
+    ConnTuple, HttpOperation, Method, Operation, Pid, Request, Resource, RpcOperation, Span,
+    SpanId, SpanKind, Tid, TraceContext, TraceId,
 };
 
 pub const START_UNIX_NS: u64 = 1_764_000_000_000_000_000;
@@ -36,7 +36,7 @@ pub fn span() -> Span {
             start_mono_ns: 0,
             end_mono_ns: 0,
             operation: Operation::Http(HttpOperation {
-                method: "GET",
+                method: Method::Get.into(),
                 path: "/users/42".into(),
                 status: 200,
             }),

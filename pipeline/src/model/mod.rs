@@ -15,8 +15,8 @@ pub use event::{DataChunk, KernelEvent};
 pub use ids::{ConnId, Pid, SpanId, Tid, TraceId};
 pub use kubernetes::KubernetesResource;
 pub use operation::{
-    HttpOperation, KafkaOperation, KafkaOperationKind, Operation, RedisOperation, RpcOperation,
-    SqlOperation,
+    HttpMethod, HttpOperation, KafkaOperation, KafkaOperationKind, Method, Operation,
+    RedisOperation, RpcOperation, SqlOperation,
 };
 pub use registry::Registry;
 pub use request::{ConnTuple, Direction, Origin, Request, SpanKind, TraceContext};

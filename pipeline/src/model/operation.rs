@@ -18,10 +18,111 @@ pub enum Operation {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpOperation {
-    pub method: &'static str,
+    pub method: HttpMethod,
     /// The request target's path, without the query string.
     pub path: ShortString,
     pub status: u16,
+}
+
+/// The request methods of RFC 9110 and PATCH (RFC 5789): the ones the
+/// conventions know by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Connect,
+    Options,
+    Trace,
+    Patch,
+}
+
+impl Method {
+    pub const ALL: [Method; 9] = [
+        Method::Get,
+        Method::Head,
+        Method::Post,
+        Method::Put,
+        Method::Delete,
+        Method::Connect,
+        Method::Options,
+        Method::Trace,
+        Method::Patch,
+    ];
+
+    /// Length of the longest name, so detection reads no further than that.
+    pub const MAX_LEN: usize = 7;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Connect => "CONNECT",
+            Method::Options => "OPTIONS",
+            Method::Trace => "TRACE",
+            Method::Patch => "PATCH",
+        }
+    }
+
+    /// Case-sensitive, as methods are (RFC 9110 section 9.1): `get` is not `GET`.
+    pub fn from_bytes(token: &[u8]) -> Option<Method> {
+        Some(match token {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"CONNECT" => Method::Connect,
+            b"OPTIONS" => Method::Options,
+            b"TRACE" => Method::Trace,
+            b"PATCH" => Method::Patch,
+            _ => return None,
+        })
+    }
+}
+
+/// A request's method as it was sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpMethod {
+    Known(Method),
+    /// Any other token: an extension method (`PURGE`, `PROPFIND`) or a known
+    /// one in another case (`get`). `semconv` reports it as `_OTHER`.
+    Other(ShortString),
+}
+
+impl HttpMethod {
+    pub fn from_token(token: &str) -> HttpMethod {
+        match Method::from_bytes(token.as_bytes()) {
+            Some(known) => HttpMethod::Known(known),
+            None => HttpMethod::Other(ShortString::from(token)),
+        }
+    }
+
+    /// The method as the client sent it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            HttpMethod::Known(known) => known.as_str(),
+            HttpMethod::Other(token) => token,
+        }
+    }
+
+    pub fn known(&self) -> Option<Method> {
+        match self {
+            HttpMethod::Known(known) => Some(*known),
+            HttpMethod::Other(_) => None,
+        }
+    }
+}
+
+impl From<Method> for HttpMethod {
+    fn from(known: Method) -> Self {
+        HttpMethod::Known(known)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

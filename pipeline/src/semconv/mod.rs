@@ -7,7 +7,9 @@ pub mod attributes;
 
 use std::net::IpAddr;
 
-use crate::model::{KafkaOperation, KafkaOperationKind, Operation, ShortString, Span, SpanKind};
+use crate::model::{
+    HttpMethod, KafkaOperation, KafkaOperationKind, Operation, ShortString, Span, SpanKind,
+};
 use attributes as attr;
 
 /// An attribute's value, borrowed from the span where it can be.
@@ -20,11 +22,34 @@ pub enum Value<'a> {
 
 /// `db.system.name` of Redis spans.
 pub const DB_SYSTEM_REDIS: &str = "redis";
+/// `http.request.method` of a method the conventions do not know; the
+/// method as sent is then `http.request.method_original`.
+pub const HTTP_METHOD_OTHER: &str = "_OTHER";
+/// What stands for such a method in a span name.
+const SPAN_NAME_METHOD_OTHER: &str = "HTTP";
+
+/// `http.request.method`: the known method's name, or `_OTHER` (a bounded
+/// label whatever clients send).
+pub fn http_method(method: &HttpMethod) -> &'static str {
+    match method {
+        HttpMethod::Known(known) => known.as_str(),
+        HttpMethod::Other(_) => HTTP_METHOD_OTHER,
+    }
+}
+
+fn span_name_method(method: &HttpMethod) -> &'static str {
+    match method {
+        HttpMethod::Known(known) => known.as_str(),
+        HttpMethod::Other(_) => SPAN_NAME_METHOD_OTHER,
+    }
+}
+
 /// `messaging.system` of Kafka spans.
 pub const MESSAGING_SYSTEM_KAFKA: &str = "kafka";
 
 /// The span's name: `{service}/{method}` for an RPC; for HTTP
-/// `{method} {route}`, or `{method}` without a route; for SQL
+/// `{method} {route}`, or `{method}` without a route, with `HTTP` for a
+/// method the conventions do not know; for SQL
 /// `{operation} {table}`, with the database for want of a table, the
 /// operation alone, or the database system when the statement is not known;
 /// the command for Redis; `{topic} {operation type}` for Kafka, or the type
@@ -33,8 +58,8 @@ pub fn span_name(span: &Span) -> String {
     match &span.request.operation {
         Operation::Rpc(rpc) => format!("{}/{}", rpc.service, rpc.method),
         Operation::Http(http) => match &span.route {
-            Some(route) => format!("{} {route}", http.method),
-            None => http.method.to_string(),
+            Some(route) => format!("{} {route}", span_name_method(&http.method)),
+            None => span_name_method(&http.method).to_string(),
         },
         Operation::Sql(sql) => {
             let target = sql.collection.as_ref().or(sql.namespace.as_ref());
@@ -130,7 +155,13 @@ pub fn span_attributes(span: &Span, mut add: impl FnMut(&'static str, Value<'_>)
     let r = &span.request;
     let (server, server_port, client) = r.conn.endpoints(r.kind);
     if let Some(http) = r.operation.http() {
-        add(attr::HTTP_REQUEST_METHOD, Value::Str(http.method));
+        add(
+            attr::HTTP_REQUEST_METHOD,
+            Value::Str(http_method(&http.method)),
+        );
+        if let HttpMethod::Other(original) = &http.method {
+            add(attr::HTTP_REQUEST_METHOD_ORIGINAL, Value::Str(original));
+        }
         add(attr::URL_PATH, Value::Str(&http.path));
         if let Some(route) = &span.route {
             add(attr::HTTP_ROUTE, Value::Str(route));
@@ -363,7 +394,7 @@ pub fn metric_attributes(span: &Span) -> Option<MetricAttributes> {
                 Instrument::HttpClientRequestDuration
             },
             values: values([
-                MetricValue::Str(http.method),
+                MetricValue::Str(http_method(&http.method)),
                 MetricValue::Text(span.route.clone().unwrap_or_default()),
                 MetricValue::Int(i64::from(http.status)),
             ]),

@@ -522,7 +522,7 @@ mod tests {
         let now = Instant::now();
         let call = |kind, status_code| {
             let mut s = span(kind, "svc", "/beyla.Users/Get", 200, 40_000_000);
-            fixtures::http(&mut s).method = "POST";
+            fixtures::http(&mut s).method = crate::model::Method::Post.into();
             fixtures::rpc(&mut s, "beyla.Users", "Get", status_code);
             s
         };

@@ -7,10 +7,10 @@
 use std::collections::VecDeque;
 
 use super::{
-    parse_request_head, parse_request_line, parse_response_head, parse_status_line, BodyFraming,
-    ChunkedDecoder, Exchange, InvalidReason, Method, Parse,
+    parse_cut_request_line, parse_request_head, parse_request_line, parse_response_head,
+    parse_status_line, url_path, BodyFraming, ChunkedDecoder, Exchange, InvalidReason, Parse,
 };
-use crate::model::{DataChunk, Direction, ShortString, Tid, TraceContext};
+use crate::model::{DataChunk, Direction, HttpMethod, ShortString, Tid, TraceContext};
 use crate::protocols::{Anomaly, Hooks, Stitch, Unanswered};
 
 /// Head bytes gathered across syscalls before the head is given up as cut short.
@@ -39,7 +39,7 @@ struct Side {
 }
 
 struct Pending {
-    method: Method,
+    method: HttpMethod,
     path: ShortString,
     tid: Tid,
     start_mono_ns: u64,
@@ -57,17 +57,16 @@ pub struct Stitcher {
     upgraded: bool,
 }
 
-/// The path of a request target, without query or fragment; absolute-form
-/// targets (proxies) lose their scheme and authority.
-fn path_of(target: &str) -> &str {
+/// The path of a request target (see [`url_path`]);
+/// absolute-form targets (proxies) lose their scheme and authority first.
+fn path_of(target: &str) -> ShortString {
     let target = match target.find("://") {
         Some(i) => target[i + 3..]
             .find('/')
             .map_or("/", |j| &target[i + 3 + j..]),
         None => target,
     };
-    let end = target.find(['?', '#']).unwrap_or(target.len());
-    &target[..end]
+    url_path(target)
 }
 
 /// A head read off the wire; a request has already been given its trace context.
@@ -84,14 +83,14 @@ enum Head {
 
 fn request_head(
     hooks: &mut impl Hooks<Exchange>,
-    (method, target, traceparent): (Method, &str, Option<&str>),
+    (method, target, traceparent): (&str, &str, Option<&str>),
     (start_mono_ns, tid): (u64, Tid),
     framing: Option<BodyFraming>,
 ) -> Head {
     let context = hooks.request_started(tid, traceparent);
     let pending = Pending {
-        method,
-        path: ShortString::from(path_of(target)),
+        method: HttpMethod::from_token(method),
+        path: path_of(target),
         tid,
         start_mono_ns,
         context,
@@ -258,7 +257,7 @@ impl Stitcher {
         chunk: &DataChunk<'_>,
         hooks: &mut impl Hooks<Exchange>,
     ) -> usize {
-        let method = self.pending.front().map(|p| p.method);
+        let method = self.pending.front().and_then(|p| p.method.known());
         let side = self.side(is_request);
         let before = side.head.len();
         let at = (side.head_start_ns, side.head_tid.unwrap_or(chunk.tid));
@@ -329,7 +328,9 @@ impl Stitcher {
     }
 
     /// The capture ended inside a head: the first line still names the request
-    /// or the status; the message then ends at the next flip.
+    /// or the status (a request line itself cut short, by a long query string,
+    /// still gives its method and the path up to the cut); the message then
+    /// ends at the next flip.
     fn head_cut_short(
         &mut self,
         is_request: bool,
@@ -340,10 +341,12 @@ impl Stitcher {
         let at = (side.head_start_ns, side.head_tid.unwrap_or(chunk.tid));
         let head = std::mem::take(&mut side.head);
         let parsed = if is_request {
-            match parse_request_line(&head) {
-                Parse::Parsed(l) => Some(request_head(hooks, (l.method, l.target, None), at, None)),
-                Parse::NeedMore | Parse::Invalid(_) => None,
-            }
+            let line = match parse_request_line(&head) {
+                Parse::Parsed(l) => Some((l.method, l.target)),
+                Parse::NeedMore => parse_cut_request_line(&head),
+                Parse::Invalid(_) => None,
+            };
+            line.map(|(method, target)| request_head(hooks, (method, target, None), at, None))
         } else {
             match parse_status_line(&head) {
                 Parse::Parsed(l) => Some(Head::Response {
@@ -519,7 +522,7 @@ mod tests {
             self.stitcher.feed(&chunk, &mut self.hooks);
         }
 
-        fn summary(&self) -> Vec<(&'static str, String, u16)> {
+        fn summary(&self) -> Vec<(&str, String, u16)> {
             self.hooks
                 .exchanges
                 .iter()
@@ -683,5 +686,61 @@ mod tests {
         assert_eq!(path_of("http://host:80/x?y"), "/x");
         assert_eq!(path_of("http://host"), "/");
         assert_eq!(path_of("*"), "*");
+        assert_eq!(path_of("/cart;jsessionid=1A2B3C/items"), "/cart/items");
+        assert_eq!(path_of("/login;JSESSIONID=X?next=/a;b"), "/login");
+        assert_eq!(path_of("/a;x=1;y=2/b;z/c"), "/a/b/c");
+        assert_eq!(path_of("http://h/p;jsessionid=9"), "/p");
+        assert_eq!(path_of("/;only"), "/");
+    }
+
+    #[test]
+    fn methods_the_conventions_do_not_know_make_exchanges() {
+        let mut c = Conn::server();
+        for method in ["PURGE", "get", "PROPFIND", "M-SEARCH"] {
+            c.send(IN, format!("{method} /cache HTTP/1.1\r\n\r\n").as_bytes());
+            c.send(OUT, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+        assert_eq!(
+            c.summary(),
+            vec![
+                ("PURGE", "/cache".into(), 200),
+                ("get", "/cache".into(), 200),
+                ("PROPFIND", "/cache".into(), 200),
+                ("M-SEARCH", "/cache".into(), 200),
+            ]
+        );
+        assert!(c
+            .hooks
+            .exchanges
+            .iter()
+            .all(|e| matches!(e.method, HttpMethod::Other(_))));
+        assert!(c.hooks.anomalies.is_empty());
+    }
+
+    #[test]
+    fn request_line_cut_by_the_capture_still_names_the_request() {
+        let mut c = Conn::server();
+        let query = "x".repeat(1500);
+        c.send(
+            IN,
+            format!("GET /search;jsessionid=AB12?q={query} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes(),
+        );
+        c.send(OUT, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        // The path itself longer than the capture: kept up to the cut.
+        let path = format!("/{}", "p".repeat(1100));
+        c.send(IN, format!("PURGE {path} HTTP/1.1\r\n\r\n").as_bytes());
+        c.send(OUT, b"HTTP/1.1 204 No Content\r\n\r\n");
+        c.send(IN, b"GET /next HTTP/1.1\r\n\r\n");
+        c.send(OUT, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let cut = path[..c.capture - "PURGE ".len()].to_string();
+        assert_eq!(
+            c.summary(),
+            vec![
+                ("GET", "/search".into(), 200),
+                ("PURGE", cut, 204),
+                ("GET", "/next".into(), 200)
+            ]
+        );
+        assert!(c.hooks.anomalies.is_empty(), "{:?}", c.hooks.anomalies);
     }
 }
