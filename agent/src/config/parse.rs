@@ -237,8 +237,10 @@ const HEADERS: &str =
     "name=value pairs separated by commas, such as Authorization=Basic%20abc,X-Scope-OrgID=1";
 
 /// OTLP headers: a map in a file, or `k=v,k2=v2` with %-encoded values
-/// (the OpenTelemetry form) anywhere. Only the faulty pair is shown in an
-/// error, since values are usually secrets.
+/// (the OpenTelemetry form) anywhere. An error never shows a value, nor an
+/// item it cannot split into a name and a value: either may be a credential
+/// (`Authorization: Bearer ...` written with a colon); it names the header,
+/// or the item's place and length.
 pub fn headers(raw: &Raw) -> Result<Vec<(String, String)>, ConfigError> {
     let name_ok = |name: &str| {
         !name.is_empty()
@@ -263,15 +265,29 @@ pub fn headers(raw: &Raw) -> Result<Vec<(String, String)>, ConfigError> {
             .collect();
     }
     let text = raw.text();
+    let items: Vec<&str> = text.split(',').collect();
     let mut pairs = Vec::new();
-    for item in text.split(',') {
+    for (i, item) in items.iter().enumerate() {
+        let hidden = |shown: String| raw.invalid_text(shown, HEADERS);
         match item.split_once('=') {
             Some((name, value)) if name_ok(name.trim()) => {
-                let value = percent_decode(value.trim())
-                    .ok_or_else(|| raw.invalid_text(item.trim().to_string(), HEADERS))?;
-                pairs.push((name.trim().to_string(), value));
+                let name = name.trim();
+                let value = percent_decode(value.trim()).ok_or_else(|| {
+                    hidden(format!(
+                        "{name}=(value not shown, {} characters)",
+                        value.trim().chars().count()
+                    ))
+                })?;
+                pairs.push((name.to_string(), value));
             }
-            _ => return Err(raw.invalid_text(item.trim().to_string(), HEADERS)),
+            _ => {
+                return Err(hidden(format!(
+                    "(item {} of {} not shown: {} characters that are not name=value)",
+                    i + 1,
+                    items.len(),
+                    item.trim().chars().count()
+                )))
+            }
         }
     }
     Ok(pairs)

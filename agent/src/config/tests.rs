@@ -316,7 +316,7 @@ fn bad_configurations_are_refused_with_one_exact_message() {
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: http://t:4318, headers: \"Authorization\"}",
-            "invalid value \"Authorization\" for key otel_traces_export.headers in beyla-config.yml: expected name=value pairs separated by commas, such as Authorization=Basic%20abc,X-Scope-OrgID=1",
+            "invalid value \"(item 1 of 1 not shown: 13 characters that are not name=value)\" for key otel_traces_export.headers in beyla-config.yml: expected name=value pairs separated by commas, such as Authorization=Basic%20abc,X-Scope-OrgID=1",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\nebpf: {wakeup_len: -1}",
@@ -800,5 +800,43 @@ fn sql_query_text_is_sanitized_unless_raw_is_asked_for() {
     assert_eq!(
         message(&format!("{base}\nebpf: {{sql_query_text: verbatim}}")),
         "invalid value \"verbatim\" for key ebpf.sql_query_text in beyla-config.yml: expected one of sanitized, raw"
+    );
+}
+
+#[test]
+fn a_malformed_header_item_is_refused_without_its_secret() {
+    let headers = |value: &str| {
+        parse::headers(&Raw {
+            value: value.into(),
+            origin: Origin::Env("OTEL_EXPORTER_OTLP_HEADERS"),
+        })
+        .map_err(|e| e.to_string())
+    };
+    let expected = "expected name=value pairs separated by commas, such as Authorization=Basic%20abc,X-Scope-OrgID=1";
+    for (value, shown) in [
+        (
+            "X-Scope-OrgID=1,Authorization: Bearer s3cr3t",
+            "(item 2 of 2 not shown: 28 characters that are not name=value)",
+        ),
+        (
+            "Authorization=Bearer%2s3cr3t",
+            "Authorization=(value not shown, 14 characters)",
+        ),
+        (
+            "Bearer s3cr3t=x",
+            "(item 1 of 1 not shown: 15 characters that are not name=value)",
+        ),
+        ("s3cr3t", "(item 1 of 1 not shown: 6 characters that are not name=value)"),
+    ] {
+        let error = headers(value).unwrap_err();
+        assert_eq!(
+            error,
+            format!("invalid value {shown:?} for environment variable OTEL_EXPORTER_OTLP_HEADERS: {expected}")
+        );
+        assert!(!error.contains("s3cr3t"), "{error}");
+    }
+    assert_eq!(
+        headers("Authorization=Bearer%20s3cr3t").unwrap(),
+        vec![("Authorization".to_string(), "Bearer s3cr3t".to_string())]
     );
 }
