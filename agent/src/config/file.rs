@@ -7,6 +7,7 @@
 use serde_json::{Map, Value};
 
 use super::error::{ConfigError, KeyHint, Origin};
+use super::limits::{self, Syntax};
 use super::Raw;
 
 /// The shape a key's value must have.
@@ -232,7 +233,8 @@ impl Entry<'_> {
 }
 
 impl FileConfig {
-    /// Parses `text`, YAML or TOML by the extension of `name`, and checks every key.
+    /// Parses `text`, YAML or TOML by the extension of `name` (refused first
+    /// when it nests deeper than [`limits::MAX_NESTING`]), and checks every key.
     pub fn parse(name: &str, text: &str) -> Result<Self, ConfigError> {
         let lower = name.to_ascii_lowercase();
         let syntax = |format, reason| ConfigError::Syntax {
@@ -240,9 +242,14 @@ impl FileConfig {
             format,
             reason,
         };
+        let nesting = |format, limit| {
+            limits::check_nesting(text, limit).map_err(|e| syntax(format, e.to_string()))
+        };
         let root: Value = if lower.ends_with(".yml") || lower.ends_with(".yaml") {
+            nesting("YAML", Syntax::Yaml)?;
             serde_yaml_ng::from_str(text).map_err(|e| syntax("YAML", e.to_string()))?
         } else if lower.ends_with(".toml") {
+            nesting("TOML", Syntax::Toml)?;
             toml::from_str(text).map_err(|e| syntax("TOML", toml_reason(text, &e)))?
         } else {
             return Err(ConfigError::Format {

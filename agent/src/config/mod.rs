@@ -6,6 +6,7 @@
 mod env;
 mod error;
 mod file;
+mod limits;
 mod parse;
 mod ports;
 mod render;
@@ -204,12 +205,14 @@ const METRICS: Signal = Signal {
 
 impl Config {
     /// Builds the configuration from flags, an environment lookup and the config
-    /// file they name (read from disk).
+    /// file they name (read from disk, within [`limits`]).
     pub fn from_sources(
         flags: &Flags,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        Self::from_sources_with(flags, env, &|path| std::fs::read_to_string(path))
+        Self::from_sources_with(flags, env, &|path| {
+            limits::read(path).map_err(std::io::Error::other)
+        })
     }
 
     /// [`Config::from_sources`] with the file reading given, for tests.

@@ -826,7 +826,10 @@ fn a_malformed_header_item_is_refused_without_its_secret() {
             "Bearer s3cr3t=x",
             "(item 1 of 1 not shown: 15 characters that are not name=value)",
         ),
-        ("s3cr3t", "(item 1 of 1 not shown: 6 characters that are not name=value)"),
+        (
+            "s3cr3t",
+            "(item 1 of 1 not shown: 6 characters that are not name=value)",
+        ),
     ] {
         let error = headers(value).unwrap_err();
         assert_eq!(
