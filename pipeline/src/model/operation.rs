@@ -117,6 +117,14 @@ impl HttpMethod {
             HttpMethod::Other(_) => None,
         }
     }
+
+    /// The token of a method the conventions do not know.
+    pub fn original(&self) -> Option<&ShortString> {
+        match self {
+            HttpMethod::Known(_) => None,
+            HttpMethod::Other(token) => Some(token),
+        }
+    }
 }
 
 impl From<Method> for HttpMethod {
@@ -191,6 +199,57 @@ pub struct SqlOperation {
 }
 
 impl Operation {
+    /// Bytes its texts hold on the heap (long ones only: see [`ShortString`]).
+    pub fn heap_bytes(&self) -> usize {
+        let texts: [Option<&ShortString>; 6] = match self {
+            Operation::Http(http) => [
+                Some(&http.path),
+                http.method.original(),
+                None,
+                None,
+                None,
+                None,
+            ],
+            Operation::Rpc(rpc) => [
+                Some(&rpc.http.path),
+                Some(&rpc.service),
+                Some(&rpc.method),
+                rpc.http.method.original(),
+                None,
+                None,
+            ],
+            Operation::Redis(redis) => [
+                Some(&redis.command),
+                Some(&redis.query),
+                redis.database.as_ref(),
+                redis.error.as_ref(),
+                None,
+                None,
+            ],
+            Operation::Kafka(kafka) => [
+                kafka.topic.as_ref(),
+                kafka.client_id.as_ref(),
+                kafka.error.as_ref(),
+                None,
+                None,
+                None,
+            ],
+            Operation::Sql(sql) => [
+                sql.collection.as_ref(),
+                Some(&sql.query),
+                sql.namespace.as_ref(),
+                sql.error_code.as_ref(),
+                None,
+                None,
+            ],
+        };
+        texts
+            .into_iter()
+            .flatten()
+            .map(ShortString::heap_bytes)
+            .sum()
+    }
+
     /// The HTTP request of an HTTP exchange or of the call it carried.
     pub fn http(&self) -> Option<&HttpOperation> {
         match self {
