@@ -176,6 +176,10 @@ impl<K: Hash + Eq, L: Clone + Hash + Eq, M: Clone, C: MetricConstructor<M>> Expi
             }
             keep
         });
+        // A table sized for a burst of series keeps its memory otherwise.
+        if self.series.len() * 4 < self.series.capacity() {
+            self.series.shrink_to_fit();
+        }
     }
 }
 
