@@ -114,9 +114,10 @@ pub fn parse_request_line(buf: &[u8]) -> Parse<RequestLine<'_>> {
 }
 
 /// The method and the start of the target of a request line that the
-/// capture cut before its end (a query string longer than the capture size):
-/// enough to name the request. None unless the bytes are the beginning of a
-/// request line, at least to the target's first byte.
+/// capture cut before its end, once the path is whole (the cut is in a query
+/// string longer than the capture size): enough to name the request. None
+/// unless the bytes are the beginning of a request line, and for a cut inside
+/// the path, which would be a different path.
 pub fn parse_cut_request_line(buf: &[u8]) -> Option<(&str, &str)> {
     if memchr::memchr(b'\n', buf).is_some() {
         return None;
@@ -129,7 +130,9 @@ pub fn parse_cut_request_line(buf: &[u8]) -> Option<(&str, &str)> {
         None => (rest, &[][..]),
     };
     let version_so_far = after.get(..after.len().min(VERSION_PREFIX.len()))?;
+    let path_whole = target.len() < rest.len() || memchr::memchr2(b'?', b'#', target).is_some();
     let fits = target.first().is_some_and(|&b| starts_target(b))
+        && path_whole
         && target.iter().all(u8::is_ascii_graphic)
         && VERSION_PREFIX.starts_with(version_so_far);
     if !fits {
