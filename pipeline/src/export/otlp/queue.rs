@@ -53,15 +53,16 @@ impl<B: Weigh> BatchQueue<B> {
     /// to make room.
     pub fn push(&mut self, batch: B) -> usize {
         self.add(batch, false);
-        self.trim(|batches| batches.pop_front())
+        self.trim()
     }
 
     /// Puts back a batch whose export failed, to be tried first next time;
-    /// returns how many spans of the newest batches were dropped if the queue
-    /// filled up meanwhile.
+    /// returns how many spans were dropped if the queue filled up meanwhile:
+    /// the oldest still go first, this one among them, so that what is
+    /// delivered once the receiver is back is the most recent.
     pub fn push_front(&mut self, batch: B) -> usize {
         self.add(batch, true);
-        self.trim(|batches| batches.pop_back())
+        self.trim()
     }
 
     fn add(&mut self, batch: B, front: bool) {
@@ -79,13 +80,13 @@ impl<B: Weigh> BatchQueue<B> {
         }
     }
 
-    /// Drops batches taken by `take` while over a limit; the last batch stays.
-    fn trim(&mut self, take: impl Fn(&mut VecDeque<Queued<B>>) -> Option<Queued<B>>) -> usize {
+    /// Drops the oldest batches while over a limit; the newest stays.
+    fn trim(&mut self) -> usize {
         let mut dropped = 0;
         while (self.spans > self.limits.max_spans || self.bytes > self.limits.max_bytes)
             && self.batches.len() > 1
         {
-            let Some(gone) = take(&mut self.batches) else {
+            let Some(gone) = self.batches.pop_front() else {
                 break;
             };
             self.spans -= gone.spans;
@@ -244,9 +245,9 @@ mod tests {
         assert_eq!(q.push_front(b(1, 1)), 0);
         assert_eq!(q.pop(), Some(b(1, 1)));
         q.push(b(3, 1));
-        // Full: 2, 3. The retried batch is older than both, so the newest gives way.
+        // Full: 2, 3. The retried batch is the oldest: it gives way.
         assert_eq!(q.push_front(b(1, 1)), 1);
-        assert_eq!(ids(&mut q), vec![1, 2]);
+        assert_eq!(ids(&mut q), vec![2, 3]);
         q.push(b(5, 2));
         assert_eq!(q.clear(), 2);
         assert!(q.is_empty());
