@@ -13,7 +13,8 @@
 #define BEYLA_SETTING(type, name, value) extern const volatile type name
 #endif
 
-/* Set by the agent before load: payload bytes copied per call (<= BEYLA_MAX_CAPTURE). */
+/* Set by the agent before load: payload bytes copied of a call that moved
+ * BEYLA_MAX_CAPTURE bytes or more (< BEYLA_MAX_CAPTURE); smaller calls are copied whole. */
 BEYLA_SETTING(u32, capture_size, BEYLA_DEFAULT_CAPTURE);
 /* Set by the agent before load: enum beyla_wakeup, or wake the reader once per
  * this many events per CPU. */
@@ -194,10 +195,14 @@ static __always_inline void emit_data(struct conn_info *conn, struct call_args *
 	ev->head.tls = tls;
 	ev->head.tuple = conn->tuple;
 
+	/* A call that moved less than the largest capture is copied whole:
+	 * requests pipelined in one write, frames of many streams, are each a
+	 * message to follow. A larger call (a body, a download) gives its
+	 * first capture_size bytes. */
 	u32 room = capture_size;
 	if (room > BEYLA_MAX_CAPTURE - 1)
 		room = BEYLA_MAX_CAPTURE - 1;
-	if ((u64)ret < room)
+	if ((u64)ret < BEYLA_MAX_CAPTURE)
 		room = ret;
 	u32 captured = 0;
 	if (args->kind == CALL_BUF) {

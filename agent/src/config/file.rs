@@ -10,6 +10,7 @@ use serde_json::{Map, Value as JsonValue};
 
 use super::error::{ConfigError, KeyHint, Origin};
 use super::keys::{self, Key, Shape, Status, Value};
+use super::limits::{self, Syntax};
 use super::vars::Env;
 use super::Raw;
 
@@ -112,7 +113,8 @@ impl Entry<'_> {
 }
 
 impl FileConfig {
-    /// Parses `text`, YAML or TOML by the extension of `name`, and checks every key.
+    /// Parses `text`, YAML or TOML by the extension of `name` (refused first
+    /// when it nests deeper than [`limits::MAX_NESTING`]), and checks every key.
     pub fn parse(name: &str, text: &str, env: &Env) -> Result<Self, ConfigError> {
         let lower = name.to_ascii_lowercase();
         let syntax = |format, reason| ConfigError::Syntax {
@@ -121,13 +123,18 @@ impl FileConfig {
             reason,
         };
         let text = substitute(text, env);
+        let nesting = |format, limit| {
+            limits::check_nesting(&text, limit).map_err(|e| syntax(format, e.to_string()))
+        };
         let root: JsonValue = if lower.ends_with(".yml") || lower.ends_with(".yaml") {
+            nesting("YAML", Syntax::Yaml)?;
             let mut yaml: serde_yaml_ng::Value =
                 serde_yaml_ng::from_str(&text).map_err(|e| syntax("YAML", e.to_string()))?;
             yaml.apply_merge()
                 .map_err(|e| syntax("YAML", e.to_string()))?;
             serde_json::to_value(yaml).map_err(|e| syntax("YAML", e.to_string()))?
         } else if lower.ends_with(".toml") {
+            nesting("TOML", Syntax::Toml)?;
             toml::from_str(&text).map_err(|e| syntax("TOML", toml_reason(&text, &e)))?
         } else {
             return Err(ConfigError::Format {

@@ -6,6 +6,7 @@
 mod error;
 mod file;
 mod keys;
+mod limits;
 mod parse;
 mod ports;
 mod render;
@@ -242,13 +243,15 @@ impl Flags {
 }
 
 impl Config {
-    /// Builds the configuration from flags, the environment and the config
-    /// file they name (read from disk).
+    /// Builds the configuration from flags, an environment lookup and the config
+    /// file they name (read from disk, within [`limits`]).
     pub fn from_sources(
         flags: &Flags,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        Self::from_sources_with(flags, env, &|path| std::fs::read_to_string(path))
+        Self::from_sources_with(flags, env, &|path| {
+            limits::read(path).map_err(std::io::Error::other)
+        })
     }
 
     /// [`Config::from_sources`] with the file reading given, for tests.

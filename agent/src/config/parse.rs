@@ -239,8 +239,10 @@ const HEADERS: &str =
     "name=value pairs separated by commas, such as Authorization=Basic%20abc,X-Scope-OrgID=1";
 
 /// OTLP headers: a map in a file, or `k=v,k2=v2` with %-encoded values
-/// (the OpenTelemetry form) anywhere. An error names the faulty pair by its
-/// header name and never shows a value, since values are usually secrets.
+/// (the OpenTelemetry form) anywhere. An error never shows a value, nor an
+/// item it cannot split into a name and a value: either may be a credential
+/// (`Authorization: Bearer ...` written with a colon); it names the header,
+/// or the item's place and length.
 pub fn headers(raw: &Raw) -> Result<Vec<(String, String)>, ConfigError> {
     let name_ok = |name: &str| {
         !name.is_empty()
@@ -268,12 +270,16 @@ pub fn headers(raw: &Raw) -> Result<Vec<(String, String)>, ConfigError> {
     let items: Vec<&str> = text.split(',').collect();
     let mut pairs = Vec::new();
     for (i, item) in items.iter().enumerate() {
+        let hidden = |shown: String| raw.invalid_text(shown, HEADERS);
         match item.split_once('=') {
             Some((name, value)) if name_ok(name.trim()) => {
                 let name = name.trim();
                 let value = percent_decode(value.trim()).ok_or_else(|| {
                     raw.invalid_text(
-                        format!("{name}=(value hidden)"),
+                        format!(
+                            "{name}=(value not shown, {} characters)",
+                            value.trim().chars().count()
+                        ),
                         format!(
                             "{HEADERS}; the value of {name} has a % not followed by two hex digits"
                         ),
@@ -281,17 +287,13 @@ pub fn headers(raw: &Raw) -> Result<Vec<(String, String)>, ConfigError> {
                 })?;
                 pairs.push((name.to_string(), value));
             }
-            // No name to show: the item may be the secret itself.
             _ => {
-                return Err(raw.invalid_text(
-                    format!(
-                        "(item {} of {}, {} characters, hidden)",
-                        i + 1,
-                        items.len(),
-                        item.trim().chars().count()
-                    ),
-                    HEADERS,
-                ))
+                return Err(hidden(format!(
+                    "(item {} of {} not shown: {} characters that are not name=value)",
+                    i + 1,
+                    items.len(),
+                    item.trim().chars().count()
+                )))
             }
         }
     }

@@ -11,14 +11,14 @@ use crate::selfmetrics::Counter;
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// (kind, method, path, status) of an HTTP request, or of the HTTP/2 request of a call.
-fn http(q: &Request) -> (SpanKind, &'static str, &str, u16) {
+fn http(q: &Request) -> (SpanKind, &str, &str, u16) {
     let HttpOperation {
         method,
         path,
         status,
         ..
     } = q.operation.http().expect("an HTTP request");
-    (q.kind, *method, path.as_str(), *status)
+    (q.kind, method.as_str(), path.as_str(), *status)
 }
 
 fn rpc(q: &Request) -> &RpcOperation {

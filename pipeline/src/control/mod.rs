@@ -3,6 +3,8 @@
 //! metrics endpoint, signals, discovery's loop). The ring-buffer reader keeps
 //! a thread of its own and never waits on these tasks.
 
+pub mod memory;
+
 use std::future::Future;
 use std::sync::Arc;
 
@@ -26,9 +28,12 @@ impl Drop for Inner {
 }
 
 impl Control {
-    /// Starts the control thread.
+    /// Sets the allocator's policy ([`memory`]), then starts the control
+    /// thread; call before starting other threads.
     pub fn start() -> std::io::Result<Self> {
+        memory::tune();
         let executor = Arc::new(Executor::new());
+        executor.spawn(memory::release_periodically()).detach();
         let (stop, stopped) = async_channel::bounded::<()>(1);
         let runner = Arc::clone(&executor);
         std::thread::Builder::new()

@@ -163,7 +163,7 @@ pub fn write_text(out: &mut impl Write, span: &Span) -> io::Result<()> {
             out,
             "{} {} {} ({duration_us:.1}µs) route={}",
             http.status,
-            http.method,
+            http.method.as_str(),
             http.path,
             span.route.as_deref().unwrap_or("-"),
         )?,

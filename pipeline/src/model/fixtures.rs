@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use super::{
-    ConnTuple, Host, HttpOperation, HttpVersion, Operation, Pid, Request, Resource, RpcOperation,
-    Span, SpanId, SpanKind, Tid, TraceContext, TraceId,
+    ConnTuple, Host, HttpOperation, HttpVersion, Method, Operation, Pid, Request, Resource,
+    RpcOperation, Span, SpanId, SpanKind, Tid, TraceContext, TraceId,
 };
 
 pub const START_UNIX_NS: u64 = 1_764_000_000_000_000_000;
@@ -47,7 +47,7 @@ pub fn span() -> Span {
             start_mono_ns: 0,
             end_mono_ns: 0,
             operation: Operation::Http(HttpOperation {
-                method: "GET",
+                method: Method::Get.into(),
                 path: "/users/42".into(),
                 status: 200,
                 version: HttpVersion::Http11,

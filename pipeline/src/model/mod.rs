@@ -19,8 +19,8 @@ pub use ids::{ConnId, Pid, SpanId, Tid, TraceId};
 pub use kubernetes::KubernetesResource;
 pub use language::Language;
 pub use operation::{
-    HttpOperation, HttpVersion, KafkaOperation, KafkaOperationKind, Operation, RedisOperation,
-    RpcOperation, SqlOperation, MAX_HEADER_TEXT,
+    HttpMethod, HttpOperation, HttpVersion, KafkaOperation, KafkaOperationKind, Method, Operation,
+    RedisOperation, RpcOperation, SqlOperation, MAX_HEADER_TEXT,
 };
 pub use registry::Registry;
 pub use request::{ConnTuple, Direction, Origin, Request, SpanKind, TraceContext};

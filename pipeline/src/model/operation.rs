@@ -37,7 +37,7 @@ impl HttpVersion {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpOperation {
-    pub method: &'static str,
+    pub method: HttpMethod,
     /// The request target's path, without the query string.
     pub path: ShortString,
     pub status: u16,
@@ -55,6 +55,115 @@ pub struct HttpOperation {
 
 /// Longest header value a span keeps (`Host`, `User-Agent`): longer ones are cut.
 pub const MAX_HEADER_TEXT: usize = 256;
+
+/// The request methods of RFC 9110 and PATCH (RFC 5789): the ones the
+/// conventions know by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Connect,
+    Options,
+    Trace,
+    Patch,
+}
+
+impl Method {
+    pub const ALL: [Method; 9] = [
+        Method::Get,
+        Method::Head,
+        Method::Post,
+        Method::Put,
+        Method::Delete,
+        Method::Connect,
+        Method::Options,
+        Method::Trace,
+        Method::Patch,
+    ];
+
+    /// Length of the longest name, so detection reads no further than that.
+    pub const MAX_LEN: usize = 7;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Connect => "CONNECT",
+            Method::Options => "OPTIONS",
+            Method::Trace => "TRACE",
+            Method::Patch => "PATCH",
+        }
+    }
+
+    /// Case-sensitive, as methods are (RFC 9110 section 9.1): `get` is not `GET`.
+    pub fn from_bytes(token: &[u8]) -> Option<Method> {
+        Some(match token {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"CONNECT" => Method::Connect,
+            b"OPTIONS" => Method::Options,
+            b"TRACE" => Method::Trace,
+            b"PATCH" => Method::Patch,
+            _ => return None,
+        })
+    }
+}
+
+/// A request's method as it was sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpMethod {
+    Known(Method),
+    /// Any other token: an extension method (`PURGE`, `PROPFIND`) or a known
+    /// one in another case (`get`). `semconv` reports it as `_OTHER`.
+    Other(ShortString),
+}
+
+impl HttpMethod {
+    pub fn from_token(token: &str) -> HttpMethod {
+        match Method::from_bytes(token.as_bytes()) {
+            Some(known) => HttpMethod::Known(known),
+            None => HttpMethod::Other(ShortString::from(token)),
+        }
+    }
+
+    /// The method as the client sent it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            HttpMethod::Known(known) => known.as_str(),
+            HttpMethod::Other(token) => token,
+        }
+    }
+
+    pub fn known(&self) -> Option<Method> {
+        match self {
+            HttpMethod::Known(known) => Some(*known),
+            HttpMethod::Other(_) => None,
+        }
+    }
+
+    /// The token of a method the conventions do not know.
+    pub fn original(&self) -> Option<&ShortString> {
+        match self {
+            HttpMethod::Known(_) => None,
+            HttpMethod::Other(token) => Some(token),
+        }
+    }
+}
+
+impl From<Method> for HttpMethod {
+    fn from(known: Method) -> Self {
+        HttpMethod::Known(known)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RpcOperation {
@@ -122,6 +231,57 @@ pub struct SqlOperation {
 }
 
 impl Operation {
+    /// Bytes its texts hold on the heap (long ones only: see [`ShortString`]).
+    pub fn heap_bytes(&self) -> usize {
+        let texts: [Option<&ShortString>; 6] = match self {
+            Operation::Http(http) => [
+                Some(&http.path),
+                http.method.original(),
+                None,
+                None,
+                None,
+                None,
+            ],
+            Operation::Rpc(rpc) => [
+                Some(&rpc.http.path),
+                Some(&rpc.service),
+                Some(&rpc.method),
+                rpc.http.method.original(),
+                None,
+                None,
+            ],
+            Operation::Redis(redis) => [
+                Some(&redis.command),
+                Some(&redis.query),
+                redis.database.as_ref(),
+                redis.error.as_ref(),
+                None,
+                None,
+            ],
+            Operation::Kafka(kafka) => [
+                kafka.topic.as_ref(),
+                kafka.client_id.as_ref(),
+                kafka.error.as_ref(),
+                None,
+                None,
+                None,
+            ],
+            Operation::Sql(sql) => [
+                sql.collection.as_ref(),
+                Some(&sql.query),
+                sql.namespace.as_ref(),
+                sql.error_code.as_ref(),
+                None,
+                None,
+            ],
+        };
+        texts
+            .into_iter()
+            .flatten()
+            .map(ShortString::heap_bytes)
+            .sum()
+    }
+
     /// The HTTP request of an HTTP exchange or of the call it carried.
     pub fn http(&self) -> Option<&HttpOperation> {
         match self {

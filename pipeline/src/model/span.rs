@@ -43,6 +43,15 @@ pub struct Span {
 }
 
 impl Span {
+    /// About how much memory the span holds: itself, its reference counts
+    /// when shared, and its long texts. What export queues are held to.
+    pub fn approx_bytes(&self) -> usize {
+        size_of::<Span>()
+            + 2 * size_of::<usize>()
+            + self.route.as_ref().map_or(0, ShortString::heap_bytes)
+            + self.request.operation.heap_bytes()
+    }
+
     /// What the duration histograms record.
     pub fn duration_seconds(&self) -> f64 {
         self.end_unix_ns.saturating_sub(self.start_unix_ns) as f64 / 1e9

@@ -30,6 +30,15 @@ impl ShortString {
         })
     }
 
+    /// Bytes it holds on the heap besides itself: none when inline.
+    pub fn heap_bytes(&self) -> usize {
+        match &self.0 {
+            Repr::Inline { .. } => 0,
+            // The text and the two reference counts.
+            Repr::Shared(s) => s.len() + 2 * size_of::<usize>(),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Inline { len, bytes } => {
@@ -167,6 +176,10 @@ mod tests {
         let long = ShortString::from("y".repeat(INLINE + 1));
         assert!(matches!(long.0, Repr::Shared(_)));
         assert_eq!(long.len(), INLINE + 1);
+        assert_eq!(
+            (short.heap_bytes(), long.heap_bytes()),
+            (0, INLINE + 1 + 16)
+        );
         let copy = long.clone();
         let (Repr::Shared(a), Repr::Shared(b)) = (&long.0, &copy.0) else {
             panic!("not shared")

@@ -2,6 +2,7 @@
 //! these with dots turned into underscores ([`prometheus_name`]).
 
 pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
+pub const HTTP_REQUEST_METHOD_ORIGINAL: &str = "http.request.method_original";
 pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
 pub const HTTP_ROUTE: &str = "http.route";
 pub const URL_PATH: &str = "url.path";

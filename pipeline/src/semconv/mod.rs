@@ -13,8 +13,8 @@ pub mod attributes;
 use std::net::IpAddr;
 
 use crate::model::{
-    Host, HttpOperation, KafkaOperation, KafkaOperationKind, Operation, Request, Resource,
-    ShortString, Span, SpanKind,
+    Host, HttpMethod, HttpOperation, KafkaOperation, KafkaOperationKind, Operation, Request,
+    Resource, ShortString, Span, SpanKind,
 };
 use attributes as attr;
 
@@ -50,12 +50,35 @@ impl std::fmt::Display for Value<'_> {
 
 /// `db.system.name` of Redis spans.
 pub const DB_SYSTEM_REDIS: &str = "redis";
+/// `http.request.method` of a method the conventions do not know; the
+/// method as sent is then `http.request.method_original`.
+pub const HTTP_METHOD_OTHER: &str = "_OTHER";
+/// What stands for such a method in a span name.
+const SPAN_NAME_METHOD_OTHER: &str = "HTTP";
+
+/// `http.request.method`: the known method's name, or `_OTHER` (a bounded
+/// label whatever clients send).
+pub fn http_method(method: &HttpMethod) -> &'static str {
+    match method {
+        HttpMethod::Known(known) => known.as_str(),
+        HttpMethod::Other(_) => HTTP_METHOD_OTHER,
+    }
+}
+
+fn span_name_method(method: &HttpMethod) -> &'static str {
+    match method {
+        HttpMethod::Known(known) => known.as_str(),
+        HttpMethod::Other(_) => SPAN_NAME_METHOD_OTHER,
+    }
+}
+
 /// `messaging.system` of Kafka spans.
 pub const MESSAGING_SYSTEM_KAFKA: &str = "kafka";
 
 /// The span's name: `{service}/{method}` for an RPC; for an HTTP server
 /// `{method} {route}`, or `{method}` without a route; `{method}` for an HTTP
-/// client (its route is not the server's to tell); for SQL
+/// client (its route is not the server's to tell), with `HTTP` for a method
+/// the conventions do not know; for SQL
 /// `{operation} {table}`, with the database for want of a table, the
 /// operation alone, or the database system when the statement is not known;
 /// the command for Redis; `{topic} {operation type}` for Kafka, or the type
@@ -64,8 +87,10 @@ pub fn span_name(span: &Span) -> String {
     match &span.request.operation {
         Operation::Rpc(rpc) => format!("{}/{}", rpc.service, rpc.method),
         Operation::Http(http) => match (&span.route, span.request.kind) {
-            (Some(route), SpanKind::Server) => format!("{} {route}", http.method),
-            _ => http.method.to_string(),
+            (Some(route), SpanKind::Server) => {
+                format!("{} {route}", span_name_method(&http.method))
+            }
+            _ => span_name_method(&http.method).to_string(),
         },
         Operation::Sql(sql) => {
             let target = sql.collection.as_ref().or(sql.namespace.as_ref());
@@ -234,7 +259,13 @@ fn http_attributes(
     add: &mut impl FnMut(&'static str, Value<'_>),
 ) {
     let r = &span.request;
-    add(attr::HTTP_REQUEST_METHOD, Value::Str(http.method));
+    add(
+        attr::HTTP_REQUEST_METHOD,
+        Value::Str(http_method(&http.method)),
+    );
+    if let HttpMethod::Other(original) = &http.method {
+        add(attr::HTTP_REQUEST_METHOD_ORIGINAL, Value::Str(original));
+    }
     match r.kind {
         SpanKind::Server => {
             add(attr::URL_PATH, Value::Str(&http.path));
@@ -634,7 +665,7 @@ pub fn metric_attributes(span: &Span) -> Option<MetricAttributes> {
     Some(match &r.operation {
         Operation::Http(http) => {
             let common = [
-                MetricValue::Str(http.method),
+                MetricValue::Str(http_method(&http.method)),
                 MetricValue::Text(span.route.clone().unwrap_or_default()),
                 MetricValue::Int(i64::from(http.status)),
                 if http_error(r.kind, http.status) {

@@ -18,6 +18,35 @@ fn http_span_name_has_the_route_when_there_is_one() {
 }
 
 #[test]
+fn a_method_the_conventions_do_not_know_is_other_with_its_original() {
+    let mut span = fixtures::span();
+    fixtures::http(&mut span).method = HttpMethod::from_token("PURGE");
+    assert_eq!(span_name(&span), "HTTP /users/*");
+    let attrs = attributes(&span);
+    assert_eq!(
+        attrs[..2],
+        [
+            ("http.request.method", "_OTHER".to_string()),
+            ("http.request.method_original", "PURGE".to_string()),
+        ]
+    );
+    let m = metric_attributes(&span).expect("an HTTP span feeds a metric");
+    assert_eq!(
+        m.iter().next(),
+        Some(("http.request.method", &MetricValue::Str("_OTHER")))
+    );
+    // Methods are case-sensitive: `get` is not `GET`.
+    fixtures::http(&mut span).method = HttpMethod::from_token("get");
+    span.route = None;
+    assert_eq!(span_name(&span), "HTTP");
+    assert!(attributes(&span).contains(&("http.request.method_original", "get".into())));
+    fixtures::http(&mut span).method = HttpMethod::from_token("GET");
+    assert!(!attributes(&span)
+        .iter()
+        .any(|(name, _)| *name == "http.request.method_original"));
+}
+
+#[test]
 fn grpc_span_is_named_after_service_and_method_and_carries_rpc_attributes() {
     let mut span = fixtures::span();
     span.route = None;

@@ -303,11 +303,11 @@ fn bad_configurations_are_refused_with_one_exact_message() {
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: http://t:4318, headers: \"Authorization\"}",
-            "invalid value \"(item 1 of 1, 13 characters, hidden)\" for key otel_traces_export.headers in beyla-config.yml: expected name=value pairs separated by commas, such as Authorization=Basic%20abc,X-Scope-OrgID=1",
+            "invalid value \"(item 1 of 1 not shown: 13 characters that are not name=value)\" for key otel_traces_export.headers in beyla-config.yml: expected name=value pairs separated by commas, such as Authorization=Basic%20abc,X-Scope-OrgID=1",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\notel_traces_export: {endpoint: http://t:4318, headers: \"X-Org=1,Authorization=Bearer%zzs3cr3t\"}",
-            "invalid value \"Authorization=(value hidden)\" for key otel_traces_export.headers in beyla-config.yml: expected name=value pairs separated by commas, such as Authorization=Basic%20abc,X-Scope-OrgID=1; the value of Authorization has a % not followed by two hex digits",
+            "invalid value \"Authorization=(value not shown, 15 characters)\" for key otel_traces_export.headers in beyla-config.yml: expected name=value pairs separated by commas, such as Authorization=Basic%20abc,X-Scope-OrgID=1; the value of Authorization has a % not followed by two hex digits",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\nebpf: {wakeup_len: -1}",
@@ -1165,5 +1165,51 @@ fn kubernetes_selectors_are_globs_in_instrument_and_regexes_in_services() {
     assert_eq!(
         c.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
         ["discovery selects pods with k8s_* keys, but Kubernetes metadata is off: those entries select nothing; set attributes.kubernetes.enable (or BEYLA_KUBE_METADATA_ENABLE) to true or autodetect"]
+    );
+}
+
+#[test]
+fn a_malformed_header_item_is_refused_without_its_secret() {
+    let headers = |value: &str| {
+        parse::headers(&Raw {
+            value: value.into(),
+            origin: Origin::Env("OTEL_EXPORTER_OTLP_HEADERS"),
+        })
+        .map_err(|e| e.to_string())
+    };
+    let expected = "expected name=value pairs separated by commas, such as Authorization=Basic%20abc,X-Scope-OrgID=1";
+    let percent = "; the value of Authorization has a % not followed by two hex digits";
+    for (value, shown, hint) in [
+        (
+            "X-Scope-OrgID=1,Authorization: Bearer s3cr3t",
+            "(item 2 of 2 not shown: 28 characters that are not name=value)",
+            "",
+        ),
+        (
+            "Authorization=Bearer%2s3cr3t",
+            "Authorization=(value not shown, 14 characters)",
+            percent,
+        ),
+        (
+            "Bearer s3cr3t=x",
+            "(item 1 of 1 not shown: 15 characters that are not name=value)",
+            "",
+        ),
+        (
+            "s3cr3t",
+            "(item 1 of 1 not shown: 6 characters that are not name=value)",
+            "",
+        ),
+    ] {
+        let error = headers(value).unwrap_err();
+        assert_eq!(
+            error,
+            format!("invalid value {shown:?} for environment variable OTEL_EXPORTER_OTLP_HEADERS: {expected}{hint}")
+        );
+        assert!(!error.contains("s3cr3t"), "{error}");
+    }
+    assert_eq!(
+        headers("Authorization=Bearer%20s3cr3t").unwrap(),
+        vec![("Authorization".to_string(), "Bearer s3cr3t".to_string())]
     );
 }

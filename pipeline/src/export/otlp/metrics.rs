@@ -12,6 +12,8 @@
 //! tokio runtime.
 
 use std::collections::HashMap;
+use std::future::{pending, Future};
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -239,8 +241,9 @@ struct Push {
 }
 
 impl Push {
-    async fn all(&mut self, recorder: &Recorder) {
-        for rm in recorder.collect() {
+    /// Sends what was collected, one request per service.
+    async fn send(&mut self, collected: Vec<ResourceMetrics>) {
+        for rm in collected {
             let exporter = Arc::clone(&self.exporter);
             let sent = super::request(
                 self.io,
@@ -283,39 +286,76 @@ impl Push {
     }
 }
 
+/// A push under way; it owns the `Push` and gives it back.
+type InFlight = Pin<Box<dyn Future<Output = Push> + Send>>;
+
 enum Event {
     Span(Option<Arc<Span>>),
     Due,
+    Pushed(Push),
 }
 
-/// Records spans as they come and pushes every `interval`; after the queue
-/// closes, one last push, given at most `last_push`.
+/// Records spans as they come and pushes every `interval`, a push running
+/// beside the recording: a receiver that does not answer holds up neither
+/// the spans nor the stop. An interval that finds the last push still under
+/// way is skipped (the metrics are cumulative: the next push carries it).
+/// After the queue closes, one last push, which may take `last_push` with
+/// the one under way.
 async fn run(
     rx: async_channel::Receiver<Arc<Span>>,
     host: Arc<Host>,
-    mut push: Push,
+    push: Push,
     interval: Duration,
     last_push: Duration,
 ) {
-    let mut recorder = Recorder::new(host, Arc::clone(&push.metrics));
+    let metrics = Arc::clone(&push.metrics);
+    let exporter = Arc::clone(&push.exporter);
+    let mut recorder = Recorder::new(host, Arc::clone(&metrics));
     let mut due = smol::Timer::at(Instant::now() + interval);
+    let mut idle = Some(push);
+    let mut in_flight: Option<InFlight> = None;
     loop {
+        let pushed = async {
+            match in_flight.as_mut() {
+                Some(push) => Event::Pushed(push.await),
+                None => pending().await,
+            }
+        };
         let span = async { Event::Span(rx.recv().await.ok()) };
         let tick = async {
             (&mut due).await;
             Event::Due
         };
-        match or(span, tick).await {
+        match or(pushed, or(span, tick)).await {
             Event::Span(Some(span)) => recorder.record(&span),
             Event::Span(None) => break,
             Event::Due => {
-                push.all(&recorder).await;
+                if let Some(mut push) = idle.take() {
+                    let collected = recorder.collect();
+                    in_flight = Some(Box::pin(async move {
+                        push.send(collected).await;
+                        push
+                    }));
+                }
                 due.set_at(Instant::now() + interval);
+            }
+            Event::Pushed(push) => {
+                in_flight = None;
+                idle = Some(push);
             }
         }
     }
+    let collected = recorder.collect();
     let last = async {
-        push.all(&recorder).await;
+        // The push is idle, or under way: it has to end first.
+        let push = match (idle, in_flight) {
+            (Some(push), _) => Some(push),
+            (None, Some(under_way)) => Some(under_way.await),
+            (None, None) => None,
+        };
+        if let Some(mut push) = push {
+            push.send(collected).await;
+        }
         true
     };
     let late = async {
@@ -325,13 +365,13 @@ async fn run(
     if !or(last, late).await {
         log::warn!("OTLP metrics: the last push did not finish within {last_push:?}");
     }
-    let _ = push.exporter.shutdown();
+    let _ = exporter.shutdown();
     log::info!(
         "OTLP metrics: exports={} export_failures={} exports_rejected={} spans_dropped_service_limit={}",
-        push.metrics.get(Counter::OtlpMetricExports),
-        push.metrics.get(Counter::OtlpMetricExportFailures),
-        push.metrics.get(Counter::OtlpMetricExportsRejected),
-        push.metrics.get(Counter::OtlpSpansDroppedServiceLimit),
+        metrics.get(Counter::OtlpMetricExports),
+        metrics.get(Counter::OtlpMetricExportFailures),
+        metrics.get(Counter::OtlpMetricExportsRejected),
+        metrics.get(Counter::OtlpSpansDroppedServiceLimit),
     );
 }
 

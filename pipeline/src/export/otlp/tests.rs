@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::convert::tests::span;
+use super::queue::QueueLimits;
 use super::traces::{run, Batch, Sink, Tuning};
 use crate::model::{Span, SpanKind};
 use crate::selfmetrics::{Counter, SelfMetrics};
@@ -44,7 +45,7 @@ impl Sink for ScriptedSink {
             let ids = group
                 .spans
                 .iter()
-                .map(|s| s.span_context.span_id().to_bytes()[7])
+                .map(|s| s.request.context.span_id.0[7])
                 .collect();
             self.delivered
                 .lock()
@@ -62,7 +63,10 @@ fn quick() -> Tuning {
     Tuning {
         max_batch: 512,
         batch_timeout: Duration::from_secs(3600),
-        max_queued_batches: 64,
+        queue: QueueLimits {
+            max_spans: 64 * 512,
+            max_bytes: usize::MAX,
+        },
         backoff_initial: Duration::from_millis(1),
         backoff_max: Duration::from_millis(4),
         shutdown_timeout: Duration::from_secs(5),
@@ -220,7 +224,10 @@ fn a_full_queue_drops_its_oldest_batch() {
         sink,
         Tuning {
             max_batch: 1,
-            max_queued_batches: 2,
+            queue: QueueLimits {
+                max_spans: 2,
+                max_bytes: usize::MAX,
+            },
             ..quick()
         },
     );
@@ -300,4 +307,32 @@ fn shutdown_abandons_a_send_that_never_ends() {
     r.tx.close();
     r.thread.join().unwrap();
     assert_eq!(r.metrics.get(Counter::OtlpSpansDroppedShutdown), 2);
+}
+
+#[test]
+fn an_outage_of_two_minutes_at_50_spans_a_second_loses_nothing() {
+    // One batch a second for 120 s: 120 batches of 50, twice what a queue of
+    // 64 batches held. The first send hangs (the receiver is down) until the
+    // gate opens.
+    let (permit, gate) = async_channel::unbounded();
+    let sink = ScriptedSink {
+        gate: Some(gate),
+        ..Default::default()
+    };
+    let r = start(
+        sink,
+        Tuning {
+            max_batch: 50,
+            ..Tuning::default()
+        },
+    );
+    for i in 0..120 * 50u32 {
+        send(&r.tx, "svc", (i % 250) as u8 + 1);
+    }
+    wait_for("every span batched", || r.tx.is_empty());
+    permit.close();
+    r.tx.close();
+    r.thread.join().unwrap();
+    assert_eq!(r.metrics.get(Counter::OtlpSpansExported), 6000);
+    assert_eq!(r.metrics.get(Counter::OtlpSpansDroppedQueueFull), 0);
 }

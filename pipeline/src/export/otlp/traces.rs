@@ -1,9 +1,10 @@
-//! OTLP traces: spans are converted as they arrive, batched (up to 512, or
-//! whatever arrived within a second), queued (at most 64 batches, the oldest
-//! dropped first) and exported one request at a time, with exponential
-//! backoff while the receiver is unreachable or asks to wait. A batch the
-//! receiver refuses for good (401, 403, 400, ...: see [`super::failure`]) is
-//! dropped and counted, not retried.
+//! OTLP traces: spans are batched as they arrive (up to 512, or whatever
+//! arrived within a second), queued (at most [`MAX_QUEUED_SPANS`] spans and
+//! [`MAX_QUEUED_BYTES`] bytes, the oldest batches dropped first), converted
+//! when sent, and exported one request at a time, with exponential backoff
+//! while the receiver is unreachable or asks to wait. A batch the receiver
+//! refuses for good (401, 403, 400, ...: see [`super::failure`]) is dropped
+//! and counted, not retried.
 
 use std::future::{pending, Future};
 use std::pin::Pin;
@@ -16,18 +17,25 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 
 use super::convert::{self, span_data};
 use super::failure::{self, Refusal};
-use super::queue::{Backoff, BatchQueue};
+use super::queue::{Backoff, BatchQueue, QueueLimits, Weigh};
 use super::{ExportError, SignalConfig};
 use crate::export::{Context, Queued, Signal, StartError};
 use crate::model::{Host, Resource, Span};
 use crate::selfmetrics::{Counter, SelfMetrics};
+
+/// Spans the queue holds while the receiver is down or slow: two minutes of
+/// 270 spans a second, 20 minutes of 27.
+pub const MAX_QUEUED_SPANS: usize = 32_768;
+/// What the queued spans may weigh ([`Span::approx_bytes`]): about 530 bytes
+/// each, more with paths or statements over 62 bytes.
+pub const MAX_QUEUED_BYTES: usize = 32 * 1024 * 1024;
 
 /// Limits and delays of the export loop.
 #[derive(Debug, Clone)]
 pub(crate) struct Tuning {
     pub max_batch: usize,
     pub batch_timeout: Duration,
-    pub max_queued_batches: usize,
+    pub queue: QueueLimits,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
     pub shutdown_timeout: Duration,
@@ -38,7 +46,10 @@ impl Default for Tuning {
         Self {
             max_batch: 512,
             batch_timeout: Duration::from_secs(1),
-            max_queued_batches: 64,
+            queue: QueueLimits {
+                max_spans: MAX_QUEUED_SPANS,
+                max_bytes: MAX_QUEUED_BYTES,
+            },
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(5),
@@ -47,26 +58,28 @@ impl Default for Tuning {
 }
 
 /// The spans of one process: they share a resource, so one export request each.
+/// Kept as the pipeline's spans (half the size of the SDK's) until sent.
 #[derive(Debug)]
 pub(crate) struct Group {
     pub resource: Arc<Resource>,
-    pub spans: Vec<SpanData>,
+    pub spans: Vec<Arc<Span>>,
 }
 
-/// What one queue slot holds: a batch, grouped by resource in arrival order.
+/// A batch, grouped by resource in arrival order.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
     pub groups: Vec<Group>,
 }
 
 impl Batch {
-    fn from_spans(spans: Vec<(Arc<Resource>, SpanData)>) -> Self {
+    fn from_spans(spans: Vec<Arc<Span>>) -> Self {
         let mut groups: Vec<Group> = Vec::new();
-        for (resource, span) in spans {
-            match groups.iter_mut().find(|g| *g.resource == *resource) {
+        for span in spans {
+            let resource = &span.request.resource;
+            match groups.iter_mut().find(|g| *g.resource == **resource) {
                 Some(g) => g.spans.push(span),
                 None => groups.push(Group {
-                    resource,
+                    resource: Arc::clone(resource),
                     spans: vec![span],
                 }),
             }
@@ -76,6 +89,20 @@ impl Batch {
 
     pub fn len(&self) -> usize {
         self.groups.iter().map(|g| g.spans.len()).sum()
+    }
+}
+
+impl Weigh for Batch {
+    fn spans(&self) -> usize {
+        self.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.groups
+            .iter()
+            .flat_map(|g| &g.spans)
+            .map(|s| s.approx_bytes() + size_of::<Arc<Span>>())
+            .sum()
     }
 }
 
@@ -94,13 +121,19 @@ struct OtlpSink {
     io: &'static tokio::runtime::Runtime,
     timeout: Duration,
     host: Arc<Host>,
+    scope: InstrumentationScope,
 }
 
 impl Sink for OtlpSink {
     async fn send(&mut self, batch: &mut Batch) -> Result<(), String> {
         while let Some(group) = batch.groups.first() {
             let resource = convert::resource(&group.resource, &self.host, true);
-            let (exporter, spans) = (Arc::clone(&self.exporter), group.spans.clone());
+            let spans: Vec<SpanData> = group
+                .spans
+                .iter()
+                .map(|span| span_data(span, &self.scope))
+                .collect();
+            let exporter = Arc::clone(&self.exporter);
             let limit = self.timeout + Duration::from_secs(1);
             let sent = super::request(self.io, limit, async move {
                 let mut exporter = exporter.lock().await;
@@ -138,6 +171,7 @@ pub fn spawn_traces(config: &SignalConfig, context: &Context) -> Result<Queued, 
         io,
         timeout: config.timeout,
         host: Arc::clone(&context.host),
+        scope: convert::scope(),
     };
     let url = config.url();
     let protocol = config.protocol;
@@ -194,9 +228,9 @@ impl Loop<'_> {
         } else {
             self.queue.push(batch)
         };
-        if let Some(dropped) = dropped {
+        if dropped > 0 {
             self.metrics
-                .add(Counter::OtlpSpansDroppedQueueFull, dropped.len() as u64);
+                .add(Counter::OtlpSpansDroppedQueueFull, dropped as u64);
         }
     }
 }
@@ -207,13 +241,12 @@ pub(crate) async fn run<S: Sink>(
     tuning: Tuning,
     metrics: Arc<SelfMetrics>,
 ) {
-    let scope: InstrumentationScope = convert::scope();
     let mut state = Loop {
-        queue: BatchQueue::new(tuning.max_queued_batches),
+        queue: BatchQueue::new(tuning.queue),
         metrics: &metrics,
     };
     let mut backoff = Backoff::new(tuning.backoff_initial, tuning.backoff_max);
-    let mut unbatched: Vec<(Arc<Resource>, SpanData)> = Vec::with_capacity(tuning.max_batch);
+    let mut unbatched: Vec<Arc<Span>> = Vec::with_capacity(tuning.max_batch);
     let mut pending_since: Option<Instant> = None;
     let mut idle_sink: Option<S> = Some(sink);
     let mut in_flight: Option<InFlight<S>> = None;
@@ -258,7 +291,7 @@ pub(crate) async fn run<S: Sink>(
                 break;
             }
             if now >= deadline {
-                let queued: usize = state.queue.drain().map(|b| b.len()).sum();
+                let queued = state.queue.clear();
                 // An unfinished send is abandoned; its batch counts at the size it
                 // had when the send started (an upper bound if some groups got through).
                 let left = queued + in_flight.take().map_or(0, |_| in_flight_spans);
@@ -303,7 +336,7 @@ pub(crate) async fn run<S: Sink>(
         match or(done, or(recv, timer)).await {
             Event::Span(Ok(span)) => {
                 pending_since.get_or_insert_with(Instant::now);
-                unbatched.push((Arc::clone(&span.request.resource), span_data(&span, &scope)));
+                unbatched.push(span);
             }
             Event::Span(Err(_)) => {
                 closing_deadline = Some(Instant::now() + tuning.shutdown_timeout);

@@ -206,6 +206,10 @@ impl<K: Hash + Eq, L: Clone + Hash + Eq, M: Clone, C: MetricConstructor<M>> Expi
             }
             keep
         });
+        // A table sized for a burst of series keeps its memory otherwise.
+        if self.series.len() * 4 < self.series.capacity() {
+            self.series.shrink_to_fit();
+        }
     }
 }
 
@@ -580,7 +584,7 @@ mod tests {
         let now = Instant::now();
         let call = |kind, status_code| {
             let mut s = span(kind, "svc", "/beyla.Users/Get", 200, 40_000_000);
-            fixtures::http(&mut s).method = "POST";
+            fixtures::http(&mut s).method = crate::model::Method::Post.into();
             fixtures::rpc(&mut s, "beyla.Users", "Get", status_code);
             s
         };

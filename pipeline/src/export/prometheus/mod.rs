@@ -210,7 +210,7 @@ mod tests {
 
     fn span() -> Span {
         let mut span = fixtures::span();
-        fixtures::http(&mut span).method = "POST";
+        fixtures::http(&mut span).method = crate::model::Method::Post.into();
         fixtures::http(&mut span).path = "/orders".into();
         fixtures::http(&mut span).status = 201;
         span.request.resource = fixtures::resource("shop");

@@ -6,8 +6,9 @@ pub mod stitch;
 mod tests;
 mod types;
 pub use parse::{
-    looks_like_request, looks_like_response, may_begin_request, parse_request_head,
-    parse_request_line, parse_response_head, parse_status_line, ChunkedDecoder,
+    looks_like_request, looks_like_response, may_begin_request, parse_cut_request_line,
+    parse_request_head, parse_request_line, parse_response_head, parse_status_line, url_path,
+    ChunkedDecoder, MAX_METHOD_LEN,
 };
 pub use types::{BodyFraming, Exchange, InvalidReason, Method, Parse};
 

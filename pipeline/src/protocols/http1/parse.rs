@@ -5,6 +5,8 @@
 //! bytes so far can still begin a valid message, so garbage is rejected early instead of being
 //! buffered up to the limits.
 
+use crate::model::ShortString;
+
 use super::types::{
     BodyFraming, ChunkProgress, InvalidReason, Method, Parse, RequestHead, RequestLine,
     ResponseHead, StatusLine,
@@ -32,35 +34,60 @@ impl From<InvalidReason> for Stop {
     }
 }
 
-/// Cheap detection on the first bytes of a stream: a known method and a space, and, if present, a
-/// target start that fits: origin-form `/`, asterisk-form `*`, absolute-form `http...`, and for
-/// CONNECT also authority-form, a host name or the `[` of an IPv6 literal.
-pub fn looks_like_request(prefix: &[u8]) -> bool {
-    let Some(space) = prefix
+/// Longest method token accepted: the registered extension methods are at
+/// most 17 bytes (`UPDATEREDIRECTREF`); a longer token is taken for not HTTP.
+pub const MAX_METHOD_LEN: usize = 32;
+
+/// Where the space after a method token is: 1 to [`MAX_METHOD_LEN`] tchars, then a space.
+fn method_end(prefix: &[u8]) -> Option<usize> {
+    let space = prefix
         .iter()
-        .take(Method::MAX_LEN + 1)
-        .position(|&b| b == b' ')
-    else {
+        .take(MAX_METHOD_LEN + 1)
+        .position(|&b| b == b' ')?;
+    let token = prefix.get(..space)?;
+    (!token.is_empty() && token.iter().all(|&b| is_tchar(b))).then_some(space)
+}
+
+/// Whether a request target can start with this byte: origin-form `/`,
+/// asterisk-form `*`, absolute-form `http...`.
+fn starts_target(b: u8) -> bool {
+    matches!(b, b'/' | b'*' | b'h' | b'H')
+}
+
+/// Detection on the first bytes of a stream. A known method and a space, and,
+/// if present, a target start that fits (for CONNECT also authority-form, a
+/// host name or the `[` of an IPv6 literal). An extension method (`PURGE`, or
+/// `get`, which is not `GET`) claims the bytes only with its whole request
+/// line, so that another text protocol is not taken for HTTP.
+pub fn looks_like_request(prefix: &[u8]) -> bool {
+    let Some(space) = method_end(prefix) else {
         return false;
     };
-    let Some(method) = prefix.get(..space).and_then(Method::from_bytes) else {
-        return false;
-    };
-    match prefix.get(space + 1) {
-        None => true,
-        Some(&(b'/' | b'*' | b'h' | b'H')) => true,
-        Some(&b) => method == Method::Connect && (b.is_ascii_alphanumeric() || b == b'['),
+    let target = prefix.get(space + 1).copied();
+    match Method::from_bytes(&prefix[..space]) {
+        Some(method) => match target {
+            None => true,
+            Some(b) if starts_target(b) => true,
+            Some(b) => method == Method::Connect && (b.is_ascii_alphanumeric() || b == b'['),
+        },
+        None => target.is_some_and(starts_target) && request_line(prefix).is_ok(),
     }
 }
 
-/// Bytes too few to tell, that are the start of a method name (a first read
-/// of one or two bytes): the next read may complete a request line.
+/// Bytes too few to tell that can still begin a request: a method token cut
+/// short (a first read of one or two bytes), or an extension method's request
+/// line not ended yet. The next read may complete it.
 pub fn may_begin_request(prefix: &[u8]) -> bool {
-    !prefix.is_empty()
-        && prefix.len() <= Method::MAX_LEN
-        && Method::ALL
-            .iter()
-            .any(|m| m.as_str().as_bytes().starts_with(prefix))
+    if prefix.is_empty() {
+        return false;
+    }
+    match method_end(prefix) {
+        Some(space) => {
+            prefix.get(space + 1).is_none_or(|&b| starts_target(b))
+                && matches!(request_line(prefix), Err(Stop::NeedMore))
+        }
+        None => prefix.len() <= MAX_METHOD_LEN && prefix.iter().all(|&b| is_tchar(b)),
+    }
 }
 
 /// Cheap detection of a response: `HTTP/1.` a digit and a space.
@@ -74,6 +101,58 @@ pub fn looks_like_response(prefix: &[u8]) -> bool {
 /// Names the operation even when the capture cut the headers off.
 pub fn parse_request_line(buf: &[u8]) -> Parse<RequestLine<'_>> {
     finish(request_line(buf))
+}
+
+/// The method and the start of the target of a request line that the
+/// capture cut before its end, once the path is whole (the cut is in a query
+/// string longer than the capture size): enough to name the request. None
+/// unless the bytes are the beginning of a request line, and for a cut inside
+/// the path, which would be a different path.
+pub fn parse_cut_request_line(buf: &[u8]) -> Option<(&str, &str)> {
+    if memchr::memchr(b'\n', buf).is_some() {
+        return None;
+    }
+    let space = method_end(buf)?;
+    let method = as_token(buf.get(..space)?).ok()?;
+    let rest = buf.get(space + 1..)?;
+    let (target, after) = match memchr::memchr(b' ', rest) {
+        Some(i) => (rest.get(..i)?, rest.get(i + 1..)?),
+        None => (rest, &[][..]),
+    };
+    let version_so_far = after.get(..after.len().min(VERSION_PREFIX.len()))?;
+    let path_whole = target.len() < rest.len() || memchr::memchr2(b'?', b'#', target).is_some();
+    let fits = target.first().is_some_and(|&b| starts_target(b))
+        && path_whole
+        && target.iter().all(u8::is_ascii_graphic)
+        && VERSION_PREFIX.starts_with(version_so_far);
+    if !fits {
+        return None;
+    }
+    // Graphic ASCII is UTF-8.
+    std::str::from_utf8(target)
+        .ok()
+        .map(|target| (method, target))
+}
+
+/// `url.path` of an origin-form target (HTTP/1.x, or HTTP/2's `:path`):
+/// without the query and the fragment, and without the parameters of its
+/// segments (`/cart;jsessionid=1A2B/items` is `/cart/items`): servlet
+/// containers put session ids there, and the path reaches span names and
+/// route labels. Allocates only for a path that has parameters.
+pub fn url_path(target: &str) -> ShortString {
+    let end = target.find(['?', '#']).unwrap_or(target.len());
+    let path = &target[..end];
+    if !path.contains(';') {
+        return ShortString::from(path);
+    }
+    let mut out = String::with_capacity(path.len());
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(segment.split(';').next().unwrap_or_default());
+    }
+    ShortString::from(out)
 }
 
 pub fn parse_status_line(buf: &[u8]) -> Parse<StatusLine> {
@@ -159,33 +238,27 @@ fn start_line<'a, T>(
     Ok((value, newline.ok_or(Stop::NeedMore)? + 1))
 }
 
-fn method(cursor: &mut Cursor<'_>) -> Result<Method, Stop> {
+/// The method token and its space; any token, so extension methods are read too.
+fn method<'a>(cursor: &mut Cursor<'a>) -> Result<&'a str, Stop> {
     let start = cursor.pos;
     let rest = cursor.line.get(start..).unwrap_or_default();
-    // The whole token at once when its space is there; byte by byte below
-    // only to tell a cut-off method from garbage.
-    if let Some(len) = rest
-        .iter()
-        .take(Method::MAX_LEN + 1)
-        .position(|&b| b == b' ')
-    {
+    if let Some(len) = method_end(rest) {
         cursor.pos = start + len + 1;
-        return Method::from_bytes(&rest[..len]).ok_or(Stop::Invalid(InvalidReason::NotHttp));
+        return as_token(rest.get(..len).unwrap_or_default());
     }
+    // No space yet: a token cut short needs more, anything else is not HTTP.
     loop {
         let b = cursor.next(InvalidReason::NotHttp)?;
         let token = cursor.since(start);
-        if b == b' ' {
-            let name = token.split_last().map_or(token, |(_space, name)| name);
-            return Method::from_bytes(name).ok_or(Stop::Invalid(InvalidReason::NotHttp));
-        }
-        if !Method::ALL
-            .iter()
-            .any(|m| m.as_str().as_bytes().starts_with(token))
-        {
+        if b == b' ' || !is_tchar(b) || token.len() > MAX_METHOD_LEN {
             return Err(Stop::Invalid(InvalidReason::NotHttp));
         }
     }
+}
+
+/// A method token as text: tchars are ASCII.
+fn as_token(token: &[u8]) -> Result<&str, Stop> {
+    std::str::from_utf8(token).map_err(|_| Stop::Invalid(InvalidReason::NotHttp))
 }
 
 fn minor_version(cursor: &mut Cursor<'_>, bad: InvalidReason) -> Result<u8, Stop> {

@@ -6,12 +6,14 @@
 
 use std::collections::VecDeque;
 
+use super::parse::MAX_LINE;
 use super::{
-    parse_request_head, parse_request_line, parse_response_head, parse_status_line, BodyFraming,
-    ChunkedDecoder, Exchange, InvalidReason, Method, Parse,
+    parse_cut_request_line, parse_request_head, parse_request_line, parse_response_head,
+    parse_status_line, url_path, BodyFraming, ChunkedDecoder, Exchange, InvalidReason, Parse,
 };
 use crate::model::{
-    DataChunk, Direction, HttpVersion, ShortString, Tid, TraceContext, MAX_HEADER_TEXT,
+    DataChunk, Direction, HttpMethod, HttpVersion, ShortString, Tid, TraceContext,
+    MAX_HEADER_TEXT,
 };
 use crate::protocols::{Anomaly, Hooks, Stitch, Unanswered};
 
@@ -41,7 +43,7 @@ struct Side {
 }
 
 struct Pending {
-    method: Method,
+    method: HttpMethod,
     path: ShortString,
     version: HttpVersion,
     host: Option<ShortString>,
@@ -70,17 +72,16 @@ pub struct Stitcher {
     upgraded: bool,
 }
 
-/// The path of a request target, without query or fragment; absolute-form
-/// targets (proxies) lose their scheme and authority.
-fn path_of(target: &str) -> &str {
+/// The path of a request target (see [`url_path`]);
+/// absolute-form targets (proxies) lose their scheme and authority first.
+fn path_of(target: &str) -> ShortString {
     let target = match target.find("://") {
         Some(i) => target[i + 3..]
             .find('/')
             .map_or("/", |j| &target[i + 3 + j..]),
         None => target,
     };
-    let end = target.find(['?', '#']).unwrap_or(target.len());
-    &target[..end]
+    url_path(target)
 }
 
 /// A head read off the wire; a request has already been given its trace context.
@@ -99,13 +100,17 @@ enum Head {
 
 /// What a request head (or, cut short, its line) said.
 struct Started<'a> {
-    method: Method,
+    /// The token as sent: a known method or an extension one.
+    method: &'a str,
     target: &'a str,
     minor_version: u8,
     traceparent: Option<&'a str>,
     host: Option<&'a str>,
     user_agent: Option<&'a str>,
 }
+
+/// A request line cut before its version: the version every client sends today.
+const CUT_LINE_MINOR_VERSION: u8 = 1;
 
 fn request_head(
     hooks: &mut impl Hooks<Exchange>,
@@ -116,8 +121,8 @@ fn request_head(
     let context = hooks.request_started(tid, started.traceparent);
     let text = |value: Option<&str>| value.map(|v| ShortString::bounded(v, MAX_HEADER_TEXT));
     let pending = Pending {
-        method: started.method,
-        path: ShortString::from(path_of(started.target)),
+        method: HttpMethod::from_token(started.method),
+        path: path_of(started.target),
         version: if started.minor_version == 0 {
             HttpVersion::Http10
         } else {
@@ -323,7 +328,7 @@ impl Stitcher {
         chunk: &DataChunk<'_>,
         hooks: &mut impl Hooks<Exchange>,
     ) -> usize {
-        let method = self.pending.front().map(|p| p.method);
+        let method = self.pending.front().and_then(|p| p.method.known());
         let side = self.side(is_request);
         let before = side.head.len();
         let at = (side.head_start_ns, side.head_tid.unwrap_or(chunk.tid));
@@ -390,6 +395,17 @@ impl Stitcher {
                 }
                 data.len()
             }
+            // A request line longer than the parser reads (a long query
+            // string) still names the request when its path is whole.
+            Parse::Invalid(InvalidReason::HeadTooLong) if is_request => {
+                if before == 0 {
+                    let side = self.side(is_request);
+                    side.head
+                        .extend_from_slice(&data[..data.len().min(MAX_HEAD_BUFFER)]);
+                }
+                self.head_cut_short(is_request, chunk, hooks);
+                data.len()
+            }
             Parse::Invalid(reason) => {
                 hooks.anomaly(Anomaly::Invalid(reason.name()));
                 let side = self.side(is_request);
@@ -400,8 +416,11 @@ impl Stitcher {
         }
     }
 
-    /// The capture ended inside a head: the first line still names the request
-    /// or the status; the message then ends at the next flip.
+    /// The capture ended inside a head, or the head is longer than the parser
+    /// reads: the first line still names the request or the status (a request
+    /// line itself cut short, by a long query string, still gives its method
+    /// and its path when the path is whole); the message then ends at the
+    /// next flip.
     fn head_cut_short(
         &mut self,
         is_request: bool,
@@ -412,22 +431,25 @@ impl Stitcher {
         let at = (side.head_start_ns, side.head_tid.unwrap_or(chunk.tid));
         let head = std::mem::take(&mut side.head);
         let parsed = if is_request {
-            match parse_request_line(&head) {
-                Parse::Parsed(l) => Some(request_head(
-                    hooks,
-                    Started {
-                        method: l.method,
-                        target: l.target,
-                        minor_version: l.minor_version,
-                        traceparent: None,
-                        host: None,
-                        user_agent: None,
-                    },
-                    at,
-                    None,
-                )),
-                Parse::NeedMore | Parse::Invalid(_) => None,
-            }
+            let line = match parse_request_line(&head) {
+                Parse::Parsed(l) => Some((l.method, l.target, l.minor_version)),
+                Parse::NeedMore | Parse::Invalid(InvalidReason::HeadTooLong) => {
+                    parse_cut_request_line(&head[..head.len().min(MAX_LINE)])
+                        .map(|(method, target)| (method, target, CUT_LINE_MINOR_VERSION))
+                }
+                Parse::Invalid(_) => None,
+            };
+            line.map(|(method, target, minor_version)| {
+                let started = Started {
+                    method,
+                    target,
+                    minor_version,
+                    traceparent: None,
+                    host: None,
+                    user_agent: None,
+                };
+                request_head(hooks, started, at, None)
+            })
         } else {
             match parse_status_line(&head) {
                 Parse::Parsed(l) => Some(Head::Response {
@@ -578,7 +600,7 @@ mod tests {
             self.stitcher.feed(&chunk, &mut self.hooks);
         }
 
-        fn summary(&self) -> Vec<(&'static str, String, u16)> {
+        fn summary(&self) -> Vec<(&str, String, u16)> {
             self.hooks
                 .records
                 .iter()
@@ -798,5 +820,90 @@ mod tests {
         assert_eq!(path_of("http://host:80/x?y"), "/x");
         assert_eq!(path_of("http://host"), "/");
         assert_eq!(path_of("*"), "*");
+        assert_eq!(path_of("/cart;jsessionid=1A2B3C/items"), "/cart/items");
+        assert_eq!(path_of("/login;JSESSIONID=X?next=/a;b"), "/login");
+        assert_eq!(path_of("/a;x=1;y=2/b;z/c"), "/a/b/c");
+        assert_eq!(path_of("http://h/p;jsessionid=9"), "/p");
+        assert_eq!(path_of("/;only"), "/");
+    }
+
+    #[test]
+    fn request_line_longer_than_the_parser_reads_still_names_the_request() {
+        let mut c = Conn::server();
+        c.capture = 8191;
+        let request = format!(
+            "GET /search?q={} HTTP/1.1\r\nHost: a\r\n\r\n",
+            "x".repeat(10_000)
+        );
+        for piece in request.as_bytes().chunks(4096) {
+            c.send(IN, piece);
+        }
+        c.send(OUT, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        c.send(IN, b"GET /next HTTP/1.1\r\n\r\n");
+        c.send(OUT, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            c.summary(),
+            vec![("GET", "/search".into(), 200), ("GET", "/next".into(), 200)]
+        );
+        assert!(c.hooks.anomalies.is_empty(), "{:?}", c.hooks.anomalies);
+    }
+
+    #[test]
+    fn methods_the_conventions_do_not_know_make_exchanges() {
+        let mut c = Conn::server();
+        for method in ["PURGE", "get", "PROPFIND", "M-SEARCH"] {
+            c.send(IN, format!("{method} /cache HTTP/1.1\r\n\r\n").as_bytes());
+            c.send(OUT, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+        assert_eq!(
+            c.summary(),
+            vec![
+                ("PURGE", "/cache".into(), 200),
+                ("get", "/cache".into(), 200),
+                ("PROPFIND", "/cache".into(), 200),
+                ("M-SEARCH", "/cache".into(), 200),
+            ]
+        );
+        assert!(c
+            .hooks
+            .exchanges
+            .iter()
+            .all(|e| matches!(e.method, HttpMethod::Other(_))));
+        assert!(c.hooks.anomalies.is_empty());
+    }
+
+    #[test]
+    fn request_line_cut_by_the_capture_still_names_the_request() {
+        let mut c = Conn::server();
+        let query = "x".repeat(1500);
+        c.send(
+            IN,
+            format!("GET /search;jsessionid=AB12?q={query} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes(),
+        );
+        c.send(OUT, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        assert!(c.hooks.anomalies.is_empty(), "{:?}", c.hooks.anomalies);
+        // The path itself cut (a longer path, or a request cut by the end of
+        // the capture in a pipelined batch): never a guessed, shorter path.
+        let path = format!("/{}", "p".repeat(1100));
+        c.send(IN, format!("PURGE {path} HTTP/1.1\r\n\r\n").as_bytes());
+        c.send(OUT, b"HTTP/1.1 204 No Content\r\n\r\n");
+        let mut batch = b"GET /users/1 HTTP/1.1\r\n\r\n".repeat(40);
+        batch.extend_from_slice(b"GET /users/12345678901234567890 HTTP/1.1\r\n\r\n");
+        assert!(batch[..c.capture].ends_with(b"\r\n\r\nGET /users/1234567890123"));
+        c.send(IN, &batch);
+        c.send(IN, b"GET /next HTTP/1.1\r\n\r\n");
+        c.send(OUT, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let summary = c.summary();
+        assert_eq!(summary[0], ("GET", "/search".into(), 200));
+        assert!(
+            summary
+                .iter()
+                .all(|(_, path, _)| !path.starts_with("/pp") && !path.starts_with("/users/12")),
+            "{summary:?}"
+        );
+        assert_eq!(
+            c.hooks.anomalies[0],
+            Anomaly::Invalid(InvalidReason::HeadTooLong.name())
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Results of the HTTP/1.x parser; values borrow from the captured bytes so parsing never allocates.
 
-use crate::model::{HttpOperation, HttpVersion, Operation, ShortString, Tid, TraceContext};
+pub use crate::model::Method;
+use crate::model::{HttpMethod, HttpOperation, HttpVersion, Operation, ShortString, Tid, TraceContext};
 use crate::protocols::{Anomaly, Exchange as Neutral, Record};
 
 /// The outcome of parsing HTTP/1.x bytes.
@@ -8,7 +9,7 @@ pub type Parse<T> = crate::protocols::Parse<T, InvalidReason>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InvalidReason {
-    /// Does not start like HTTP/1.x at all (unknown method, no `HTTP/1.` prefix).
+    /// Does not start like HTTP/1.x at all (no method token, no `HTTP/1.` prefix).
     NotHttp,
     BadRequestLine,
     BadStatusLine,
@@ -38,70 +39,10 @@ impl InvalidReason {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Method {
-    Get,
-    Head,
-    Post,
-    Put,
-    Delete,
-    Connect,
-    Options,
-    Trace,
-    Patch,
-}
-
-impl Method {
-    /// Lets the parser reject a method prefix as soon as no method can match it.
-    pub(crate) const ALL: [Method; 9] = [
-        Method::Get,
-        Method::Head,
-        Method::Post,
-        Method::Put,
-        Method::Delete,
-        Method::Connect,
-        Method::Options,
-        Method::Trace,
-        Method::Patch,
-    ];
-
-    /// Length of the longest method name, so detection reads no further than that.
-    pub(crate) const MAX_LEN: usize = 7;
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Head => "HEAD",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Delete => "DELETE",
-            Method::Connect => "CONNECT",
-            Method::Options => "OPTIONS",
-            Method::Trace => "TRACE",
-            Method::Patch => "PATCH",
-        }
-    }
-
-    /// Case-sensitive, as methods are (RFC 9110 section 9.1).
-    pub fn from_bytes(token: &[u8]) -> Option<Method> {
-        Some(match token {
-            b"GET" => Method::Get,
-            b"HEAD" => Method::Head,
-            b"POST" => Method::Post,
-            b"PUT" => Method::Put,
-            b"DELETE" => Method::Delete,
-            b"CONNECT" => Method::Connect,
-            b"OPTIONS" => Method::Options,
-            b"TRACE" => Method::Trace,
-            b"PATCH" => Method::Patch,
-            _ => return None,
-        })
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestLine<'a> {
-    pub method: Method,
+    /// The method token as sent: a known method (see [`Method`]) or an extension one.
+    pub method: &'a str,
     pub target: &'a str,
     pub minor_version: u8,
     /// Bytes of the line including its line ending.
@@ -161,7 +102,7 @@ pub struct ChunkProgress {
 /// A request with its response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exchange {
-    pub method: Method,
+    pub method: HttpMethod,
     pub path: ShortString,
     pub status: u16,
     pub version: HttpVersion,
@@ -183,7 +124,7 @@ impl Record for Exchange {
             end_mono_ns: self.end_mono_ns,
             context: self.context,
             operation: Operation::Http(HttpOperation {
-                method: self.method.as_str(),
+                method: self.method,
                 path: self.path,
                 status: self.status,
                 version: self.version,

@@ -13,8 +13,8 @@ use super::{
     flags, settings, Frame, FrameHeader, FrameReader, FrameType, InvalidReason, ReadEvent, PREFACE,
 };
 use crate::model::{
-    DataChunk, Direction, HttpOperation, HttpVersion, Operation, RpcOperation, ShortString, Tid,
-    TraceContext, MAX_HEADER_TEXT,
+    DataChunk, Direction, HttpMethod, HttpOperation, HttpVersion, Operation, RpcOperation,
+    ShortString, Tid, TraceContext, MAX_HEADER_TEXT,
 };
 use crate::protocols::{http1, Anomaly, Exchange as Neutral, Hooks, Record, Stitch, Unanswered};
 
@@ -121,11 +121,6 @@ pub struct Stitcher {
 /// A header value as UTF-8 text, when known.
 fn text(list: &HeaderList, name: &[u8]) -> Option<String> {
     list.get(name).as_str().map(str::to_string)
-}
-
-fn path_of(target: &str) -> &str {
-    let end = target.find(['?', '#']).unwrap_or(target.len());
-    &target[..end]
 }
 
 fn is_grpc(list: &HeaderList) -> bool {
@@ -389,7 +384,10 @@ impl Stitcher {
         let context = hooks.request_started(block.tid, traceparent);
         let stream = Stream {
             method: text(list, b":method"),
-            path: list.get(b":path").as_str().map(|p| path_of(p).to_string()),
+            path: list
+                .get(b":path")
+                .as_str()
+                .map(|p| http1::url_path(p).to_string()),
             authority: text(list, b":authority"),
             user_agent: text(list, b"user-agent"),
             request_body_bytes: 0,
@@ -511,16 +509,13 @@ fn exchange(stream_id: u32, s: Stream, end_ns: u64) -> Exchange {
 /// guessed: such an exchange gives no span.
 impl Record for Exchange {
     fn into_exchange(self) -> Result<Neutral, (TraceContext, Anomaly)> {
-        let method = self
-            .method
-            .as_deref()
-            .and_then(|m| http1::Method::from_bytes(m.as_bytes()));
+        let method = self.method.as_deref().map(HttpMethod::from_token);
         let (Some(method), Some(path), Some(status)) = (method, self.path, self.status) else {
             return Err((self.context, Anomaly::Undecodable));
         };
         let text = |value: Option<String>| value.map(|v| ShortString::bounded(&v, MAX_HEADER_TEXT));
         let http = HttpOperation {
-            method: method.as_str(),
+            method,
             path: path.as_str().into(),
             status,
             version: HttpVersion::Http2,
