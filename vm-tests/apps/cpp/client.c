@@ -4,6 +4,8 @@
  *
  * Usage: curl-client URL N
  *
+ * It starts once it has read a line on stdin, so a test can first see it
+ * traced.
  * Prints one line per request, "<status> <start_ns> <end_ns>": wall-clock
  * nanoseconds from before the request is sent to after its body is read. */
 #include <curl/curl.h>
@@ -33,6 +35,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     long count = strtol(argv[2], NULL, 10);
+    for (int c = getchar(); c != EOF && c != '\n'; c = getchar()) {
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     CURL *curl = curl_easy_init();
     if (!curl) return 1;

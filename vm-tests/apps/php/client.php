@@ -5,6 +5,8 @@
 //
 // Usage: php client.php URL N
 //
+// It starts once it has read a line on stdin (after its extensions are
+// loaded), so a test can first see it traced.
 // Prints one line per request, "<status> <start_ns> <end_ns>": wall-clock
 // nanoseconds (to the microsecond) from before the request is sent to after
 // its body is read.
@@ -20,6 +22,7 @@ function now_ns(): string
     return sprintf('%d000', (int) (microtime(true) * 1e6));
 }
 
+fgets(STDIN);
 $curl = curl_init($url);
 curl_setopt_array($curl, [
     CURLOPT_RETURNTRANSFER => true,

@@ -3,7 +3,8 @@
 //!
 //! Usage: rust-client [--rustls] URL N
 //!
-//! HTTPS goes through native-tls (OpenSSL on Linux), or rustls with
+//! It starts once it has read a line on stdin, so a test can first see it
+//! traced. HTTPS goes through native-tls (OpenSSL on Linux), or rustls with
 //! `--rustls`; the test's self-signed certificate is accepted. Prints one
 //! line per request, "<status> <start_ns> <end_ns>": wall-clock nanoseconds
 //! from before the request is sent to after its body is read.
@@ -44,6 +45,8 @@ async fn main() {
         builder.use_native_tls()
     };
     let client = builder.build().expect("a reqwest client");
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go).expect("read stdin");
     for _ in 0..count {
         let start = now_ns();
         let answer = client.get(url).send().await.expect("the request");
