@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::process::{kill_and_reap, Lines};
+use crate::process::{kill_and_reap, send_signal, wait_with_timeout, Lines};
 use crate::{random_hex, workspace_root};
 
 /// Java's first start on a cold machine is the slowest; none comes close.
@@ -281,7 +281,7 @@ fn start_php_fpm(port: u16, downstream_url: Option<&str>) -> (Child, Command, Pa
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     while !socket.exists() {
         if Instant::now() > deadline {
-            kill_and_reap(&mut fpm);
+            stop_php_fpm(&mut fpm);
             let log = std::fs::read_to_string(dir.join("php-fpm.log")).unwrap_or_default();
             panic!("php-fpm did not make {} in time:\n{log}", socket.display());
         }
@@ -291,6 +291,19 @@ fn start_php_fpm(port: u16, downstream_url: Option<&str>) -> (Child, Command, Pa
     nginx.arg("-c").arg(dir.join("nginx.conf"));
     (fpm, nginx, dir)
 }
+
+/// SIGTERM, so php-fpm's master stops its workers too (SIGKILL would leave
+/// them running); SIGKILL if it has not exited after a while.
+fn stop_php_fpm(fpm: &mut Child) {
+    if fpm.try_wait().ok().flatten().is_none() {
+        send_signal(fpm, libc::SIGTERM);
+        if wait_with_timeout(fpm, FPM_STOP_TIMEOUT).is_none() {
+            kill_and_reap(fpm);
+        }
+    }
+}
+
+const FPM_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often readiness is looked at while waiting for a server.
 const POLL: Duration = Duration::from_millis(50);
@@ -367,7 +380,7 @@ impl Server {
         if !ready {
             kill_and_reap(&mut child);
             if let Some((fpm, _)) = backend.as_mut() {
-                kill_and_reap(fpm);
+                stop_php_fpm(fpm);
             }
             panic!(
                 "the {lang:?} server did not show {what:?} within {STARTUP_TIMEOUT:?}\n\
@@ -409,7 +422,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         kill_and_reap(&mut self.child);
         if let Some((fpm, dir)) = self.backend.as_mut() {
-            kill_and_reap(fpm);
+            stop_php_fpm(fpm);
             let _ = std::fs::remove_dir_all(dir);
         }
     }

@@ -420,3 +420,44 @@ fn downstream_call(run: &mut Run, downstream_port: u16) -> Option<(usize, usize)
     });
     Some((server_call, run.expected.len() - 1))
 }
+
+/// What php-fpm itself gives when it is selected too: nothing for the
+/// requests nginx hands it (FastCGI over a Unix socket is neither HTTP nor
+/// TCP), and a root CLIENT span for each call a PHP worker makes.
+#[test]
+fn php_fpm_workers_give_client_spans_only() {
+    const DOWNSTREAM_CALLS: usize = 3;
+    require_root();
+    let downstream = Server::start(Lang::Go, None);
+    let server = Server::start(Lang::PhpFpm, Some(&downstream.url("/health")));
+    let agent = Agent::start(&[("BEYLA_EXECUTABLE_NAME", "php-fpm[0-9.]*$")]);
+    agent.wait_ready();
+    for i in 0..5 {
+        let request = Request::get(&format!("/users/{i}"));
+        let (response, _) = request_on_fresh_connection(server.port, &request);
+        assert_eq!(response.status, 200);
+    }
+    for _ in 0..DOWNSTREAM_CALLS {
+        let (response, _) = request_on_fresh_connection(server.port, &Request::get("/downstream"));
+        assert_eq!(response.body_text(), "downstream 200");
+    }
+    let output = agent.stop();
+    let context = format!("agent stderr:\n{}", output.stderr);
+    assert_eq!(
+        output.spans.len(),
+        DOWNSTREAM_CALLS,
+        "one span per downstream call, none for the FastCGI requests\n{context}"
+    );
+    for span in &output.spans {
+        assert!(
+            span.kind == Kind::Client
+                && span.path == "/health"
+                && span.status == 200
+                && span.server_port == downstream.port
+                && span.service.starts_with("php-fpm")
+                && span.parent_span_id.is_empty(),
+            "expected a root CLIENT span GET /health from a php-fpm worker: {}\n{context}",
+            span.line
+        );
+    }
+}
