@@ -187,7 +187,11 @@ fn single_command(lang: Lang, port: u16) -> Command {
         Lang::Java => {
             build_apps();
             let mut c = Command::new("java");
-            c.arg("-cp").arg(root.join("target/apps/java")).arg("App");
+            // lib/: the /db endpoints' clients (build-frameworks.sh), when built.
+            let java = root.join("target/apps/java");
+            c.arg("-cp")
+                .arg(format!("{}:{}/lib/*", java.display(), java.display()))
+                .arg("App");
             c
         }
         Lang::Flask => {

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// Sample HTTP/1.1 service for the VM tests (node standard library only).
+// Sample HTTP/1.1 service for the VM tests (node standard library only, but
+// for the database clients of the /db endpoints: pg, mysql2 and ioredis from
+// package.json, installed by ../build-frameworks.sh and loaded when first used).
 // Same API as the Python, Go and Java apps next to it; see ../README.md.
 // Run: PORT=8080 [DOWNSTREAM_URL=http://127.0.0.1:9000/health] [TLS_CERT=cert.pem TLS_KEY=key.pem] node server.js
 'use strict';
@@ -47,6 +49,60 @@ function downstream(res) {
     });
 }
 
+// What each /db endpoint runs: the statement, and the Redis key it increments.
+const SQL_STATEMENT = 'SELECT 42 AS answer';
+const REDIS_KEY = 'beyla:hits';
+const DB_NAME = 'beyla'; // the user, password and database of both SQL servers
+const DB_TIMEOUT_MS = 10000;
+
+// One statement over a new connection; resolves to the number it returns.
+const DATABASES = {
+  postgres: ['POSTGRES_ADDR', async (host, port) => {
+    const { Client } = require('pg');
+    const client = new Client({ host, port, user: DB_NAME, database: DB_NAME, connectionTimeoutMillis: DB_TIMEOUT_MS });
+    await client.connect();
+    try {
+      return (await client.query(SQL_STATEMENT)).rows[0].answer;
+    } finally {
+      await client.end();
+    }
+  }],
+  mysql: ['MYSQL_ADDR', async (host, port) => {
+    const mysql = require('mysql2/promise');
+    const conn = await mysql.createConnection({
+      host, port, user: DB_NAME, password: DB_NAME, database: DB_NAME, connectTimeout: DB_TIMEOUT_MS,
+    });
+    try {
+      const [rows] = await conn.query(SQL_STATEMENT);
+      return rows[0].answer;
+    } finally {
+      await conn.end();
+    }
+  }],
+  redis: ['REDIS_ADDR', async (host, port) => {
+    const Redis = require('ioredis');
+    // No ready check (an INFO at connect): the connection carries our command only.
+    const client = new Redis({ host, port, enableReadyCheck: false, lazyConnect: true, connectTimeout: DB_TIMEOUT_MS });
+    await client.connect();
+    try {
+      return await client.incr(REDIS_KEY);
+    } finally {
+      client.disconnect();
+    }
+  }],
+};
+
+function database(res, store) {
+  const [variable, query] = DATABASES[store];
+  const addr = process.env[variable];
+  if (!addr) return reply(res, 500, `${variable} not set`);
+  const at = addr.lastIndexOf(':');
+  query(addr.slice(0, at), Number(addr.slice(at + 1))).then(
+    (n) => reply(res, 200, `${store} ${n}`),
+    () => reply(res, 502, `${store} error`),
+  );
+}
+
 function handle(req, res) {
   const path = req.url.split('?')[0];
   const get = req.method === 'GET';
@@ -62,6 +118,8 @@ function handle(req, res) {
   if (get && path === '/error') return reply(res, 500, 'error');
   if (get && path === '/chunked') return chunked(res);
   if (get && path === '/downstream') return downstream(res);
+  const store = path.startsWith('/db/') ? path.slice('/db/'.length) : '';
+  if (get && Object.hasOwn(DATABASES, store)) return database(res, store);
   reply(res, 404, 'not found');
 }
 
