@@ -15,77 +15,58 @@ use integration_tests::databases::mysql::MySql;
 use integration_tests::databases::postgres::Postgres;
 use integration_tests::databases::redis::redis_server;
 use integration_tests::http::{request_on_fresh_connection, Request};
-use integration_tests::require_root;
 use integration_tests::spans::{Kind, Span};
+use integration_tests::{require_root, workspace_root};
 
 /// Requests per store.
 const N: usize = 3;
 
-/// The stores, by the path of their endpoint, with `db.system.name`.
-const STORES: [(&str, &str); 3] = [
-    ("postgres", "postgresql"),
-    ("mysql", "mysql"),
-    ("redis", "redis"),
-];
+/// The stores, by the path of their endpoint.
+const STORES: [&str; 3] = ["postgres", "mysql", "redis"];
 
-/// The statements one request to `/db/<store>` makes, in order, as
-/// (`db.operation.name`, `db.query.text`): the statement the app runs, after
-/// what its client sends on every new connection (as seen on the wire).
-fn statements(lang: Lang, store: &str) -> Vec<(&'static str, &'static str)> {
-    const SELECT: (&str, &str) = ("SELECT", "SELECT ? AS answer");
-    const INCR: (&str, &str) = ("INCR", "INCR beyla:hits");
-    const HELLO: (&str, &str) = ("HELLO", "HELLO ?");
-    match (lang, store) {
-        (Lang::Python, "mysql") => vec![("SET", "SET NAMES utf8mb4"), SELECT],
-        (Lang::Java, "postgres") => vec![("SET", "SET application_name = ?"), SELECT],
-        (Lang::Java, "mysql") => vec![
-            (
-                "SET",
-                "set sql_mode=CONCAT(@@sql_mode,?),session_track_system_variables = \
-                 CONCAT(@@global.session_track_system_variables,?),NAMES utf8mb4",
-            ),
-            SELECT,
-        ],
-        (_, "postgres" | "mysql") => vec![SELECT],
-        (Lang::Go, "redis") => vec![HELLO, INCR],
-        // redis-py's incr is INCRBY key 1.
-        (Lang::Python, "redis") => vec![
-            HELLO,
-            ("CLIENT", "CLIENT MAINT_NOTIFICATIONS ?"),
-            ("INCRBY", "INCRBY beyla:hits ?"),
-        ],
-        (Lang::Node, "redis") => vec![
-            HELLO,
-            ("CLIENT", "CLIENT SETINFO ?"),
-            ("CLIENT", "CLIENT SETINFO ?"),
-            INCR,
-        ],
-        (Lang::Java, "redis") => vec![INCR],
-        other => panic!("no /db statements for {other:?}"),
-    }
+/// What the apps' requests to `/db/<store>` make: `vm-tests/apps/db-statements.json`,
+/// shared with the kernel matrix's checks.
+fn statements_file() -> serde_json::Value {
+    let path = workspace_root().join("vm-tests/apps/db-statements.json");
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `db.system.name` of `store`, and the statements one request to
+/// `/db/<store>` of `app` makes, in order, as (`db.operation.name`,
+/// `db.query.text`).
+fn statements(file: &serde_json::Value, app: &str, store: &str) -> (String, Vec<(String, String)>) {
+    let text = |v: &serde_json::Value| v.as_str().expect("a string").to_string();
+    let system = text(&file["system"][store]);
+    let list = file["apps"][app][store]
+        .as_array()
+        .unwrap_or_else(|| panic!("db-statements.json has no apps.{app}.{store}"));
+    let pairs = list.iter().map(|p| (text(&p[0]), text(&p[1]))).collect();
+    (system, pairs)
 }
 
 #[test]
 fn go_app_database_endpoints() {
-    database_endpoints(Lang::Go);
+    database_endpoints(Lang::Go, "go");
 }
 
 #[test]
 fn python_app_database_endpoints() {
-    database_endpoints(Lang::Python);
+    database_endpoints(Lang::Python, "python");
 }
 
 #[test]
 fn node_app_database_endpoints() {
-    database_endpoints(Lang::Node);
+    database_endpoints(Lang::Node, "node");
 }
 
 #[test]
 fn java_app_database_endpoints() {
-    database_endpoints(Lang::Java);
+    database_endpoints(Lang::Java, "java");
 }
 
-fn database_endpoints(lang: Lang) {
+fn database_endpoints(lang: Lang, app: &str) {
     require_root();
     // The clients of the Python, Node and Java apps.
     build_framework_apps();
@@ -99,7 +80,7 @@ fn database_endpoints(lang: Lang) {
     let agent = Agent::start(&[("BEYLA_OPEN_PORT", &server.port.to_string())]);
     agent.wait_instrumenting(server.pid());
     agent.wait_ready();
-    for (store, ..) in STORES {
+    for store in STORES {
         for _ in 0..N {
             let request = Request::get(&format!("/db/{store}"));
             let (response, _) = request_on_fresh_connection(server.port, &request);
@@ -129,7 +110,10 @@ fn database_endpoints(lang: Lang) {
     ]);
     let mut problems = Vec::new();
     let mut expected_spans = 0;
-    for (store, system) in STORES {
+    let file = statements_file();
+    for store in STORES {
+        let (system, expected) = statements(&file, app, store);
+        let system = system.as_str();
         let path = format!("/db/{store}");
         let requests: Vec<&&Span> = spans
             .iter()
@@ -141,7 +125,6 @@ fn database_endpoints(lang: Lang) {
                 requests.len()
             ));
         }
-        let expected = statements(lang, store);
         expected_spans += N * (1 + expected.len());
         for request in requests {
             let mut children: Vec<&&Span> = spans
@@ -153,13 +136,11 @@ fn database_endpoints(lang: Lang) {
                 })
                 .collect();
             children.sort_by_key(|s| s.start_ns);
-            let seen: Vec<(&str, &str)> = children
+            let seen: Vec<(String, String)> = children
                 .iter()
                 .map(|s| {
-                    (
-                        s.attr("db.operation.name").unwrap_or("-"),
-                        s.attr("db.query.text").unwrap_or("-"),
-                    )
+                    let attr = |name| s.attr(name).unwrap_or("-").to_string();
+                    (attr("db.operation.name"), attr("db.query.text"))
                 })
                 .collect();
             let wrong_server = children.iter().any(|s| {
