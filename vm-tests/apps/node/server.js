@@ -3,11 +3,12 @@
 // for the database clients of the /db endpoints: pg, mysql2 and ioredis from
 // package.json, installed by ../build-frameworks.sh and loaded when first used).
 // Same API as the Python, Go and Java apps next to it; see ../README.md.
-// Run: PORT=8080 [DOWNSTREAM_URL=http://127.0.0.1:9000/health] [TLS_CERT=cert.pem TLS_KEY=key.pem] node server.js
+// Run: PORT=8080 [DOWNSTREAM_URL=http://127.0.0.1:9000/health] [TLS_CERT=cert.pem TLS_KEY=key.pem | H2C=1] node server.js
 'use strict';
 
 const fs = require('fs');
 const http = require('http');
+const http2 = require('http2');
 const https = require('https');
 
 const port = process.env.PORT;
@@ -124,12 +125,19 @@ function handle(req, res) {
 }
 
 // HTTPS when given a certificate: the same API over TLS (OpenSSL linked into node).
-const server = process.env.TLS_CERT
-  ? https.createServer(
-      { cert: fs.readFileSync(process.env.TLS_CERT), key: fs.readFileSync(process.env.TLS_KEY) },
-      handle,
-    )
-  : http.createServer(handle);
+// H2C=1: HTTP/2 over plain TCP (prior knowledge), node's http2 with its
+// request/response compatibility API, for the HTTP/2 tests.
+let server;
+if (process.env.TLS_CERT) {
+  server = https.createServer(
+    { cert: fs.readFileSync(process.env.TLS_CERT), key: fs.readFileSync(process.env.TLS_KEY) },
+    handle,
+  );
+} else if (process.env.H2C) {
+  server = http2.createServer(handle);
+} else {
+  server = http.createServer(handle);
+}
 
 server.listen(Number(port), '127.0.0.1', () => {
   // stdout to a pipe or file is synchronous in node, so this line is flushed right away.

@@ -1,6 +1,7 @@
 //! Sample HTTP/1.1 service for the VM tests on axum (hyper, tokio). Same API
 //! as the other apps; see ../../README.md. With `TLS_CERT` and `TLS_KEY` it
-//! serves HTTPS through native-tls, which is OpenSSL on Linux.
+//! serves HTTPS through native-tls, which is OpenSSL on Linux. Plain TCP
+//! connections may also speak HTTP/2 with prior knowledge (h2c).
 //! Run: PORT=8080 [DOWNSTREAM_URL=http://127.0.0.1:9000/health] [TLS_CERT=cert.pem TLS_KEY=key.pem] target/apps/rust-server
 
 use std::convert::Infallible;
