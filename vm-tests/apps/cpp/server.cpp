@@ -95,6 +95,13 @@ int main() {
         std::fprintf(stderr, "cannot load TLS_CERT / TLS_KEY\n");
         return 1;
     }
+    // SO_REUSEADDR, as other servers set it: cpp-httplib's default is
+    // SO_REUSEPORT alone, which cannot bind a port that another server's
+    // closed connections still hold in TIME_WAIT.
+    server->set_socket_options([](socket_t sock) {
+        int yes = 1;
+        setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    });
     server->set_keep_alive_max_count(KEEP_ALIVE_MAX_REQUESTS);
     server->new_task_queue = [] { return new httplib::ThreadPool(POOL_THREADS); };
     // Every method and path goes through one router, as in the other apps.
