@@ -50,6 +50,8 @@ pub enum ServerApp {
     GoGrpc,
     /// net/http h2c, `target/apps/h2c-server`.
     GoH2c,
+    /// axum on hyper (HTTP/1 and h2c on one port), `target/apps/rust-server`.
+    RustH2c,
 }
 
 /// The gRPC sample clients.
@@ -85,6 +87,10 @@ impl AppServer {
             ServerApp::PythonGrpc => python_app("server.py"),
             ServerApp::GoGrpc => Command::new(app_binary("grpc-go-server")),
             ServerApp::GoH2c => Command::new(app_binary("h2c-server")),
+            ServerApp::RustH2c => {
+                crate::apps::build_apps();
+                Command::new(app_binary("rust-server"))
+            }
         };
         command
             .current_dir(workspace_root())

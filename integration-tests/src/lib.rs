@@ -16,6 +16,7 @@ pub mod config_files;
 pub mod databases;
 pub mod grpc_apps;
 pub mod http;
+pub mod https;
 pub mod kubernetes;
 pub mod privileges;
 pub mod process;

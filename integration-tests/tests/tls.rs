@@ -1,45 +1,19 @@
-//! HTTPS: the Python sample server wrapped in TLS (libssl, socket BIO) and the
-//! Node one (OpenSSL linked into node, memory BIOs), curl as the client. The
-//! spans must be what the same requests give over plain HTTP, taken from the
-//! plaintext OpenSSL handles; the ciphertext on the socket gives none.
+//! HTTPS: the Python sample server wrapped in TLS (libssl, socket BIO), the
+//! Node one (OpenSSL linked into node, memory BIOs), Ruby's Puma (its MiniSSL
+//! extension on libssl, memory BIOs), Rust's axum with native-tls (libssl) and
+//! C++'s cpp-httplib (libssl), curl as the client. The spans must be what the
+//! same requests give over plain HTTP, taken from the plaintext OpenSSL
+//! handles; the ciphertext on the socket gives none.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use integration_tests::agent::Agent;
-use integration_tests::apps::{free_port, python_interpreter};
+use integration_tests::apps::{command_for, free_port, python_interpreter, Lang};
 use integration_tests::config_files::{parse_exposition, scrape};
+use integration_tests::https::HttpsServer;
 use integration_tests::privileges::{documented_capabilities, BinaryCopy};
-use integration_tests::process::{kill_and_reap, Lines};
 use integration_tests::spans::{assert_spans, Expected, Kind, Lineage, Window};
 use integration_tests::{random_hex, require_root, workspace_root};
-
-/// A self-signed certificate for 127.0.0.1, made fresh for the run.
-fn certificate(dir: &Path) -> (String, String) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .expect("run openssl (apt-get install openssl)");
-    assert!(status.success(), "openssl could not make a certificate");
-    (cert.display().to_string(), key.display().to_string())
-}
 
 fn python_server() -> Command {
     let mut python = Command::new(python_interpreter());
@@ -63,6 +37,33 @@ fn node_https_server_gives_the_same_spans_as_plain_http() {
     https_server_gives_the_same_spans_as_plain_http(
         "Node, OpenSSL in the executable",
         node,
+        Agent::start,
+    );
+}
+
+#[test]
+fn ruby_puma_https_server_gives_the_same_spans_as_plain_http() {
+    https_server_gives_the_same_spans_as_plain_http(
+        "Ruby, Puma's MiniSSL on libssl",
+        command_for(Lang::Ruby, 0),
+        Agent::start,
+    );
+}
+
+#[test]
+fn rust_native_tls_server_gives_the_same_spans_as_plain_http() {
+    https_server_gives_the_same_spans_as_plain_http(
+        "Rust, axum with native-tls (libssl)",
+        command_for(Lang::Rust, 0),
+        Agent::start,
+    );
+}
+
+#[test]
+fn cpp_httplib_https_server_gives_the_same_spans_as_plain_http() {
+    https_server_gives_the_same_spans_as_plain_http(
+        "C++, cpp-httplib on libssl",
+        command_for(Lang::Cpp, 0),
         Agent::start,
     );
 }
@@ -158,58 +159,6 @@ fn without_cap_sys_admin_openssl_warns_and_counts() {
         "HTTPS without the uprobes gives no span (the socket carries ciphertext), got {:?}",
         output.spans
     );
-}
-
-/// An HTTPS sample server with a fresh certificate; killed when dropped.
-struct HttpsServer {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-    pid: u32,
-    service: String,
-}
-
-impl HttpsServer {
-    fn start(mut server: Command, what: &str) -> HttpsServer {
-        let dir = std::env::temp_dir().join(format!("beyla-tls-{}", random_hex(4)));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let (cert, key) = certificate(&dir);
-        let port = free_port();
-        let mut child = server
-            .env("PORT", port.to_string())
-            .env("TLS_CERT", &cert)
-            .env("TLS_KEY", &key)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start the HTTPS server ({what}): {e}"));
-        let (stdout, _) = Lines::capture(child.stdout.take().expect("piped stdout"));
-        assert!(
-            stdout.wait_for(Duration::from_secs(30), |l| l.contains("listening on")),
-            "the HTTPS server ({what}) did not start"
-        );
-        let pid = child.id();
-        let service = std::fs::read_link(format!("/proc/{pid}/exe"))
-            .expect("server exe")
-            .file_name()
-            .expect("file name")
-            .to_string_lossy()
-            .into_owned();
-        HttpsServer {
-            child,
-            dir,
-            port,
-            pid,
-            service,
-        }
-    }
-}
-
-impl Drop for HttpsServer {
-    fn drop(&mut self) {
-        kill_and_reap(&mut self.child);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// Runs `server` (a sample app) with a certificate, the agent started by

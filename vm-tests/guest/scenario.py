@@ -6,8 +6,10 @@ spans it printed.
 
     scenario.py --job JOB.json --out DIR
 
-JOB.json: {"kernel": "<id>", "apps": ["python", ...], "agent": "<path>"},
-paths relative to the repository root (the working directory). Leaves
+JOB.json: {"kernel": "<id>", "apps": ["python", ...], "agent": "<path>",
+"commands": {"<app>": [...]}} (commands replacing an app's own, as the
+cross-compiled Go app in the arm64 guest), paths relative to the repository
+root (the working directory). Leaves
 DIR/<app>/ (app.log, agent.stdout, agent.stderr, agent.exit, client.log) and
 DIR/<app>.json (the result). Timeouts only bound the waiting; nothing is
 asserted about how fast anything happens.
@@ -24,6 +26,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import checks  # noqa: E402
+import databases  # noqa: E402
 
 PORT = 18080
 # Generous: under TCG (software emulation) a JVM takes tens of seconds to
@@ -33,11 +36,18 @@ INSTRUMENT_TIMEOUT = 300
 SPANS_TIMEOUT = 120
 EXIT_TIMEOUT = 120
 
+# app -> (command, the line it prints once listening). PORT is in the
+# environment; {port} in an argument is replaced by it.
 APPS = {
-    "python": ["python3", "vm-tests/apps/python/server.py"],
-    "node": ["node", "vm-tests/apps/node/server.js"],
-    "go": ["target/apps/go-server"],
-    "java": ["java", "-cp", "target/apps/java", "App"],
+    "python": (["python3", "vm-tests/apps/python/server.py"], "listening on"),
+    "node": (["node", "vm-tests/apps/node/server.js"], "listening on"),
+    "go": (["target/apps/go-server"], "listening on"),
+    "java": (["java", "-cp", "target/apps/java:target/apps/java/lib/*", "App"], "listening on"),
+    "ruby": (["ruby", "vm-tests/apps/ruby/server.rb"], "listening on"),
+    "php": (["php", "-S", "127.0.0.1:{port}", "vm-tests/apps/php/app.php"], "started"),
+    "php-fpm": (["vm-tests/apps/php/run-fpm.sh"], "listening on"),
+    "rust": (["target/apps/rust-server"], "listening on"),
+    "cpp": (["target/apps/cpp-server"], "listening on"),
 }
 
 
@@ -72,8 +82,9 @@ def send(requests, connection_use, log):
         conn.close()
 
 
-def drive(app, agent, d):
-    """Runs one app and the agent; leaves their output in d."""
+def drive(app, command, agent, d, db_env):
+    """Runs one app and the agent; leaves their output in d. db_env names the
+    database servers, for the apps that have /db endpoints."""
     def path(name):
         return os.path.join(d, name)
 
@@ -83,11 +94,14 @@ def drive(app, agent, d):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BEYLA_", "OTEL_"))}
     env["PORT"] = str(PORT)
+    env.update(db_env)
+    ready = APPS[app][1]
+    command = [arg.replace("{port}", str(PORT)) for arg in command]
     server = agent_proc = None
     try:
         with open(path("app.log"), "w") as app_log:
-            server = subprocess.Popen(APPS[app], env=env, stdout=app_log, stderr=subprocess.STDOUT)
-        if not wait_for(lambda: "listening on" in checks.read(path("app.log")) or server.poll() is not None,
+            server = subprocess.Popen(command, env=env, stdout=app_log, stderr=subprocess.STDOUT)
+        if not wait_for(lambda: ready in checks.read(path("app.log")) or server.poll() is not None,
                         LISTEN_TIMEOUT) or server.poll() is not None:
             return give_up(f"the {app} app did not start listening on {PORT}:\n{checks.read(path('app.log'))[-2000:]}")
 
@@ -103,13 +117,15 @@ def drive(app, agent, d):
                 f.write(str(agent_proc.returncode))
             return give_up(f"the agent exited with {agent_proc.returncode} at start-up")
 
+        scenarios = checks.scenarios_for(app)
         with open(path("client.log"), "w") as log:
-            for name, (use, requests) in checks.SCENARIOS.items():
+            for name in scenarios:
+                use, requests = checks.SCENARIOS[name]
                 send(requests, use, log)
 
-        # Wait until the printer has written as many spans as requests were
-        # sent (or give up waiting and check what came); SIGTERM flushes the rest.
-        total = sum(len(r) for _, r in checks.SCENARIOS.values())
+        # Wait until the printer has written as many spans as the requests
+        # make (or give up waiting and check what came); SIGTERM flushes the rest.
+        total = checks.expected_span_count(app, scenarios)
         wait_for(lambda: len(checks.parse_spans(checks.read(path("agent.stdout")))[0]) >= total
                  or agent_proc.poll() is not None, SPANS_TIMEOUT)
         agent_proc.send_signal(signal.SIGTERM)
@@ -135,6 +151,15 @@ def main():
     with open(args.job) as f:
         job = json.load(f)
     failures = 0
+    # The database servers, once, if an app of this VM has /db endpoints.
+    db_env, db_procs, db_error = {}, [], None
+    if any(checks.has_db(app) for app in job["apps"]):
+        print("scenario: starting the database servers", flush=True)
+        try:
+            db_env, db_procs = databases.start(args.out)
+        except Exception as e:  # reported with each app's db scenario
+            db_error = f"the database servers did not start: {e}"
+            print(f"scenario: {db_error}", flush=True)
     for app in job["apps"]:
         print(f"scenario: {app}: start", flush=True)
         d = os.path.join(args.out, app)
@@ -145,13 +170,17 @@ def main():
             checks.write(args.out, result)
         else:
             try:
-                drive(app, job["agent"], d)
+                if db_error and checks.has_db(app):
+                    raise RuntimeError(db_error)
+                command = job.get("commands", {}).get(app, APPS[app][0])
+                drive(app, command, job["agent"], d, db_env)
             except Exception as e:  # a bug here must still leave a result behind
                 with open(os.path.join(d, "error"), "w") as f:
                     f.write(f"scenario.py: {type(e).__name__}: {e}")
-            result = checks.evaluate_dir(args.out, app, job["kernel"], list(checks.SCENARIOS))
+            result = checks.evaluate_dir(args.out, app, job["kernel"], checks.scenarios_for(app))
         print(f"scenario: {checks.summary(result)}", flush=True)
         failures += not result["pass"]
+    databases.stop(db_procs)
     return 1 if failures else 0
 
 
