@@ -1173,7 +1173,7 @@ fn a_malformed_header_item_is_refused_without_its_secret() {
     let headers = |value: &str| {
         parse::headers(&Raw {
             value: value.into(),
-            origin: Origin::Env("OTEL_EXPORTER_OTLP_HEADERS"),
+            origin: Origin::Env("OTEL_EXPORTER_OTLP_HEADERS".to_string()),
         })
         .map_err(|e| e.to_string())
     };

@@ -12,8 +12,7 @@ use super::{
     parse_status_line, url_path, BodyFraming, ChunkedDecoder, Exchange, InvalidReason, Parse,
 };
 use crate::model::{
-    DataChunk, Direction, HttpMethod, HttpVersion, ShortString, Tid, TraceContext,
-    MAX_HEADER_TEXT,
+    DataChunk, Direction, HttpMethod, HttpVersion, ShortString, Tid, TraceContext, MAX_HEADER_TEXT,
 };
 use crate::protocols::{Anomaly, Hooks, Stitch, Unanswered};
 
@@ -866,7 +865,7 @@ mod tests {
         );
         assert!(c
             .hooks
-            .exchanges
+            .records
             .iter()
             .all(|e| matches!(e.method, HttpMethod::Other(_))));
         assert!(c.hooks.anomalies.is_empty());

@@ -1,7 +1,9 @@
 //! Results of the HTTP/1.x parser; values borrow from the captured bytes so parsing never allocates.
 
 pub use crate::model::Method;
-use crate::model::{HttpMethod, HttpOperation, HttpVersion, Operation, ShortString, Tid, TraceContext};
+use crate::model::{
+    HttpMethod, HttpOperation, HttpVersion, Operation, ShortString, Tid, TraceContext,
+};
 use crate::protocols::{Anomaly, Exchange as Neutral, Record};
 
 /// The outcome of parsing HTTP/1.x bytes.
