@@ -183,7 +183,8 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
         config.capture_size
     );
 
-    // The reader's ProcessTracker forwards process events to discovery's task.
+    // The reader's ProcessTracker forwards process events to discovery's
+    // task, which ends once the pipeline, holding the other end, is dropped.
     let (process_events, discovery_inbox) = discovery::process_event_queue();
     let discovery = control.spawn(discovery.run(discovery_inbox));
 
@@ -214,7 +215,9 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
     pipeline.assembler.close_all();
     pipeline.drained();
     pipeline.fan_out.finish();
-    smol::block_on(discovery.cancel());
+    // Closes discovery's queue: its task handles what is queued, then ends.
+    drop(pipeline.processes);
+    smol::block_on(discovery);
     log::info!("stopped: {}", Summary(&metrics, drops.read()));
     Ok(())
 }

@@ -348,6 +348,9 @@ impl Server {
             (command_for(lang, port), None)
         };
         configure(&mut command);
+        if let Some(url) = downstream_url {
+            command.env("DOWNSTREAM_URL", url);
+        }
         Self::launch(
             command,
             port,
