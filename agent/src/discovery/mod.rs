@@ -67,9 +67,8 @@ pub trait TracedPids: Send + Sync {
 pub trait LibraryProbes: Send {
     /// Attaches to what `pid` maps now; false when it maps none of the libraries.
     fn attach(&mut self, pid: Pid) -> bool;
-    /// A traced process's child, which maps what its parent did; false when
-    /// the parent had no library probes.
-    fn fork(&mut self, parent: Pid, child: Pid) -> bool;
+    /// A traced process's child, which maps what its parent did.
+    fn fork(&mut self, parent: Pid, child: Pid);
     fn detach(&mut self, pid: Pid);
 }
 
@@ -118,8 +117,6 @@ enum Reason {
 
 struct Traced {
     reason: Reason,
-    /// Its library probes are attached.
-    libraries: bool,
 }
 
 pub struct Discovery<P: TracedPids, L: LibraryProbes> {
@@ -317,7 +314,6 @@ impl<P: TracedPids, L: LibraryProbes> Discovery<P, L> {
             pid,
             Traced {
                 reason: Reason::Selected,
-                libraries: false,
             },
         );
         self.attach_libraries(pid);
@@ -336,12 +332,11 @@ impl<P: TracedPids, L: LibraryProbes> Discovery<P, L> {
         }
         // The child maps what its parent mapped, and the library probes fire
         // in it already: it joins its parent's libraries.
-        let libraries = self.libraries.fork(parent, child);
+        self.libraries.fork(parent, child);
         self.traced.insert(
             child,
             Traced {
                 reason: Reason::Forked,
-                libraries,
             },
         );
         log::debug!("instrumenting pid={child} (forked by pid={parent})");
@@ -368,13 +363,7 @@ impl<P: TracedPids, L: LibraryProbes> Discovery<P, L> {
         // process; libraries before the log line, so that what it announces holds.
         self.registry.insert(resource);
         self.pids.trace(pid);
-        self.traced.insert(
-            pid,
-            Traced {
-                reason,
-                libraries: false,
-            },
-        );
+        self.traced.insert(pid, Traced { reason });
         self.attach_libraries(pid);
         log::info!("{announced}");
     }
@@ -398,11 +387,7 @@ impl<P: TracedPids, L: LibraryProbes> Discovery<P, L> {
 
     /// Attaches the library probes; when none is mapped yet, looks again later.
     fn attach_libraries(&mut self, pid: Pid) {
-        if self.libraries.attach(pid) {
-            if let Some(t) = self.traced.get_mut(&pid) {
-                t.libraries = true;
-            }
-        } else {
+        if !self.libraries.attach(pid) {
             self.library_retries
                 .insert(pid, (Instant::now() + LIBRARY_RETRIES[0], 0));
         }
@@ -418,10 +403,9 @@ impl<P: TracedPids, L: LibraryProbes> Discovery<P, L> {
         for (pid, attempt) in due {
             self.library_retries.remove(&pid);
             if self.libraries.attach(pid) {
-                if let Some(t) = self.traced.get_mut(&pid) {
-                    t.libraries = true;
-                }
-            } else if let Some(next) = LIBRARY_RETRIES.get(attempt + 1) {
+                continue;
+            }
+            if let Some(next) = LIBRARY_RETRIES.get(attempt + 1) {
                 let wait = *next - LIBRARY_RETRIES[attempt];
                 self.library_retries.insert(pid, (now + wait, attempt + 1));
             }

@@ -78,9 +78,11 @@ impl LibraryProbes for Libraries {
         }
         found
     }
-    fn fork(&mut self, parent: Pid, child: Pid) -> bool {
+    fn fork(&mut self, parent: Pid, child: Pid) {
         let mut attached = self.attached.lock().unwrap();
-        attached.contains(&parent) && attached.insert(child)
+        if attached.contains(&parent) {
+            attached.insert(child);
+        }
     }
     fn detach(&mut self, pid: Pid) {
         self.attached.lock().unwrap().remove(&pid);
@@ -197,6 +199,7 @@ fn a_scan_starts_and_stops_tracing() {
 #[test]
 fn a_forked_child_is_its_parents_service_until_it_exits() {
     let mut w = World::new(vec![named("api", entry(None, Some("8080")))]);
+    w.libraries.with_libraries.lock().unwrap().insert(Pid(API));
     w.discovery
         .apply_scan(vec![process(API, "/usr/bin/python3", &[8080])]);
     // The kernel marks the child at fork; the reader names it before its first event.
@@ -205,6 +208,10 @@ fn a_forked_child_is_its_parents_service_until_it_exits() {
     assert_eq!(w.name(CHILD).as_deref(), Some("api"));
     w.deliver();
     assert_eq!(w.instrumented(), 2);
+    assert!(
+        w.libraries.attached.lock().unwrap().contains(&Pid(CHILD)),
+        "the child joins its parent's library probes"
+    );
 
     // A scan keeps it although no entry selects it (it closed the inherited socket).
     w.discovery.apply_scan(vec![

@@ -219,9 +219,9 @@ impl LibraryProbes for LibraryAttacher {
 
     /// The child maps what its parent mapped, and the kernel copied the
     /// parent's flags: it only joins the users of the parent's files.
-    fn fork(&mut self, parent: Pid, child: Pid) -> bool {
+    fn fork(&mut self, parent: Pid, child: Pid) {
         let Some(ids) = self.used_by.get(&parent).cloned() else {
-            return false;
+            return;
         };
         for id in &ids {
             if let Some(file) = self.files.get_mut(id) {
@@ -229,7 +229,6 @@ impl LibraryProbes for LibraryAttacher {
             }
         }
         self.used_by.insert(child, ids);
-        true
     }
 
     fn detach(&mut self, pid: Pid) {
