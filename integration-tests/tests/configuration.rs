@@ -2,7 +2,8 @@
 //! and names a service, route patterns and the unmatched modes shape
 //! `http.route`, ignored patterns drop spans or metrics per `ignore_mode`,
 //! the sampler thins traces but never metrics, and bad files are refused with
-//! one clear line. Run as root with `--test-threads=1`.
+//! one clear line, and `--check-config` agrees with start-up on every
+//! endpoint form. Run as root with `--test-threads=1`.
 
 use std::collections::BTreeSet;
 
@@ -951,4 +952,117 @@ fn prometheus_features_without_application() {
         ),
         "[{scenario}] the feature must be warned about\n\n{context}"
     );
+}
+
+/// How the agent must take an endpoint: started with the exporter's URL, or
+/// refused before starting.
+enum Verdict {
+    Exports(&'static str),
+    Refused,
+}
+
+/// `--check-config` and start-up agree on every endpoint form
+/// docs/configuration.md lists: a form the check accepts starts the agent,
+/// exporting to the URL it names; a form it refuses stops start-up with the
+/// same line.
+#[test]
+fn check_config_and_start_up_agree_on_endpoint_forms() {
+    require_root();
+    // (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, verdict for traces)
+    let cases: [(&str, Option<&str>, Verdict); 11] = [
+        (
+            "http://127.0.0.1:4318",
+            Some("http/protobuf"),
+            Verdict::Exports("http/protobuf to http://127.0.0.1:4318/v1/traces"),
+        ),
+        (
+            "http://127.0.0.1:4318/otlp",
+            Some("http/protobuf"),
+            Verdict::Exports("http/protobuf to http://127.0.0.1:4318/otlp/v1/traces"),
+        ),
+        (
+            "https://127.0.0.1:4318",
+            Some("http/protobuf"),
+            Verdict::Exports("http/protobuf to https://127.0.0.1:4318/v1/traces"),
+        ),
+        (
+            "http://[::1]:4318",
+            Some("http/protobuf"),
+            Verdict::Exports("http/protobuf to http://[::1]:4318/v1/traces"),
+        ),
+        (
+            "http://127.0.0.1:4317",
+            Some("grpc"),
+            Verdict::Exports("grpc to http://127.0.0.1:4317"),
+        ),
+        (
+            "127.0.0.1:4317",
+            Some("grpc"),
+            Verdict::Exports("grpc to http://127.0.0.1:4317"),
+        ),
+        (
+            "127.0.0.1:4317",
+            None,
+            Verdict::Exports("grpc to http://127.0.0.1:4317"),
+        ),
+        ("127.0.0.1:4318", Some("http/protobuf"), Verdict::Refused),
+        ("tempo", Some("grpc"), Verdict::Refused),
+        (
+            "ftp://127.0.0.1:4318",
+            Some("http/protobuf"),
+            Verdict::Refused,
+        ),
+        ("http://:4318", Some("http/protobuf"), Verdict::Refused),
+    ];
+    let port = free_port().to_string();
+    let mut problems = Vec::new();
+    for (endpoint, protocol, verdict) in cases {
+        let mut env = vec![
+            ("BEYLA_OPEN_PORT", port.as_str()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+            ("BEYLA_SHUTDOWN_TIMEOUT", "2s"),
+        ];
+        if let Some(protocol) = protocol {
+            env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", protocol));
+        }
+        let case = format!("endpoint {endpoint:?}, protocol {protocol:?}");
+        let checked = run_agent(&["--check-config"], &env);
+        match verdict {
+            Verdict::Exports(url) => {
+                if !checked.status.success() {
+                    problems.push(format!(
+                        "{case}: --check-config refused it: {}",
+                        checked.stderr.trim()
+                    ));
+                    continue;
+                }
+                let agent = Agent::start(&env);
+                agent.wait_for_log_containing(
+                    &format!("exporting traces over OTLP {url}"),
+                    std::time::Duration::from_secs(30),
+                );
+                agent.wait_ready();
+                agent.stop();
+            }
+            Verdict::Refused => {
+                let refusal = checked.stderr.trim().to_string();
+                if checked.status.success() || refusal.lines().count() != 1 {
+                    problems.push(format!(
+                        "{case}: --check-config should refuse it in one line; exit {}, stderr:\n{refusal}",
+                        checked.status
+                    ));
+                    continue;
+                }
+                let started = run_agent(&[], &env);
+                if started.status.success() || started.stderr.trim() != refusal {
+                    problems.push(format!(
+                        "{case}: start-up should stop with the check's line {refusal:?}; exit {}, stderr:\n{}",
+                        started.status,
+                        started.stderr.trim()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
