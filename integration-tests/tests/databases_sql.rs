@@ -16,7 +16,7 @@ use integration_tests::process::{kill_and_reap, Lines};
 use integration_tests::require_root;
 use integration_tests::spans::Kind;
 use integration_tests::spans::CLOCK_SLACK;
-use integration_tests::sql_clients::{run, run_with, Client, Database, Run, SqlSpan, Statement};
+use integration_tests::sql_clients::{run, Client, Database, Run, SqlSpan, Statement};
 
 /// Statements of each kind every client sends.
 const N: usize = 5;
@@ -432,8 +432,8 @@ fn client_scenario(client: Client) {
 
 /// The database processes themselves, selected by executable, give a SERVER span per
 /// statement they serve, and feed no client metric. PostgreSQL serves each connection
-/// from a process it forks, which the agent finds at its next scan: the client idles a
-/// moment after connecting, and the startup packet (the database name) goes unseen.
+/// from a process it forks, which the kernel traces from the fork: its startup packet
+/// (the database name) is seen too.
 #[test]
 fn database_processes_give_server_spans() {
     require_root();
@@ -449,18 +449,8 @@ fn database_processes_give_server_spans() {
     agent.wait_instrumenting(postgres.pid);
     postgres.reset();
     let started = wall_ns();
-    let pg = run_with(
-        Client::Python,
-        Database::Postgres,
-        postgres.port,
-        N,
-        false,
-        &[("SQL_CLIENT_IDLE_AFTER_CONNECT_MS", "1500")],
-    );
-    let mut pg_expected = expected_spans(Client::Python, Database::Postgres, false, &pg, started);
-    for e in &mut pg_expected {
-        e.namespace = "";
-    }
+    let pg = run(Client::Python, Database::Postgres, postgres.port, N, false);
+    let pg_expected = expected_spans(Client::Python, Database::Postgres, false, &pg, started);
     mysql.reset();
     let started = wall_ns();
     let my = run(Client::Python, Database::MySql, mysql.port, N, false);

@@ -62,9 +62,12 @@ pub enum Counter {
     /// OTLP export requests refused with a permanent error, by signal.
     OtlpTraceExportsRejected,
     OtlpMetricExportsRejected,
+    /// Process events (exec, fork, exit, listen) discovery's queue had no
+    /// room for; its next /proc scan catches up.
+    ProcessEventsDropped,
 }
 
-const COUNTERS: usize = Counter::OtlpMetricExportsRejected as usize + 1;
+const COUNTERS: usize = Counter::ProcessEventsDropped as usize + 1;
 
 /// A reason the kernel probes drop an event, counted in a kernel map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +146,7 @@ pub static FAMILIES: &[Family] = &[
             ("connection_table", Agent(C::ConnectionsDropped)),
             ("undecodable_request", Agent(C::UndecodableRequests)),
             ("export_queue", Agent(C::ExportQueueFull)),
+            ("process_events", Agent(C::ProcessEventsDropped)),
         ],
     },
     Family {
