@@ -1,10 +1,16 @@
-//! Uprobes on the libraries a traced process maps (the sets of
-//! `probe_sets::LIBRARIES`), and on a Go executable's own functions
-//! (`probe_sets::GO_FUNCTIONS`, placed by `golang`), attached per process
-//! as it is traced and detached when it stops being traced.
+//! Uprobes on the libraries traced processes map (the sets of
+//! `probe_sets::LIBRARIES`). A library file gets its uprobes once, for every
+//! process that runs it; the probes act only for processes the traced-PID map
+//! marks, so a traced process's forked children are covered from their first
+//! instruction, and ten server processes sharing one libssl cost one attach
+//! (and one detach: the kernel unregisters uprobes one at a time, slowly).
+//! A file's uprobes are detached once no traced process maps it.
+//! A Go executable is a file of its own kind: its probes go on its own
+//! functions (`probe_sets::GO_FUNCTIONS`, placed by `golang`), and each
+//! traced process running it gets its struct offsets in the `go_procs` map.
 
 use std::collections::{HashMap, HashSet};
-use std::num::NonZeroU32;
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
@@ -14,61 +20,105 @@ use aya::Ebpf;
 
 use super::abi::GoOffsets;
 use super::pid_map::PidMap;
-use super::probe_sets::{GoFunction, GO_FUNCTIONS, LIBRARIES};
+use super::preflight::{self, capability_for};
+use super::probe_sets::{LibrarySet, GO_FUNCTIONS, LIBRARIES};
 use crate::discovery::LibraryProbes;
 use crate::golang::{self, GoBinary};
-use crate::model::Pid;
+use beyla_pipeline::model::Pid;
+use beyla_pipeline::selfmetrics::{Counter, SelfMetrics};
 
+/// The set name of Go executables' files (`FileId`), and in logs.
+const GO: &str = "Go";
 /// The map the Go probes read a process's struct offsets from.
 const GO_PROCS: &str = "go_procs";
+
+/// One library file of one set: (set, device, inode). The same file seen
+/// through different paths (`/proc/PID/root/...` of two processes) is one.
+type FileId = (&'static str, u64, u64);
+
+/// A library file whose uprobes are attached.
+struct Attached {
+    links: Vec<UProbeLink>,
+    /// Traced processes mapping it: when none is left, the links go.
+    users: HashSet<Pid>,
+}
 
 /// Owns the loaded object after start-up: only library probes are attached later.
 pub struct LibraryAttacher {
     ebpf: Ebpf,
     pids: Arc<PidMap>,
-    attached: HashMap<Pid, Vec<UProbeLink>>,
-    /// Files (set, device, inode) without any of a set's symbols: not looked
-    /// through again (each attempt reads the file's symbol table, which for a
-    /// large executable without OpenSSL costs milliseconds, at every retry).
-    without: HashSet<(&'static str, u64, u64)>,
+    metrics: Arc<SelfMetrics>,
+    files: HashMap<FileId, Attached>,
+    /// The files each traced process uses.
+    used_by: HashMap<Pid, Vec<FileId>>,
+    /// Files without any of a set's symbols: not looked through again (each
+    /// attempt reads the file's symbol table, which for a large executable
+    /// without OpenSSL costs milliseconds, at every retry).
+    without: HashSet<FileId>,
+    /// Processes whose uprobes the kernel refused: counted and warned about
+    /// once, not tried again.
+    refused: HashSet<Pid>,
     /// Executables by (device, inode): the Go probes' places, or None when
-    /// it is not a Go binary the probes can take (read once per file).
+    /// it is not a Go binary the probes can take (each read once).
     go_binaries: HashMap<(u64, u64), Option<Arc<GoBinary>>>,
+    /// Traced Go processes and the offsets written for them in `go_procs`.
+    go_pids: HashMap<Pid, GoOffsets>,
 }
 
 impl LibraryAttacher {
-    pub(super) fn new(ebpf: Ebpf, pids: Arc<PidMap>) -> Self {
+    /// Warns at start when the kernel will refuse uprobes.
+    pub(super) fn new(ebpf: Ebpf, pids: Arc<PidMap>, metrics: Arc<SelfMetrics>) -> Self {
+        if let Some(e) = uprobes_refused() {
+            for set in LIBRARIES {
+                log::warn!(
+                    "feature {} ({}) is off: the kernel refuses uprobes to this process ({e}); grant {} for it. \
+                     Each process it cannot instrument is counted in beyla_probe_attach_failures_total{{feature=\"{}\"}}",
+                    set.feature,
+                    set.what,
+                    capability(set),
+                    set.feature
+                );
+            }
+        }
         Self {
             ebpf,
             pids,
-            attached: HashMap::new(),
+            metrics,
+            files: HashMap::new(),
+            used_by: HashMap::new(),
             without: HashSet::new(),
+            refused: HashSet::new(),
             go_binaries: HashMap::new(),
+            go_pids: HashMap::new(),
         }
     }
 
     /// The Go probes for `pid` when its executable is a Go binary that uses
-    /// crypto/tls; its struct offsets are written first, so the first call
-    /// probed finds them. False for any other executable, or when attached already.
-    fn attach_go(&mut self, pid: Pid, scope: UProbeScope) -> bool {
-        if self.attached.contains_key(&pid) {
+    /// crypto/tls: the file's uprobes (once per file), and the process's
+    /// struct offsets, written before it counts as covered. False for any
+    /// other executable.
+    fn attach_go(&mut self, pid: Pid) -> bool {
+        let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
             return false;
-        }
-        let exe = match std::fs::read_link(format!("/proc/{pid}/exe")) {
-            Ok(exe) => format!("/proc/{pid}/root{}", exe.display()),
-            Err(_) => return false,
         };
-        let Ok(meta) = std::fs::metadata(&exe) else {
+        let path = format!("/proc/{pid}/root{}", exe.display());
+        let Ok(meta) = std::fs::metadata(&path) else {
             return false;
         };
         let names: Vec<&'static str> = GO_FUNCTIONS.iter().map(|f| f.name).collect();
         let go = self
             .go_binaries
             .entry((meta.dev(), meta.ino()))
-            .or_insert_with(|| match golang::inspect(exe.as_ref(), &names) {
-                Ok(go) => go.map(Arc::new),
+            .or_insert_with(|| match golang::inspect(path.as_ref(), &names) {
+                Ok(go) => go
+                    .filter(|go| {
+                        go.functions
+                            .iter()
+                            .any(|f| f.name.starts_with("crypto/tls."))
+                    })
+                    .map(Arc::new),
                 Err(e) => {
-                    log::warn!("pid={pid}: no Go probes: {e}");
+                    log::warn!("pid={pid}: no Go TLS probes: {e}");
                     None
                 }
             })
@@ -76,28 +126,59 @@ impl LibraryAttacher {
         let Some(go) = go else {
             return false;
         };
-        if !go
-            .functions
-            .iter()
-            .any(|f| f.name.starts_with("crypto/tls."))
-        {
-            log::debug!("pid={pid}: Go executable without crypto/tls");
-            return false;
-        }
         let offsets = GoOffsets::from(go.offsets);
-        let written = self
-            .ebpf
-            .map_mut(GO_PROCS)
-            .ok_or(aya::maps::MapError::InvalidName {
-                name: GO_PROCS.into(),
-            })
-            .and_then(aya::maps::HashMap::<_, u32, GoOffsets>::try_from)
-            .and_then(|mut map| map.insert(pid.0, offsets, 0));
-        if let Err(e) = written {
-            log::warn!("pid={pid}: no Go probes: {GO_PROCS}: {e}");
+        if let Err(e) = self.set_go_offsets(pid, Some(offsets)) {
+            log::warn!("pid={pid}: no Go TLS probes: {GO_PROCS}: {e}");
             return false;
         }
+        let id = (GO, meta.dev(), meta.ino());
+        if !self.files.contains_key(&id) {
+            match self.attach_go_file(&go, &path) {
+                Ok(links) if !links.is_empty() => {
+                    self.files.insert(
+                        id,
+                        Attached {
+                            links,
+                            users: HashSet::new(),
+                        },
+                    );
+                }
+                result => {
+                    let _ = self.set_go_offsets(pid, None);
+                    if let Err(e) = result {
+                        self.refused.insert(pid);
+                        self.metrics.inc(Counter::ProbeAttachFailuresGoTls);
+                        log::warn!(
+                            "TLS: pid={pid}: Go crypto/tls uprobes refused (perf_event_open: {e}): its HTTPS requests give no spans; grant {}",
+                            uprobe_capability()
+                        );
+                    }
+                    return false;
+                }
+            }
+        }
+        if let Some(attached) = self.files.get_mut(&id) {
+            if attached.users.insert(pid) {
+                self.used_by.entry(pid).or_default().push(id);
+            }
+        }
+        log::info!(
+            "pid={pid} Go {} uprobes attached ({} {path}, {})",
+            go.build.version,
+            go.build.module,
+            if go.has_symbols {
+                "symbols"
+            } else {
+                "stripped"
+            },
+        );
+        true
+    }
+
+    /// Every Go probe at its place in one executable, for every process.
+    fn attach_go_file(&mut self, go: &GoBinary, file: &str) -> Result<Vec<UProbeLink>, io::Error> {
         let mut links = Vec::new();
+        let mut refused = None;
         for found in &go.functions {
             let Some(function) = GO_FUNCTIONS.iter().find(|f| f.name == found.name) else {
                 continue;
@@ -108,51 +189,125 @@ impl LibraryAttacher {
             let places =
                 std::iter::once((function.entry, found.entry)).chain(returns.into_iter().flatten());
             for (program, at) in places {
-                match self.uprobe_at(program, at, &exe, scope, function) {
+                let Some(probe) = self
+                    .ebpf
+                    .program_mut(program)
+                    .and_then(|p| <&mut UProbe>::try_from(p).ok())
+                else {
+                    continue;
+                };
+                match probe
+                    .attach(at, file, UProbeScope::AllProcesses)
+                    .and_then(|id| probe.take_link(id))
+                {
                     Ok(link) => links.push(link),
+                    Err(ProgramError::SyscallError(e)) if is_permission_error(&e.io_error) => {
+                        refused = Some(e.io_error);
+                    }
                     Err(e) => log::warn!(
-                        "pid={pid}: no uprobe {program} on {} at {at:#x} in {exe}: {e}",
+                        "no uprobe {program} on {} at {at:#x} in {file}: {e}",
                         function.name
                     ),
                 }
             }
         }
-        if links.is_empty() {
-            return false;
+        match refused {
+            Some(e) if links.is_empty() => Err(e),
+            _ => {
+                log::debug!("Go uprobes attached to {file} ({} probes)", links.len());
+                Ok(links)
+            }
         }
-        log::info!(
-            "pid={pid} Go {} uprobes attached ({} {}, {}, {} places)",
-            go.build.version,
-            go.build.module,
-            exe,
-            if go.has_symbols {
-                "symbols"
-            } else {
-                "stripped"
-            },
-            links.len()
-        );
-        self.attached.entry(pid).or_default().extend(links);
-        true
     }
 
-    fn uprobe_at(
+    /// Writes (or, with None, removes) a process's entry in `go_procs`.
+    fn set_go_offsets(
         &mut self,
-        program: &'static str,
-        file_offset: u64,
-        exe: &str,
-        scope: UProbeScope,
-        function: &GoFunction,
-    ) -> Result<UProbeLink, ProgramError> {
-        let probe: &mut UProbe = self
+        pid: Pid,
+        offsets: Option<GoOffsets>,
+    ) -> Result<(), aya::maps::MapError> {
+        let map = self
             .ebpf
-            .program_mut(program)
-            .ok_or(ProgramError::NotLoaded)?
-            .try_into()?;
-        log::debug!("{program}: {} at {file_offset:#x}", function.name);
-        probe
-            .attach(file_offset, exe, scope)
-            .and_then(|id| probe.take_link(id))
+            .map_mut(GO_PROCS)
+            .ok_or(aya::maps::MapError::InvalidName {
+                name: GO_PROCS.into(),
+            })?;
+        let mut map = aya::maps::HashMap::<_, u32, GoOffsets>::try_from(map)?;
+        match offsets {
+            Some(offsets) => {
+                map.insert(pid.0, offsets, 0)?;
+                self.go_pids.insert(pid, offsets);
+            }
+            None => {
+                if self.go_pids.remove(&pid).is_some() {
+                    map.remove(&pid.0)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Attaches a set's uprobes to one file, for every process. None when
+    /// the file has none of the set's symbols; Err when the kernel refused.
+    fn attach_file(
+        &mut self,
+        set: &LibrarySet,
+        file: &str,
+    ) -> Result<Option<Vec<UProbeLink>>, io::Error> {
+        let mut links = Vec::new();
+        let mut resolved_any = false;
+        let mut refused = None;
+        for (entry, symbol) in set.entries {
+            for program in [*entry, set.ret] {
+                let Some(probe) = self
+                    .ebpf
+                    .program_mut(program)
+                    .and_then(|p| <&mut UProbe>::try_from(p).ok())
+                else {
+                    continue;
+                };
+                match probe
+                    .attach(*symbol, file, UProbeScope::AllProcesses)
+                    .and_then(|id| probe.take_link(id))
+                {
+                    Ok(link) => {
+                        resolved_any = true;
+                        links.push(link);
+                    }
+                    Err(ProgramError::SyscallError(e)) if is_permission_error(&e.io_error) => {
+                        resolved_any = true;
+                        refused = Some(e.io_error);
+                    }
+                    Err(e) => {
+                        resolved_any |= !matches!(
+                            e,
+                            ProgramError::UProbeError(UProbeError::SymbolError { .. })
+                        );
+                        log::debug!("no uprobe {program} on {symbol} in {file}: {e}");
+                    }
+                }
+            }
+        }
+        match (links.is_empty(), refused) {
+            (true, Some(e)) => Err(e),
+            (true, None) if !resolved_any => Ok(None),
+            _ => Ok(Some(links)),
+        }
+    }
+
+    /// Stops counting `pid` among the users of its files; the files no
+    /// traced process maps any more lose their uprobes.
+    fn release(&mut self, pid: Pid) {
+        let mut unused = Vec::new();
+        for id in self.used_by.remove(&pid).unwrap_or_default() {
+            if let Some(file) = self.files.get_mut(&id) {
+                file.users.remove(&pid);
+                if file.users.is_empty() {
+                    unused.extend(self.files.remove(&id).map(|f| f.links));
+                }
+            }
+        }
+        detach_in_background(unused.into_iter().flatten().collect());
     }
 }
 
@@ -160,62 +315,71 @@ impl LibraryProbes for LibraryAttacher {
     /// A missing symbol (SSL_read_ex before OpenSSL 1.1.1, or an executable
     /// without OpenSSL) is skipped.
     fn attach(&mut self, pid: Pid) -> bool {
-        let Some(scope) = NonZeroU32::new(pid.0).map(UProbeScope::OneProcess) else {
+        if self.refused.contains(&pid) {
             return false;
-        };
+        }
         // A Go program's TLS is its own: first, so that a short-lived
         // process gets its probes before the OpenSSL symbol look-ups.
-        if self.attach_go(pid, scope) {
+        if self.attach_go(pid) {
             return true;
         }
         let mut any = false;
         for set in LIBRARIES {
-            let files = (set.locate)(pid);
-            let mut links = Vec::new();
-            for file in &files {
-                let id = std::fs::metadata(file)
-                    .map(|m| (set.name, m.dev(), m.ino()))
-                    .ok();
-                if id.is_some_and(|id| self.without.contains(&id)) {
+            let mut uses = Vec::new();
+            let mut refused = None;
+            for file in (set.locate)(pid) {
+                let Ok(meta) = std::fs::metadata(&file) else {
+                    continue;
+                };
+                let id = (set.name, meta.dev(), meta.ino());
+                if self.without.contains(&id) {
                     continue;
                 }
-                let mut resolved_any = false;
-                for (entry, symbol) in set.entries {
-                    for program in [*entry, set.ret] {
-                        let Some(probe) = self
-                            .ebpf
-                            .program_mut(program)
-                            .and_then(|p| <&mut UProbe>::try_from(p).ok())
-                        else {
+                if !self.files.contains_key(&id) {
+                    match self.attach_file(set, &file) {
+                        Ok(Some(links)) => {
+                            log::debug!(
+                                "{} uprobes attached to {file} ({} probes)",
+                                set.name,
+                                links.len()
+                            );
+                            self.files.insert(
+                                id,
+                                Attached {
+                                    links,
+                                    users: HashSet::new(),
+                                },
+                            );
+                        }
+                        // Only a file that lacks every symbol is remembered,
+                        // not one whose process was gone before the attach.
+                        Ok(None) => {
+                            self.without.insert(id);
                             continue;
-                        };
-                        match probe
-                            .attach(*symbol, file, scope)
-                            .and_then(|id| probe.take_link(id))
-                        {
-                            Ok(link) => {
-                                resolved_any = true;
-                                links.push(link);
-                            }
-                            Err(e) => {
-                                resolved_any |= !matches!(
-                                    e,
-                                    ProgramError::UProbeError(UProbeError::SymbolError { .. })
-                                );
-                                log::debug!(
-                                    "pid={pid}: no uprobe {program} on {symbol} in {file}: {e}"
-                                )
-                            }
+                        }
+                        Err(e) => {
+                            refused = Some(e);
+                            continue;
                         }
                     }
                 }
-                // Only a file that lacks every symbol is remembered, not one
-                // whose process was gone before the attach.
-                if !resolved_any {
-                    self.without.extend(id);
+                if let Some(attached) = self.files.get_mut(&id) {
+                    if attached.users.insert(pid) {
+                        self.used_by.entry(pid).or_default().push(id);
+                    }
+                    uses.push(file);
                 }
             }
-            if links.is_empty() {
+            if uses.is_empty() {
+                if let Some(e) = refused {
+                    self.refused.insert(pid);
+                    self.metrics.inc(set.failures);
+                    log::warn!(
+                        "TLS: pid={pid}: {} uprobes refused (perf_event_open: {e}): its HTTPS requests give no spans; grant {}",
+                        set.name,
+                        capability(set)
+                    );
+                }
                 continue;
             }
             any = true;
@@ -223,22 +387,128 @@ impl LibraryProbes for LibraryAttacher {
             log::info!(
                 "pid={pid} {} uprobes attached ({})",
                 set.name,
-                files.into_iter().collect::<Vec<_>>().join(", ")
+                uses.join(", ")
             );
-            self.attached.entry(pid).or_default().extend(links);
         }
         any
     }
 
-    fn detach(&mut self, pid: Pid) {
-        if self.attached.remove(&pid).is_some() {
-            if let Some(Ok(mut map)) = self
-                .ebpf
-                .map_mut(GO_PROCS)
-                .map(aya::maps::HashMap::<_, u32, GoOffsets>::try_from)
-            {
-                let _ = map.remove(&pid.0);
+    /// The child maps what its parent mapped, and the kernel copied the
+    /// parent's flags: it only joins the users of the parent's files.
+    fn fork(&mut self, parent: Pid, child: Pid) {
+        if let Some(offsets) = self.go_pids.get(&parent).copied() {
+            if let Err(e) = self.set_go_offsets(child, Some(offsets)) {
+                log::debug!("pid={child}: no Go offsets: {e}");
             }
         }
+        let Some(ids) = self.used_by.get(&parent).cloned() else {
+            return;
+        };
+        for id in &ids {
+            if let Some(file) = self.files.get_mut(id) {
+                file.users.insert(child);
+            }
+        }
+        self.used_by.insert(child, ids);
     }
+
+    fn detach(&mut self, pid: Pid) {
+        self.refused.remove(&pid);
+        if let Err(e) = self.set_go_offsets(pid, None) {
+            log::debug!("pid={pid}: Go offsets not removed: {e}");
+        }
+        self.release(pid);
+    }
+}
+
+impl Drop for LibraryAttacher {
+    /// At exit the links are closed off the exiting thread: the kernel
+    /// unregisters uprobes one at a time, and the stop must not wait on it.
+    fn drop(&mut self) {
+        let links = self.files.drain().flat_map(|(_, f)| f.links).collect();
+        detach_in_background(links);
+    }
+}
+
+/// Closes uprobe links on a thread of their own, so that neither discovery
+/// nor the agent's stop waits while the kernel unregisters them.
+fn detach_in_background(links: Vec<UProbeLink>) {
+    if links.is_empty() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("uprobe-detach".into())
+        .spawn(move || drop(links));
+    if let Err(e) = spawned {
+        log::debug!("cannot start a thread to detach uprobes ({e}): detached at exit");
+    }
+}
+
+/// The kernel's dynamic PMU for uprobes: its type number is in this file.
+const UPROBE_PMU_TYPE: &str = "/sys/bus/event_source/devices/uprobe/type";
+/// `exclude_kernel` in `perf_event_attr.flags`.
+const EXCLUDE_KERNEL: u64 = 1 << 5;
+/// perf_event_open's `PERF_FLAG_FD_CLOEXEC`.
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+
+/// The first 64 bytes of `struct perf_event_attr` (`PERF_ATTR_SIZE_VER0`),
+/// enough to name a PMU and a uprobe path (`config1`).
+#[repr(C)]
+#[derive(Default)]
+struct PerfEventAttrV0 {
+    kind: u32,
+    size: u32,
+    config: u64,
+    sample_period: u64,
+    sample_type: u64,
+    read_format: u64,
+    flags: u64,
+    wakeup_events: u32,
+    bp_type: u32,
+    config1: u64,
+}
+
+/// Whether the kernel refuses uprobes to this process, asked without
+/// creating one: the uprobe PMU checks the caller's privilege before it reads
+/// the path, so a null path gives EACCES when refused and EINVAL when allowed.
+fn uprobes_refused() -> Option<io::Error> {
+    let pmu = std::fs::read_to_string(UPROBE_PMU_TYPE).ok()?;
+    let attr = PerfEventAttrV0 {
+        kind: pmu.trim().parse().ok()?,
+        size: std::mem::size_of::<PerfEventAttrV0>() as u32,
+        flags: EXCLUDE_KERNEL,
+        ..PerfEventAttrV0::default()
+    };
+    // SAFETY: perf_event_open reads `size` bytes of a valid attr; this
+    // process (pid 0), any CPU, no group; a returned fd is closed at once.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            &attr as *const PerfEventAttrV0,
+            0,
+            -1,
+            -1,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: the fd was just returned to us and is not used elsewhere.
+        unsafe { libc::close(fd as i32) };
+        return None;
+    }
+    Some(io::Error::last_os_error()).filter(is_permission_error)
+}
+
+fn is_permission_error(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM))
+}
+
+/// The capability a set's uprobes need, as named in the logs.
+fn capability(set: &LibrarySet) -> String {
+    capability_for(set.feature).map_or_else(|| "root".into(), |c| c.to_string())
+}
+
+/// The capability any uprobe needs (OpenSSL's or Go's: the kernel asks the same).
+fn uprobe_capability() -> String {
+    capability_for(preflight::OPENSSL).map_or_else(|| "root".into(), |c| c.to_string())
 }
