@@ -259,12 +259,26 @@ fn check(toolchain: Toolchain, version: &str, stripped: bool) {
             down_pid,
             down_port,
             burst,
-            Lineage::Root,
+            Lineage::ChildOfMatchedSpan,
         ));
     }
     let context = format!("agent stderr:\n{}", output.stderr);
     assert_spans(&output.spans, &expected, &context);
-    assert_children_of_their_own_server(&output.spans, front_pid, &context);
+    // Each request's three spans are one trace: the front's server span, its
+    // client call from the spawned goroutine, and (same-node join) the
+    // downstream server's span.
+    assert_one_child_each(
+        &output.spans,
+        |s| s.pid == front_pid && s.kind == Kind::Server && s.path == "/downstream",
+        |s| s.pid == front_pid && s.kind == Kind::Client,
+        &context,
+    );
+    assert_one_child_each(
+        &output.spans,
+        |s| s.pid == front_pid && s.kind == Kind::Client,
+        |s| s.pid == down_pid && s.kind == Kind::Server,
+        &context,
+    );
 
     let counters = output
         .stderr
@@ -306,42 +320,35 @@ fn ports_of(list: &str) -> (u16, u16) {
     )
 }
 
-/// Each CLIENT span of `pid` has one `/downstream` SERVER span of `pid` as
-/// parent, in its trace, and no two share one: no request took another's.
-fn assert_children_of_their_own_server(spans: &[Span], pid: u32, context: &str) {
-    let servers: HashMap<&str, &Span> = spans
+/// Each span `child` picks has one span `parent` picks as parent, in its
+/// trace, and each of those has exactly one: no request took another's.
+fn assert_one_child_each(
+    spans: &[Span],
+    parent: impl Fn(&Span) -> bool,
+    child: impl Fn(&Span) -> bool,
+    context: &str,
+) {
+    let parents: HashMap<&str, &Span> = spans
         .iter()
-        .filter(|s| s.pid == pid && s.kind == Kind::Server && s.path == "/downstream")
+        .filter(|s| parent(s))
         .map(|s| (s.span_id.as_str(), s))
         .collect();
-    let mut parents = HashSet::new();
-    for client in spans
-        .iter()
-        .filter(|s| s.pid == pid && s.kind == Kind::Client)
-    {
-        let parent = servers
-            .get(client.parent_span_id.as_str())
-            .unwrap_or_else(|| {
-                panic!(
-                    "client span without a /downstream server parent: {}\n{context}",
-                    client.line
-                )
-            });
-        assert_eq!(
-            parent.trace_id, client.trace_id,
-            "{}\n{}",
-            client.line, parent.line
-        );
+    let mut taken = HashSet::new();
+    for c in spans.iter().filter(|s| child(s)) {
+        let p = parents
+            .get(c.parent_span_id.as_str())
+            .unwrap_or_else(|| panic!("span without its parent: {}\n{context}", c.line));
+        assert_eq!(p.trace_id, c.trace_id, "{}\n{}", c.line, p.line);
         assert!(
-            parents.insert(client.parent_span_id.as_str()),
-            "two client spans under one server span {}\n{context}",
-            parent.line
+            taken.insert(c.parent_span_id.as_str()),
+            "two spans under one parent {}\n{context}",
+            p.line
         );
     }
     assert_eq!(
+        taken.len(),
         parents.len(),
-        servers.len(),
-        "server spans without their client child\n{context}"
+        "parent spans without their child\n{context}"
     );
 }
 
@@ -394,7 +401,11 @@ fn grpc_go_over_tls() {
     std::env::set_var("GRPC_TLS", "1");
 
     let port = server.port.to_string();
-    let agent = RawAgent::start(&[("BEYLA_OPEN_PORT", &port)]);
+    // Incoming traceparent metadata is joined with Beyla's request-header tracking.
+    let agent = RawAgent::start(&[
+        ("BEYLA_OPEN_PORT", &port),
+        ("BEYLA_BPF_TRACK_REQUEST_HEADERS", "true"),
+    ]);
     agent.wait_instrumenting(server.pid());
     agent.wait_ready();
     let steps = [
