@@ -84,12 +84,14 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
         drops,
         libraries,
         capture_path,
+        header_injection: _header_injection,
     } = Probes::load(ProbeSettings {
         capture_size: config.capture_size,
         watch_execs: selector.decides_at_exec(),
         watch_listens: selector.wants_ports(),
         wakeup,
         capture_path: config.ebpf.capture_path,
+        propagate_headers: false,
     })?;
     let drops = Arc::new(drops);
     let registry = Registry::default();

@@ -14,6 +14,7 @@ use super::error::ProbeError;
 use super::libraries::LibraryAttacher;
 use super::pid_map::PidMap;
 use super::probe_sets::{Attach, CapturePath, Probe, LIBRARIES, LIFECYCLE, LISTENING};
+use super::propagation::HeaderInjection;
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/beyla.bpf.o"));
 
@@ -30,6 +31,8 @@ pub struct ProbeSettings {
     pub wakeup: Wakeup,
     /// The capture path to use; None: the first of [`CapturePath::PREFERENCE`] this kernel offers.
     pub capture_path: Option<CapturePath>,
+    /// Write `traceparent` into traced clients' HTTP/1 requests (`ebpf.context_propagation`).
+    pub propagate_headers: bool,
 }
 
 /// When the probes wake the ring-buffer reader (`ebpf.wakeup_len`).
@@ -80,6 +83,8 @@ pub struct Loaded {
     pub drops: KernelDrops,
     pub libraries: LibraryAttacher,
     pub capture_path: CapturePath,
+    /// Present when `traceparent` headers are injected.
+    pub header_injection: Option<HeaderInjection>,
 }
 
 impl Probes {
@@ -101,6 +106,11 @@ impl Probes {
             .override_global("watch_execs", &watch, true)
             .override_global("wakeup_len", &settings.wakeup.kernel_value(), true)
             .override_global("call_slot_mask", &(call_slots - 1), true)
+            .override_global(
+                "propagate_headers",
+                &u8::from(settings.propagate_headers),
+                true,
+            )
             .map_max_entries("traced_pids", chunks)
             .map_max_entries("call_slots", call_slots)
             .load(OBJECT)?;
@@ -118,7 +128,8 @@ impl Probes {
                 links.push(attacher.attach(probe)?);
             }
         }
-        let (capture_path, capture_links) = attacher.choose_path(settings.capture_path)?;
+        let (capture_path, capture_links) =
+            attacher.choose_path(settings.capture_path, settings.propagate_headers)?;
         let capture_programs = capture_links.len();
         links.extend(capture_links);
 
@@ -140,6 +151,11 @@ impl Probes {
                 library_programs += 1;
             }
         }
+        let header_injection = if settings.propagate_headers {
+            Some(HeaderInjection::attach(&mut ebpf)?)
+        } else {
+            None
+        };
         let ring =
             RingBuf::try_from(take(&mut ebpf, "events")?).map_err(|source| ProbeError::Map {
                 name: "events",
@@ -164,6 +180,7 @@ impl Probes {
             pids,
             drops: KernelDrops(drops),
             capture_path,
+            header_injection,
         })
     }
 
@@ -186,14 +203,29 @@ struct Attacher<'a> {
 
 impl Attacher<'_> {
     /// The forced path, or the first of the preference order that loads and
-    /// attaches whole; each refusal is logged with its reason.
+    /// attaches whole; each refusal is logged with its reason. With headers
+    /// injected, not fentry: a socket in a sockhash sends through the
+    /// sockmap's own function, never `tcp_sendmsg`, so its requests would go unseen.
     fn choose_path(
         &mut self,
         forced: Option<CapturePath>,
+        propagate_headers: bool,
     ) -> Result<(CapturePath, Vec<Link>), ProbeError> {
+        if propagate_headers && forced == Some(CapturePath::Fentry) {
+            return Err(ProbeError::PathRefused {
+                path: CapturePath::Fentry.name(),
+                reason: "it does not see the requests of sockets whose headers are injected \
+                         (ebpf.context_propagation); choose another capture path"
+                    .into(),
+            });
+        }
+        let preferred: Vec<CapturePath> = CapturePath::PREFERENCE
+            .into_iter()
+            .filter(|&path| !(propagate_headers && path == CapturePath::Fentry))
+            .collect();
         let candidates: &[CapturePath] = match &forced {
             Some(path) => std::slice::from_ref(path),
-            None => &CapturePath::PREFERENCE,
+            None => &preferred,
         };
         let mut refused = Vec::new();
         for &path in candidates {
