@@ -176,6 +176,9 @@ struct beyla_fork_event {
 
 /* An exit event is a header alone. */
 
+/* Context propagation: threads and processes serving a request at once (two
+ * entries each). */
+#define BEYLA_MAX_SERVING 16384
 /* Bytes of W3C trace and span ids. */
 #define BEYLA_TRACE_ID_LEN 16
 #define BEYLA_SPAN_ID_LEN 8

@@ -15,8 +15,6 @@ enum conn_phase {
 	PHASE_WROTE = 2,
 };
 
-/* Threads and processes serving a request at once (two entries each). */
-#define MAX_SERVING 16384
 /* Bytes of a server request's head searched for an incoming `traceparent`. */
 #define TP_SCAN_BYTES 1024
 /* "\ntraceparent:" */
@@ -40,7 +38,7 @@ struct serving_ctx {
  * call out from another thread). LRU: entries of threads that never answer age out. */
 BEYLA_SHARED struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, MAX_SERVING);
+	__uint(max_entries, BEYLA_MAX_SERVING); /* the agent sets 1 when propagation is off */
 	__type(key, u64);
 	__type(value, struct serving_ctx);
 } serving SEC(".maps");

@@ -31,6 +31,7 @@ pub const PID_PENDING: u8 = BEYLA_PID_PENDING as u8;
 pub const PID_TLS: u8 = BEYLA_PID_TLS as u8;
 pub const PID_CHUNK: u32 = BEYLA_PID_CHUNK;
 pub const MAX_CALL_SLOTS: u32 = BEYLA_MAX_CALL_SLOTS;
+pub const MAX_SERVING: u32 = BEYLA_MAX_SERVING;
 
 /// Why a ring record could not be decoded: a contract bug, counted, never a panic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

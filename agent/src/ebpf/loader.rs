@@ -113,6 +113,15 @@ impl Probes {
             )
             .map_max_entries("traced_pids", chunks)
             .map_max_entries("call_slots", call_slots)
+            // Context propagation off: its table of serving requests takes no room.
+            .map_max_entries(
+                "serving",
+                if settings.propagate_headers {
+                    abi::MAX_SERVING
+                } else {
+                    1
+                },
+            )
             .load(OBJECT)?;
 
         let mut attacher = Attacher {
