@@ -26,6 +26,7 @@ enum conn_phase {
 /* Bytes from a header line's '\n' to the end of the span id, at most. */
 #define TP_TAIL (1 + TP_NAME_LEN + TP_MAX_SPACES + TP_VALUE_LEN)
 
+
 /* The request a thread or a process serves: its span, and its trace. */
 struct serving_ctx {
 	u8 trace_id[BEYLA_TRACE_ID_LEN];
@@ -114,28 +115,31 @@ static __always_inline bool is_traceparent_name(const u8 *p)
 	return true;
 }
 
-struct tp_search {
-	struct tp_scan *scan;
-	u32 len; /* bytes in scan->buf */
-	u32 at;  /* where the header's value may start; 0: not found */
-};
-
-/* bpf_loop's step: whether line `i` of the buffer names the header. A
- * callback is verified once, not once per byte as an inlined loop would be
- * inside the already long syscall-exit programs. */
-static long tp_search_step(u32 i, struct tp_search *s)
+/* Where the value of the `traceparent` header among the first `n` bytes of
+ * the per-CPU search buffer starts, or 0. A global function: the verifier
+ * walks its loop once per program, apart from the long syscall-exit code
+ * that calls it (inlined there, it took every program past the verifier's
+ * limit), and it needs no bpf_loop (kernel 5.17), whose callback would keep
+ * every capture path from loading on older kernels. sockets.bpf.c defines
+ * it; the BPF linker joins the others' calls to it. */
+#ifdef BEYLA_MAPS_OWNER
+__attribute__((noinline)) int find_traceparent(u32 n)
 {
-	u64 k = i;
-	barrier_var(k);
-	if (k >= TP_SCAN_BYTES - TP_TAIL || k + TP_TAIL > s->len)
-		return 1;
-	u8 *p = &s->scan->buf[k];
-	if (p[0] == '\n' && is_traceparent_name(p + 1)) {
-		s->at = k + 1 + TP_NAME_LEN;
-		return 1;
+	u32 zero = 0;
+	struct tp_scan *scan = bpf_map_lookup_elem(&tp_scan_buf, &zero);
+	if (!scan)
+		return 0;
+	for (u32 i = 0; i < TP_SCAN_BYTES - TP_TAIL; i++) {
+		if (i + TP_TAIL > n)
+			return 0;
+		if (scan->buf[i] == '\n' && is_traceparent_name(&scan->buf[i + 1]))
+			return i + 1 + TP_NAME_LEN;
 	}
 	return 0;
 }
+#else
+extern int find_traceparent(u32 n);
+#endif
 
 /* The trace id of the `traceparent` among the first bytes the call read, if
  * there is one within TP_SCAN_BYTES. The agent parses the same header from
@@ -157,15 +161,16 @@ static __always_inline bool incoming_trace_id(struct call_args *args, long ret, 
 		n = TP_SCAN_BYTES;
 	if (bpf_probe_read_user(scan->buf, n, (void *)args->ptr))
 		return false;
-	struct tp_search search = { .scan = scan, .len = n };
-	bpf_loop(TP_SCAN_BYTES - TP_TAIL, tp_search_step, &search, 0);
-	u32 at = search.at;
-	if (!at || at > TP_SCAN_BYTES - TP_MAX_SPACES - TP_VALUE_LEN)
-		return false;
-	for (u32 i = 0; i < TP_MAX_SPACES; i++)
+	u64 at = find_traceparent(n);
+	for (u32 i = 0; i < TP_MAX_SPACES; i++) {
+		barrier_var(at);
+		if (!at || at > TP_SCAN_BYTES - TP_VALUE_LEN)
+			return false;
 		if (scan->buf[at] == ' ')
 			at++;
-	if (at > TP_SCAN_BYTES - TP_VALUE_LEN)
+	}
+	barrier_var(at);
+	if (!at || at > TP_SCAN_BYTES - TP_VALUE_LEN)
 		return false;
 	u8 *v = &scan->buf[at];
 	/* Version 00 (the agent takes later versions as 00 too; ff is invalid). */
