@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use aya::maps::{MapData, PerCpuArray, SockHash};
 use aya::programs::{CgroupAttachMode, SkMsg, SockOps};
+use aya::util::KernelVersion;
 use aya::Ebpf;
 
 use super::abi;
@@ -17,6 +18,8 @@ const SOCK_OPS: &str = "mark_traced_sockets";
 const SK_MSG: &str = "inject_traceparent";
 const SOCKETS: &str = "propagated_sockets";
 const COUNTS: &str = "propagation_counts";
+/// The sk_msg program searches request heads with bpf_loop (kernel 5.17).
+const MINIMUM_KERNEL: KernelVersion = KernelVersion::new(5, 17, 0);
 
 /// The attached programs (dropping them detaches them) and their counters.
 pub struct HeaderInjection {
@@ -42,6 +45,14 @@ impl HeaderInjection {
     /// (every socket on the machine; it marks only traced processes') and
     /// the sk_msg program to the sockhash it fills.
     pub fn attach(ebpf: &mut Ebpf) -> Result<Self, ProbeError> {
+        if KernelVersion::current().is_ok_and(|v| v < MINIMUM_KERNEL) {
+            return Err(ProbeError::MapSetup {
+                name: SOCKETS,
+                reason: "context propagation by header (ebpf.context_propagation) needs kernel \
+                         5.17 or later (bpf_loop); set it to disabled on this kernel"
+                    .into(),
+            });
+        }
         let root = cgroup2_root()?;
         let cgroup = File::open(&root).map_err(|e| ProbeError::MapSetup {
             name: SOCKETS,
