@@ -25,13 +25,15 @@
           )
         );
 
-      # The kernel matrix of the NixOS VM tests: attribute names of nixpkgs.
+      # The kernel matrix of the NixOS VM tests: names in
+      # pkgs.linuxKernel.packages (versioned) or .packageAliases (latest);
+      # the linuxPackages_* names are aliases that allowAliases = false removes.
       kernels = [
-        "linuxPackages_5_10"
-        "linuxPackages_6_1"
-        "linuxPackages_6_6"
-        "linuxPackages_6_12"
-        "linuxPackages_latest"
+        "linux_5_10"
+        "linux_6_1"
+        "linux_6_6"
+        "linux_6_12"
+        "linux_latest"
       ];
     in
     {
@@ -104,14 +106,14 @@
           oci-image = self.packages.${pkgs.stdenv.hostPlatform.system}.oci-image;
           formatting = pkgs.runCommand "beyla-nix-formatting" { nativeBuildInputs = [ pkgs.nixpkgs-fmt ]; } ''
             cd ${./.}
-            nixpkgs-fmt --check flake.nix nix/*.nix nixos-module/*.nix nixos-module/examples/*.nix
+            nixpkgs-fmt --check flake.nix nix/*.nix nix/tests/*.nix nixos-module/*.nix nixos-module/examples/*.nix
             touch $out
           '';
         }
         // lib.listToAttrs (
           map
             (kernel: {
-              name = "vm-" + lib.replaceStrings [ "linuxPackages_" ] [ "linux-" ] kernel;
+              name = "vm-linux-" + lib.removePrefix "linux_" kernel;
               value = vmTest kernel;
             })
             kernels

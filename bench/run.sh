@@ -3,8 +3,9 @@
 #   bash bench/run.sh            full run: Go, nginx, Python (gunicorn), Node; ~15-20 min
 #   bash bench/run.sh --quick    smoke mode: Go server, a few seconds per phase, no targets
 # Other flags go to bench/bench.py (--servers go,nginx --rounds 3 --duration 10 --no-capacity).
-# Installs what is missing (wrk, nginx-light, bpftool, gunicorn, the OpenTelemetry SDK),
-# builds the Go tools (bench/tools) and the agent (cargo build --release -p beyla), then runs
+# Installs what is missing from the build and bench items of scripts/requirements.txt
+# (wrk, nginx-light, bpftool, gunicorn, the OpenTelemetry SDK), builds the Go tools
+# (bench/tools) and the agent (cargo build --release -p beyla), then runs
 # bench/bench.py, which prints a Markdown table and writes bench/results/<stamp>.{json,md}.
 # Exit status: 0 when every step ran; otherwise non-zero after "bench: FAILED: <step>: <why>".
 set -euo pipefail
@@ -19,27 +20,13 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 
-step="install tools"
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
-command -v bpftool >/dev/null || missing+=(bpftool)
-command -v node >/dev/null || missing+=(nodejs)
-if ((${#missing[@]})); then
-    echo "bench: installing ${missing[*]}" >&2
-    apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || {
-        apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    }
-fi
-python3 - <<'PY' 2>/dev/null || { echo "bench: installing gunicorn and the OpenTelemetry SDK (pip)" >&2
-import gunicorn, opentelemetry.sdk, opentelemetry.instrumentation.wsgi, opentelemetry.exporter.otlp.proto.http
-PY
-    python3 -m pip install -q gunicorn opentelemetry-sdk opentelemetry-exporter-otlp-proto-http \
-        opentelemetry-instrumentation-wsgi >/dev/null; }
+step="install tools (scripts/deps.sh install build bench)"
+bash "$repo/scripts/deps.sh" install build bench
 
 step="build the Go tools (bench/tools)"
-go_bin="$(command -v go || echo /usr/local/go/bin/go)"
+# shellcheck source=../scripts/lib/path.sh
+. "$repo/scripts/lib/path.sh"
+go_bin="$(command -v go)"
 mkdir -p "$here/.build"
 for t in loadgen hello sink; do
     (cd "$here/tools" && CGO_ENABLED=0 GOTOOLCHAIN=local "$go_bin" build -o "$here/.build/$t" "./$t")

@@ -9,25 +9,28 @@
 #                                    serves now (newer kernel: notice; pinned
 #                                    version gone: exit 1)
 #
-# Each kernel lands in target/kernels/<arch>/<package version>/:
+# Each kernel lands in $KERNELS_CACHE/<arch>/<package version>/ (default
+# ~/.cache/beyla/kernels, outside the clone: scripts/lib/cache.sh):
 #   debs/*.deb     the packages, SHA256-verified against the manifest
 #   root/          dpkg -x of every package
 #   vmlinuz, config, System.map, modules   symlinks into root/
 #   kernel.env     shell variables for the VM harness (vm-tests/)
 #   .verified      stamp; a kernel whose stamp matches the manifest is skipped
 #
-# apt runs with a private state per suite under target/kernels/.apt/<suite>/
+# apt runs with a private state per suite under $KERNELS_CACHE/.apt/<suite>/
 # (own sources.list, lists, cache, empty dpkg status); the system's apt
 # configuration and lists are not touched.
 #
-# Environment: KERNELS_MANIFEST, KERNELS_CACHE, DEBIAN_MIRROR,
+# Environment: KERNELS_MANIFEST, KERNELS_CACHE (or BEYLA_CACHE), DEBIAN_MIRROR,
 # DEBIAN_SECURITY_MIRROR.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 MANIFEST=${KERNELS_MANIFEST:-$here/matrix.toml}
-CACHE=${KERNELS_CACHE:-$repo/target/kernels}
+# shellcheck source=../scripts/lib/cache.sh
+. "$repo/scripts/lib/cache.sh"
+CACHE=$KERNELS_CACHE
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 
@@ -170,9 +173,9 @@ done
 # ---------------------------------------------------------------- list
 
 if [ "$mode" = list ]; then
-  printf '%-14s %-6s %-9s %-26s %-22s %-4s %-4s %-4s\n' id arch suite release nixpkgs 9pv 9pfs btf
+  printf '%-14s %-6s %-9s %-26s %-39s %-4s %-4s %-4s\n' id arch suite release nixpkgs 9pv 9pfs btf
   for id in "${sel[@]}"; do
-    printf '%-14s %-6s %-9s %-26s %-22s %-4s %-4s %-4s\n' "$id" "$(kfield "$id" 3)" "$(kfield "$id" 4)" \
+    printf '%-14s %-6s %-9s %-26s %-39s %-4s %-4s %-4s\n' "$id" "$(kfield "$id" 3)" "$(kfield "$id" 4)" \
       "$(kfield "$id" 5)" "$(kfield "$id" 7)" "$(kfield "$id" 9)" "$(kfield "$id" 10)" "$(kfield "$id" 11)"
     kpackages "$id" | while read -r n v s z; do printf '    %s=%s (%s bytes)\n' "$n" "$v" "$z"; done
   done

@@ -45,17 +45,10 @@ rustPlatform.buildRustPackage {
   pname = "beyla";
   inherit version;
 
-  # Only what the build reads: the workspace manifests, the two crates (cargo
-  # loads every member) and the C probes.
+  # Only what the build reads (nix/source.nix says what and why).
   src = lib.fileset.toSource {
     root = ../.;
-    fileset = lib.fileset.unions [
-      ../Cargo.toml
-      ../Cargo.lock
-      ../agent
-      ../ebpf
-      ../integration-tests
-    ];
+    fileset = lib.fileset.unions (map (path: ../. + "/${path}") (import ./source.nix));
   };
 
   cargoLock.lockFile = ../Cargo.lock;
@@ -87,7 +80,7 @@ rustPlatform.buildRustPackage {
   };
 
   meta = {
-    description = "eBPF auto-instrumentation agent: HTTP traffic of unmodified processes to OpenTelemetry traces and metrics";
+    description = "eBPF auto-instrumentation agent: HTTP, gRPC, SQL, Redis and Kafka traffic of unmodified processes to OpenTelemetry traces and metrics";
     license = lib.licenses.asl20;
     mainProgram = "beyla";
     platforms = [

@@ -10,20 +10,10 @@ let
   cfg = config.services.beyla;
   format = pkgs.formats.yaml { };
 
-  # The capabilities the agent needs, and nothing more: load and attach eBPF
-  # programs (BPF, PERFMON), read other processes' /proc entries and
-  # executables (SYS_PTRACE, DAC_READ_SEARCH, CHECKPOINT_RESTORE for
-  # /proc/PID/map_files), raw sockets (NET_RAW). CAP_SYS_ADMIN is not among
-  # them: the agent does not need it on kernels with CAP_BPF (5.8+).
-  capabilities = [
-    "CAP_BPF"
-    "CAP_PERFMON"
-    "CAP_SYS_PTRACE"
-    "CAP_DAC_READ_SEARCH"
-    "CAP_CHECKPOINT_RESTORE"
-    "CAP_NET_RAW"
-  ]
-  ++ cfg.extraCapabilities;
+  # The capabilities the agent needs, and nothing more (why each: the table in
+  # docs/running.md). CAP_SYS_ADMIN is among them because the kernel allows
+  # uprobes (HTTPS through OpenSSL) to no other capability.
+  capabilities = import ./capabilities.nix ++ cfg.extraCapabilities;
 
   settingsFile = format.generate "beyla-config.yml" cfg.settings;
 
@@ -69,7 +59,7 @@ let
 in
 {
   options.services.beyla = {
-    enable = lib.mkEnableOption "Beyla, the eBPF auto-instrumentation agent that turns the HTTP traffic of unmodified processes into OpenTelemetry traces and metrics";
+    enable = lib.mkEnableOption "Beyla, the eBPF auto-instrumentation agent that turns the HTTP, gRPC, SQL, Redis and Kafka traffic of unmodified processes into OpenTelemetry traces and metrics";
 
     package = lib.mkOption {
       type = lib.types.package;
@@ -192,9 +182,9 @@ in
       description = ''
         Capabilities added to the service's default set (`CAP_BPF`,
         `CAP_PERFMON`, `CAP_SYS_PTRACE`, `CAP_DAC_READ_SEARCH`,
-        `CAP_CHECKPOINT_RESTORE`, `CAP_NET_RAW`). `CAP_NET_ADMIN` is only
-        needed by network-level features that attach traffic-control (TC)
-        programs; no feature of this version does.
+        `CAP_SYS_ADMIN`: why each, in docs/running.md). `CAP_NET_ADMIN` is
+        only needed by network-level features that attach traffic-control
+        (TC) programs; no feature of this version does.
       '';
     };
   };
@@ -240,9 +230,10 @@ in
           ]
           ++ cfg.extraArgs
         );
-        # tracefs must be mounted (the agent cannot mount it without
-        # CAP_SYS_ADMIN); "+" runs this one command as root, outside the
-        # sandbox, in case the host has not mounted it yet.
+        # tracefs must be mounted: the agent's own mount would stay inside
+        # the service's mount namespace, where /sys is read-only; "+" runs
+        # this one command as root, outside the sandbox, in case the host has
+        # not mounted it yet.
         ExecStartPre = "+${pkgs.writeShellScript "beyla-mount-tracefs" ''
           ${pkgs.util-linux}/bin/mountpoint -q /sys/kernel/tracing \
             || ${pkgs.util-linux}/bin/mount -t tracefs tracefs /sys/kernel/tracing \

@@ -8,7 +8,7 @@
 #
 # Prints one line per check (PASS, FAIL or SKIP) and exits non-zero when a
 # check failed. Environment: BEYLA_BIN (the agent binary; default: cargo build
-# -p beyla), BEYLA_PACKAGING_TOOLS (where Go-built tools are kept).
+# -p beyla), BEYLA_PACKAGING_TOOLS (where k8svalidate is built and kept).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -35,14 +35,9 @@ quiet() {
 }
 
 # ---------------------------------------------------------------- tools
-apt_missing=()
-command -v nix-instantiate >/dev/null || apt_missing+=(nix-bin)
-/usr/bin/python3 -c 'import yaml' 2>/dev/null || apt_missing+=(python3-yaml)
-if [ ${#apt_missing[@]} -gt 0 ]; then
-  echo "setup: installing ${apt_missing[*]} (Debian)"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
-fi
+# nix-instantiate, python3-yaml, nixpkgs-fmt, kubeconform, helm: the packaging
+# items of scripts/requirements.txt.
+bash "$repo/scripts/deps.sh" install packaging
 py=/usr/bin/python3
 
 if [ -n "${BEYLA_BIN:-}" ]; then
@@ -55,21 +50,6 @@ else
 fi
 [ -x "$beyla" ] || { echo "FAIL  no agent binary at $beyla" >&2; exit 1; }
 
-# Go-built tools, from the Go module proxy; each build is bounded in time.
-go_tool() { # name module@version seconds
-  local name="$1" mod="$2" limit="$3"
-  if [ ! -x "$tools/bin/$name" ]; then
-    echo "setup: go install $mod (at most ${limit}s)"
-    timeout "$limit" go install "$mod" >"$work/$name-install.log" 2>&1 || {
-      tail -n 5 "$work/$name-install.log" | sed 's/^/      /'
-      return 1
-    }
-  fi
-}
-have_kubeconform=yes
-go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.6.7 300 || have_kubeconform=no
-have_helm=yes
-go_tool helm helm.sh/helm/v3/cmd/helm@v3.22.0 300 || have_helm=no
 
 # Typed, strict decoding of manifests with the Kubernetes API's own Go types
 # (k8s.io/api through client-go's scheme): unknown fields, misspelt fields and
@@ -224,8 +204,50 @@ def load_docs(paths):
             out[key] = d
     return list(out.values())
 
-REQUIRED_CAPS = {"BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH"}
-REQUIRED_RESOURCES = {("", r) for r in ["nodes", "pods", "services", "endpoints", "namespaces"]} | {("apps", "replicasets")}
+def code_capabilities():
+    """The agent's one list of capabilities: PRIVILEGES in preflight.rs, in order."""
+    src = open("agent/src/ebpf/preflight.rs").read()
+    block = src[src.index("pub const PRIVILEGES"):]
+    block = block[:block.index("\n];")]
+    return re.findall(r"capability: Capability::(CAP_\w+),", block)
+
+# Kubernetes spells capabilities without the CAP_ prefix.
+REQUIRED_CAPS = {c[len("CAP_"):] for c in code_capabilities()}
+
+def capabilities(module_json):
+    """Every place that grants or lists the agent's capabilities says exactly
+    what preflight.rs says."""
+    code = code_capabilities()
+    report(len(code) >= 4, f"agent/src/ebpf/preflight.rs: PRIVILEGES lists {', '.join(code)}")
+    def same(where, found, ordered=False):
+        ok = found == code if ordered else sorted(set(found)) == sorted(code)
+        report(ok, f"capabilities of {where} are the agent's list",
+               f"found:    {', '.join(found) or 'none'}\nexpected: {', '.join(code)} (agent/src/ebpf/preflight.rs)")
+    def section(path, start, end):
+        text = open(path).read()
+        if start not in text:
+            return ""
+        rest = text[text.index(start):]
+        return rest[:rest.index(end, len(start))] if end in rest[len(start):] else rest
+    caps = lambda text: re.findall(r"CAP_[A-Z_]+", text)
+    same("nixos-module/capabilities.nix (the NixOS unit)", json.load(open(module_json)), ordered=True)
+    same("README.md (Requirements)", caps(section("README.md", "- Root, or the capabilities", "\n- ")))
+    same("docs/running.md (Privileges table)",
+         re.findall(r"^\| `(CAP_[A-Z_]+)` \|", section("docs/running.md", "## Privileges", "\n## "), re.M), ordered=True)
+    same("docs/install-nixos.md (The service)",
+         caps(section("docs/install-nixos.md", "`beyla.service` does not run as root", "Other settings:")))
+    same("docs/install-oci.md (docker run --cap-add)",
+         ["CAP_" + c for c in re.findall(r"--cap-add (\w+)", section("docs/install-oci.md", "## With only the capabilities", "\n## "))])
+    same("docs/install-kubernetes.md (the capabilities variant)",
+         ["CAP_" + c for c in re.findall(r"\b([A-Z][A-Z_]+)\b", section("docs/install-kubernetes.md", "not privileged: capabilities", "(why"))])
+    for path in ["deploy/kubernetes/variants/daemonset-capabilities.yaml"]:
+        for d in yaml.safe_load_all(open(path)):
+            for c in ((d or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []):
+                add = ((c.get("securityContext") or {}).get("capabilities") or {}).get("add") or []
+                same(f"{path} (container {c.get('name')})", ["CAP_" + a for a in add])
+    values = yaml.safe_load(open("deploy/helm/beyla/values.yaml"))
+    same("deploy/helm/beyla/values.yaml (capabilities)", ["CAP_" + a for a in values.get("capabilities") or []])
+REQUIRED_RESOURCES = {("", "pods"), ("apps", "replicasets")}
 
 def manifests(name, paths, outdir):
     """Structure of a set of manifests (one deployment), and beyla
@@ -275,8 +297,8 @@ def manifests(name, paths, outdir):
         for c in containers:
             sc = c.get("securityContext") or {}
             caps = set((sc.get("capabilities") or {}).get("add") or [])
-            if not sc.get("privileged") and not REQUIRED_CAPS <= caps:
-                problems.append(f"DaemonSet {dsn}: container {c.get('name')} is neither privileged nor has {sorted(REQUIRED_CAPS - caps)}")
+            if not sc.get("privileged") and REQUIRED_CAPS != caps:
+                problems.append(f"DaemonSet {dsn}: container {c.get('name')} is neither privileged nor has exactly the agent's capabilities {sorted(REQUIRED_CAPS)} (has {sorted(caps)})")
             for m in c.get("volumeMounts") or []:
                 if m["name"] not in volumes:
                     problems.append(f"DaemonSet {dsn}: volumeMount {m['name']} has no volume")
@@ -302,13 +324,13 @@ def manifests(name, paths, outdir):
     for cr in by_kind.get("ClusterRole", []):
         granted = set()
         for rule in cr.get("rules") or []:
-            if {"get", "list", "watch"} <= set(rule.get("verbs") or []):
+            if {"list", "watch"} <= set(rule.get("verbs") or []):
                 for g in rule.get("apiGroups") or []:
                     for r in rule.get("resources") or []:
                         granted.add((g, r))
         missing = REQUIRED_RESOURCES - granted
         if missing:
-            problems.append(f"ClusterRole {cr['metadata']['name']}: no get/list/watch on {sorted(missing)}")
+            problems.append(f"ClusterRole {cr['metadata']['name']}: no list/watch on {sorted(missing)}")
     for crb in by_kind.get("ClusterRoleBinding", []):
         if crb.get("roleRef", {}).get("name") not in names("ClusterRole"):
             problems.append(f"ClusterRoleBinding {crb['metadata']['name']}: roleRef names no ClusterRole of the set")
@@ -333,6 +355,8 @@ elif cmd == "manifests":
     manifests(sys.argv[2], sys.argv[4:], sys.argv[3])
 elif cmd == "settings-equal":
     settings_equal(sys.argv[2], sys.argv[3])
+elif cmd == "capabilities":
+    capabilities(sys.argv[2])
 elif cmd == "check-config":
     check_config(sys.argv[2], what=sys.argv[3])
 sys.exit(1 if failures else 0)
@@ -361,12 +385,49 @@ if nix-instantiate --eval -E 'builtins.isFunction (import ./flake.nix).outputs' 
 else
   fail "flake.nix: outputs is a function and inputs.nixpkgs.url is set ($url)"
 fi
-# nixpkgs-fmt (the flake's formatter) builds from crates.io in ~20 s.
-[ -x "$tools/bin/nixpkgs-fmt" ] || cargo install -q --locked --root "$tools" nixpkgs-fmt@1.3.0
-if quiet "$tools/bin/nixpkgs-fmt" --check "${nix_files[@]}"; then
+# nixpkgs-fmt: the flake's formatter.
+if quiet nixpkgs-fmt --check "${nix_files[@]}"; then
   pass "nixpkgs-fmt --check (every .nix file)"
 else
-  fail "nixpkgs-fmt --check: run $tools/bin/nixpkgs-fmt on the .nix files (or nix fmt)"
+  fail "nixpkgs-fmt --check: run nixpkgs-fmt on the .nix files (or nix fmt)"
+fi
+
+echo "== The package's source fileset builds with its tests"
+# nix/package.nix builds from exactly the paths of nix/source.nix (the git-
+# tracked files under them, as a flake sees them); a file the build or a test
+# reads that the list lacks fails here, as it would inside Nix.
+if grep -q 'import ./source.nix' nix/package.nix && ! grep -q 'fileset.unions \[' nix/package.nix; then
+  pass "nix/package.nix takes its source fileset from nix/source.nix"
+else
+  fail "nix/package.nix takes its source fileset from nix/source.nix (and lists no path of its own)"
+fi
+mapfile -t source_paths < <(nix-instantiate --eval --strict --json nix/source.nix | "$py" -c 'import json,sys; print("\n".join(json.load(sys.stdin)))')
+fileset="$work/source-fileset"
+mkdir -p "$fileset"
+git ls-files -z -- "${source_paths[@]}" | (cd "$repo" && xargs -0 cp --parents -t "$fileset" 2>/dev/null) || true
+# The checkout's target directory: the dependencies checked by the lint step
+# before this one are reused, only the two crates of the copy are checked.
+if quiet env CARGO_TARGET_DIR="$repo/target" cargo check --locked -q --workspace --all-targets --manifest-path "$fileset/Cargo.toml"; then
+  pass "cargo check --workspace --all-targets on the fileset of nix/source.nix (${source_paths[*]})"
+else
+  fail "cargo check --workspace --all-targets on the fileset of nix/source.nix: add what the build reads to nix/source.nix"
+fi
+
+echo "== NixOS test scripts and kernels"
+# retry()'s timeout keyword was renamed (timeout -> timeout_seconds) by newer
+# NixOS test drivers; by position it works with both.
+bad_retry="$(grep -nE 'retry\([^)]*\btimeout(_seconds)?[[:space:]]*=' nix/*.nix || true)"
+n_retry="$(grep -cE 'retry\(' nix/vm-test.nix || true)"
+if [ -z "$bad_retry" ] && [ "$n_retry" -gt 0 ]; then
+  pass "nix/vm-test.nix: retry() takes its timeout by position ($n_retry calls)"
+else
+  fail "retry() with a timeout keyword (valid for one test driver only): $bad_retry"
+fi
+# linuxPackages_* are aliases; nixpkgs with allowAliases = false has none.
+if ! grep -nE '^[^#]*linuxPackages_' flake.nix nix/*.nix nixos-module/*.nix kernels/matrix.toml; then
+  pass "kernels named through pkgs.linuxKernel (no linuxPackages_* alias)"
+else
+  fail "a linuxPackages_* alias is used: name kernels through pkgs.linuxKernel.packages"
 fi
 
 echo "== NixOS module settings (rendered as pkgs.formats.yaml would)"
@@ -387,6 +448,10 @@ for pair in nixos-module/examples/settings.nix:nixos-module/examples/settings.ym
   pycheck check-config "$yml" "beyla --check-config accepts the settings of $nixf"
 done
 
+echo "== Capabilities: one list (agent/src/ebpf/preflight.rs) everywhere"
+nix-instantiate --eval --strict --json nixos-module/capabilities.nix >"$work/capabilities.json"
+pycheck capabilities "$work/capabilities.json"
+
 echo "== Install pages"
 mkdir -p "$work/docs"
 pycheck docs "$work/docs" docs/install-nixos.md docs/install-oci.md docs/install-kubernetes.md
@@ -396,54 +461,70 @@ k8s_sets=()
 k8s_sets+=("deploy/kubernetes|$(find deploy/kubernetes -maxdepth 1 -name '*.yaml' | sort | tr '\n' ' ')")
 k8s_sets+=("deploy/kubernetes with variants/daemonset-capabilities.yaml|$(find deploy/kubernetes -maxdepth 1 -name '*.yaml' ! -name daemonset.yaml | sort | tr '\n' ' ') deploy/kubernetes/variants/daemonset-capabilities.yaml")
 
-if [ "$have_helm" = yes ]; then
-  chart=deploy/helm/beyla
-  if quiet helm lint "$chart"; then pass "helm lint $chart"; else fail "helm lint $chart"; fi
-  if quiet helm lint --strict "$chart" -f "$chart/ci/reference-values.yaml"; then
-    pass "helm lint --strict $chart -f ci/reference-values.yaml"
-  else
-    fail "helm lint --strict $chart -f ci/reference-values.yaml"
-  fi
-  # The reference document's command, as --set flags.
-  render() { # name args...
-    local name="$1"; shift
-    local out="$work/helm-$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_').yaml"
-    if quiet helm template beyla "$chart" --namespace monitoring "$@" && helm template beyla "$chart" --namespace monitoring "$@" >"$out"; then
-      pass "helm template ($name)"
-      k8s_sets+=("helm template ($name)|$out")
-    else
-      fail "helm template ($name)"
-    fi
-  }
-  render "--set discovery.services[0].open_port=8080 --set otelTraces.endpoint=http://tempo:4318" \
-    --set 'discovery.services[0].open_port=8080' --set otelTraces.endpoint=http://tempo:4318
-  out="$work/helm-reference.yaml"
-  helm template beyla "$chart" --set 'discovery.services[0].open_port=8080' --set otelTraces.endpoint=http://tempo:4318 >"$out" 2>/dev/null || true
-  if grep -q 'open_port: 8080' "$out" && grep -A1 'name: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' "$out" | grep -q 'value: "http://tempo:4318"'; then
-    pass "helm: discovery.services[0].open_port in the ConfigMap, otelTraces.endpoint as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-  else
-    fail "helm: discovery.services[0].open_port in the ConfigMap, otelTraces.endpoint as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-  fi
-  render "privileged=false, OTLP metrics grpc, headers secret, env" \
-    --set privileged=false --set 'discovery.instrument[0].open_ports=8000-8090' \
-    --set otelMetrics.endpoint=http://mimir:4317 --set otelMetrics.protocol=grpc \
-    --set otelHeadersSecret=beyla-otlp --set env.OTEL_RESOURCE_ATTRIBUTES=deployment.environment=prod \
-    --set config.routes.unmatched=low-cardinality
-  render "selection by env.BEYLA_OPEN_PORT, prometheus disabled" \
-    --set env.BEYLA_OPEN_PORT=8080 --set prometheus.enabled=false
-  if helm template beyla "$chart" >"$work/helm-default.out" 2>&1; then
-    fail "helm template with no selection is refused"
-  elif grep -q 'nothing to instrument' "$work/helm-default.out"; then
-    pass "helm template with no selection is refused (nothing to instrument)"
-  else
-    fail "helm template with no selection is refused: $(tail -n 2 "$work/helm-default.out")"
-  fi
-  while read -r _ values where; do
-    render "values of $where" -f "$values"
-  done < <(grep '^helm-values ' "$work/py.stderr" 2>/dev/null || true)
+chart=deploy/helm/beyla
+if quiet helm lint "$chart"; then pass "helm lint $chart"; else fail "helm lint $chart"; fi
+if quiet helm lint --strict "$chart" -f "$chart/ci/reference-values.yaml"; then
+  pass "helm lint --strict $chart -f ci/reference-values.yaml"
 else
-  skip "helm lint / helm template: helm could not be built from the Go module proxy within 5 minutes"
+  fail "helm lint --strict $chart -f ci/reference-values.yaml"
 fi
+# The reference document's command, as --set flags.
+render() { # name args...
+  local name="$1"; shift
+  local out="$work/helm-$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_').yaml"
+  if quiet helm template beyla "$chart" --namespace monitoring "$@" && helm template beyla "$chart" --namespace monitoring "$@" >"$out"; then
+    pass "helm template ($name)"
+    k8s_sets+=("helm template ($name)|$out")
+  else
+    fail "helm template ($name)"
+  fi
+}
+render "--set discovery.services[0].open_port=8080 --set otelTraces.endpoint=http://tempo:4318" \
+  --set 'discovery.services[0].open_port=8080' --set otelTraces.endpoint=http://tempo:4318
+out="$work/helm-reference.yaml"
+helm template beyla "$chart" --set 'discovery.services[0].open_port=8080' --set otelTraces.endpoint=http://tempo:4318 >"$out" 2>/dev/null || true
+if grep -q 'open_port: 8080' "$out" && grep -A1 'name: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' "$out" | grep -q 'value: "http://tempo:4318"'; then
+  pass "helm: discovery.services[0].open_port in the ConfigMap, otelTraces.endpoint as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+else
+  fail "helm: discovery.services[0].open_port in the ConfigMap, otelTraces.endpoint as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+fi
+render "privileged=false, OTLP metrics grpc, headers secret, env" \
+  --set privileged=false --set 'discovery.instrument[0].open_ports=8000-8090' \
+  --set otelMetrics.endpoint=http://mimir:4317 --set otelMetrics.protocol=grpc \
+  --set otelHeadersSecret=beyla-otlp --set env.OTEL_RESOURCE_ATTRIBUTES=deployment.environment=prod \
+  --set config.routes.unmatched=low-cardinality
+render "selection by env.BEYLA_OPEN_PORT, prometheus disabled" \
+  --set env.BEYLA_OPEN_PORT=8080 --set prometheus.enabled=false
+# Beyla's chart values layout (config.data, env, envValueFrom), as a Beyla
+# user's values file carries it to `helm upgrade`.
+render "Beyla's chart values (ci/beyla-chart-values.yaml)" -f "$chart/ci/beyla-chart-values.yaml"
+out="$work/helm-beyla-values.yaml"
+helm template beyla "$chart" -f "$chart/ci/beyla-chart-values.yaml" >"$out" 2>/dev/null || true
+if grep -q 'k8s_namespace: shop' "$out" && grep -q 'port: 9090' "$out" \
+  && grep -q 'containerPort: 9090' "$out" \
+  && grep -A4 'name: OTEL_EXPORTER_OTLP_HEADERS' "$out" | grep -q 'name: grafana-cloud'; then
+  pass "helm: config.data in the ConfigMap, its Prometheus port on the container, envValueFrom as valueFrom"
+else
+  fail "helm: config.data in the ConfigMap, its Prometheus port on the container, envValueFrom as valueFrom"
+fi
+out="$work/helm-external-config.yaml"
+if helm template beyla "$chart" --set config.create=false --set config.name=my-beyla-config >"$out" 2>&1 \
+  && ! grep -q '^kind: ConfigMap' "$out" && grep -A2 'configMap:' "$out" | grep -q 'name: my-beyla-config'; then
+  pass "helm: config.name (an existing ConfigMap) replaces the chart's"
+else
+  fail "helm: config.name (an existing ConfigMap) replaces the chart's: $(tail -n 2 "$out")"
+fi
+render "preset=application (Beyla's chart default)" --set preset=application
+if helm template beyla "$chart" >"$work/helm-default.out" 2>&1; then
+  fail "helm template with no selection is refused"
+elif grep -q 'nothing to instrument' "$work/helm-default.out"; then
+  pass "helm template with no selection is refused (nothing to instrument)"
+else
+  fail "helm template with no selection is refused: $(tail -n 2 "$work/helm-default.out")"
+fi
+while read -r _ values where; do
+  render "values of $where" -f "$values"
+done < <(grep '^helm-values ' "$work/py.stderr" 2>/dev/null || true)
 # A page's manifest is checked in place: over deploy/kubernetes/ (its objects
 # replace those of the same kind and name) for the structure and the config,
 # alone for decoding.
@@ -464,14 +545,10 @@ for set in "${k8s_sets[@]}"; do
   else
     skip "$name: strict decoding (k8svalidate could not be built)"
   fi
-  if [ "$have_kubeconform" = yes ]; then
-    if quiet kubeconform -strict -ignore-missing-schemas -schema-location "$work/no-schemas/{{ .ResourceKind }}.json" -summary "${files[@]}"; then
-      pass "$name: kubeconform -strict -ignore-missing-schemas (YAML and object shape; no JSON schemas offline)"
-    else
-      fail "$name: kubeconform -strict"
-    fi
+  if quiet kubeconform -strict -ignore-missing-schemas -schema-location "$work/no-schemas/{{ .ResourceKind }}.json" -summary "${files[@]}"; then
+    pass "$name: kubeconform -strict -ignore-missing-schemas (YAML and object shape; no JSON schemas offline)"
   else
-    skip "$name: kubeconform could not be built"
+    fail "$name: kubeconform -strict"
   fi
 done
 

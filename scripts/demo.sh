@@ -4,6 +4,7 @@
 # Ctrl-C stops everything.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+setup_purposes="build test"
 source "$repo/scripts/setup.sh"
 
 port="${DEMO_PORT:-8080}"

@@ -5,8 +5,8 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds="${FUZZ_SECONDS:-20}"
-rustup toolchain list | grep -q '^nightly' || { echo "fuzz: the nightly Rust toolchain is required (rustup toolchain install nightly)" >&2; exit 1; }
-command -v cargo-fuzz >/dev/null || cargo install -q --locked cargo-fuzz
+# The nightly toolchain and cargo-fuzz: the fuzz items of scripts/requirements.txt.
+bash "$repo/scripts/deps.sh" check fuzz
 cd "$repo/fuzz"
 log="$(mktemp)"
 for target in $(cargo +nightly fuzz list); do

@@ -14,7 +14,8 @@
 #define BEYLA_SETTING(type, name, value) extern const volatile type name
 #endif
 
-/* Set by the agent before load: payload bytes copied per call (<= BEYLA_MAX_CAPTURE). */
+/* Set by the agent before load: payload bytes copied of a call that moved
+ * BEYLA_MAX_CAPTURE bytes or more (< BEYLA_MAX_CAPTURE); smaller calls are copied whole. */
 BEYLA_SETTING(u32, capture_size, BEYLA_DEFAULT_CAPTURE);
 /* Set by the agent before load: enum beyla_wakeup, or wake the reader once per
  * this many events per CPU. */
@@ -100,7 +101,7 @@ struct conn_info {
 	/* Its socket bytes are ciphertext: seen under SSL_read/SSL_write, or its
 	 * first bytes were a TLS record. */
 	u8 tls;
-	/* Its first payload has been looked at for a TLS record. */
+	/* How many of its first payloads have been looked at for a TLS record. */
 	u8 sniffed;
 	/* A data event was sent for it: only then is its close worth an event. */
 	u8 active;
@@ -262,19 +263,23 @@ static __always_inline void fill_head(struct beyla_data_head *head, struct conn_
 	head->tuple = conn->tuple;
 }
 
-/* Bytes of a call that moved `ret` to copy: the capture size at most. */
+/* Bytes of a call that moved `ret` to copy. A call that moved less than the
+ * largest capture is copied whole: requests pipelined in one write, frames of
+ * many streams, are each a message to follow. A larger call (a body, a
+ * download) gives its first capture_size bytes. */
 static __always_inline u32 capture_room(long ret)
 {
 	u32 room = capture_size;
 	if (room > BEYLA_MAX_CAPTURE - 1)
 		room = BEYLA_MAX_CAPTURE - 1;
-	if ((u64)ret < room)
+	if ((u64)ret < BEYLA_MAX_CAPTURE)
 		room = ret;
 	return room;
 }
 
 /* A plain buffer's event, read from the caller's memory straight into the
- * ring: a small record when the call moved little, else one of the capture size. */
+ * ring: a small record when the call moved little, one of the capture size
+ * when that holds it, else one of the largest capture. */
 static __always_inline void emit_buf(struct conn_info *conn, struct call_args *args, long ret, u8 tls)
 {
 	/* 64-bit throughout: a 32-bit value's copies lose the verifier's bounds. */
@@ -282,7 +287,7 @@ static __always_inline void emit_buf(struct conn_info *conn, struct call_args *a
 	u64 size = SMALL_CAPTURE;
 	if (room > SMALL_CAPTURE) {
 		size = capture_size;
-		if (size > BEYLA_MAX_CAPTURE - 1)
+		if (size > BEYLA_MAX_CAPTURE - 1 || room > size)
 			size = BEYLA_MAX_CAPTURE - 1;
 	}
 	struct beyla_data_event *ev = bpf_ringbuf_reserve(&events, sizeof(struct beyla_data_head) + size, 0);
@@ -414,6 +419,10 @@ static __always_inline void end_conn(struct conn_key *key, u32 fd)
 
 /* TLS record header: content type, protocol version (major 3), length. */
 #define TLS_RECORD_HEADER 5
+/* Payloads looked at for a TLS record: protocols that switch to TLS after a
+ * plaintext exchange (PostgreSQL's SSLRequest and its one-byte answer, MySQL's
+ * greeting and SSL request) send the ClientHello third or fourth. */
+#define TLS_SNIFF_PAYLOADS 4
 #define TLS_HANDSHAKE 22
 #define TLS_APPLICATION_DATA 23
 
@@ -464,8 +473,8 @@ static __always_inline void socket_data(struct conn_info *conn, struct conn_key 
 		tls->conn = key;
 		tls->conn_known = 1;
 		conn->tls = 1;
-	} else if (!conn->sniffed) {
-		conn->sniffed = 1;
+	} else if (conn->sniffed < TLS_SNIFF_PAYLOADS) {
+		conn->sniffed++;
 		if (starts_tls_record(args, ret))
 			conn->tls = 1;
 	}

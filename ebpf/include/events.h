@@ -18,7 +18,8 @@ typedef uint64_t u64;
 #endif
 
 /* Largest number of payload bytes one data event can carry; the configured
- * capture size is clamped to this. A power of two so the probes can mask. */
+ * capture size is clamped to this, and a call that moved fewer bytes is
+ * copied whole. A power of two so the probes can mask. */
 #define BEYLA_MAX_CAPTURE 8192
 /* Default capture size: large enough for the request line and typical headers. */
 #define BEYLA_DEFAULT_CAPTURE 1024

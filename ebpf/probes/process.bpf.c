@@ -65,8 +65,9 @@ int on_fork(struct bpf_raw_tracepoint_args *ctx)
 	u8 *child_flags = pid_flags(tgid);
 	if (!child_flags)
 		return 0;
-	/* The parent's uprobes do not fire in the child: no TLS until the agent attaches them. */
-	*child_flags = parent_flags & ~BEYLA_PID_TLS;
+	/* Library uprobes are attached per file, for every process: they fire
+	 * in the child as in its parent, TLS flag included. */
+	*child_flags = parent_flags;
 	struct beyla_fork_event *ev = reserve_process_event(sizeof(*ev), BEYLA_EVENT_FORK, parent);
 	if (!ev)
 		return 0;

@@ -2,7 +2,7 @@
 //! carries over): no panic, bounded memory.
 #![no_main]
 
-use beyla::protocols::http2::hpack::Decoder;
+use beyla_pipeline::protocols::http2::hpack::Decoder;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,7 @@
 //! Every HTTP/1 parsing entry point on arbitrary bytes: no panic, no hang.
 #![no_main]
 
-use beyla::protocols::http1::{
+use beyla_pipeline::protocols::http1::{
     looks_like_request, looks_like_response, parse_request_head, parse_request_line,
     parse_response_head, parse_status_line, ChunkedDecoder, Method,
 };

@@ -1,43 +1,34 @@
-//! Both stitchers fed arbitrary bytes as a connection's chunks: the first byte
+//! Every protocol's detection on arbitrary first bytes, and its stitcher (the
+//! registry's) fed arbitrary bytes as a connection's chunks: the first byte
 //! picks the directions and capture cut-offs, the rest is the traffic.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use beyla::model::{
+use beyla_pipeline::model::{
     ConnId, ConnTuple, DataChunk, Direction, Origin, Pid, SpanId, Tid, TraceContext, TraceId,
 };
-use beyla::protocols::{http1, http2};
+use beyla_pipeline::protocols::{Anomaly, Exchange, FirstBytes, Hooks, PROTOCOLS};
 use libfuzzer_sys::fuzz_target;
 
 struct Ignore;
 
-fn context() -> TraceContext {
-    TraceContext { trace_id: TraceId([1; 16]), span_id: SpanId([1; 8]), parent: None, parent_sampled: None }
-}
-
-impl http1::stitch::Hooks for Ignore {
+impl Hooks<Exchange> for Ignore {
     fn request_started(&mut self, _: Tid, _: Option<&str>) -> TraceContext {
-        context()
+        TraceContext { trace_id: TraceId([1; 16]), span_id: SpanId([1; 8]), parent: None, parent_sampled: None }
     }
-    fn exchange(&mut self, _: http1::stitch::Exchange) {}
+    fn exchange(&mut self, _: Exchange) {}
     fn abandoned(&mut self, _: TraceContext) {}
-    fn anomaly(&mut self, _: http1::stitch::Anomaly) {}
-}
-
-impl http2::stitch::Hooks for Ignore {
-    fn request_started(&mut self, _: Tid, _: Option<&str>) -> TraceContext {
-        context()
-    }
-    fn exchange(&mut self, _: http2::stitch::Exchange) {}
-    fn abandoned(&mut self, _: TraceContext) {}
-    fn anomaly(&mut self, _: http2::stitch::Anomaly) {}
+    fn anomaly(&mut self, _: Anomaly) {}
 }
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pattern, traffic)) = data.split_first() else { return };
-    let mut h1 = http1::stitch::Stitcher::new(Direction::Ingress);
-    let mut h2 = http2::stitch::Stitcher::new(Direction::Ingress);
+    let first = FirstBytes { data: traffic, direction: Direction::Egress, kind: None, local_port: 4000, remote_port: 80 };
+    for protocol in PROTOCOLS {
+        let _ = protocol.detect(&first);
+    }
+    let mut stitchers: Vec<_> = PROTOCOLS.iter().map(|p| p.open(Direction::Ingress)).collect();
     let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
     for (i, piece) in traffic.chunks(1 + usize::from(pattern % 64)).enumerate() {
         let direction = if (pattern >> (i % 8)) & 1 == 0 { Direction::Ingress } else { Direction::Egress };
@@ -56,9 +47,11 @@ fuzz_target!(|data: &[u8]| {
             tls: false,
             data: piece,
         };
-        h1.feed(&chunk, &mut Ignore);
-        h2.feed(&chunk, &mut Ignore);
+        for stitcher in &mut stitchers {
+            stitcher.feed(&chunk, &mut Ignore);
+        }
     }
-    h1.close(&mut Ignore);
-    h2.close(&mut Ignore);
+    for stitcher in &mut stitchers {
+        stitcher.close(&mut Ignore);
+    }
 });

@@ -9,19 +9,25 @@ line in --out:
   {"type": "span", "transport": "http"|"grpc", "traceId", "spanId",
    "parentSpanId" (hex, "" when none), "name", "kind" ("SPAN_KIND_SERVER"...),
    "startTimeUnixNano", "endTimeUnixNano", "status": {"code", "message"},
-   "attributes": {flattened}, "resource": {flattened}, "scope": {"name", "version"},
+   "attributes": {flattened}, "resource": {flattened}, "resourceSchemaUrl",
+   "scope": {"name", "version", "schemaUrl"},
    "headers": {lowercased request headers / gRPC metadata}}
 
   {"type": "metric", "transport", "name", "unit", "description",
    "dataType": "histogram"|"sum"|"gauge"|"exponentialHistogram",
    "aggregationTemporality" ("AGGREGATION_TEMPORALITY_CUMULATIVE"...),
-   "startTimeUnixNano", "timeUnixNano", "attributes", "resource", "scope", "headers",
+   "startTimeUnixNano", "timeUnixNano", "attributes", "resource", "resourceSchemaUrl",
+   "scope", "headers",
    histogram: "count", "sum", "min", "max", "explicitBounds", "bucketCounts";
    sum/gauge: "value" (and "isMonotonic" for sums)}
 
+--tls-cert and --tls-key make both servers speak TLS (https:// and gRPC over TLS).
+
 --fail-with CODE answers every request (or only the first --fail-first N) with that
 HTTP status, or its gRPC equivalent, for fault tests; refused requests are not
-written. The line "listening http=PORT grpc=PORT" on stdout tells that both
+written. --traces-only takes no metrics, as Jaeger: `POST /v1/metrics` is 404
+and the gRPC MetricsService is not served (UNIMPLEMENTED); the HTTP requests to
+a path it does not serve are counted as `unserved`. The line "listening http=PORT grpc=PORT" on stdout tells that both
 servers are up (ports 0 pick free ones).
 
 Needs: pip install opentelemetry-proto grpcio protobuf
@@ -31,6 +37,7 @@ import argparse
 import gzip
 import json
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -79,8 +86,8 @@ def attributes(kvs):
     return {kv.key: any_value(kv.value) for kv in kvs}
 
 
-def scope_json(scope):
-    return {"name": scope.name, "version": scope.version}
+def scope_json(scope, schema_url):
+    return {"name": scope.name, "version": scope.version, "schemaUrl": schema_url}
 
 
 class Sink:
@@ -92,7 +99,7 @@ class Sink:
         self.lock = threading.Lock()
         self.fail_with = fail_with
         self.fail_left = fail_first
-        self.counts = {"spans": 0, "points": 0, "refused": 0}
+        self.counts = {"spans": 0, "points": 0, "refused": 0, "unserved": 0}
 
     def refuse(self):
         """Whether to refuse this request (counts it); a slow receiver waits first."""
@@ -139,7 +146,8 @@ class Sink:
                             "flags": s.flags,
                             "attributes": attributes(s.attributes),
                             "resource": resource,
-                            "scope": scope_json(ss.scope),
+                            "resourceSchemaUrl": rs.schema_url,
+                            "scope": scope_json(ss.scope, ss.schema_url),
                             "headers": headers,
                         }
                     )
@@ -163,7 +171,8 @@ class Sink:
                             data_type, data_type
                         ),
                         "resource": resource,
-                        "scope": scope_json(sm.scope),
+                        "resourceSchemaUrl": rm.schema_url,
+                        "scope": scope_json(sm.scope, sm.schema_url),
                         "headers": headers,
                     }
                     data = getattr(m, data_type)
@@ -195,7 +204,7 @@ class Sink:
         self.write(records, "points")
 
 
-def http_handler(sink):
+def http_handler(sink, traces_only):
     routes = {
         "/v1/traces": (
             trace_service_pb2.ExportTraceServiceRequest,
@@ -208,6 +217,8 @@ def http_handler(sink):
             sink.metrics,
         ),
     }
+    if traces_only:
+        del routes["/v1/metrics"]
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -227,6 +238,8 @@ def http_handler(sink):
             body = self.rfile.read(length)
             route = routes.get(self.path)
             if route is None:
+                with sink.lock:
+                    sink.counts["unserved"] += 1
                 return self.reply(404, b"not found", "text/plain")
             if sink.refuse():
                 return self.reply(sink.fail_with, b"refused", "text/plain")
@@ -280,6 +293,11 @@ def main():
     p.add_argument(
         "--delay-ms", type=int, default=0, help="answer every request this late (a slow receiver)"
     )
+    p.add_argument("--tls-cert", help="PEM certificate: both servers speak TLS with it")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    p.add_argument(
+        "--traces-only", action="store_true", help="take no metrics (404 / UNIMPLEMENTED), as Jaeger"
+    )
     args = p.parse_args()
 
     sink = Sink(args.out, args.fail_with, args.fail_first, args.delay_ms)
@@ -287,12 +305,22 @@ def main():
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     traces, metrics = grpc_servicers(sink)
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(traces, server)
-    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(metrics, server)
-    grpc_port = server.add_insecure_port(f"{args.host}:{args.grpc_port}")
+    if not args.traces_only:
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(metrics, server)
+    if args.tls_cert:
+        with open(args.tls_cert, "rb") as cert, open(args.tls_key, "rb") as key:
+            credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+        grpc_port = server.add_secure_port(f"{args.host}:{args.grpc_port}", credentials)
+    else:
+        grpc_port = server.add_insecure_port(f"{args.host}:{args.grpc_port}")
     server.start()
 
-    httpd = ThreadingHTTPServer((args.host, args.http_port), http_handler(sink))
+    httpd = ThreadingHTTPServer((args.host, args.http_port), http_handler(sink, args.traces_only))
     httpd.daemon_threads = True
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
     http_port = httpd.server_address[1]
 
     def stop(*_):
@@ -305,7 +333,8 @@ def main():
     server.stop(grace=1).wait()
     c = sink.counts
     print(
-        f"received spans={c['spans']} points={c['points']} refused={c['refused']}",
+        f"received spans={c['spans']} points={c['points']} refused={c['refused']} "
+        f"unserved={c['unserved']}",
         file=sys.stderr,
         flush=True,
     )

@@ -60,14 +60,22 @@ pub struct Agent {
 
 /// What a stopped agent printed.
 pub struct AgentOutput {
+    /// The HTTP and gRPC spans ([`AgentOutput::all_spans`] for every protocol's).
     pub spans: Vec<Span>,
+    /// Every span line as printed, for spans of other protocols.
+    pub lines: Vec<String>,
     pub stderr: String,
 }
 
 impl Agent {
     /// Starts the agent with the JSON trace printer and the variables in `env`.
     pub fn start(env: &[(&str, &str)]) -> Agent {
-        let mut command = agent_command(env);
+        Agent::start_command(agent_command(env))
+    }
+
+    /// Starts `command` (the agent, or a wrapper that execs it, its
+    /// environment set by [`set_agent_env`]) with the JSON trace printer.
+    pub fn start_command(mut command: Command) -> Agent {
         command
             .env("BEYLA_TRACE_PRINTER", "json")
             .stdin(Stdio::null())
@@ -122,13 +130,26 @@ impl Agent {
     }
 
     fn wait_for_log(&self, what: &str, wanted: impl Fn(&str) -> bool) {
-        if !self.stderr.wait_for(READY_TIMEOUT, wanted) {
+        self.wait_for_log_within(what, wanted, READY_TIMEOUT);
+    }
+
+    fn wait_for_log_within(&self, what: &str, wanted: impl Fn(&str) -> bool, timeout: Duration) {
+        if !self.stderr.wait_for(timeout, wanted) {
             panic!(
-                "the agent did not log {what:?} within {READY_TIMEOUT:?} (or exited)\n\
+                "the agent did not log {what:?} within {timeout:?} (or exited)\n\
                  agent stderr:\n{}",
                 self.stderr.text()
             );
         }
+    }
+
+    /// Waits at most `timeout` for a log line containing `text`.
+    pub fn wait_for_log_containing(&self, text: &str, timeout: Duration) {
+        self.wait_for_log_within(text, |line| line.contains(text), timeout);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends SIGTERM, asserts the agent flushes and exits with status 0, and
@@ -149,13 +170,24 @@ impl Agent {
             Some(status) => panic!("the agent exited with {status} after SIGTERM\nagent stderr:\n{stderr}"),
             None => panic!("the agent did not exit within {EXIT_TIMEOUT:?} of SIGTERM\nagent stderr:\n{stderr}"),
         }
-        let spans = self
-            .stdout
-            .all()
+        let lines = self.stdout.all();
+        let spans = lines
             .iter()
+            .filter(|line| line.contains("\"http.request.method\""))
             .map(|line| Span::parse(line))
             .collect();
-        AgentOutput { spans, stderr }
+        AgentOutput {
+            spans,
+            lines,
+            stderr,
+        }
+    }
+}
+
+impl AgentOutput {
+    /// Every span printed, whatever its protocol (Redis, Kafka, SQL too).
+    pub fn all_spans(&self) -> Vec<Span> {
+        self.lines.iter().map(|line| Span::parse(line)).collect()
     }
 }
 

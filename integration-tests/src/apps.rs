@@ -1,15 +1,16 @@
 //! The sample servers of `vm-tests/apps/` (one API; four languages on their
-//! standard libraries, and three framework apps), started as direct children
-//! so the pid a test knows is the pid the agent traces.
+//! standard libraries, three framework apps, and Ruby, PHP, Rust and C++ on
+//! their usual servers), started as direct children so the pid a test knows
+//! is the pid the agent traces.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::process::{kill_and_reap, Lines};
-use crate::workspace_root;
+use crate::process::{kill_and_reap, send_signal, wait_with_timeout, Lines};
+use crate::{random_hex, workspace_root};
 
 /// Java's first start on a cold machine is the slowest; none comes close.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -26,7 +27,61 @@ pub enum Lang {
     Express,
     /// Spark Java on embedded Jetty (`vm-tests/apps/spark-java`).
     SparkJava,
+    /// A Rack app on Puma (`vm-tests/apps/ruby`).
+    Ruby,
+    /// PHP's built-in server, `php -S` (`vm-tests/apps/php`).
+    Php,
+    /// nginx (one process) in front of php-fpm over a Unix socket: the
+    /// traced server is nginx (`vm-tests/apps/php`).
+    PhpFpm,
+    /// axum on hyper and tokio (`vm-tests/apps/rust`).
+    Rust,
+    /// cpp-httplib (`vm-tests/apps/cpp`).
+    Cpp,
 }
+
+/// How a sample server departs from the shared API in ways the scenarios
+/// must know (vm-tests/apps/README.md says why for each).
+#[derive(Clone, Copy, Debug)]
+pub struct Behaviour {
+    /// Keeps HTTP/1.1 connections open; `php -S` closes each one.
+    pub keep_alive: bool,
+    /// Answers `/chunked` with `Transfer-Encoding: chunked`; `php -S` sends
+    /// the body up to the connection's close.
+    pub chunked: bool,
+    /// The longest request header line it takes (cpp-httplib: 8 KiB with
+    /// the name), so 8 KiB of headers go as several lines.
+    pub header_line_limit: Option<usize>,
+    /// The process the test traces makes the `/downstream` call itself; with
+    /// php-fpm the traced nginx passes the request to a PHP worker, which
+    /// makes the call.
+    pub downstream_in_process: bool,
+}
+
+impl Lang {
+    pub fn behaviour(self) -> Behaviour {
+        let mut behaviour = Behaviour {
+            keep_alive: true,
+            chunked: true,
+            header_line_limit: None,
+            downstream_in_process: true,
+        };
+        match self {
+            Lang::Php => {
+                behaviour.keep_alive = false;
+                behaviour.chunked = false;
+            }
+            Lang::PhpFpm => behaviour.downstream_in_process = false,
+            Lang::Cpp => behaviour.header_line_limit = Some(CPP_HTTPLIB_HEADER_LINE_LIMIT),
+            _ => {}
+        }
+        behaviour
+    }
+}
+
+/// cpp-httplib's compiled-in limit on one request header line, in Debian's
+/// shared library (CPPHTTPLIB_HEADER_MAX_LENGTH).
+const CPP_HTTPLIB_HEADER_LINE_LIMIT: usize = 8192;
 
 /// A free TCP port on 127.0.0.1, found by letting the kernel pick one.
 pub fn free_port() -> u16 {
@@ -102,9 +157,16 @@ pub fn build_framework_apps() {
     }
 }
 
-/// The command that runs `lang`'s sample server (without `PORT`), after
-/// building what it runs from.
-pub fn command_for(lang: Lang) -> Command {
+/// The command that runs `lang`'s sample server on `port` (in `PORT`, or
+/// its arguments), after building what it runs from. nginx with php-fpm is
+/// two processes: [`Server::start`] runs them.
+pub fn command_for(lang: Lang, port: u16) -> Command {
+    let mut command = single_command(lang, port);
+    command.env("PORT", port.to_string());
+    command
+}
+
+fn single_command(lang: Lang, port: u16) -> Command {
     let root = workspace_root();
     let apps = root.join("vm-tests/apps");
     match lang {
@@ -125,7 +187,11 @@ pub fn command_for(lang: Lang) -> Command {
         Lang::Java => {
             build_apps();
             let mut c = Command::new("java");
-            c.arg("-cp").arg(root.join("target/apps/java")).arg("App");
+            // lib/: the /db endpoints' clients (build-frameworks.sh), when built.
+            let java = root.join("target/apps/java");
+            c.arg("-cp")
+                .arg(format!("{}:{}/lib/*", java.display(), java.display()))
+                .arg("App");
             c
         }
         Lang::Flask => {
@@ -148,13 +214,115 @@ pub fn command_for(lang: Lang) -> Command {
             c.arg("-jar").arg(root.join("target/apps/spark-server.jar"));
             c
         }
+        Lang::Ruby => {
+            let mut c = Command::new("ruby");
+            c.arg(apps.join("ruby/server.rb"));
+            c
+        }
+        Lang::Php => {
+            let mut c = Command::new("php");
+            c.arg("-S")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg(apps.join("php/app.php"));
+            c
+        }
+        Lang::PhpFpm => panic!("nginx with php-fpm is two processes: use Server::start"),
+        Lang::Rust => {
+            build_apps();
+            Command::new(root.join("target/apps/rust-server"))
+        }
+        Lang::Cpp => {
+            build_apps();
+            Command::new(root.join("target/apps/cpp-server"))
+        }
     }
 }
 
-/// A running sample server; killed when dropped.
+/// How a started server says it is ready.
+enum Ready {
+    /// Prints `listening on <port>` (every app of ours).
+    Line,
+    /// Prints this on stderr (`php -S`).
+    Stderr(String),
+    /// Says nothing (nginx): the port accepts connections.
+    Accepting,
+}
+
+fn ready_sign(lang: Lang, port: u16) -> Ready {
+    match lang {
+        Lang::Php => Ready::Stderr(format!("(http://127.0.0.1:{port}) started")),
+        Lang::PhpFpm => Ready::Accepting,
+        _ => Ready::Line,
+    }
+}
+
+/// php-fpm for the nginx front (`vm-tests/apps/php/fpm-config.sh` writes
+/// both configs); returns it running, with the nginx command and the
+/// directory that holds the configs and the socket.
+fn start_php_fpm(port: u16, downstream_url: Option<&str>) -> (Child, Command, PathBuf) {
+    let apps = workspace_root().join("vm-tests/apps/php");
+    let dir = std::env::temp_dir().join(format!("beyla-php-fpm-{}", random_hex(4)));
+    let status = Command::new("bash")
+        .arg(apps.join("fpm-config.sh"))
+        .arg(&dir)
+        .arg(port.to_string())
+        .status()
+        .expect("run fpm-config.sh");
+    assert!(status.success(), "fpm-config.sh failed");
+    let mut fpm = Command::new("php-fpm8.2");
+    fpm.args(["-F", "-R", "-y"])
+        .arg(dir.join("php-fpm.conf"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(url) = downstream_url {
+        fpm.env("DOWNSTREAM_URL", url);
+    }
+    let mut fpm = fpm
+        .spawn()
+        .unwrap_or_else(|e| panic!("start php-fpm8.2 (apt-get install php8.2-fpm): {e}"));
+    let socket = dir.join("fpm.sock");
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    while !socket.exists() {
+        if Instant::now() > deadline {
+            stop_php_fpm(&mut fpm);
+            let log = std::fs::read_to_string(dir.join("php-fpm.log")).unwrap_or_default();
+            panic!("php-fpm did not make {} in time:\n{log}", socket.display());
+        }
+        std::thread::sleep(POLL);
+    }
+    let mut nginx = Command::new("nginx");
+    nginx.arg("-c").arg(dir.join("nginx.conf"));
+    (fpm, nginx, dir)
+}
+
+/// SIGTERM, so php-fpm's master stops its workers too (SIGKILL would leave
+/// them running); SIGKILL if it has not exited after a while.
+fn stop_php_fpm(fpm: &mut Child) {
+    if fpm.try_wait().ok().flatten().is_none() {
+        send_signal(fpm, libc::SIGTERM);
+        if wait_with_timeout(fpm, FPM_STOP_TIMEOUT).is_none() {
+            kill_and_reap(fpm);
+        }
+    }
+}
+
+const FPM_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often readiness is looked at while waiting for a server.
+const POLL: Duration = Duration::from_millis(50);
+
+fn accepting(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpStream::connect_timeout(&addr, POLL).is_ok()
+}
+
+/// A running sample server; killed when dropped (with php-fpm behind nginx,
+/// and its directory).
 pub struct Server {
     child: Child,
     pub port: u16,
+    backend: Option<(Child, PathBuf)>,
 }
 
 impl Server {
@@ -162,19 +330,52 @@ impl Server {
     /// `listening on <port>`. `downstream_url` is what its `/downstream`
     /// endpoint calls.
     pub fn start(lang: Lang, downstream_url: Option<&str>) -> Server {
-        let mut command = command_for(lang);
+        Self::start_with(lang, downstream_url, |_| {})
+    }
+
+    /// [`Server::start`], with `configure` applied to the command first
+    /// (for example to start it in a container's cgroup).
+    pub fn start_with(
+        lang: Lang,
+        downstream_url: Option<&str>,
+        configure: impl FnOnce(&mut Command),
+    ) -> Server {
+        let port = free_port();
+        let (mut command, backend) = if let Lang::PhpFpm = lang {
+            let (fpm, nginx, dir) = start_php_fpm(port, downstream_url);
+            (nginx, Some((fpm, dir)))
+        } else {
+            (command_for(lang, port), None)
+        };
+        configure(&mut command);
         if let Some(url) = downstream_url {
             command.env("DOWNSTREAM_URL", url);
         }
-        Server::spawn(command, free_port(), &format!("the {lang:?} server"))
+        Self::launch(
+            command,
+            port,
+            ready_sign(lang, port),
+            &format!("the {lang:?} server"),
+            backend,
+        )
     }
 
     /// Starts `command` in the workspace root with `PORT=<port>` and waits
     /// until it prints `listening on <port>`; `what` names it in a failure.
     pub fn spawn(mut command: Command, port: u16, what: &str) -> Server {
+        command.env("PORT", port.to_string());
+        Self::launch(command, port, Ready::Line, what, None)
+    }
+
+    fn launch(
+        mut command: Command,
+        port: u16,
+        ready_sign: Ready,
+        what: &str,
+        mut backend: Option<(Child, PathBuf)>,
+    ) -> Server {
         command
             .current_dir(workspace_root())
-            .env("PORT", port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -183,17 +384,43 @@ impl Server {
             .unwrap_or_else(|e| panic!("cannot start {what} {command:?}: {e}"));
         let (stdout, _) = Lines::capture(child.stdout.take().expect("piped stdout"));
         let (stderr, _) = Lines::capture(child.stderr.take().expect("piped stderr"));
-        let ready = format!("listening on {port}");
-        if !stdout.wait_for(STARTUP_TIMEOUT, |line| line.contains(&ready)) {
+        let (ready, sign) = match ready_sign {
+            Ready::Line => {
+                let line = format!("listening on {port}");
+                (
+                    stdout.wait_for(STARTUP_TIMEOUT, |l| l.contains(&line)),
+                    line,
+                )
+            }
+            Ready::Stderr(line) => (
+                stderr.wait_for(STARTUP_TIMEOUT, |l| l.contains(&line)),
+                line,
+            ),
+            Ready::Accepting => {
+                let deadline = Instant::now() + STARTUP_TIMEOUT;
+                while !accepting(port) && Instant::now() < deadline {
+                    std::thread::sleep(POLL);
+                }
+                (accepting(port), format!("connections on {port}"))
+            }
+        };
+        if !ready {
             kill_and_reap(&mut child);
+            if let Some((fpm, _)) = backend.as_mut() {
+                stop_php_fpm(fpm);
+            }
             panic!(
-                "{what} did not print {ready:?} within {STARTUP_TIMEOUT:?}\n\
+                "{what} did not show {sign:?} within {STARTUP_TIMEOUT:?}\n\
                  stdout:\n{}\nstderr:\n{}",
                 stdout.text(),
                 stderr.text()
             );
         }
-        Server { child, port }
+        Server {
+            child,
+            port,
+            backend,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -201,8 +428,8 @@ impl Server {
     }
 
     /// The service name the agent gives this process: the base name of its
-    /// executable (`python3.11`, `node`, `go-server`, `java`; the Flask app's
-    /// venv python is `python3.11` too).
+    /// executable (`python3.11`, `node`, `go-server`, `java`, `ruby3.1`,
+    /// `php8.2`, `nginx`; the Flask app's venv python is `python3.11` too).
     pub fn service_name(&self) -> String {
         let exe = std::fs::read_link(format!("/proc/{}/exe", self.pid()))
             .unwrap_or_else(|e| panic!("readlink /proc/{}/exe: {e}", self.pid()));
@@ -221,5 +448,9 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         kill_and_reap(&mut self.child);
+        if let Some((fpm, dir)) = self.backend.as_mut() {
+            stop_php_fpm(fpm);
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }

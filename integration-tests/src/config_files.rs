@@ -240,10 +240,9 @@ impl App {
     /// for `listening on <port>`.
     pub fn start(lang: Lang, port: u16, env: &[(&str, &str)]) -> App {
         let root = workspace_root();
-        let mut command = command_for(lang);
+        let mut command = command_for(lang, port);
         command
             .current_dir(&root)
-            .env("PORT", port.to_string())
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

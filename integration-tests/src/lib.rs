@@ -13,12 +13,17 @@
 pub mod agent;
 pub mod apps;
 pub mod config_files;
+pub mod databases;
 pub mod grpc_apps;
 pub mod http;
+pub mod https;
+pub mod kubernetes;
+pub mod privileges;
 pub mod process;
 pub mod receivers;
 pub mod scenarios;
 pub mod spans;
+pub mod sql_clients;
 
 use std::path::PathBuf;
 

@@ -85,7 +85,7 @@ pub fn url_encode(s: &str) -> String {
 }
 
 /// The Prometheus server binary (2.53, with an OTLP receiver), fetched once per
-/// test binary by `receivers/fetch-prometheus.sh` into `target/tools/`.
+/// test binary by `receivers/fetch-prometheus.sh` into `~/.cache/beyla/`.
 pub fn prometheus_binary() -> PathBuf {
     static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let outcome = BINARY.get_or_init(|| {
@@ -334,45 +334,29 @@ pub fn exposition_value(line: &str) -> f64 {
         .unwrap_or_else(|| panic!("no value in exposition line {line:?}"))
 }
 
-/// Makes sure the OTLP receiver's Python packages are importable, installing
-/// them with pip once if not; panics with what to do if that fails.
+/// Makes sure the OTLP receiver's Python packages are importable by the
+/// `python3` the tests run (scripts/setup.sh installs them: they are test
+/// items of scripts/requirements.txt); panics naming them if not.
 fn ensure_receiver_packages() {
     static READY: OnceLock<Result<(), String>> = OnceLock::new();
     const CHECK: &str = "import grpc, google.protobuf, opentelemetry.proto.collector.trace.v1";
-    let importable = || {
-        Command::new(python_interpreter())
+    let outcome = READY.get_or_init(|| {
+        let out = Command::new(python_interpreter())
             .args(["-c", CHECK])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let outcome = READY.get_or_init(|| {
-        if importable() {
-            return Ok(());
-        }
-        let out = Command::new(python_interpreter())
-            .args(["-m", "pip", "install", "--quiet"])
-            .args(["opentelemetry-proto", "grpcio", "protobuf"])
-            .stdin(Stdio::null())
             .output()
-            .map_err(|e| format!("cannot run pip: {e}"))?;
-        if importable() {
+            .map_err(|e| format!("cannot run python3: {e}"))?;
+        if out.status.success() {
             Ok(())
         } else {
-            Err(format!(
-                "pip install opentelemetry-proto grpcio protobuf did not make them importable \
-                 ({}):\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ))
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
         }
     });
     if let Err(message) = outcome {
         panic!(
-            "the OTLP receiver needs the Python packages opentelemetry-proto, grpcio and \
-             protobuf: {message}"
+            "the OTLP receiver needs the Python packages grpcio, protobuf and \
+             opentelemetry-proto (scripts/requirements.txt; bash scripts/deps.sh install \
+             test): {message}"
         );
     }
 }
@@ -471,6 +455,22 @@ impl Drop for OtlpReceiver {
     fn drop(&mut self) {
         kill_and_reap(&mut self.child);
     }
+}
+
+/// This machine as the agent names it in every resource: (`host.name`, `host.id`),
+/// the kernel's host name and the machine id (the host name without one).
+pub fn this_host() -> (String, String) {
+    let read = |path: &str| {
+        fs::read_to_string(path)
+            .ok()
+            .map(|text| text.trim().to_string())
+            .filter(|text| !text.is_empty())
+    };
+    let name = read("/proc/sys/kernel/hostname").expect("the kernel's host name");
+    let id = read("/etc/machine-id")
+        .or_else(|| read("/var/lib/dbus/machine-id"))
+        .unwrap_or_else(|| name.clone());
+    (name, id)
 }
 
 /// Every record in a receiver's JSON-lines file (none if it does not exist yet).

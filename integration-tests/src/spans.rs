@@ -17,6 +17,10 @@ pub const CLOCK_SLACK: Duration = Duration::from_millis(2);
 pub enum Kind {
     Server,
     Client,
+    /// Kafka Produce, from the client's side.
+    Producer,
+    /// Kafka Fetch, from the client's side.
+    Consumer,
 }
 
 /// One line of `BEYLA_TRACE_PRINTER=json` output.
@@ -31,14 +35,21 @@ pub struct Span {
     pub start_ns: u64,
     pub end_ns: u64,
     pub method: String,
+    /// `url.path` of a SERVER span; the path of `url.full` of a CLIENT span.
     pub path: String,
+    /// `http.route`; a CLIENT span has none (empty).
     pub route: String,
     pub status: u16,
     pub server_address: String,
     pub server_port: u16,
+    /// A SERVER span's `client.address`; a CLIENT span has none (empty).
     pub client_address: String,
     pub service: String,
     pub pid: u32,
+    /// Every attribute as printed, for the ones a protocol adds (`db.*`, `messaging.*`).
+    pub attributes: serde_json::Map<String, Value>,
+    /// The resource object as printed (`service.*`, `process.pid`, `k8s.*`).
+    pub resource: Value,
     /// The line as printed, for failure messages.
     pub line: String,
 }
@@ -71,7 +82,31 @@ impl Span {
         let kind = match text("/kind").as_str() {
             "server" => Kind::Server,
             "client" => Kind::Client,
-            other => panic!("span kind {other:?} is neither server nor client: {line}"),
+            "producer" => Kind::Producer,
+            "consumer" => Kind::Consumer,
+            other => {
+                panic!("span kind {other:?} is none of server, client, producer, consumer: {line}")
+            }
+        };
+        let attributes = field("/attributes")
+            .as_object()
+            .unwrap_or_else(|| panic!("span attributes are not an object: {line}"))
+            .clone();
+        // HTTP fields are required of HTTP spans only: a database or messaging span has none.
+        let http = attributes.contains_key("http.request.method");
+        let http_text = |pointer: &str| if http { text(pointer) } else { String::new() };
+        let optional = |pointer: &str| {
+            json.pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        // The HTTP conventions: a server reports the path it served, a client
+        // the URL it asked for.
+        let path = match (http, kind) {
+            (false, _) => String::new(),
+            (true, Kind::Server) => text("/attributes/url.path"),
+            (true, _) => path_of_url(&text("/attributes/url.full")),
         };
         Span {
             trace_id: text("/traceId"),
@@ -81,19 +116,151 @@ impl Span {
             kind,
             start_ns: number("/startTimeUnixNano"),
             end_ns: number("/endTimeUnixNano"),
-            method: text("/attributes/http.request.method"),
-            path: text("/attributes/url.path"),
-            route: text("/attributes/http.route"),
-            status: small("/attributes/http.response.status_code"),
+            method: http_text("/attributes/http.request.method"),
+            path,
+            route: optional("/attributes/http.route"),
+            status: if http {
+                small("/attributes/http.response.status_code")
+            } else {
+                0
+            },
             server_address: text("/attributes/server.address"),
             server_port: small("/attributes/server.port"),
-            client_address: text("/attributes/client.address"),
+            client_address: optional("/attributes/client.address"),
             service: text("/resource/service.name"),
             pid: u32::try_from(number("/resource/process.pid"))
                 .unwrap_or_else(|_| panic!("span process.pid is out of range: {line}")),
+            attributes,
+            resource: field("/resource").clone(),
             line: line.to_string(),
         }
     }
+
+    /// A string attribute, `None` when the span has none of that name.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attributes.get(name).and_then(Value::as_str)
+    }
+
+    /// An integer attribute, `None` when the span has none of that name.
+    pub fn attr_int(&self, name: &str) -> Option<i64> {
+        self.attributes.get(name).and_then(Value::as_i64)
+    }
+}
+
+/// The path of an absolute URL (`http://host:port/users/42` gives `/users/42`).
+pub fn path_of_url(url: &str) -> String {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    match after_scheme.find('/') {
+        Some(i) => after_scheme[i..].to_string(),
+        None => "/".to_string(),
+    }
+}
+
+/// What the HTTP semantic conventions (stable, current) say of a span, as a
+/// list of problems: the attributes each kind requires are there, those that
+/// belong to the other side are not, the name is `{method} {route}` or
+/// `{method}` for a server, `{method}` for a client. `attributes` is the
+/// span's attribute object (printer JSON or an OTLP receiver's, flattened).
+pub fn http_convention_problems(
+    kind: Kind,
+    name: &str,
+    attributes: &serde_json::Map<String, Value>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let text = |key: &str| attributes.get(key).and_then(Value::as_str);
+    let int = |key: &str| attributes.get(key).and_then(Value::as_i64);
+    let method = text("http.request.method").unwrap_or_default();
+    let status = int("http.response.status_code");
+    let (required, forbidden): (&[&str], &[&str]) = match kind {
+        Kind::Server => (
+            &[
+                "http.request.method",
+                "url.path",
+                "url.scheme",
+                "http.response.status_code",
+                "network.protocol.version",
+                "server.address",
+                "server.port",
+                "client.address",
+                "client.port",
+            ],
+            &["url.full"],
+        ),
+        _ => (
+            &[
+                "http.request.method",
+                "url.full",
+                "server.address",
+                "server.port",
+                "http.response.status_code",
+                "network.protocol.version",
+            ],
+            &[
+                "url.path",
+                "http.route",
+                "client.address",
+                "client.port",
+                "user_agent.original",
+            ],
+        ),
+    };
+    for key in required {
+        if !attributes.contains_key(*key) {
+            problems.push(format!("{kind:?} span lacks the required {key}"));
+        }
+    }
+    for key in forbidden {
+        if attributes.contains_key(*key) {
+            problems.push(format!(
+                "{kind:?} span has {key}, which is not a {kind:?}'s"
+            ));
+        }
+    }
+    if let Some(scheme) = text("url.scheme") {
+        if scheme != "http" && scheme != "https" {
+            problems.push(format!("url.scheme {scheme:?} is neither http nor https"));
+        }
+    }
+    if let Some(url) = text("url.full") {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            problems.push(format!("url.full {url:?} is not an absolute http(s) URL"));
+        }
+    }
+    if !matches!(
+        text("network.protocol.version"),
+        None | Some("1.0" | "1.1" | "2")
+    ) {
+        problems.push(format!(
+            "network.protocol.version {:?} is none of 1.0, 1.1, 2",
+            attributes["network.protocol.version"]
+        ));
+    }
+    // error.type: the status code as text exactly when the status is an error.
+    let error = status.is_some_and(|s| match kind {
+        Kind::Server => s >= 500,
+        _ => s >= 400,
+    });
+    let want_error = error.then(|| status.unwrap_or_default().to_string());
+    if text("error.type").map(str::to_string) != want_error {
+        problems.push(format!(
+            "error.type is {:?}, the conventions want {want_error:?} for status {status:?}",
+            attributes.get("error.type")
+        ));
+    }
+    // A method the conventions do not know (`_OTHER`) is `HTTP` in the name.
+    let name_method = match method {
+        "_OTHER" => "HTTP",
+        known => known,
+    };
+    let want_name = match (kind, text("http.route")) {
+        (Kind::Server, Some(route)) => format!("{name_method} {route}"),
+        _ => name_method.to_string(),
+    };
+    // gRPC calls are named after the call (rpc.* attributes), not the HTTP request.
+    if !attributes.contains_key("rpc.system") && name != want_name {
+        problems.push(format!("name {name:?}, the conventions want {want_name:?}"));
+    }
+    problems
 }
 
 /// The wall-clock interval within which a request happened: from just before
@@ -273,8 +440,18 @@ fn check_span(e: &Expected, s: &Span, problems: &mut Vec<String>) {
             mismatches.push(format!("{what}: expected {want}, got {got}"));
         }
     };
-    compare("http.route", e.route.clone(), s.route.clone());
-    compare("name", format!("{} {}", e.method, e.route), s.name.clone());
+    // A method the conventions do not know is `_OTHER`, and `HTTP` in the name.
+    let name_method = match e.method.as_str() {
+        "_OTHER" => "HTTP",
+        known => known,
+    };
+    // A route is the server's: a CLIENT span has none, and is named after its method.
+    let (route, name) = match e.kind {
+        Kind::Server => (e.route.clone(), format!("{name_method} {}", e.route)),
+        _ => (String::new(), name_method.to_string()),
+    };
+    compare("http.route", route, s.route.clone());
+    compare("name", name, s.name.clone());
     compare(
         "http.response.status_code",
         e.status.to_string(),
@@ -287,15 +464,20 @@ fn check_span(e: &Expected, s: &Span, problems: &mut Vec<String>) {
         e.server_port.to_string(),
         s.server_port.to_string(),
     );
-    // Every test talks over loopback.
+    // Every test talks over loopback; a client asks for 127.0.0.1 by its
+    // address, and a client's address is the server's to report.
     compare(
         "server.address",
         "127.0.0.1".into(),
         s.server_address.clone(),
     );
+    let client_address = match e.kind {
+        Kind::Server => "127.0.0.1",
+        _ => "",
+    };
     compare(
         "client.address",
-        "127.0.0.1".into(),
+        client_address.into(),
         s.client_address.clone(),
     );
     match &e.lineage {
@@ -317,6 +499,7 @@ fn check_span(e: &Expected, s: &Span, problems: &mut Vec<String>) {
         }
         Lineage::ChildOfMatchedSpan => {}
     }
+    mismatches.extend(http_convention_problems(s.kind, &s.name, &s.attributes));
     if !is_hex(&s.trace_id, 32) {
         mismatches.push(format!("traceId is not 32 hex digits: {:?}", s.trace_id));
     }

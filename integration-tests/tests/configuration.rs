@@ -2,7 +2,8 @@
 //! and names a service, route patterns and the unmatched modes shape
 //! `http.route`, ignored patterns drop spans or metrics per `ignore_mode`,
 //! the sampler thins traces but never metrics, and bad files are refused with
-//! one clear line. Run as root with `--test-threads=1`.
+//! one clear line, and `--check-config` agrees with start-up on every
+//! endpoint form. Run as root with `--test-threads=1`.
 
 use std::collections::BTreeSet;
 
@@ -11,8 +12,8 @@ use serde_json::Value;
 use integration_tests::agent::Agent;
 use integration_tests::apps::{free_port, Lang, Server};
 use integration_tests::config_files::{
-    json_lines, path_str, route_count, run_agent, sample_lines, scrape, scrape_until,
-    server_counts, ConfigDir, RawAgent, Sample,
+    json_lines, parse_exposition, path_str, route_count, run_agent, sample_lines, scrape,
+    scrape_until, server_counts, ConfigDir, RawAgent, Sample,
 };
 use integration_tests::http::{Connection, Request};
 use integration_tests::random_hex;
@@ -372,10 +373,16 @@ fn unmatched_modes() {
             "",
             vec![
                 ("/users/42", 200, "/users/*"),
-                ("/users/abc", 200, "/users/abc"),
+                ("/users/alice", 200, "/users/alice"),
                 ("/users/deadbeef42", 200, "/users/*"),
                 ("/health", 200, "/health"),
                 ("/nope/7", 404, "/nope/*"),
+                // Beyla's documented example: an id of letters only goes too.
+                (
+                    "/document/d/CfMkAGbE_aivhFydEpaRafPuGWbmHfG/edit",
+                    404,
+                    "/document/d/*/edit",
+                ),
             ],
         ),
     ];
@@ -668,6 +675,45 @@ fn sampling() {
     assert_no_spans(scenario, &spans, &context);
 }
 
+/// Beyla's default: without `ebpf.track_request_headers`, an incoming
+/// `traceparent` is not followed; every server span starts its own trace.
+#[test]
+fn traceparent_is_followed_only_with_track_request_headers() {
+    require_root();
+    let server = Server::start(Lang::Go, None);
+    for track in ["false", "true"] {
+        let scenario = format!("track_request_headers={track}");
+        let agent = Agent::start(&[
+            ("BEYLA_OPEN_PORT", &server.port.to_string()),
+            ("BEYLA_BPF_TRACK_REQUEST_HEADERS", track),
+        ]);
+        agent.wait_instrumenting(server.pid());
+        agent.wait_ready();
+        let mut run = Expectations::new(&scenario, &server, &server.service_name());
+        let mut conn = Connection::open(server.port);
+        for i in 0..3 {
+            let (trace_id, parent_span_id) = (random_hex(16), random_hex(8));
+            let request = Request::get(&format!("/users/{i}"))
+                .header("traceparent", &format!("00-{trace_id}-{parent_span_id}-01"));
+            let lineage = match track {
+                "true" => Lineage::Joins {
+                    trace_id,
+                    parent_span_id,
+                },
+                _ => Lineage::Root,
+            };
+            run.send(&mut conn, &request, 200, "/users/*", lineage, true);
+        }
+        drop(conn);
+        let output = agent.stop();
+        assert_spans(
+            &output.spans,
+            &run.expected,
+            &agent_context(&scenario, &output.stderr),
+        );
+    }
+}
+
 #[test]
 fn bad_configs_exit_with_one_clear_line() {
     require_root();
@@ -692,14 +738,14 @@ fn bad_configs_exit_with_one_clear_line() {
         (
             "sampler-arg.toml",
             "[[discovery.services]]\nopen_port = 8080\n\n\
-             [otel_traces_export.sampler]\nname = \"traceidratio\"\narg = 2.0\n",
-            &["otel_traces_export.sampler.arg", "2"],
+             [otel_traces_export.sampler]\nname = \"traceidratio\"\narg = \"ten\"\n",
+            &["otel_traces_export.sampler.arg", "\"ten\""],
         ),
         (
             "sampler-arg.yml",
             "discovery:\n  services:\n    - open_port: 8080\n\
-             otel_traces_export:\n  sampler:\n    name: traceidratio\n    arg: 2.0\n",
-            &["otel_traces_export.sampler.arg", "2"],
+             otel_traces_export:\n  sampler:\n    name: traceidratio\n    arg: ten\n",
+            &["otel_traces_export.sampler.arg", "\"ten\""],
         ),
         (
             "unknown-unmatched.yml",
@@ -752,4 +798,271 @@ fn bad_configs_exit_with_one_clear_line() {
          the file and the key:\n\n{}",
         problems.join("\n\n")
     );
+}
+
+/// `filter.application`: spans whose `url.path` matches `/health*` reach
+/// neither the printed traces nor Prometheus; the others reach both.
+#[test]
+fn filter_application_drops_spans_and_series() {
+    require_root();
+    const EACH: usize = 10;
+    let scenario = "filter.application";
+    let dir = ConfigDir::new("filter");
+    let server = Server::start(Lang::Python, None);
+    let prometheus_port = free_port();
+    let text = select_port(
+        server.port,
+        "filter:\n  application:\n    url.path:\n      not_match: '/health*'\n",
+    );
+    let path = dir.write("filter.yml", &text);
+    let agent = Agent::start(&[
+        ("BEYLA_CONFIG_PATH", path_str(&path)),
+        ("BEYLA_PROMETHEUS_PORT", &prometheus_port.to_string()),
+    ]);
+    agent.wait_instrumenting(server.pid());
+    agent.wait_ready();
+    let mut run = Expectations::new(scenario, &server, &server.service_name());
+    let mut conn = Connection::open(server.port);
+    // Alternating, ending with /users/1: once it is counted, every /health
+    // before it has gone through the pipeline too.
+    for _ in 0..EACH {
+        let health = Request::get("/health");
+        run.send(&mut conn, &health, 200, "/health", Lineage::Root, false);
+        run.get(&mut conn, "/users/1", 200, "/users/*");
+    }
+    drop(conn);
+    let metrics = scrape_until(prometheus_port, |s| {
+        route_count(s, "/users/*") >= EACH as f64
+    });
+    let output = agent.stop();
+    let context = format!(
+        "config:\n{text}\n{}",
+        agent_context(scenario, &output.stderr)
+    );
+    assert_spans(&output.spans, &run.expected, &context);
+    let counts = server_counts(&metrics);
+    assert!(
+        route_count(&counts, "/users/*") == EACH as f64 && route_count(&counts, "/health") == 0.0,
+        "[{scenario}] Prometheus must count /users/* {EACH} times and have no /health series; got:\n{}\n\n{context}",
+        sample_lines(&counts)
+    );
+}
+
+/// `prometheus_export.ttl`: a series not updated for the TTL disappears from
+/// the endpoint, while one still updated stays.
+#[test]
+fn prometheus_ttl_expires_series() {
+    require_root();
+    let scenario = "prometheus_export.ttl";
+    let dir = ConfigDir::new("ttl");
+    let server = Server::start(Lang::Python, None);
+    let prometheus_port = free_port();
+    let text = select_port(
+        server.port,
+        &format!("prometheus_export:\n  port: {prometheus_port}\n  ttl: 2s\n"),
+    );
+    let path = dir.write("ttl.yml", &text);
+    let agent = Agent::start(&[("BEYLA_CONFIG_PATH", path_str(&path))]);
+    agent.wait_instrumenting(server.pid());
+    agent.wait_ready();
+    let mut conn = Connection::open(server.port);
+    let (response, _) = conn.round_trip(&Request::get("/users/1"));
+    assert_eq!(response.status, 200, "[{scenario}] GET /users/1");
+    let seen = scrape_until(prometheus_port, |s| route_count(s, "/users/*") >= 1.0);
+    // Only /health from now on: /users/* is no longer updated.
+    let expired = {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (response, _) = conn.round_trip(&Request::get("/health"));
+            assert_eq!(response.status, 200, "[{scenario}] GET /health");
+            let counts = server_counts(&scrape(prometheus_port));
+            let gone =
+                route_count(&counts, "/users/*") == 0.0 && route_count(&counts, "/health") > 0.0;
+            if gone || std::time::Instant::now() >= deadline {
+                break counts;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    };
+    drop(conn);
+    let output = agent.stop();
+    let context = format!(
+        "config:\n{text}\n{}",
+        agent_context(scenario, &output.stderr)
+    );
+    assert!(
+        route_count(&server_counts(&seen), "/users/*") == 1.0,
+        "[{scenario}] /users/* must be counted once first; got:\n{}\n\n{context}",
+        sample_lines(&server_counts(&seen))
+    );
+    assert!(
+        route_count(&expired, "/users/*") == 0.0 && route_count(&expired, "/health") > 0.0,
+        "[{scenario}] the /users/* series must expire while /health stays; got:\n{}\n\n{context}",
+        sample_lines(&expired)
+    );
+}
+
+/// `prometheus_export.features` without `application`: no request metrics
+/// on the endpoint (and a warning for the feature not produced), while the
+/// printed traces still have every span.
+#[test]
+fn prometheus_features_without_application() {
+    require_root();
+    let scenario = "prometheus_export.features";
+    let dir = ConfigDir::new("features");
+    let server = Server::start(Lang::Python, None);
+    let prometheus_port = free_port();
+    let text = select_port(
+        server.port,
+        &format!("prometheus_export:\n  port: {prometheus_port}\n  features: [application_service_graph]\n"),
+    );
+    let path = dir.write("features.yml", &text);
+    let agent = Agent::start(&[("BEYLA_CONFIG_PATH", path_str(&path))]);
+    agent.wait_instrumenting(server.pid());
+    agent.wait_ready();
+    let mut run = Expectations::new(scenario, &server, &server.service_name());
+    let mut conn = Connection::open(server.port);
+    run.get(&mut conn, "/users/1", 200, "/users/*");
+    drop(conn);
+    // Once the agent counts the span as created, it has been handed to the
+    // exporters (in the same pass); a later scrape shows what was recorded.
+    let created = |text: &str| {
+        parse_exposition(text)
+            .iter()
+            .any(|s| s.name == "beyla_spans_created_total" && s.value >= 1.0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !created(&scrape(prometheus_port)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let after = scrape(prometheus_port);
+    let output = agent.stop();
+    let context = format!(
+        "config:\n{text}\n{}",
+        agent_context(scenario, &output.stderr)
+    );
+    assert_spans(&output.spans, &run.expected, &context);
+    assert!(
+        created(&after) && server_counts(&after).is_empty(),
+        "[{scenario}] without the application feature the endpoint must have no request series once the span is created; got:\n{after}\n\n{context}"
+    );
+    assert!(
+        output.stderr.contains(
+            "key prometheus_export.features: application_service_graph not supported yet, ignored"
+        ),
+        "[{scenario}] the feature must be warned about\n\n{context}"
+    );
+}
+
+/// How the agent must take an endpoint: started with the exporter's URL, or
+/// refused before starting.
+enum Verdict {
+    Exports(&'static str),
+    Refused,
+}
+
+/// `--check-config` and start-up agree on every endpoint form
+/// docs/configuration.md lists: a form the check accepts starts the agent,
+/// exporting to the URL it names; a form it refuses stops start-up with the
+/// same line.
+#[test]
+fn check_config_and_start_up_agree_on_endpoint_forms() {
+    require_root();
+    // (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, verdict for traces)
+    let cases: [(&str, Option<&str>, Verdict); 11] = [
+        (
+            "http://127.0.0.1:4318",
+            Some("http/protobuf"),
+            Verdict::Exports("http/protobuf to http://127.0.0.1:4318/v1/traces"),
+        ),
+        (
+            "http://127.0.0.1:4318/otlp",
+            Some("http/protobuf"),
+            Verdict::Exports("http/protobuf to http://127.0.0.1:4318/otlp/v1/traces"),
+        ),
+        (
+            "https://127.0.0.1:4318",
+            Some("http/protobuf"),
+            Verdict::Exports("http/protobuf to https://127.0.0.1:4318/v1/traces"),
+        ),
+        (
+            "http://[::1]:4318",
+            Some("http/protobuf"),
+            Verdict::Exports("http/protobuf to http://[::1]:4318/v1/traces"),
+        ),
+        (
+            "http://127.0.0.1:4317",
+            Some("grpc"),
+            Verdict::Exports("grpc to http://127.0.0.1:4317"),
+        ),
+        (
+            "127.0.0.1:4317",
+            Some("grpc"),
+            Verdict::Exports("grpc to http://127.0.0.1:4317"),
+        ),
+        (
+            "127.0.0.1:4317",
+            None,
+            Verdict::Exports("grpc to http://127.0.0.1:4317"),
+        ),
+        ("127.0.0.1:4318", Some("http/protobuf"), Verdict::Refused),
+        ("tempo", Some("grpc"), Verdict::Refused),
+        (
+            "ftp://127.0.0.1:4318",
+            Some("http/protobuf"),
+            Verdict::Refused,
+        ),
+        ("http://:4318", Some("http/protobuf"), Verdict::Refused),
+    ];
+    let port = free_port().to_string();
+    let mut problems = Vec::new();
+    for (endpoint, protocol, verdict) in cases {
+        let mut env = vec![
+            ("BEYLA_OPEN_PORT", port.as_str()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+            ("BEYLA_SHUTDOWN_TIMEOUT", "2s"),
+        ];
+        if let Some(protocol) = protocol {
+            env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", protocol));
+        }
+        let case = format!("endpoint {endpoint:?}, protocol {protocol:?}");
+        let checked = run_agent(&["--check-config"], &env);
+        match verdict {
+            Verdict::Exports(url) => {
+                if !checked.status.success() {
+                    problems.push(format!(
+                        "{case}: --check-config refused it: {}",
+                        checked.stderr.trim()
+                    ));
+                    continue;
+                }
+                let agent = Agent::start(&env);
+                agent.wait_for_log_containing(
+                    &format!("exporting traces over OTLP {url}"),
+                    std::time::Duration::from_secs(30),
+                );
+                agent.wait_ready();
+                agent.stop();
+            }
+            Verdict::Refused => {
+                let refusal = checked.stderr.trim().to_string();
+                if checked.status.success() || refusal.lines().count() != 1 {
+                    problems.push(format!(
+                        "{case}: --check-config should refuse it in one line; exit {}, stderr:\n{refusal}",
+                        checked.status
+                    ));
+                    continue;
+                }
+                let started = run_agent(&[], &env);
+                if started.status.success() || started.stderr.trim() != refusal {
+                    problems.push(format!(
+                        "{case}: start-up should stop with the check's line {refusal:?}; exit {}, stderr:\n{}",
+                        started.status,
+                        started.stderr.trim()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }

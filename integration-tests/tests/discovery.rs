@@ -226,7 +226,18 @@ fn otel_service_name_from_process_environment() {
 #[test]
 fn agent_never_traces_itself() {
     require_root();
-    let agent = RawAgent::start(&[("BEYLA_EXECUTABLE_NAME", "beyla")]);
+    // Beyla's default exclusions (`*beyla`) would keep the control process
+    // below out too; without them only the agent's own rule remains.
+    let dir = ConfigDir::new("self");
+    let path = dir.write(
+        "no-default-exclusions.yml",
+        "discovery:\n  default_exclude_instrument: []\n",
+    );
+    let env = [
+        ("BEYLA_EXECUTABLE_NAME", "beyla"),
+        ("BEYLA_CONFIG_PATH", path_str(&path)),
+    ];
+    let agent = RawAgent::start(&env);
     agent.wait_ready();
     let own_pid = agent.pid();
     assert!(
@@ -237,7 +248,7 @@ fn agent_never_traces_itself() {
 
     // Control: another process of the same binary is selected, so the
     // selection does reach the agent's executable.
-    let mut command = agent_command(&[("BEYLA_EXECUTABLE_NAME", "beyla")]);
+    let mut command = agent_command(&env);
     command
         .arg("--check-config")
         .stdin(Stdio::null())

@@ -16,10 +16,13 @@ use integration_tests::apps::{free_port, Lang, Server};
 use integration_tests::http::{Connection, Request};
 use integration_tests::random_hex;
 use integration_tests::receivers::{
-    poll, poll_until, received_spans, scrape, OtlpReceiver, Prometheus, Sample, TempDir,
+    poll, poll_until, received_records, received_spans, scrape, this_host, OtlpReceiver,
+    Prometheus, Sample, TempDir,
 };
 use integration_tests::require_root;
-use integration_tests::spans::{assert_spans, Expected, Kind, Lineage, Span};
+use integration_tests::spans::{
+    assert_spans, http_convention_problems, Expected, Kind, Lineage, Span,
+};
 
 /// How long any receiver may take to show what the agent sent it. Generous:
 /// these are bounds, not measurements.
@@ -304,7 +307,11 @@ fn traced_python(downstream: Option<&Server>, env: &[(&str, &str)]) -> (Server, 
         downstream.map(|d| d.url("/health")).as_deref(),
     );
     let port = server.port.to_string();
-    let mut all_env = vec![("BEYLA_OPEN_PORT", port.as_str())];
+    // Some requests carry `traceparent`: joining it is asked for, as in Beyla.
+    let mut all_env = vec![
+        ("BEYLA_OPEN_PORT", port.as_str()),
+        ("BEYLA_BPF_TRACK_REQUEST_HEADERS", "true"),
+    ];
     all_env.extend_from_slice(env);
     let agent = Agent::start(&all_env);
     agent.wait_instrumenting(server.pid());
@@ -373,12 +380,13 @@ fn prometheus_scrape_counts_every_request() {
         &format!("http_server_request_duration_seconds_count{{{selector}}}"),
         &expected,
     );
-    // Exact label sets: the agent's five labels (service_namespace is empty,
-    // which Prometheus stores as absent) and the scrape's job and instance.
+    // Exact label sets: the agent's labels (service_namespace is empty, and
+    // error_type but for 5xx, which Prometheus stores as absent) and the
+    // scrape's job and instance.
     let mut label_problems = Vec::new();
     for sample in &counts {
         let (method, route, status) = series_key(sample);
-        let want: BTreeMap<String, String> = [
+        let mut want: BTreeMap<String, String> = [
             (
                 "__name__",
                 "http_server_request_duration_seconds_count".to_string(),
@@ -386,6 +394,7 @@ fn prometheus_scrape_counts_every_request() {
             ("http_request_method", method),
             ("http_route", route),
             ("http_response_status_code", status.to_string()),
+            ("url_scheme", "http".to_string()),
             ("service_name", service.clone()),
             ("instance", format!("127.0.0.1:{metrics_port}")),
             ("job", "beyla".to_string()),
@@ -393,6 +402,9 @@ fn prometheus_scrape_counts_every_request() {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        if status >= 500 {
+            want.insert("error_type".into(), status.to_string());
+        }
         if sample.labels != want {
             label_problems.push(format!("  got  {:?}\n  want {want:?}", sample.labels));
         }
@@ -426,15 +438,28 @@ fn prometheus_scrape_counts_every_request() {
     );
     let target = &targets[0];
     assert_eq!(target.value, 1.0, "target_info is 1: {target:?}");
-    assert_eq!(
+    // The resource, as OTLP has it (the same function makes both).
+    let (host_name, host_id) = this_host();
+    let want: BTreeMap<String, String> = [
+        ("__name__", "target_info".to_string()),
+        ("service_name", service.clone()),
+        ("service_instance_id", format!("{host_name}:{}", run.pid)),
+        ("host_name", host_name.clone()),
+        ("host_id", host_id),
+        ("os_type", "linux".to_string()),
+        ("telemetry_sdk_name", "beyla".to_string()),
+        ("telemetry_sdk_language", "python".to_string()),
         (
-            target.label("telemetry_sdk_name"),
-            target.label("telemetry_sdk_language"),
-            target.label("host_name").is_empty(),
+            "telemetry_sdk_version",
+            env!("CARGO_PKG_VERSION").to_string(),
         ),
-        ("beyla", "rust", false),
-        "target_info labels: {target:?}"
-    );
+        ("instance", format!("127.0.0.1:{metrics_port}")),
+        ("job", "beyla".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(target.labels, want, "target_info labels");
 
     let self_metric = |name: &str| -> Vec<Sample> { prometheus.query(name) };
     let events_read = self_metric("beyla_events_read_total");
@@ -561,20 +586,27 @@ fn prometheus_otlp_receiver_gets_metrics() {
         got, expected,
         "OTLP-ingested counts per (method, route, status) must be the requests sent\n{context}"
     );
-    // Exact label sets: the data point's three attributes, and job from the
-    // resource's service.name (no service.instance.id is sent, so no instance).
+    // Exact label sets: the data point's attributes (error.type only for
+    // 5xx), job from the resource's service.name and instance from its
+    // service.instance.id.
+    let (host_name, _) = this_host();
     for sample in &counts {
         let (method, route, status) = series_key(sample);
-        let want: BTreeMap<String, String> = [
+        let mut want: BTreeMap<String, String> = [
             ("__name__", count_name.clone()),
             ("http_request_method", method),
             ("http_route", route),
             ("http_response_status_code", status.to_string()),
+            ("url_scheme", "http".to_string()),
             ("job", service.clone()),
+            ("instance", format!("{host_name}:{}", run.pid)),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        if status >= 500 {
+            want.insert("error_type".into(), status.to_string());
+        }
         assert_eq!(sample.labels, want, "label set of {count_name}");
     }
     assert_spans(&output.spans, &run.expected, &context);
@@ -604,6 +636,9 @@ fn prometheus_otlp_receiver_gets_metrics() {
 /// The agent's OTEL_RESOURCE_ATTRIBUTES in the trace comparison: on every
 /// received resource, while `service.name` stays the one discovery gave.
 const RESOURCE_ATTRIBUTES: &str = "deployment.environment=test,service.name=not-this";
+
+/// The semantic conventions version the agent's names follow.
+const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.37.0";
 
 /// `OTEL_EXPORTER_OTLP_PROTOCOL` value and the receiver's `transport` field.
 const PROTOCOLS: [(&str, &str); 2] = [("http/protobuf", "http"), ("grpc", "grpc")];
@@ -641,19 +676,22 @@ fn compare_with_printer(printed: &[Span], received: &[Value], transport: &str) -
         let kind = match span.kind {
             Kind::Server => "SPAN_KIND_SERVER",
             Kind::Client => "SPAN_KIND_CLIENT",
+            Kind::Producer => "SPAN_KIND_PRODUCER",
+            Kind::Consumer => "SPAN_KIND_CONSUMER",
         };
-        // The HTTP semantic conventions: 5xx is an error for a server, 4xx
-        // and 5xx for a client; otherwise the status is unset.
+        // The HTTP semantic conventions (this test's spans are all HTTP): 5xx
+        // is an error for a server, 4xx and 5xx for a client; otherwise unset.
         let error = match span.kind {
             Kind::Server => span.status >= 500,
-            Kind::Client => span.status >= 400,
+            Kind::Client | Kind::Producer | Kind::Consumer => span.status >= 400,
         };
         let status = if error {
             "STATUS_CODE_ERROR"
         } else {
             "STATUS_CODE_UNSET"
         };
-        let checks: [(&str, Value, Value); 12] = [
+        let (host_name, host_id) = this_host();
+        let checks: [(&str, Value, Value); 20] = [
             (
                 "traceId",
                 printed_json["traceId"].clone(),
@@ -695,6 +733,46 @@ fn compare_with_printer(printed: &[Span], received: &[Value], transport: &str) -
                 "resource deployment.environment (OTEL_RESOURCE_ATTRIBUTES)",
                 Value::from("test"),
                 r["resource"]["deployment.environment"].clone(),
+            ),
+            (
+                "resource service.instance.id",
+                Value::from(format!("{host_name}:{}", span.pid)),
+                r["resource"]["service.instance.id"].clone(),
+            ),
+            (
+                "resource host.name",
+                Value::from(host_name),
+                r["resource"]["host.name"].clone(),
+            ),
+            (
+                "resource host.id",
+                Value::from(host_id),
+                r["resource"]["host.id"].clone(),
+            ),
+            (
+                "resource os.type",
+                Value::from("linux"),
+                r["resource"]["os.type"].clone(),
+            ),
+            (
+                "resource telemetry.sdk.name",
+                Value::from("beyla"),
+                r["resource"]["telemetry.sdk.name"].clone(),
+            ),
+            (
+                "resource telemetry.sdk.language (the traced Python server's)",
+                Value::from("python"),
+                r["resource"]["telemetry.sdk.language"].clone(),
+            ),
+            (
+                "resource telemetry.sdk.version (the agent's)",
+                Value::from(env!("CARGO_PKG_VERSION")),
+                r["resource"]["telemetry.sdk.version"].clone(),
+            ),
+            (
+                "resource schema URL",
+                Value::from(SCHEMA_URL),
+                r["resourceSchemaUrl"].clone(),
             ),
             (
                 "status.code",
@@ -818,6 +896,352 @@ fn otlp_traces_http_and_grpc_match_the_printer() {
     println!("OTLP traces:\n  {}", figures.join("\n  "));
 }
 
+/// The kind of a received span, for the convention rules.
+fn received_kind(r: &Value) -> Kind {
+    match r["kind"].as_str() {
+        Some("SPAN_KIND_SERVER") => Kind::Server,
+        Some("SPAN_KIND_CLIENT") => Kind::Client,
+        other => panic!("unexpected span kind {other:?}: {r}"),
+    }
+}
+
+/// The last pushed value of each metric data point (metrics are cumulative:
+/// every push repeats them), by metric name and sorted attributes.
+fn last_points(records: &[Value]) -> BTreeMap<(String, String), Value> {
+    let mut last: BTreeMap<(String, String), Value> = BTreeMap::new();
+    for r in records.iter().filter(|r| r["type"] == "metric") {
+        let key = (
+            r["name"].as_str().unwrap_or_default().to_string(),
+            r["attributes"].to_string(),
+        );
+        let newer = last
+            .get(&key)
+            .is_none_or(|old| old["timeUnixNano"].as_u64() <= r["timeUnixNano"].as_u64());
+        if newer {
+            last.insert(key, r.clone());
+        }
+    }
+    last
+}
+
+/// A metric point a test wants: its name, its attributes, its unit, and
+/// its sum when the test knows it.
+type WantedPoint = (
+    &'static str,
+    Vec<(&'static str, Value)>,
+    &'static str,
+    Option<f64>,
+);
+
+/// Spans and metrics over OTLP (decoded by the official protobuf
+/// definitions), checked against the HTTP semantic conventions: every span's
+/// required attributes present and the other side's absent, and each
+/// attribute's value; the duration and body size histograms with their
+/// attributes; the resource of both signals.
+#[test]
+fn otlp_spans_and_metrics_follow_the_http_conventions() {
+    require_root();
+    let started = Instant::now();
+    let downstream = Server::start(Lang::Go, None);
+    let dir = TempDir::new("beyla-otlp-conventions");
+    let out = dir.path.join("received.jsonl");
+    let receiver = OtlpReceiver::start(0, 0, &out, &[]);
+    let endpoint = format!("http://127.0.0.1:{}", receiver.http_port);
+    let (server, agent) = traced_python(
+        Some(&downstream),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "1000"),
+        ],
+    );
+    let mut run = Run::new(&server);
+    let mut connection = Connection::open(run.port);
+    let mut send = |run: &mut Run, request: Request, route: &str, status: u16| {
+        let (response, window) = connection.round_trip(&request);
+        assert_eq!(response.status, status, "{}", request.line());
+        run.expected.push(Expected {
+            scenario: "conventions".into(),
+            kind: Kind::Server,
+            method: request.method.clone(),
+            path: request.path.clone(),
+            route: route.into(),
+            status,
+            service: run.service.clone(),
+            pid: run.pid,
+            server_port: run.port,
+            window,
+            lineage: Lineage::Root,
+        });
+        response.body.len() as i64
+    };
+    let get_body = send(
+        &mut run,
+        Request::get("/users/7").header("User-Agent", "beyla-test/1.0"),
+        "/users/*",
+        200,
+    );
+    let post_body = send(
+        &mut run,
+        Request::post("/users", "text/plain", vec![b'x'; 1000]),
+        "/users",
+        201,
+    );
+    send(&mut run, Request::get("/error"), "/error", 500);
+    drop(connection);
+    run.downstream(downstream.port);
+    let output = agent.stop();
+    let context = format!("agent stderr:\n{}", output.stderr);
+    assert_spans(&output.spans, &run.expected, &context);
+    let received = wait_for_received(&out, output.spans.len(), "conventions");
+
+    // Every span, by the rules; then each attribute's value.
+    let mut problems = Vec::new();
+    let attributes = |r: &Value| r["attributes"].as_object().cloned().unwrap_or_default();
+    for r in &received {
+        let name = r["name"].as_str().unwrap_or_default();
+        for problem in http_convention_problems(received_kind(r), name, &attributes(r)) {
+            problems.push(format!("{problem}: {r}"));
+        }
+    }
+    let find = |kind: &str, key: &str, value: &str| -> serde_json::Map<String, Value> {
+        received
+            .iter()
+            .find(|r| r["kind"] == kind && r["attributes"][key] == value)
+            .map(attributes)
+            .unwrap_or_else(|| panic!("no {kind} span with {key}={value}: {received:#?}"))
+    };
+    let get = find("SPAN_KIND_SERVER", "url.path", "/users/7");
+    let post = find("SPAN_KIND_SERVER", "url.path", "/users");
+    let error = find("SPAN_KIND_SERVER", "url.path", "/error");
+    let call_url = format!("http://127.0.0.1:{}/health", downstream.port);
+    let call = find("SPAN_KIND_CLIENT", "url.full", &call_url);
+    let port = i64::from(run.port);
+    let checks: Vec<(&str, Value, Value)> = vec![
+        ("GET url.scheme", "http".into(), get["url.scheme"].clone()),
+        (
+            "GET network.protocol.version",
+            "1.1".into(),
+            get["network.protocol.version"].clone(),
+        ),
+        (
+            "GET user_agent.original",
+            "beyla-test/1.0".into(),
+            get["user_agent.original"].clone(),
+        ),
+        (
+            "GET server.address",
+            "127.0.0.1".into(),
+            get["server.address"].clone(),
+        ),
+        ("GET server.port", port.into(), get["server.port"].clone()),
+        (
+            "GET client.address",
+            "127.0.0.1".into(),
+            get["client.address"].clone(),
+        ),
+        (
+            "GET http.request.body.size",
+            0.into(),
+            get["http.request.body.size"].clone(),
+        ),
+        (
+            "GET http.response.body.size",
+            get_body.into(),
+            get["http.response.body.size"].clone(),
+        ),
+        (
+            "POST http.request.body.size",
+            1000.into(),
+            post["http.request.body.size"].clone(),
+        ),
+        (
+            "POST http.response.body.size",
+            post_body.into(),
+            post["http.response.body.size"].clone(),
+        ),
+        (
+            "/error error.type",
+            "500".into(),
+            error["error.type"].clone(),
+        ),
+        (
+            "call server.address",
+            "127.0.0.1".into(),
+            call["server.address"].clone(),
+        ),
+        (
+            "call server.port",
+            i64::from(downstream.port).into(),
+            call["server.port"].clone(),
+        ),
+    ];
+    for (what, want, got) in &checks {
+        if want != got {
+            problems.push(format!("{what}: want {want}, got {got}"));
+        }
+    }
+    let client_port = get["client.port"].as_i64().unwrap_or_default();
+    if !(1..=65535).contains(&client_port) || client_port == port {
+        problems.push(format!(
+            "GET client.port is not the client's port: {client_port}"
+        ));
+    }
+
+    // Metrics: the last push of each point, after the agent's last push at exit.
+    let records = poll_until(
+        ARRIVAL_TIMEOUT,
+        "the client duration at the receiver",
+        || {
+            let records = received_records(&out);
+            let points = last_points(&records);
+            points
+                .keys()
+                .any(|(name, _)| name == "http.client.request.duration")
+                .then_some(records)
+        },
+        || format!("{} records so far", received_records(&out).len()),
+    );
+    let points = last_points(&records);
+    let point = |name: &str, want: &[(&str, Value)]| -> Option<&Value> {
+        let want: serde_json::Map<String, Value> = want
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        points
+            .iter()
+            .find(|((n, _), p)| n == name && p["attributes"].as_object() == Some(&want))
+            .map(|(_, p)| p)
+    };
+    let server_attrs = |method: &str, route: &str, status: i64| {
+        let mut v = vec![
+            ("http.request.method", Value::from(method)),
+            ("http.route", route.into()),
+            ("http.response.status_code", status.into()),
+            ("url.scheme", "http".into()),
+        ];
+        if status >= 500 {
+            v.push(("error.type", status.to_string().into()));
+        }
+        v
+    };
+    let mut client_attrs = server_attrs("GET", "/health", 200);
+    client_attrs.push(("server.address", "127.0.0.1".into()));
+    client_attrs.push(("server.port", i64::from(downstream.port).into()));
+    let size_bounds: Vec<Value> = [0, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
+        .iter()
+        .map(|b| Value::from(f64::from(*b)))
+        .collect();
+    let expectations: Vec<WantedPoint> = vec![
+        (
+            "http.server.request.duration",
+            server_attrs("GET", "/users/*", 200),
+            "s",
+            None,
+        ),
+        (
+            "http.server.request.duration",
+            server_attrs("POST", "/users", 201),
+            "s",
+            None,
+        ),
+        (
+            "http.server.request.duration",
+            server_attrs("GET", "/error", 500),
+            "s",
+            None,
+        ),
+        (
+            "http.server.request.duration",
+            server_attrs("GET", "/downstream", 200),
+            "s",
+            None,
+        ),
+        (
+            "http.client.request.duration",
+            client_attrs.clone(),
+            "s",
+            None,
+        ),
+        (
+            "http.server.request.body.size",
+            server_attrs("POST", "/users", 201),
+            "By",
+            Some(1000.0),
+        ),
+        (
+            "http.server.response.body.size",
+            server_attrs("POST", "/users", 201),
+            "By",
+            Some(post_body as f64),
+        ),
+        (
+            "http.server.response.body.size",
+            server_attrs("GET", "/users/*", 200),
+            "By",
+            Some(get_body as f64),
+        ),
+        (
+            "http.client.request.body.size",
+            client_attrs.clone(),
+            "By",
+            Some(0.0),
+        ),
+        (
+            "http.client.response.body.size",
+            client_attrs,
+            "By",
+            Some(2.0),
+        ),
+    ];
+    for (name, attrs, unit, sum) in &expectations {
+        let Some(p) = point(name, attrs) else {
+            problems.push(format!("no {name} point with {attrs:?}"));
+            continue;
+        };
+        if p["count"] != 1 || p["unit"] != *unit {
+            problems.push(format!("{name} {attrs:?}: want count 1 unit {unit}: {p}"));
+        }
+        if let Some(sum) = sum {
+            if p["sum"].as_f64() != Some(*sum)
+                || p["explicitBounds"] != Value::from(size_bounds.clone())
+            {
+                problems.push(format!(
+                    "{name} {attrs:?}: want sum {sum} and Beyla's size buckets: {p}"
+                ));
+            }
+        }
+        let resource = &p["resource"];
+        let (host_name, _) = this_host();
+        if resource["service.instance.id"] != format!("{host_name}:{}", run.pid).as_str()
+            || resource["telemetry.sdk.language"] != "python"
+            || resource["telemetry.sdk.name"] != "beyla"
+            || resource["os.type"] != "linux"
+            || !resource["process.pid"].is_null()
+            || p["resourceSchemaUrl"] != SCHEMA_URL
+        {
+            problems.push(format!(
+                "{name}: resource {resource} (schema {})",
+                p["resourceSchemaUrl"]
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}\n\n{context}",
+        problems.len(),
+        problems.join("\n")
+    );
+    println!(
+        "OTLP conventions: {} spans received, each checked against the HTTP rules, {} \
+         attribute values and {} metric points checked; receiver: {}; {:.1}s",
+        received.len(),
+        checks.len() + 1,
+        expectations.len(),
+        receiver.stop().trim(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
 /// The agent's log lines about OTLP export, and its `stopped:` line.
 fn export_log(stderr: &str) -> String {
     stderr
@@ -922,8 +1346,9 @@ fn otlp_receiver_faults() {
         figures.push(format!("{line}\n    receiver: {}", receiver.stop().trim()));
     }
 
-    // (b) The receiver refuses its first 3 requests with 500, then with 503.
-    for status in ["500", "503"] {
+    // (b) The receiver refuses its first 3 requests with 503, then with 502:
+    // answers the OTLP specification retries.
+    for status in ["503", "502"] {
         const REFUSED: u32 = 3;
         let dir = TempDir::new("beyla-otlp-refused");
         let out = dir.path.join("received.jsonl");
@@ -1006,8 +1431,141 @@ fn otlp_receiver_faults() {
         figures.push(format!("{line}\n    receiver: {}", receiver.stop().trim()));
     }
 
+    // (e) A receiver that refuses the credentials (HTTP 401, gRPC
+    // UNAUTHENTICATED), and one that refuses the data (HTTP 400): a permanent
+    // answer. Each batch is sent once, dropped and counted; one warning.
+    for (protocol, status) in [
+        ("http/protobuf", "401"),
+        ("grpc", "401"),
+        ("http/protobuf", "400"),
+    ] {
+        let dir = TempDir::new("beyla-otlp-rejected");
+        let out = dir.path.join("received.jsonl");
+        let receiver = OtlpReceiver::start(0, 0, &out, &["--fail-with", status]);
+        let mut fault = FaultRun::start(&traces_endpoint(&receiver, protocol), protocol);
+        fault.run.users(7000, 6);
+        // Two batches, a second apart: two refusals, one warning.
+        thread::sleep(Duration::from_millis(1500));
+        fault.run.users(7100, 4);
+        let metrics = self_metrics(fault.metrics_port);
+        let output = fault.agent.stop();
+        let what = format!("(e) {protocol} receiver answering {status}");
+        let context = format!("[{what}] agent stderr:\n{}", output.stderr);
+        assert_spans(&output.spans, &fault.run.expected, &context);
+        let summary = receiver.stop();
+        let stats = otlp_trace_stats(&output.stderr);
+        let refused: u64 = summary
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("refused="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{what}: no refused= in {summary:?}"));
+        let warnings: Vec<&str> = output
+            .stderr
+            .lines()
+            .filter(|l| l.contains("refused") && l.contains("dropped, not retried"))
+            .collect();
+        assert!(
+            received_spans(&out).is_empty()
+                && stats["spans_exported"] == 0
+                && stats["spans_dropped_rejected"] == output.spans.len() as u64
+                && stats["exports_rejected"] == refused
+                && refused >= 2,
+            "{what}: every span dropped and counted, each batch sent once (the receiver \
+             refused {refused}): {stats:?}\n{context}"
+        );
+        assert_eq!(warnings.len(), 1, "{what}: one warning\n{context}");
+        if status == "401" {
+            assert!(
+                warnings[0].contains("OTEL_EXPORTER_OTLP_HEADERS"),
+                "{what}: the warning says what to check: {}",
+                warnings[0]
+            );
+        }
+        let rejected = metrics
+            .iter()
+            .find(|l| l.starts_with("beyla_otlp_exports_rejected_total{signal=\"traces\"}"))
+            .cloned()
+            .unwrap_or_default();
+        figures.push(format!(
+            "{what}: {} spans printed, {} dropped as rejected, {refused} requests refused \
+             (no retry); {rejected}; warning: {}",
+            output.spans.len(),
+            stats["spans_dropped_rejected"],
+            warnings[0]
+        ));
+    }
+
     println!(
         "OTLP faults ({:.1}s):\n  {}",
+        started.elapsed().as_secs_f64(),
+        figures.join("\n  ")
+    );
+}
+
+/// A receiver that takes traces and no metrics, as Jaeger: one clear warning
+/// for the whole run, not one per interval; traces still arrive. With
+/// `OTEL_METRICS_EXPORTER=none` the agent sends it no metrics at all.
+#[test]
+fn a_traces_only_receiver_gets_one_warning_about_metrics() {
+    require_root();
+    let started = Instant::now();
+    let mut figures = Vec::new();
+    for (protocol, transport) in PROTOCOLS {
+        for metrics_exporter in ["otlp", "none"] {
+            let dir = TempDir::new("beyla-otlp-traces-only");
+            let out = dir.path.join("received.jsonl");
+            let receiver = OtlpReceiver::start(0, 0, &out, &["--traces-only"]);
+            let endpoint = match protocol {
+                "grpc" => receiver.grpc_url(),
+                _ => format!("http://127.0.0.1:{}", receiver.http_port),
+            };
+            let (server, agent) = traced_python(
+                None,
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+                    ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                    ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
+                    ("OTEL_METRICS_EXPORTER", metrics_exporter),
+                    ("OTEL_RESOURCE_ATTRIBUTES", RESOURCE_ATTRIBUTES),
+                ],
+            );
+            let mut run = Run::new(&server);
+            run.users(8000, 5);
+            // Several metric intervals.
+            thread::sleep(Duration::from_secs(3));
+            let output = agent.stop();
+            let what = format!("{protocol}, OTEL_METRICS_EXPORTER={metrics_exporter}");
+            let context = format!("[{what}] agent stderr:\n{}", output.stderr);
+            assert_spans(&output.spans, &run.expected, &context);
+            let received = assert_received_match(&output, &out, transport, &what);
+            let warnings: Vec<&str> = output
+                .stderr
+                .lines()
+                .filter(|l| l.contains("WARN") && l.contains("OTLP metrics"))
+                .collect();
+            let summary = receiver.stop();
+            match metrics_exporter {
+                "otlp" => {
+                    assert!(
+                        warnings.len() == 1
+                            && warnings[0].contains("does not take OTLP metrics")
+                            && warnings[0].contains("OTEL_METRICS_EXPORTER=none"),
+                        "[{what}] one clear warning about metrics, got {warnings:#?}\n{context}"
+                    );
+                }
+                _ => assert!(
+                    warnings.is_empty() && !output.stderr.contains("exporting metrics over OTLP"),
+                    "[{what}] no metrics exporter, no warning: {warnings:#?}\n{context}"
+                ),
+            }
+            figures.push(format!(
+                "{what}: {received} spans received, metric warnings: {warnings:?}; receiver: {}",
+                summary.trim()
+            ));
+        }
+    }
+    println!(
+        "traces-only receiver ({:.1}s):\n  {}",
         started.elapsed().as_secs_f64(),
         figures.join("\n  ")
     );
@@ -1016,6 +1574,26 @@ fn otlp_receiver_faults() {
 #[test]
 fn bad_exporter_settings_are_startup_errors() {
     require_root();
+    // A malformed header is named by its header, its value (a secret) never shown.
+    let (status, stderr) = run_to_exit(agent_command(&[
+        ("BEYLA_OPEN_PORT", "8080"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "X-Scope-OrgID=1,Authorization=Bearer%zzs3cr3t-t0k3n",
+        ),
+    ]));
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        !status.success()
+            && lines.len() == 1
+            && lines[0].contains("OTEL_EXPORTER_OTLP_HEADERS")
+            && lines[0].contains("Authorization")
+            && !stderr.contains("s3cr3t"),
+        "a malformed header must be refused in one line naming the variable and the header, \
+         without its value; got ({status}):\n{stderr}"
+    );
+    println!("malformed header: {status}, {}", lines[0]);
     for (variable, value) in [
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "foo"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "not-a-url"),

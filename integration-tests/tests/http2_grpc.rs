@@ -24,7 +24,11 @@ fn agent_for_server(server: &AppServer) -> RawAgent {
 /// The same, with more agent settings.
 fn agent_for_server_with(server: &AppServer, extra: &[(&str, &str)]) -> RawAgent {
     let port = server.port.to_string();
-    let mut env = vec![("BEYLA_OPEN_PORT", port.as_str())];
+    // Some calls carry `traceparent`: joining it is asked for, as in Beyla.
+    let mut env = vec![
+        ("BEYLA_OPEN_PORT", port.as_str()),
+        ("BEYLA_BPF_TRACK_REQUEST_HEADERS", "true"),
+    ];
     env.extend_from_slice(extra);
     let agent = RawAgent::start(&env);
     agent.wait_instrumenting(server.pid());
@@ -54,11 +58,21 @@ fn spans_of_pid(spans: Vec<RawSpan>, pid: u32) -> (Vec<RawSpan>, usize) {
 /// carrying `traceparent`.
 #[test]
 fn h2c_go_server_with_curl() {
+    h2c_server_with_curl(ServerApp::GoH2c, "h2c Go server");
+}
+
+/// 1, against axum on hyper (the Rust sample app, HTTP/2 by prior knowledge).
+#[test]
+fn h2c_rust_server_with_curl() {
+    h2c_server_with_curl(ServerApp::RustH2c, "h2c Rust server");
+}
+
+fn h2c_server_with_curl(app: ServerApp, what: &str) {
     const ONE_CONNECTION: &str = "1a ten GETs on one h2c connection";
     const ERRORS: &str = "1b curl /error";
     const TRACEPARENT: &str = "1c curl with traceparent";
     require_root();
-    let server = AppServer::start(ServerApp::GoH2c);
+    let server = AppServer::start(app);
     let agent = agent_for_server(&server);
     let service = server.service_name();
     let mut expected = Vec::new();
@@ -157,10 +171,10 @@ fn h2c_go_server_with_curl() {
         ));
     }
 
-    let (spans, context, counters) = stop(agent, "h2c Go server");
+    let (spans, context, counters) = stop(agent, what);
     let (spans, total) = spans_of_pid(spans, server.pid());
     println!(
-        "h2c Go server: {} requests sent (10 on one connection, 3 /error, 2 traceparent), \
+        "{what}: {} requests sent (10 on one connection, 3 /error, 2 traceparent), \
          {} server spans seen ({total} printed); {counters}",
         expected.len(),
         spans.len()

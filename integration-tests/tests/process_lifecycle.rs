@@ -18,9 +18,13 @@ const FORKED_CONNECTIONS: usize = 12;
 /// Requests on each of those connections (keep-alive, the same child).
 const REQUESTS_PER_CONNECTION: usize = 2;
 
-fn letter(i: usize) -> char {
-    char::from(b'a' + i as u8)
-}
+/// Path segments, one per request: words, which the route heuristic keeps
+/// (it turns digits, and letters that do not read like English, into `*`).
+const WORDS: [&str; FORKED_CONNECTIONS * REQUESTS_PER_CONNECTION] = [
+    "apple", "table", "river", "stone", "garden", "window", "letter", "market", "silver", "winter",
+    "candle", "forest", "basket", "pocket", "mirror", "button", "ladder", "orange", "carpet",
+    "planet", "rocket", "sister", "marble", "tunnel",
+];
 
 fn server_script(name: &str) -> String {
     workspace_root()
@@ -79,8 +83,7 @@ fn a_forking_servers_children_are_traced_from_their_first_syscall() {
     for c in 0..FORKED_CONNECTIONS {
         let mut conn = Connection::open(server.port);
         for r in 0..REQUESTS_PER_CONNECTION {
-            // Letters, not digits: the route heuristic would turn digits into `*`.
-            let name = format!("{}{}", letter(c), letter(r));
+            let name = WORDS[c * REQUESTS_PER_CONNECTION + r];
             let (path, status) = if r == 1 && c % 3 == 0 {
                 (format!("/missing/{name}"), 404)
             } else {

@@ -1,87 +1,182 @@
-//! HTTPS: the Python sample server wrapped in TLS (libssl, socket BIO) and the
-//! Node one (OpenSSL linked into node, memory BIOs), curl as the client. The
-//! spans must be what the same requests give over plain HTTP, taken from the
-//! plaintext OpenSSL handles; the ciphertext on the socket gives none.
+//! HTTPS: the Python sample server wrapped in TLS (libssl, socket BIO), the
+//! Node one (OpenSSL linked into node, memory BIOs), Ruby's Puma (its MiniSSL
+//! extension on libssl, memory BIOs), Rust's axum with native-tls (libssl) and
+//! C++'s cpp-httplib (libssl), curl as the client. The spans must be what the
+//! same requests give over plain HTTP, taken from the plaintext OpenSSL
+//! handles; the ciphertext on the socket gives none.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use integration_tests::agent::Agent;
-use integration_tests::apps::{free_port, python_interpreter};
-use integration_tests::process::{kill_and_reap, Lines};
+use integration_tests::apps::{command_for, free_port, python_interpreter, Lang};
+use integration_tests::config_files::{parse_exposition, scrape};
+use integration_tests::https::HttpsServer;
+use integration_tests::privileges::{documented_capabilities, BinaryCopy};
 use integration_tests::spans::{assert_spans, Expected, Kind, Lineage, Window};
 use integration_tests::{random_hex, require_root, workspace_root};
 
-/// A self-signed certificate for 127.0.0.1, made fresh for the run.
-fn certificate(dir: &Path) -> (String, String) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .expect("run openssl (apt-get install openssl)");
-    assert!(status.success(), "openssl could not make a certificate");
-    (cert.display().to_string(), key.display().to_string())
+fn python_server() -> Command {
+    let mut python = Command::new(python_interpreter());
+    python.arg(workspace_root().join("vm-tests/apps/python/server.py"));
+    python
 }
 
 #[test]
 fn python_https_server_gives_the_same_spans_as_plain_http() {
-    let mut python = Command::new(python_interpreter());
-    python.arg(workspace_root().join("vm-tests/apps/python/server.py"));
-    https_server_gives_the_same_spans_as_plain_http("Python, libssl", python);
+    https_server_gives_the_same_spans_as_plain_http(
+        "Python, libssl",
+        python_server(),
+        Agent::start,
+    );
 }
 
 #[test]
 fn node_https_server_gives_the_same_spans_as_plain_http() {
     let mut node = Command::new("node");
     node.arg(workspace_root().join("vm-tests/apps/node/server.js"));
-    https_server_gives_the_same_spans_as_plain_http("Node, OpenSSL in the executable", node);
+    https_server_gives_the_same_spans_as_plain_http(
+        "Node, OpenSSL in the executable",
+        node,
+        Agent::start,
+    );
 }
 
-/// Runs `server` (a sample app) with a certificate and checks its spans.
-fn https_server_gives_the_same_spans_as_plain_http(what: &str, mut server: Command) {
-    require_root();
-    let dir = std::env::temp_dir().join(format!("beyla-tls-{}", random_hex(4)));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let (cert, key) = certificate(&dir);
-    let port = free_port();
-    let mut server = server
-        .env("PORT", port.to_string())
-        .env("TLS_CERT", &cert)
-        .env("TLS_KEY", &key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start the HTTPS server ({what}): {e}"));
-    let (stdout, _) = Lines::capture(server.stdout.take().expect("piped stdout"));
-    assert!(
-        stdout.wait_for(Duration::from_secs(30), |l| l.contains("listening on")),
-        "the HTTPS server ({what}) did not start"
+#[test]
+fn ruby_puma_https_server_gives_the_same_spans_as_plain_http() {
+    https_server_gives_the_same_spans_as_plain_http(
+        "Ruby, Puma's MiniSSL on libssl",
+        command_for(Lang::Ruby, 0),
+        Agent::start,
     );
-    let pid = server.id();
-    let service = std::fs::read_link(format!("/proc/{pid}/exe"))
-        .expect("server exe")
-        .file_name()
-        .expect("file name")
-        .to_string_lossy()
-        .into_owned();
+}
 
-    let agent = Agent::start(&[("BEYLA_OPEN_PORT", &port.to_string())]);
+#[test]
+fn rust_native_tls_server_gives_the_same_spans_as_plain_http() {
+    https_server_gives_the_same_spans_as_plain_http(
+        "Rust, axum with native-tls (libssl)",
+        command_for(Lang::Rust, 0),
+        Agent::start,
+    );
+}
+
+#[test]
+fn cpp_httplib_https_server_gives_the_same_spans_as_plain_http() {
+    https_server_gives_the_same_spans_as_plain_http(
+        "C++, cpp-httplib on libssl",
+        command_for(Lang::Cpp, 0),
+        Agent::start,
+    );
+}
+
+/// Least privilege: the agent as `nobody` with exactly the documented
+/// capabilities (and a root-owned server) gives the same HTTPS spans as root.
+#[test]
+fn python_https_spans_as_nobody_with_the_documented_capabilities() {
+    let copy = BinaryCopy::new("least-privilege");
+    let capabilities = documented_capabilities();
+    https_server_gives_the_same_spans_as_plain_http(
+        "Python, libssl, agent as nobody",
+        python_server(),
+        |env| Agent::start_command(copy.as_nobody(&capabilities, env)),
+    );
+}
+
+/// Without CAP_SYS_ADMIN the kernel refuses uprobes: the agent still starts,
+/// warns at start naming the feature and the capability, warns for the
+/// process, counts it once, and gives no span for its HTTPS requests.
+#[test]
+fn without_cap_sys_admin_openssl_warns_and_counts() {
+    require_root();
+    let copy = BinaryCopy::new("no-sys-admin");
+    let capabilities: Vec<String> = documented_capabilities()
+        .into_iter()
+        .filter(|c| c != "CAP_SYS_ADMIN")
+        .collect();
+    let server = HttpsServer::start(python_server(), "Python, libssl");
+    let metrics_port = free_port();
+    let agent = Agent::start_command(copy.as_nobody(
+        &capabilities,
+        &[
+            ("BEYLA_OPEN_PORT", &server.port.to_string()),
+            ("BEYLA_PROMETHEUS_PORT", &metrics_port.to_string()),
+        ],
+    ));
+    agent.wait_instrumenting(server.pid);
+    agent.wait_ready();
+    let failures = || {
+        parse_exposition(&scrape(metrics_port))
+            .into_iter()
+            .filter(|s| s.name == "beyla_probe_attach_failures_total")
+            .map(|s| (s.label("feature").to_string(), s.value))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        failures(),
+        [("openssl".to_string(), 1.0)],
+        "one process whose OpenSSL uprobes the kernel refused"
+    );
+    let status = Command::new("curl")
+        .args(["-sk", "-o", "/dev/null"])
+        .arg(format!("https://127.0.0.1:{}/users/1", server.port))
+        .status()
+        .expect("run curl");
+    assert!(status.success(), "curl over TLS failed");
+    // A later scan does not count the same process again.
+    assert_eq!(failures(), [("openssl".to_string(), 1.0)]);
+    let output = agent.stop();
+    let pid = server.pid;
+    drop(server);
+
+    let start_warning = output
+        .stderr
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("feature openssl"))
+        .unwrap_or_else(|| panic!("no WARN naming feature openssl:\n{}", output.stderr));
+    assert!(
+        start_warning.contains("CAP_SYS_ADMIN")
+            && start_warning.contains("beyla_probe_attach_failures_total"),
+        "the start-up warning must name the capability and the counter: {start_warning}"
+    );
+    let process_warnings: Vec<&str> = output
+        .stderr
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("OpenSSL uprobes refused"))
+        .collect();
+    assert_eq!(
+        process_warnings.len(),
+        1,
+        "one warning for the one process:\n{}",
+        output.stderr
+    );
+    assert!(
+        process_warnings[0].contains(&format!("pid={pid}"))
+            && process_warnings[0].contains("CAP_SYS_ADMIN"),
+        "{}",
+        process_warnings[0]
+    );
+    assert!(
+        output.spans.is_empty(),
+        "HTTPS without the uprobes gives no span (the socket carries ciphertext), got {:?}",
+        output.spans
+    );
+}
+
+/// Runs `server` (a sample app) with a certificate, the agent started by
+/// `start_agent` with the given variables, and checks the spans.
+fn https_server_gives_the_same_spans_as_plain_http(
+    what: &str,
+    server: Command,
+    start_agent: impl FnOnce(&[(&str, &str)]) -> Agent,
+) {
+    require_root();
+    let server = HttpsServer::start(server, what);
+    let (port, pid, service) = (server.port, server.pid, server.service.clone());
+
+    // One request carries `traceparent`: joining it is asked for, as in Beyla.
+    let agent = start_agent(&[
+        ("BEYLA_OPEN_PORT", &port.to_string()),
+        ("BEYLA_BPF_TRACK_REQUEST_HEADERS", "true"),
+    ]);
     agent.wait_instrumenting(pid);
     agent.wait_ready();
 
@@ -123,8 +218,7 @@ fn https_server_gives_the_same_spans_as_plain_http(what: &str, mut server: Comma
     });
 
     let output = agent.stop();
-    kill_and_reap(&mut server);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(server);
 
     let expect =
         |path: &str, route: &str, status: u16, window: Window, lineage: Lineage| Expected {
@@ -161,6 +255,12 @@ fn https_server_gives_the_same_spans_as_plain_http(what: &str, mut server: Comma
         &output.spans,
         &expected,
         &format!("agent stderr:\n{}", output.stderr),
+    );
+    // The plaintext came from the TLS library: the request was https.
+    let schemes: Vec<Option<&str>> = output.spans.iter().map(|s| s.attr("url.scheme")).collect();
+    assert!(
+        schemes.iter().all(|s| *s == Some("https")),
+        "every span of the HTTPS server has url.scheme https: {schemes:?}"
     );
     let counters = output
         .stderr

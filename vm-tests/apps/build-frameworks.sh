@@ -3,6 +3,10 @@
 #   target/apps/venv/                  Flask + waitress (flask/requirements.txt), for flask/app.py
 #   vm-tests/apps/express/node_modules Express (express/package-lock.json, `npm ci`), for express/server.js
 #   target/apps/spark-server.jar       Spark Java (spark-java/pom.xml), one runnable jar
+# and the database clients of the /db endpoints of the Python, Node and Java apps:
+#   target/apps/python-db/             psycopg, PyMySQL, redis-py (python/db-requirements.txt)
+#   vm-tests/apps/node/node_modules    pg, mysql2, ioredis (node/package-lock.json)
+#   target/apps/java/lib/, Db.class    pgjdbc, Connector/J, Jedis (java-db/pom.xml), and java/Db.java
 # Paths are relative to the repository root. Needs python3 with venv + pip, npm
 # and mvn, and their package registries on the first run. Safe to re-run: each
 # step is skipped while its output is newer than its inputs.
@@ -44,4 +48,30 @@ if [[ ! -f "$jar" ]] || [[ -n "$(find "$spark/pom.xml" "$spark/src" -newer "$jar
     cp "$spark/target/spark-server.jar" "$jar"
 fi
 
-echo "built $venv, $express/node_modules and $jar"
+# The Python app's database clients: pip --target, so the app's own interpreter
+# (python3, or the guest's in the VM tests) imports them from there.
+pydb="$out/python-db"
+if ! cmp -s "$here/python/db-requirements.txt" "$pydb/db-requirements.txt"; then
+    rm -rf "$pydb"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+        --target "$pydb" -r "$here/python/db-requirements.txt"
+    cp "$here/python/db-requirements.txt" "$pydb/db-requirements.txt"
+fi
+
+# The Node app's database clients, as for Express.
+node="$here/node"
+stamp="$node/node_modules/.package-lock.json"
+if [[ ! -f "$stamp" || "$node/package-lock.json" -nt "$stamp" || "$node/package.json" -nt "$stamp" ]]; then
+    (cd "$node" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# The Java app's database clients, then Db.java compiled against them.
+lib="$out/java/lib"
+if [[ ! -f "$out/java/Db.class" || "$here/java-db/pom.xml" -nt "$out/java/Db.class" ||
+      "$here/java/Db.java" -nt "$out/java/Db.class" ]]; then
+    rm -rf "$lib"
+    mvn -q -B -Dstyle.color=never -f "$here/java-db/pom.xml" package -Dclients.dir="$lib"
+    javac --release 17 -cp "$lib/*" -d "$out/java" "$here/java/Db.java"
+fi
+
+echo "built $venv, $express/node_modules, $jar and the /db clients ($pydb, $node/node_modules, $lib)"

@@ -2,7 +2,10 @@
 # Builds the compiled sample apps into <repo>/target/apps:
 #   target/apps/go-server     (Go, static binary)
 #   target/apps/java/App.class
-# Python and Node run from source and need no build. Safe to re-run: up-to-date outputs are kept.
+#   target/apps/cpp-server    (C++, cpp-httplib) and target/apps/curl-client (C, libcurl)
+#   target/apps/rust-server, target/apps/rust-client (axum, reqwest; cargo, crates.io)
+# Python, Node, Ruby and PHP run from source and need no build. Safe to re-run:
+# up-to-date outputs are kept.
 # Then, each without failing this script, the framework apps (build-frameworks.sh)
 # and the HTTP/2 and gRPC apps (grpc/build.sh).
 set -euo pipefail
@@ -22,7 +25,25 @@ if [[ ! -f "$out/java/App.class" || "$here/java/App.java" -nt "$out/java/App.cla
     javac --release 17 -d "$out/java" "$here/java/App.java"
 fi
 
-echo "built $out/go-server and $out/java/App.class"
+# C and C++: make-style, only when the source is newer than the binary.
+if [[ ! -x "$out/cpp-server" || "$here/cpp/server.cpp" -nt "$out/cpp-server" ]]; then
+    # shellcheck disable=SC2046 # pkg-config prints several words
+    g++ -std=c++17 -O2 -Wall -o "$out/cpp-server" "$here/cpp/server.cpp" \
+        $(pkg-config --cflags --libs cpp-httplib) -pthread
+fi
+if [[ ! -x "$out/curl-client" || "$here/cpp/client.c" -nt "$out/curl-client" ]]; then
+    # shellcheck disable=SC2046
+    gcc -O2 -Wall -o "$out/curl-client" "$here/cpp/client.c" $(pkg-config --cflags --libs libcurl)
+fi
+
+# Rust: cargo is incremental; its own target directory, so the agent's build is left alone.
+CARGO_TARGET_DIR="$out/rust-target" cargo build --release --locked -q \
+    --manifest-path "$here/rust/Cargo.toml"
+for bin in rust-server rust-client; do
+    cp -p "$out/rust-target/release/$bin" "$out/$bin"
+done
+
+echo "built $out/{go-server,java/App.class,cpp-server,curl-client,rust-server,rust-client}"
 
 # HTTP/2 and gRPC apps (vm-tests/apps/grpc/build.sh). They need grpcio-tools and
 # the grpc-go module, which the HTTP/1 apps do not: a failure here only warns;

@@ -32,12 +32,12 @@ mount_fs() { # mount_fs TYPE DIR [OPTIONS]: mount unless something is there alre
   mount -t "$type" ${opts:+-o "$opts"} "$type" "$dir" || log "error: cannot mount $type on $dir"
 }
 
-# What scripts/setup.sh prepares on a host, plus what an init would do.
+# What scripts/setup.sh prepares on a host, plus what an init would do (the
+# initramfs has mounted /tmp already, before the repository).
 mount_fs proc /proc
 mount_fs sysfs /sys
 mount_fs devpts /dev/pts
 mount_fs tmpfs /dev/shm mode=1777
-mount_fs tmpfs /tmp mode=1777
 mount_fs tracefs /sys/kernel/tracing
 mount_fs debugfs /sys/kernel/debug
 mount_fs bpf /sys/fs/bpf
@@ -49,6 +49,8 @@ hostname beyla-vm
 
 uname -r >"$results/uname"
 log "kernel $(uname -r), $(nproc) cpu(s), repo $repo"
+# inet_diag/tcp_diag among them: the agent's discovery uses sock_diag.
+log "modules: $(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
 cd "$repo" || exit 1
 python3 "$here/scenario.py" --job "$results/job.json" --out "$results" 2>&1 | tee -a "$results/boot.log"
 log "scenario.py exited with ${PIPESTATUS[0]}"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs inside an amd64 test VM: for each sample app, start it, start the
+"""Runs inside a test VM (amd64 or arm64): for each sample app, start it, start the
 agent selecting it by port (JSON trace printer), send the requests of every
 scenario in vm-tests/lib/checks.py, stop the agent with SIGTERM, and check the
 spans it printed.
@@ -7,11 +7,13 @@ spans it printed.
     scenario.py --job JOB.json --out DIR
 
 JOB.json: {"kernel": "<id>", "apps": ["python", ...], "agent": "<path>",
-"capture_paths": [offered, in the agent's order], "refused_paths": [...]},
-paths relative to the repository root (the working directory). Each app runs
-on the capture path the agent chooses, which must be the first offered; the
-first app runs again on each other offered path (DIR/<app>@<path>/); each
-refused path must be refused at start-up (DIR/refused@<path>.json). Leaves
+"capture_paths": [offered, in the agent's order], "refused_paths": [...],
+"commands": {"<app>": [...]}} (commands replacing an app's own, as the
+cross-compiled Go app in the arm64 guest), paths relative to the repository
+root (the working directory). Each app runs on the capture path the agent
+chooses, which must be the first offered; the first app runs again on each
+other offered path (DIR/<app>@<path>/); each refused path must be refused at
+start-up (DIR/refused@<path>.json). Leaves
 DIR/<app>/ (app.log, agent.stdout, agent.stderr, agent.exit, client.log) and
 DIR/<app>.json (the result). Timeouts only bound the waiting; nothing is
 asserted about how fast anything happens.
@@ -28,6 +30,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import checks  # noqa: E402
+import databases  # noqa: E402
 
 PORT = 18080
 # Generous: under TCG (software emulation) a JVM takes tens of seconds to
@@ -37,11 +40,18 @@ INSTRUMENT_TIMEOUT = 300
 SPANS_TIMEOUT = 120
 EXIT_TIMEOUT = 120
 
+# app -> (command, the line it prints once listening). PORT is in the
+# environment; {port} in an argument is replaced by it.
 APPS = {
-    "python": ["python3", "vm-tests/apps/python/server.py"],
-    "node": ["node", "vm-tests/apps/node/server.js"],
-    "go": ["target/apps/go-server"],
-    "java": ["java", "-cp", "target/apps/java", "App"],
+    "python": (["python3", "vm-tests/apps/python/server.py"], "listening on"),
+    "node": (["node", "vm-tests/apps/node/server.js"], "listening on"),
+    "go": (["target/apps/go-server"], "listening on"),
+    "java": (["java", "-cp", "target/apps/java:target/apps/java/lib/*", "App"], "listening on"),
+    "ruby": (["ruby", "vm-tests/apps/ruby/server.rb"], "listening on"),
+    "php": (["php", "-S", "127.0.0.1:{port}", "vm-tests/apps/php/app.php"], "started"),
+    "php-fpm": (["vm-tests/apps/php/run-fpm.sh"], "listening on"),
+    "rust": (["target/apps/rust-server"], "listening on"),
+    "cpp": (["target/apps/cpp-server"], "listening on"),
 }
 
 
@@ -76,8 +86,10 @@ def send(requests, connection_use, log):
         conn.close()
 
 
-def drive(app, agent, d, capture_path=None):
-    """Runs one app and the agent; leaves their output in d."""
+def drive(app, command, agent, d, db_env, capture_path=None):
+    """Runs one app and the agent, on capture_path when given; leaves their
+    output in d. db_env names the database servers, for the apps that have
+    /db endpoints."""
     def path(name):
         return os.path.join(d, name)
 
@@ -87,11 +99,14 @@ def drive(app, agent, d, capture_path=None):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BEYLA_", "OTEL_"))}
     env["PORT"] = str(PORT)
+    env.update(db_env)
+    ready = APPS[app][1]
+    command = [arg.replace("{port}", str(PORT)) for arg in command]
     server = agent_proc = None
     try:
         with open(path("app.log"), "w") as app_log:
-            server = subprocess.Popen(APPS[app], env=env, stdout=app_log, stderr=subprocess.STDOUT)
-        if not wait_for(lambda: "listening on" in checks.read(path("app.log")) or server.poll() is not None,
+            server = subprocess.Popen(command, env=env, stdout=app_log, stderr=subprocess.STDOUT)
+        if not wait_for(lambda: ready in checks.read(path("app.log")) or server.poll() is not None,
                         LISTEN_TIMEOUT) or server.poll() is not None:
             return give_up(f"the {app} app did not start listening on {PORT}:\n{checks.read(path('app.log'))[-2000:]}")
 
@@ -109,13 +124,15 @@ def drive(app, agent, d, capture_path=None):
                 f.write(str(agent_proc.returncode))
             return give_up(f"the agent exited with {agent_proc.returncode} at start-up")
 
+        scenarios = checks.scenarios_for(app)
         with open(path("client.log"), "w") as log:
-            for name, (use, requests) in checks.SCENARIOS.items():
+            for name in scenarios:
+                use, requests = checks.SCENARIOS[name]
                 send(requests, use, log)
 
-        # Wait until the printer has written as many spans as requests were
-        # sent (or give up waiting and check what came); SIGTERM flushes the rest.
-        total = sum(len(r) for _, r in checks.SCENARIOS.values())
+        # Wait until the printer has written as many spans as the requests
+        # make (or give up waiting and check what came); SIGTERM flushes the rest.
+        total = checks.expected_span_count(app, scenarios)
         wait_for(lambda: len(checks.parse_spans(checks.read(path("agent.stdout")))[0]) >= total
                  or agent_proc.poll() is not None, SPANS_TIMEOUT)
         agent_proc.send_signal(signal.SIGTERM)
@@ -163,6 +180,15 @@ def main():
     if job.get("pathcost"):
         return pathcost(job, args.out)
     failures = 0
+    # The database servers, once, if an app of this VM has /db endpoints.
+    db_env, db_procs, db_error = {}, [], None
+    if any(checks.has_db(app) for app in job["apps"]):
+        print("scenario: starting the database servers", flush=True)
+        try:
+            db_env, db_procs = databases.start(args.out)
+        except Exception as e:  # reported with each app's db scenario
+            db_error = f"the database servers did not start: {e}"
+            print(f"scenario: {db_error}", flush=True)
     offered = job.get("capture_paths", [])
     runs = [(app, None) for app in job["apps"]]
     runs += [(job["apps"][0], path) for path in offered[1:]]
@@ -177,11 +203,14 @@ def main():
             checks.write(args.out, result)
         else:
             try:
-                drive(app, job["agent"], d, path)
+                if db_error and checks.has_db(app):
+                    raise RuntimeError(db_error)
+                command = job.get("commands", {}).get(app, APPS[app][0])
+                drive(app, command, job["agent"], d, db_env, path)
             except Exception as e:  # a bug here must still leave a result behind
                 with open(os.path.join(d, "error"), "w") as f:
                     f.write(f"scenario.py: {type(e).__name__}: {e}")
-            result = checks.evaluate_dir(args.out, name, job["kernel"], list(checks.SCENARIOS),
+            result = checks.evaluate_dir(args.out, name, job["kernel"], checks.scenarios_for(app),
                                          None if path else (offered[0] if offered else None))
         print(f"scenario: {checks.summary(result)}", flush=True)
         failures += not result["pass"]
@@ -191,6 +220,7 @@ def main():
         checks.write(args.out, result)
         print(f"scenario: {checks.summary(result)}", flush=True)
         failures += not result["pass"]
+    databases.stop(db_procs)
     return 1 if failures else 0
 
 

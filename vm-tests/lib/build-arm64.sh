@@ -1,25 +1,28 @@
 #!/usr/bin/env bash
-# Builds what the arm64 test VM runs, into target/vm-tests/arm64/:
+# Builds what the arm64 test VM runs beyond its Debian root filesystem
+# (rootfs-arm64.sh), into target/vm-tests/arm64/:
 #   beyla       the agent cross-compiled for aarch64-unknown-linux-gnu (probes
-#               built with -D__TARGET_ARCH_arm64 by agent/build.rs), stripped
+#               built with -D__TARGET_ARCH_arm64 by agent/build.rs), stripped;
+#               it links to the glibc of Debian 12, which the root filesystem has
 #   go-server   the Go sample app, GOARCH=arm64, static
-#   busybox     Debian's busybox-static for arm64 (shell, mount, wget)
-#   lib/        the aarch64 glibc the agent links to (from libc6-arm64-cross)
+#   busybox     Debian's busybox-static for arm64, for the initramfs
 # Needs: rustup, gcc-aarch64-linux-gnu and libc6-dev-arm64-cross (the linker
 # and glibc), go, and the private apt state kernels/fetch.sh leaves in
-# ${KERNELS_CACHE:-target/kernels}/.apt/ (for `apt-get download busybox-static:arm64`).
+# $KERNELS_CACHE/.apt/ (for `apt-get download busybox-static:arm64`).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cd "$repo"
+# shellcheck source=../../scripts/lib/cache.sh
+. "$repo/scripts/lib/cache.sh"
 dest=target/vm-tests/arm64
 target=aarch64-unknown-linux-gnu
 cross_libs=/usr/aarch64-linux-gnu/lib
 
 die() { echo "build-arm64: error: $*" >&2; exit 1; }
 say() { echo "build-arm64: $*" >&2; }
-mkdir -p "$dest/lib"
+mkdir -p "$dest"
 
 command -v aarch64-linux-gnu-gcc >/dev/null && [ -e "$cross_libs/libc.so.6" ] ||
   die "the aarch64 cross toolchain is missing: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
@@ -39,11 +42,6 @@ if [ ! -e "$dest/beyla" ] || [ "$bin" -nt "$dest/beyla" ]; then
   # Stripped: 40 MB of debug info would only slow the initramfs down.
   aarch64-linux-gnu-strip -o "$dest/beyla" "$bin"
 fi
-# The libraries it needs (NEEDED entries, read with the cross readelf).
-for lib in ld-linux-aarch64.so.1 $(aarch64-linux-gnu-readelf -d "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
-  [ -e "$cross_libs/$lib" ] || die "$lib (needed by the aarch64 agent) not in $cross_libs"
-  cp -L "$cross_libs/$lib" "$dest/lib/$lib"
-done
 
 # ---------------------------------------------------------------- the Go app
 go_bin=$(command -v go || echo /usr/local/go/bin/go)
@@ -59,16 +57,15 @@ if [ ! -x "$dest/busybox" ]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   fetched=0
-  for d in "${KERNELS_CACHE:-target/kernels}"/.apt/*/; do
+  for d in "$KERNELS_CACHE"/.apt/*/; do
     state=${d%/}
     [ -f "$state/sources.list" ] || continue
-    case $state in /*) ;; *) state=$repo/$state ;; esac
     opts=(-o "Dir::Etc::SourceList=$state/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
       -o "Dir::Etc::Preferences=/dev/null" -o "Dir::Etc::PreferencesParts=/dev/null"
       -o "Dir::State::Lists=$state/lists" -o "Dir::State::Status=/dev/null"
       -o "Dir::Cache=$state/cache" -o "APT::Architecture=amd64"
       -o "APT::Architectures=amd64,arm64" -o "Acquire::Languages=none" -o "APT::Sandbox::User=root")
-    say "apt-get download busybox-static:arm64 (apt state $state)"
+    say "apt-get download busybox-static:arm64 (apt state ${state#"$KERNELS_CACHE"/})"
     if (cd "$tmp" && apt-get "${opts[@]}" -q download busybox-static:arm64 >/dev/null 2>&1); then
       fetched=1
       break
@@ -79,10 +76,10 @@ if [ ! -x "$dest/busybox" ]; then
       fetched=1
       break
     fi
-    say "busybox-static:arm64 not served through $state; trying the next suite"
+    say "busybox-static:arm64 not served through ${state#"$KERNELS_CACHE"/}; trying the next suite"
   done
-  [ "$fetched" = 1 ] || die "apt-get download busybox-static:arm64 failed with every apt state in ${KERNELS_CACHE:-target/kernels}/.apt (run kernels/fetch.sh --arch arm64 first)"
+  [ "$fetched" = 1 ] || die "apt-get download busybox-static:arm64 failed with every apt state in $KERNELS_CACHE/.apt (run kernels/fetch.sh --arch arm64 first)"
   dpkg-deb -x "$tmp"/busybox-static_*_arm64.deb "$tmp/root"
   install -m 0755 "$tmp/root/bin/busybox" "$dest/busybox"
 fi
-say "ready in $dest: beyla, go-server, busybox, lib/"
+say "ready in $dest: beyla, go-server, busybox"

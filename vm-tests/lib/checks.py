@@ -1,20 +1,19 @@
 #!/usr/bin/env python3
 """What the VM tests send and expect, and the check of the agent's output.
 
-Shared by the amd64 guest driver (vm-tests/guest/scenario.py, which runs in
-the VM) and the host (which checks what the arm64 guest left behind):
-
-    checks.py evaluate DIR APP KERNEL SCENARIO[,SCENARIO...] [CAPTURE_PATH]
-    checks.py refusal DIR refused@PATH PATH   the agent forced onto PATH must have refused
-    checks.py requests SCENARIO[,SCENARIO...]   `METHOD PATH BODY|-` per line, for
-                                                 guests that send them with a shell
-
-reads DIR/APP/{agent.stdout,agent.stderr,agent.exit,client.log} and writes
+Used by the guest driver (vm-tests/guest/scenario.py, which runs in the VM)
+and the host's report (vm-tests/lib/report.py). evaluate_dir reads
+DIR/APP/{agent.stdout,agent.stderr,agent.exit,client.log} and writes
 DIR/APP.json. client.log has one line per request sent: `METHOD PATH STATUS`
 (STATUS as the client saw it, or `-` when the request failed).
+evaluate_dir also checks the capture path the agent chose (its start-up log
+line); refusal checks that an agent forced onto a path the kernel does not
+offer refused to start and named it.
 
 The checks are exact: every expected span (kind server, method, path, status,
-route) must be printed exactly once, and no other span may appear.
+route; for the db scenario also each CLIENT span of a statement, by
+db.system.name, db.operation.name, db.query.text and the request it is a
+child of) must be printed exactly once, and no other span may appear.
 """
 
 import json
@@ -55,7 +54,43 @@ SCENARIOS = {
     "chunked": ("new", [
         Request("GET", "/chunked", 200, "/chunked"),
     ]),
+    # Apps with /db endpoints only: one statement per request to each store,
+    # over a new connection (the CLIENT spans expected are in DB_STATEMENTS).
+    "db": ("new", [
+        Request("GET", "/db/postgres", 200, "/db/postgres"),
+        Request("GET", "/db/mysql", 200, "/db/mysql"),
+        Request("GET", "/db/redis", 200, "/db/redis"),
+    ]),
 }
+
+# What one request to /db/<store> makes, per app (shared with the host's test).
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "apps",
+                       "db-statements.json")) as _f:
+    DB_STATEMENTS = json.load(_f)
+
+
+def has_db(app):
+    return app in DB_STATEMENTS["apps"]
+
+
+def scenarios_for(app):
+    return [name for name in SCENARIOS if name != "db" or has_db(app)]
+
+
+def expected_db_spans(app, scenarios):
+    """Sorted (db.system.name, db.operation.name, db.query.text, path of the parent request)."""
+    if "db" not in scenarios:
+        return []
+    expected = []
+    for req in SCENARIOS["db"][1]:
+        store = req.path[len("/db/"):]
+        system = DB_STATEMENTS["system"][store]
+        expected += [(system, op, text, req.path) for op, text in DB_STATEMENTS["apps"][app][store]]
+    return sorted(expected)
+
+
+def expected_span_count(app, scenarios):
+    return sum(len(SCENARIOS[name][1]) for name in scenarios) + len(expected_db_spans(app, scenarios))
 
 
 def read(path):
@@ -159,19 +194,35 @@ def evaluate(app, scenarios, stdout, stderr, agent_exit, problems):
     spans, garbage = parse_spans(stdout)
     owner = {(r.method, r.path): name for name in scenarios for r in SCENARIOS[name][1]}
     by_scenario = {name: [] for name in scenarios}
+    db_spans = []
     for span in spans:
         name = owner.get(span_key(span)[:2])
-        if name is None or span.get("kind") != "server":
+        if span.get("kind") == "client" and "db.system.name" in span.get("attributes", {}):
+            db_spans.append(span)
+        elif name is None or span.get("kind") != "server":
             result["unexpected_spans"].append(span)
         else:
             by_scenario[name].append(span)
     result["unexpected_spans"] += [{"unparsable": line} for line in garbage]
 
+    if "db" not in scenarios:
+        result["unexpected_spans"] += db_spans
+    # A database span is keyed by the request it is a child of.
+    parents = {s.get("spanId"): span_key(s)[1] for s in spans if s.get("kind") == "server"}
+
+    def db_key(span):
+        a = span["attributes"]
+        return (a.get("db.system.name"), a.get("db.operation.name"), a.get("db.query.text"),
+                parents.get(span.get("parentSpanId"), "(no parent request)"))
+
     all_pass = True
     for name in scenarios:
         expected = sorted(r.key() for r in SCENARIOS[name][1])
         seen = sorted(span_key(s) for s in by_scenario[name])
-        missing = sorted({k for k in expected if expected.count(k) > seen.count(k)})
+        if name == "db":
+            expected = sorted(expected + expected_db_spans(app, scenarios), key=str)
+            seen = sorted(seen + [db_key(s) for s in db_spans], key=str)
+        missing = sorted({k for k in expected if expected.count(k) > seen.count(k)}, key=str)
         extra = sorted({k for k in seen if seen.count(k) > expected.count(k)}, key=str)
         ok = expected == seen and not problems.get(name)
         all_pass &= ok
@@ -245,25 +296,3 @@ def summary(result):
     detail = " ".join(f"{s['scenario']}={s['seen']}/{s['expected']}" for s in result["scenarios"])
     error = short_error(result)
     return f"{result['app']}: {status} {detail}" + (f" ({error})" if error else "")
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "requests":
-        for name in sys.argv[2].split(","):
-            for req in SCENARIOS[name][1]:
-                print(req.method, req.path, req.body.decode() if req.body else "-")
-        sys.exit(0)
-    if len(sys.argv) == 5 and sys.argv[1] == "refusal":
-        d = os.path.join(sys.argv[2], sys.argv[3])
-        code = read(os.path.join(d, "agent.exit")).strip()
-        r = refusal(sys.argv[3], sys.argv[4], read(os.path.join(d, "agent.stderr")),
-                    int(code) if code.lstrip("-").isdigit() else None)
-        write(sys.argv[2], r)
-        print(summary(r))
-        sys.exit(0 if r["pass"] else 1)
-    if len(sys.argv) not in (6, 7) or sys.argv[1] != "evaluate":
-        sys.exit(__doc__)
-    r = evaluate_dir(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5].split(","),
-                     sys.argv[6] if len(sys.argv) == 7 else None)
-    print(summary(r))
-    sys.exit(0 if r["pass"] else 1)

@@ -3,6 +3,9 @@
 
     modules.py MODULES_DIR DEST_DIR NAME...   (?NAME: only if it is a module)
 
+A NAME that the kernel has built in (listed in MODULES_DIR/modules.builtin)
+needs no file and is left out.
+
 MODULES_DIR is a kernel's /lib/modules/<release> as unpacked by
 kernels/fetch.sh. The Debian packages ship no modules.dep (depmod runs at
 install time), so dependencies are read from each module's own `.modinfo`
@@ -38,6 +41,16 @@ def index_modules(root):
     return found
 
 
+def builtin_modules(root):
+    """Names of the modules built into the kernel (modules.builtin: one
+    kernel/<dir>/<name>.ko path a line); empty when the file is missing."""
+    try:
+        with open(os.path.join(root, "modules.builtin")) as f:
+            return {canonical(os.path.basename(line.strip())[: -len(".ko")]) for line in f if line.strip()}
+    except FileNotFoundError:
+        return set()
+
+
 def read_module(path):
     with open(path, "rb") as f:
         data = f.read()
@@ -67,12 +80,13 @@ def main():
         sys.exit(__doc__)
     root, dest, wanted = sys.argv[1], sys.argv[2], sys.argv[3:]
     index = index_modules(root)
+    builtin = builtin_modules(root)
     os.makedirs(dest, exist_ok=True)
     order, seen = [], set()
 
     def visit(name):
         name = canonical(name)
-        if name in seen:
+        if name in seen or (name in builtin and name not in index):
             return
         seen.add(name)
         if name not in index:

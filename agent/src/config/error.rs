@@ -9,7 +9,8 @@ use thiserror::Error;
 /// Where a setting came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
-    Env(&'static str),
+    /// The name as it was set (`OTEL_EBPF_X` or `BEYLA_X`).
+    Env(String),
     Flag(&'static str),
     /// A key of a config file; list entries carry their index (`discovery.services[0].name`).
     File {
@@ -28,25 +29,41 @@ impl fmt::Display for Origin {
     }
 }
 
+impl Origin {
+    /// The setting alone, without the file: `key a.b`, `variable X`, `flag --x`.
+    pub fn setting(&self) -> String {
+        match self {
+            Origin::File { key, .. } => format!("key {key}"),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// What to tell about an unknown key: the closest known one, or all of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyHint {
     DidYouMean(String),
-    Known(Vec<String>),
-    /// `k8s_*` selectors, which Beyla has and this agent has not yet.
-    Kubernetes(Vec<String>),
+    /// The keys implemented here, and how many more of Beyla's are not yet.
+    Known {
+        implemented: Vec<String>,
+        unsupported: usize,
+    },
 }
 
 impl fmt::Display for KeyHint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeyHint::DidYouMean(key) => write!(f, "did you mean {key}?"),
-            KeyHint::Known(keys) => write!(f, "known keys here: {}", keys.join(", ")),
-            KeyHint::Kubernetes(keys) => write!(
-                f,
-                "Kubernetes selectors are not supported yet; known keys here: {}",
-                keys.join(", ")
-            ),
+            KeyHint::Known {
+                implemented,
+                unsupported,
+            } => {
+                write!(f, "known keys here: {}", implemented.join(", "))?;
+                match unsupported {
+                    0 => Ok(()),
+                    n => write!(f, " (and {n} more of Beyla's, not supported yet)"),
+                }
+            }
         }
     }
 }
@@ -78,6 +95,12 @@ pub enum ConfigError {
         key: String,
         expected: &'static str,
     },
+    #[error("{key} in {file} is incomplete or contradictory: expected {expected}")]
+    Incomplete {
+        file: String,
+        key: String,
+        expected: &'static str,
+    },
     #[error("cannot read config file {file}: {reason}")]
     Read { file: String, reason: String },
     #[error("cannot parse config file {file} as {format}: {reason}")]
@@ -92,4 +115,56 @@ pub enum ConfigError {
     Format { file: String },
     #[error("nothing to instrument: set discovery.services or discovery.instrument in the config file, BEYLA_OPEN_PORT (ports such as 8080 or 8000-8090) or BEYLA_EXECUTABLE_NAME (a regular expression on the executable path)")]
     NoSelection,
+}
+
+/// A setting the agent starts without acting on; each is logged at start-up
+/// and printed by `--check-config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Warning {
+    /// A Beyla key not implemented yet (the path where it was first met).
+    UnsupportedKey(String),
+    /// A Beyla variable not implemented yet, as it was set.
+    UnsupportedVar(String),
+    /// A value of Beyla's that a setting takes and this agent does not
+    /// implement yet (a metric feature): the setting as an origin says it.
+    UnsupportedValue { setting: String, value: String },
+    /// A `BEYLA_*` or `OTEL_EBPF_*` variable that is none of Beyla's.
+    UnknownVar { name: String, hint: Option<String> },
+    /// `k8s_*` selectors while Kubernetes metadata is off: those entries
+    /// select nothing.
+    KubernetesOff,
+}
+
+impl Warning {
+    /// One of Beyla's settings ignored: what the self-metric counts.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(
+            self,
+            Warning::UnsupportedKey(_) | Warning::UnsupportedVar(_)
+        )
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::UnsupportedKey(key) => write!(f, "key {key}: not supported yet, ignored"),
+            Warning::UnsupportedVar(name) => {
+                write!(f, "variable {name}: not supported yet, ignored")
+            }
+            Warning::UnsupportedValue { setting, value } => {
+                write!(f, "{setting}: {value} not supported yet, ignored")
+            }
+            Warning::UnknownVar { name, hint } => {
+                write!(f, "variable {name} is not one of Beyla's, ignored")?;
+                match hint {
+                    Some(hint) => write!(f, "; did you mean {hint}?"),
+                    None => Ok(()),
+                }
+            }
+            Warning::KubernetesOff => f.write_str(
+                "discovery selects pods with k8s_* keys, but Kubernetes metadata is off: those entries select nothing; set attributes.kubernetes.enable (or BEYLA_KUBE_METADATA_ENABLE) to true or autodetect",
+            ),
+        }
+    }
 }

@@ -1,117 +1,56 @@
-//! The config file: YAML or TOML with Beyla's key names. Both are read into one
-//! tree, which is walked against [`KEYS`] so that an unknown key or a value of
-//! the wrong shape is refused with its full path and, for a misspelt key, the
-//! closest known one. The text of each scalar is then parsed exactly like the
-//! environment variable of the same meaning (see `parse.rs`).
+//! The config file: YAML or TOML with Beyla's key names. `${VAR}` references
+//! are replaced from the environment first, as Beyla does; then the file is
+//! read into one tree, which is walked against the key table (`keys.rs`): an
+//! unknown key or a value of the wrong shape is refused with its full path
+//! and, for a misspelt key, the closest known one; a Beyla key that is not
+//! implemented is noted once. The text of each scalar is then parsed exactly
+//! like the environment variable of the same meaning (see `parse.rs`).
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value as JsonValue};
 
 use super::error::{ConfigError, KeyHint, Origin};
+use super::keys::{self, Key, Shape, Status, Value};
+use super::limits::{self, Syntax};
+use super::vars::Env;
 use super::Raw;
 
-/// The shape a key's value must have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// A map of further keys.
-    Section,
-    /// A list of maps of further keys; their keys are written `list[].key`.
-    Entries,
-    /// A string, number or boolean.
-    Scalar,
-    /// A list of strings.
-    List,
-    /// A map of names to strings, or one `k=v,k2=v2` string.
-    Map,
-}
-
-impl Kind {
-    fn expected(self) -> &'static str {
-        match self {
-            Kind::Section => "a map of keys",
-            Kind::Entries => "a list of maps",
-            Kind::Scalar => "a string, number or boolean",
-            Kind::List => "a list of strings",
-            Kind::Map => "a map of names to values, or a string such as k=v,k2=v2",
-        }
-    }
-
-    fn accepts(self, value: &Value) -> bool {
-        match self {
-            Kind::Section => value.is_object(),
-            Kind::Entries => value.is_array(),
-            Kind::Scalar => is_scalar(value),
-            Kind::List => value
-                .as_array()
-                .is_some_and(|items| items.iter().all(is_scalar)),
-            Kind::Map => {
-                value.is_string()
-                    || value
-                        .as_object()
-                        .is_some_and(|map| map.values().all(is_scalar))
-            }
+fn accepts(value: Value, found: &JsonValue) -> bool {
+    match value {
+        Value::Scalar => is_scalar(found),
+        Value::List => found
+            .as_array()
+            .is_some_and(|items| items.iter().all(is_scalar)),
+        Value::Map => {
+            found.is_string()
+                || found
+                    .as_object()
+                    .is_some_and(|map| map.values().all(is_scalar))
         }
     }
 }
 
-/// Every key the agent knows. The code reads only these (checked in debug
-/// builds) and docs/configuration.md documents each leaf (checked by a test).
-pub(crate) const KEYS: &[(&str, Kind)] = &[
-    ("log_level", Kind::Scalar),
-    ("trace_printer", Kind::Scalar),
-    ("shutdown_timeout", Kind::Scalar),
-    ("discovery", Kind::Section),
-    ("discovery.services", Kind::Entries),
-    ("discovery.services[].name", Kind::Scalar),
-    ("discovery.services[].namespace", Kind::Scalar),
-    ("discovery.services[].open_port", Kind::Scalar),
-    ("discovery.services[].exe_path", Kind::Scalar),
-    ("discovery.instrument", Kind::Entries),
-    ("discovery.instrument[].name", Kind::Scalar),
-    ("discovery.instrument[].namespace", Kind::Scalar),
-    ("discovery.instrument[].open_ports", Kind::Scalar),
-    ("discovery.instrument[].exe_path", Kind::Scalar),
-    ("discovery.exclude_services", Kind::Entries),
-    ("discovery.exclude_services[].open_port", Kind::Scalar),
-    ("discovery.exclude_services[].exe_path", Kind::Scalar),
-    ("discovery.exclude_instrument", Kind::Entries),
-    ("discovery.exclude_instrument[].open_ports", Kind::Scalar),
-    ("discovery.exclude_instrument[].exe_path", Kind::Scalar),
-    ("ebpf", Kind::Section),
-    ("ebpf.wakeup_len", Kind::Scalar),
-    ("ebpf.track_request_headers", Kind::Scalar),
-    ("ebpf.high_request_volume", Kind::Scalar),
-    ("ebpf.capture_size", Kind::Scalar),
-    ("ebpf.capture_path", Kind::Scalar),
-    ("otel_traces_export", Kind::Section),
-    ("otel_traces_export.endpoint", Kind::Scalar),
-    ("otel_traces_export.protocol", Kind::Scalar),
-    ("otel_traces_export.headers", Kind::Map),
-    ("otel_traces_export.sampler", Kind::Section),
-    ("otel_traces_export.sampler.name", Kind::Scalar),
-    ("otel_traces_export.sampler.arg", Kind::Scalar),
-    ("otel_metrics_export", Kind::Section),
-    ("otel_metrics_export.endpoint", Kind::Scalar),
-    ("otel_metrics_export.protocol", Kind::Scalar),
-    ("otel_metrics_export.headers", Kind::Map),
-    ("otel_metrics_export.interval", Kind::Scalar),
-    ("prometheus_export", Kind::Section),
-    ("prometheus_export.port", Kind::Scalar),
-    ("prometheus_export.path", Kind::Scalar),
-    ("routes", Kind::Section),
-    ("routes.patterns", Kind::List),
-    ("routes.ignored_patterns", Kind::List),
-    ("routes.ignore_mode", Kind::Scalar),
-    ("routes.unmatched", Kind::Scalar),
-    ("routes.wildcard_char", Kind::Scalar),
-    ("routes.max_path_segment_cardinality", Kind::Scalar),
-];
-
-fn kind_of(key: &str) -> Option<Kind> {
-    KEYS.iter().find(|(k, _)| *k == key).map(|&(_, kind)| kind)
+fn expected(shape: Shape) -> &'static str {
+    match shape {
+        Shape::Section(_) | Shape::Named(_) => "a map of keys",
+        Shape::Entries(_) => "a list of maps",
+        Shape::Leaf(Value::Scalar, _) => "a string, number or boolean",
+        Shape::Leaf(Value::List, _) => "a list of strings",
+        Shape::Leaf(Value::Map, _) => "a map of names to values, or a string such as k=v,k2=v2",
+    }
 }
 
-fn is_scalar(value: &Value) -> bool {
-    matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_))
+/// A setting the code reads: it must be in the table, and implemented.
+fn readable(path: &str) -> bool {
+    keys::find(path)
+        .and_then(Key::status)
+        .is_some_and(|s| s != Status::Warned)
+}
+
+fn is_scalar(value: &JsonValue) -> bool {
+    matches!(
+        value,
+        JsonValue::String(_) | JsonValue::Number(_) | JsonValue::Bool(_)
+    )
 }
 
 /// A parsed and shape-checked config file.
@@ -119,22 +58,28 @@ fn is_scalar(value: &Value) -> bool {
 pub(crate) struct FileConfig {
     /// The path as the user gave it, for messages.
     name: String,
-    root: Map<String, Value>,
+    root: Map<String, JsonValue>,
+    /// Beyla keys written in the file that are not implemented, once each,
+    /// with the path where each was first met (`discovery.instrument[1].k8s_namespace`).
+    pub unsupported: Vec<String>,
 }
 
-/// One map of an [`Kind::Entries`] list, such as `discovery.services[0]`.
+/// One map of a list of maps (`discovery.services[0]`), or of a map of
+/// names (`filter.application.url.path`).
 pub(crate) struct Entry<'a> {
     file: &'a str,
-    /// The key path with the index, for messages.
+    /// The key path with the index or name, for messages.
     pub path: String,
-    /// The key path with `[]`, to look fields up in [`KEYS`].
-    schema: &'static str,
-    map: &'a Map<String, Value>,
+    /// The name, for a map of names.
+    pub name: &'a str,
+    /// The key path with `[]` or `.*`, to look fields up in the table.
+    schema: String,
+    map: &'a Map<String, JsonValue>,
 }
 
 impl Entry<'_> {
     pub fn get(&self, field: &'static str) -> Option<Raw> {
-        debug_assert!(kind_of(&format!("{}[].{field}", self.schema)).is_some());
+        debug_assert!(readable(&format!("{}.{field}", self.schema)), "{field}");
         let value = self.map.get(field).filter(|v| !v.is_null())?;
         Some(Raw {
             value: value.clone(),
@@ -143,6 +88,19 @@ impl Entry<'_> {
                 key: format!("{}.{field}", self.path),
             },
         })
+    }
+
+    /// The keys written in the entry, whatever their value.
+    pub fn written(&self) -> impl Iterator<Item = &str> {
+        self.map.keys().map(String::as_str)
+    }
+
+    pub fn incomplete(&self, expected: &'static str) -> ConfigError {
+        ConfigError::Incomplete {
+            file: self.file.to_string(),
+            key: self.path.clone(),
+            expected,
+        }
     }
 
     pub fn empty(&self, expected: &'static str) -> ConfigError {
@@ -155,18 +113,29 @@ impl Entry<'_> {
 }
 
 impl FileConfig {
-    /// Parses `text`, YAML or TOML by the extension of `name`, and checks every key.
-    pub fn parse(name: &str, text: &str) -> Result<Self, ConfigError> {
+    /// Parses `text`, YAML or TOML by the extension of `name` (refused first
+    /// when it nests deeper than [`limits::MAX_NESTING`]), and checks every key.
+    pub fn parse(name: &str, text: &str, env: &Env) -> Result<Self, ConfigError> {
         let lower = name.to_ascii_lowercase();
         let syntax = |format, reason| ConfigError::Syntax {
             file: name.to_string(),
             format,
             reason,
         };
-        let root: Value = if lower.ends_with(".yml") || lower.ends_with(".yaml") {
-            serde_yaml_ng::from_str(text).map_err(|e| syntax("YAML", e.to_string()))?
+        let text = substitute(text, env);
+        let nesting = |format, limit| {
+            limits::check_nesting(&text, limit).map_err(|e| syntax(format, e.to_string()))
+        };
+        let root: JsonValue = if lower.ends_with(".yml") || lower.ends_with(".yaml") {
+            nesting("YAML", Syntax::Yaml)?;
+            let mut yaml: serde_yaml_ng::Value =
+                serde_yaml_ng::from_str(&text).map_err(|e| syntax("YAML", e.to_string()))?;
+            yaml.apply_merge()
+                .map_err(|e| syntax("YAML", e.to_string()))?;
+            serde_json::to_value(yaml).map_err(|e| syntax("YAML", e.to_string()))?
         } else if lower.ends_with(".toml") {
-            toml::from_str(text).map_err(|e| syntax("TOML", toml_reason(text, &e)))?
+            nesting("TOML", Syntax::Toml)?;
+            toml::from_str(&text).map_err(|e| syntax("TOML", toml_reason(&text, &e)))?
         } else {
             return Err(ConfigError::Format {
                 file: name.to_string(),
@@ -174,27 +143,33 @@ impl FileConfig {
         };
         let root = match root {
             // An empty YAML document sets nothing.
-            Value::Null => Map::new(),
-            Value::Object(map) => map,
+            JsonValue::Null => Map::new(),
+            JsonValue::Object(map) => map,
             other => {
                 return Err(ConfigError::WrongType {
                     file: name.to_string(),
                     key: "(the whole file)".to_string(),
                     found: describe(&other),
-                    expected: Kind::Section.expected(),
+                    expected: "a map of keys",
                 })
             }
         };
-        check_map(name, &root, "", "")?;
+        let mut walk = Walk {
+            file: name,
+            seen: Vec::new(),
+            unsupported: Vec::new(),
+        };
+        walk.map(&root, "", "")?;
         Ok(Self {
             name: name.to_string(),
             root,
+            unsupported: walk.unsupported,
         })
     }
 
     /// The value of a key outside any list; an explicit null counts as unset.
     pub fn get(&self, key: &'static str) -> Option<Raw> {
-        debug_assert!(kind_of(key).is_some(), "{key} missing from KEYS");
+        debug_assert!(readable(key), "{key} is not an implemented key");
         let value = self.get_ref(key).filter(|v| !v.is_null())?;
         Some(Raw {
             value: value.clone(),
@@ -205,10 +180,13 @@ impl FileConfig {
         })
     }
 
-    /// The maps of an [`Kind::Entries`] key, in file order.
+    /// The maps of a list-of-maps key, in file order.
     pub fn entries(&self, key: &'static str) -> Vec<Entry<'_>> {
-        debug_assert_eq!(kind_of(key), Some(Kind::Entries));
-        let Some(Value::Array(items)) = self.get_ref(key) else {
+        debug_assert!(matches!(
+            keys::find(key).map(|k| k.shape),
+            Some(Shape::Entries(_))
+        ));
+        let Some(JsonValue::Array(items)) = self.get_ref(key) else {
             return Vec::new();
         };
         items
@@ -218,14 +196,43 @@ impl FileConfig {
                 Some(Entry {
                     file: &self.name,
                     path: format!("{key}[{i}]"),
-                    schema: key,
+                    name: "",
+                    schema: format!("{key}[]"),
                     map: item.as_object()?,
                 })
             })
             .collect()
     }
 
-    fn get_ref(&self, key: &str) -> Option<&Value> {
+    /// The maps of a map-of-names key, in file order.
+    pub fn named(&self, key: &'static str) -> Vec<Entry<'_>> {
+        debug_assert!(matches!(
+            keys::find(key).map(|k| k.shape),
+            Some(Shape::Named(_))
+        ));
+        let Some(JsonValue::Object(names)) = self.get_ref(key) else {
+            return Vec::new();
+        };
+        names
+            .iter()
+            .filter_map(|(name, item)| {
+                Some(Entry {
+                    file: &self.name,
+                    path: format!("{key}.{name}"),
+                    name,
+                    schema: format!("{key}.*"),
+                    map: item.as_object()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether the file writes this key at all, even with an empty value.
+    pub fn has(&self, key: &'static str) -> bool {
+        self.get_ref(key).is_some()
+    }
+
+    fn get_ref(&self, key: &str) -> Option<&JsonValue> {
         let mut parts = key.split('.');
         let mut value = self.root.get(parts.next()?)?;
         for part in parts {
@@ -235,124 +242,202 @@ impl FileConfig {
     }
 }
 
-/// Checks the keys of one map: `schema` is its path with `[]` for list
-/// entries, `path` the same with indices, both empty at the top.
-fn check_map(
-    file: &str,
-    map: &Map<String, Value>,
-    schema: &str,
-    path: &str,
-) -> Result<(), ConfigError> {
-    let join = |prefix: &str, key: &str| {
-        if prefix.is_empty() {
-            key.to_string()
-        } else {
-            format!("{prefix}.{key}")
-        }
-    };
-    for (key, value) in map {
-        let key_schema = join(schema, key);
-        let key_path = join(path, key);
-        let Some(kind) = kind_of(&key_schema) else {
-            return Err(ConfigError::UnknownKey {
-                file: file.to_string(),
-                key: key_path,
-                hint: hint(schema, path, key),
-            });
+/// Replaces `${NAME}`, `${env:NAME}` and `${NAME:-default}` with the
+/// variable's value (the default when it is unset or empty, else nothing),
+/// and `$${...}` with the literal `${...}`, as Beyla does before parsing.
+fn substitute(text: &str, env: &Env) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        let escaped = rest[..at].ends_with('$');
+        out.push_str(&rest[..if escaped { at - 1 } else { at }]);
+        let after = &rest[at + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[at..]);
+            return out;
         };
-        if value.is_null() {
-            continue;
-        }
-        if !kind.accepts(value) {
-            // Point at the offending list item when that is what is wrong.
-            let (key, found) = match value
-                .as_array()
-                .and_then(|items| items.iter().enumerate().find(|(_, item)| !is_scalar(item)))
-            {
-                Some((i, item)) if kind == Kind::List => {
-                    (format!("{key_path}[{i}]"), describe(item))
-                }
-                _ => (key_path, describe(value)),
-            };
-            return Err(ConfigError::WrongType {
-                file: file.to_string(),
-                key,
-                found,
-                expected: kind.expected(),
-            });
-        }
-        match (kind, value) {
-            (Kind::Section, Value::Object(inner)) => {
-                check_map(file, inner, &key_schema, &key_path)?
+        let body = &after[..end];
+        let (name, default) = match body.split_once(":-") {
+            Some((name, default)) => (name, default),
+            None => (body, ""),
+        };
+        let name = name.strip_prefix("env:").unwrap_or(name);
+        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if escaped || !valid {
+            out.push_str("${");
+            out.push_str(body);
+            out.push('}');
+        } else {
+            match env.raw(name).filter(|v| !v.is_empty()) {
+                Some(value) => out.push_str(value),
+                None => out.push_str(default),
             }
-            (Kind::Entries, Value::Array(items)) => {
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The walk over a file's tree.
+struct Walk<'a> {
+    file: &'a str,
+    /// Schema paths of the unsupported keys already noted.
+    seen: Vec<String>,
+    unsupported: Vec<String>,
+}
+
+fn join(prefix: &str, separator: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}{separator}{key}")
+    }
+}
+
+impl Walk<'_> {
+    /// Checks the keys of one map: `schema` is its path as the table writes
+    /// it (`[]` for list entries, `*` for free names), `path` the same with
+    /// indices and names, both empty at the top.
+    fn map(
+        &mut self,
+        map: &Map<String, JsonValue>,
+        schema: &str,
+        path: &str,
+    ) -> Result<(), ConfigError> {
+        let siblings = keys::children_of(schema).unwrap_or_default();
+        for (name, value) in map {
+            let Some(key) = siblings.iter().find(|k| k.name == name) else {
+                return Err(ConfigError::UnknownKey {
+                    file: self.file.to_string(),
+                    key: join(path, ".", name),
+                    hint: hint(siblings, path, name),
+                });
+            };
+            if value.is_null() {
+                continue;
+            }
+            self.value(key, value, &join(schema, ".", name), &join(path, ".", name))?;
+        }
+        Ok(())
+    }
+
+    fn value(
+        &mut self,
+        key: &Key,
+        value: &JsonValue,
+        schema: &str,
+        path: &str,
+    ) -> Result<(), ConfigError> {
+        let wrong = |path: String, found: &JsonValue| ConfigError::WrongType {
+            file: self.file.to_string(),
+            key: path,
+            found: describe(found),
+            expected: expected(key.shape),
+        };
+        match (key.shape, value) {
+            (Shape::Leaf(_, Status::Warned), _) => {
+                // Not checked further: the agent ignores it.
+                if !self.seen.iter().any(|s| s == schema) {
+                    self.seen.push(schema.to_string());
+                    self.unsupported.push(path.to_string());
+                }
+            }
+            (Shape::Leaf(kind, _), value) => {
+                if !accepts(kind, value) {
+                    // Point at the offending list item when that is what is wrong.
+                    return Err(
+                        match value.as_array().and_then(|items| {
+                            items.iter().enumerate().find(|(_, item)| !is_scalar(item))
+                        }) {
+                            Some((i, item)) if kind == Value::List => {
+                                wrong(format!("{path}[{i}]"), item)
+                            }
+                            _ => wrong(path.to_string(), value),
+                        },
+                    );
+                }
+            }
+            (Shape::Section(_), JsonValue::Object(inner)) => self.map(inner, schema, path)?,
+            (Shape::Named(_), JsonValue::Object(names)) => {
+                for (name, inner) in names {
+                    let item_path = format!("{path}.{name}");
+                    match inner {
+                        JsonValue::Object(inner) => {
+                            self.map(inner, &format!("{schema}.*"), &item_path)?
+                        }
+                        JsonValue::Null => {}
+                        other => {
+                            return Err(ConfigError::WrongType {
+                                file: self.file.to_string(),
+                                key: item_path,
+                                found: describe(other),
+                                expected: "a map of keys",
+                            })
+                        }
+                    }
+                }
+            }
+            (Shape::Entries(_), JsonValue::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
-                    let item_path = format!("{key_path}[{i}]");
-                    let Value::Object(inner) = item else {
+                    let item_path = format!("{path}[{i}]");
+                    let JsonValue::Object(inner) = item else {
                         return Err(ConfigError::WrongType {
-                            file: file.to_string(),
+                            file: self.file.to_string(),
                             key: item_path,
                             found: describe(item),
-                            expected: Kind::Section.expected(),
+                            expected: "a map of keys",
                         });
                     };
-                    check_map(file, inner, &format!("{key_schema}[]"), &item_path)?;
+                    self.map(inner, &format!("{schema}[]"), &item_path)?;
                 }
             }
-            _ => {}
+            (_, value) => return Err(wrong(path.to_string(), value)),
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The closest sibling of an unknown key; else a key elsewhere with the same
 /// name (`wakeup_len` at the top means `ebpf.wakeup_len`); else all siblings.
-fn hint(schema: &str, path: &str, unknown: &str) -> KeyHint {
-    let siblings: Vec<&str> = KEYS
-        .iter()
-        .filter_map(|(key, _)| {
-            let rest = if schema.is_empty() {
-                *key
-            } else {
-                key.strip_prefix(schema)?.strip_prefix('.')?
-            };
-            (!rest.contains('.')).then_some(rest)
-        })
-        .collect();
-    if unknown.starts_with("k8s_") {
-        return KeyHint::Kubernetes(siblings.iter().map(|s| s.to_string()).collect());
-    }
+fn hint(siblings: &[Key], path: &str, unknown: &str) -> KeyHint {
     let best = siblings
         .iter()
-        .map(|s| (strsim::normalized_damerau_levenshtein(unknown, s), *s))
+        .map(|s| {
+            (
+                strsim::normalized_damerau_levenshtein(unknown, s.name),
+                s.name,
+            )
+        })
         .filter(|(score, _)| *score >= 0.6)
         .max_by(|a, b| a.0.total_cmp(&b.0));
     if let Some((_, sibling)) = best {
-        let full = if path.is_empty() {
-            sibling.to_string()
-        } else {
-            format!("{path}.{sibling}")
-        };
-        return KeyHint::DidYouMean(full);
+        return KeyHint::DidYouMean(join(path, ".", sibling));
     }
-    if let Some((elsewhere, _)) = KEYS
-        .iter()
+    if let Some((elsewhere, _)) = keys::all()
+        .into_iter()
         .find(|(key, _)| key.rsplit('.').next() == Some(unknown))
     {
-        return KeyHint::DidYouMean(elsewhere.to_string());
+        return KeyHint::DidYouMean(elsewhere);
     }
-    KeyHint::Known(siblings.iter().map(|s| s.to_string()).collect())
+    let (implemented, unsupported): (Vec<&Key>, Vec<&Key>) =
+        siblings.iter().partition(|k| k.implemented());
+    KeyHint::Known {
+        implemented: implemented.iter().map(|k| k.name.to_string()).collect(),
+        unsupported: unsupported.len(),
+    }
 }
 
 /// A value as an error message shows it.
-fn describe(value: &Value) -> String {
+fn describe(value: &JsonValue) -> String {
     match value {
-        Value::Null => "nothing".to_string(),
-        Value::Bool(b) => format!("the boolean {b}"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(s) => format!("the string {s:?}"),
-        Value::Array(_) => "a list".to_string(),
-        Value::Object(_) => "a map".to_string(),
+        JsonValue::Null => "nothing".to_string(),
+        JsonValue::Bool(b) => format!("the boolean {b}"),
+        JsonValue::Number(n) => format!("the number {n}"),
+        JsonValue::String(s) => format!("the string {s:?}"),
+        JsonValue::Array(_) => "a list".to_string(),
+        JsonValue::Object(_) => "a map".to_string(),
     }
 }
 

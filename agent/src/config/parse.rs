@@ -9,6 +9,9 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::error::{ConfigError, Origin};
+use beyla_pipeline::export::otlp;
+use beyla_pipeline::export::select::{self, Instrumentations};
+
 use super::{OtlpProtocol, PortSet, Raw};
 
 impl Raw {
@@ -205,72 +208,41 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-/// A sampling ratio: the fraction of traces kept.
+/// A sampling ratio: the fraction of traces kept. A number outside 0 to 1 is
+/// brought within, as Beyla's sampler does (1.5 keeps every trace).
 pub fn ratio(raw: &Raw) -> Result<f64, ConfigError> {
     match raw.text().trim().parse::<f64>() {
-        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
-        _ => Err(raw.invalid("a number from 0 to 1, such as 0.1")),
+        Ok(r) if r.is_finite() => Ok(r.clamp(0.0, 1.0)),
+        _ => Err(raw.invalid("a number, such as 0.1 (0 to 1; beyond, the nearest)")),
     }
 }
 
-/// Checks an OTLP endpoint: a URL with a host, or `host:port` for gRPC.
+/// Checks an OTLP endpoint by the exporter's own rule, so that what is
+/// accepted here is what the exporter starts with.
 pub fn endpoint(raw: &Raw, protocol: OtlpProtocol) -> Result<String, ConfigError> {
     let text = raw.text().trim().to_string();
-    let bad = || {
-        raw.invalid(match protocol {
-            OtlpProtocol::Grpc => {
-                "an http:// or https:// URL with a host, such as http://tempo:4317, or host:port, such as tempo:4317"
-            }
-            OtlpProtocol::HttpProtobuf => {
-                "an http:// or https:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc)"
-            }
-        })
+    let expected = match protocol {
+        OtlpProtocol::Grpc => {
+            "an http:// or https:// URL with a host, such as http://tempo:4317, or host:port, such as tempo:4317"
+        }
+        OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => {
+            "an http:// or https:// URL with a host, such as http://tempo:4318 (host:port is only for protocol grpc)"
+        }
     };
-    let (authority, need_port) = match text.split_once("://") {
-        Some(("http" | "https", rest)) => (rest.split(['/', '?', '#']).next().unwrap_or(""), false),
-        None if protocol == OtlpProtocol::Grpc && !text.contains('/') => (text.as_str(), true),
-        _ => return Err(bad()),
-    };
-    if host_port_ok(authority, need_port) {
-        Ok(text)
-    } else {
-        Err(bad())
+    match otlp::check_endpoint(&text, protocol) {
+        Ok(()) => Ok(text),
+        Err(reason) => Err(raw.invalid(format!("{expected}; {reason}"))),
     }
-}
-
-fn host_port_ok(authority: &str, need_port: bool) -> bool {
-    let authority = authority.rsplit('@').next().unwrap_or("");
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((host, "")) => (host, None),
-            Some((host, rest)) => match rest.strip_prefix(':') {
-                Some(port) => (host, Some(port)),
-                None => return false,
-            },
-            None => return false,
-        },
-        None => match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        },
-    };
-    let host_ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':'));
-    let port_ok = match port {
-        Some(p) => p.parse::<u16>().is_ok_and(|p| p > 0),
-        None => !need_port,
-    };
-    host_ok && port_ok
 }
 
 const HEADERS: &str =
     "name=value pairs separated by commas, such as Authorization=Basic%20abc,X-Scope-OrgID=1";
 
 /// OTLP headers: a map in a file, or `k=v,k2=v2` with %-encoded values
-/// (the OpenTelemetry form) anywhere. Only the faulty pair is shown in an
-/// error, since values are usually secrets.
+/// (the OpenTelemetry form) anywhere. An error never shows a value, nor an
+/// item it cannot split into a name and a value: either may be a credential
+/// (`Authorization: Bearer ...` written with a colon); it names the header,
+/// or the item's place and length.
 pub fn headers(raw: &Raw) -> Result<Vec<(String, String)>, ConfigError> {
     let name_ok = |name: &str| {
         !name.is_empty()
@@ -295,15 +267,34 @@ pub fn headers(raw: &Raw) -> Result<Vec<(String, String)>, ConfigError> {
             .collect();
     }
     let text = raw.text();
+    let items: Vec<&str> = text.split(',').collect();
     let mut pairs = Vec::new();
-    for item in text.split(',') {
+    for (i, item) in items.iter().enumerate() {
+        let hidden = |shown: String| raw.invalid_text(shown, HEADERS);
         match item.split_once('=') {
             Some((name, value)) if name_ok(name.trim()) => {
-                let value = percent_decode(value.trim())
-                    .ok_or_else(|| raw.invalid_text(item.trim().to_string(), HEADERS))?;
-                pairs.push((name.trim().to_string(), value));
+                let name = name.trim();
+                let value = percent_decode(value.trim()).ok_or_else(|| {
+                    raw.invalid_text(
+                        format!(
+                            "{name}=(value not shown, {} characters)",
+                            value.trim().chars().count()
+                        ),
+                        format!(
+                            "{HEADERS}; the value of {name} has a % not followed by two hex digits"
+                        ),
+                    )
+                })?;
+                pairs.push((name.to_string(), value));
             }
-            _ => return Err(raw.invalid_text(item.trim().to_string(), HEADERS)),
+            _ => {
+                return Err(hidden(format!(
+                    "(item {} of {} not shown: {} characters that are not name=value)",
+                    i + 1,
+                    items.len(),
+                    item.trim().chars().count()
+                )))
+            }
         }
     }
     Ok(pairs)
@@ -363,4 +354,86 @@ pub fn attributes(raw: &Raw) -> Result<Vec<(String, String)>, ConfigError> {
             "key=value pairs separated by commas, such as deployment.environment=prod,team=web",
         )
     })
+}
+
+/// A list of names from a list in a file or a comma-separated variable, each
+/// one of `known`.
+pub fn names(raw: &Raw, known: &[&str], expected: &str) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for item in raw.items() {
+        for name in item
+            .text()
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
+            if !known.contains(&name) {
+                return Err(item.invalid_text(
+                    name.to_string(),
+                    format!("{expected}; known: {}", known.join(", ")),
+                ));
+            }
+            out.push(name.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Beyla's `instrumentations`: which operations an exporter takes.
+pub fn instrumentations(raw: &Raw) -> Result<Instrumentations, ConfigError> {
+    let names = names(
+        raw,
+        select::KNOWN,
+        "instrumentation names, such as [http, grpc] or *",
+    )?;
+    Ok(Instrumentations::from_names(
+        names.iter().map(String::as_str),
+    ))
+}
+
+/// A map of names to patterns (`k8s_pod_labels`): each value a glob or a
+/// regular expression, as the entry's other patterns.
+pub fn pattern_map(raw: &Raw, glob_patterns: bool) -> Result<Vec<(String, Regex)>, ConfigError> {
+    let pairs: Vec<(String, Raw)> = match (&raw.value, &raw.origin) {
+        (Value::Object(map), Origin::File { file, key }) => map
+            .iter()
+            .map(|(name, value)| {
+                let origin = Origin::File {
+                    file: file.clone(),
+                    key: format!("{key}.{name}"),
+                };
+                (
+                    name.clone(),
+                    Raw {
+                        value: value.clone(),
+                        origin,
+                    },
+                )
+            })
+            .collect(),
+        _ => attributes(raw)?
+            .into_iter()
+            .map(|(name, value)| {
+                let origin = raw.origin.clone();
+                (
+                    name,
+                    Raw {
+                        value: Value::String(value),
+                        origin,
+                    },
+                )
+            })
+            .collect(),
+    };
+    pairs
+        .into_iter()
+        .map(|(name, raw)| {
+            let pattern = if glob_patterns {
+                glob(&raw)?
+            } else {
+                regex(&raw)?
+            };
+            Ok((name, pattern))
+        })
+        .collect()
 }

@@ -5,12 +5,16 @@
 use serde_yaml_ng::{Mapping, Value};
 
 use super::parse::format_duration;
-use crate::decorate::DEFAULT_MAX_SEGMENT_CARDINALITY;
+use beyla_pipeline::decorate::filter::Test;
+use beyla_pipeline::decorate::DEFAULT_MAX_SEGMENT_CARDINALITY;
+use beyla_pipeline::export::otlp::{Compression, SignalConfig};
+use beyla_pipeline::export::select::Instrumentations;
+use beyla_pipeline::export::PrinterFormat;
+use beyla_pipeline::protocols::sql::QueryText;
+use beyla_pipeline::sample::SamplerConfig;
 
-use super::{
-    Config, IgnoreMode, OtlpConfig, OtlpProtocol, PrinterFormat, SamplerConfig, Selection,
-    Unmatched,
-};
+use super::{Config, IgnoreMode, KubernetesEnable, LogFormat, Selection, Unmatched};
+use crate::kubernetes::PodSelector;
 
 /// What a masked secret shows.
 pub const MASK: &str = "***";
@@ -44,10 +48,19 @@ fn entries(selection: &[Selection], with_names: bool) -> Value {
                     }
                 }
                 if let Some(ports) = &entry.open_ports {
-                    pairs.push(("open_port", text(ports.to_string())));
+                    pairs.push(("open_ports", text(ports.to_string())));
                 }
                 if let Some(exe) = &entry.exe_path {
                     pairs.push(("exe_path", text(exe.as_str())));
+                }
+                if let Some(args) = &entry.cmd_args {
+                    pairs.push(("cmd_args", text(args.as_str())));
+                }
+                if entry.containers_only {
+                    pairs.push(("containers_only", Value::from(true)));
+                }
+                if let Some(pods) = &entry.kubernetes {
+                    pairs.extend(pod_selector(pods));
                 }
                 map(pairs)
             })
@@ -55,15 +68,45 @@ fn entries(selection: &[Selection], with_names: bool) -> Value {
     )
 }
 
-fn otlp(otlp: &OtlpConfig) -> Vec<(&'static str, Value)> {
-    let protocol = match otlp.protocol {
-        OtlpProtocol::HttpProtobuf => "http/protobuf",
-        OtlpProtocol::Grpc => "grpc",
-    };
+/// The `k8s_*` criteria of an entry, as regular expressions.
+fn pod_selector(pods: &PodSelector) -> Vec<(&'static str, Value)> {
+    let patterns = [
+        ("k8s_namespace", &pods.namespace),
+        ("k8s_pod_name", &pods.pod_name),
+        ("k8s_deployment_name", &pods.deployment_name),
+        ("k8s_replicaset_name", &pods.replicaset_name),
+        ("k8s_statefulset_name", &pods.statefulset_name),
+        ("k8s_daemonset_name", &pods.daemonset_name),
+        ("k8s_owner_name", &pods.owner_name),
+    ];
+    let mut pairs: Vec<(&'static str, Value)> = patterns
+        .into_iter()
+        .filter_map(|(key, re)| Some((key, text(re.as_ref()?.as_str()))))
+        .collect();
+    for (key, by_name) in [
+        ("k8s_pod_labels", &pods.pod_labels),
+        ("k8s_pod_annotations", &pods.pod_annotations),
+    ] {
+        if !by_name.is_empty() {
+            let entries = by_name
+                .iter()
+                .map(|(name, re)| (text(name), text(re.as_str())))
+                .collect::<Mapping>();
+            pairs.push((key, Value::Mapping(entries)));
+        }
+    }
+    pairs
+}
+
+fn otlp(otlp: &SignalConfig) -> Vec<(&'static str, Value)> {
     let mut pairs = vec![
         ("endpoint", text(&otlp.endpoint)),
-        ("protocol", text(protocol)),
+        ("protocol", text(otlp.protocol.as_str())),
+        ("instrumentations", names(otlp.instrumentations)),
     ];
+    if otlp.tls.insecure_skip_verify {
+        pairs.push(("insecure_skip_verify", Value::from(true)));
+    }
     if !otlp.headers.is_empty() {
         let headers = otlp
             .headers
@@ -75,18 +118,50 @@ fn otlp(otlp: &OtlpConfig) -> Vec<(&'static str, Value)> {
     pairs
 }
 
+fn names(instrumentations: Instrumentations) -> Value {
+    Value::Sequence(instrumentations.names().into_iter().map(text).collect())
+}
+
+fn filter_test(test: &Test) -> Value {
+    match test {
+        Test::Glob { glob, negate, .. } => map(vec![(
+            if *negate { "not_match" } else { "match" },
+            text(glob),
+        )]),
+        Test::Integer(b) => map([
+            ("equals", b.equals),
+            ("not_equals", b.not_equals),
+            ("greater_than", b.greater_than),
+            ("greater_equals", b.greater_equals),
+            ("less_than", b.less_than),
+            ("less_equals", b.less_equals),
+        ]
+        .into_iter()
+        .filter_map(|(name, bound)| Some((name, Value::from(bound?))))
+        .collect()),
+    }
+}
+
 impl Config {
     /// The effective configuration as YAML, secrets masked as `***`.
     pub fn render_effective(&self) -> String {
-        let printer = match self.trace_printer {
+        let printer = match self.export.trace_printer {
             PrinterFormat::Disabled => "disabled",
             PrinterFormat::Text => "text",
             PrinterFormat::Json => "json",
+            PrinterFormat::JsonIndent => "json_indent",
         };
-        let mut discovery = vec![("services", entries(&self.discovery.instrument, true))];
-        if !self.discovery.exclude.is_empty() {
-            discovery.push(("exclude_services", entries(&self.discovery.exclude, false)));
-        }
+        // Every exclusion, the default one included, is shown; so the
+        // defaults are off in what is shown.
+        let discovery = vec![
+            ("services", entries(&self.discovery.instrument, true)),
+            ("exclude_services", entries(&self.discovery.exclude, false)),
+            ("default_exclude_instrument", Value::Sequence(Vec::new())),
+            (
+                "exclude_otel_instrumented_services",
+                Value::from(self.exclude_otel_instrumented),
+            ),
+        ];
         let (sampler, arg) = match self.sampler {
             SamplerConfig::AlwaysOn => ("always_on", None),
             SamplerConfig::AlwaysOff => ("always_off", None),
@@ -99,11 +174,19 @@ impl Config {
         if let Some(arg) = arg {
             sampler.push(("arg", Value::from(arg)));
         }
-        let mut traces = self.traces_export.as_ref().map(otlp).unwrap_or_default();
+        let export = &self.export;
+        let mut traces = export.otlp_traces.as_ref().map(otlp).unwrap_or_default();
         traces.push(("sampler", map(sampler)));
 
         let mut root = vec![
             ("log_level", text(self.log_level.to_string())),
+            (
+                "log_format",
+                text(match self.log_format {
+                    LogFormat::Text => "text",
+                    LogFormat::Json => "json",
+                }),
+            ),
             ("trace_printer", text(printer)),
             (
                 "shutdown_timeout",
@@ -121,30 +204,35 @@ impl Config {
                         "track_request_headers",
                         Value::from(self.ebpf.track_request_headers),
                     ),
-                    (
-                        "high_request_volume",
-                        Value::from(self.ebpf.high_request_volume),
-                    ),
                     ("capture_size", Value::from(self.capture_size)),
                     (
                         "capture_path",
                         text(self.ebpf.capture_path.map_or("auto", |p| p.name())),
                     ),
+                    (
+                        "sql_query_text",
+                        text(match self.sql_query_text {
+                            QueryText::Sanitized => "sanitized",
+                            QueryText::Raw => "raw",
+                        }),
+                    ),
                 ]),
             ),
             ("otel_traces_export", map(traces)),
         ];
-        if let Some(metrics) = &self.metrics_export {
-            let mut pairs = otlp(&metrics.otlp);
+        if let Some(metrics) = &export.otlp_metrics {
+            let mut pairs = otlp(&metrics.signal);
             pairs.push(("interval", text(format_duration(metrics.interval))));
             root.push(("otel_metrics_export", map(pairs)));
         }
-        if let Some(prometheus) = &self.prometheus {
+        if let Some(prometheus) = &export.prometheus {
             root.push((
                 "prometheus_export",
                 map(vec![
                     ("port", Value::from(prometheus.port)),
                     ("path", text(&prometheus.path)),
+                    ("ttl", text(format_duration(prometheus.series_ttl))),
+                    ("instrumentations", names(prometheus.instrumentations)),
                 ]),
             ));
         }
@@ -185,9 +273,55 @@ impl Config {
                 ),
             ]),
         ));
+        let k8s = &self.kubernetes;
+        if k8s.enable != KubernetesEnable::No {
+            let mut pairs = vec![(
+                "enable",
+                text(match k8s.enable {
+                    KubernetesEnable::Yes => "true",
+                    KubernetesEnable::No => "false",
+                    KubernetesEnable::Autodetect => "autodetect",
+                }),
+            )];
+            if let Some(name) = &k8s.cluster_name {
+                pairs.push(("cluster_name", text(name)));
+            }
+            if let Some(path) = &k8s.kubeconfig_path {
+                pairs.push(("kubeconfig_path", text(path.to_string_lossy())));
+            }
+            pairs.push((
+                "informers_sync_timeout",
+                text(format_duration(k8s.sync_timeout)),
+            ));
+            root.push(("attributes", map(vec![("kubernetes", map(pairs))])));
+        }
+        if !self.filter.rules.is_empty() {
+            let rules = self
+                .filter
+                .rules
+                .iter()
+                .map(|rule| (text(rule.attribute), filter_test(&rule.test)))
+                .collect::<Mapping>();
+            root.push(("filter", map(vec![("application", Value::Mapping(rules))])));
+        }
         let mut out =
             serde_yaml_ng::to_string(&map(root)).expect("a YAML tree of strings always serializes");
         // Settings that have no file key are shown as comments.
+        for (signal, config) in [
+            ("traces", export.otlp_traces.as_ref()),
+            ("metrics", export.otlp_metrics.as_ref().map(|m| &m.signal)),
+        ] {
+            if let Some(config) = config {
+                if config.compression == Compression::Gzip {
+                    out.push_str(&format!("# OTLP {signal} compression: gzip\n"));
+                }
+                if config.tls.ca_pem.is_some() {
+                    out.push_str(&format!(
+                        "# OTLP {signal} certificates: from OTEL_EXPORTER_OTLP_CERTIFICATE\n"
+                    ));
+                }
+            }
+        }
         if let Some(name) = &self.service_name {
             out.push_str(&format!("# OTEL_SERVICE_NAME={name}\n"));
         }

@@ -4,11 +4,13 @@
 //!
 //! Two halves: [`ProcessTracker`], on the ring-buffer reader's thread, sets
 //! what must hold before a process's next event is read (a forked child's
-//! name, an exec'd process's new identity); [`Discovery`], on a thread of
-//! its own, does the slow work (scans, library uprobes) and the bookkeeping.
+//! name, an exec'd process's new identity); [`Discovery`], a task of the
+//! control plane, does the slow work (scans, library uprobes, off the
+//! control thread) and the bookkeeping.
 //! They share the [`Registry`] and the kernel's traced-PID marks, both
 //! written in single short steps, so the reader never waits on a scan.
 
+mod language;
 mod listeners;
 mod scan;
 mod select;
@@ -19,19 +21,25 @@ mod tracker;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use smol::channel::{Receiver, Sender};
 
 pub use select::Selector;
 pub use tracker::ProcessTracker;
 
-use crate::model::{Pid, Resource};
+use beyla_pipeline::model::{Pid, Registry, Resource};
 
 /// How often the safety-net scan of /proc runs: it finds what no kernel event
 /// announced (a listening socket inherited rather than opened, an event lost
 /// to a full ring) and forgets processes whose exit was lost.
 pub const SAFETY_SCAN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How often /proc is scanned when pod metadata is on: a pod becomes known
+/// (and selectable by `k8s_*` entries) when the API server says so, which no
+/// kernel event announces.
+pub const POD_SCAN_INTERVAL: Duration = Duration::from_millis(500);
 
 /// After a process is traced, when its libraries are looked for again if none
 /// was mapped yet (a process selected at exec maps its libraries only
@@ -55,10 +63,12 @@ pub trait TracedPids: Send + Sync {
     fn marked(&self) -> Vec<Pid>;
 }
 
-/// Probes attached per process to the libraries it maps (OpenSSL, ...).
+/// Probes on the libraries traced processes map (OpenSSL, ...).
 pub trait LibraryProbes: Send {
     /// Attaches to what `pid` maps now; false when it maps none of the libraries.
     fn attach(&mut self, pid: Pid) -> bool;
+    /// A traced process's child, which maps what its parent did.
+    fn fork(&mut self, parent: Pid, child: Pid);
     fn detach(&mut self, pid: Pid);
 }
 
@@ -67,15 +77,16 @@ pub trait LibraryProbes: Send {
 const PROCESS_EVENT_QUEUE: usize = 4096;
 
 /// The bounded queue from the reader's [`ProcessTracker`] to [`Discovery::run`].
-pub fn process_event_queue() -> (SyncSender<ProcessEvent>, Receiver<ProcessEvent>) {
-    std::sync::mpsc::sync_channel(PROCESS_EVENT_QUEUE)
+pub fn process_event_queue() -> (Sender<ProcessEvent>, Receiver<ProcessEvent>) {
+    smol::channel::bounded(PROCESS_EVENT_QUEUE)
 }
 
 /// What the kernel reported, forwarded by the reader with what it decided:
 /// by the time discovery handles an event the process may be gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProcessEvent {
-    /// `traced`: the exec'd program's service name and executable, when it stays traced.
+    /// `traced`: the exec'd program as the log describes it, and its
+    /// executable, when it stays traced.
     Exec {
         pid: Pid,
         traced: Option<(String, PathBuf)>,
@@ -94,30 +105,6 @@ pub enum ProcessEvent {
     },
 }
 
-/// Traced processes and what they are called; read by the assembler when it
-/// meets a new connection.
-#[derive(Clone, Default)]
-pub struct Registry(Arc<RwLock<HashMap<Pid, Arc<Resource>>>>);
-
-impl Registry {
-    pub fn get(&self, pid: Pid) -> Option<Arc<Resource>> {
-        self.0.read().ok()?.get(&pid).cloned()
-    }
-
-    /// Discovery names the processes it traces; benchmarks name their own.
-    pub fn insert(&self, resource: Resource) {
-        if let Ok(mut map) = self.0.write() {
-            map.insert(resource.pid, Arc::new(resource));
-        }
-    }
-
-    fn remove(&self, pid: Pid) {
-        if let Ok(mut map) = self.0.write() {
-            map.remove(&pid);
-        }
-    }
-}
-
 /// Why a process is traced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reason {
@@ -130,8 +117,6 @@ enum Reason {
 
 struct Traced {
     reason: Reason,
-    /// Its library probes are attached.
-    libraries: bool,
 }
 
 pub struct Discovery<P: TracedPids, L: LibraryProbes> {
@@ -144,6 +129,11 @@ pub struct Discovery<P: TracedPids, L: LibraryProbes> {
     undecided: HashSet<Pid>,
     /// Processes whose libraries are looked for again: when, and the attempt.
     library_retries: HashMap<Pid, (Instant, usize)>,
+    /// Processes no longer traced whose last events may still be in the ring
+    /// buffer: their resource is kept until the next scan, so those events
+    /// still find it.
+    leaving: Vec<Pid>,
+    next_scan: Instant,
     instrumented: Arc<AtomicU64>,
 }
 
@@ -157,7 +147,19 @@ impl<P: TracedPids, L: LibraryProbes> Discovery<P, L> {
             traced: HashMap::new(),
             undecided: HashSet::new(),
             library_retries: HashMap::new(),
+            leaving: Vec::new(),
+            next_scan: Instant::now(),
             instrumented: Arc::default(),
+        }
+    }
+
+    /// Between two scans: the safety net's interval, or a shorter one while
+    /// pod metadata may arrive.
+    fn scan_interval(&self) -> Duration {
+        if self.selector.watches_pods() {
+            POD_SCAN_INTERVAL
+        } else {
+            SAFETY_SCAN_INTERVAL
         }
     }
 
@@ -166,48 +168,99 @@ impl<P: TracedPids, L: LibraryProbes> Discovery<P, L> {
         Arc::clone(&self.instrumented)
     }
 
-    /// Handles forwarded events, scans every [`SAFETY_SCAN_INTERVAL`], retries
-    /// library look-ups; returns when every sender is gone.
-    pub fn run(mut self, events: Receiver<ProcessEvent>) {
-        let mut next_scan = Instant::now() + SAFETY_SCAN_INTERVAL;
+    /// Discovery's task: handles forwarded events, scans every
+    /// [`SAFETY_SCAN_INTERVAL`] (or [`POD_SCAN_INTERVAL`]), retries library
+    /// look-ups; returns when every sender is gone. The work reads /proc and
+    /// attaches uprobes, so it runs on a blocking thread, not the control
+    /// thread.
+    pub async fn run(mut self, events: Receiver<ProcessEvent>)
+    where
+        P: 'static,
+        L: 'static,
+    {
         loop {
-            let now = Instant::now();
-            if now >= next_scan {
-                self.scan();
-                next_scan = now + SAFETY_SCAN_INTERVAL;
+            let wake = self.next_wake();
+            let first = futures_lite::future::or(async { Some(events.recv().await) }, async {
+                smol::Timer::at(wake).await;
+                None
+            })
+            .await;
+            let mut batch = Vec::new();
+            match first {
+                Some(Ok(event)) => {
+                    batch.push(event);
+                    while let Ok(event) = events.try_recv() {
+                        batch.push(event);
+                    }
+                }
+                Some(Err(_)) => return,
+                None => {}
             }
-            self.retry_libraries(now);
-            let wake = self
-                .library_retries
-                .values()
-                .map(|&(at, _)| at)
-                .min()
-                .map_or(next_scan, |at| at.min(next_scan));
-            match events.recv_timeout(wake.saturating_duration_since(Instant::now())) {
-                Ok(event) => self.handle(event),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
+            self = smol::unblock(move || {
+                for event in batch {
+                    self.handle(event);
+                }
+                self.due_work(Instant::now());
+                self
+            })
+            .await;
         }
+    }
+
+    /// When the next scan or library retry is due.
+    fn next_wake(&self) -> Instant {
+        self.library_retries
+            .values()
+            .map(|&(at, _)| at)
+            .min()
+            .map_or(self.next_scan, |at| at.min(self.next_scan))
+    }
+
+    /// The scan and the library retries whose time has come.
+    fn due_work(&mut self, now: Instant) {
+        if now >= self.next_scan {
+            self.scan();
+        }
+        self.retry_libraries(now);
     }
 
     /// Brings the traced set in line with /proc.
     pub fn scan(&mut self) {
+        self.next_scan = Instant::now() + self.scan_interval();
         let processes = scan::scan(self.selector.wants_ports());
         self.apply_scan(processes);
     }
 
     fn apply_scan(&mut self, processes: Vec<scan::ProcessInfo>) {
+        // Those that left before the last scan have had their events read since.
+        for pid in std::mem::take(&mut self.leaving) {
+            if !self.traced.contains_key(&pid) {
+                self.registry.remove(pid);
+            }
+        }
         let mut alive = HashSet::new();
         let mut selected = HashSet::new();
         for process in processes {
             alive.insert(process.pid);
-            let Some(resource) = self.selector.identify(&process) else {
+            let Some(choice) = self.selector.choose(&process) else {
                 continue;
             };
             selected.insert(process.pid);
             if !self.traced.contains_key(&process.pid) {
+                let resource = self.selector.resource(process.pid, &process.exe, choice);
                 self.start(resource, &process.exe, Reason::Selected);
+            } else if self
+                .registry
+                .get(process.pid)
+                .is_some_and(|registered| self.selector.pod_changed(&registered, &choice))
+            {
+                // Its pod became known (or changed) after it was traced: named again.
+                let resource = self.selector.resource(process.pid, &process.exe, choice);
+                log::info!(
+                    "pod metadata changed: {}",
+                    select::describe(&resource, &process.exe)
+                );
+                self.registry.insert(resource);
             }
         }
         let gone: Vec<Pid> = self
@@ -250,7 +303,7 @@ impl<P: TracedPids, L: LibraryProbes> Discovery<P, L> {
     /// The reader decided already (registry and mark); what remains is the
     /// new program's libraries, and saying so.
     fn on_exec(&mut self, pid: Pid, traced: Option<(String, PathBuf)>) {
-        let Some((service_name, exe)) = traced else {
+        let Some((described, exe)) = traced else {
             self.forget(pid);
             return;
         };
@@ -261,29 +314,31 @@ impl<P: TracedPids, L: LibraryProbes> Discovery<P, L> {
             pid,
             Traced {
                 reason: Reason::Selected,
-                libraries: false,
             },
         );
-        self.attach_libraries(pid, true);
-        log::info!(
-            "instrumenting pid={pid} service={service_name} exe={}",
-            exe.display()
-        );
+        self.attach_libraries(pid);
+        log::debug!("exec of pid={pid}: {}", exe.display());
+        log::info!("instrumenting {described}");
     }
 
     /// A traced process's child: traced already by the kernel and named by the reader.
     fn on_fork(&mut self, parent: Pid, child: Pid) {
+        if !self.traced.contains_key(&parent) {
+            // Its parent stopped being traced (the reader still had its name):
+            // neither is the child.
+            self.pids.untrace(child);
+            self.registry.remove(child);
+            return;
+        }
+        // The child maps what its parent mapped, and the library probes fire
+        // in it already: it joins its parent's libraries.
+        self.libraries.fork(parent, child);
         self.traced.insert(
             child,
             Traced {
                 reason: Reason::Forked,
-                libraries: false,
             },
         );
-        // The child maps what its parent mapped: no waiting for libraries to appear.
-        if self.traced.get(&parent).is_some_and(|t| t.libraries) {
-            self.attach_libraries(child, false);
-        }
         log::debug!("instrumenting pid={child} (forked by pid={parent})");
     }
 
@@ -303,29 +358,19 @@ impl<P: TracedPids, L: LibraryProbes> Discovery<P, L> {
 
     fn start(&mut self, resource: Resource, exe: &Path, reason: Reason) {
         let pid = resource.pid;
-        let announced = format!(
-            "instrumenting pid={pid} service={} exe={}",
-            resource.service_name,
-            exe.display()
-        );
+        let announced = format!("instrumenting {}", select::describe(&resource, exe));
         // Registry before kernel mark, so no event arrives for an unknown
         // process; libraries before the log line, so that what it announces holds.
         self.registry.insert(resource);
         self.pids.trace(pid);
-        self.traced.insert(
-            pid,
-            Traced {
-                reason,
-                libraries: false,
-            },
-        );
-        self.attach_libraries(pid, true);
+        self.traced.insert(pid, Traced { reason });
+        self.attach_libraries(pid);
         log::info!("{announced}");
     }
 
     fn stop(&mut self, pid: Pid) {
         self.pids.untrace(pid);
-        self.registry.remove(pid);
+        self.leaving.push(pid);
         self.forget(pid);
     }
 
@@ -340,13 +385,9 @@ impl<P: TracedPids, L: LibraryProbes> Discovery<P, L> {
         }
     }
 
-    /// Attaches the library probes; when none is mapped yet, `retry` looks again later.
-    fn attach_libraries(&mut self, pid: Pid, retry: bool) {
-        if self.libraries.attach(pid) {
-            if let Some(t) = self.traced.get_mut(&pid) {
-                t.libraries = true;
-            }
-        } else if retry {
+    /// Attaches the library probes; when none is mapped yet, looks again later.
+    fn attach_libraries(&mut self, pid: Pid) {
+        if !self.libraries.attach(pid) {
             self.library_retries
                 .insert(pid, (Instant::now() + LIBRARY_RETRIES[0], 0));
         }
@@ -362,10 +403,9 @@ impl<P: TracedPids, L: LibraryProbes> Discovery<P, L> {
         for (pid, attempt) in due {
             self.library_retries.remove(&pid);
             if self.libraries.attach(pid) {
-                if let Some(t) = self.traced.get_mut(&pid) {
-                    t.libraries = true;
-                }
-            } else if let Some(next) = LIBRARY_RETRIES.get(attempt + 1) {
+                continue;
+            }
+            if let Some(next) = LIBRARY_RETRIES.get(attempt + 1) {
                 let wait = *next - LIBRARY_RETRIES[attempt];
                 self.library_retries.insert(pid, (now + wait, attempt + 1));
             }

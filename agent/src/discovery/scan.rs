@@ -8,7 +8,7 @@ use procfs::net::TcpState;
 use procfs::process::{FDTarget, Process};
 
 use super::listeners::{self, Listeners};
-use crate::model::Pid;
+use beyla_pipeline::model::Pid;
 
 pub struct ProcessInfo {
     pub pid: Pid,

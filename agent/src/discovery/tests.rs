@@ -1,82 +1,25 @@
-//! Selection rules, and discovery's decisions on scans and kernel events,
-//! with the kernel side replaced by an in-memory one (no root needed).
+//! Discovery's decisions on scans and kernel events, with the kernel side
+//! replaced by an in-memory one (no root needed). The matching itself is
+//! tested in config::selection.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use regex::Regex;
 
 use super::scan::ProcessInfo;
-use super::select::{decides_at_exec, select, selects};
+use super::select::decides_at_exec;
 use super::*;
 use crate::config::{DiscoveryConfig, PortSet, Selection};
-use crate::selfmetrics::SelfMetrics;
+use beyla_pipeline::selfmetrics::{Counter, SelfMetrics};
 
 fn entry(exe: Option<&str>, ports: Option<&str>) -> Selection {
     Selection {
-        name: None,
-        namespace: None,
         open_ports: ports.map(|p| PortSet::parse(p).unwrap()),
         exe_path: exe.map(|e| Regex::new(e).unwrap()),
+        ..Selection::default()
     }
-}
-
-#[test]
-fn first_matching_entry_wins_and_exclusions_apply() {
-    let config = DiscoveryConfig {
-        instrument: vec![
-            Selection {
-                name: Some("api".into()),
-                ..entry(None, Some("8080"))
-            },
-            Selection {
-                name: Some("py".into()),
-                ..entry(Some("python"), None)
-            },
-        ],
-        exclude: vec![entry(Some("/opt/legacy/"), None)],
-    };
-    let ports: HashSet<u16> = [8080].into();
-    let none = HashSet::new();
-    let python = Path::new("/usr/bin/python3");
-    assert_eq!(
-        select(&config, python, Some(&ports))
-            .unwrap()
-            .name
-            .as_deref(),
-        Some("api")
-    );
-    assert_eq!(
-        select(&config, python, Some(&none))
-            .unwrap()
-            .name
-            .as_deref(),
-        Some("py")
-    );
-    assert!(select(&config, Path::new("/usr/bin/node"), Some(&none)).is_none());
-    assert!(select(&config, Path::new("/opt/legacy/python"), Some(&ports)).is_none());
-}
-
-#[test]
-fn an_entry_needs_every_criterion_it_names() {
-    let both = entry(Some("java$"), Some("8000-8090"));
-    let java = Path::new("/usr/bin/java");
-    assert!(selects(&both, java, Some(&[8001].into())));
-    assert!(!selects(&both, java, Some(&[9000].into())));
-    assert!(!selects(
-        &both,
-        Path::new("/usr/bin/node"),
-        Some(&[8001].into())
-    ));
-    assert!(
-        !selects(&both, java, None),
-        "ports are unknown at exec time"
-    );
-    assert!(
-        !selects(&entry(None, None), java, Some(&[8001].into())),
-        "no criterion selects nothing"
-    );
 }
 
 #[test]
@@ -135,6 +78,12 @@ impl LibraryProbes for Libraries {
         }
         found
     }
+    fn fork(&mut self, parent: Pid, child: Pid) {
+        let mut attached = self.attached.lock().unwrap();
+        if attached.contains(&parent) {
+            attached.insert(child);
+        }
+    }
     fn detach(&mut self, pid: Pid) {
         self.attached.lock().unwrap().remove(&pid);
     }
@@ -171,6 +120,7 @@ impl World {
             },
             None,
             Arc::from(Vec::new()),
+            None,
         ));
         let registry = Registry::default();
         let marks = Arc::new(Marks::default());
@@ -236,15 +186,20 @@ fn a_scan_starts_and_stops_tracing() {
     // It closed its port: no longer selected.
     w.discovery
         .apply_scan(vec![process(API, "/usr/bin/python3", &[])]);
-    assert_eq!(w.name(API), None);
     assert!(!w.marks.has(API));
     assert!(w.libraries.attached.lock().unwrap().is_empty());
     assert_eq!(w.instrumented(), 0);
+    // Its name stays until the next scan, for its events still in the ring.
+    assert_eq!(w.name(API).as_deref(), Some("api"));
+    w.discovery
+        .apply_scan(vec![process(API, "/usr/bin/python3", &[])]);
+    assert_eq!(w.name(API), None);
 }
 
 #[test]
 fn a_forked_child_is_its_parents_service_until_it_exits() {
     let mut w = World::new(vec![named("api", entry(None, Some("8080")))]);
+    w.libraries.with_libraries.lock().unwrap().insert(Pid(API));
     w.discovery
         .apply_scan(vec![process(API, "/usr/bin/python3", &[8080])]);
     // The kernel marks the child at fork; the reader names it before its first event.
@@ -253,6 +208,10 @@ fn a_forked_child_is_its_parents_service_until_it_exits() {
     assert_eq!(w.name(CHILD).as_deref(), Some("api"));
     w.deliver();
     assert_eq!(w.instrumented(), 2);
+    assert!(
+        w.libraries.attached.lock().unwrap().contains(&Pid(CHILD)),
+        "the child joins its parent's library probes"
+    );
 
     // A scan keeps it although no entry selects it (it closed the inherited socket).
     w.discovery.apply_scan(vec![
@@ -358,6 +317,7 @@ fn a_full_queue_drops_and_counts_instead_of_blocking() {
             },
             None,
             Arc::from(Vec::new()),
+            None,
         )),
         Registry::default(),
         Arc::new(Marks::default()),
@@ -367,7 +327,7 @@ fn a_full_queue_drops_and_counts_instead_of_blocking() {
     for _ in 0..PROCESS_EVENT_QUEUE + 10 {
         tracker.listen(Pid(OTHER), 8080, true);
     }
-    assert_eq!(metrics.process_events_dropped.get(), 10);
+    assert_eq!(metrics.get(Counter::ProcessEventsDropped), 10);
 }
 
 #[test]

@@ -3,22 +3,23 @@
 //! exec'd process's events its exec event, so the child's name and the
 //! exec'd program's identity are set here, in ring order, on the reader's
 //! thread. Nothing here takes a lock a scan or a uprobe attach holds; the
-//! slow work is forwarded to [`super::Discovery`] over a bounded channel.
+//! slow work is forwarded to [`super::Discovery`]'s task over a bounded channel.
 
 use std::path::PathBuf;
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 
-use super::scan;
-use super::{ProcessEvent, Registry, Selector, TracedPids};
-use crate::model::{Pid, Resource};
-use crate::selfmetrics::SelfMetrics;
+use smol::channel::{Sender, TrySendError};
+
+use super::{scan, select};
+use super::{ProcessEvent, Selector, TracedPids};
+use beyla_pipeline::model::{Pid, Registry, Resource};
+use beyla_pipeline::selfmetrics::{Counter, SelfMetrics};
 
 pub struct ProcessTracker<P: TracedPids> {
     selector: Arc<Selector>,
     registry: Registry,
     pids: Arc<P>,
-    to_discovery: SyncSender<ProcessEvent>,
+    to_discovery: Sender<ProcessEvent>,
     metrics: Arc<SelfMetrics>,
 }
 
@@ -27,7 +28,7 @@ impl<P: TracedPids> ProcessTracker<P> {
         selector: Arc<Selector>,
         registry: Registry,
         pids: Arc<P>,
-        to_discovery: SyncSender<ProcessEvent>,
+        to_discovery: Sender<ProcessEvent>,
         metrics: Arc<SelfMetrics>,
     ) -> Self {
         Self {
@@ -62,7 +63,7 @@ impl<P: TracedPids> ProcessTracker<P> {
         };
         let traced = match identity {
             Some(resource) => {
-                let named = (resource.service_name.clone(), info.exe);
+                let named = (select::describe(&resource, &info.exe), info.exe);
                 self.registry.insert(resource);
                 self.pids.trace(pid);
                 Some(named)
@@ -116,9 +117,9 @@ impl<P: TracedPids> ProcessTracker<P> {
 
     fn forward(&self, event: ProcessEvent) {
         match self.to_discovery.try_send(event) {
-            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
             // The safety-net scan catches up with what was lost.
-            Err(TrySendError::Full(_)) => self.metrics.process_events_dropped.inc(),
+            Err(TrySendError::Full(_)) => self.metrics.inc(Counter::ProcessEventsDropped),
         }
     }
 }

@@ -4,7 +4,9 @@
 use std::mem::size_of;
 use std::net::{IpAddr, Ipv6Addr};
 
-use crate::model::{ConnId, ConnTuple, DataChunk, Direction, KernelEvent, Origin, Pid, Tid};
+use beyla_pipeline::model::{
+    ConnId, ConnTuple, DataChunk, Direction, KernelEvent, Origin, Pid, Tid,
+};
 
 #[allow(non_camel_case_types, non_upper_case_globals, dead_code)]
 mod generated {

@@ -8,6 +8,7 @@ use std::time::Instant;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::{BtfTracePoint, FEntry, FExit, RawTracePoint, TracePoint, UProbe};
 use aya::{Btf, Ebpf, EbpfLoader};
+use beyla_pipeline::selfmetrics::{KernelDrop, KernelDropCounts, SelfMetrics};
 
 use super::abi;
 use super::error::ProbeError;
@@ -20,7 +21,7 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/be
 
 /// Settings written into the object's read-only globals before it is loaded,
 /// and what to attach.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ProbeSettings {
     /// Payload bytes copied per syscall.
     pub capture_size: u32,
@@ -33,6 +34,8 @@ pub struct ProbeSettings {
     pub capture_path: Option<CapturePath>,
     /// Write `traceparent` into traced clients' HTTP/1 requests (`ebpf.context_propagation`).
     pub propagate_headers: bool,
+    /// Where library attach failures are counted.
+    pub metrics: Arc<SelfMetrics>,
 }
 
 /// When the probes wake the ring-buffer reader (`ebpf.wakeup_len`).
@@ -183,7 +186,7 @@ impl Probes {
             chunks * abi::PID_CHUNK,
         );
         Ok(Loaded {
-            libraries: LibraryAttacher::new(ebpf, Arc::clone(&pids)),
+            libraries: LibraryAttacher::new(ebpf, Arc::clone(&pids), settings.metrics),
             probes: Probes { links },
             ring,
             pids,
@@ -374,14 +377,6 @@ fn kernel_release() -> String {
 /// The kernel's drop counters, summed over CPUs.
 pub struct KernelDrops(PerCpuArray<MapData, u64>);
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct KernelDropCounts {
-    pub ringbuf_full: u64,
-    pub inflight_map_full: u64,
-    pub connection_map_full: u64,
-    pub tls_unknown_connection: u64,
-}
-
 impl KernelDrops {
     pub fn read(&self) -> KernelDropCounts {
         let sum = |reason: u32| {
@@ -390,11 +385,13 @@ impl KernelDrops {
                 .map(|per_cpu| per_cpu.iter().sum())
                 .unwrap_or(0)
         };
-        KernelDropCounts {
-            ringbuf_full: sum(abi::DROP_RINGBUF_FULL),
-            inflight_map_full: sum(abi::DROP_ARGS_MAP_FULL),
-            connection_map_full: sum(abi::DROP_CONN_MAP_FULL),
-            tls_unknown_connection: sum(abi::DROP_TLS_UNKNOWN_CONN),
-        }
+        KernelDropCounts::read(|drop| {
+            sum(match drop {
+                KernelDrop::RingbufFull => abi::DROP_RINGBUF_FULL,
+                KernelDrop::InflightMapFull => abi::DROP_ARGS_MAP_FULL,
+                KernelDrop::ConnectionMapFull => abi::DROP_CONN_MAP_FULL,
+                KernelDrop::TlsUnknownConnection => abi::DROP_TLS_UNKNOWN_CONN,
+            })
+        })
     }
 }

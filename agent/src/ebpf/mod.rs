@@ -14,7 +14,7 @@ mod reader;
 pub use abi::{DecodeError, DEFAULT_CAPTURE, MAX_CAPTURE};
 pub use error::ProbeError;
 pub use libraries::LibraryAttacher;
-pub use loader::{KernelDropCounts, KernelDrops, Loaded, ProbeSettings, Probes, Wakeup};
+pub use loader::{KernelDrops, Loaded, ProbeSettings, Probes, Wakeup};
 pub use pid_map::PidMap;
 pub use probe_sets::CapturePath;
 pub use propagation::{HeaderInjection, PropagationCounts};

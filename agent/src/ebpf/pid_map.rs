@@ -13,7 +13,7 @@ use aya::maps::{Map, MapData};
 use super::abi;
 use super::error::ProbeError;
 use crate::discovery::TracedPids;
-use crate::model::Pid;
+use beyla_pipeline::model::Pid;
 
 const NAME: &str = "traced_pids";
 const PID_MAX_PATH: &str = "/proc/sys/kernel/pid_max";

@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 
 use super::abi;
-use crate::model::Pid;
+use super::preflight;
+use beyla_pipeline::model::Pid;
+use beyla_pipeline::selfmetrics::Counter;
 
 /// Where a program attaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,10 +169,18 @@ pub const LISTENING: &[Probe] = &[raw(
     Attach::RawTracepoint("inet_sock_set_state"),
 )];
 
-/// Uprobes attached per traced process to a library it maps.
+/// Uprobes attached to the library files traced processes map, once per
+/// file, for every process (the probes filter by the traced-PID map).
 pub struct LibrarySet {
     /// For logs: "OpenSSL".
     pub name: &'static str,
+    /// What the probes give, for the start-up warning when they are refused.
+    pub what: &'static str,
+    /// The `feature` label of `beyla_probe_attach_failures_total`, also in
+    /// `preflight::PRIVILEGES`.
+    pub feature: &'static str,
+    /// Counts the processes whose probes the kernel refused.
+    pub failures: Counter,
     /// Entry probes: (program, symbol).
     pub entries: &'static [(&'static str, &'static str)],
     /// One return probe, attached to every entry symbol.
@@ -191,6 +201,9 @@ impl LibrarySet {
 /// OpenSSL 1.1 and 3.x: libssl, or linked into the executable (Node.js).
 pub const OPENSSL: LibrarySet = LibrarySet {
     name: "OpenSSL",
+    what: "HTTPS through OpenSSL",
+    feature: preflight::OPENSSL,
+    failures: Counter::ProbeAttachFailuresOpenssl,
     entries: &[
         ("ssl_write_enter", "SSL_write"),
         ("ssl_write_ex_enter", "SSL_write_ex"),

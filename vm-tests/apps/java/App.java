@@ -1,17 +1,20 @@
-// Sample HTTP/1.1 service for the VM tests (JDK only: com.sun.net.httpserver).
-// Same API as the Python, Node and Go apps next to it; see ../README.md.
-// Build: ../build.sh   Run: PORT=8080 [DOWNSTREAM_URL=http://127.0.0.1:9000/health] java -cp target/apps/java App
+// Sample HTTP/1.1 service for the VM tests (JDK only: com.sun.net.httpserver;
+// the /db endpoints are in Db.java, with the database clients, loaded when
+// first asked). Same API as the Python, Node and Go apps next to it; see ../README.md.
+// Build: ../build.sh   Run: PORT=8080 [DOWNSTREAM_URL=http://127.0.0.1:9000/health] java -cp 'target/apps/java:target/apps/java/lib/*' App
 
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.lang.reflect.Method;
 import java.net.HttpURLConnection;
 import java.net.InetSocketAddress;
 import java.net.Proxy;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
+import java.util.Map;
 import java.util.concurrent.Executors;
 
 public class App {
@@ -52,12 +55,36 @@ public class App {
                 chunked(ex);
             } else if (get && path.equals("/downstream")) {
                 downstream(ex);
+            } else if (get && DATABASES.containsKey(path)) {
+                database(ex, path.substring("/db/".length()), DATABASES.get(path));
             } else {
                 reply(ex, 404, "text/plain", "not found");
             }
         } finally {
             ex.close(); // also drains any unread request body, so keep-alive stays in sync
         }
+    }
+
+    /** The /db endpoints and the variable naming each one's server (host:port). */
+    static final Map<String, String> DATABASES = Map.of(
+            "/db/postgres", "POSTGRES_ADDR", "/db/mysql", "MYSQL_ADDR", "/db/redis", "REDIS_ADDR");
+
+    static void database(HttpExchange ex, String store, String variable) throws IOException {
+        String addr = System.getenv(variable);
+        if (addr == null || addr.isEmpty()) {
+            reply(ex, 500, "text/plain", variable + " not set");
+            return;
+        }
+        long n;
+        try {
+            // Db and its clients are on the class path only when built (build-frameworks.sh).
+            Method query = Class.forName("Db").getMethod("query", String.class, String.class);
+            n = (Long) query.invoke(null, store, addr);
+        } catch (ReflectiveOperationException | LinkageError e) {
+            reply(ex, 502, "text/plain", store + " error");
+            return;
+        }
+        reply(ex, 200, "text/plain", store + " " + n);
     }
 
     static void reply(HttpExchange ex, int status, String contentType, String body) throws IOException {

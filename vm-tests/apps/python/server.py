@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Sample HTTP/1.1 service for the VM tests (standard library only).
+"""Sample HTTP/1.1 service for the VM tests (standard library only, but for
+the database clients of the /db endpoints: psycopg, PyMySQL and redis-py,
+installed by ../build-frameworks.sh into target/apps/python-db and imported
+when first used).
 
 Same API as the Node, Go and Java apps next to it; see ../README.md.
 Run: PORT=8080 [DOWNSTREAM_URL=http://127.0.0.1:9000/health] python3 server.py
@@ -11,6 +14,53 @@ import ssl
 import sys
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# The database clients' directory (pip install --target), relative to the repository.
+DB_CLIENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
+                          "target", "apps", "python-db")
+# What each /db endpoint runs: the statement, and the Redis key it increments.
+SQL_STATEMENT = "SELECT 42 AS answer"
+REDIS_KEY = "beyla:hits"
+DB_NAME = "beyla"  # the user, password and database of both SQL servers
+DB_TIMEOUT = 10
+
+
+def query_postgres(host, port):
+    import psycopg
+    # autocommit: no BEGIN before the statement.
+    with psycopg.connect(host=host, port=port, user=DB_NAME, dbname=DB_NAME, autocommit=True,
+                         connect_timeout=DB_TIMEOUT) as conn:
+        return conn.execute(SQL_STATEMENT).fetchone()[0]
+
+
+def query_mysql(host, port):
+    import pymysql
+    # autocommit=None: no SET AUTOCOMMIT at connect.
+    conn = pymysql.connect(host=host, port=port, user=DB_NAME, password=DB_NAME, database=DB_NAME,
+                           autocommit=None, connect_timeout=DB_TIMEOUT)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(SQL_STATEMENT)
+            return cursor.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def query_redis(host, port):
+    import redis
+    # No CLIENT SETINFO at connect: the connection carries our command only.
+    client = redis.Redis(host=host, port=port, socket_timeout=DB_TIMEOUT, lib_name=None, lib_version=None)
+    try:
+        return client.incr(REDIS_KEY)
+    finally:
+        client.close()
+
+
+DATABASES = {
+    "postgres": ("POSTGRES_ADDR", query_postgres),
+    "mysql": ("MYSQL_ADDR", query_mysql),
+    "redis": ("REDIS_ADDR", query_redis),
+}
 
 
 class Server(ThreadingHTTPServer):
@@ -51,6 +101,8 @@ class Handler(BaseHTTPRequestHandler):
             self.chunked()
         elif get and path == "/downstream":
             self.downstream()
+        elif get and path.startswith("/db/") and path[len("/db/"):] in DATABASES:
+            self.database(path[len("/db/"):])
         else:
             self.reply(404, b"not found")
 
@@ -106,6 +158,21 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             conn.close()
         self.reply(200, b"downstream %d" % status)
+
+
+    def database(self, store):
+        variable, query = DATABASES[store]
+        addr = os.environ.get(variable)
+        if not addr:
+            return self.reply(500, f"{variable} not set".encode())
+        if DB_CLIENTS not in sys.path:
+            sys.path.append(DB_CLIENTS)
+        host, port = addr.rsplit(":", 1)
+        try:
+            n = query(host, int(port))
+        except Exception:  # the client's own errors: any of them is a failed call
+            return self.reply(502, f"{store} error".encode())
+        self.reply(200, f"{store} {n}".encode())
 
 
 def main():

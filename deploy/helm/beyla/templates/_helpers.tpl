@@ -39,7 +39,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/*
 beyla-config.yml: logLevel, discovery (non-empty lists only) and
-prometheus_export from their values, then .Values.config merged over them.
+prometheus_export from their values, then the keys of .Values.config merged
+over them, then Beyla's chart layout: .Values.config.data (the whole
+beyla-config.yml in Beyla's chart) merged over all. The other keys of Beyla's
+`config` (create, name, skipConfigMapCheck, checksum) say where the file
+comes from, not what it holds.
 */}}
 {{- define "beyla.config" -}}
 {{- $cfg := dict "log_level" .Values.logLevel -}}
@@ -55,6 +59,25 @@ prometheus_export from their values, then .Values.config merged over them.
 {{- if .Values.prometheus.enabled -}}
 {{- $_ := set $cfg "prometheus_export" (dict "port" (int .Values.prometheus.port) "path" .Values.prometheus.path) -}}
 {{- end -}}
-{{- $merged := mustMergeOverwrite $cfg (deepCopy (.Values.config | default dict)) -}}
+{{- $values := .Values.config | default dict -}}
+{{- $own := omit $values "data" "create" "name" "skipConfigMapCheck" "checksum" -}}
+{{- $merged := mustMergeOverwrite $cfg (deepCopy $own) (deepCopy ($values.data | default dict)) -}}
+{{- if and (eq (.Values.preset | default "") "application") (not $merged.discovery) -}}
+{{- /* Beyla's preset selects every process in a pod (k8s_namespace "*"); without Kubernetes metadata, every process in a container. */ -}}
+{{- $_ := set $merged "discovery" (dict "instrument" (list (dict "exe_path" "*" "containers_only" true))) -}}
+{{- end -}}
 {{- toYaml $merged -}}
+{{- end -}}
+
+{{/* An external ConfigMap (Beyla's config.name) replaces the chart's. */}}
+{{- define "beyla.configMapName" -}}
+{{- $values := .Values.config | default dict -}}
+{{- default (include "beyla.fullname" .) $values.name -}}
+{{- end -}}
+
+{{/* The Prometheus port the agent serves: the config's, else prometheus.port. */}}
+{{- define "beyla.prometheusPort" -}}
+{{- $cfg := include "beyla.config" . | fromYaml -}}
+{{- $export := $cfg.prometheus_export | default dict -}}
+{{- $export.port | default .Values.prometheus.port -}}
 {{- end -}}

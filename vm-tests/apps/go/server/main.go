@@ -1,4 +1,5 @@
-// Sample HTTP/1.1 service for the VM tests (Go standard library only).
+// Sample HTTP/1.1 service for the VM tests (Go standard library, and the
+// database clients of the /db endpoints in db.go).
 // Same API as the Python, Node and Java apps next to it; see ../../README.md.
 // Build: ../../build.sh   Run: PORT=8080 [DOWNSTREAM_URL=http://127.0.0.1:9000/health] target/apps/go-server
 package main
@@ -59,6 +60,7 @@ func route(w http.ResponseWriter, r *http.Request) {
 		chunked(w)
 	case get && path == "/downstream":
 		downstream(w)
+	case get && strings.HasPrefix(path, "/db/") && database(w, strings.TrimPrefix(path, "/db/")):
 	default:
 		reply(w, 404, "text/plain", []byte("not found"))
 	}

@@ -1,4 +1,0 @@
-//! Application protocols: bytes of one connection to requests and responses.
-
-pub mod http1;
-pub mod http2;

@@ -1,0 +1,371 @@
+//! The agent's own counters: every event read, and every one dropped or not
+//! turned into a span, by reason. Each is declared once, in [`FAMILIES`];
+//! the exit summary, the Prometheus endpoint and the documentation's list
+//! (a test checks docs/running.md) all come from there. Nothing is lost
+//! without a count here.
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::protocols::Anomaly;
+
+/// A counter kept by the agent in user space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    EventsRead,
+    SpansCreated,
+    /// Ring-buffer records that did not match the kernel/user contract.
+    EventsUndecodable,
+    /// Data from a process no longer (or not yet) traced: discarded by design.
+    EventsUntraced,
+    /// Connections not tracked because the connection table was full.
+    ConnectionsDropped,
+    /// Exchanges whose fields could not be decoded: counted, never guessed.
+    UndecodableRequests,
+    /// Spans an exporter's queue had no room for.
+    ExportQueueFull,
+    ParseErrors,
+    ConnectionsUnsupported,
+    OrphanResponses,
+    UnansweredRequests,
+    MetricSeriesDropped,
+    OtlpSpansExported,
+    OtlpTraceExportFailures,
+    OtlpMetricExportFailures,
+    OtlpMetricExports,
+    OtlpSpansDroppedQueueFull,
+    OtlpSpansDroppedShutdown,
+    OtlpSpansDroppedServiceLimit,
+    ScrapesRefusedBusy,
+    ScrapesRefusedIdle,
+    ScrapesRefusedTimeout,
+    ScrapesRefusedBadRequest,
+    ScrapesRefusedAccept,
+    /// Processes whose OpenSSL uprobes the kernel refused for lack of privilege.
+    ProbeAttachFailuresOpenssl,
+    /// Beyla's configuration keys and variables given but not implemented
+    /// yet: each was warned about at start-up and ignored.
+    ConfigSettingsIgnored,
+    /// Server spans that joined a traced client's trace on this machine when they began.
+    SameNodeJoined,
+    /// Server spans that began their own trace and were moved into their client's.
+    SameNodeJoinedLate,
+    /// Request starts the same-node table had no room for.
+    SameNodeTableFull,
+    /// Request starts forgotten by the same-node table, never met nor ended.
+    SameNodeExpired,
+    /// Spans an OTLP receiver refused with a permanent error: dropped, not retried.
+    OtlpSpansDroppedRejected,
+    /// OTLP export requests refused with a permanent error, by signal.
+    OtlpTraceExportsRejected,
+    OtlpMetricExportsRejected,
+    /// Process events (exec, fork, exit, listen) discovery's queue had no
+    /// room for; its next /proc scan catches up.
+    ProcessEventsDropped,
+}
+
+const COUNTERS: usize = Counter::ProcessEventsDropped as usize + 1;
+
+/// A reason the kernel probes drop an event, counted in a kernel map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelDrop {
+    RingbufFull,
+    InflightMapFull,
+    ConnectionMapFull,
+    TlsUnknownConnection,
+}
+
+impl KernelDrop {
+    pub const ALL: [KernelDrop; 4] = [
+        KernelDrop::RingbufFull,
+        KernelDrop::InflightMapFull,
+        KernelDrop::ConnectionMapFull,
+        KernelDrop::TlsUnknownConnection,
+    ];
+}
+
+/// Where a member of a family gets its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Agent(Counter),
+    Kernel(KernelDrop),
+}
+
+/// One Prometheus counter family (`_total` is appended to its name); with a
+/// label, one series per member.
+#[derive(Debug)]
+pub struct Family {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub label: Option<&'static str>,
+    /// (label value, source); the label value is empty for a family without label.
+    pub members: &'static [(&'static str, Source)],
+}
+
+use Counter as C;
+use Source::{Agent, Kernel};
+
+/// Every counter the agent exposes, in the order they are shown.
+pub static FAMILIES: &[Family] = &[
+    Family {
+        name: "beyla_events_read",
+        help: "Ring buffer records read.",
+        label: None,
+        members: &[("", Agent(C::EventsRead))],
+    },
+    Family {
+        name: "beyla_spans_created",
+        help: "Spans created.",
+        label: None,
+        members: &[("", Agent(C::SpansCreated))],
+    },
+    Family {
+        name: "beyla_kernel_drops",
+        help: "Events the kernel probes dropped, by reason.",
+        label: Some("reason"),
+        members: &[
+            ("ringbuf_full", Kernel(KernelDrop::RingbufFull)),
+            ("inflight_map_full", Kernel(KernelDrop::InflightMapFull)),
+            ("connection_map_full", Kernel(KernelDrop::ConnectionMapFull)),
+            (
+                "tls_unknown_connection",
+                Kernel(KernelDrop::TlsUnknownConnection),
+            ),
+        ],
+    },
+    Family {
+        name: "beyla_events_dropped",
+        help: "Events or requests dropped in user space, by pipeline stage.",
+        label: Some("stage"),
+        members: &[
+            ("decode", Agent(C::EventsUndecodable)),
+            ("untraced", Agent(C::EventsUntraced)),
+            ("connection_table", Agent(C::ConnectionsDropped)),
+            ("undecodable_request", Agent(C::UndecodableRequests)),
+            ("export_queue", Agent(C::ExportQueueFull)),
+            ("process_events", Agent(C::ProcessEventsDropped)),
+        ],
+    },
+    Family {
+        name: "beyla_parse_errors",
+        help: "Malformed or unfollowable protocol messages skipped.",
+        label: None,
+        members: &[("", Agent(C::ParseErrors))],
+    },
+    Family {
+        name: "beyla_connections_unsupported",
+        help: "Connections whose protocol none of the parsers recognised; their bytes are ignored.",
+        label: None,
+        members: &[("", Agent(C::ConnectionsUnsupported))],
+    },
+    Family {
+        name: "beyla_orphan_responses",
+        help: "Responses seen without their request (the request predates tracing).",
+        label: None,
+        members: &[("", Agent(C::OrphanResponses))],
+    },
+    Family {
+        name: "beyla_unanswered_requests",
+        help: "Requests whose response never came (connection closed, stream reset or refused).",
+        label: None,
+        members: &[("", Agent(C::UnansweredRequests))],
+    },
+    Family {
+        name: "beyla_metric_series_dropped",
+        help: "Spans not recorded in a Prometheus metric because the series limit was reached.",
+        label: None,
+        members: &[("", Agent(C::MetricSeriesDropped))],
+    },
+    Family {
+        name: "beyla_otlp_spans_exported",
+        help: "Spans an OTLP receiver accepted.",
+        label: None,
+        members: &[("", Agent(C::OtlpSpansExported))],
+    },
+    Family {
+        name: "beyla_otlp_metric_exports",
+        help: "OTLP metric pushes a receiver accepted.",
+        label: None,
+        members: &[("", Agent(C::OtlpMetricExports))],
+    },
+    Family {
+        name: "beyla_otlp_export_failures",
+        help: "OTLP export requests that failed (each retry counts), by signal.",
+        label: Some("signal"),
+        members: &[
+            ("traces", Agent(C::OtlpTraceExportFailures)),
+            ("metrics", Agent(C::OtlpMetricExportFailures)),
+        ],
+    },
+    Family {
+        name: "beyla_otlp_spans_dropped",
+        help: "Spans the OTLP exporters could not deliver or record, by reason.",
+        label: Some("reason"),
+        members: &[
+            ("queue_full", Agent(C::OtlpSpansDroppedQueueFull)),
+            ("shutdown", Agent(C::OtlpSpansDroppedShutdown)),
+            ("service_limit", Agent(C::OtlpSpansDroppedServiceLimit)),
+            ("rejected", Agent(C::OtlpSpansDroppedRejected)),
+        ],
+    },
+    Family {
+        name: "beyla_otlp_exports_rejected",
+        help: "OTLP export requests the receiver refused with a permanent error (such as 401 or 403): dropped, not retried, by signal.",
+        label: Some("signal"),
+        members: &[
+            ("traces", Agent(C::OtlpTraceExportsRejected)),
+            ("metrics", Agent(C::OtlpMetricExportsRejected)),
+        ],
+    },
+    Family {
+        name: "beyla_scrapes_refused",
+        help: "Connections to the metrics endpoint answered with nothing, by reason.",
+        label: Some("reason"),
+        members: &[
+            ("busy", Agent(C::ScrapesRefusedBusy)),
+            ("idle", Agent(C::ScrapesRefusedIdle)),
+            ("timeout", Agent(C::ScrapesRefusedTimeout)),
+            ("bad_request", Agent(C::ScrapesRefusedBadRequest)),
+            ("accept_error", Agent(C::ScrapesRefusedAccept)),
+        ],
+    },
+    Family {
+        name: "beyla_probe_attach_failures",
+        help: "Processes a feature's probes could not be attached to (the kernel refused), by feature.",
+        label: Some("feature"),
+        members: &[("openssl", Agent(C::ProbeAttachFailuresOpenssl))],
+    },
+    Family {
+        name: "beyla_config_settings_ignored",
+        help: "Beyla's configuration keys and variables given but not supported yet (each warned about at start-up).",
+        label: None,
+        members: &[("", Agent(C::ConfigSettingsIgnored))],
+    },
+    Family {
+        name: "beyla_same_node_joins",
+        help: "Server spans joined to the trace of a traced client on this machine, by when: as the request began, or after it had begun a trace of its own.",
+        label: Some("when"),
+        members: &[
+            ("at_start", Agent(C::SameNodeJoined)),
+            ("late", Agent(C::SameNodeJoinedLate)),
+        ],
+    },
+    Family {
+        name: "beyla_same_node_starts_dropped",
+        help: "Request starts the same-node join could not keep, by reason.",
+        label: Some("reason"),
+        members: &[
+            ("table_full", Agent(C::SameNodeTableFull)),
+            ("expired", Agent(C::SameNodeExpired)),
+        ],
+    },
+];
+
+/// The user-space counters; relaxed atomics, as only totals matter.
+#[derive(Debug)]
+pub struct SelfMetrics {
+    values: [AtomicU64; COUNTERS],
+}
+
+impl Default for SelfMetrics {
+    fn default() -> Self {
+        Self {
+            values: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl SelfMetrics {
+    pub fn inc(&self, counter: Counter) {
+        self.add(counter, 1);
+    }
+
+    pub fn add(&self, counter: Counter, n: u64) {
+        self.values[counter as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.values[counter as usize].load(Ordering::Relaxed)
+    }
+
+    /// Counts what a protocol could not make sense of.
+    pub fn anomaly(&self, anomaly: Anomaly) {
+        self.inc(match anomaly {
+            Anomaly::Invalid(_) | Anomaly::Lost { .. } => C::ParseErrors,
+            Anomaly::OrphanResponse => C::OrphanResponses,
+            Anomaly::Unanswered(_) => C::UnansweredRequests,
+            Anomaly::Undecodable => C::UndecodableRequests,
+        });
+    }
+}
+
+/// What the kernel probes dropped, by reason, summed over CPUs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KernelDropCounts([u64; KernelDrop::ALL.len()]);
+
+impl KernelDropCounts {
+    /// The counts, one per reason, read by `count`.
+    pub fn read(mut count: impl FnMut(KernelDrop) -> u64) -> Self {
+        Self(KernelDrop::ALL.map(&mut count))
+    }
+
+    pub fn get(&self, drop: KernelDrop) -> u64 {
+        self.0[drop as usize]
+    }
+}
+
+/// Every family with its current values, kernel drops included.
+pub fn values<'a>(
+    metrics: &'a SelfMetrics,
+    kernel: &'a KernelDropCounts,
+) -> impl Iterator<
+    Item = (
+        &'static Family,
+        impl Iterator<Item = (&'static str, u64)> + 'a,
+    ),
+> + 'a {
+    FAMILIES.iter().map(move |family| {
+        let members = family.members.iter().map(move |&(label, source)| {
+            let value = match source {
+                Agent(counter) => metrics.get(counter),
+                Kernel(drop) => kernel.get(drop),
+            };
+            (label, value)
+        });
+        (family, members)
+    })
+}
+
+/// Every counter in one line, for the log at exit:
+/// `events_read=N ... kernel_drops(ringbuf_full=N ...) ...`.
+pub struct Summary<'a>(pub &'a SelfMetrics, pub KernelDropCounts);
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut sep = "";
+        for (family, members) in values(self.0, &self.1) {
+            let short = family.name.trim_start_matches("beyla_");
+            f.write_str(sep)?;
+            sep = " ";
+            match family.label {
+                None => {
+                    let total: u64 = members.map(|(_, v)| v).sum();
+                    write!(f, "{short}={total}")?;
+                }
+                Some(_) => {
+                    write!(f, "{short}(")?;
+                    let mut inner = "";
+                    for (label, value) in members {
+                        write!(f, "{inner}{label}={value}")?;
+                        inner = " ";
+                    }
+                    f.write_str(")")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
