@@ -222,6 +222,7 @@ impl EventSink for Pipeline {
         self.metrics.inc(Counter::EventsRead);
         match event {
             Ok(KernelEvent::Data(chunk)) => self.assembler.on_data(&chunk),
+            Ok(KernelEvent::Context(context)) => self.assembler.on_context(&context),
             Ok(KernelEvent::Close { conn, .. }) => self.assembler.on_close(conn),
             Ok(KernelEvent::Exec { pid, filename }) => lock(&self.discovery).on_exec(pid, filename),
             Err(e) => {

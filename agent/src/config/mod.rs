@@ -44,6 +44,40 @@ use crate::kubernetes::{PodSelector, DEFAULT_SYNC_TIMEOUT};
 use file::FileConfig;
 use vars::Env;
 
+/// How trace context travels to the services a traced client calls
+/// (`ebpf.context_propagation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextPropagation {
+    Disabled,
+    /// A `traceparent` header written into outgoing plaintext HTTP/1 requests.
+    Headers,
+    /// Out of band, in the packets' IP/TCP options: Beyla's, not supported yet.
+    Ip,
+    /// Headers and IP options.
+    All,
+}
+
+impl ContextPropagation {
+    /// Whether `traceparent` headers are injected.
+    pub fn headers(self) -> bool {
+        matches!(self, Self::Headers | Self::All)
+    }
+
+    /// Whether the part not supported yet (IP options) was asked for.
+    pub fn asks_ip(self) -> bool {
+        matches!(self, Self::Ip | Self::All)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Disabled => "disabled",
+            Self::Headers => "headers",
+            Self::Ip => "ip",
+            Self::All => "all",
+        }
+    }
+}
+
 /// How the agent's own log lines are written (`log_format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -60,6 +94,7 @@ pub struct EbpfConfig {
     pub wakeup_len: Option<u32>,
     /// Join the trace of an incoming request's `traceparent` header.
     pub track_request_headers: bool,
+    pub context_propagation: ContextPropagation,
 }
 
 #[derive(Debug, Clone)]
@@ -385,6 +420,7 @@ impl Config {
                 parse::boolean,
                 false,
             )?,
+            context_propagation: context_propagation(&s)?,
         };
         // Beyla's switch to send a span as soon as the response is seen:
         // spans here always leave when the response is complete, so the
@@ -565,6 +601,41 @@ const UNCHECKED_CRITERIA: &[&str] = &[
     "k8s_job_name",
     "k8s_container_name",
 ];
+
+/// `ebpf.context_propagation`, or Beyla's older `ebpf.enable_context_propagation`
+/// (true: `all`) when only that is set.
+fn context_propagation(s: &Sources) -> Result<ContextPropagation, ConfigError> {
+    if let Some(raw) = s.get(
+        None,
+        &["BEYLA_BPF_CONTEXT_PROPAGATION"],
+        "ebpf.context_propagation",
+    ) {
+        return parse::one_of(
+            &raw,
+            &[
+                ("all", ContextPropagation::All),
+                ("headers", ContextPropagation::Headers),
+                ("ip", ContextPropagation::Ip),
+                ("disabled", ContextPropagation::Disabled),
+            ],
+            "one of all, headers, ip, disabled",
+        );
+    }
+    let enabled = or_default(
+        s.get(
+            None,
+            &["BEYLA_BPF_ENABLE_CONTEXT_PROPAGATION"],
+            "ebpf.enable_context_propagation",
+        ),
+        parse::boolean,
+        false,
+    )?;
+    Ok(if enabled {
+        ContextPropagation::All
+    } else {
+        ContextPropagation::Disabled
+    })
+}
 
 fn file_entries(
     s: &Sources,

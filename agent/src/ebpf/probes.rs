@@ -213,13 +213,16 @@ impl KernelDrops {
                 .map(|per_cpu| per_cpu.iter().sum())
                 .unwrap_or(0)
         };
-        KernelDropCounts::read(|drop| {
-            sum(match drop {
-                KernelDrop::RingbufFull => abi::DROP_RINGBUF_FULL,
-                KernelDrop::InflightMapFull => abi::DROP_ARGS_MAP_FULL,
-                KernelDrop::ConnectionMapFull => abi::DROP_CONN_MAP_FULL,
-                KernelDrop::TlsUnknownConnection => abi::DROP_TLS_UNKNOWN_CONN,
-            })
+        KernelDropCounts::read(|drop| match drop {
+            KernelDrop::RingbufFull => sum(abi::DROP_RINGBUF_FULL),
+            KernelDrop::InflightMapFull => sum(abi::DROP_ARGS_MAP_FULL),
+            KernelDrop::ConnectionMapFull => sum(abi::DROP_CONN_MAP_FULL),
+            KernelDrop::TlsUnknownConnection => sum(abi::DROP_TLS_UNKNOWN_CONN),
+            // Counted in the propagation program's own map.
+            KernelDrop::PropagationInjected
+            | KernelDrop::PropagationHadContext
+            | KernelDrop::PropagationHeadIncomplete
+            | KernelDrop::PropagationPushFailed => 0,
         })
     }
 }
