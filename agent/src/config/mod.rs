@@ -420,7 +420,7 @@ impl Config {
                 parse::boolean,
                 false,
             )?,
-            context_propagation: context_propagation(&s)?,
+            context_propagation: context_propagation(&s, &mut warnings)?,
         };
         // Beyla's switch to send a span as soon as the response is seen:
         // spans here always leave when the response is complete, so the
@@ -603,14 +603,18 @@ const UNCHECKED_CRITERIA: &[&str] = &[
 ];
 
 /// `ebpf.context_propagation`, or Beyla's older `ebpf.enable_context_propagation`
-/// (true: `all`) when only that is set.
-fn context_propagation(s: &Sources) -> Result<ContextPropagation, ConfigError> {
-    if let Some(raw) = s.get(
+/// (true: `all`) when only that is set. The IP-options part (`ip`, and in
+/// `all`) is warned about: not supported yet.
+fn context_propagation(
+    s: &Sources,
+    warnings: &mut Vec<Warning>,
+) -> Result<ContextPropagation, ConfigError> {
+    let (raw, mode) = if let Some(raw) = s.get(
         None,
         &["BEYLA_BPF_CONTEXT_PROPAGATION"],
         "ebpf.context_propagation",
     ) {
-        return parse::one_of(
+        let mode = parse::one_of(
             &raw,
             &[
                 ("all", ContextPropagation::All),
@@ -619,22 +623,29 @@ fn context_propagation(s: &Sources) -> Result<ContextPropagation, ConfigError> {
                 ("disabled", ContextPropagation::Disabled),
             ],
             "one of all, headers, ip, disabled",
-        );
-    }
-    let enabled = or_default(
-        s.get(
-            None,
-            &["BEYLA_BPF_ENABLE_CONTEXT_PROPAGATION"],
-            "ebpf.enable_context_propagation",
-        ),
-        parse::boolean,
-        false,
-    )?;
-    Ok(if enabled {
-        ContextPropagation::All
+        )?;
+        (raw, mode)
+    } else if let Some(raw) = s.get(
+        None,
+        &["BEYLA_BPF_ENABLE_CONTEXT_PROPAGATION"],
+        "ebpf.enable_context_propagation",
+    ) {
+        let mode = if parse::boolean(&raw)? {
+            ContextPropagation::All
+        } else {
+            ContextPropagation::Disabled
+        };
+        (raw, mode)
     } else {
-        ContextPropagation::Disabled
-    })
+        return Ok(ContextPropagation::Disabled);
+    };
+    if mode.asks_ip() {
+        warnings.push(Warning::UnsupportedValue {
+            setting: raw.origin.setting(),
+            value: "propagation in IP options (ip, or the ip part of all)".into(),
+        });
+    }
+    Ok(mode)
 }
 
 fn file_entries(

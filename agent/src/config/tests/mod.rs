@@ -1262,6 +1262,14 @@ fn context_propagation_as_beyla_reads_it() {
         let c = load(Some(("beyla-config.yml", &text)), vars, Flags::default()).unwrap();
         assert_eq!(c.ebpf.context_propagation, *want, "{file} {vars:?}");
     }
+    // The IP-options part is warned about, once.
+    let text = format!("{base}ebpf: {{context_propagation: all}}");
+    let c = load(Some(("beyla-config.yml", &text)), &[], Flags::default()).unwrap();
+    let warnings: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        warnings,
+        ["key ebpf.context_propagation: propagation in IP options (ip, or the ip part of all) not supported yet, ignored"]
+    );
     assert!(ContextPropagation::All.headers() && ContextPropagation::All.asks_ip());
     assert!(!ContextPropagation::Ip.headers() && !ContextPropagation::Disabled.asks_ip());
 }
