@@ -174,11 +174,17 @@ impl Probes {
                 source,
             })?;
         let pids = Arc::new(PidMap::new(take(&mut ebpf, "traced_pids")?, chunks)?);
-        let drops =
-            PerCpuArray::try_from(take(&mut ebpf, "drops")?).map_err(|source| ProbeError::Map {
-                name: "drops",
-                source,
-            })?;
+        let per_cpu = |ebpf: &mut Ebpf, name: &'static str| {
+            PerCpuArray::try_from(take(ebpf, name)?)
+                .map_err(|source| ProbeError::Map { name, source })
+        };
+        let drops = KernelDrops {
+            drops: per_cpu(&mut ebpf, "drops")?,
+            propagation: header_injection
+                .is_some()
+                .then(|| per_cpu(&mut ebpf, "propagation_counts"))
+                .transpose()?,
+        };
         log::info!(
             "eBPF: capture path {capture_path}; {capture_programs} socket, {} process and {library_programs} library programs loaded in {:.2} s; traced-PID map for {} pids",
             links.len() - capture_programs,
@@ -190,7 +196,7 @@ impl Probes {
             probes: Probes { links },
             ring,
             pids,
-            drops: KernelDrops(drops),
+            drops,
             capture_path,
             header_injection,
         })
@@ -374,24 +380,33 @@ fn kernel_release() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// The kernel's drop counters, summed over CPUs.
-pub struct KernelDrops(PerCpuArray<MapData, u64>);
+/// The kernel's counters (drops, and what context propagation did), summed over CPUs.
+pub struct KernelDrops {
+    drops: PerCpuArray<MapData, u64>,
+    /// Present when `traceparent` headers are injected.
+    propagation: Option<PerCpuArray<MapData, u64>>,
+}
 
 impl KernelDrops {
     pub fn read(&self) -> KernelDropCounts {
-        let sum = |reason: u32| {
-            self.0
-                .get(&reason, 0)
+        let sum = |map: Option<&PerCpuArray<MapData, u64>>, index: u32| {
+            map.and_then(|m| m.get(&index, 0).ok())
                 .map(|per_cpu| per_cpu.iter().sum())
                 .unwrap_or(0)
         };
-        KernelDropCounts::read(|drop| {
-            sum(match drop {
-                KernelDrop::RingbufFull => abi::DROP_RINGBUF_FULL,
-                KernelDrop::InflightMapFull => abi::DROP_ARGS_MAP_FULL,
-                KernelDrop::ConnectionMapFull => abi::DROP_CONN_MAP_FULL,
-                KernelDrop::TlsUnknownConnection => abi::DROP_TLS_UNKNOWN_CONN,
-            })
+        let drops = Some(&self.drops);
+        let propagation = self.propagation.as_ref();
+        KernelDropCounts::read(|counter| match counter {
+            KernelDrop::RingbufFull => sum(drops, abi::DROP_RINGBUF_FULL),
+            KernelDrop::InflightMapFull => sum(drops, abi::DROP_ARGS_MAP_FULL),
+            KernelDrop::ConnectionMapFull => sum(drops, abi::DROP_CONN_MAP_FULL),
+            KernelDrop::TlsUnknownConnection => sum(drops, abi::DROP_TLS_UNKNOWN_CONN),
+            KernelDrop::PropagationInjected => sum(propagation, abi::PROPAGATION_INJECTED),
+            KernelDrop::PropagationHadContext => sum(propagation, abi::PROPAGATION_HAD_CONTEXT),
+            KernelDrop::PropagationHeadIncomplete => {
+                sum(propagation, abi::PROPAGATION_HEAD_INCOMPLETE)
+            }
+            KernelDrop::PropagationPushFailed => sum(propagation, abi::PROPAGATION_PUSH_FAILED),
         })
     }
 }

@@ -17,5 +17,5 @@ pub use libraries::LibraryAttacher;
 pub use loader::{KernelDrops, Loaded, ProbeSettings, Probes, Wakeup};
 pub use pid_map::PidMap;
 pub use probe_sets::CapturePath;
-pub use propagation::{HeaderInjection, PropagationCounts};
+pub use propagation::HeaderInjection;
 pub use reader::{EventSink, RingReader, StopSignal};

@@ -6,38 +6,24 @@
 use std::fs::File;
 use std::path::PathBuf;
 
-use aya::maps::{MapData, PerCpuArray, SockHash};
+use aya::maps::{MapData, SockHash};
 use aya::programs::{CgroupAttachMode, SkMsg, SockOps};
 use aya::util::KernelVersion;
 use aya::Ebpf;
 
-use super::abi;
 use super::error::ProbeError;
 
 const SOCK_OPS: &str = "mark_traced_sockets";
 const SK_MSG: &str = "inject_traceparent";
 const SOCKETS: &str = "propagated_sockets";
-const COUNTS: &str = "propagation_counts";
 /// The sk_msg program searches request heads with bpf_loop (kernel 5.17).
 const MINIMUM_KERNEL: KernelVersion = KernelVersion::new(5, 17, 0);
 
-/// The attached programs (dropping them detaches them) and their counters.
+/// The attached programs; dropping them detaches them. (What they did is
+/// counted in `propagation_counts`, read with the kernel's drop counters.)
 pub struct HeaderInjection {
     _links: Vec<Box<dyn Send>>,
     _sockets: SockHash<MapData, u64>,
-    counts: PerCpuArray<MapData, u64>,
-}
-
-/// What the sk_msg program did with the requests of traced clients.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct PropagationCounts {
-    pub injected: u64,
-    /// Carried a `traceparent` already: left alone.
-    pub had_context: u64,
-    /// The request head was not whole in one message: left alone.
-    pub head_incomplete: u64,
-    /// The kernel refused to grow the message: sent as written.
-    pub push_failed: u64,
 }
 
 impl HeaderInjection {
@@ -101,31 +87,10 @@ impl HeaderInjection {
             sk_msg.take_link(id).map_err(failed(SK_MSG, target))?,
         ));
 
-        let counts =
-            PerCpuArray::try_from(take(ebpf, COUNTS)?).map_err(|source| ProbeError::Map {
-                name: COUNTS,
-                source,
-            })?;
         Ok(Self {
             _links: links,
             _sockets: sockets,
-            counts,
         })
-    }
-
-    pub fn counts(&self) -> PropagationCounts {
-        let sum = |outcome: u32| {
-            self.counts
-                .get(&outcome, 0)
-                .map(|per_cpu| per_cpu.iter().sum())
-                .unwrap_or(0)
-        };
-        PropagationCounts {
-            injected: sum(abi::PROPAGATION_INJECTED),
-            had_context: sum(abi::PROPAGATION_HAD_CONTEXT),
-            head_incomplete: sum(abi::PROPAGATION_HEAD_INCOMPLETE),
-            push_failed: sum(abi::PROPAGATION_PUSH_FAILED),
-        }
     }
 }
 
