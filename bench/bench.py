@@ -6,6 +6,8 @@ For each server it runs the modes in rounds (none, agent[, otel], none, agent[, 
 each run with a fresh server (and agent), and in each run the phases:
   sat        wrk -t2 -c32 (keep-alive, closed loop: the server's throughput)
   rate_<R>   bench/.build/loadgen at R req/s (open loop, 32 keep-alive connections)
+  redis      Go server only: wrk -t2 -c32 on GET /redis, one Redis INCR per request on a
+             pooled connection to a redis-server started for the run (a database client)
 Around every phase it reads the agent's CPU time (/proc/PID/stat), memory (VmHWM, VmRSS),
 eBPF run time (bpftool, kernel.bpf_stats_enabled=1) and counters (its Prometheus endpoint).
 Then, per server, the capacity search steps the rate up with the agent on until drops
@@ -40,6 +42,11 @@ TARGET_BPF_US = 1.0          # eBPF time per HTTP/1 request
 TARGET_NODROP_RATE = 20000   # no drops at 20k req/s where the server reaches it
 
 PROBE_PREFIXES = ("enter_", "exit_", "on_exec")
+
+# Servers with a database client endpoint (GET /redis), and the metric that counts the
+# Redis operations the agent saw (its Prometheus endpoint).
+REDIS_SERVERS = ("go",)
+REDIS_OPS_METRIC = 'db_client_operation_duration_seconds_count{db_system_name="redis"'
 
 
 class BenchError(Exception):
@@ -119,8 +126,21 @@ class Procs:
 
 # ---------------------------------------------------------------- servers
 
-def start_server(procs, server, mode, port, sink_port):
+def start_redis(procs):
+    """A redis-server on a free port with its own directory and no persistence; returns (process, port)."""
+    port = free_port()
+    d = os.path.join(procs.workdir, f"redis-{port}")
+    os.makedirs(d, exist_ok=True)
+    p = procs.start(f"redis-{port}", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                      "--dir", d, "--save", "", "--appendonly", "no", "--daemonize", "no"])
+    wait_port(port, p, 20, "redis-server")
+    return p, port
+
+
+def start_server(procs, server, mode, port, sink_port, redis_port=None):
     env = {"PORT": str(port)}
+    if redis_port is not None:
+        env["REDIS_ADDR"] = f"127.0.0.1:{redis_port}"
     name = f"{server}-{mode}"
     if server == "go":
         p = procs.start(name, [os.path.join(BUILD, "hello")], env)
@@ -163,7 +183,7 @@ def scrape(prom_port):
         text = r.read().decode()
     vals = {}
     for line in text.splitlines():
-        if not line.startswith("beyla_"):
+        if not line.startswith(("beyla_", REDIS_OPS_METRIC)):
             continue
         try:
             key, v = line.rsplit(" ", 1)
@@ -179,6 +199,11 @@ def drops_of(c):
     pipeline = sum(v for k, v in c.items() if k.startswith("beyla_events_dropped_total")
                    and 'stage="untraced"' not in k)
     return kernel, pipeline
+
+
+def redis_ops(c):
+    """Redis operations the agent recorded (every command, every server port), from a scrape."""
+    return sum(v for k, v in c.items() if k.startswith(REDIS_OPS_METRIC))
 
 
 def start_agent(procs, agent_bin, port, prom_port):
@@ -272,9 +297,11 @@ def agent_delta(a, b, requests, agent):
         "bpf_us_per_req": bpf_ns / 1e3 / requests if requests else None,
         "bpf_per_prog": per_prog,
         "events_per_s": d.get("beyla_events_read_total", 0) / dt if dt else None,
+        "redis_ops_per_s": (redis_ops(pb) - redis_ops(pa)) / dt if dt else None,
         "spans_per_s": d.get("beyla_spans_created_total", 0) / dt if dt else None,
         "events": d.get("beyla_events_read_total", 0),
         "spans": d.get("beyla_spans_created_total", 0),
+        "redis_ops": redis_ops(pb) - redis_ops(pa),
         "kernel_drops": kb - ka,
         "pipeline_drops": plb - pla,
         "counters_delta": {k: v for k, v in d.items() if v},
@@ -285,9 +312,9 @@ def agent_delta(a, b, requests, agent):
 
 # ---------------------------------------------------------------- load
 
-def run_wrk(port, dur):
+def run_wrk(port, dur, path="/"):
     r = subprocess.run(["wrk", "-t2", "-c32", f"-d{dur}s", "-s", os.path.join(BENCH, "wrk_report.lua"),
-                        f"http://127.0.0.1:{port}/"], capture_output=True, text=True)
+                        f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True)
     line = next((l for l in r.stdout.splitlines() if l.startswith("{")), None)
     if r.returncode != 0 or line is None:
         raise BenchError(f"wrk on port {port}: status {r.returncode}: {(r.stderr or r.stdout).strip()[-300:]}")
@@ -333,7 +360,8 @@ def one_run(cfg, procs, server, mode, rnd, sat_ref):
         sink_port = free_port()
         sink = procs.start(f"sink-{sink_port}", [os.path.join(BUILD, "sink")], {"PORT": str(sink_port)})
         wait_port(sink_port, sink, 10, "OTLP sink")
-    srv = start_server(procs, server, mode, port, sink_port)
+    redis, redis_port = start_redis(procs) if server in REDIS_SERVERS else (None, None)
+    srv = start_server(procs, server, mode, port, sink_port, redis_port)
     agent = None
     prom_port = None
     try:
@@ -352,6 +380,17 @@ def one_run(cfg, procs, server, mode, rnd, sat_ref):
                 continue
             phases.append(phase(f"rate_{rate}", lambda: run_loadgen(port, rate, cfg.dur, cfg.warmup),
                                 agent, prom_port))
+        if redis is not None:
+            # Warm-up: the server's pool of Redis connections fills.
+            run_wrk(port, 1, "/redis")
+            db = phase("redis", lambda: run_wrk(port, cfg.dur, "/redis"), agent, prom_port)
+            if db["errors"]:
+                raise BenchError(f"{server}/{mode}: {db['errors']} failed GET /redis "
+                                 f"({procs.output(srv)[-300:]})")
+            if agent is not None and db["redis_ops"] == 0:
+                raise BenchError(f"{server}/agent: the agent recorded no Redis operation "
+                                 f"({procs.output(agent)[-300:]})")
+            phases.append(db)
         run = {"server": server, "mode": mode, "round": rnd, "phases": phases}
         if agent is not None:
             run["agent_mem_mb"] = proc_mem_mb(agent.pid)
@@ -383,6 +422,8 @@ def one_run(cfg, procs, server, mode, rnd, sat_ref):
             procs.stop(srv)
         if sink is not None and sink.poll() is None:
             procs.stop(sink)
+        if redis is not None:
+            procs.stop(redis)
 
 
 def capacity(cfg, procs, server):
@@ -459,7 +500,7 @@ def aggregate(runs):
         server, mode, ph = key
         a = {}
         for m in ("throughput", "p50_us", "p99_us", "cpu_us_per_req", "cpu_pct", "bpf_us_per_req",
-                  "events_per_s", "spans_per_s", "rss_mb", "hwm_mb"):
+                  "events_per_s", "spans_per_s", "redis_ops_per_s", "rss_mb", "hwm_mb"):
             a[m] = med([p.get(m) for _, p, _ in items])
         a["kernel_drops"] = sum(p.get("kernel_drops", 0) for _, p, _ in items)
         a["pipeline_drops"] = sum(p.get("pipeline_drops", 0) for _, p, _ in items)
@@ -558,6 +599,25 @@ def markdown(cfg, info, runs, caps, agg, elapsed):
                      f"{fmt(a['spans_per_s']) if ag else '–'} | "
                      f"{drops_cell(a) if ag else '–'} |")
     L.append("")
+    if any((server, "none", "redis") in agg for server in cfg.servers):
+        L.append("### Database client (GET /redis: one Redis INCR per request on a pooled connection; "
+                 "wrk -t2 -c32)")
+        L.append("")
+        L.append("| server | mode | req/s | × none | p50 µs | p99 µs | p99 × none | agent CPU µs/req | agent CPU % | eBPF µs/req | spans/s | Redis ops/s seen | drops k/p |")
+        L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for server in cfg.servers:
+            for mode in cfg.modes_for(server):
+                a = agg.get((server, mode, "redis"))
+                if not a:
+                    continue
+                ag = mode == "agent"
+                L.append(f"| {server} | {mode} | {fmt(a['throughput'])} | {fmt(a['throughput_ratio'], 3)} | "
+                         f"{fmt(a['p50_us'])} | {fmt(a['p99_us'])} | {fmt(a['p99_us_ratio'], 2)} | "
+                         f"{fmt(a['cpu_us_per_req'], 2) if ag else '–'} | {fmt(a['cpu_pct'], 0) if ag else '–'} | "
+                         f"{fmt(a['bpf_us_per_req'], 2) if ag else '–'} | {fmt(a['spans_per_s']) if ag else '–'} | "
+                         f"{fmt(a['redis_ops_per_s']) if ag else '–'} | "
+                         f"{drops_cell(a) if ag else '–'} |")
+        L.append("")
     L.append("### Fixed rates (bench loadgen, 32 keep-alive connections, latency from the scheduled send time)")
     L.append("")
     L.append("| server | rate | mode | achieved/s | p50 µs | p99 µs | p99 × none | agent CPU µs/req | eBPF µs/req | events/s | spans/s | drops k/p | RSS MB (peak) |")
