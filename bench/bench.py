@@ -571,6 +571,28 @@ def sat_cell(sat):
     return f"{sat['target']:,} ({sat['achieved']:,.0f})" if sat else "not reached"
 
 
+def closed_loop_table(cfg, agg, phase, extra=None):
+    """The Markdown lines of a wrk phase's table, one row per server and mode; `extra` is
+    (column title, aggregate key) of one more agent figure."""
+    titles = ["server", "mode", "req/s", "× none", "p50 µs", "p99 µs", "p99 × none", "agent CPU µs/req",
+              "agent CPU %", "eBPF µs/req", "events/s", "spans/s"] + ([extra[0]] if extra else []) + ["drops k/p"]
+    L = ["| " + " | ".join(titles) + " |", "|---|---|" + "---:|" * (len(titles) - 2)]
+    for server in cfg.servers:
+        for mode in cfg.modes_for(server):
+            a = agg.get((server, mode, phase))
+            if not a:
+                continue
+            ag = mode == "agent"
+            agent_cells = [fmt(a["cpu_us_per_req"], 2), fmt(a["cpu_pct"], 0), fmt(a["bpf_us_per_req"], 2),
+                           fmt(a["events_per_s"]), fmt(a["spans_per_s"])] + ([fmt(a[extra[1]])] if extra else [])
+            cells = [server, mode, fmt(a["throughput"]), fmt(a["throughput_ratio"], 3), fmt(a["p50_us"]),
+                     fmt(a["p99_us"]), fmt(a["p99_us_ratio"], 2)]
+            cells += agent_cells + [drops_cell(a)] if ag else ["–"] * (len(agent_cells) + 1)
+            L.append("| " + " | ".join(cells) + " |")
+    L.append("")
+    return L
+
+
 def markdown(cfg, info, runs, caps, agg, elapsed):
     L = []
     L.append(f"Benchmark {info['date']} · commit `{info['commit']}`"
@@ -584,40 +606,12 @@ def markdown(cfg, info, runs, caps, agg, elapsed):
     L.append("")
     L.append("### Saturated (wrk -t2 -c32, keep-alive)")
     L.append("")
-    L.append("| server | mode | req/s | × none | p50 µs | p99 µs | p99 × none | agent CPU µs/req | agent CPU % | eBPF µs/req | events/s | spans/s | drops k/p |")
-    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for server in cfg.servers:
-        for mode in cfg.modes_for(server):
-            a = agg.get((server, mode, "sat"))
-            if not a:
-                continue
-            ag = mode == "agent"
-            L.append(f"| {server} | {mode} | {fmt(a['throughput'])} | {fmt(a['throughput_ratio'], 3)} | "
-                     f"{fmt(a['p50_us'])} | {fmt(a['p99_us'])} | {fmt(a['p99_us_ratio'], 2)} | "
-                     f"{fmt(a['cpu_us_per_req'], 2) if ag else '–'} | {fmt(a['cpu_pct'], 0) if ag else '–'} | "
-                     f"{fmt(a['bpf_us_per_req'], 2) if ag else '–'} | {fmt(a['events_per_s']) if ag else '–'} | "
-                     f"{fmt(a['spans_per_s']) if ag else '–'} | "
-                     f"{drops_cell(a) if ag else '–'} |")
-    L.append("")
+    L.extend(closed_loop_table(cfg, agg, "sat"))
     if any((server, "none", "redis") in agg for server in cfg.servers):
         L.append("### Database client (GET /redis: one Redis INCR per request on a pooled connection; "
                  "wrk -t2 -c32)")
         L.append("")
-        L.append("| server | mode | req/s | × none | p50 µs | p99 µs | p99 × none | agent CPU µs/req | agent CPU % | eBPF µs/req | spans/s | Redis ops/s seen | drops k/p |")
-        L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for server in cfg.servers:
-            for mode in cfg.modes_for(server):
-                a = agg.get((server, mode, "redis"))
-                if not a:
-                    continue
-                ag = mode == "agent"
-                L.append(f"| {server} | {mode} | {fmt(a['throughput'])} | {fmt(a['throughput_ratio'], 3)} | "
-                         f"{fmt(a['p50_us'])} | {fmt(a['p99_us'])} | {fmt(a['p99_us_ratio'], 2)} | "
-                         f"{fmt(a['cpu_us_per_req'], 2) if ag else '–'} | {fmt(a['cpu_pct'], 0) if ag else '–'} | "
-                         f"{fmt(a['bpf_us_per_req'], 2) if ag else '–'} | {fmt(a['spans_per_s']) if ag else '–'} | "
-                         f"{fmt(a['redis_ops_per_s']) if ag else '–'} | "
-                         f"{drops_cell(a) if ag else '–'} |")
-        L.append("")
+        L.extend(closed_loop_table(cfg, agg, "redis", ("Redis ops/s seen", "redis_ops_per_s")))
     L.append("### Fixed rates (bench loadgen, 32 keep-alive connections, latency from the scheduled send time)")
     L.append("")
     L.append("| server | rate | mode | achieved/s | p50 µs | p99 µs | p99 × none | agent CPU µs/req | eBPF µs/req | events/s | spans/s | drops k/p | RSS MB (peak) |")
