@@ -159,6 +159,16 @@ impl Span {
     pub fn attr_int(&self, name: &str) -> Option<i64> {
         self.attributes.get(name).and_then(Value::as_i64)
     }
+
+    /// An attribute as text (a number as its digits), "" when the span has
+    /// none of that name.
+    pub fn attr_text(&self, name: &str) -> String {
+        match self.attributes.get(name) {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        }
+    }
 }
 
 /// The path of an absolute URL (`http://host:port/users/42` gives `/users/42`).

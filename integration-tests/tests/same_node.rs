@@ -18,7 +18,7 @@ use integration_tests::grpc_apps::{run_grpc_client, AppServer, ClientApp, Server
 use integration_tests::http::{request_on_fresh_connection, Request};
 use integration_tests::receivers::TempDir;
 use integration_tests::spans::{assert_spans, Expected, Kind, Lineage, Span, Window};
-use integration_tests::sql_clients::{run_with, Client, Database, SqlSpan};
+use integration_tests::sql_clients::{run_with, sql_spans, Client, Database};
 use integration_tests::{random_hex, require_root};
 
 /// Requests each front sends.
@@ -250,15 +250,17 @@ fn sql_client_and_postgres_on_this_machine_are_one_trace() {
     );
     let output = agent.stop();
     let context = format!("agent stderr:\n{}", output.stderr);
-    let spans = SqlSpan::parse_all(&output.lines);
-    let clients: HashMap<&str, &SqlSpan> = spans
+    let spans = sql_spans(&output.lines);
+    let clients: HashMap<&str, &Span> = spans
         .iter()
-        .filter(|s| s.pid == run.pid && s.kind == "client")
+        .filter(|s| s.pid == run.pid && s.kind == Kind::Client)
         .map(|s| (s.span_id.as_str(), s))
         .collect();
-    let servers: Vec<&SqlSpan> = spans
+    let servers: Vec<&Span> = spans
         .iter()
-        .filter(|s| s.kind == "server" && s.attr("server.port") == postgres.port.to_string())
+        .filter(|s| {
+            s.kind == Kind::Server && s.attr_text("server.port") == postgres.port.to_string()
+        })
         .collect();
     assert!(
         !servers.is_empty() && servers.len() == clients.len(),
@@ -271,7 +273,7 @@ fn sql_client_and_postgres_on_this_machine_are_one_trace() {
         match clients.get(s.parent_span_id.as_str()) {
             Some(c)
                 if c.trace_id == s.trace_id
-                    && c.attr("db.query.text") == s.attr("db.query.text") => {}
+                    && c.attr_text("db.query.text") == s.attr_text("db.query.text") => {}
             _ => problems.push(format!(
                 "server span is not the child of its statement's client span: {}",
                 s.line
