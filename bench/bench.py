@@ -678,7 +678,7 @@ def main():
     ap.add_argument("--agent", default=os.path.join(BUILD, "beyla"), help="the agent binary")
     ap.add_argument("--servers", help="comma-separated subset of go,nginx,python,node")
     ap.add_argument("--rounds", type=int)
-    ap.add_argument("--duration", type=float, help="seconds per measured phase")
+    ap.add_argument("--duration", type=int, help="seconds per measured phase (wrk takes whole seconds)")
     ap.add_argument("--no-capacity", action="store_true")
     ap.add_argument("--out", help="results directory (default bench/results, quick: bench/results/quick)")
     args = ap.parse_args()
