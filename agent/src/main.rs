@@ -1,20 +1,23 @@
 //! beyla: wires the stages together. Kernel events flow reader -> assembler
 //! -> decorator -> exporters on one thread, in batches of what one read of the
-//! ring buffer held. Everything else (signals, discovery's loop, the
-//! exporters' queues and the metrics endpoint) runs as tasks of the control
-//! plane, which the reader never waits for.
+//! ring buffer held; process events (exec, fork, exit, listen) are settled on
+//! that thread as far as the next record needs, and forwarded to discovery.
+//! Everything else (signals, discovery's task, the exporters' queues and the
+//! metrics endpoint) runs as tasks of the control plane, which the reader
+//! never waits for.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::StreamExt;
 
 use beyla::config::{Config, Flags, LogFormat};
-use beyla::discovery::Discovery;
+use beyla::discovery::{self, Discovery, ProcessTracker, Selector};
 use beyla::ebpf::{
-    self, DecodeError, EventSink, Loaded, ProbeSettings, Probes, RingReader, StopSignal, Wakeup,
+    self, DecodeError, EventSink, Loaded, PidMap, ProbeSettings, Probes, RingReader, StopSignal,
+    Wakeup,
 };
 use beyla::kubernetes;
 use beyla_pipeline::assemble::Assembler;
@@ -29,9 +32,6 @@ use beyla_pipeline::trace;
 /// Time on top of `shutdown_timeout` for the probes to detach and the ring
 /// buffer to drain before the agent gives up on an orderly stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// How often /proc is scanned for processes to start or stop tracing.
-const SCAN_INTERVAL: Duration = Duration::from_millis(500);
 
 fn main() -> ExitCode {
     let flags = Flags::from_command_line(std::env::args());
@@ -134,30 +134,37 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
             .count() as u64,
     );
     let wakeup = Wakeup::from_config(config.ebpf.wakeup_len);
+    let selector = Arc::new(Selector::new(
+        config.discovery.clone(),
+        config.service_name.clone(),
+        Arc::from(config.resource_attributes.clone()),
+        kubernetes,
+    ));
     let Loaded {
         probes,
         ring,
         pids,
         drops,
-        tls,
+        libraries,
+        capture_path,
     } = Probes::load(ProbeSettings {
         capture_size: config.capture_size,
-        watch_execs: Discovery::decides_at_exec(&config.discovery),
+        watch_execs: selector.decides_at_exec(),
+        watch_listens: selector.wants_ports(),
         wakeup,
+        capture_path: config.ebpf.capture_path,
         metrics: Arc::clone(&metrics),
     })?;
     let drops = Arc::new(drops);
     let registry = Registry::default();
-    let discovery = Arc::new(Mutex::new(Discovery::new(
-        config.discovery.clone(),
-        config.service_name.clone(),
-        Arc::from(config.resource_attributes.clone()),
-        pids,
-        tls,
+    let mut discovery = Discovery::new(
+        Arc::clone(&selector),
         registry.clone(),
-        kubernetes,
-    )));
-    let instrumented = Arc::new(AtomicU64::new(lock(&discovery).scan() as u64));
+        Arc::clone(&pids),
+        libraries,
+    );
+    discovery.scan();
+    let instrumented = discovery.instrumented();
 
     let context = export::Context {
         control: control.clone(),
@@ -175,16 +182,19 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
     };
     let fan_out = export::start(&config.export, Sampler::from(config.sampler), &context)?;
     log::info!(
-        "agent ready: {} process(es) instrumented, capture size {} bytes",
+        "agent ready: {} process(es) instrumented, capture size {} bytes, capture path {capture_path}",
         instrumented.load(Ordering::Relaxed),
         config.capture_size
     );
 
-    let scanner = control.spawn(scan_loop(Arc::clone(&discovery), Arc::clone(&instrumented)));
+    // The reader's ProcessTracker forwards process events to discovery's
+    // task, which ends once the pipeline, holding the other end, is dropped.
+    let (process_events, discovery_inbox) = discovery::process_event_queue();
+    let discovery = control.spawn(discovery.run(discovery_inbox));
 
     let mut pipeline = Pipeline {
         assembler: Assembler::new(
-            registry,
+            registry.clone(),
             Arc::clone(&metrics),
             config.ebpf.track_request_headers,
         ),
@@ -192,7 +202,13 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
             .with_filter(config.filter.clone())
             .with_own_telemetry(OwnTelemetry::new(config.exclude_otel_instrumented)),
         fan_out,
-        discovery: Arc::clone(&discovery),
+        processes: ProcessTracker::new(
+            selector,
+            registry,
+            pids,
+            process_events,
+            Arc::clone(&metrics),
+        ),
         metrics: Arc::clone(&metrics),
     };
     let mut reader = RingReader::new(ring, wakeup.reader_polls());
@@ -203,13 +219,11 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
     pipeline.assembler.close_all();
     pipeline.drained();
     pipeline.fan_out.finish();
-    smol::block_on(scanner.cancel());
+    // Closes discovery's queue: its task handles what is queued, then ends.
+    drop(pipeline.processes);
+    smol::block_on(discovery);
     log::info!("stopped: {}", Summary(&metrics, drops.read()));
     Ok(())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The stages after the ring buffer, fed on the reader's thread.
@@ -217,7 +231,7 @@ struct Pipeline {
     assembler: Assembler,
     decorator: Decorator,
     fan_out: FanOut,
-    discovery: Arc<Mutex<Discovery>>,
+    processes: ProcessTracker<PidMap>,
     metrics: Arc<SelfMetrics>,
 }
 
@@ -227,7 +241,14 @@ impl EventSink for Pipeline {
         match event {
             Ok(KernelEvent::Data(chunk)) => self.assembler.on_data(&chunk),
             Ok(KernelEvent::Close { conn, .. }) => self.assembler.on_close(conn),
-            Ok(KernelEvent::Exec { pid, filename }) => lock(&self.discovery).on_exec(pid, filename),
+            Ok(KernelEvent::Exec { pid, filename }) => self.processes.exec(pid, filename),
+            Ok(KernelEvent::Fork { parent, child }) => self.processes.fork(parent, child),
+            Ok(KernelEvent::Exit { pid }) => self.processes.exit(pid),
+            Ok(KernelEvent::Listen {
+                pid,
+                port,
+                listening,
+            }) => self.processes.listen(pid, port, listening),
             Err(e) => {
                 self.metrics.inc(Counter::EventsUndecodable);
                 log::debug!("undecodable ring buffer record: {e:?}");
@@ -268,15 +289,4 @@ async fn on_signals(
     };
     futures_lite::future::or(second, late).await;
     std::process::exit(1);
-}
-
-/// Rescans /proc now and then for processes to start or stop tracing; the
-/// scan reads files, so it runs off the control thread.
-async fn scan_loop(discovery: Arc<Mutex<Discovery>>, instrumented: Arc<AtomicU64>) {
-    loop {
-        smol::Timer::after(SCAN_INTERVAL).await;
-        let discovery = Arc::clone(&discovery);
-        let count = smol::unblock(move || lock(&discovery).scan()).await;
-        instrumented.store(count as u64, Ordering::Relaxed);
-    }
 }

@@ -29,11 +29,24 @@ typedef uint64_t u64;
 #define BEYLA_MAX_IOV 128
 /* Bytes of an exec'd filename forwarded to the agent. */
 #define BEYLA_MAX_FILENAME 256
+/* Processes per element of the traced-PID map: one byte each. */
+#define BEYLA_PID_CHUNK 4096
+/* Call slots at most (a power of two): one per thread id below this, else
+ * shared by the ids equal modulo it, and a call whose slot another thread
+ * took is counted lost (BEYLA_DROP_ARGS_MAP_FULL). */
+#define BEYLA_MAX_CALL_SLOTS 65536
 
 enum beyla_event_kind {
 	BEYLA_EVENT_DATA = 1,  /* bytes read from or written to a TCP socket */
 	BEYLA_EVENT_CLOSE = 2, /* a traced connection was closed */
-	BEYLA_EVENT_EXEC = 3,  /* a process exec'd (only while selecting by executable) */
+	/* A traced process exec'd, or any process did while selecting by executable. */
+	BEYLA_EVENT_EXEC = 3,
+	/* A traced process forked: the child is traced from its first syscall. */
+	BEYLA_EVENT_FORK = 4,
+	/* A traced (or pending) process ended: its last thread exited. */
+	BEYLA_EVENT_EXIT = 5,
+	/* A process opened or closed a listening TCP socket (while selecting by port). */
+	BEYLA_EVENT_LISTEN = 6,
 };
 
 enum beyla_direction {
@@ -59,15 +72,18 @@ enum beyla_wakeup {
 	BEYLA_WAKEUP_EVERY_RECORD = 1,
 };
 
-/* Values in the traced-PID map. */
-enum beyla_pid_state {
+/* Bits of a process's byte in the traced-PID map; 0: not traced. */
+enum beyla_pid_flag {
 	BEYLA_PID_TRACED = 1,
 	BEYLA_PID_PENDING = 2, /* exec'd while selecting by executable; the agent decides */
+	/* OpenSSL uprobes are attached: a socket call may be inside SSL_read/SSL_write. */
+	BEYLA_PID_TLS = 4,
 };
 
 /* Indexes of the kernel drop counters (per-CPU array `drops`). */
 enum beyla_drop_reason {
 	BEYLA_DROP_RINGBUF_FULL = 0,
+	/* A call whose slot another thread took (thread ids equal modulo the slots). */
 	BEYLA_DROP_ARGS_MAP_FULL = 1,
 	BEYLA_DROP_CONN_MAP_FULL = 2,
 	/* TLS plaintext whose connection no socket call named (memory BIOs, as in Node.js). */
@@ -99,7 +115,7 @@ struct beyla_event_header {
 struct beyla_data_head {
 	struct beyla_event_header hdr;
 	u64 conn_id; /* unique for the life of the agent */
-	u64 start_ns; /* syscall entry, CLOCK_MONOTONIC */
+	u64 start_ns; /* syscall entry, CLOCK_MONOTONIC; for reads the exit (bytes arrive then) */
 	u64 end_ns;   /* syscall exit */
 	u64 bytes;    /* what the syscall moved; may exceed `captured` */
 	u32 fd;
@@ -127,6 +143,22 @@ struct beyla_close_event {
 struct beyla_exec_event {
 	struct beyla_event_header hdr;
 	char filename[BEYLA_MAX_FILENAME];
+};
+
+/* hdr.pid is the parent. */
+struct beyla_fork_event {
+	struct beyla_event_header hdr;
+	u32 child;
+	u32 pad;
+};
+
+/* An exit event is a header alone. */
+
+struct beyla_listen_event {
+	struct beyla_event_header hdr;
+	u16 port;
+	u8 listening; /* 1: now listening; 0: stopped */
+	u8 pad[5];
 };
 
 #endif /* BEYLA_EVENTS_H */

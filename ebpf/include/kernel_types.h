@@ -30,6 +30,7 @@ enum bpf_map_type {
 };
 #define BPF_ANY 0
 #define BPF_NOEXIST 1
+#define BPF_F_MMAPABLE (1U << 10)
 #define BPF_RB_NO_WAKEUP 1
 #define BPF_RB_AVAIL_DATA 0
 #define BPF_RB_FORCE_WAKEUP 2
@@ -47,11 +48,9 @@ struct syscall_exit_ctx {
 	long ret;
 };
 
-struct sched_process_exec_ctx {
-	__u64 common;
-	__u32 filename_loc; /* __data_loc: low 16 bits offset, high 16 bits length */
-	int pid;
-	int old_pid;
+/* A raw tracepoint's arguments, as the tracepoint's prototype lists them. */
+struct bpf_raw_tracepoint_args {
+	__u64 args[0];
 };
 
 /* Registers at a uprobe, as bpf_tracing.h's PT_REGS_* macros read them. */
@@ -132,9 +131,79 @@ struct files_struct {
 	struct fdtable *fdt;
 } __attribute__((preserve_access_index));
 
-struct task_struct {
-	struct files_struct *files;
+typedef struct {
+	int counter;
+} atomic_t;
+
+struct signal_struct {
+	atomic_t live; /* threads not yet exited */
 } __attribute__((preserve_access_index));
+
+/* flags on every architecture; status (TS_COMPAT) on x86 only. */
+struct thread_info {
+	unsigned long flags;
+	__u32 status;
+} __attribute__((preserve_access_index));
+
+struct task_struct {
+	struct thread_info thread_info;
+	int pid;
+	int tgid;
+	struct files_struct *files;
+	struct signal_struct *signal;
+} __attribute__((preserve_access_index));
+
+struct linux_binprm {
+	const char *filename;
+} __attribute__((preserve_access_index));
+
+typedef unsigned long size_t;
+
+/* A msghdr's iterator over the caller's buffers, as tcp_sendmsg and
+ * tcp_recvmsg get it. Its fields moved between kernels; each is read only if
+ * the running kernel has it (bpf_core_field_exists):
+ *   type       5.10-5.13: ITER_* bit flags, bit 0 the direction
+ *   iter_type  5.14+: an enum iter_type value
+ *   iov        before 6.4; __iov from 6.4 (the same kernel copy of the iovecs)
+ *   ubuf       6.0+: one user buffer (ITER_UBUF), what plain read/write use */
+struct iov_iter {
+	unsigned int type;
+	__u8 iter_type;
+	size_t iov_offset;
+	const struct iovec *iov;
+	const struct iovec *__iov;
+	void *ubuf;
+	unsigned long nr_segs;
+} __attribute__((preserve_access_index));
+
+/* Values relocated to the running kernel's (bpf_core_enum_value): they
+ * changed between kernels, and ITER_UBUF exists from 6.0. */
+enum iter_type {
+	ITER_IOVEC = 0,
+	ITER_UBUF = 1,
+};
+
+struct msghdr {
+	struct iov_iter msg_iter;
+} __attribute__((preserve_access_index));
+
+/* The kernel's pt_regs under its own field names, for the syscall arguments
+ * the sys_enter/sys_exit tracepoints hand over (CO-RE relocates the offsets;
+ * the ___kernel suffix keeps it apart from the pt_regs above, which
+ * bpf_tracing.h reads at uprobes). */
+#if defined(__TARGET_ARCH_x86)
+struct pt_regs___kernel {
+	unsigned long dx;
+	unsigned long si;
+	unsigned long di;
+	unsigned long orig_ax;
+} __attribute__((preserve_access_index));
+#elif defined(__TARGET_ARCH_arm64)
+struct pt_regs___kernel {
+	__u64 regs[31];
+	__s32 syscallno;
+} __attribute__((preserve_access_index));
+#endif
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -142,5 +211,6 @@ struct task_struct {
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 #define EINPROGRESS 115
+#define TCP_LISTEN 10
 
 #endif /* BEYLA_KERNEL_TYPES_H */

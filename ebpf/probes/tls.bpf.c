@@ -5,7 +5,8 @@
  * buffer; the return reports the plaintext as a data event on its connection,
  * marked tls. The connection is named by the socket call OpenSSL makes inside
  * (socket BIO), by an earlier call on the same SSL object, or, for memory
- * BIOs, by the thread's last ciphertext read (sockets.bpf.c). */
+ * BIOs, by the thread's last ciphertext read (capture.h's socket_data, on
+ * every capture path). */
 #include "capture.h"
 #include <bpf/bpf_tracing.h>
 
@@ -23,8 +24,7 @@ struct ssl_key {
  * whose address was reused. */
 struct ssl_conn {
 	u64 conn_id;
-	u32 fd;
-	u32 pad;
+	struct conn_key conn;
 };
 
 struct {
@@ -36,7 +36,7 @@ struct {
 
 static __always_inline void ssl_enter(struct pt_regs *ctx, u8 direction, bool ex)
 {
-	if (!is_traced())
+	if (!capturing(pid_state(current_tgid())))
 		return;
 	struct tls_call call = {
 		.args = {
@@ -49,22 +49,24 @@ static __always_inline void ssl_enter(struct pt_regs *ctx, u8 direction, bool ex
 		.ex_len = ex ? PT_REGS_PARM4(ctx) : 0,
 	};
 	u64 id = bpf_get_current_pid_tgid();
-	if (bpf_map_update_elem(&tls_calls, &id, &call, BPF_ANY))
+	struct tls_call *slot = bpf_map_lookup_elem(&tls_calls, &id);
+	if (slot)
+		*slot = call;
+	else if (bpf_map_update_elem(&tls_calls, &id, &call, BPF_NOEXIST))
 		count_drop(BEYLA_DROP_ARGS_MAP_FULL);
 }
 
-static __always_inline struct conn_info *conn_at(u32 tgid, u32 fd)
+static __always_inline struct conn_info *conn_at(struct conn_key *key)
 {
-	struct conn_key key = { .tgid = tgid, .fd = fd };
-	return bpf_map_lookup_elem(&connections, &key);
+	return bpf_map_lookup_elem(&connections, key);
 }
 
-/* Remembers that `key`'s SSL object speaks over `conn` (on fd); returns conn. */
-static __always_inline struct conn_info *bind_ssl(struct ssl_key *key, u32 fd, struct conn_info *conn)
+/* Remembers that `key`'s SSL object speaks over `conn` (known as `at`); returns conn. */
+static __always_inline struct conn_info *bind_ssl(struct ssl_key *key, struct conn_key at, struct conn_info *conn)
 {
 	if (!conn)
 		return 0;
-	struct ssl_conn binding = { .conn_id = conn->id, .fd = fd };
+	struct ssl_conn binding = { .conn_id = conn->id, .conn = at };
 	bpf_map_update_elem(&ssl_conns, key, &binding, BPF_ANY);
 	return conn;
 }
@@ -74,39 +76,37 @@ static __always_inline struct conn_info *bind_ssl(struct ssl_key *key, u32 fd, s
 static __always_inline struct conn_info *ssl_conn_of(u64 id, struct tls_call *call, struct ssl_key *key)
 {
 	struct ssl_conn *known = bpf_map_lookup_elem(&ssl_conns, key);
-	/* Socket BIO: the socket call made inside named the fd. */
-	if (call->fd_known) {
-		struct conn_info *conn = conn_at(key->tgid, call->args.fd);
+	/* Socket BIO: the socket call made inside named the connection. */
+	if (call->conn_known) {
+		struct conn_info *conn = conn_at(&call->conn);
 		if (conn && known && known->conn_id == conn->id)
 			return conn;
-		return bind_ssl(key, call->args.fd, conn);
+		return bind_ssl(key, call->conn, conn);
 	}
 	if (known) {
-		struct conn_info *conn = conn_at(key->tgid, known->fd);
-		if (conn && conn->id == known->conn_id) {
-			call->args.fd = known->fd;
+		struct conn_info *conn = conn_at(&known->conn);
+		if (conn && conn->id == known->conn_id)
 			return conn;
-		}
 	}
 	/* Memory BIO: plaintext read now came from the ciphertext this thread
 	 * read last. (A first write has no such witness: it is counted.) */
 	if (call->args.direction != BEYLA_DIR_INGRESS)
 		return 0;
-	u32 *fd = bpf_map_lookup_elem(&tls_reads, &id);
-	if (!fd)
+	struct conn_key *last = bpf_map_lookup_elem(&tls_reads, &id);
+	if (!last)
 		return 0;
-	struct conn_info *conn = conn_at(key->tgid, *fd);
+	struct conn_key at = *last;
+	struct conn_info *conn = conn_at(&at);
 	if (!conn || !conn->tls)
 		return 0;
-	call->args.fd = *fd;
-	return bind_ssl(key, *fd, conn);
+	return bind_ssl(key, at, conn);
 }
 
 static __always_inline void ssl_return(struct pt_regs *ctx)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	struct tls_call *call = bpf_map_lookup_elem(&tls_calls, &id);
-	if (!call)
+	if (!call || !call->args.kind)
 		return;
 	/* All four return int: the upper half of the register is not theirs. */
 	long ret = (int)PT_REGS_RC(ctx);
@@ -123,10 +123,10 @@ static __always_inline void ssl_return(struct pt_regs *ctx)
 			emit_data(conn, &call->args, bytes, 1);
 		else
 			count_drop(BEYLA_DROP_TLS_UNKNOWN_CONN);
-	} else if (call->fd_known) {
+	} else if (call->conn_known) {
 		ssl_conn_of(id, call, &key);
 	}
-	bpf_map_delete_elem(&tls_calls, &id);
+	call->args.kind = CALL_NONE;
 }
 
 SEC("uprobe/SSL_write")

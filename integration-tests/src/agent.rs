@@ -95,6 +95,28 @@ impl Agent {
         }
     }
 
+    /// Starts the agent like [`Agent::start`] and waits until it is ready, or
+    /// until it exits at start-up: then its exit status and stderr.
+    pub fn start_or_exit(env: &[(&str, &str)]) -> Result<Agent, (ExitStatus, String)> {
+        let mut agent = Agent::start(env);
+        if agent
+            .stderr
+            .wait_for(READY_TIMEOUT, |line| line.contains("agent ready"))
+        {
+            return Ok(agent);
+        }
+        let status = wait_with_timeout(&mut agent.child, EXIT_TIMEOUT).unwrap_or_else(|| {
+            panic!(
+                "the agent neither got ready nor exited within {READY_TIMEOUT:?}\nagent stderr:\n{}",
+                agent.stderr.text()
+            )
+        });
+        for reader in agent.readers.drain(..) {
+            reader.join().expect("output reader thread");
+        }
+        Err((status, agent.stderr.text()))
+    }
+
     /// Waits for the log line saying the probes are attached and the first
     /// process scan is done.
     pub fn wait_ready(&self) {

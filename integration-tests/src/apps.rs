@@ -341,27 +341,50 @@ impl Server {
         configure: impl FnOnce(&mut Command),
     ) -> Server {
         let port = free_port();
-        let (mut command, mut backend) = if let Lang::PhpFpm = lang {
+        let (mut command, backend) = if let Lang::PhpFpm = lang {
             let (fpm, nginx, dir) = start_php_fpm(port, downstream_url);
             (nginx, Some((fpm, dir)))
         } else {
             (command_for(lang, port), None)
         };
         configure(&mut command);
+        if let Some(url) = downstream_url {
+            command.env("DOWNSTREAM_URL", url);
+        }
+        Self::launch(
+            command,
+            port,
+            ready_sign(lang, port),
+            &format!("the {lang:?} server"),
+            backend,
+        )
+    }
+
+    /// Starts `command` in the workspace root with `PORT=<port>` and waits
+    /// until it prints `listening on <port>`; `what` names it in a failure.
+    pub fn spawn(mut command: Command, port: u16, what: &str) -> Server {
+        command.env("PORT", port.to_string());
+        Self::launch(command, port, Ready::Line, what, None)
+    }
+
+    fn launch(
+        mut command: Command,
+        port: u16,
+        ready_sign: Ready,
+        what: &str,
+        mut backend: Option<(Child, PathBuf)>,
+    ) -> Server {
         command
             .current_dir(workspace_root())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if let Some(url) = downstream_url {
-            command.env("DOWNSTREAM_URL", url);
-        }
         let mut child = command
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the {lang:?} server {command:?}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {what} {command:?}: {e}"));
         let (stdout, _) = Lines::capture(child.stdout.take().expect("piped stdout"));
         let (stderr, _) = Lines::capture(child.stderr.take().expect("piped stderr"));
-        let (ready, what) = match ready_sign(lang, port) {
+        let (ready, sign) = match ready_sign {
             Ready::Line => {
                 let line = format!("listening on {port}");
                 (
@@ -387,7 +410,7 @@ impl Server {
                 stop_php_fpm(fpm);
             }
             panic!(
-                "the {lang:?} server did not show {what:?} within {STARTUP_TIMEOUT:?}\n\
+                "{what} did not show {sign:?} within {STARTUP_TIMEOUT:?}\n\
                  stdout:\n{}\nstderr:\n{}",
                 stdout.text(),
                 stderr.text()

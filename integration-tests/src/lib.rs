@@ -21,6 +21,7 @@ pub mod kubernetes;
 pub mod privileges;
 pub mod process;
 pub mod receivers;
+pub mod scenarios;
 pub mod spans;
 pub mod sql_clients;
 

@@ -271,9 +271,14 @@ pub fn http_convention_problems(
             attributes.get("error.type")
         ));
     }
+    // A method the conventions do not know (`_OTHER`) is `HTTP` in the name.
+    let name_method = match method {
+        "_OTHER" => "HTTP",
+        known => known,
+    };
     let want_name = match (kind, text("http.route")) {
-        (Kind::Server, Some(route)) => format!("{method} {route}"),
-        _ => method.to_string(),
+        (Kind::Server, Some(route)) => format!("{name_method} {route}"),
+        _ => name_method.to_string(),
     };
     // gRPC calls are named after the call (rpc.* attributes), not the HTTP request.
     if !attributes.contains_key("rpc.system") && name != want_name {

@@ -124,20 +124,7 @@ const CONNECT_DELAY_MS: &str = "1500";
 /// Runs `client`'s scenario with `n` statements of each kind against `database` on
 /// `port`, over TLS when `tls`; panics with its output if it fails.
 pub fn run(client: Client, database: Database, port: u16, n: usize, tls: bool) -> Run {
-    run_with(client, database, port, n, tls, &[])
-}
-
-/// [`run`] with more variables in the client's environment.
-pub fn run_with(
-    client: Client,
-    database: Database,
-    port: u16,
-    n: usize,
-    tls: bool,
-    env: &[(&str, &str)],
-) -> Run {
     let mut command = command(client);
-    command.envs(env.iter().copied());
     command
         .arg(database.arg())
         .arg("127.0.0.1")
@@ -146,8 +133,9 @@ pub fn run_with(
     if tls {
         command.arg("tls");
     }
-    // The agent confirms a new process, and attaches its OpenSSL uprobes, at its next
-    // process scan (every half second): the client connects only after that.
+    // The agent confirms a new process at its exec, and attaches its OpenSSL uprobes
+    // once it maps libssl (looked for again up to 2 s after): the client connects
+    // only after that.
     command.env("SQL_CLIENT_CONNECT_DELAY_MS", CONNECT_DELAY_MS);
     let child = command
         .stdin(Stdio::null())

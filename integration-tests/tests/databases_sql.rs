@@ -15,7 +15,7 @@ use integration_tests::http::{request_on_fresh_connection, Connection, Request};
 use integration_tests::process::{kill_and_reap, Lines};
 use integration_tests::require_root;
 use integration_tests::spans::{Kind, Span, CLOCK_SLACK};
-use integration_tests::sql_clients::{run, run_with, sql_spans, Client, Database, Run, Statement};
+use integration_tests::sql_clients::{run, sql_spans, Client, Database, Run, Statement};
 
 /// Statements of each kind every client sends.
 const N: usize = 5;
@@ -433,8 +433,8 @@ fn client_scenario(client: Client) {
 
 /// The database processes themselves, selected by executable, give a SERVER span per
 /// statement they serve, and feed no client metric. PostgreSQL serves each connection
-/// from a process it forks, which the agent finds at its next scan: the client idles a
-/// moment after connecting, and the startup packet (the database name) goes unseen.
+/// from a process it forks, which the kernel traces from the fork: its startup packet
+/// (the database name) is seen too.
 #[test]
 fn database_processes_give_server_spans() {
     require_root();
@@ -450,18 +450,8 @@ fn database_processes_give_server_spans() {
     agent.wait_instrumenting(postgres.pid);
     postgres.reset();
     let started = wall_ns();
-    let pg = run_with(
-        Client::Python,
-        Database::Postgres,
-        postgres.port,
-        N,
-        false,
-        &[("SQL_CLIENT_IDLE_AFTER_CONNECT_MS", "1500")],
-    );
-    let mut pg_expected = expected_spans(Client::Python, Database::Postgres, false, &pg, started);
-    for e in &mut pg_expected {
-        e.namespace = "";
-    }
+    let pg = run(Client::Python, Database::Postgres, postgres.port, N, false);
+    let pg_expected = expected_spans(Client::Python, Database::Postgres, false, &pg, started);
     mysql.reset();
     let started = wall_ns();
     let my = run(Client::Python, Database::MySql, mysql.port, N, false);

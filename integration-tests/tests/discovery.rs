@@ -12,46 +12,10 @@ use integration_tests::apps::{free_port, Lang, Server};
 use integration_tests::config_files::{
     exe_name, exe_path, instrumented_pid, path_str, regex_escape, App, ConfigDir, RawAgent,
 };
-use integration_tests::http::{Connection, Request};
 use integration_tests::process::{kill_and_reap, wait_with_timeout};
 use integration_tests::require_root;
-use integration_tests::spans::{assert_spans, Expected, Kind, Lineage, Span};
-
-/// A few requests over one keep-alive connection to the server on `port`
-/// (process `pid`), with the spans they must produce named `service`.
-fn exercise(scenario: &str, port: u16, pid: u32, service: &str) -> Vec<Expected> {
-    let mut expected = Vec::new();
-    let mut conn = Connection::open(port);
-    for (path, status, route) in [
-        ("/users/42", 200, "/users/*"),
-        ("/health", 200, "/health"),
-        ("/nope", 404, "/nope"),
-    ] {
-        let request = Request::get(path);
-        let (response, window) = conn.round_trip(&request);
-        assert_eq!(
-            response.status,
-            status,
-            "[{scenario}] GET {path} on port {port} answered {}: {}",
-            response.status,
-            response.body_text()
-        );
-        expected.push(Expected {
-            scenario: scenario.to_string(),
-            kind: Kind::Server,
-            method: "GET".into(),
-            path: path.into(),
-            route: route.into(),
-            status,
-            service: service.into(),
-            pid,
-            server_port: port,
-            window,
-            lineage: Lineage::Root,
-        });
-    }
-    expected
-}
+use integration_tests::scenarios::exercise;
+use integration_tests::spans::{assert_spans, Span};
 
 /// The `instrumenting pid=...` lines of a log.
 fn instrumenting_lines(stderr: &str) -> Vec<&str> {

@@ -18,7 +18,7 @@ use integration_tests::grpc_apps::{run_grpc_client, AppServer, ClientApp, Server
 use integration_tests::http::{request_on_fresh_connection, Request};
 use integration_tests::receivers::TempDir;
 use integration_tests::spans::{assert_spans, Expected, Kind, Lineage, Span, Window};
-use integration_tests::sql_clients::{run_with, sql_spans, Client, Database};
+use integration_tests::sql_clients::{run, sql_spans, Client, Database};
 use integration_tests::{random_hex, require_root};
 
 /// Requests each front sends.
@@ -228,7 +228,7 @@ fn sql_client_and_postgres_on_this_machine_are_one_trace() {
     let postgres = Postgres::get();
     let dir = ConfigDir::new("same-node-sql");
     // PostgreSQL serves each connection from a process it forks: traced by
-    // executable, found at the agent's next scan while the client idles.
+    // executable, the children from the fork on.
     let file = dir.write(
         "beyla-config.yml",
         &format!(
@@ -240,14 +240,7 @@ fn sql_client_and_postgres_on_this_machine_are_one_trace() {
     agent.wait_instrumenting(postgres.pid);
     agent.wait_ready();
     postgres.reset();
-    let run = run_with(
-        Client::Python,
-        Database::Postgres,
-        postgres.port,
-        5,
-        false,
-        &[("SQL_CLIENT_IDLE_AFTER_CONNECT_MS", "1500")],
-    );
+    let run = run(Client::Python, Database::Postgres, postgres.port, 5, false);
     let output = agent.stop();
     let context = format!("agent stderr:\n{}", output.stderr);
     let spans = sql_spans(&output.lines);

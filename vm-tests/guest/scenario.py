@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs inside an amd64 test VM: for each sample app, start it, start the
+"""Runs inside a test VM (amd64 or arm64): for each sample app, start it, start the
 agent selecting it by port (JSON trace printer), send the requests of every
 scenario in vm-tests/lib/checks.py, stop the agent with SIGTERM, and check the
 spans it printed.
@@ -7,9 +7,13 @@ spans it printed.
     scenario.py --job JOB.json --out DIR
 
 JOB.json: {"kernel": "<id>", "apps": ["python", ...], "agent": "<path>",
+"capture_paths": [offered, in the agent's order], "refused_paths": [...],
 "commands": {"<app>": [...]}} (commands replacing an app's own, as the
 cross-compiled Go app in the arm64 guest), paths relative to the repository
-root (the working directory). Leaves
+root (the working directory). Each app runs on the capture path the agent
+chooses, which must be the first offered; the first app runs again on each
+other offered path (DIR/<app>@<path>/); each refused path must be refused at
+start-up (DIR/refused@<path>.json). Leaves
 DIR/<app>/ (app.log, agent.stdout, agent.stderr, agent.exit, client.log) and
 DIR/<app>.json (the result). Timeouts only bound the waiting; nothing is
 asserted about how fast anything happens.
@@ -82,9 +86,10 @@ def send(requests, connection_use, log):
         conn.close()
 
 
-def drive(app, command, agent, d, db_env):
-    """Runs one app and the agent; leaves their output in d. db_env names the
-    database servers, for the apps that have /db endpoints."""
+def drive(app, command, agent, d, db_env, capture_path=None):
+    """Runs one app and the agent, on capture_path when given; leaves their
+    output in d. db_env names the database servers, for the apps that have
+    /db endpoints."""
     def path(name):
         return os.path.join(d, name)
 
@@ -106,6 +111,8 @@ def drive(app, command, agent, d, db_env):
             return give_up(f"the {app} app did not start listening on {PORT}:\n{checks.read(path('app.log'))[-2000:]}")
 
         agent_env = dict(env, BEYLA_OPEN_PORT=str(PORT), BEYLA_TRACE_PRINTER="json", BEYLA_LOG_LEVEL="info")
+        if capture_path:
+            agent_env["BEYLA_BPF_CAPTURE_PATH"] = capture_path
         with open(path("agent.stdout"), "w") as out, open(path("agent.stderr"), "w") as err:
             agent_proc = subprocess.Popen([agent], env=agent_env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         marker = f"instrumenting pid={server.pid}"
@@ -143,6 +150,26 @@ def drive(app, command, agent, d, db_env):
                 proc.wait()
 
 
+def refuse(agent, path, out):
+    """Forces a capture path the kernel does not offer: the agent must refuse to start."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BEYLA_", "OTEL_"))}
+    env.update(BEYLA_OPEN_PORT=str(PORT), BEYLA_BPF_CAPTURE_PATH=path, BEYLA_TRACE_PRINTER="json")
+    try:
+        p = subprocess.run([agent], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=INSTRUMENT_TIMEOUT)
+        code, stderr = p.returncode, p.stderr
+    except subprocess.TimeoutExpired as e:
+        code, stderr = None, (e.stderr or b"").decode(errors="replace")
+    return checks.refusal(f"refused@{path}", path, stderr, code)
+
+
+def pathcost(job, out):
+    """Measures the capture paths this kernel offers (bench/pathcost.py)."""
+    with open(os.path.join(out, "pathcost.md"), "w") as md, open(os.path.join(out, "pathcost.err"), "w") as err:
+        return subprocess.run([sys.executable, "bench/pathcost.py", "--rounds", "3", "--agent", job["agent"],
+                               "--out", os.path.join(out, "pathcost.json")], stdout=md, stderr=err).returncode
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--job", required=True)
@@ -150,6 +177,8 @@ def main():
     args = p.parse_args()
     with open(args.job) as f:
         job = json.load(f)
+    if job.get("pathcost"):
+        return pathcost(job, args.out)
     failures = 0
     # The database servers, once, if an app of this VM has /db endpoints.
     db_env, db_procs, db_error = {}, [], None
@@ -160,12 +189,16 @@ def main():
         except Exception as e:  # reported with each app's db scenario
             db_error = f"the database servers did not start: {e}"
             print(f"scenario: {db_error}", flush=True)
-    for app in job["apps"]:
-        print(f"scenario: {app}: start", flush=True)
-        d = os.path.join(args.out, app)
+    offered = job.get("capture_paths", [])
+    runs = [(app, None) for app in job["apps"]]
+    runs += [(job["apps"][0], path) for path in offered[1:]]
+    for app, path in runs:
+        name = f"{app}@{path}" if path else app
+        print(f"scenario: {name}: start", flush=True)
+        d = os.path.join(args.out, name)
         os.makedirs(d, exist_ok=True)
         if app not in APPS:
-            result = checks.failed(app, f"unknown app {app} (known: {', '.join(APPS)})")
+            result = checks.failed(name, f"unknown app {app} (known: {', '.join(APPS)})")
             result["kernel"], result["uname"] = job["kernel"], os.uname().release
             checks.write(args.out, result)
         else:
@@ -173,11 +206,18 @@ def main():
                 if db_error and checks.has_db(app):
                     raise RuntimeError(db_error)
                 command = job.get("commands", {}).get(app, APPS[app][0])
-                drive(app, command, job["agent"], d, db_env)
+                drive(app, command, job["agent"], d, db_env, path)
             except Exception as e:  # a bug here must still leave a result behind
                 with open(os.path.join(d, "error"), "w") as f:
                     f.write(f"scenario.py: {type(e).__name__}: {e}")
-            result = checks.evaluate_dir(args.out, app, job["kernel"], checks.scenarios_for(app))
+            result = checks.evaluate_dir(args.out, name, job["kernel"], checks.scenarios_for(app),
+                                         None if path else (offered[0] if offered else None))
+        print(f"scenario: {checks.summary(result)}", flush=True)
+        failures += not result["pass"]
+    for path in job.get("refused_paths", []):
+        result = refuse(job["agent"], path, args.out)
+        result["kernel"], result["uname"] = job["kernel"], os.uname().release
+        checks.write(args.out, result)
         print(f"scenario: {checks.summary(result)}", flush=True)
         failures += not result["pass"]
     databases.stop(db_procs)

@@ -6,6 +6,9 @@ and the host's report (vm-tests/lib/report.py). evaluate_dir reads
 DIR/APP/{agent.stdout,agent.stderr,agent.exit,client.log} and writes
 DIR/APP.json. client.log has one line per request sent: `METHOD PATH STATUS`
 (STATUS as the client saw it, or `-` when the request failed).
+evaluate_dir also checks the capture path the agent chose (its start-up log
+line); refusal checks that an agent forced onto a path the kernel does not
+offer refused to start and named it.
 
 The checks are exact: every expected span (kind server, method, path, status,
 route; for the db scenario also each CLIENT span of a statement, by
@@ -134,7 +137,11 @@ def probe_failure(stderr):
     The agent says: `probe NAME could not be loaded or attached to tracepoint
     CAT/NAME: <aya's error>. Verifier output: <the verifier's log>`.
     """
-    m = re.search(r"probe (\S+) could not be loaded or attached to (\S+ \S+?): (.*)", stderr, re.S)
+    # Only the agent's own error line counts: capture paths it refused on the
+    # way to one it took are logged the same way, and are no failure.
+    fatal = stderr[stderr.find("\nbeyla: ") + 1:] if "\nbeyla: " in stderr else (
+        stderr if stderr.startswith("beyla: ") else "")
+    m = re.search(r"probe (\S+) could not be loaded or attached to (\S+ \S+?): (.*)", fatal, re.S)
     if not m:
         return None
     rest = m.group(3)
@@ -231,12 +238,30 @@ def evaluate(app, scenarios, stdout, stderr, agent_exit, problems):
     return result
 
 
+def refusal(app, path, stderr, agent_exit):
+    """The result of forcing a capture path the kernel does not offer: the
+    agent must refuse to start and say so."""
+    said = f"capture path {path} is not offered by this kernel" in stderr
+    ok = agent_exit not in (None, 0) and said
+    return {"app": app, "pass": ok, "refusal": True, "scenarios": [], "agent_exit": agent_exit,
+            "error": None if ok else f"expected the agent to refuse capture path {path} at start-up; "
+                                     f"exit {agent_exit}:\n{agent_failure(stderr)}"}
+
+
 def failed(app, error):
     """The result of an app that never got as far as sending requests."""
     return {"app": app, "pass": False, "error": error, "scenarios": []}
 
 
-def evaluate_dir(out, app, kernel, scenarios):
+def chosen_path(stderr):
+    """The capture path the agent's log says it took, or None."""
+    m = re.search(r"eBPF: capture path (\w+);", stderr)
+    return m.group(1) if m else None
+
+
+def evaluate_dir(out, app, kernel, scenarios, expect_path=None):
+    """`app` may be `APP@PATH`, a run on a forced capture path (DIR/APP@PATH/).
+    `expect_path`: the capture path the agent must have taken."""
     d = os.path.join(out, app)
     exit_text = read(os.path.join(d, "agent.exit")).strip()
     stderr = read(os.path.join(d, "agent.stderr"))
@@ -250,6 +275,11 @@ def evaluate_dir(out, app, kernel, scenarios):
         problems = client_problems(scenarios, read(os.path.join(d, "client.log")))
         result = evaluate(app, scenarios, read(os.path.join(d, "agent.stdout")), stderr, int(exit_text), problems)
     result["probe_failure"] = probe_failure(stderr)
+    result["capture_path"] = chosen_path(stderr)
+    if expect_path and result["pass"] and result["capture_path"] != expect_path:
+        result["pass"] = False
+        result["error"] = (f"the agent took capture path {result['capture_path']}, not {expect_path}, "
+                           f"the first this kernel offers (kernels/matrix.toml capture_paths)")
     result["kernel"] = kernel
     result["uname"] = read(os.path.join(out, "uname")).strip()  # written by the guest at boot
     write(out, result)

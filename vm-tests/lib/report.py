@@ -47,6 +47,8 @@ def git(*args):
 
 
 def cell(result):
+    if result.get("refusal"):
+        return "refused" if result["pass"] else "FAIL: not refused"
     if not result["scenarios"]:
         pf = result.get("probe_failure")
         return f"FAIL: probe `{pf['probe']}`" if pf else "FAIL"
@@ -96,7 +98,9 @@ def summary(out, accel, seconds, ids):
         lines.append(f"| {kernel} | {uname} | " + " | ".join(row) + " |")
     lines += ["", "| kernel | app | scenario | result | spans expected | spans seen |", "| --- | --- | --- | --- | --- | --- |"]
     for r in results:
-        if not r["scenarios"]:
+        if r.get("refusal"):
+            lines.append(f"| {r['kernel']} | {r['app']} | refused at start-up | {'pass' if r['pass'] else 'FAIL'} | | |")
+        elif not r["scenarios"]:
             lines.append(f"| {r['kernel']} | {r['app']} | (did not run) | FAIL | | |")
         for s in r["scenarios"]:
             lines.append(f"| {r['kernel']} | {r['app']} | {s['scenario']} | {'pass' if s['pass'] else 'FAIL'} "

@@ -490,6 +490,8 @@ const EBPF: &[Key] = &[
     scalar("bpf_debug", Warned),
     scalar("bpf_fs_path", Warned),
     section("buffer_sizes", EBPF_BUFFER_SIZES),
+    // How the probes see socket calls: fentry, tp_btf, raw_tp, syscalls.
+    scalar("capture_path", Ours),
     // Payload bytes copied per socket call.
     scalar("capture_size", Ours),
     scalar("context_propagation", Warned),

@@ -38,7 +38,7 @@ use beyla_pipeline::sample::SamplerConfig;
 use beyla_pipeline::protocols::sql::QueryText;
 use regex::Regex;
 
-use crate::ebpf::{DEFAULT_CAPTURE, MAX_CAPTURE};
+use crate::ebpf::{CapturePath, DEFAULT_CAPTURE, MAX_CAPTURE};
 pub use crate::kubernetes::{Enable as KubernetesEnable, KubernetesConfig};
 use crate::kubernetes::{PodSelector, DEFAULT_SYNC_TIMEOUT};
 use file::FileConfig;
@@ -60,6 +60,8 @@ pub struct EbpfConfig {
     pub wakeup_len: Option<u32>,
     /// Join the trace of an incoming request's `traceparent` header.
     pub track_request_headers: bool,
+    /// How the probes see socket calls; None: the cheapest the kernel offers.
+    pub capture_path: Option<CapturePath>,
 }
 
 #[derive(Debug, Clone)]
@@ -385,6 +387,23 @@ impl Config {
                 parse::boolean,
                 false,
             )?,
+            capture_path: s
+                .get(None, &["BEYLA_BPF_CAPTURE_PATH"], "ebpf.capture_path")
+                .map(|raw| {
+                    parse::one_of(
+                        &raw,
+                        &[
+                            ("auto", None),
+                            ("fentry", Some(CapturePath::Fentry)),
+                            ("tp_btf", Some(CapturePath::TpBtf)),
+                            ("raw_tp", Some(CapturePath::RawTp)),
+                            ("syscalls", Some(CapturePath::Syscalls)),
+                        ],
+                        "one of auto, fentry, tp_btf, raw_tp, syscalls",
+                    )
+                })
+                .transpose()?
+                .flatten(),
         };
         // Beyla's switch to send a span as soon as the response is seen:
         // spans here always leave when the response is complete, so the

@@ -206,6 +206,10 @@ impl Config {
                     ),
                     ("capture_size", Value::from(self.capture_size)),
                     (
+                        "capture_path",
+                        text(self.ebpf.capture_path.map_or("auto", |p| p.name())),
+                    ),
+                    (
                         "sql_query_text",
                         text(match self.sql_query_text {
                             QueryText::Sanitized => "sanitized",

@@ -159,6 +159,7 @@ pub const VARS: &[Var] = &[
     var("BEYLA_BPF_BUFFER_SIZE_MYSQL", Warned),
     var("BEYLA_BPF_BUFFER_SIZE_POSTGRES", Warned),
     var("BEYLA_BPF_BUFFER_SIZE_TCP", Warned),
+    var("BEYLA_BPF_CAPTURE_PATH", Ours),
     var("BEYLA_BPF_CAPTURE_SIZE", Ours),
     var("BEYLA_BPF_SQL_QUERY_TEXT", Ours),
     var("BEYLA_KUBE_NODE_NAME", Ours),

@@ -1,304 +1,434 @@
-//! Which processes to trace: a /proc scan for those already running (and for
-//! ports opened later), and a decision at exec time for processes selected by
-//! executable, so that even a short-lived client is traced from its start.
+//! Which processes to trace, and what they are called. The kernel reports
+//! execs, forks, exits and listening sockets (ebpf/probes/process.bpf.c); a
+//! full /proc scan runs at start and then only as a safety net.
+//!
+//! Two halves: [`ProcessTracker`], on the ring-buffer reader's thread, sets
+//! what must hold before a process's next event is read (a forked child's
+//! name, an exec'd process's new identity); [`Discovery`], a task of the
+//! control plane, does the slow work (scans, library uprobes, off the
+//! control thread) and the bookkeeping.
+//! They share the [`Registry`] and the kernel's traced-PID marks, both
+//! written in single short steps, so the reader never waits on a scan.
 
 mod language;
 mod listeners;
 mod scan;
+mod select;
 #[cfg(test)]
 mod tests;
+mod tracker;
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::config::{DiscoveryConfig, ProcessFacts, Selection};
-use crate::ebpf::{PidFilter, TlsAttacher};
-use crate::kubernetes::{Metadata, PodContainer};
+use smol::channel::{Receiver, Sender};
+
+pub use select::Selector;
+pub use tracker::ProcessTracker;
+
 use beyla_pipeline::model::{Pid, Registry, Resource};
 
-pub struct Discovery {
-    config: DiscoveryConfig,
-    /// The agent's own OTEL_SERVICE_NAME: names every process it traces.
-    service_name: Option<String>,
-    /// The agent's OTEL_RESOURCE_ATTRIBUTES, given to every process it traces.
-    resource_attributes: Arc<[(String, String)]>,
-    pids: PidFilter,
-    registry: Registry,
-    own_pid: Pid,
-    traced: HashSet<Pid>,
-    /// Pids the kernel marked pending that no decision reached at the last scan.
-    undecided: HashSet<Pid>,
-    tls: TlsAttacher,
-    /// Traced processes without libssl mapped yet, and the scans left to look
-    /// again (a process selected at exec loads its libraries only afterwards).
-    tls_pending: HashMap<Pid, u8>,
-    /// Processes no longer traced whose last events may still be in the ring buffer:
-    /// their resource is kept until the next scan, so those events still find it.
-    leaving: Vec<Pid>,
-    /// Pod metadata, when Kubernetes metadata is on.
-    kubernetes: Option<Metadata>,
+/// How often the safety-net scan of /proc runs: it finds what no kernel event
+/// announced (a listening socket inherited rather than opened, an event lost
+/// to a full ring) and forgets processes whose exit was lost.
+pub const SAFETY_SCAN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How often /proc is scanned when pod metadata is on: a pod becomes known
+/// (and selectable by `k8s_*` entries) when the API server says so, which no
+/// kernel event announces.
+pub const POD_SCAN_INTERVAL: Duration = Duration::from_millis(500);
+
+/// After a process is traced, when its libraries are looked for again if none
+/// was mapped yet (a process selected at exec maps its libraries only
+/// afterwards), counted from the first attempt.
+const LIBRARY_RETRIES: [Duration; 7] = [
+    Duration::from_millis(20),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
+
+/// The kernel's marks of traced processes; the probes capture a marked
+/// process from its first syscall.
+pub trait TracedPids: Send + Sync {
+    fn trace(&self, pid: Pid);
+    fn untrace(&self, pid: Pid);
+    /// Every marked process: traced, or marked by the kernel at exec or fork.
+    fn marked(&self) -> Vec<Pid>;
 }
 
-/// Scans after a process is traced during which its libssl is looked for.
-const TLS_LOOKUPS: u8 = 4;
+/// Probes on the libraries traced processes map (OpenSSL, ...).
+pub trait LibraryProbes: Send {
+    /// Attaches to what `pid` maps now; false when it maps none of the libraries.
+    fn attach(&mut self, pid: Pid) -> bool;
+    /// A traced process's child, which maps what its parent did.
+    fn fork(&mut self, parent: Pid, child: Pid);
+    fn detach(&mut self, pid: Pid);
+}
 
-impl Discovery {
-    pub fn new(
-        config: DiscoveryConfig,
-        service_name: Option<String>,
-        resource_attributes: Arc<[(String, String)]>,
-        pids: PidFilter,
-        tls: TlsAttacher,
-        registry: Registry,
-        kubernetes: Option<Metadata>,
-    ) -> Self {
+/// Process events the reader may queue for discovery before it drops them
+/// (and counts them): a burst of forks or execs, while a scan runs.
+const PROCESS_EVENT_QUEUE: usize = 4096;
+
+/// The bounded queue from the reader's [`ProcessTracker`] to [`Discovery::run`].
+pub fn process_event_queue() -> (Sender<ProcessEvent>, Receiver<ProcessEvent>) {
+    smol::channel::bounded(PROCESS_EVENT_QUEUE)
+}
+
+/// What the kernel reported, forwarded by the reader with what it decided:
+/// by the time discovery handles an event the process may be gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessEvent {
+    /// `traced`: the exec'd program as the log describes it, and its
+    /// executable, when it stays traced.
+    Exec {
+        pid: Pid,
+        traced: Option<(String, PathBuf)>,
+    },
+    /// `traced`: the child is traced (its parent was).
+    Fork {
+        parent: Pid,
+        child: Pid,
+        traced: bool,
+    },
+    Exit(Pid),
+    Listen {
+        pid: Pid,
+        port: u16,
+        listening: bool,
+    },
+}
+
+/// Why a process is traced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    /// An entry selects it.
+    Selected,
+    /// Its parent was traced when it forked: it stays traced until it exits
+    /// or execs another program, whether or not an entry selects it.
+    Forked,
+}
+
+struct Traced {
+    reason: Reason,
+}
+
+pub struct Discovery<P: TracedPids, L: LibraryProbes> {
+    selector: Arc<Selector>,
+    registry: Registry,
+    pids: Arc<P>,
+    libraries: L,
+    traced: HashMap<Pid, Traced>,
+    /// Marked pids that no decision reached at the last scan.
+    undecided: HashSet<Pid>,
+    /// Processes whose libraries are looked for again: when, and the attempt.
+    library_retries: HashMap<Pid, (Instant, usize)>,
+    /// Processes no longer traced whose last events may still be in the ring
+    /// buffer: their resource is kept until the next scan, so those events
+    /// still find it.
+    leaving: Vec<Pid>,
+    next_scan: Instant,
+    instrumented: Arc<AtomicU64>,
+}
+
+impl<P: TracedPids, L: LibraryProbes> Discovery<P, L> {
+    pub fn new(selector: Arc<Selector>, registry: Registry, pids: Arc<P>, libraries: L) -> Self {
         Self {
-            config,
-            service_name,
-            resource_attributes,
-            pids,
+            selector,
             registry,
-            own_pid: Pid(std::process::id()),
-            traced: HashSet::new(),
+            pids,
+            libraries,
+            traced: HashMap::new(),
             undecided: HashSet::new(),
-            tls,
-            tls_pending: HashMap::new(),
+            library_retries: HashMap::new(),
             leaving: Vec::new(),
-            kubernetes,
+            next_scan: Instant::now(),
+            instrumented: Arc::default(),
         }
     }
 
-    /// Whether execs must be reported: an entry selecting by executable alone
-    /// can decide at exec time (a new process listens on nothing yet; entries
-    /// with ports are left to the scan).
-    pub fn decides_at_exec(config: &DiscoveryConfig) -> bool {
-        config
-            .instrument
-            .iter()
-            .any(|s| s.exe_path.is_some() && s.open_ports.is_none())
+    /// Between two scans: the safety net's interval, or a shorter one while
+    /// pod metadata may arrive.
+    fn scan_interval(&self) -> Duration {
+        if self.selector.watches_pods() {
+            POD_SCAN_INTERVAL
+        } else {
+            SAFETY_SCAN_INTERVAL
+        }
     }
 
-    /// The agent's OTEL_SERVICE_NAME, else the entry's name, else the pod's
-    /// (see [`PodContainer::service_name`]), else the process's own
-    /// OTEL_SERVICE_NAME, else its executable's name.
-    fn service_name(
-        &self,
-        pid: Pid,
-        exe: &Path,
-        selection: &Selection,
-        pod: Option<&PodContainer>,
-    ) -> String {
-        self.service_name
-            .clone()
-            .or_else(|| selection.name.clone())
-            .or_else(|| pod.map(PodContainer::service_name))
-            .or_else(|| process_env(pid, "OTEL_SERVICE_NAME"))
-            .unwrap_or_else(|| {
-                exe.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| exe.to_string_lossy().into_owned())
+    /// The number of traced processes, kept current.
+    pub fn instrumented(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.instrumented)
+    }
+
+    /// Discovery's task: handles forwarded events, scans every
+    /// [`SAFETY_SCAN_INTERVAL`] (or [`POD_SCAN_INTERVAL`]), retries library
+    /// look-ups; returns when every sender is gone. The work reads /proc and
+    /// attaches uprobes, so it runs on a blocking thread, not the control
+    /// thread.
+    pub async fn run(mut self, events: Receiver<ProcessEvent>)
+    where
+        P: 'static,
+        L: 'static,
+    {
+        loop {
+            let wake = self.next_wake();
+            let first = futures_lite::future::or(async { Some(events.recv().await) }, async {
+                smol::Timer::at(wake).await;
+                None
             })
-    }
-
-    fn start(&mut self, pid: Pid, exe: &Path, selection: &Selection, pod: Option<PodContainer>) {
-        // Registry before kernel map, so no event arrives for an unknown process;
-        // the log line last, so that what it announces already holds.
-        let announced = self.register(pid, exe, selection, pod);
-        self.pids.trace(pid);
-        self.traced.insert(pid);
-        log::info!("instrumenting {announced}");
-        if self.tls.attach(pid) == 0 {
-            self.tls_pending.insert(pid, TLS_LOOKUPS);
+            .await;
+            let mut batch = Vec::new();
+            match first {
+                Some(Ok(event)) => {
+                    batch.push(event);
+                    while let Ok(event) = events.try_recv() {
+                        batch.push(event);
+                    }
+                }
+                Some(Err(_)) => return,
+                None => {}
+            }
+            self = smol::unblock(move || {
+                for event in batch {
+                    self.handle(event);
+                }
+                self.due_work(Instant::now());
+                self
+            })
+            .await;
         }
     }
 
-    /// Names process `pid` in the registry; returns what to log about it.
-    fn register(
-        &self,
-        pid: Pid,
-        exe: &Path,
-        selection: &Selection,
-        pod: Option<PodContainer>,
-    ) -> String {
-        let service_name = self.service_name(pid, exe, selection, pod.as_ref());
-        let service_namespace = selection
-            .namespace
-            .clone()
-            .or_else(|| pod.as_ref().map(PodContainer::service_namespace))
-            .unwrap_or_default();
-        let language = language::of_process(pid, exe);
-        let mut announced = format!(
-            "pid={pid} service={service_name} exe={} language={}",
-            exe.display(),
-            language.as_str()
-        );
-        if let Some(pod) = &pod {
-            let k8s = &pod.resource;
-            announced += &format!(
-                " pod={}/{} uid={} container={}",
-                k8s.namespace, k8s.pod_name, k8s.pod_uid, k8s.container_name
-            );
-        }
-        self.registry.insert(Resource {
-            service_name,
-            service_namespace,
-            pid,
-            attributes: Arc::clone(&self.resource_attributes),
-            kubernetes: pod.map(|pod| Arc::new(pod.resource)),
-            language,
-        });
-        announced
+    /// When the next scan or library retry is due.
+    fn next_wake(&self) -> Instant {
+        self.library_retries
+            .values()
+            .map(|&(at, _)| at)
+            .min()
+            .map_or(self.next_scan, |at| at.min(self.next_scan))
     }
 
-    fn stop(&mut self, pid: Pid) {
-        self.tls.detach(pid);
-        self.tls_pending.remove(&pid);
-        self.pids.untrace(pid);
-        self.leaving.push(pid);
-        if self.traced.remove(&pid) {
-            log::info!("no longer instrumenting pid={pid}");
+    /// The scan and the library retries whose time has come.
+    fn due_work(&mut self, now: Instant) {
+        if now >= self.next_scan {
+            self.scan();
         }
+        self.retry_libraries(now);
     }
 
-    /// A process exec'd (the kernel already marked it pending): trace it or release it.
-    pub fn on_exec(&mut self, pid: Pid, filename: &[u8]) {
-        if pid == self.own_pid {
-            self.pids.untrace(pid);
-            return;
-        }
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-            .unwrap_or_else(|_| String::from_utf8_lossy(filename).into_owned().into());
-        let pod = self.pod_of(pid);
-        let selection = Self::decides_at_exec(&self.config)
-            .then(|| select(&self.config, pid, &exe, None, pod.as_ref()))
-            .flatten()
-            .cloned();
-        match selection {
-            Some(selection) => self.start(pid, &exe, &selection, pod),
-            None => self.stop(pid),
-        }
+    /// Brings the traced set in line with /proc.
+    pub fn scan(&mut self) {
+        self.next_scan = Instant::now() + self.scan_interval();
+        let processes = scan::scan(self.selector.wants_ports());
+        self.apply_scan(processes);
     }
 
-    /// Brings the traced set in line with /proc. Returns how many processes are traced.
-    pub fn scan(&mut self) -> usize {
+    fn apply_scan(&mut self, processes: Vec<scan::ProcessInfo>) {
         // Those that left before the last scan have had their events read since.
         for pid in std::mem::take(&mut self.leaving) {
-            if !self.traced.contains(&pid) {
+            if !self.traced.contains_key(&pid) {
                 self.registry.remove(pid);
             }
         }
-        let want_ports = self.config.needs_ports();
-        let mut seen = HashSet::new();
-        for proc in scan::scan(want_ports) {
-            if proc.pid == self.own_pid {
-                continue;
-            }
-            let pod = self.pod_of(proc.pid);
-            let Some(selection) = select(
-                &self.config,
-                proc.pid,
-                &proc.exe,
-                Some(&proc.listening),
-                pod.as_ref(),
-            )
-            .cloned() else {
+        let mut alive = HashSet::new();
+        let mut selected = HashSet::new();
+        for process in processes {
+            alive.insert(process.pid);
+            let Some(choice) = self.selector.choose(&process) else {
                 continue;
             };
-            seen.insert(proc.pid);
-            if !self.traced.contains(&proc.pid) {
-                self.start(proc.pid, &proc.exe, &selection, pod);
-            } else if self.pod_changed(proc.pid, pod.as_ref()) {
+            selected.insert(process.pid);
+            if !self.traced.contains_key(&process.pid) {
+                let resource = self.selector.resource(process.pid, &process.exe, choice);
+                self.start(resource, &process.exe, Reason::Selected);
+            } else if self
+                .registry
+                .get(process.pid)
+                .is_some_and(|registered| self.selector.pod_changed(&registered, &choice))
+            {
                 // Its pod became known (or changed) after it was traced: named again.
-                let announced = self.register(proc.pid, &proc.exe, &selection, pod);
-                log::info!("pod metadata changed: {announced}");
+                let resource = self.selector.resource(process.pid, &process.exe, choice);
+                log::info!(
+                    "pod metadata changed: {}",
+                    select::describe(&resource, &process.exe)
+                );
+                self.registry.insert(resource);
             }
         }
-        let gone: Vec<Pid> = self.traced.difference(&seen).copied().collect();
+        let gone: Vec<Pid> = self
+            .traced
+            .iter()
+            .filter(|(pid, t)| match t.reason {
+                Reason::Selected => !selected.contains(pid),
+                Reason::Forked => !alive.contains(pid),
+            })
+            .map(|(pid, _)| *pid)
+            .collect();
         for pid in gone {
             self.stop(pid);
         }
         self.release_undecided();
-        self.retry_tls();
-        self.traced.len()
+        self.count();
     }
 
-    /// The pod container of `pid`, when Kubernetes metadata is on.
-    fn pod_of(&self, pid: Pid) -> Option<PodContainer> {
-        self.kubernetes.as_ref()?.for_pid(pid)
+    pub fn handle(&mut self, event: ProcessEvent) {
+        match event {
+            ProcessEvent::Exec { pid, traced } => self.on_exec(pid, traced),
+            ProcessEvent::Fork {
+                parent,
+                child,
+                traced,
+            } => {
+                if traced {
+                    self.on_fork(parent, child);
+                }
+            }
+            ProcessEvent::Exit(pid) => {
+                // The reader dropped its name, the kernel its mark.
+                self.forget(pid);
+            }
+            ProcessEvent::Listen { pid, .. } => self.on_listen(pid),
+        }
+        self.count();
     }
 
-    /// Whether the registered resource of traced `pid` has other pod metadata.
-    fn pod_changed(&self, pid: Pid, pod: Option<&PodContainer>) -> bool {
-        self.kubernetes.is_some()
-            && self.registry.get(pid).is_some_and(|registered| {
-                registered.kubernetes.as_deref() != pod.map(|p| &p.resource)
-            })
+    /// The reader decided already (registry and mark); what remains is the
+    /// new program's libraries, and saying so.
+    fn on_exec(&mut self, pid: Pid, traced: Option<(String, PathBuf)>) {
+        let Some((described, exe)) = traced else {
+            self.forget(pid);
+            return;
+        };
+        // The old program's library probes are useless now.
+        self.libraries.detach(pid);
+        self.library_retries.remove(&pid);
+        self.traced.insert(
+            pid,
+            Traced {
+                reason: Reason::Selected,
+            },
+        );
+        self.attach_libraries(pid);
+        log::debug!("exec of pid={pid}: {}", exe.display());
+        log::info!("instrumenting {described}");
     }
 
-    fn retry_tls(&mut self) {
-        let tls = &mut self.tls;
-        self.tls_pending.retain(|pid, left| {
-            *left -= 1;
-            tls.attach(*pid) == 0 && *left > 0
-        });
+    /// A traced process's child: traced already by the kernel and named by the reader.
+    fn on_fork(&mut self, parent: Pid, child: Pid) {
+        if !self.traced.contains_key(&parent) {
+            // Its parent stopped being traced (the reader still had its name):
+            // neither is the child.
+            self.pids.untrace(child);
+            self.registry.remove(child);
+            return;
+        }
+        // The child maps what its parent mapped, and the library probes fire
+        // in it already: it joins its parent's libraries.
+        self.libraries.fork(parent, child);
+        self.traced.insert(
+            child,
+            Traced {
+                reason: Reason::Forked,
+            },
+        );
+        log::debug!("instrumenting pid={child} (forked by pid={parent})");
     }
 
-    /// Pending marks whose exec event was lost (ring buffer full) would stay for
-    /// ever; a mark that survives two scans is removed.
+    /// A process opened or closed a listening socket: decide for it alone.
+    fn on_listen(&mut self, pid: Pid) {
+        if pid == self.selector.own_pid() {
+            return;
+        }
+        let identity =
+            scan::process(pid, true).and_then(|p| self.selector.identify(&p).map(|r| (r, p.exe)));
+        match (identity, self.traced.get(&pid).map(|t| t.reason)) {
+            (Some((resource, exe)), None) => self.start(resource, &exe, Reason::Selected),
+            (None, Some(Reason::Selected)) => self.stop(pid),
+            _ => {}
+        }
+    }
+
+    fn start(&mut self, resource: Resource, exe: &Path, reason: Reason) {
+        let pid = resource.pid;
+        let announced = format!("instrumenting {}", select::describe(&resource, exe));
+        // Registry before kernel mark, so no event arrives for an unknown
+        // process; libraries before the log line, so that what it announces holds.
+        self.registry.insert(resource);
+        self.pids.trace(pid);
+        self.traced.insert(pid, Traced { reason });
+        self.attach_libraries(pid);
+        log::info!("{announced}");
+    }
+
+    fn stop(&mut self, pid: Pid) {
+        self.pids.untrace(pid);
+        self.leaving.push(pid);
+        self.forget(pid);
+    }
+
+    /// Drops the bookkeeping of a process no longer traced.
+    fn forget(&mut self, pid: Pid) {
+        self.libraries.detach(pid);
+        self.library_retries.remove(&pid);
+        match self.traced.remove(&pid).map(|t| t.reason) {
+            Some(Reason::Selected) => log::info!("no longer instrumenting pid={pid}"),
+            Some(Reason::Forked) => log::debug!("no longer instrumenting pid={pid}"),
+            None => {}
+        }
+    }
+
+    /// Attaches the library probes; when none is mapped yet, looks again later.
+    fn attach_libraries(&mut self, pid: Pid) {
+        if !self.libraries.attach(pid) {
+            self.library_retries
+                .insert(pid, (Instant::now() + LIBRARY_RETRIES[0], 0));
+        }
+    }
+
+    fn retry_libraries(&mut self, now: Instant) {
+        let due: Vec<(Pid, usize)> = self
+            .library_retries
+            .iter()
+            .filter(|(_, &(at, _))| at <= now)
+            .map(|(pid, &(_, attempt))| (*pid, attempt))
+            .collect();
+        for (pid, attempt) in due {
+            self.library_retries.remove(&pid);
+            if self.libraries.attach(pid) {
+                continue;
+            }
+            if let Some(next) = LIBRARY_RETRIES.get(attempt + 1) {
+                let wait = *next - LIBRARY_RETRIES[attempt];
+                self.library_retries.insert(pid, (now + wait, attempt + 1));
+            }
+        }
+    }
+
+    /// Marks whose decision never came (an exec or fork event lost to a full
+    /// ring) would stay for ever; a mark that survives two scans is removed.
     fn release_undecided(&mut self) {
         let pending: HashSet<Pid> = self
             .pids
-            .pids()
+            .marked()
             .into_iter()
-            .filter(|p| !self.traced.contains(p))
+            .filter(|p| !self.traced.contains_key(p))
             .collect();
         for pid in pending.intersection(&self.undecided) {
             self.pids.untrace(*pid);
         }
         self.undecided = pending;
     }
-}
 
-/// The entry that selects a process, by the configuration's rule, from what
-/// /proc tells of it. `listening` is None at exec time, when ports cannot be
-/// known yet; the command line and network namespace are read only when an
-/// entry asks for them.
-fn select<'a>(
-    config: &'a DiscoveryConfig,
-    pid: Pid,
-    exe: &Path,
-    listening: Option<&HashSet<u16>>,
-    pod: Option<&PodContainer>,
-) -> Option<&'a Selection> {
-    let cmd_args = config
-        .needs_cmd_args()
-        .then(|| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
-        .flatten()
-        .map(|cmdline| crate::config::cmd_args(&cmdline));
-    let netns = |pid: &str| {
-        std::fs::metadata(format!("/proc/{pid}/ns/net"))
-            .ok()
-            .map(|m| std::os::linux::fs::MetadataExt::st_ino(&m))
-    };
-    let in_container = config
-        .needs_netns()
-        .then(|| Some(netns(&pid.to_string())? != netns("self")?))
-        .flatten();
-    config.select(&ProcessFacts {
-        exe,
-        cmd_args: cmd_args.as_deref(),
-        listening,
-        in_container,
-        pod,
-    })
-}
-
-/// One variable of a process's environment (root reads every /proc/PID/environ).
-fn process_env(pid: Pid, name: &str) -> Option<String> {
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-    environ.split(|&b| b == 0).find_map(|entry| {
-        let value = entry.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
-        Some(String::from_utf8_lossy(value).into_owned())
-    })
+    fn count(&self) {
+        self.instrumented
+            .store(self.traced.len() as u64, Ordering::Relaxed);
+    }
 }

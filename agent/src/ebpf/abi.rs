@@ -18,8 +18,15 @@ pub use generated::{
     BEYLA_DEFAULT_CAPTURE as DEFAULT_CAPTURE, BEYLA_DROP_ARGS_MAP_FULL as DROP_ARGS_MAP_FULL,
     BEYLA_DROP_CONN_MAP_FULL as DROP_CONN_MAP_FULL, BEYLA_DROP_RINGBUF_FULL as DROP_RINGBUF_FULL,
     BEYLA_DROP_TLS_UNKNOWN_CONN as DROP_TLS_UNKNOWN_CONN, BEYLA_MAX_CAPTURE as MAX_CAPTURE,
-    BEYLA_PID_TRACED as PID_TRACED, BEYLA_WAKEUP_ADAPTIVE as WAKEUP_ADAPTIVE,
+    BEYLA_WAKEUP_ADAPTIVE as WAKEUP_ADAPTIVE,
 };
+
+/// Bits of a process's byte in the traced-PID map, and pids per map element.
+pub const PID_TRACED: u8 = BEYLA_PID_TRACED as u8;
+pub const PID_PENDING: u8 = BEYLA_PID_PENDING as u8;
+pub const PID_TLS: u8 = BEYLA_PID_TLS as u8;
+pub const PID_CHUNK: u32 = BEYLA_PID_CHUNK;
+pub const MAX_CALL_SLOTS: u32 = BEYLA_MAX_CALL_SLOTS;
 
 /// Why a ring record could not be decoded: a contract bug, counted, never a panic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +105,24 @@ pub fn decode(record: &[u8]) -> Result<KernelEvent<'_>, DecodeError> {
                 filename: &name[..len],
             })
         }
+        BEYLA_EVENT_FORK => {
+            let ev: beyla_fork_event = read(record)?;
+            Ok(KernelEvent::Fork {
+                parent: Pid(header.pid),
+                child: Pid(ev.child),
+            })
+        }
+        BEYLA_EVENT_EXIT => Ok(KernelEvent::Exit {
+            pid: Pid(header.pid),
+        }),
+        BEYLA_EVENT_LISTEN => {
+            let ev: beyla_listen_event = read(record)?;
+            Ok(KernelEvent::Listen {
+                pid: Pid(header.pid),
+                port: ev.port,
+                listening: ev.listening != 0,
+            })
+        }
         _ => Err(DecodeError::UnknownKind(header.kind)),
     }
 }
@@ -145,6 +170,57 @@ mod tests {
             decode(&record[..record.len() - 1]).unwrap_err(),
             DecodeError::Truncated
         );
+    }
+
+    #[test]
+    fn process_events_round_trip() {
+        let fork = beyla_fork_event {
+            hdr: beyla_event_header {
+                kind: BEYLA_EVENT_FORK as u8,
+                pid: 10,
+                ..Default::default()
+            },
+            child: 11,
+            ..Default::default()
+        };
+        assert!(matches!(
+            decode(as_bytes(&fork)),
+            Ok(KernelEvent::Fork {
+                parent: Pid(10),
+                child: Pid(11)
+            })
+        ));
+        assert_eq!(
+            decode(&as_bytes(&fork)[..size_of::<beyla_fork_event>() - 1]).unwrap_err(),
+            DecodeError::Truncated
+        );
+        let exit = beyla_event_header {
+            kind: BEYLA_EVENT_EXIT as u8,
+            pid: 12,
+            ..Default::default()
+        };
+        assert!(matches!(
+            decode(as_bytes(&exit)),
+            Ok(KernelEvent::Exit { pid: Pid(12) })
+        ));
+        let listen = beyla_listen_event {
+            hdr: beyla_event_header {
+                kind: BEYLA_EVENT_LISTEN as u8,
+                pid: 13,
+                ..Default::default()
+            },
+            port: 8080,
+            listening: 1,
+            ..Default::default()
+        };
+        assert!(matches!(
+            decode(as_bytes(&listen)),
+            Ok(KernelEvent::Listen {
+                pid: Pid(13),
+                port: 8080,
+                listening: true
+            })
+        ));
     }
 
     #[test]

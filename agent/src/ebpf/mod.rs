@@ -1,15 +1,19 @@
-//! Everything that touches the kernel: start-up checks, loading and attaching
-//! the probes, the traced-PID map, and reading the ring buffer.
+//! Everything that touches the kernel: start-up checks, the probe sets and
+//! loading them, the traced-PID map, library uprobes, and reading the ring buffer.
 
 mod abi;
-mod pid_filter;
+mod error;
+mod libraries;
+mod loader;
+mod pid_map;
 pub mod preflight;
-mod probes;
+mod probe_sets;
 mod reader;
-mod tls;
 
 pub use abi::{DecodeError, DEFAULT_CAPTURE, MAX_CAPTURE};
-pub use pid_filter::PidFilter;
-pub use probes::{Loaded, ProbeError, ProbeSettings, Probes, Wakeup};
+pub use error::ProbeError;
+pub use libraries::LibraryAttacher;
+pub use loader::{KernelDrops, Loaded, ProbeSettings, Probes, Wakeup};
+pub use pid_map::PidMap;
+pub use probe_sets::CapturePath;
 pub use reader::{EventSink, RingReader, StopSignal};
-pub use tls::TlsAttacher;

@@ -40,6 +40,27 @@ impl DataChunk<'_> {
 #[derive(Debug, Clone, Copy)]
 pub enum KernelEvent<'a> {
     Data(DataChunk<'a>),
-    Close { conn: ConnId },
-    Exec { pid: Pid, filename: &'a [u8] },
+    Close {
+        conn: ConnId,
+    },
+    /// A traced process, or any while selecting by executable, exec'd.
+    Exec {
+        pid: Pid,
+        filename: &'a [u8],
+    },
+    /// A traced process forked; the kernel traces the child already.
+    Fork {
+        parent: Pid,
+        child: Pid,
+    },
+    /// A traced process's last thread exited.
+    Exit {
+        pid: Pid,
+    },
+    /// A process opened (or closed) a listening TCP socket on `port`.
+    Listen {
+        pid: Pid,
+        port: u16,
+        listening: bool,
+    },
 }

@@ -62,6 +62,9 @@ pub enum Counter {
     /// OTLP export requests refused with a permanent error, by signal.
     OtlpTraceExportsRejected,
     OtlpMetricExportsRejected,
+    /// Process events (exec, fork, exit, listen) discovery's queue had no
+    /// room for; its next /proc scan catches up.
+    ProcessEventsDropped,
     /// Errors the Kubernetes watch got from the API server (each retry counts), by resource.
     KubernetesWatchFailuresPods,
     KubernetesWatchFailuresReplicaSets,
@@ -171,6 +174,7 @@ pub static FAMILIES: &[Family] = &[
             ("connection_table", Agent(C::ConnectionsDropped)),
             ("undecodable_request", Agent(C::UndecodableRequests)),
             ("export_queue", Agent(C::ExportQueueFull)),
+            ("process_events", Agent(C::ProcessEventsDropped)),
         ],
     },
     Family {

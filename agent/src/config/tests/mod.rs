@@ -121,6 +121,7 @@ fn reference_example_loads_and_means_what_it_says() {
         EbpfConfig {
             wakeup_len: Some(100),
             track_request_headers: false,
+            capture_path: None,
         }
     );
     assert_eq!(
@@ -215,7 +216,7 @@ fn bad_configurations_are_refused_with_one_exact_message() {
         ),
         (
             "ebpf:\n  zzz: 1\n",
-            "unknown key ebpf.zzz in beyla-config.yml; known keys here: capture_size, high_request_volume, sql_query_text, track_request_headers, wakeup_len (and 29 more of Beyla's, not supported yet)",
+            "unknown key ebpf.zzz in beyla-config.yml; known keys here: capture_path, capture_size, high_request_volume, sql_query_text, track_request_headers, wakeup_len (and 29 more of Beyla's, not supported yet)",
         ),
         (
             "discovery: {services: {open_port: 80}}",

@@ -32,9 +32,6 @@ def postgres(host, port, n, tls):
     wait_before_connect()
     conn = psycopg.connect(host=host, port=port, user="beyla", dbname="beyla",
                            sslmode="require" if tls else "disable", autocommit=True)
-    # SQL_CLIENT_IDLE_AFTER_CONNECT_MS: PostgreSQL serves each connection from a new
-    # process; a tracer that finds new processes by scanning sees it only after a while.
-    time.sleep(int(os.environ.get("SQL_CLIENT_IDLE_AFTER_CONNECT_MS", "0")) / 1000)
     simple = "SELECT name FROM users WHERE id = 1"
     for _ in range(n):
         start = time.time_ns()

@@ -313,18 +313,16 @@ impl Metrics {
                 });
                 labels
             });
-        match target {
-            Some(gauges) => {
-                for gauge in gauges {
-                    gauge.set(1);
-                }
-            }
-            None => {
-                self.self_metrics.inc(Counter::MetricSeriesDropped);
-            }
+        // A span that finds no room is counted once, whichever of its series did not fit.
+        let mut dropped = target.is_none();
+        for gauge in target.into_iter().flatten() {
+            gauge.set(1);
         }
 
         let Some(attributes) = semconv::metric_attributes(span) else {
+            if dropped {
+                self.self_metrics.inc(Counter::MetricSeriesDropped);
+            }
             return;
         };
         let labels = || {
@@ -358,10 +356,10 @@ impl Metrics {
                     histogram.observe(value);
                 }
             }
-            None => {
-                let dropped = measurements.count() as u64;
-                self.self_metrics.add(Counter::MetricSeriesDropped, dropped);
-            }
+            None => dropped = true,
+        }
+        if dropped {
+            self.self_metrics.inc(Counter::MetricSeriesDropped);
         }
         if self
             .last_expiry
@@ -819,8 +817,8 @@ mod tests {
                     SERVER_LABELS.replace("/users/*", "/0")
                 ),
                 "# TYPE beyla_metric_series_dropped_total counter",
-                // /2 and /3: three each; svc2: four.
-                "beyla_metric_series_dropped_total 10",
+                // The spans of /2, /3 and svc2.
+                "beyla_metric_series_dropped_total 3",
             ],
         );
         assert!(!text.contains("svc2"), "{text}");

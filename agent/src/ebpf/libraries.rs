@@ -1,0 +1,325 @@
+//! Uprobes on the libraries traced processes map (the sets of
+//! `probe_sets::LIBRARIES`). A library file gets its uprobes once, for every
+//! process that runs it; the probes act only for processes the traced-PID map
+//! marks, so a traced process's forked children are covered from their first
+//! instruction, and ten server processes sharing one libssl cost one attach
+//! (and one detach: the kernel unregisters uprobes one at a time, slowly).
+//! A file's uprobes are detached once no traced process maps it.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+
+use aya::programs::uprobe::{UProbeError, UProbeLink, UProbeScope};
+use aya::programs::{ProgramError, UProbe};
+use aya::Ebpf;
+
+use super::pid_map::PidMap;
+use super::preflight::capability_for;
+use super::probe_sets::{LibrarySet, LIBRARIES};
+use crate::discovery::LibraryProbes;
+use beyla_pipeline::model::Pid;
+use beyla_pipeline::selfmetrics::SelfMetrics;
+
+/// One library file of one set: (set, device, inode). The same file seen
+/// through different paths (`/proc/PID/root/...` of two processes) is one.
+type FileId = (&'static str, u64, u64);
+
+/// A library file whose uprobes are attached.
+struct Attached {
+    links: Vec<UProbeLink>,
+    /// Traced processes mapping it: when none is left, the links go.
+    users: HashSet<Pid>,
+}
+
+/// Owns the loaded object after start-up: only library probes are attached later.
+pub struct LibraryAttacher {
+    ebpf: Ebpf,
+    pids: Arc<PidMap>,
+    metrics: Arc<SelfMetrics>,
+    files: HashMap<FileId, Attached>,
+    /// The files each traced process uses.
+    used_by: HashMap<Pid, Vec<FileId>>,
+    /// Files without any of a set's symbols: not looked through again (each
+    /// attempt reads the file's symbol table, which for a large executable
+    /// without OpenSSL costs milliseconds, at every retry).
+    without: HashSet<FileId>,
+    /// Processes whose uprobes the kernel refused: counted and warned about
+    /// once, not tried again.
+    refused: HashSet<Pid>,
+}
+
+impl LibraryAttacher {
+    /// Warns at start when the kernel will refuse uprobes.
+    pub(super) fn new(ebpf: Ebpf, pids: Arc<PidMap>, metrics: Arc<SelfMetrics>) -> Self {
+        if let Some(e) = uprobes_refused() {
+            for set in LIBRARIES {
+                log::warn!(
+                    "feature {} ({}) is off: the kernel refuses uprobes to this process ({e}); grant {} for it. \
+                     Each process it cannot instrument is counted in beyla_probe_attach_failures_total{{feature=\"{}\"}}",
+                    set.feature,
+                    set.what,
+                    capability(set),
+                    set.feature
+                );
+            }
+        }
+        Self {
+            ebpf,
+            pids,
+            metrics,
+            files: HashMap::new(),
+            used_by: HashMap::new(),
+            without: HashSet::new(),
+            refused: HashSet::new(),
+        }
+    }
+
+    /// Attaches a set's uprobes to one file, for every process. None when
+    /// the file has none of the set's symbols; Err when the kernel refused.
+    fn attach_file(
+        &mut self,
+        set: &LibrarySet,
+        file: &str,
+    ) -> Result<Option<Vec<UProbeLink>>, io::Error> {
+        let mut links = Vec::new();
+        let mut resolved_any = false;
+        let mut refused = None;
+        for (entry, symbol) in set.entries {
+            for program in [*entry, set.ret] {
+                let Some(probe) = self
+                    .ebpf
+                    .program_mut(program)
+                    .and_then(|p| <&mut UProbe>::try_from(p).ok())
+                else {
+                    continue;
+                };
+                match probe
+                    .attach(*symbol, file, UProbeScope::AllProcesses)
+                    .and_then(|id| probe.take_link(id))
+                {
+                    Ok(link) => {
+                        resolved_any = true;
+                        links.push(link);
+                    }
+                    Err(ProgramError::SyscallError(e)) if is_permission_error(&e.io_error) => {
+                        resolved_any = true;
+                        refused = Some(e.io_error);
+                    }
+                    Err(e) => {
+                        resolved_any |= !matches!(
+                            e,
+                            ProgramError::UProbeError(UProbeError::SymbolError { .. })
+                        );
+                        log::debug!("no uprobe {program} on {symbol} in {file}: {e}");
+                    }
+                }
+            }
+        }
+        match (links.is_empty(), refused) {
+            (true, Some(e)) => Err(e),
+            (true, None) if !resolved_any => Ok(None),
+            _ => Ok(Some(links)),
+        }
+    }
+
+    /// Stops counting `pid` among the users of its files; the files no
+    /// traced process maps any more lose their uprobes.
+    fn release(&mut self, pid: Pid) {
+        let mut unused = Vec::new();
+        for id in self.used_by.remove(&pid).unwrap_or_default() {
+            if let Some(file) = self.files.get_mut(&id) {
+                file.users.remove(&pid);
+                if file.users.is_empty() {
+                    unused.extend(self.files.remove(&id).map(|f| f.links));
+                }
+            }
+        }
+        detach_in_background(unused.into_iter().flatten().collect());
+    }
+}
+
+impl LibraryProbes for LibraryAttacher {
+    /// A missing symbol (SSL_read_ex before OpenSSL 1.1.1, or an executable
+    /// without OpenSSL) is skipped.
+    fn attach(&mut self, pid: Pid) -> bool {
+        if self.refused.contains(&pid) {
+            return false;
+        }
+        let mut any = false;
+        for set in LIBRARIES {
+            let mut uses = Vec::new();
+            let mut refused = None;
+            for file in (set.locate)(pid) {
+                let Ok(meta) = std::fs::metadata(&file) else {
+                    continue;
+                };
+                let id = (set.name, meta.dev(), meta.ino());
+                if self.without.contains(&id) {
+                    continue;
+                }
+                if !self.files.contains_key(&id) {
+                    match self.attach_file(set, &file) {
+                        Ok(Some(links)) => {
+                            log::debug!(
+                                "{} uprobes attached to {file} ({} probes)",
+                                set.name,
+                                links.len()
+                            );
+                            self.files.insert(
+                                id,
+                                Attached {
+                                    links,
+                                    users: HashSet::new(),
+                                },
+                            );
+                        }
+                        // Only a file that lacks every symbol is remembered,
+                        // not one whose process was gone before the attach.
+                        Ok(None) => {
+                            self.without.insert(id);
+                            continue;
+                        }
+                        Err(e) => {
+                            refused = Some(e);
+                            continue;
+                        }
+                    }
+                }
+                if let Some(attached) = self.files.get_mut(&id) {
+                    if attached.users.insert(pid) {
+                        self.used_by.entry(pid).or_default().push(id);
+                    }
+                    uses.push(file);
+                }
+            }
+            if uses.is_empty() {
+                if let Some(e) = refused {
+                    self.refused.insert(pid);
+                    self.metrics.inc(set.failures);
+                    log::warn!(
+                        "TLS: pid={pid}: {} uprobes refused (perf_event_open: {e}): its HTTPS requests give no spans; grant {}",
+                        set.name,
+                        capability(set)
+                    );
+                }
+                continue;
+            }
+            any = true;
+            self.pids.add_flag(pid, set.pid_flag);
+            log::info!(
+                "pid={pid} {} uprobes attached ({})",
+                set.name,
+                uses.join(", ")
+            );
+        }
+        any
+    }
+
+    /// The child maps what its parent mapped, and the kernel copied the
+    /// parent's flags: it only joins the users of the parent's files.
+    fn fork(&mut self, parent: Pid, child: Pid) {
+        let Some(ids) = self.used_by.get(&parent).cloned() else {
+            return;
+        };
+        for id in &ids {
+            if let Some(file) = self.files.get_mut(id) {
+                file.users.insert(child);
+            }
+        }
+        self.used_by.insert(child, ids);
+    }
+
+    fn detach(&mut self, pid: Pid) {
+        self.refused.remove(&pid);
+        self.release(pid);
+    }
+}
+
+impl Drop for LibraryAttacher {
+    /// At exit the links are closed off the exiting thread: the kernel
+    /// unregisters uprobes one at a time, and the stop must not wait on it.
+    fn drop(&mut self) {
+        let links = self.files.drain().flat_map(|(_, f)| f.links).collect();
+        detach_in_background(links);
+    }
+}
+
+/// Closes uprobe links on a thread of their own, so that neither discovery
+/// nor the agent's stop waits while the kernel unregisters them.
+fn detach_in_background(links: Vec<UProbeLink>) {
+    if links.is_empty() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("uprobe-detach".into())
+        .spawn(move || drop(links));
+    if let Err(e) = spawned {
+        log::debug!("cannot start a thread to detach uprobes ({e}): detached at exit");
+    }
+}
+
+/// The kernel's dynamic PMU for uprobes: its type number is in this file.
+const UPROBE_PMU_TYPE: &str = "/sys/bus/event_source/devices/uprobe/type";
+/// `exclude_kernel` in `perf_event_attr.flags`.
+const EXCLUDE_KERNEL: u64 = 1 << 5;
+/// perf_event_open's `PERF_FLAG_FD_CLOEXEC`.
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+
+/// The first 64 bytes of `struct perf_event_attr` (`PERF_ATTR_SIZE_VER0`),
+/// enough to name a PMU and a uprobe path (`config1`).
+#[repr(C)]
+#[derive(Default)]
+struct PerfEventAttrV0 {
+    kind: u32,
+    size: u32,
+    config: u64,
+    sample_period: u64,
+    sample_type: u64,
+    read_format: u64,
+    flags: u64,
+    wakeup_events: u32,
+    bp_type: u32,
+    config1: u64,
+}
+
+/// Whether the kernel refuses uprobes to this process, asked without
+/// creating one: the uprobe PMU checks the caller's privilege before it reads
+/// the path, so a null path gives EACCES when refused and EINVAL when allowed.
+fn uprobes_refused() -> Option<io::Error> {
+    let pmu = std::fs::read_to_string(UPROBE_PMU_TYPE).ok()?;
+    let attr = PerfEventAttrV0 {
+        kind: pmu.trim().parse().ok()?,
+        size: std::mem::size_of::<PerfEventAttrV0>() as u32,
+        flags: EXCLUDE_KERNEL,
+        ..PerfEventAttrV0::default()
+    };
+    // SAFETY: perf_event_open reads `size` bytes of a valid attr; this
+    // process (pid 0), any CPU, no group; a returned fd is closed at once.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            &attr as *const PerfEventAttrV0,
+            0,
+            -1,
+            -1,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: the fd was just returned to us and is not used elsewhere.
+        unsafe { libc::close(fd as i32) };
+        return None;
+    }
+    Some(io::Error::last_os_error()).filter(is_permission_error)
+}
+
+fn is_permission_error(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM))
+}
+
+/// The capability a set's uprobes need, as named in the logs.
+fn capability(set: &LibrarySet) -> String {
+    capability_for(set.feature).map_or_else(|| "root".into(), |c| c.to_string())
+}
