@@ -8,6 +8,9 @@ each run with a fresh server (and agent), and in each run the phases:
   sat_pinned the same with wrk and the agent on CPU 0 and the server on CPU 1, so the
              server's own CPU share is visible
   rate_<R>   bench/.build/loadgen at R req/s (open loop, 32 keep-alive connections)
+  redis      Go server only, modes none and agent: wrk -t2 -c32 on GET /redis, one Redis
+             INCR per request on a pooled connection to a redis-server started for the run
+             (a database client)
 agent runs the capture path the agent chooses; agent:<path> forces another one (sat,
 sat_pinned and rate_5000 only), for the per-path figures; agent+ctx is agent with context
 propagation by header on (ebpf.context_propagation=headers; the same phases as agent:<path>):
@@ -50,6 +53,11 @@ TARGET_IDLE_PCT = 0.2        # agent CPU with nothing to trace, % of one core
 IDLE_SECONDS = 10            # the idle window at the start of each agent run
 SETTLE_SECONDS = 5           # before it: start-up work (library look-ups after a process is found) ends
 LOAD_CPU, SERVER_CPU = 0, 1  # sat_pinned: wrk and the agent, the server
+
+# Servers with a database client endpoint (GET /redis), and the metric that counts the
+# Redis operations the agent saw (its Prometheus endpoint).
+REDIS_SERVERS = ("go",)
+REDIS_OPS_METRIC = 'db_client_operation_duration_seconds_count{db_system_name="redis"'
 
 
 class BenchError(Exception):
@@ -129,8 +137,21 @@ class Procs:
 
 # ---------------------------------------------------------------- servers
 
-def start_server(procs, server, mode, port, sink_port):
+def start_redis(procs):
+    """A redis-server on a free port with its own directory and no persistence; returns (process, port)."""
+    port = free_port()
+    d = os.path.join(procs.workdir, f"redis-{port}")
+    os.makedirs(d, exist_ok=True)
+    p = procs.start(f"redis-{port}", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                      "--dir", d, "--save", "", "--appendonly", "no", "--daemonize", "no"])
+    wait_port(port, p, 20, "redis-server")
+    return p, port
+
+
+def start_server(procs, server, mode, port, sink_port, redis_port=None):
     env = {"PORT": str(port)}
+    if redis_port is not None:
+        env["REDIS_ADDR"] = f"127.0.0.1:{redis_port}"
     name = f"{server}-{mode}"
     if server == "go":
         p = procs.start(name, [os.path.join(BUILD, "hello")], env)
@@ -173,7 +194,7 @@ def scrape(prom_port):
         text = r.read().decode()
     vals = {}
     for line in text.splitlines():
-        if not line.startswith("beyla_"):
+        if not line.startswith(("beyla_", REDIS_OPS_METRIC)):
             continue
         try:
             key, v = line.rsplit(" ", 1)
@@ -189,6 +210,11 @@ def drops_of(c):
     pipeline = sum(v for k, v in c.items() if k.startswith("beyla_events_dropped_total")
                    and 'stage="untraced"' not in k)
     return kernel, pipeline
+
+
+def redis_ops(c):
+    """Redis operations the agent recorded (every command, every server port), from a scrape."""
+    return sum(v for k, v in c.items() if k.startswith(REDIS_OPS_METRIC))
 
 
 def start_agent(procs, agent_bin, port, prom_port, path=None, propagation=False):
@@ -298,9 +324,11 @@ def agent_delta(a, b, requests, agent):
         "bpf_us_per_req": bpf_ns / 1e3 / requests if requests else None,
         "bpf_per_prog": per_prog,
         "events_per_s": d.get("beyla_events_read_total", 0) / dt if dt else None,
+        "redis_ops_per_s": (redis_ops(pb) - redis_ops(pa)) / dt if dt else None,
         "spans_per_s": d.get("beyla_spans_created_total", 0) / dt if dt else None,
         "events": d.get("beyla_events_read_total", 0),
         "spans": d.get("beyla_spans_created_total", 0),
+        "redis_ops": redis_ops(pb) - redis_ops(pa),
         "kernel_drops": kb - ka,
         "pipeline_drops": plb - pla,
         "counters_delta": {k: v for k, v in d.items() if v},
@@ -311,9 +339,9 @@ def agent_delta(a, b, requests, agent):
 
 # ---------------------------------------------------------------- load
 
-def run_wrk(port, dur, cpu=None):
+def run_wrk(port, dur, cpu=None, path="/"):
     r = subprocess.run(["wrk", "-t2", "-c32", f"-d{dur:g}s", "-s", os.path.join(BENCH, "wrk_report.lua"),
-                        f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
+                        f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
                        preexec_fn=None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu})))
     line = next((l for l in r.stdout.splitlines() if l.startswith("{")), None)
     if r.returncode != 0 or line is None:
@@ -428,7 +456,9 @@ def one_run(cfg, procs, server, mode, rnd, sat_ref):
         sink_port = free_port()
         sink = procs.start(f"sink-{sink_port}", [os.path.join(BUILD, "sink")], {"PORT": str(sink_port)})
         wait_port(sink_port, sink, 10, "OTLP sink")
-    srv = start_server(procs, server, mode, port, sink_port)
+    with_redis = server in REDIS_SERVERS and mode in ("none", "agent")
+    redis, redis_port = start_redis(procs) if with_redis else (None, None)
+    srv = start_server(procs, server, mode, port, sink_port, redis_port)
     agent = None
     prom_port = None
     run = {"server": server, "mode": mode, "round": rnd}
@@ -460,6 +490,17 @@ def one_run(cfg, procs, server, mode, rnd, sat_ref):
                 continue
             phases.append(phase(f"rate_{rate}", lambda: run_loadgen(port, rate, cfg.dur, cfg.warmup),
                                 agent, prom_port))
+        if redis is not None:
+            # Warm-up: the server's pool of Redis connections fills.
+            run_wrk(port, 1, path="/redis")
+            db = phase("redis", lambda: run_wrk(port, cfg.dur, path="/redis"), agent, prom_port)
+            if db["errors"]:
+                raise BenchError(f"{server}/{mode}: {db['errors']} failed GET /redis "
+                                 f"({procs.output(srv)[-300:]})")
+            if agent is not None and db["redis_ops"] == 0:
+                raise BenchError(f"{server}/agent: the agent recorded no Redis operation "
+                                 f"({procs.output(agent)[-300:]})")
+            phases.append(db)
         run["phases"] = phases
         if agent is not None:
             run["agent_mem_mb"] = proc_mem_mb(agent.pid)
@@ -491,6 +532,8 @@ def one_run(cfg, procs, server, mode, rnd, sat_ref):
             procs.stop(srv)
         if sink is not None and sink.poll() is None:
             procs.stop(sink)
+        if redis is not None:
+            procs.stop(redis)
 
 
 def capacity(cfg, procs, server):
@@ -567,7 +610,7 @@ def aggregate(runs):
         server, mode, ph = key
         a = {}
         for m in ("throughput", "p50_us", "p99_us", "cpu_us_per_req", "cpu_pct", "bpf_us_per_req",
-                  "events_per_s", "spans_per_s", "rss_mb", "hwm_mb", "server_cpu_pct",
+                  "events_per_s", "spans_per_s", "redis_ops_per_s", "rss_mb", "hwm_mb", "server_cpu_pct",
                   "server_cpu_us_per_req"):
             a[m] = med([p.get(m) for _, p, _ in items])
         # ns per program run over all the agent's programs: the kernel's own bpf_stats.
@@ -655,6 +698,27 @@ def sat_cell(sat):
     return f"{sat['target']:,} ({sat['achieved']:,.0f})" if sat else "not reached"
 
 
+def closed_loop_table(cfg, agg, phase, extra=None):
+    """The Markdown lines of a wrk phase's table, one row per server and mode; `extra` is
+    (column title, aggregate key) of one more agent figure."""
+    titles = ["server", "mode", "req/s", "× none", "p50 µs", "p99 µs", "p99 × none", "agent CPU µs/req",
+              "agent CPU %", "eBPF µs/req", "events/s", "spans/s"] + ([extra[0]] if extra else []) + ["drops k/p"]
+    L = ["| " + " | ".join(titles) + " |", "|---|---|" + "---:|" * (len(titles) - 2)]
+    for server in cfg.servers:
+        for mode in cfg.modes_for(server):
+            a = agg.get((server, mode, phase))
+            if not a:
+                continue
+            agent_cells = [fmt(a["cpu_us_per_req"], 2), fmt(a["cpu_pct"], 0), fmt(a["bpf_us_per_req"], 2),
+                           fmt(a["events_per_s"]), fmt(a["spans_per_s"])] + ([fmt(a[extra[1]])] if extra else [])
+            cells = [server, mode_label(mode, a), fmt(a["throughput"]), fmt(a["throughput_ratio"], 3),
+                     fmt(a["p50_us"]), fmt(a["p99_us"]), fmt(a["p99_us_ratio"], 2)]
+            cells += agent_cells + [drops_cell(a)] if is_agent(mode) else ["–"] * (len(agent_cells) + 1)
+            L.append("| " + " | ".join(cells) + " |")
+    L.append("")
+    return L
+
+
 def markdown(cfg, info, runs, caps, agg, elapsed):
     L = []
     L.append(f"Benchmark {info['date']} · commit `{info['commit']}`"
@@ -668,21 +732,12 @@ def markdown(cfg, info, runs, caps, agg, elapsed):
     L.append("")
     L.append("### Saturated (wrk -t2 -c32, keep-alive)")
     L.append("")
-    L.append("| server | mode | req/s | × none | p50 µs | p99 µs | p99 × none | agent CPU µs/req | agent CPU % | eBPF µs/req | events/s | spans/s | drops k/p |")
-    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for server in cfg.servers:
-        for mode in cfg.modes_for(server):
-            a = agg.get((server, mode, "sat"))
-            if not a:
-                continue
-            ag = is_agent(mode)
-            L.append(f"| {server} | {mode_label(mode, a)} | {fmt(a['throughput'])} | {fmt(a['throughput_ratio'], 3)} | "
-                     f"{fmt(a['p50_us'])} | {fmt(a['p99_us'])} | {fmt(a['p99_us_ratio'], 2)} | "
-                     f"{fmt(a['cpu_us_per_req'], 2) if ag else '–'} | {fmt(a['cpu_pct'], 0) if ag else '–'} | "
-                     f"{fmt(a['bpf_us_per_req'], 2) if ag else '–'} | {fmt(a['events_per_s']) if ag else '–'} | "
-                     f"{fmt(a['spans_per_s']) if ag else '–'} | "
-                     f"{drops_cell(a) if ag else '–'} |")
-    L.append("")
+    L.extend(closed_loop_table(cfg, agg, "sat"))
+    if any((server, "none", "redis") in agg for server in cfg.servers):
+        L.append("### Database client (GET /redis: one Redis INCR per request on a pooled connection; "
+                 "wrk -t2 -c32)")
+        L.append("")
+        L.extend(closed_loop_table(cfg, agg, "redis", ("Redis ops/s seen", "redis_ops_per_s")))
     if cfg.pinned:
         L.append(f"### Saturated, pinned (wrk and the agent on CPU {LOAD_CPU}, the server on CPU {SERVER_CPU})")
         L.append("")

@@ -120,7 +120,11 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
         ))
         .detach();
     let metrics = Arc::new(SelfMetrics::default());
-    let kubernetes = kubernetes::Metadata::start_for(&config.kubernetes, &config.discovery)?;
+    let kubernetes = kubernetes::Metadata::start_for(
+        &config.kubernetes,
+        &config.discovery,
+        Arc::clone(&metrics),
+    )?;
     metrics.add(
         Counter::ConfigSettingsIgnored,
         config

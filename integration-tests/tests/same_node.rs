@@ -14,13 +14,13 @@ use integration_tests::agent::Agent;
 use integration_tests::apps::{python_interpreter, Lang, Server};
 use integration_tests::config_files::{path_str, regex_escape, ConfigDir, RawAgent};
 use integration_tests::databases::postgres::Postgres;
-use integration_tests::grpc_apps::{run_grpc_client, AppServer, ClientApp, RawSpan, ServerApp};
+use integration_tests::grpc_apps::{run_grpc_client, AppServer, ClientApp, ServerApp};
 use integration_tests::http::{request_on_fresh_connection, Request};
 use integration_tests::netns::VethPair;
 use integration_tests::receivers::TempDir;
 use integration_tests::require_root;
 use integration_tests::spans::{assert_spans, Expected, Kind, Lineage, Span, Window};
-use integration_tests::sql_clients::{run, Client, Database, SqlSpan};
+use integration_tests::sql_clients::{run, sql_spans, Client, Database};
 
 /// Requests each front sends.
 const REQUESTS: usize = 5;
@@ -190,15 +190,15 @@ fn grpc_client_and_server_on_this_machine_are_one_trace() {
     );
     let output = agent.stop();
     let context = format!("agent stderr:\n{}", output.stderr);
-    let spans: Vec<RawSpan> = output.lines.iter().map(|l| RawSpan::parse(l)).collect();
-    let clients: HashMap<&str, &RawSpan> = spans
+    let spans: Vec<Span> = output.lines.iter().map(|l| Span::parse(l)).collect();
+    let clients: HashMap<&str, &Span> = spans
         .iter()
-        .filter(|s| s.pid == run.pid && s.kind == "client")
+        .filter(|s| s.pid == run.pid && s.kind == Kind::Client)
         .map(|s| (s.span_id.as_str(), s))
         .collect();
-    let servers: Vec<&RawSpan> = spans
+    let servers: Vec<&Span> = spans
         .iter()
-        .filter(|s| s.pid == server.pid() && s.kind == "server")
+        .filter(|s| s.pid == server.pid() && s.kind == Kind::Server)
         .collect();
     assert_eq!(
         (clients.len(), servers.len()),
@@ -208,7 +208,8 @@ fn grpc_client_and_server_on_this_machine_are_one_trace() {
     let mut problems = Vec::new();
     for s in &servers {
         match clients.get(s.parent_span_id.as_str()) {
-            Some(c) if c.trace_id == s.trace_id && c.rpc_method == s.rpc_method => {}
+            Some(c) if c.trace_id == s.trace_id && c.attr("rpc.method") == s.attr("rpc.method") => {
+            }
             _ => problems.push(format!("server span is no client span's child: {}", s.line)),
         }
     }
@@ -243,15 +244,17 @@ fn sql_client_and_postgres_on_this_machine_are_one_trace() {
     let run = run(Client::Python, Database::Postgres, postgres.port, 5, false);
     let output = agent.stop();
     let context = format!("agent stderr:\n{}", output.stderr);
-    let spans = SqlSpan::parse_all(&output.lines);
-    let clients: HashMap<&str, &SqlSpan> = spans
+    let spans = sql_spans(&output.lines);
+    let clients: HashMap<&str, &Span> = spans
         .iter()
-        .filter(|s| s.pid == run.pid && s.kind == "client")
+        .filter(|s| s.pid == run.pid && s.kind == Kind::Client)
         .map(|s| (s.span_id.as_str(), s))
         .collect();
-    let servers: Vec<&SqlSpan> = spans
+    let servers: Vec<&Span> = spans
         .iter()
-        .filter(|s| s.kind == "server" && s.attr("server.port") == postgres.port.to_string())
+        .filter(|s| {
+            s.kind == Kind::Server && s.attr_text("server.port") == postgres.port.to_string()
+        })
         .collect();
     assert!(
         !servers.is_empty() && servers.len() == clients.len(),
@@ -264,7 +267,7 @@ fn sql_client_and_postgres_on_this_machine_are_one_trace() {
         match clients.get(s.parent_span_id.as_str()) {
             Some(c)
                 if c.trace_id == s.trace_id
-                    && c.attr("db.query.text") == s.attr("db.query.text") => {}
+                    && c.attr_text("db.query.text") == s.attr_text("db.query.text") => {}
             _ => problems.push(format!(
                 "server span is not the child of its statement's client span: {}",
                 s.line
