@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use integration_tests::agent::{agent_command, Agent};
 use integration_tests::apps::{free_port, python_interpreter, Lang, Server};
-use integration_tests::config_files::{path_str, regex_escape, ConfigDir};
+use integration_tests::config_files::{path_str, regex_escape, run_agent, ConfigDir};
 use integration_tests::netns::VethPair;
 use integration_tests::process::{kill_and_reap, Lines};
 use integration_tests::spans::{Kind, Span};
@@ -398,5 +398,29 @@ fn requests_keep_their_bytes_and_carry_the_client_spans_ids() {
         "context propagation, bytes at the server: 5 cases, 6 requests, {bytes_checked} bytes \
          compared, 4 headers written (each naming its CLIENT span), 2 left alone; {}",
         propagation_line(&output.stderr)
+    );
+}
+
+/// The fentry path does not see the sends of sockets whose headers are
+/// injected: forcing both is one clear refusal, before any probe loads.
+#[test]
+fn fentry_with_header_injection_is_refused() {
+    require_root();
+    let out = run_agent(
+        &[],
+        &[
+            ("BEYLA_OPEN_PORT", "1"),
+            ("BEYLA_BPF_CAPTURE_PATH", "fentry"),
+            ("BEYLA_BPF_CONTEXT_PROPAGATION", "headers"),
+        ],
+    );
+    assert!(!out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stderr.lines().any(|l| l
+            == "beyla: capture path fentry is not offered by this kernel: it does not see the \
+                requests of sockets whose headers are injected (ebpf.context_propagation); \
+                choose another capture path"),
+        "{}",
+        out.stderr
     );
 }
