@@ -27,6 +27,9 @@ enum conn_phase {
 #define TP_TAIL (1 + TP_NAME_LEN + TP_MAX_SPACES + TP_VALUE_LEN)
 
 
+/* A serving request is kept under two keys: its thread's and its process's. */
+#define SERVING_KEYS 2
+
 /* The request a thread or a process serves: its span, and its trace. */
 struct serving_ctx {
 	u8 trace_id[BEYLA_TRACE_ID_LEN];
@@ -232,8 +235,9 @@ static __always_inline void server_request_started(struct conn_info *conn, struc
 /* A traced server answered on `conn`: the request it served is over. */
 static __always_inline void server_request_answered(struct conn_info *conn)
 {
-	u64 keys[2] = { bpf_get_current_pid_tgid(), process_serving_key(bpf_get_current_pid_tgid()) };
-	for (u32 i = 0; i < 2; i++) {
+	u64 id = bpf_get_current_pid_tgid();
+	u64 keys[SERVING_KEYS] = { id, process_serving_key(id) };
+	for (u32 i = 0; i < SERVING_KEYS; i++) {
 		struct serving_ctx *ctx = bpf_map_lookup_elem(&serving, &keys[i]);
 		if (ctx && ctx->conn_id == conn->id)
 			bpf_map_delete_elem(&serving, &keys[i]);
