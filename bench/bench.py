@@ -12,7 +12,9 @@ each run with a fresh server (and agent), and in each run the phases:
              INCR per request on a pooled connection to a redis-server started for the run
              (a database client)
 agent runs the capture path the agent chooses; agent:<path> forces another one (sat,
-sat_pinned and rate_5000 only), for the per-path figures. An agent run starts with an idle window
+sat_pinned and rate_5000 only), for the per-path figures; agent+ctx is agent with context
+propagation by header on (ebpf.context_propagation=headers; the same phases as agent:<path>):
+what a traced server pays for its requests' ids and the traceparent search. An agent run starts with an idle window
 (no traffic) for the agent's idle CPU.
 Around every phase it reads the agent's CPU time (/proc/PID/stat), memory (VmHWM, VmRSS),
 eBPF run time (bpftool, kernel.bpf_stats_enabled=1) and counters (its Prometheus endpoint).
@@ -215,11 +217,13 @@ def redis_ops(c):
     return sum(v for k, v in c.items() if k.startswith(REDIS_OPS_METRIC))
 
 
-def start_agent(procs, agent_bin, port, prom_port, path=None):
+def start_agent(procs, agent_bin, port, prom_port, path=None, propagation=False):
     env = {"BEYLA_OPEN_PORT": str(port), "BEYLA_TRACE_PRINTER": "disabled",
            "BEYLA_PROMETHEUS_PORT": str(prom_port), "BEYLA_LOG_LEVEL": "INFO"}
     if path:
         env["BEYLA_BPF_CAPTURE_PATH"] = path
+    if propagation:
+        env["BEYLA_BPF_CONTEXT_PROPAGATION"] = "headers"
     p = procs.start(f"agent-{port}", [agent_bin], env)
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -428,7 +432,16 @@ def phase(name, fn, agent, prom_port):
 # ---------------------------------------------------------------- the benchmark
 
 def is_agent(mode):
-    return mode == "agent" or mode.startswith("agent:")
+    return mode in ("agent", CTX_MODE) or mode.startswith("agent:")
+
+
+# The agent with context propagation by header on.
+CTX_MODE = "agent+ctx"
+
+
+def reduced_phases(mode):
+    """Modes beside the agent's own run only sat, sat_pinned and rate_5000."""
+    return mode == CTX_MODE or mode.startswith("agent:")
 
 
 def forced_path(mode):
@@ -452,7 +465,8 @@ def one_run(cfg, procs, server, mode, rnd, sat_ref):
     try:
         if is_agent(mode):
             prom_port = free_port()
-            agent = start_agent(procs, cfg.agent_bin, port, prom_port, forced_path(mode))
+            agent = start_agent(procs, cfg.agent_bin, port, prom_port, forced_path(mode),
+                                propagation=mode == CTX_MODE)
             m = re.search(r"capture path (\w+)", procs.output(agent))
             run["capture_path"] = m.group(1) if m else None
             if mode == "agent":
@@ -469,7 +483,7 @@ def one_run(cfg, procs, server, mode, rnd, sat_ref):
         if mode != "otel" and cfg.pinned:
             phases.append(phase("sat_pinned", lambda: run_pinned(srv, agent, port, cfg.dur), agent, prom_port))
         ref = sat_ref.get(server) or sat["throughput"]
-        rates = [r for r in cfg.rates if r == 5000] if forced_path(mode) else cfg.rates
+        rates = [r for r in cfg.rates if r == 5000] if reduced_phases(mode) else cfg.rates
         for rate in rates:
             if rate > 0.9 * ref:
                 log(f"  rate {rate}/s skipped: above 90% of {server}'s saturated throughput ({ref:.0f}/s)")
@@ -669,7 +683,7 @@ def targets(cfg, agg, caps):
 
 def mode_label(mode, a):
     """`agent (tp_btf)`: an agent mode with the capture path it ran on."""
-    return f"agent ({a['capture_path']})" if is_agent(mode) and a.get("capture_path") else mode
+    return f"{mode.split(':')[0]} ({a['capture_path']})" if is_agent(mode) and a.get("capture_path") else mode
 
 
 def drops_cell(a):
@@ -838,6 +852,7 @@ def main():
     ap.add_argument("--paths", help="capture paths to run besides the agent's own choice, comma-separated "
                                     "(full default: raw_tp,syscalls; quick: none)")
     ap.add_argument("--no-pinned", action="store_true", help="skip the sat_pinned phase")
+    ap.add_argument("--no-ctx", action="store_true", help=f"skip the {CTX_MODE} mode (context propagation on)")
     ap.add_argument("--idle", type=float, help=f"seconds of the idle window (default {IDLE_SECONDS}; quick 2)")
     ap.add_argument("--out", help="results directory (default bench/results, quick: bench/results/quick)")
     args = ap.parse_args()
@@ -858,7 +873,9 @@ def main():
     cfg.pinned = not args.no_pinned and (os.cpu_count() or 1) > 1
     cfg.idle = args.idle if args.idle is not None else (2 if args.quick else IDLE_SECONDS)
     cfg.settle = 1 if args.quick else SETTLE_SECONDS
+    cfg.ctx = not args.no_ctx
     cfg.modes_for = lambda s: (["none", "agent"] + [f"agent:{p}" for p in cfg.paths]
+                               + ([CTX_MODE] if cfg.ctx else [])
                                + (["otel"] if s == "python" and not cfg.quick else []))
     out_dir = args.out or os.path.join(BENCH, "results", "quick" if cfg.quick else "")
     os.makedirs(out_dir, exist_ok=True)

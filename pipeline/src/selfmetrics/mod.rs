@@ -71,9 +71,11 @@ pub enum Counter {
     /// Times the Kubernetes watch started over with a full list, by resource.
     KubernetesWatchRestartsPods,
     KubernetesWatchRestartsReplicaSets,
+    /// Context events the table of pending kernel ids had no room for (ebpf.context_propagation).
+    PropagationContextsDropped,
 }
 
-const COUNTERS: usize = Counter::KubernetesWatchRestartsReplicaSets as usize + 1;
+const COUNTERS: usize = Counter::PropagationContextsDropped as usize + 1;
 
 /// A value the agent sets (rather than counts up): how much it holds now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,21 +88,34 @@ pub enum Gauge {
 
 const GAUGES: usize = Gauge::KubernetesReplicaSets as usize + 1;
 
-/// A reason the kernel probes drop an event, counted in a kernel map.
+/// A counter the kernel probes keep in a map: the reasons they drop an
+/// event, and what the context-propagation program did with requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KernelDrop {
     RingbufFull,
     InflightMapFull,
     ConnectionMapFull,
     TlsUnknownConnection,
+    /// A `traceparent` was written into a traced client's request.
+    PropagationInjected,
+    /// The request carried a `traceparent` already: left alone.
+    PropagationHadContext,
+    /// The request head was not whole in the message: left alone.
+    PropagationHeadIncomplete,
+    /// The kernel refused to grow the message: sent as written.
+    PropagationPushFailed,
 }
 
 impl KernelDrop {
-    pub const ALL: [KernelDrop; 4] = [
+    pub const ALL: [KernelDrop; 8] = [
         KernelDrop::RingbufFull,
         KernelDrop::InflightMapFull,
         KernelDrop::ConnectionMapFull,
         KernelDrop::TlsUnknownConnection,
+        KernelDrop::PropagationInjected,
+        KernelDrop::PropagationHadContext,
+        KernelDrop::PropagationHeadIncomplete,
+        KernelDrop::PropagationPushFailed,
     ];
 }
 
@@ -316,6 +331,26 @@ pub static FAMILIES: &[Family] = &[
             ("pods", Held(Gauge::KubernetesPods)),
             ("replicasets", Held(Gauge::KubernetesReplicaSets)),
         ],
+    },
+    Family {
+        name: "beyla_context_propagation_requests",
+        help: "HTTP/1 requests of traced clients looked at for a traceparent header (ebpf.context_propagation), by outcome: injected, or left alone because they had one, their head was not whole in one write, or the kernel refused the room.",
+        label: Some("outcome"),
+        members: &[
+            ("injected", Kernel(KernelDrop::PropagationInjected)),
+            ("had_context", Kernel(KernelDrop::PropagationHadContext)),
+            (
+                "head_incomplete",
+                Kernel(KernelDrop::PropagationHeadIncomplete),
+            ),
+            ("push_failed", Kernel(KernelDrop::PropagationPushFailed)),
+        ],
+    },
+    Family {
+        name: "beyla_context_propagation_ids_dropped",
+        help: "Ids the kernel gave a request that the agent had no room to keep until the request's span (the span gets ids of its own).",
+        label: None,
+        members: &[("", Agent(C::PropagationContextsDropped))],
     },
 ];
 
