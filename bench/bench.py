@@ -8,8 +8,13 @@ each run with a fresh server (and agent), and in each run the phases:
   sat_pinned the same with wrk and the agent on CPU 0 and the server on CPU 1, so the
              server's own CPU share is visible
   rate_<R>   bench/.build/loadgen at R req/s (open loop, 32 keep-alive connections)
+  redis      Go server only, modes none and agent: wrk -t2 -c32 on GET /redis, one Redis
+             INCR per request on a pooled connection to a redis-server started for the run
+             (a database client)
 agent runs the capture path the agent chooses; agent:<path> forces another one (sat,
-sat_pinned and rate_5000 only), for the per-path figures. An agent run starts with an idle window
+sat_pinned and rate_5000 only), for the per-path figures; agent+ctx is agent with context
+propagation by header on (ebpf.context_propagation=headers; the same phases as agent:<path>):
+what a traced server pays for its requests' ids and the traceparent search. An agent run starts with an idle window
 (no traffic) for the agent's idle CPU.
 Around every phase it reads the agent's CPU time (/proc/PID/stat), memory (VmHWM, VmRSS),
 eBPF run time (bpftool, kernel.bpf_stats_enabled=1) and counters (its Prometheus endpoint).
@@ -48,6 +53,11 @@ TARGET_IDLE_PCT = 0.2        # agent CPU with nothing to trace, % of one core
 IDLE_SECONDS = 10            # the idle window at the start of each agent run
 SETTLE_SECONDS = 5           # before it: start-up work (library look-ups after a process is found) ends
 LOAD_CPU, SERVER_CPU = 0, 1  # sat_pinned: wrk and the agent, the server
+
+# Servers with a database client endpoint (GET /redis), and the metric that counts the
+# Redis operations the agent saw (its Prometheus endpoint).
+REDIS_SERVERS = ("go",)
+REDIS_OPS_METRIC = 'db_client_operation_duration_seconds_count{db_system_name="redis"'
 
 
 class BenchError(Exception):
@@ -127,8 +137,21 @@ class Procs:
 
 # ---------------------------------------------------------------- servers
 
-def start_server(procs, server, mode, port, sink_port):
+def start_redis(procs):
+    """A redis-server on a free port with its own directory and no persistence; returns (process, port)."""
+    port = free_port()
+    d = os.path.join(procs.workdir, f"redis-{port}")
+    os.makedirs(d, exist_ok=True)
+    p = procs.start(f"redis-{port}", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                      "--dir", d, "--save", "", "--appendonly", "no", "--daemonize", "no"])
+    wait_port(port, p, 20, "redis-server")
+    return p, port
+
+
+def start_server(procs, server, mode, port, sink_port, redis_port=None):
     env = {"PORT": str(port)}
+    if redis_port is not None:
+        env["REDIS_ADDR"] = f"127.0.0.1:{redis_port}"
     name = f"{server}-{mode}"
     if server == "go":
         p = procs.start(name, [os.path.join(BUILD, "hello")], env)
@@ -171,7 +194,7 @@ def scrape(prom_port):
         text = r.read().decode()
     vals = {}
     for line in text.splitlines():
-        if not line.startswith("beyla_"):
+        if not line.startswith(("beyla_", REDIS_OPS_METRIC)):
             continue
         try:
             key, v = line.rsplit(" ", 1)
@@ -189,11 +212,18 @@ def drops_of(c):
     return kernel, pipeline
 
 
-def start_agent(procs, agent_bin, port, prom_port, path=None):
+def redis_ops(c):
+    """Redis operations the agent recorded (every command, every server port), from a scrape."""
+    return sum(v for k, v in c.items() if k.startswith(REDIS_OPS_METRIC))
+
+
+def start_agent(procs, agent_bin, port, prom_port, path=None, propagation=False):
     env = {"BEYLA_OPEN_PORT": str(port), "BEYLA_TRACE_PRINTER": "disabled",
            "BEYLA_PROMETHEUS_PORT": str(prom_port), "BEYLA_LOG_LEVEL": "INFO"}
     if path:
         env["BEYLA_BPF_CAPTURE_PATH"] = path
+    if propagation:
+        env["BEYLA_BPF_CONTEXT_PROPAGATION"] = "headers"
     p = procs.start(f"agent-{port}", [agent_bin], env)
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -294,9 +324,11 @@ def agent_delta(a, b, requests, agent):
         "bpf_us_per_req": bpf_ns / 1e3 / requests if requests else None,
         "bpf_per_prog": per_prog,
         "events_per_s": d.get("beyla_events_read_total", 0) / dt if dt else None,
+        "redis_ops_per_s": (redis_ops(pb) - redis_ops(pa)) / dt if dt else None,
         "spans_per_s": d.get("beyla_spans_created_total", 0) / dt if dt else None,
         "events": d.get("beyla_events_read_total", 0),
         "spans": d.get("beyla_spans_created_total", 0),
+        "redis_ops": redis_ops(pb) - redis_ops(pa),
         "kernel_drops": kb - ka,
         "pipeline_drops": plb - pla,
         "counters_delta": {k: v for k, v in d.items() if v},
@@ -307,9 +339,9 @@ def agent_delta(a, b, requests, agent):
 
 # ---------------------------------------------------------------- load
 
-def run_wrk(port, dur, cpu=None):
+def run_wrk(port, dur, cpu=None, path="/"):
     r = subprocess.run(["wrk", "-t2", "-c32", f"-d{dur:g}s", "-s", os.path.join(BENCH, "wrk_report.lua"),
-                        f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
+                        f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
                        preexec_fn=None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu})))
     line = next((l for l in r.stdout.splitlines() if l.startswith("{")), None)
     if r.returncode != 0 or line is None:
@@ -400,7 +432,16 @@ def phase(name, fn, agent, prom_port):
 # ---------------------------------------------------------------- the benchmark
 
 def is_agent(mode):
-    return mode == "agent" or mode.startswith("agent:")
+    return mode in ("agent", CTX_MODE) or mode.startswith("agent:")
+
+
+# The agent with context propagation by header on.
+CTX_MODE = "agent+ctx"
+
+
+def reduced_phases(mode):
+    """Modes beside the agent's own run only sat, sat_pinned and rate_5000."""
+    return mode == CTX_MODE or mode.startswith("agent:")
 
 
 def forced_path(mode):
@@ -415,14 +456,17 @@ def one_run(cfg, procs, server, mode, rnd, sat_ref):
         sink_port = free_port()
         sink = procs.start(f"sink-{sink_port}", [os.path.join(BUILD, "sink")], {"PORT": str(sink_port)})
         wait_port(sink_port, sink, 10, "OTLP sink")
-    srv = start_server(procs, server, mode, port, sink_port)
+    with_redis = server in REDIS_SERVERS and mode in ("none", "agent")
+    redis, redis_port = start_redis(procs) if with_redis else (None, None)
+    srv = start_server(procs, server, mode, port, sink_port, redis_port)
     agent = None
     prom_port = None
     run = {"server": server, "mode": mode, "round": rnd}
     try:
         if is_agent(mode):
             prom_port = free_port()
-            agent = start_agent(procs, cfg.agent_bin, port, prom_port, forced_path(mode))
+            agent = start_agent(procs, cfg.agent_bin, port, prom_port, forced_path(mode),
+                                propagation=mode == CTX_MODE)
             m = re.search(r"capture path (\w+)", procs.output(agent))
             run["capture_path"] = m.group(1) if m else None
             if mode == "agent":
@@ -439,13 +483,24 @@ def one_run(cfg, procs, server, mode, rnd, sat_ref):
         if mode != "otel" and cfg.pinned:
             phases.append(phase("sat_pinned", lambda: run_pinned(srv, agent, port, cfg.dur), agent, prom_port))
         ref = sat_ref.get(server) or sat["throughput"]
-        rates = [r for r in cfg.rates if r == 5000] if forced_path(mode) else cfg.rates
+        rates = [r for r in cfg.rates if r == 5000] if reduced_phases(mode) else cfg.rates
         for rate in rates:
             if rate > 0.9 * ref:
                 log(f"  rate {rate}/s skipped: above 90% of {server}'s saturated throughput ({ref:.0f}/s)")
                 continue
             phases.append(phase(f"rate_{rate}", lambda: run_loadgen(port, rate, cfg.dur, cfg.warmup),
                                 agent, prom_port))
+        if redis is not None:
+            # Warm-up: the server's pool of Redis connections fills.
+            run_wrk(port, 1, path="/redis")
+            db = phase("redis", lambda: run_wrk(port, cfg.dur, path="/redis"), agent, prom_port)
+            if db["errors"]:
+                raise BenchError(f"{server}/{mode}: {db['errors']} failed GET /redis "
+                                 f"({procs.output(srv)[-300:]})")
+            if agent is not None and db["redis_ops"] == 0:
+                raise BenchError(f"{server}/agent: the agent recorded no Redis operation "
+                                 f"({procs.output(agent)[-300:]})")
+            phases.append(db)
         run["phases"] = phases
         if agent is not None:
             run["agent_mem_mb"] = proc_mem_mb(agent.pid)
@@ -477,6 +532,8 @@ def one_run(cfg, procs, server, mode, rnd, sat_ref):
             procs.stop(srv)
         if sink is not None and sink.poll() is None:
             procs.stop(sink)
+        if redis is not None:
+            procs.stop(redis)
 
 
 def capacity(cfg, procs, server):
@@ -553,7 +610,7 @@ def aggregate(runs):
         server, mode, ph = key
         a = {}
         for m in ("throughput", "p50_us", "p99_us", "cpu_us_per_req", "cpu_pct", "bpf_us_per_req",
-                  "events_per_s", "spans_per_s", "rss_mb", "hwm_mb", "server_cpu_pct",
+                  "events_per_s", "spans_per_s", "redis_ops_per_s", "rss_mb", "hwm_mb", "server_cpu_pct",
                   "server_cpu_us_per_req"):
             a[m] = med([p.get(m) for _, p, _ in items])
         # ns per program run over all the agent's programs: the kernel's own bpf_stats.
@@ -626,7 +683,7 @@ def targets(cfg, agg, caps):
 
 def mode_label(mode, a):
     """`agent (tp_btf)`: an agent mode with the capture path it ran on."""
-    return f"agent ({a['capture_path']})" if is_agent(mode) and a.get("capture_path") else mode
+    return f"{mode.split(':')[0]} ({a['capture_path']})" if is_agent(mode) and a.get("capture_path") else mode
 
 
 def drops_cell(a):
@@ -639,6 +696,27 @@ def rss_cell(a):
 
 def sat_cell(sat):
     return f"{sat['target']:,} ({sat['achieved']:,.0f})" if sat else "not reached"
+
+
+def closed_loop_table(cfg, agg, phase, extra=None):
+    """The Markdown lines of a wrk phase's table, one row per server and mode; `extra` is
+    (column title, aggregate key) of one more agent figure."""
+    titles = ["server", "mode", "req/s", "× none", "p50 µs", "p99 µs", "p99 × none", "agent CPU µs/req",
+              "agent CPU %", "eBPF µs/req", "events/s", "spans/s"] + ([extra[0]] if extra else []) + ["drops k/p"]
+    L = ["| " + " | ".join(titles) + " |", "|---|---|" + "---:|" * (len(titles) - 2)]
+    for server in cfg.servers:
+        for mode in cfg.modes_for(server):
+            a = agg.get((server, mode, phase))
+            if not a:
+                continue
+            agent_cells = [fmt(a["cpu_us_per_req"], 2), fmt(a["cpu_pct"], 0), fmt(a["bpf_us_per_req"], 2),
+                           fmt(a["events_per_s"]), fmt(a["spans_per_s"])] + ([fmt(a[extra[1]])] if extra else [])
+            cells = [server, mode_label(mode, a), fmt(a["throughput"]), fmt(a["throughput_ratio"], 3),
+                     fmt(a["p50_us"]), fmt(a["p99_us"]), fmt(a["p99_us_ratio"], 2)]
+            cells += agent_cells + [drops_cell(a)] if is_agent(mode) else ["–"] * (len(agent_cells) + 1)
+            L.append("| " + " | ".join(cells) + " |")
+    L.append("")
+    return L
 
 
 def markdown(cfg, info, runs, caps, agg, elapsed):
@@ -654,21 +732,12 @@ def markdown(cfg, info, runs, caps, agg, elapsed):
     L.append("")
     L.append("### Saturated (wrk -t2 -c32, keep-alive)")
     L.append("")
-    L.append("| server | mode | req/s | × none | p50 µs | p99 µs | p99 × none | agent CPU µs/req | agent CPU % | eBPF µs/req | events/s | spans/s | drops k/p |")
-    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for server in cfg.servers:
-        for mode in cfg.modes_for(server):
-            a = agg.get((server, mode, "sat"))
-            if not a:
-                continue
-            ag = is_agent(mode)
-            L.append(f"| {server} | {mode_label(mode, a)} | {fmt(a['throughput'])} | {fmt(a['throughput_ratio'], 3)} | "
-                     f"{fmt(a['p50_us'])} | {fmt(a['p99_us'])} | {fmt(a['p99_us_ratio'], 2)} | "
-                     f"{fmt(a['cpu_us_per_req'], 2) if ag else '–'} | {fmt(a['cpu_pct'], 0) if ag else '–'} | "
-                     f"{fmt(a['bpf_us_per_req'], 2) if ag else '–'} | {fmt(a['events_per_s']) if ag else '–'} | "
-                     f"{fmt(a['spans_per_s']) if ag else '–'} | "
-                     f"{drops_cell(a) if ag else '–'} |")
-    L.append("")
+    L.extend(closed_loop_table(cfg, agg, "sat"))
+    if any((server, "none", "redis") in agg for server in cfg.servers):
+        L.append("### Database client (GET /redis: one Redis INCR per request on a pooled connection; "
+                 "wrk -t2 -c32)")
+        L.append("")
+        L.extend(closed_loop_table(cfg, agg, "redis", ("Redis ops/s seen", "redis_ops_per_s")))
     if cfg.pinned:
         L.append(f"### Saturated, pinned (wrk and the agent on CPU {LOAD_CPU}, the server on CPU {SERVER_CPU})")
         L.append("")
@@ -783,6 +852,7 @@ def main():
     ap.add_argument("--paths", help="capture paths to run besides the agent's own choice, comma-separated "
                                     "(full default: raw_tp,syscalls; quick: none)")
     ap.add_argument("--no-pinned", action="store_true", help="skip the sat_pinned phase")
+    ap.add_argument("--no-ctx", action="store_true", help=f"skip the {CTX_MODE} mode (context propagation on)")
     ap.add_argument("--idle", type=float, help=f"seconds of the idle window (default {IDLE_SECONDS}; quick 2)")
     ap.add_argument("--out", help="results directory (default bench/results, quick: bench/results/quick)")
     args = ap.parse_args()
@@ -803,7 +873,9 @@ def main():
     cfg.pinned = not args.no_pinned and (os.cpu_count() or 1) > 1
     cfg.idle = args.idle if args.idle is not None else (2 if args.quick else IDLE_SECONDS)
     cfg.settle = 1 if args.quick else SETTLE_SECONDS
+    cfg.ctx = not args.no_ctx
     cfg.modes_for = lambda s: (["none", "agent"] + [f"agent:{p}" for p in cfg.paths]
+                               + ([CTX_MODE] if cfg.ctx else [])
                                + (["otel"] if s == "python" and not cfg.quick else []))
     out_dir = args.out or os.path.join(BENCH, "results", "quick" if cfg.quick else "")
     os.makedirs(out_dir, exist_ok=True)

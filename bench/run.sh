@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The benchmark, in one command (as root, from anywhere):
 #   bash bench/run.sh            full run: Go, nginx, Python (gunicorn), Node; ~15-20 min
-#   bash bench/run.sh --quick    smoke mode: Go server, a few seconds per phase, no targets
+#   bash bench/run.sh --quick    smoke mode: Go server (HTTP and Redis client phases), a few
+#                                seconds per phase, no targets
 # Other flags go to bench/bench.py (--servers go,nginx --rounds 3 --duration 10 --no-capacity).
 # Installs what is missing from the build and bench items of scripts/requirements.txt
-# (wrk, nginx-light, bpftool, gunicorn, the OpenTelemetry SDK), builds the Go tools
+# (wrk, nginx-light, redis-server, bpftool, gunicorn, the OpenTelemetry SDK), builds the Go tools
 # (bench/tools) and the agent (cargo build --release -p beyla), then runs
 # bench/bench.py, which prints a Markdown table and writes bench/results/<stamp>.{json,md}.
 # Exit status: 0 when every step ran; otherwise non-zero after "bench: FAILED: <step>: <why>".

@@ -120,7 +120,11 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
         ))
         .detach();
     let metrics = Arc::new(SelfMetrics::default());
-    let kubernetes = kubernetes::Metadata::start_for(&config.kubernetes, &config.discovery)?;
+    let kubernetes = kubernetes::Metadata::start_for(
+        &config.kubernetes,
+        &config.discovery,
+        Arc::clone(&metrics),
+    )?;
     metrics.add(
         Counter::ConfigSettingsIgnored,
         config
@@ -143,12 +147,14 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
         drops,
         libraries,
         capture_path,
+        header_injection,
     } = Probes::load(ProbeSettings {
         capture_size: config.capture_size,
         watch_execs: selector.decides_at_exec(),
         watch_listens: selector.wants_ports(),
         wakeup,
         capture_path: config.ebpf.capture_path,
+        propagate_headers: config.ebpf.context_propagation.headers(),
         metrics: Arc::clone(&metrics),
     })?;
     let drops = Arc::new(drops);
@@ -211,6 +217,7 @@ fn run(config: Config, routes: Routes) -> Result<(), RunError> {
     reader.read_until_stopped(&stop, &mut pipeline);
     // Detached first, so nothing new arrives while the ring is drained.
     probes.detach();
+    drop(header_injection);
     reader.drain(&mut pipeline);
     pipeline.assembler.close_all();
     pipeline.drained();
@@ -236,6 +243,7 @@ impl EventSink for Pipeline {
         self.metrics.inc(Counter::EventsRead);
         match event {
             Ok(KernelEvent::Data(chunk)) => self.assembler.on_data(&chunk),
+            Ok(KernelEvent::Context(context)) => self.assembler.on_context(&context),
             Ok(KernelEvent::Close { conn, .. }) => self.assembler.on_close(conn),
             Ok(KernelEvent::Exec { pid, filename }) => self.processes.exec(pid, filename),
             Ok(KernelEvent::Fork { parent, child }) => self.processes.fork(parent, child),

@@ -22,6 +22,9 @@ BEYLA_SETTING(u32, capture_size, BEYLA_DEFAULT_CAPTURE);
 BEYLA_SETTING(u32, wakeup_len, BEYLA_WAKEUP_ADAPTIVE);
 /* Set by the agent before load: call_slots' size minus one (a power of two minus one). */
 BEYLA_SETTING(u32, call_slot_mask, 0);
+/* Set by the agent before load: 1 when `traceparent` headers are injected
+ * (ebpf.context_propagation), so servers' requests get their ids here. */
+BEYLA_SETTING(u8, propagate_headers, 0);
 
 /* Adaptive wake-ups: unread bytes in the ring past which the probes wake the
  * reader rather than wait for its next poll. */
@@ -102,7 +105,9 @@ struct conn_info {
 	u8 sniffed;
 	/* A data event was sent for it: only then is its close worth an event. */
 	u8 active;
-	u8 pad[4];
+	/* enum conn_phase: which way its last bytes went (context propagation only). */
+	u8 phase;
+	u8 pad[3];
 };
 
 /* A thread inside SSL_read/SSL_write (args.kind set): the socket call it
@@ -480,6 +485,8 @@ static __always_inline bool starts_tls_record(struct call_args *args, long ret)
 	return (head[0] == TLS_HANDSHAKE || head[0] == TLS_APPLICATION_DATA) && head[1] == 3 && head[2] <= 4;
 }
 
+#include "propagation.h"
+
 /* A socket call on `conn` (known as `key`) moved `ret` bytes. On a TLS
  * connection they are ciphertext and give no event: the TLS probe reports
  * the plaintext. A call inside SSL_read/SSL_write names the connection for
@@ -502,6 +509,8 @@ static __always_inline void socket_data(struct conn_info *conn, struct conn_key 
 			conn->tls = 1;
 	}
 	if (!conn->tls) {
+		if (propagate_headers)
+			exchange_moved(conn, args, ret);
 		emit_data(conn, args, ret, 0);
 		return;
 	}

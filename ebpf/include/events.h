@@ -47,6 +47,8 @@ enum beyla_event_kind {
 	BEYLA_EVENT_EXIT = 5,
 	/* A process opened or closed a listening TCP socket (while selecting by port). */
 	BEYLA_EVENT_LISTEN = 6,
+	/* Context propagation: the trace context the kernel gave a request. */
+	BEYLA_EVENT_CONTEXT = 7,
 };
 
 enum beyla_direction {
@@ -78,6 +80,27 @@ enum beyla_pid_flag {
 	BEYLA_PID_PENDING = 2, /* exec'd while selecting by executable; the agent decides */
 	/* OpenSSL uprobes are attached: a socket call may be inside SSL_read/SSL_write. */
 	BEYLA_PID_TLS = 4,
+};
+
+/* Which request a context event names (enum beyla_context_role). */
+enum beyla_context_role {
+	/* A server request starts on conn_id: its span ids, carried to the calls it makes. */
+	BEYLA_CONTEXT_SERVER = 1,
+	/* A `traceparent` was written into the client request sent at start_ns on conn_id. */
+	BEYLA_CONTEXT_CLIENT = 2,
+};
+
+/* What the context-propagation programs did, by index of the per-CPU array
+ * `propagation_counts` (enum beyla_propagation_outcome). */
+enum beyla_propagation_outcome {
+	BEYLA_PROPAGATION_INJECTED = 0,
+	/* The request carries a traceparent already: left alone. */
+	BEYLA_PROPAGATION_HAD_CONTEXT = 1,
+	/* The request head is not whole in the message (or too long to scan): left alone. */
+	BEYLA_PROPAGATION_HEAD_INCOMPLETE = 2,
+	/* The kernel refused to grow the message: sent as it was. */
+	BEYLA_PROPAGATION_PUSH_FAILED = 3,
+	BEYLA_PROPAGATION_OUTCOMES = 4,
 };
 
 /* Indexes of the kernel drop counters (per-CPU array `drops`). */
@@ -153,6 +176,24 @@ struct beyla_fork_event {
 };
 
 /* An exit event is a header alone. */
+
+/* Context propagation: threads and processes serving a request at once (two
+ * entries each). */
+#define BEYLA_MAX_SERVING 16384
+/* Bytes of W3C trace and span ids. */
+#define BEYLA_TRACE_ID_LEN 16
+#define BEYLA_SPAN_ID_LEN 8
+
+struct beyla_context_event {
+	struct beyla_event_header hdr;
+	u64 conn_id;
+	u64 start_ns; /* client: the data event's start_ns of the request's first write */
+	u8 trace_id[BEYLA_TRACE_ID_LEN];
+	u8 span_id[BEYLA_SPAN_ID_LEN];
+	u8 parent_id[BEYLA_SPAN_ID_LEN]; /* client: the serving request's span; zero: none */
+	u8 role;
+	u8 pad[7];
+};
 
 struct beyla_listen_event {
 	struct beyla_event_header hdr;

@@ -10,7 +10,8 @@ use crate::process::{kill_and_reap, send_signal, wait_with_timeout, Lines};
 use crate::spans::Span;
 use crate::workspace_root;
 
-/// How long the agent may take to attach its probes or find a process.
+/// How long the agent may take to attach its probes, find a process or log
+/// that one is gone.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long it may take to flush and exit after SIGTERM (it needs about a
 /// second), or to fail at start-up.
@@ -129,7 +130,9 @@ impl Agent {
         });
     }
 
-    fn wait_for_log(&self, what: &str, wanted: impl Fn(&str) -> bool) {
+    /// Waits (at most [`READY_TIMEOUT`]) for a log line satisfying `wanted`;
+    /// panics with the log so far otherwise.
+    pub fn wait_for_log(&self, what: &str, wanted: impl Fn(&str) -> bool) {
         self.wait_for_log_within(what, wanted, READY_TIMEOUT);
     }
 
@@ -152,9 +155,30 @@ impl Agent {
         self.child.id()
     }
 
+    /// The log so far.
+    pub fn stderr_text(&self) -> String {
+        self.stderr.text()
+    }
+
     /// Sends SIGTERM, asserts the agent flushes and exits with status 0, and
     /// returns every span it printed.
-    pub fn stop(mut self) -> AgentOutput {
+    pub fn stop(self) -> AgentOutput {
+        let (lines, stderr) = self.stop_printed();
+        let spans = lines
+            .iter()
+            .filter(|line| line.contains("\"http.request.method\""))
+            .map(|line| Span::parse(line))
+            .collect();
+        AgentOutput {
+            spans,
+            lines,
+            stderr,
+        }
+    }
+
+    /// Sends SIGTERM, asserts the agent flushes and exits with status 0, and
+    /// returns the lines it printed and its log, unparsed.
+    pub fn stop_printed(mut self) -> (Vec<String>, String) {
         send_signal(&self.child, libc::SIGTERM);
         let status = wait_with_timeout(&mut self.child, EXIT_TIMEOUT);
         if status.is_none() {
@@ -170,17 +194,7 @@ impl Agent {
             Some(status) => panic!("the agent exited with {status} after SIGTERM\nagent stderr:\n{stderr}"),
             None => panic!("the agent did not exit within {EXIT_TIMEOUT:?} of SIGTERM\nagent stderr:\n{stderr}"),
         }
-        let lines = self.stdout.all();
-        let spans = lines
-            .iter()
-            .filter(|line| line.contains("\"http.request.method\""))
-            .map(|line| Span::parse(line))
-            .collect();
-        AgentOutput {
-            spans,
-            lines,
-            stderr,
-        }
+        (self.stdout.all(), stderr)
     }
 }
 
@@ -197,9 +211,13 @@ impl Drop for Agent {
     }
 }
 
-/// The pid in an `instrumenting pid=<PID> ...` log line.
-fn instrumented_pid(line: &str) -> Option<u32> {
-    let rest = &line[line.find("instrumenting pid=")? + "instrumenting pid=".len()..];
+/// The pid of an `instrumenting pid=<PID>` line (not of `no longer instrumenting`).
+pub fn instrumented_pid(line: &str) -> Option<u32> {
+    let at = line.find("instrumenting pid=")?;
+    if line[..at].ends_with("no longer ") {
+        return None;
+    }
+    let rest = &line[at + "instrumenting pid=".len()..];
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
 }

@@ -8,21 +8,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::agent::agent_command;
+pub use crate::agent::instrumented_pid;
+use crate::agent::{agent_command, Agent};
 use crate::apps::{command_for, Lang};
 use crate::http::{request_on_fresh_connection, Request};
-use crate::process::{kill_and_reap, send_signal, wait_with_timeout, Lines};
+use crate::process::{kill_and_reap, spawn_listening, wait_with_timeout, Lines};
 use crate::spans::Span;
 use crate::workspace_root;
 
-/// How long the agent may take to attach its probes, find a process or log
-/// that one is gone.
-pub const LOG_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long metrics may take to reach the Prometheus endpoint.
 pub const METRICS_TIMEOUT: Duration = Duration::from_secs(30);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -102,13 +100,9 @@ pub fn run_agent(args: &[&str], env: &[(&str, &str)]) -> Finished {
 }
 
 /// An agent with the JSON printer whose log a test reads while it runs and
-/// whose printed lines it gets raw; killed when dropped.
-pub struct RawAgent {
-    child: Child,
-    stdout: Lines,
-    stderr: Lines,
-    readers: Vec<JoinHandle<()>>,
-}
+/// whose printed lines it gets raw; killed when dropped. Everything but
+/// [`RawAgent::stop`] is [`Agent`]'s.
+pub struct RawAgent(Agent);
 
 /// What a stopped [`RawAgent`] printed.
 pub struct RawOutput {
@@ -128,73 +122,12 @@ impl RawOutput {
 
 impl RawAgent {
     pub fn start(env: &[(&str, &str)]) -> RawAgent {
-        let mut command = agent_command(env);
-        command
-            .env("BEYLA_TRACE_PRINTER", "json")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the agent {command:?}: {e}"));
-        let (stdout, out_reader) = Lines::capture(child.stdout.take().expect("piped stdout"));
-        let (stderr, err_reader) = Lines::capture(child.stderr.take().expect("piped stderr"));
-        RawAgent {
-            child,
-            stdout,
-            stderr,
-            readers: vec![out_reader, err_reader],
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn wait_ready(&self) {
-        self.wait_for_log("agent ready", |l| l.contains("agent ready"));
-    }
-
-    pub fn wait_instrumenting(&self, pid: u32) {
-        self.wait_for_log(&format!("instrumenting pid={pid}"), |l| {
-            instrumented_pid(l) == Some(pid)
-        });
-    }
-
-    /// Waits (at most [`LOG_TIMEOUT`]) for a log line satisfying `wanted`;
-    /// panics with the log so far otherwise.
-    pub fn wait_for_log(&self, what: &str, wanted: impl Fn(&str) -> bool) {
-        if !self.stderr.wait_for(LOG_TIMEOUT, wanted) {
-            panic!(
-                "the agent did not log {what:?} within {LOG_TIMEOUT:?} (or exited)\nagent stderr:\n{}",
-                self.stderr.text()
-            );
-        }
-    }
-
-    pub fn stderr_text(&self) -> String {
-        self.stderr.text()
+        RawAgent(Agent::start(env))
     }
 
     /// SIGTERM; asserts a clean exit with status 0.
-    pub fn stop(mut self) -> RawOutput {
-        send_signal(&self.child, libc::SIGTERM);
-        let status = wait_with_timeout(&mut self.child, EXIT_TIMEOUT);
-        if status.is_none() {
-            kill_and_reap(&mut self.child);
-        }
-        for reader in self.readers.drain(..) {
-            reader.join().expect("output reader thread");
-        }
-        let stderr = self.stderr.text();
-        match status {
-            Some(s) if s.success() => {}
-            Some(s) => panic!("the agent exited with {s} after SIGTERM\nagent stderr:\n{stderr}"),
-            None => panic!(
-                "the agent did not exit within {EXIT_TIMEOUT:?} of SIGTERM\nagent stderr:\n{stderr}"
-            ),
-        }
-        let lines = self.stdout.all();
+    pub fn stop(self) -> RawOutput {
+        let (lines, stderr) = self.0.stop_printed();
         let json = lines
             .iter()
             .map(|l| {
@@ -210,21 +143,12 @@ impl RawAgent {
     }
 }
 
-impl Drop for RawAgent {
-    fn drop(&mut self) {
-        kill_and_reap(&mut self.child);
-    }
-}
+impl std::ops::Deref for RawAgent {
+    type Target = Agent;
 
-/// The pid of an `instrumenting pid=<PID>` line (not of `no longer instrumenting`).
-pub fn instrumented_pid(line: &str) -> Option<u32> {
-    let at = line.find("instrumenting pid=")?;
-    if line[..at].ends_with("no longer ") {
-        return None;
+    fn deref(&self) -> &Agent {
+        &self.0
     }
-    let rest = &line[at + "instrumenting pid=".len()..];
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
 }
 
 /// A sample server on a port and with an environment the test chooses;
@@ -241,26 +165,9 @@ impl App {
     pub fn start(lang: Lang, port: u16, env: &[(&str, &str)]) -> App {
         let root = workspace_root();
         let mut command = command_for(lang, port);
-        command
-            .current_dir(&root)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the {lang:?} server {command:?}: {e}"));
-        let (stdout, _) = Lines::capture(child.stdout.take().expect("piped stdout"));
-        let (stderr, _) = Lines::capture(child.stderr.take().expect("piped stderr"));
-        let ready = format!("listening on {port}");
-        if !stdout.wait_for(STARTUP_TIMEOUT, |l| l.contains(&ready)) {
-            kill_and_reap(&mut child);
-            panic!(
-                "the {lang:?} server did not print {ready:?} within {STARTUP_TIMEOUT:?}\nstdout:\n{}\nstderr:\n{}",
-                stdout.text(),
-                stderr.text()
-            );
-        }
+        command.current_dir(&root).envs(env.iter().copied());
+        let what = format!("the {lang:?} server");
+        let child = spawn_listening(command, port, STARTUP_TIMEOUT, &what).child;
         App { child, port, lang }
     }
 

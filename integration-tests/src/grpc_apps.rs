@@ -10,10 +10,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::apps::{free_port, python_interpreter, run_build_script};
-use crate::process::{kill_and_reap, Lines};
+use crate::process::{kill_and_reap, spawn_listening, Lines, Listening};
+use crate::spans::{compare_ends, id_and_time_problems, Kind, Span};
 use crate::workspace_root;
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -94,25 +93,10 @@ impl AppServer {
         };
         command
             .current_dir(workspace_root())
-            .env("PORT", port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the {app:?} server {command:?}: {e}"));
-        let (stdout, _) = Lines::capture(child.stdout.take().expect("piped stdout"));
-        let (stderr, _) = Lines::capture(child.stderr.take().expect("piped stderr"));
-        let ready = format!("listening on {port}");
-        if !stdout.wait_for(STARTUP_TIMEOUT, |line| line.contains(&ready)) {
-            kill_and_reap(&mut child);
-            panic!(
-                "the {app:?} server did not print {ready:?} within {STARTUP_TIMEOUT:?}\n\
-                 stdout:\n{}\nstderr:\n{}",
-                stdout.text(),
-                stderr.text()
-            );
-        }
+            .env("PORT", port.to_string());
+        let what = format!("the {app:?} server");
+        let Listening { child, stderr, .. } =
+            spawn_listening(command, port, STARTUP_TIMEOUT, &what);
         AppServer {
             child,
             stderr,
@@ -258,98 +242,6 @@ fn parse_call(scenario: &str, line: &str) -> Call {
     }
 }
 
-/// One span line of the JSON printer, every attribute optional except the
-/// ones every span has.
-#[derive(Clone, Debug)]
-pub struct RawSpan {
-    pub trace_id: String,
-    pub span_id: String,
-    pub parent_span_id: String,
-    pub name: String,
-    pub kind: String,
-    pub start_ns: u64,
-    pub end_ns: u64,
-    pub method: String,
-    pub path: String,
-    pub route: Option<String>,
-    pub status: u64,
-    pub server_address: String,
-    pub server_port: u64,
-    pub client_address: String,
-    pub rpc_system: Option<String>,
-    pub rpc_service: Option<String>,
-    pub rpc_method: Option<String>,
-    pub grpc_status: Option<u64>,
-    pub service: String,
-    pub pid: u32,
-    pub line: String,
-}
-
-impl RawSpan {
-    /// Parses one printed line; panics naming the line and the field that is
-    /// missing or ill-typed.
-    pub fn parse(line: &str) -> RawSpan {
-        let json: Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("agent stdout line is not JSON ({e}): {line}"));
-        let field = |p: &str| {
-            json.pointer(p)
-                .unwrap_or_else(|| panic!("span has no {p}: {line}"))
-        };
-        let text = |p: &str| {
-            field(p)
-                .as_str()
-                .unwrap_or_else(|| panic!("span {p} is not a string: {line}"))
-                .to_string()
-        };
-        let number = |p: &str| {
-            field(p)
-                .as_u64()
-                .unwrap_or_else(|| panic!("span {p} is not an unsigned integer: {line}"))
-        };
-        let opt_text = |p: &str| {
-            json.pointer(p).map(|v| {
-                v.as_str()
-                    .unwrap_or_else(|| panic!("span {p} is not a string: {line}"))
-                    .to_string()
-            })
-        };
-        let opt_number = |p: &str| {
-            json.pointer(p).map(|v| {
-                v.as_u64()
-                    .unwrap_or_else(|| panic!("span {p} is not an unsigned integer: {line}"))
-            })
-        };
-        RawSpan {
-            trace_id: text("/traceId"),
-            span_id: text("/spanId"),
-            parent_span_id: text("/parentSpanId"),
-            name: text("/name"),
-            kind: text("/kind"),
-            start_ns: number("/startTimeUnixNano"),
-            end_ns: number("/endTimeUnixNano"),
-            method: text("/attributes/http.request.method"),
-            // A server reports the path it served, a client the URL it asked for.
-            path: match opt_text("/attributes/url.full") {
-                Some(url) if json["kind"] == "client" => crate::spans::path_of_url(&url),
-                _ => text("/attributes/url.path"),
-            },
-            route: opt_text("/attributes/http.route"),
-            status: number("/attributes/http.response.status_code"),
-            server_address: text("/attributes/server.address"),
-            server_port: number("/attributes/server.port"),
-            client_address: opt_text("/attributes/client.address").unwrap_or_default(),
-            rpc_system: opt_text("/attributes/rpc.system"),
-            rpc_service: opt_text("/attributes/rpc.service"),
-            rpc_method: opt_text("/attributes/rpc.method"),
-            grpc_status: opt_number("/attributes/rpc.grpc.status_code"),
-            service: text("/resource/service.name"),
-            pid: u32::try_from(number("/resource/process.pid"))
-                .unwrap_or_else(|_| panic!("span process.pid is out of range: {line}")),
-            line: line.to_string(),
-        }
-    }
-}
-
 /// The gRPC part of an expected span.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ExpectedRpc {
@@ -361,8 +253,7 @@ pub struct ExpectedRpc {
 #[derive(Clone, Debug)]
 pub struct ExpectedSpan {
     pub scenario: String,
-    /// `server` or `client`.
-    pub kind: &'static str,
+    pub kind: Kind,
     pub method: String,
     pub path: String,
     /// `Some` for plain HTTP spans (their name is `<method> <route>`); `None`
@@ -382,7 +273,7 @@ impl ExpectedSpan {
     /// The span expected for gRPC call `call` to `GRPC_SERVICE`.
     pub fn grpc(
         scenario: &str,
-        kind: &'static str,
+        kind: Kind,
         call: &Call,
         service: &str,
         pid: u32,
@@ -417,11 +308,11 @@ impl ExpectedSpan {
 
 /// What pairs an untraced expectation with a span: everything a test can see
 /// of the request from outside.
-type Key = (String, String, String, u64, Option<u64>);
+type Key = (Kind, String, String, u64, Option<u64>);
 
 fn key_of_expected(e: &ExpectedSpan) -> Key {
     (
-        e.kind.to_string(),
+        e.kind,
         e.method.clone(),
         e.path.clone(),
         e.status,
@@ -429,14 +320,20 @@ fn key_of_expected(e: &ExpectedSpan) -> Key {
     )
 }
 
-fn key_of_span(s: &RawSpan) -> Key {
+fn key_of_span(s: &Span) -> Key {
     (
-        s.kind.clone(),
+        s.kind,
         s.method.clone(),
         s.path.clone(),
-        s.status,
-        s.grpc_status,
+        u64::from(s.status),
+        grpc_status(s),
     )
+}
+
+/// `rpc.grpc.status_code`, if the span has one.
+fn grpc_status(s: &Span) -> Option<u64> {
+    s.attr_int("rpc.grpc.status_code")
+        .and_then(|code| u64::try_from(code).ok())
 }
 
 /// Asserts that `spans` are exactly the `expected` ones: a call that sent a
@@ -444,11 +341,7 @@ fn key_of_span(s: &RawSpan) -> Key {
 /// attributes belong to another call shows up as a mismatch), the others by
 /// kind, method, path and status; then every field is compared. No missing,
 /// duplicate or extra span. Returns the span matched to each expectation.
-pub fn assert_span_set(
-    spans: &[RawSpan],
-    expected: &[ExpectedSpan],
-    context: &str,
-) -> Vec<RawSpan> {
+pub fn assert_span_set(spans: &[Span], expected: &[ExpectedSpan], context: &str) -> Vec<Span> {
     let mut problems = Vec::new();
     let mut used = vec![false; spans.len()];
     let mut matched: Vec<Option<usize>> = vec![None; expected.len()];
@@ -467,7 +360,7 @@ pub fn assert_span_set(
             problems.push(format!(
                 "[{}] expected 1 {} span in trace {trace_id} ({} {}), got {}:\n{}",
                 e.scenario,
-                e.kind,
+                e.kind.as_str(),
                 e.method,
                 e.path,
                 of_trace.len(),
@@ -499,7 +392,7 @@ pub fn assert_span_set(
                 "[{}] expected {} {} span(s) for {} {} (status {}, grpc status {:?}), got {}:\n{}",
                 first.scenario,
                 indices.len(),
-                key.0,
+                key.0.as_str(),
                 key.1,
                 key.2,
                 key.3,
@@ -517,7 +410,7 @@ pub fn assert_span_set(
     for (key, got) in free_spans {
         problems.push(format!(
             "unexpected {} span(s) for {} {} (status {}, grpc status {:?}): no such call was made:\n{}",
-            key.0,
+            key.0.as_str(),
             key.1,
             key.2,
             key.3,
@@ -551,7 +444,7 @@ pub fn assert_span_set(
         .collect()
 }
 
-fn lines<'a>(spans: impl Iterator<Item = &'a RawSpan>) -> String {
+fn lines<'a>(spans: impl Iterator<Item = &'a Span>) -> String {
     let text: Vec<String> = spans.map(|s| format!("  {}", s.line)).collect();
     if text.is_empty() {
         "  (none)".to_string()
@@ -560,23 +453,20 @@ fn lines<'a>(spans: impl Iterator<Item = &'a RawSpan>) -> String {
     }
 }
 
-fn check_span(e: &ExpectedSpan, s: &RawSpan, problems: &mut Vec<String>) {
+fn check_span(e: &ExpectedSpan, s: &Span, problems: &mut Vec<String>) {
     let mut mismatches = Vec::new();
     let mut compare = |what: &str, want: String, got: String| {
         if want != got {
             mismatches.push(format!("{what}: expected {want}, got {got}"));
         }
     };
-    compare("kind", e.kind.to_string(), s.kind.clone());
+    compare("kind", e.kind.as_str().into(), s.kind.as_str().into());
     compare("name", e.name(), s.name.clone());
     compare("http.request.method", e.method.clone(), s.method.clone());
     compare("url.path", e.path.clone(), s.path.clone());
     if e.route.is_some() {
-        compare(
-            "http.route",
-            format!("{:?}", e.route),
-            format!("{:?}", s.route),
-        );
+        let route = Some(s.route.clone()).filter(|r| !r.is_empty());
+        compare("http.route", format!("{:?}", e.route), format!("{route:?}"));
     }
     compare(
         "http.response.status_code",
@@ -592,45 +482,28 @@ fn check_span(e: &ExpectedSpan, s: &RawSpan, problems: &mut Vec<String>) {
         ),
         None => (None, None, None, None),
     };
+    let attr = |name: &str| s.attr(name).map(str::to_string);
     compare(
         "rpc.system",
         format!("{system:?}"),
-        format!("{:?}", s.rpc_system),
+        format!("{:?}", attr("rpc.system")),
     );
     compare(
         "rpc.service",
         format!("{service:?}"),
-        format!("{:?}", s.rpc_service),
+        format!("{:?}", attr("rpc.service")),
     );
     compare(
         "rpc.method",
         format!("{method:?}"),
-        format!("{:?}", s.rpc_method),
+        format!("{:?}", attr("rpc.method")),
     );
     compare(
         "rpc.grpc.status_code",
         format!("{code:?}"),
-        format!("{:?}", s.grpc_status),
+        format!("{:?}", grpc_status(s)),
     );
-    compare("service.name", e.service.clone(), s.service.clone());
-    compare("process.pid", e.pid.to_string(), s.pid.to_string());
-    compare(
-        "server.port",
-        e.server_port.to_string(),
-        s.server_port.to_string(),
-    );
-    compare(
-        "server.address",
-        "127.0.0.1".into(),
-        s.server_address.clone(),
-    );
-    // A client's address is the server's to report.
-    let client_address = if e.kind == "server" { "127.0.0.1" } else { "" };
-    compare(
-        "client.address",
-        client_address.into(),
-        s.client_address.clone(),
-    );
+    compare_ends(s, e.kind, &e.service, e.pid, e.server_port, &mut compare);
     match &e.joins {
         None => compare(
             "parentSpanId",
@@ -642,21 +515,12 @@ fn check_span(e: &ExpectedSpan, s: &RawSpan, problems: &mut Vec<String>) {
             compare("parentSpanId", parent.clone(), s.parent_span_id.clone());
         }
     }
-    let is_hex = |v: &str, len: usize| v.len() == len && v.bytes().all(|b| b.is_ascii_hexdigit());
-    if !is_hex(&s.trace_id, 32) {
-        mismatches.push(format!("traceId is not 32 hex digits: {:?}", s.trace_id));
-    }
-    if !is_hex(&s.span_id, 16) {
-        mismatches.push(format!("spanId is not 16 hex digits: {:?}", s.span_id));
-    }
-    if s.start_ns > s.end_ns {
-        mismatches.push(format!("start {} is after end {}", s.start_ns, s.end_ns));
-    }
+    mismatches.extend(id_and_time_problems(s));
     if !mismatches.is_empty() {
         problems.push(format!(
             "[{}] {} span for {} {}{}:\n  {}\n  span: {}",
             e.scenario,
-            e.kind,
+            e.kind.as_str(),
             e.method,
             e.path,
             e.joins

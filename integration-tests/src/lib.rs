@@ -18,6 +18,7 @@ pub mod grpc_apps;
 pub mod http;
 pub mod https;
 pub mod kubernetes;
+pub mod netns;
 pub mod privileges;
 pub mod process;
 pub mod receivers;

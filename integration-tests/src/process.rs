@@ -2,7 +2,7 @@
 //! their output line by line, waiting for a line, signals and bounded waits.
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ExitStatus};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -118,5 +118,47 @@ pub fn kill_and_reap(child: &mut Child) {
     if child.try_wait().ok().flatten().is_none() {
         let _ = child.kill();
         let _ = child.wait();
+    }
+}
+
+/// A server started by [`spawn_listening`], with its captured output.
+pub struct Listening {
+    pub child: Child,
+    pub stdout: Lines,
+    pub stderr: Lines,
+}
+
+/// Spawns `command` (stdin closed, stdout and stderr captured) and waits at
+/// most `timeout` for it to print `listening on <port>`, as every sample
+/// server of ours does; kills it and panics with its output otherwise.
+/// `what` names it in messages.
+pub fn spawn_listening(
+    mut command: Command,
+    port: u16,
+    timeout: Duration,
+    what: &str,
+) -> Listening {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what} {command:?}: {e}"));
+    let (stdout, _) = Lines::capture(child.stdout.take().expect("piped stdout"));
+    let (stderr, _) = Lines::capture(child.stderr.take().expect("piped stderr"));
+    let ready = format!("listening on {port}");
+    if !stdout.wait_for(timeout, |line| line.contains(&ready)) {
+        kill_and_reap(&mut child);
+        panic!(
+            "{what} did not print {ready:?} within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+            stdout.text(),
+            stderr.text()
+        );
+    }
+    Listening {
+        child,
+        stdout,
+        stderr,
     }
 }

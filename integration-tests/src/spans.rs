@@ -23,6 +23,20 @@ pub enum Kind {
     Consumer,
 }
 
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Server, Kind::Client, Kind::Producer, Kind::Consumer];
+
+    /// The name the printer gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Server => "server",
+            Kind::Client => "client",
+            Kind::Producer => "producer",
+            Kind::Consumer => "consumer",
+        }
+    }
+}
+
 /// One line of `BEYLA_TRACE_PRINTER=json` output.
 #[derive(Clone, Debug)]
 pub struct Span {
@@ -79,15 +93,15 @@ impl Span {
             u16::try_from(number(pointer))
                 .unwrap_or_else(|_| panic!("span {pointer} is out of range: {line}"))
         };
-        let kind = match text("/kind").as_str() {
-            "server" => Kind::Server,
-            "client" => Kind::Client,
-            "producer" => Kind::Producer,
-            "consumer" => Kind::Consumer,
-            other => {
-                panic!("span kind {other:?} is none of server, client, producer, consumer: {line}")
-            }
-        };
+        let kind_text = text("/kind");
+        let kind = Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == kind_text)
+            .unwrap_or_else(|| {
+                panic!(
+                    "span kind {kind_text:?} is none of server, client, producer, consumer: {line}"
+                )
+            });
         let attributes = field("/attributes")
             .as_object()
             .unwrap_or_else(|| panic!("span attributes are not an object: {line}"))
@@ -144,6 +158,16 @@ impl Span {
     /// An integer attribute, `None` when the span has none of that name.
     pub fn attr_int(&self, name: &str) -> Option<i64> {
         self.attributes.get(name).and_then(Value::as_i64)
+    }
+
+    /// An attribute as text (a number as its digits), "" when the span has
+    /// none of that name.
+    pub fn attr_text(&self, name: &str) -> String {
+        match self.attributes.get(name) {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        }
     }
 }
 
@@ -457,29 +481,7 @@ fn check_span(e: &Expected, s: &Span, problems: &mut Vec<String>) {
         e.status.to_string(),
         s.status.to_string(),
     );
-    compare("service.name", e.service.clone(), s.service.clone());
-    compare("process.pid", e.pid.to_string(), s.pid.to_string());
-    compare(
-        "server.port",
-        e.server_port.to_string(),
-        s.server_port.to_string(),
-    );
-    // Every test talks over loopback; a client asks for 127.0.0.1 by its
-    // address, and a client's address is the server's to report.
-    compare(
-        "server.address",
-        "127.0.0.1".into(),
-        s.server_address.clone(),
-    );
-    let client_address = match e.kind {
-        Kind::Server => "127.0.0.1",
-        _ => "",
-    };
-    compare(
-        "client.address",
-        client_address.into(),
-        s.client_address.clone(),
-    );
+    compare_ends(s, e.kind, &e.service, e.pid, e.server_port, &mut compare);
     match &e.lineage {
         Lineage::Root => compare(
             "parentSpanId",
@@ -500,20 +502,12 @@ fn check_span(e: &Expected, s: &Span, problems: &mut Vec<String>) {
         Lineage::ChildOfMatchedSpan => {}
     }
     mismatches.extend(http_convention_problems(s.kind, &s.name, &s.attributes));
-    if !is_hex(&s.trace_id, 32) {
-        mismatches.push(format!("traceId is not 32 hex digits: {:?}", s.trace_id));
-    }
-    if !is_hex(&s.span_id, 16) {
-        mismatches.push(format!("spanId is not 16 hex digits: {:?}", s.span_id));
-    }
+    mismatches.extend(id_and_time_problems(s));
     if !s.parent_span_id.is_empty() && !is_hex(&s.parent_span_id, 16) {
         mismatches.push(format!(
             "parentSpanId is neither empty nor 16 hex digits: {:?}",
             s.parent_span_id
         ));
-    }
-    if s.start_ns > s.end_ns {
-        mismatches.push(format!("start {} is after end {}", s.start_ns, s.end_ns));
     }
     let slack = u64::try_from(CLOCK_SLACK.as_nanos()).expect("slack fits in u64");
     if s.start_ns + slack < e.window.start_ns() {
@@ -547,4 +541,56 @@ fn check_span(e: &Expected, s: &Span, problems: &mut Vec<String>) {
 
 fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Compares, with `compare(what, want, got)`, what span `s` (expected of
+/// `kind`) shows of its request's two ends: the service and pid that made
+/// it, the server's port and address, and the client's address. Every test
+/// talks over loopback; a client asks for 127.0.0.1 by its address, and a
+/// client's address is the server's to report.
+pub fn compare_ends(
+    s: &Span,
+    kind: Kind,
+    service: &str,
+    pid: u32,
+    server_port: u16,
+    compare: &mut impl FnMut(&str, String, String),
+) {
+    compare("service.name", service.to_string(), s.service.clone());
+    compare("process.pid", pid.to_string(), s.pid.to_string());
+    compare(
+        "server.port",
+        server_port.to_string(),
+        s.server_port.to_string(),
+    );
+    compare(
+        "server.address",
+        "127.0.0.1".into(),
+        s.server_address.clone(),
+    );
+    let client_address = match kind {
+        Kind::Server => "127.0.0.1",
+        _ => "",
+    };
+    compare(
+        "client.address",
+        client_address.into(),
+        s.client_address.clone(),
+    );
+}
+
+/// What is wrong with span `s`'s ids (32 and 16 hex digits) and times (a
+/// start not after its end).
+pub fn id_and_time_problems(s: &Span) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !is_hex(&s.trace_id, 32) {
+        problems.push(format!("traceId is not 32 hex digits: {:?}", s.trace_id));
+    }
+    if !is_hex(&s.span_id, 16) {
+        problems.push(format!("spanId is not 16 hex digits: {:?}", s.span_id));
+    }
+    if s.start_ns > s.end_ns {
+        problems.push(format!("start {} is after end {}", s.start_ns, s.end_ns));
+    }
+    problems
 }

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use crate::apps::run_build_script;
+use crate::spans::Span;
 use crate::workspace_root;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,69 +182,11 @@ fn parse_line(line: &str) -> Statement {
     }
 }
 
-/// One SQL span the agent printed (`BEYLA_TRACE_PRINTER=json`).
-#[derive(Clone, Debug)]
-pub struct SqlSpan {
-    pub name: String,
-    pub kind: String,
-    pub trace_id: String,
-    pub span_id: String,
-    pub parent_span_id: String,
-    pub start_ns: u64,
-    pub end_ns: u64,
-    pub pid: u32,
-    pub attributes: serde_json::Map<String, Value>,
-    pub line: String,
-}
-
-impl SqlSpan {
-    /// The SQL spans among the agent's printed lines.
-    pub fn parse_all(lines: &[String]) -> Vec<SqlSpan> {
-        lines
-            .iter()
-            .filter(|line| line.contains("\"db.system.name\""))
-            .map(|line| SqlSpan::parse(line))
-            .collect()
-    }
-
-    fn parse(line: &str) -> SqlSpan {
-        let json: Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("agent stdout line is not JSON ({e}): {line}"));
-        let text = |pointer: &str| {
-            json.pointer(pointer)
-                .and_then(Value::as_str)
-                .unwrap_or_else(|| panic!("span has no string {pointer}: {line}"))
-                .to_string()
-        };
-        let number = |pointer: &str| {
-            json.pointer(pointer)
-                .and_then(Value::as_u64)
-                .unwrap_or_else(|| panic!("span has no number {pointer}: {line}"))
-        };
-        SqlSpan {
-            name: text("/name"),
-            kind: text("/kind"),
-            trace_id: text("/traceId"),
-            span_id: text("/spanId"),
-            parent_span_id: text("/parentSpanId"),
-            start_ns: number("/startTimeUnixNano"),
-            end_ns: number("/endTimeUnixNano"),
-            pid: u32::try_from(number("/resource/process.pid")).expect("a pid"),
-            attributes: json
-                .pointer("/attributes")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_else(|| panic!("span has no attributes: {line}")),
-            line: line.to_string(),
-        }
-    }
-
-    /// A string attribute, or "" when absent.
-    pub fn attr(&self, name: &str) -> String {
-        match self.attributes.get(name) {
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => String::new(),
-        }
-    }
+/// The SQL spans among the lines the agent printed (`BEYLA_TRACE_PRINTER=json`).
+pub fn sql_spans(lines: &[String]) -> Vec<Span> {
+    lines
+        .iter()
+        .filter(|line| line.contains("\"db.system.name\""))
+        .map(|line| Span::parse(line))
+        .collect()
 }

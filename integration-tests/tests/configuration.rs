@@ -149,8 +149,31 @@ impl<'a> Expectations<'a> {
     }
 }
 
+/// The agent started with the config file `name` in `dir` (holding `text`)
+/// and the variables `env`; returned once it traces `server` and is ready.
+fn start_with_config(
+    dir: &ConfigDir,
+    name: &str,
+    text: &str,
+    server: &Server,
+    env: &[(&str, &str)],
+) -> Agent {
+    let path = dir.write(name, text);
+    let mut vars = vec![("BEYLA_CONFIG_PATH", path_str(&path))];
+    vars.extend_from_slice(env);
+    let agent = Agent::start(&vars);
+    agent.wait_instrumenting(server.pid());
+    agent.wait_ready();
+    agent
+}
+
 fn agent_context(scenario: &str, stderr: &str) -> String {
     format!("[{scenario}] agent stderr:\n{stderr}")
+}
+
+/// [`agent_context`] after the config file the agent ran with.
+fn config_context(scenario: &str, text: &str, stderr: &str) -> String {
+    format!("config:\n{text}\n{}", agent_context(scenario, stderr))
 }
 
 #[test]
@@ -197,10 +220,7 @@ fn reference_config_loads_and_selects() {
         assert_spans(
             &output.spans,
             &run.expected,
-            &format!(
-                "config:\n{text}\n{}",
-                agent_context(&scenario, &output.stderr)
-            ),
+            &config_context(&scenario, &text, &output.stderr),
         );
     }
 }
@@ -217,13 +237,14 @@ fn routes_patterns_collapse_ids() {
     let server = Server::start(Lang::Go, None);
     let prometheus_port = free_port();
     let text = select_port(server.port, "routes:\n  patterns: [\"/users/{id}\"]\n");
-    let path = dir.write("patterns.yml", &text);
-    let agent = Agent::start(&[
-        ("BEYLA_CONFIG_PATH", path_str(&path)),
-        ("BEYLA_PROMETHEUS_PORT", &prometheus_port.to_string()),
-    ]);
-    agent.wait_instrumenting(server.pid());
-    agent.wait_ready();
+    let prometheus = prometheus_port.to_string();
+    let agent = start_with_config(
+        &dir,
+        "patterns.yml",
+        &text,
+        &server,
+        &[("BEYLA_PROMETHEUS_PORT", &prometheus)],
+    );
 
     let mut run = Expectations::new(scenario, &server, &server.service_name());
     let mut conn = Connection::open(server.port);
@@ -238,10 +259,7 @@ fn routes_patterns_collapse_ids() {
         s.iter().map(|x| x.value).sum::<f64>() >= REQUESTS as f64
     });
     let output = agent.stop();
-    let context = format!(
-        "config:\n{text}\n{}",
-        agent_context(scenario, &output.stderr)
-    );
+    let context = config_context(scenario, &text, &output.stderr);
     assert_spans(&output.spans, &run.expected, &context);
 
     let counts = server_counts(&metrics);
@@ -272,13 +290,14 @@ fn ignored_patterns_by_mode() {
             server.port,
             &format!("routes:\n  ignored_patterns: [/health]\n  ignore_mode: {mode}\n"),
         );
-        let path = dir.write(&format!("ignored-{mode}.yml"), &text);
-        let agent = Agent::start(&[
-            ("BEYLA_CONFIG_PATH", path_str(&path)),
-            ("BEYLA_PROMETHEUS_PORT", &prometheus_port.to_string()),
-        ]);
-        agent.wait_instrumenting(server.pid());
-        agent.wait_ready();
+        let prometheus = prometheus_port.to_string();
+        let agent = start_with_config(
+            &dir,
+            &format!("ignored-{mode}.yml"),
+            &text,
+            &server,
+            &[("BEYLA_PROMETHEUS_PORT", &prometheus)],
+        );
 
         let health_traced = mode == "metrics";
         let health_counted = mode == "traces";
@@ -305,10 +324,7 @@ fn ignored_patterns_by_mode() {
                 && (!health_counted || route_count(s, "/health") >= EACH as f64)
         });
         let output = agent.stop();
-        let context = format!(
-            "config:\n{text}\n{}",
-            agent_context(&scenario, &output.stderr)
-        );
+        let context = config_context(&scenario, &text, &output.stderr);
         assert_spans(&output.spans, &run.expected, &context);
 
         let counts = server_counts(&metrics);
@@ -390,10 +406,13 @@ fn unmatched_modes() {
         let scenario = format!("unmatched {mode}");
         let server = Server::start(Lang::Python, None);
         let text = select_port(server.port, routes);
-        let path = dir.write(&format!("unmatched-{}.yml", &mode[..4]), &text);
-        let agent = Agent::start(&[("BEYLA_CONFIG_PATH", path_str(&path))]);
-        agent.wait_instrumenting(server.pid());
-        agent.wait_ready();
+        let agent = start_with_config(
+            &dir,
+            &format!("unmatched-{}.yml", &mode[..4]),
+            &text,
+            &server,
+            &[],
+        );
         let mut run = Expectations::new(&scenario, &server, &server.service_name());
         let mut conn = Connection::open(server.port);
         for (path, status, route) in requests {
@@ -401,10 +420,7 @@ fn unmatched_modes() {
         }
         drop(conn);
         let output = agent.stop();
-        let context = format!(
-            "config:\n{text}\n{}",
-            agent_context(&scenario, &output.stderr)
-        );
+        let context = config_context(&scenario, &text, &output.stderr);
         assert_spans(&output.spans, &run.expected, &context);
     }
 
@@ -429,10 +445,7 @@ fn unmatched_unset(dir: &ConfigDir) {
     }
     drop(conn);
     let output = agent.stop();
-    let context = format!(
-        "config:\n{text}\n{}",
-        agent_context(scenario, &output.stderr)
-    );
+    let context = config_context(scenario, &text, &output.stderr);
     let mut problems = Vec::new();
     let got_paths: Vec<&str> = output
         .json
@@ -484,10 +497,7 @@ fn unmatched_low_cardinality(dir: &ConfigDir) {
         server.port,
         &format!("routes:\n  unmatched: low-cardinality\n  max_path_segment_cardinality: {MAX}\n"),
     );
-    let path = dir.write("unmatched-low.yml", &text);
-    let agent = Agent::start(&[("BEYLA_CONFIG_PATH", path_str(&path))]);
-    agent.wait_instrumenting(server.pid());
-    agent.wait_ready();
+    let agent = start_with_config(dir, "unmatched-low.yml", &text, &server, &[]);
     let mut run = Expectations::new(scenario, &server, &server.service_name());
     let mut conn = Connection::open(server.port);
     for (i, id) in ids.iter().enumerate() {
@@ -501,10 +511,7 @@ fn unmatched_low_cardinality(dir: &ConfigDir) {
     }
     drop(conn);
     let output = agent.stop();
-    let context = format!(
-        "config:\n{text}\n{}",
-        agent_context(scenario, &output.stderr)
-    );
+    let context = config_context(scenario, &text, &output.stderr);
     let routes: BTreeSet<&str> = output.spans.iter().map(|s| s.route.as_str()).collect();
     assert!(
         routes.len() <= MAX + 1,
@@ -534,13 +541,14 @@ fn sampled_run(
             "ebpf:\n  track_request_headers: true\notel_traces_export:\n  sampler:\n{sampler}"
         ),
     );
-    let path = dir.write(&format!("{}.yml", scenario.replace(' ', "-")), &text);
-    let agent = Agent::start(&[
-        ("BEYLA_CONFIG_PATH", path_str(&path)),
-        ("BEYLA_PROMETHEUS_PORT", &prometheus_port.to_string()),
-    ]);
-    agent.wait_instrumenting(server.pid());
-    agent.wait_ready();
+    let prometheus = prometheus_port.to_string();
+    let agent = start_with_config(
+        dir,
+        &format!("{}.yml", scenario.replace(' ', "-")),
+        &text,
+        server,
+        &[("BEYLA_PROMETHEUS_PORT", &prometheus)],
+    );
     let mut run = Expectations::new(scenario, server, &server.service_name());
     let mut conn = Connection::open(server.port);
     for i in 0..requests {
@@ -571,10 +579,7 @@ fn sampled_run(
         metrics
     };
     let output = agent.stop();
-    let context = format!(
-        "config:\n{text}\n{}",
-        agent_context(scenario, &output.stderr)
-    );
+    let context = config_context(scenario, &text, &output.stderr);
     let counts = server_counts(&metrics);
     assert_eq!(
         route_count(&counts, "/users/*"),
@@ -814,13 +819,14 @@ fn filter_application_drops_spans_and_series() {
         server.port,
         "filter:\n  application:\n    url.path:\n      not_match: '/health*'\n",
     );
-    let path = dir.write("filter.yml", &text);
-    let agent = Agent::start(&[
-        ("BEYLA_CONFIG_PATH", path_str(&path)),
-        ("BEYLA_PROMETHEUS_PORT", &prometheus_port.to_string()),
-    ]);
-    agent.wait_instrumenting(server.pid());
-    agent.wait_ready();
+    let prometheus = prometheus_port.to_string();
+    let agent = start_with_config(
+        &dir,
+        "filter.yml",
+        &text,
+        &server,
+        &[("BEYLA_PROMETHEUS_PORT", &prometheus)],
+    );
     let mut run = Expectations::new(scenario, &server, &server.service_name());
     let mut conn = Connection::open(server.port);
     // Alternating, ending with /users/1: once it is counted, every /health
@@ -835,10 +841,7 @@ fn filter_application_drops_spans_and_series() {
         route_count(s, "/users/*") >= EACH as f64
     });
     let output = agent.stop();
-    let context = format!(
-        "config:\n{text}\n{}",
-        agent_context(scenario, &output.stderr)
-    );
+    let context = config_context(scenario, &text, &output.stderr);
     assert_spans(&output.spans, &run.expected, &context);
     let counts = server_counts(&metrics);
     assert!(
@@ -861,10 +864,7 @@ fn prometheus_ttl_expires_series() {
         server.port,
         &format!("prometheus_export:\n  port: {prometheus_port}\n  ttl: 2s\n"),
     );
-    let path = dir.write("ttl.yml", &text);
-    let agent = Agent::start(&[("BEYLA_CONFIG_PATH", path_str(&path))]);
-    agent.wait_instrumenting(server.pid());
-    agent.wait_ready();
+    let agent = start_with_config(&dir, "ttl.yml", &text, &server, &[]);
     let mut conn = Connection::open(server.port);
     let (response, _) = conn.round_trip(&Request::get("/users/1"));
     assert_eq!(response.status, 200, "[{scenario}] GET /users/1");
@@ -886,10 +886,7 @@ fn prometheus_ttl_expires_series() {
     };
     drop(conn);
     let output = agent.stop();
-    let context = format!(
-        "config:\n{text}\n{}",
-        agent_context(scenario, &output.stderr)
-    );
+    let context = config_context(scenario, &text, &output.stderr);
     assert!(
         route_count(&server_counts(&seen), "/users/*") == 1.0,
         "[{scenario}] /users/* must be counted once first; got:\n{}\n\n{context}",
@@ -916,10 +913,7 @@ fn prometheus_features_without_application() {
         server.port,
         &format!("prometheus_export:\n  port: {prometheus_port}\n  features: [application_service_graph]\n"),
     );
-    let path = dir.write("features.yml", &text);
-    let agent = Agent::start(&[("BEYLA_CONFIG_PATH", path_str(&path))]);
-    agent.wait_instrumenting(server.pid());
-    agent.wait_ready();
+    let agent = start_with_config(&dir, "features.yml", &text, &server, &[]);
     let mut run = Expectations::new(scenario, &server, &server.service_name());
     let mut conn = Connection::open(server.port);
     run.get(&mut conn, "/users/1", 200, "/users/*");
@@ -937,10 +931,7 @@ fn prometheus_features_without_application() {
     }
     let after = scrape(prometheus_port);
     let output = agent.stop();
-    let context = format!(
-        "config:\n{text}\n{}",
-        agent_context(scenario, &output.stderr)
-    );
+    let context = config_context(scenario, &text, &output.stderr);
     assert_spans(&output.spans, &run.expected, &context);
     assert!(
         created(&after) && server_counts(&after).is_empty(),

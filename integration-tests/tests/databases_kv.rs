@@ -124,16 +124,23 @@ fn histogram_count(text: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-#[test]
-fn redis_client_spans_from_go_python_node_and_java() {
-    require_root();
-    let redis = redis_server();
+/// The agent tracing the clients (by executable), ready, with its Prometheus
+/// endpoint on a free port.
+fn agent_for_clients() -> (Agent, u16) {
     let metrics_port = free_port();
     let agent = Agent::start(&[
         ("BEYLA_EXECUTABLE_NAME", CLIENT_EXECUTABLES),
         ("BEYLA_PROMETHEUS_PORT", &metrics_port.to_string()),
     ]);
     agent.wait_ready();
+    (agent, metrics_port)
+}
+
+#[test]
+fn redis_client_spans_from_go_python_node_and_java() {
+    require_root();
+    let redis = redis_server();
+    let (agent, metrics_port) = agent_for_clients();
 
     let mut runs = Vec::new();
     for client in KvClient::ALL {
@@ -316,12 +323,7 @@ fn topic_for(client: KvClient) -> String {
 fn kafka_producer_and_consumer_spans_from_go_python_and_java() {
     require_root();
     let broker = kafka_broker();
-    let metrics_port = free_port();
-    let agent = Agent::start(&[
-        ("BEYLA_EXECUTABLE_NAME", CLIENT_EXECUTABLES),
-        ("BEYLA_PROMETHEUS_PORT", &metrics_port.to_string()),
-    ]);
-    agent.wait_ready();
+    let (agent, metrics_port) = agent_for_clients();
     let mut runs = Vec::new();
     for client in KvClient::KAFKA {
         let topic = topic_for(client);

@@ -14,9 +14,8 @@ use integration_tests::databases::postgres::Postgres;
 use integration_tests::http::{request_on_fresh_connection, Connection, Request};
 use integration_tests::process::{kill_and_reap, Lines};
 use integration_tests::require_root;
-use integration_tests::spans::Kind;
-use integration_tests::spans::CLOCK_SLACK;
-use integration_tests::sql_clients::{run, Client, Database, Run, SqlSpan, Statement};
+use integration_tests::spans::{Kind, Span, CLOCK_SLACK};
+use integration_tests::sql_clients::{run, sql_spans, Client, Database, Run, Statement};
 
 /// Statements of each kind every client sends.
 const N: usize = 5;
@@ -186,21 +185,23 @@ enum Side {
 /// `expected`, in order of start.
 fn assert_sql_spans(
     scenario: &str,
-    spans: &[SqlSpan],
+    spans: &[Span],
     side: Side,
     server_port: u16,
     expected: &[Expected],
     context: &str,
 ) {
     let kind = match side {
-        Side::Client(_) => "client",
-        Side::Server => "server",
+        Side::Client(_) => Kind::Client,
+        Side::Server => Kind::Server,
     };
-    let mut got: Vec<&SqlSpan> = spans
+    let mut got: Vec<&Span> = spans
         .iter()
         .filter(|s| match side {
             Side::Client(pid) => s.pid == pid,
-            Side::Server => s.kind == "server" && s.attr("server.port") == server_port.to_string(),
+            Side::Server => {
+                s.kind == Kind::Server && s.attr_text("server.port") == server_port.to_string()
+            }
         })
         .collect();
     got.sort_by_key(|s| (s.start_ns, s.end_ns));
@@ -227,7 +228,7 @@ fn assert_sql_spans(
             span.start_ns + slack >= e.start_ns
                 && span.end_ns <= e.end_ns + slack
                 && span.name == e.name
-                && span.attr("db.query.text") == e.query
+                && span.attr_text("db.query.text") == e.query
         });
         let Some(at) = at else {
             panic!("[{scenario}] span matches no statement sent:\n{}\nstill expected:\n{left:#?}\nall spans:\n{}", span.line, lines());
@@ -235,49 +236,49 @@ fn assert_sql_spans(
         let e = left.remove(at);
         assert_eq!(span.kind, kind, "[{scenario}] {}", span.line);
         assert_eq!(
-            span.attr("db.system.name"),
+            span.attr_text("db.system.name"),
             e.system,
             "[{scenario}] {}",
             span.line
         );
         assert_eq!(
-            span.attr("db.operation.name"),
+            span.attr_text("db.operation.name"),
             e.operation,
             "[{scenario}] {}",
             span.line
         );
         assert_eq!(
-            span.attr("db.collection.name"),
+            span.attr_text("db.collection.name"),
             e.collection,
             "[{scenario}] {}",
             span.line
         );
         assert_eq!(
-            span.attr("db.namespace"),
+            span.attr_text("db.namespace"),
             e.namespace,
             "[{scenario}] {}",
             span.line
         );
         assert_eq!(
-            span.attr("db.response.status_code"),
+            span.attr_text("db.response.status_code"),
             e.error,
             "[{scenario}] {}",
             span.line
         );
         assert_eq!(
-            span.attr("error.type"),
+            span.attr_text("error.type"),
             e.error,
             "[{scenario}] {}",
             span.line
         );
         assert_eq!(
-            span.attr("server.address"),
+            span.attr_text("server.address"),
             "127.0.0.1",
             "[{scenario}] {}",
             span.line
         );
         assert_eq!(
-            span.attr("server.port"),
+            span.attr_text("server.port"),
             server_port.to_string(),
             "[{scenario}] {}",
             span.line
@@ -406,7 +407,7 @@ fn client_scenario(client: Client) {
         .collect();
     let counts = settled_metric_counts(metrics_port, &expected_counts(&all));
     let output = agent.stop();
-    let spans = SqlSpan::parse_all(&output.lines);
+    let spans = sql_spans(&output.lines);
     let context = format!("agent stderr:\n{}", output.stderr);
     for (scenario, pid, port, expected) in &runs {
         assert_sql_spans(
@@ -457,7 +458,7 @@ fn database_processes_give_server_spans() {
     let my_expected = expected_spans(Client::Python, Database::MySql, false, &my, started);
     let counts = metric_counts(metrics_port);
     let output = agent.stop();
-    let spans = SqlSpan::parse_all(&output.lines);
+    let spans = sql_spans(&output.lines);
     let context = format!("agent stderr:\n{}", output.stderr);
     assert_sql_spans(
         "PostgreSQL server",
@@ -532,7 +533,7 @@ fn a_query_made_while_serving_is_a_child_of_the_request() {
         .iter()
         .filter(|s| s.kind == Kind::Server && s.pid == child.id())
         .collect();
-    let sql: Vec<SqlSpan> = SqlSpan::parse_all(&output.lines)
+    let sql: Vec<Span> = sql_spans(&output.lines)
         .into_iter()
         .filter(|s| s.pid == child.id())
         .collect();
@@ -563,7 +564,7 @@ fn a_query_made_while_serving_is_a_child_of_the_request() {
         );
         assert_eq!(q.name, "SELECT users");
         assert_eq!(
-            q.attr("db.query.text"),
+            q.attr_text("db.query.text"),
             "SELECT name FROM users WHERE id = $1"
         );
     }
@@ -624,12 +625,12 @@ s.close()
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     let output = agent.stop();
-    let spans = SqlSpan::parse_all(&output.lines);
+    let spans = sql_spans(&output.lines);
     assert_eq!(parse_errors, 1, "agent stderr:\n{}", output.stderr);
     let names: Vec<_> = spans
         .iter()
         .filter(|s| s.pid == pid)
-        .map(|s| (s.name.as_str(), s.attr("db.query.text")))
+        .map(|s| (s.name.as_str(), s.attr_text("db.query.text")))
         .collect();
     assert_eq!(
         names,
@@ -652,10 +653,10 @@ fn raw_query_text_when_asked() {
     mysql.reset();
     let r = run(Client::Go, Database::MySql, mysql.port, 1, false);
     let output = agent.stop();
-    let texts: Vec<String> = SqlSpan::parse_all(&output.lines)
+    let texts: Vec<String> = sql_spans(&output.lines)
         .iter()
         .filter(|s| s.pid == r.pid)
-        .map(|s| s.attr("db.query.text"))
+        .map(|s| s.attr_text("db.query.text"))
         .collect();
     let sent: Vec<String> = r.statements.iter().map(|s| s.sql.clone()).collect();
     assert_eq!(texts, sent, "agent stderr:\n{}", output.stderr);

@@ -11,10 +11,11 @@ use integration_tests::apps::{free_port, python_interpreter};
 use integration_tests::config_files::{parse_exposition, regex_escape, scrape, RawAgent, Sample};
 use integration_tests::grpc_apps::{
     assert_span_set, build, go_grpc_client_binary, run_grpc_client, stopped_line, AppServer,
-    ClientApp, ExpectedSpan, RawSpan, ServerApp, GRPC_SERVICE,
+    ClientApp, ExpectedSpan, ServerApp, GRPC_SERVICE,
 };
 use integration_tests::random_hex;
 use integration_tests::require_root;
+use integration_tests::spans::{Kind, Span};
 
 /// Starts the agent tracing `server` (by its port) and waits until it does.
 fn agent_for_server(server: &AppServer) -> RawAgent {
@@ -37,9 +38,9 @@ fn agent_for_server_with(server: &AppServer, extra: &[(&str, &str)]) -> RawAgent
 }
 
 /// Stops the agent; returns its spans and a failure context with its log.
-fn stop(agent: RawAgent, what: &str) -> (Vec<RawSpan>, String, String) {
+fn stop(agent: RawAgent, what: &str) -> (Vec<Span>, String, String) {
     let output = agent.stop();
-    let spans = output.lines.iter().map(|l| RawSpan::parse(l)).collect();
+    let spans = output.lines.iter().map(|l| Span::parse(l)).collect();
     let counters = stopped_line(&output.stderr).to_string();
     (
         spans,
@@ -48,7 +49,7 @@ fn stop(agent: RawAgent, what: &str) -> (Vec<RawSpan>, String, String) {
     )
 }
 
-fn spans_of_pid(spans: Vec<RawSpan>, pid: u32) -> (Vec<RawSpan>, usize) {
+fn spans_of_pid(spans: Vec<Span>, pid: u32) -> (Vec<Span>, usize) {
     let total = spans.len();
     (spans.into_iter().filter(|s| s.pid == pid).collect(), total)
 }
@@ -78,7 +79,7 @@ fn h2c_server_with_curl(app: ServerApp, what: &str) {
     let mut expected = Vec::new();
     let expect = |scenario: &str, path: &str, route: &str, status: u64, joins| ExpectedSpan {
         scenario: scenario.to_string(),
-        kind: "server",
+        kind: Kind::Server,
         method: "GET".into(),
         path: path.into(),
         route: Some(route.into()),
@@ -194,7 +195,7 @@ fn expected_server_spans(
         .map(|call| {
             ExpectedSpan::grpc(
                 scenario,
-                "server",
+                Kind::Server,
                 call,
                 &service,
                 server.pid(),
@@ -213,7 +214,14 @@ fn expected_client_spans(
     run.calls
         .iter()
         .map(|call| {
-            ExpectedSpan::grpc(scenario, "client", call, &run.service, run.pid, server_port)
+            ExpectedSpan::grpc(
+                scenario,
+                Kind::Client,
+                call,
+                &run.service,
+                run.pid,
+                server_port,
+            )
         })
         .collect()
 }
@@ -357,7 +365,7 @@ fn grpc_twenty_concurrent_streams_on_one_connection() {
 }
 
 /// The largest number of spans whose [start, end] intervals overlap.
-fn max_overlap(spans: &[RawSpan]) -> usize {
+fn max_overlap(spans: &[Span]) -> usize {
     let mut edges: Vec<(u64, i32)> = spans
         .iter()
         .flat_map(|s| [(s.start_ns, 1), (s.end_ns, -1)])

@@ -6,7 +6,9 @@
 //! One test, in phases that share the control plane (it takes about a
 //! minute to start): selectors and attributes; a pod re-created with the
 //! same name; 5,000 pods on the node; the API server away for 30 s with
-//! etcd compacted meanwhile (the watch gets `410 Gone` and re-lists).
+//! etcd compacted meanwhile (the watch gets `410 Gone` and re-lists). The
+//! agent's self-metrics of the watch (objects held, failures, restarts) are
+//! read at each phase.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -18,7 +20,7 @@ use integration_tests::http::{request_on_fresh_connection, Request};
 use integration_tests::kubernetes::{
     container_id, owner, Cluster, ContainerCgroup, PodSpec, Runtime,
 };
-use integration_tests::receivers::{exposition_lines, poll_until, scrape};
+use integration_tests::receivers::{exposition_lines, exposition_value, poll_until, scrape};
 use integration_tests::{random_hex, require_root};
 use serde_json::{json, Value};
 
@@ -102,6 +104,47 @@ fn rss_kb(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmRSS")
+}
+
+/// The agent's Kubernetes self-metrics, by (family, resource): objects held
+/// (a gauge), watch failures and watch restarts (counters).
+fn watch_metrics(metrics_port: u16) -> BTreeMap<(&'static str, &'static str), f64> {
+    let text = scrape(metrics_port, "/metrics");
+    let mut values = BTreeMap::new();
+    for family in [
+        "beyla_kubernetes_objects",
+        "beyla_kubernetes_watch_failures_total",
+        "beyla_kubernetes_watch_restarts_total",
+    ] {
+        for resource in ["pods", "replicasets"] {
+            let series = format!("{family}{{resource=\"{resource}\"}}");
+            let line = exposition_lines(&text, family)
+                .into_iter()
+                .find(|l| l.starts_with(&format!("{series} ")))
+                .unwrap_or_else(|| panic!("no {series} on the metrics endpoint:\n{text}"));
+            values.insert((family, resource), exposition_value(line));
+        }
+    }
+    values
+}
+
+/// What [`watch_metrics`] must read while the watch has not failed.
+fn healthy_watch(pods: f64) -> BTreeMap<(&'static str, &'static str), f64> {
+    BTreeMap::from([
+        (("beyla_kubernetes_objects", "pods"), pods),
+        // The ReplicaSet of the Deployment `checkout`, the only one a Deployment owns.
+        (("beyla_kubernetes_objects", "replicasets"), 1.0),
+        (("beyla_kubernetes_watch_failures_total", "pods"), 0.0),
+        (
+            ("beyla_kubernetes_watch_failures_total", "replicasets"),
+            0.0,
+        ),
+        (("beyla_kubernetes_watch_restarts_total", "pods"), 0.0),
+        (
+            ("beyla_kubernetes_watch_restarts_total", "replicasets"),
+            0.0,
+        ),
+    ])
 }
 
 #[test]
@@ -232,6 +275,8 @@ prometheus_export:
             assert!(line.contains(&label), "{label} missing: {line}");
         }
     }
+    // The five pods of the node (A, B, C, E, F) are held, selected or not.
+    assert_eq!(watch_metrics(metrics_port), healthy_watch(5.0));
     let baseline_rss = rss_kb(agent.pid());
 
     // A pod deleted and re-created with the same name: a new uid, a new container.
@@ -249,6 +294,8 @@ prometheus_export:
     assert_ne!(a2.uid, a1_uid);
     agent.wait_instrumenting(a2.pid());
     a2.requests();
+    // The deleted pod is forgotten, its successor held.
+    assert_eq!(watch_metrics(metrics_port), healthy_watch(5.0));
 
     // 5,000 pods on this node, each with a container and kubectl's
     // last-applied annotation (which the agent does not keep).
@@ -279,6 +326,31 @@ prometheus_export:
     );
     agent.wait_instrumenting(g.pid());
     g.requests();
+    // After the outage: each watch started over once (410 Gone, then one
+    // re-list), after at least one failure (how many retries the back-off
+    // made in 30 s is not fixed); the store holds every pod of the node.
+    let mut after_outage = watch_metrics(metrics_port);
+    for resource in ["pods", "replicasets"] {
+        let failures = after_outage
+            .remove(&("beyla_kubernetes_watch_failures_total", resource))
+            .unwrap();
+        assert!(
+            failures >= 1.0,
+            "{resource}: watch failures after the outage: {failures}"
+        );
+    }
+    assert_eq!(
+        after_outage,
+        BTreeMap::from([
+            (("beyla_kubernetes_objects", "pods"), (total + 1) as f64),
+            (("beyla_kubernetes_objects", "replicasets"), 1.0),
+            (("beyla_kubernetes_watch_restarts_total", "pods"), 1.0),
+            (
+                ("beyla_kubernetes_watch_restarts_total", "replicasets"),
+                1.0
+            ),
+        ])
+    );
 
     let output = agent.stop();
     assert!(!output.stderr.contains("panicked"), "{}", output.stderr);

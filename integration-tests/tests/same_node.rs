@@ -7,19 +7,20 @@
 //! Run as root with `--test-threads=1`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Stdio;
 
 use integration_tests::agent::Agent;
 use integration_tests::apps::{python_interpreter, Lang, Server};
 use integration_tests::config_files::{path_str, regex_escape, ConfigDir, RawAgent};
 use integration_tests::databases::postgres::Postgres;
-use integration_tests::grpc_apps::{run_grpc_client, AppServer, ClientApp, RawSpan, ServerApp};
+use integration_tests::grpc_apps::{run_grpc_client, AppServer, ClientApp, ServerApp};
 use integration_tests::http::{request_on_fresh_connection, Request};
+use integration_tests::netns::VethPair;
 use integration_tests::receivers::TempDir;
+use integration_tests::require_root;
 use integration_tests::spans::{assert_spans, Expected, Kind, Lineage, Span, Window};
-use integration_tests::sql_clients::{run, Client, Database, SqlSpan};
-use integration_tests::{random_hex, require_root};
+use integration_tests::sql_clients::{run, sql_spans, Client, Database};
 
 /// Requests each front sends.
 const REQUESTS: usize = 5;
@@ -189,15 +190,15 @@ fn grpc_client_and_server_on_this_machine_are_one_trace() {
     );
     let output = agent.stop();
     let context = format!("agent stderr:\n{}", output.stderr);
-    let spans: Vec<RawSpan> = output.lines.iter().map(|l| RawSpan::parse(l)).collect();
-    let clients: HashMap<&str, &RawSpan> = spans
+    let spans: Vec<Span> = output.lines.iter().map(|l| Span::parse(l)).collect();
+    let clients: HashMap<&str, &Span> = spans
         .iter()
-        .filter(|s| s.pid == run.pid && s.kind == "client")
+        .filter(|s| s.pid == run.pid && s.kind == Kind::Client)
         .map(|s| (s.span_id.as_str(), s))
         .collect();
-    let servers: Vec<&RawSpan> = spans
+    let servers: Vec<&Span> = spans
         .iter()
-        .filter(|s| s.pid == server.pid() && s.kind == "server")
+        .filter(|s| s.pid == server.pid() && s.kind == Kind::Server)
         .collect();
     assert_eq!(
         (clients.len(), servers.len()),
@@ -207,7 +208,8 @@ fn grpc_client_and_server_on_this_machine_are_one_trace() {
     let mut problems = Vec::new();
     for s in &servers {
         match clients.get(s.parent_span_id.as_str()) {
-            Some(c) if c.trace_id == s.trace_id && c.rpc_method == s.rpc_method => {}
+            Some(c) if c.trace_id == s.trace_id && c.attr("rpc.method") == s.attr("rpc.method") => {
+            }
             _ => problems.push(format!("server span is no client span's child: {}", s.line)),
         }
     }
@@ -242,15 +244,17 @@ fn sql_client_and_postgres_on_this_machine_are_one_trace() {
     let run = run(Client::Python, Database::Postgres, postgres.port, 5, false);
     let output = agent.stop();
     let context = format!("agent stderr:\n{}", output.stderr);
-    let spans = SqlSpan::parse_all(&output.lines);
-    let clients: HashMap<&str, &SqlSpan> = spans
+    let spans = sql_spans(&output.lines);
+    let clients: HashMap<&str, &Span> = spans
         .iter()
-        .filter(|s| s.pid == run.pid && s.kind == "client")
+        .filter(|s| s.pid == run.pid && s.kind == Kind::Client)
         .map(|s| (s.span_id.as_str(), s))
         .collect();
-    let servers: Vec<&SqlSpan> = spans
+    let servers: Vec<&Span> = spans
         .iter()
-        .filter(|s| s.kind == "server" && s.attr("server.port") == postgres.port.to_string())
+        .filter(|s| {
+            s.kind == Kind::Server && s.attr_text("server.port") == postgres.port.to_string()
+        })
         .collect();
     assert!(
         !servers.is_empty() && servers.len() == clients.len(),
@@ -263,7 +267,7 @@ fn sql_client_and_postgres_on_this_machine_are_one_trace() {
         match clients.get(s.parent_span_id.as_str()) {
             Some(c)
                 if c.trace_id == s.trace_id
-                    && c.attr("db.query.text") == s.attr("db.query.text") => {}
+                    && c.attr_text("db.query.text") == s.attr_text("db.query.text") => {}
             _ => problems.push(format!(
                 "server span is not the child of its statement's client span: {}",
                 s.line
@@ -278,77 +282,6 @@ fn sql_client_and_postgres_on_this_machine_are_one_trace() {
         servers.len(),
         joins_line(&output.stderr)
     );
-}
-
-/// Two network namespaces joined by a veth pair, with addresses of their
-/// own; removed when dropped.
-struct VethPair {
-    namespaces: [String; 2],
-    /// The address in each namespace.
-    addresses: [String; 2],
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run ip (iproute2, scripts/requirements.txt): {e}"));
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl VethPair {
-    fn create() -> VethPair {
-        let tag = random_hex(3);
-        let namespaces = [format!("bsn-a-{tag}"), format!("bsn-b-{tag}")];
-        let links = [format!("bsna{tag}"), format!("bsnb{tag}")];
-        // A /24 of 10.0.0.0/8 of our own, unlikely to meet another test's.
-        let net = u32::from_str_radix(&tag[..4], 16).expect("hex");
-        let prefix = format!("10.{}.{}", 200 + net % 50, (net >> 8) % 256);
-        let addresses = [format!("{prefix}.1"), format!("{prefix}.2")];
-        let pair = VethPair {
-            namespaces: namespaces.clone(),
-            addresses: addresses.clone(),
-        };
-        for ns in &namespaces {
-            ip(&["netns", "add", ns]);
-        }
-        ip(&[
-            "link", "add", &links[0], "type", "veth", "peer", "name", &links[1],
-        ]);
-        for i in 0..2 {
-            ip(&["link", "set", &links[i], "netns", &namespaces[i]]);
-            let cidr = format!("{}/24", addresses[i]);
-            ip(&["-n", &namespaces[i], "addr", "add", &cidr, "dev", &links[i]]);
-            ip(&["-n", &namespaces[i], "link", "set", &links[i], "up"]);
-            ip(&["-n", &namespaces[i], "link", "set", "lo", "up"]);
-        }
-        pair
-    }
-
-    /// `command` run inside namespace `i` (`ip netns exec` execs it: same pid).
-    fn command(&self, i: usize, program: &Path, args: &[&str]) -> Command {
-        let mut command = Command::new("ip");
-        command
-            .args(["netns", "exec", &self.namespaces[i]])
-            .arg(program)
-            .args(args);
-        command
-    }
-}
-
-impl Drop for VethPair {
-    fn drop(&mut self) {
-        // Deleting a namespace deletes the veth end in it, and so the pair.
-        for ns in &self.namespaces {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
 }
 
 /// A traced client in one network namespace calls a traced server in

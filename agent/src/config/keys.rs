@@ -494,12 +494,12 @@ const EBPF: &[Key] = &[
     scalar("capture_path", Ours),
     // Payload bytes copied per socket call.
     scalar("capture_size", Ours),
-    scalar("context_propagation", Warned),
+    scalar("context_propagation", Works),
     scalar("couchbase_db_cache_size", Warned),
     scalar("disable_black_box_cp", Warned),
     scalar("dns_request_timeout", Warned),
     // Named by Beyla's docs, older than `context_propagation`.
-    scalar("enable_context_propagation", Warned),
+    scalar("enable_context_propagation", Works),
     scalar("force_bpf_map_reader", Warned),
     scalar("go_http_client_buffer_timeout", Warned),
     scalar("heuristic_sql_detect", Warned),

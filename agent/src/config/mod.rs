@@ -44,6 +44,40 @@ use crate::kubernetes::{PodSelector, DEFAULT_SYNC_TIMEOUT};
 use file::FileConfig;
 use vars::Env;
 
+/// How trace context travels to the services a traced client calls
+/// (`ebpf.context_propagation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextPropagation {
+    Disabled,
+    /// A `traceparent` header written into outgoing plaintext HTTP/1 requests.
+    Headers,
+    /// Out of band, in the packets' IP/TCP options: Beyla's, not supported yet.
+    Ip,
+    /// Headers and IP options.
+    All,
+}
+
+impl ContextPropagation {
+    /// Whether `traceparent` headers are injected.
+    pub fn headers(self) -> bool {
+        matches!(self, Self::Headers | Self::All)
+    }
+
+    /// Whether the part not supported yet (IP options) was asked for.
+    pub fn asks_ip(self) -> bool {
+        matches!(self, Self::Ip | Self::All)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Disabled => "disabled",
+            Self::Headers => "headers",
+            Self::Ip => "ip",
+            Self::All => "all",
+        }
+    }
+}
+
 /// How the agent's own log lines are written (`log_format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -60,6 +94,7 @@ pub struct EbpfConfig {
     pub wakeup_len: Option<u32>,
     /// Join the trace of an incoming request's `traceparent` header.
     pub track_request_headers: bool,
+    pub context_propagation: ContextPropagation,
     /// How the probes see socket calls; None: the cheapest the kernel offers.
     pub capture_path: Option<CapturePath>,
 }
@@ -387,6 +422,7 @@ impl Config {
                 parse::boolean,
                 false,
             )?,
+            context_propagation: context_propagation(&s, &mut warnings)?,
             capture_path: s
                 .get(None, &["BEYLA_BPF_CAPTURE_PATH"], "ebpf.capture_path")
                 .map(|raw| {
@@ -584,6 +620,52 @@ const UNCHECKED_CRITERIA: &[&str] = &[
     "k8s_job_name",
     "k8s_container_name",
 ];
+
+/// `ebpf.context_propagation`, or Beyla's older `ebpf.enable_context_propagation`
+/// (true: `all`) when only that is set. The IP-options part (`ip`, and in
+/// `all`) is warned about: not supported yet.
+fn context_propagation(
+    s: &Sources,
+    warnings: &mut Vec<Warning>,
+) -> Result<ContextPropagation, ConfigError> {
+    let (raw, mode) = if let Some(raw) = s.get(
+        None,
+        &["BEYLA_BPF_CONTEXT_PROPAGATION"],
+        "ebpf.context_propagation",
+    ) {
+        let mode = parse::one_of(
+            &raw,
+            &[
+                ("all", ContextPropagation::All),
+                ("headers", ContextPropagation::Headers),
+                ("ip", ContextPropagation::Ip),
+                ("disabled", ContextPropagation::Disabled),
+            ],
+            "one of all, headers, ip, disabled",
+        )?;
+        (raw, mode)
+    } else if let Some(raw) = s.get(
+        None,
+        &["BEYLA_BPF_ENABLE_CONTEXT_PROPAGATION"],
+        "ebpf.enable_context_propagation",
+    ) {
+        let mode = if parse::boolean(&raw)? {
+            ContextPropagation::All
+        } else {
+            ContextPropagation::Disabled
+        };
+        (raw, mode)
+    } else {
+        return Ok(ContextPropagation::Disabled);
+    };
+    if mode.asks_ip() {
+        warnings.push(Warning::UnsupportedValue {
+            setting: raw.origin.setting(),
+            value: "propagation in IP options (ip, or the ip part of all)".into(),
+        });
+    }
+    Ok(mode)
+}
 
 fn file_entries(
     s: &Sources,

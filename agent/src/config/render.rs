@@ -204,6 +204,10 @@ impl Config {
                         "track_request_headers",
                         Value::from(self.ebpf.track_request_headers),
                     ),
+                    (
+                        "context_propagation",
+                        text(self.ebpf.context_propagation.name()),
+                    ),
                     ("capture_size", Value::from(self.capture_size)),
                     (
                         "capture_path",

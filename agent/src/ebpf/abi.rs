@@ -5,7 +5,8 @@ use std::mem::size_of;
 use std::net::{IpAddr, Ipv6Addr};
 
 use beyla_pipeline::model::{
-    ConnId, ConnTuple, DataChunk, Direction, KernelEvent, Origin, Pid, Tid,
+    ConnId, ConnTuple, ContextRole, DataChunk, Direction, KernelContext, KernelEvent, KernelIds,
+    Origin, Pid, SpanId, Tid, TraceId,
 };
 
 #[allow(non_camel_case_types, non_upper_case_globals, dead_code)]
@@ -20,6 +21,12 @@ pub use generated::{
     BEYLA_DROP_TLS_UNKNOWN_CONN as DROP_TLS_UNKNOWN_CONN, BEYLA_MAX_CAPTURE as MAX_CAPTURE,
     BEYLA_WAKEUP_ADAPTIVE as WAKEUP_ADAPTIVE,
 };
+pub use generated::{
+    BEYLA_PROPAGATION_HAD_CONTEXT as PROPAGATION_HAD_CONTEXT,
+    BEYLA_PROPAGATION_HEAD_INCOMPLETE as PROPAGATION_HEAD_INCOMPLETE,
+    BEYLA_PROPAGATION_INJECTED as PROPAGATION_INJECTED,
+    BEYLA_PROPAGATION_PUSH_FAILED as PROPAGATION_PUSH_FAILED,
+};
 
 /// Bits of a process's byte in the traced-PID map, and pids per map element.
 pub const PID_TRACED: u8 = BEYLA_PID_TRACED as u8;
@@ -27,6 +34,7 @@ pub const PID_PENDING: u8 = BEYLA_PID_PENDING as u8;
 pub const PID_TLS: u8 = BEYLA_PID_TLS as u8;
 pub const PID_CHUNK: u32 = BEYLA_PID_CHUNK;
 pub const MAX_CALL_SLOTS: u32 = BEYLA_MAX_CALL_SLOTS;
+pub const MAX_SERVING: u32 = BEYLA_MAX_SERVING;
 
 /// The Go probes' field offsets for one process (map `go_procs`).
 #[derive(Clone, Copy)]
@@ -109,6 +117,26 @@ pub fn decode(record: &[u8]) -> Result<KernelEvent<'_>, DecodeError> {
                 data,
             }))
         }
+        BEYLA_EVENT_CONTEXT => {
+            let ev: beyla_context_event = read(record)?;
+            let role = match u32::from(ev.role) {
+                BEYLA_CONTEXT_SERVER => ContextRole::Server,
+                BEYLA_CONTEXT_CLIENT => ContextRole::Client {
+                    start_mono_ns: ev.start_ns,
+                },
+                _ => return Err(DecodeError::UnknownKind(header.kind)),
+            };
+            Ok(KernelEvent::Context(KernelContext {
+                conn: ConnId(ev.conn_id),
+                role,
+                ids: KernelIds {
+                    trace_id: TraceId(ev.trace_id),
+                    span_id: SpanId(ev.span_id),
+                    // All zeros: no parent (W3C ids are never zero).
+                    parent: (ev.parent_id != [0; 8]).then_some(SpanId(ev.parent_id)),
+                },
+            }))
+        }
         BEYLA_EVENT_CLOSE => {
             let ev: beyla_close_event = read(record)?;
             Ok(KernelEvent::Close {
@@ -187,6 +215,56 @@ mod tests {
         assert_eq!(chunk.uncaptured(), 7);
         assert_eq!(
             decode(&record[..record.len() - 1]).unwrap_err(),
+            DecodeError::Truncated
+        );
+    }
+
+    #[test]
+    fn context_events_round_trip() {
+        let mut client = beyla_context_event {
+            hdr: beyla_event_header {
+                kind: BEYLA_EVENT_CONTEXT as u8,
+                pid: 10,
+                ..Default::default()
+            },
+            conn_id: 7,
+            start_ns: 1234,
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            parent_id: [3; 8],
+            role: BEYLA_CONTEXT_CLIENT as u8,
+            ..Default::default()
+        };
+        let want = |parent| {
+            KernelEvent::Context(KernelContext {
+                conn: ConnId(7),
+                role: ContextRole::Client {
+                    start_mono_ns: 1234,
+                },
+                ids: KernelIds {
+                    trace_id: TraceId([1; 16]),
+                    span_id: SpanId([2; 8]),
+                    parent,
+                },
+            })
+        };
+        assert!(
+            matches!(decode(as_bytes(&client)), Ok(e) if format!("{e:?}") == format!("{:?}", want(Some(SpanId([3; 8])))))
+        );
+        client.parent_id = [0; 8];
+        assert!(
+            matches!(decode(as_bytes(&client)), Ok(e) if format!("{e:?}") == format!("{:?}", want(None)))
+        );
+        client.role = BEYLA_CONTEXT_SERVER as u8;
+        assert!(matches!(
+            decode(as_bytes(&client)),
+            Ok(KernelEvent::Context(KernelContext {
+                role: ContextRole::Server,
+                ..
+            }))
+        ));
+        assert_eq!(
+            decode(&as_bytes(&client)[..size_of::<beyla_context_event>() - 1]).unwrap_err(),
             DecodeError::Truncated
         );
     }

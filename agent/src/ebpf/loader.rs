@@ -15,6 +15,7 @@ use super::error::ProbeError;
 use super::libraries::LibraryAttacher;
 use super::pid_map::PidMap;
 use super::probe_sets::{go_programs, Attach, CapturePath, Probe, LIBRARIES, LIFECYCLE, LISTENING};
+use super::propagation::HeaderInjection;
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/beyla.bpf.o"));
 
@@ -31,6 +32,8 @@ pub struct ProbeSettings {
     pub wakeup: Wakeup,
     /// The capture path to use; None: the first of [`CapturePath::PREFERENCE`] this kernel offers.
     pub capture_path: Option<CapturePath>,
+    /// Write `traceparent` into traced clients' HTTP/1 requests (`ebpf.context_propagation`).
+    pub propagate_headers: bool,
     /// Where library attach failures are counted.
     pub metrics: Arc<SelfMetrics>,
 }
@@ -83,6 +86,8 @@ pub struct Loaded {
     pub drops: KernelDrops,
     pub libraries: LibraryAttacher,
     pub capture_path: CapturePath,
+    /// Present when `traceparent` headers are injected.
+    pub header_injection: Option<HeaderInjection>,
 }
 
 impl Probes {
@@ -104,8 +109,22 @@ impl Probes {
             .override_global("watch_execs", &watch, true)
             .override_global("wakeup_len", &settings.wakeup.kernel_value(), true)
             .override_global("call_slot_mask", &(call_slots - 1), true)
+            .override_global(
+                "propagate_headers",
+                &u8::from(settings.propagate_headers),
+                true,
+            )
             .map_max_entries("traced_pids", chunks)
             .map_max_entries("call_slots", call_slots)
+            // Context propagation off: its table of serving requests takes no room.
+            .map_max_entries(
+                "serving",
+                if settings.propagate_headers {
+                    abi::MAX_SERVING
+                } else {
+                    1
+                },
+            )
             .load(OBJECT)?;
 
         let mut attacher = Attacher {
@@ -121,7 +140,8 @@ impl Probes {
                 links.push(attacher.attach(probe)?);
             }
         }
-        let (capture_path, capture_links) = attacher.choose_path(settings.capture_path)?;
+        let (capture_path, capture_links) =
+            attacher.choose_path(settings.capture_path, settings.propagate_headers)?;
         let capture_programs = capture_links.len();
         links.extend(capture_links);
 
@@ -157,17 +177,28 @@ impl Probes {
             probe.load().map_err(failed)?;
             library_programs += 1;
         }
+        let header_injection = if settings.propagate_headers {
+            Some(HeaderInjection::attach(&mut ebpf)?)
+        } else {
+            None
+        };
         let ring =
             RingBuf::try_from(take(&mut ebpf, "events")?).map_err(|source| ProbeError::Map {
                 name: "events",
                 source,
             })?;
         let pids = Arc::new(PidMap::new(take(&mut ebpf, "traced_pids")?, chunks)?);
-        let drops =
-            PerCpuArray::try_from(take(&mut ebpf, "drops")?).map_err(|source| ProbeError::Map {
-                name: "drops",
-                source,
-            })?;
+        let per_cpu = |ebpf: &mut Ebpf, name: &'static str| {
+            PerCpuArray::try_from(take(ebpf, name)?)
+                .map_err(|source| ProbeError::Map { name, source })
+        };
+        let drops = KernelDrops {
+            drops: per_cpu(&mut ebpf, "drops")?,
+            propagation: header_injection
+                .is_some()
+                .then(|| per_cpu(&mut ebpf, "propagation_counts"))
+                .transpose()?,
+        };
         log::info!(
             "eBPF: capture path {capture_path}; {capture_programs} socket, {} process and {library_programs} library programs loaded in {:.2} s; traced-PID map for {} pids",
             links.len() - capture_programs,
@@ -179,8 +210,9 @@ impl Probes {
             probes: Probes { links },
             ring,
             pids,
-            drops: KernelDrops(drops),
+            drops,
             capture_path,
+            header_injection,
         })
     }
 
@@ -203,14 +235,29 @@ struct Attacher<'a> {
 
 impl Attacher<'_> {
     /// The forced path, or the first of the preference order that loads and
-    /// attaches whole; each refusal is logged with its reason.
+    /// attaches whole; each refusal is logged with its reason. With headers
+    /// injected, not fentry: a socket in a sockhash sends through the
+    /// sockmap's own function, never `tcp_sendmsg`, so its requests would go unseen.
     fn choose_path(
         &mut self,
         forced: Option<CapturePath>,
+        propagate_headers: bool,
     ) -> Result<(CapturePath, Vec<Link>), ProbeError> {
+        if propagate_headers && forced == Some(CapturePath::Fentry) {
+            return Err(ProbeError::PathRefused {
+                path: CapturePath::Fentry.name(),
+                reason: "it does not see the requests of sockets whose headers are injected \
+                         (ebpf.context_propagation); choose another capture path"
+                    .into(),
+            });
+        }
+        let preferred: Vec<CapturePath> = CapturePath::PREFERENCE
+            .into_iter()
+            .filter(|&path| !(propagate_headers && path == CapturePath::Fentry))
+            .collect();
         let candidates: &[CapturePath] = match &forced {
             Some(path) => std::slice::from_ref(path),
-            None => &CapturePath::PREFERENCE,
+            None => &preferred,
         };
         let mut refused = Vec::new();
         for &path in candidates {
@@ -347,24 +394,33 @@ fn kernel_release() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// The kernel's drop counters, summed over CPUs.
-pub struct KernelDrops(PerCpuArray<MapData, u64>);
+/// The kernel's counters (drops, and what context propagation did), summed over CPUs.
+pub struct KernelDrops {
+    drops: PerCpuArray<MapData, u64>,
+    /// Present when `traceparent` headers are injected.
+    propagation: Option<PerCpuArray<MapData, u64>>,
+}
 
 impl KernelDrops {
     pub fn read(&self) -> KernelDropCounts {
-        let sum = |reason: u32| {
-            self.0
-                .get(&reason, 0)
+        let sum = |map: Option<&PerCpuArray<MapData, u64>>, index: u32| {
+            map.and_then(|m| m.get(&index, 0).ok())
                 .map(|per_cpu| per_cpu.iter().sum())
                 .unwrap_or(0)
         };
-        KernelDropCounts::read(|drop| {
-            sum(match drop {
-                KernelDrop::RingbufFull => abi::DROP_RINGBUF_FULL,
-                KernelDrop::InflightMapFull => abi::DROP_ARGS_MAP_FULL,
-                KernelDrop::ConnectionMapFull => abi::DROP_CONN_MAP_FULL,
-                KernelDrop::TlsUnknownConnection => abi::DROP_TLS_UNKNOWN_CONN,
-            })
+        let drops = Some(&self.drops);
+        let propagation = self.propagation.as_ref();
+        KernelDropCounts::read(|counter| match counter {
+            KernelDrop::RingbufFull => sum(drops, abi::DROP_RINGBUF_FULL),
+            KernelDrop::InflightMapFull => sum(drops, abi::DROP_ARGS_MAP_FULL),
+            KernelDrop::ConnectionMapFull => sum(drops, abi::DROP_CONN_MAP_FULL),
+            KernelDrop::TlsUnknownConnection => sum(drops, abi::DROP_TLS_UNKNOWN_CONN),
+            KernelDrop::PropagationInjected => sum(propagation, abi::PROPAGATION_INJECTED),
+            KernelDrop::PropagationHadContext => sum(propagation, abi::PROPAGATION_HAD_CONTEXT),
+            KernelDrop::PropagationHeadIncomplete => {
+                sum(propagation, abi::PROPAGATION_HEAD_INCOMPLETE)
+            }
+            KernelDrop::PropagationPushFailed => sum(propagation, abi::PROPAGATION_PUSH_FAILED),
         })
     }
 }

@@ -8,6 +8,7 @@ mod loader;
 mod pid_map;
 pub mod preflight;
 mod probe_sets;
+mod propagation;
 mod reader;
 
 pub use abi::{DecodeError, DEFAULT_CAPTURE, MAX_CAPTURE};
@@ -16,4 +17,5 @@ pub use libraries::LibraryAttacher;
 pub use loader::{KernelDrops, Loaded, ProbeSettings, Probes, Wakeup};
 pub use pid_map::PidMap;
 pub use probe_sets::CapturePath;
+pub use propagation::HeaderInjection;
 pub use reader::{EventSink, RingReader, StopSignal};

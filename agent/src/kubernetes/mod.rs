@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::DiscoveryConfig;
 use beyla_pipeline::model::Pid;
+use beyla_pipeline::selfmetrics::SelfMetrics;
 
 pub use config::{Enable, KubernetesConfig, DEFAULT_SYNC_TIMEOUT};
 pub use selector::PodSelector;
@@ -44,10 +45,12 @@ pub struct Metadata {
 impl Metadata {
     /// Starts the watch when metadata is on (deciding `autodetect` from this
     /// process's environment); keeps the labels and annotations the
-    /// selectors of `discovery` read.
+    /// selectors of `discovery` read. The watch's failures and the objects
+    /// held are reported in `metrics`.
     pub fn start_for(
         config: &KubernetesConfig,
         discovery: &DiscoveryConfig,
+        metrics: Arc<SelfMetrics>,
     ) -> Result<Option<Self>, StartError> {
         let selectors: Vec<&PodSelector> = discovery
             .instrument
@@ -67,20 +70,28 @@ impl Metadata {
         for selector in selectors {
             selector.keep(&mut keep);
         }
-        Self::start(config, keep).map(Some)
+        Self::start(config, keep, metrics).map(Some)
     }
 
     /// Connects to the API server and starts watching; waits up to the
     /// config's `sync_timeout` for the first list of pods. `keep` names the
     /// labels and annotations the selectors read.
-    pub fn start(config: &KubernetesConfig, keep: Keep) -> Result<Self, StartError> {
+    pub fn start(
+        config: &KubernetesConfig,
+        keep: Keep,
+        metrics: Arc<SelfMetrics>,
+    ) -> Result<Self, StartError> {
         let node_name = config.node_name.clone().unwrap_or_else(host_name);
-        let store = Arc::new(store::Store::new(node_name, config.cluster_name.clone()));
+        let store = Arc::new(store::Store::new(
+            node_name,
+            config.cluster_name.clone(),
+            Arc::clone(&metrics),
+        ));
         let source = match &config.kubeconfig_path {
             Some(path) => watch::Source::Kubeconfig(path.clone()),
             None => watch::Source::Infer,
         };
-        watch::spawn(source, Arc::clone(&store), keep)?;
+        watch::spawn(source, Arc::clone(&store), keep, metrics)?;
         let deadline = Instant::now() + config.sync_timeout;
         while !store.synced() && Instant::now() < deadline {
             std::thread::sleep(SYNC_POLL);

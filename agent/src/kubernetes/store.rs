@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 
 use super::cgroup::ContainerId;
 use beyla_pipeline::model::KubernetesResource;
+use beyla_pipeline::selfmetrics::{Gauge, SelfMetrics};
 
 /// Pod annotations that name the service (OpenTelemetry's Kubernetes conventions).
 pub const SERVICE_NAME_ANNOTATION: &str = "resource.opentelemetry.io/service.name";
@@ -215,15 +216,48 @@ pub struct Store {
     cluster_name: Option<String>,
     /// The first list of pods has arrived.
     synced: AtomicBool,
+    /// Where the number of objects held is reported.
+    metrics: Arc<SelfMetrics>,
+}
+
+/// The store's state, locked for writing; reports what it holds when released.
+struct Writing<'a> {
+    state: std::sync::RwLockWriteGuard<'a, State>,
+    metrics: &'a SelfMetrics,
+}
+
+impl std::ops::Deref for Writing<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for Writing<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .set(Gauge::KubernetesPods, self.state.pods.len() as u64);
+        self.metrics.set(
+            Gauge::KubernetesReplicaSets,
+            self.state.deployments.len() as u64,
+        );
+    }
 }
 
 impl Store {
-    pub fn new(node_name: String, cluster_name: Option<String>) -> Self {
+    pub fn new(node_name: String, cluster_name: Option<String>, metrics: Arc<SelfMetrics>) -> Self {
         Self {
             state: RwLock::default(),
             node_name,
             cluster_name,
             synced: AtomicBool::new(false),
+            metrics,
         }
     }
 
@@ -235,17 +269,15 @@ impl Store {
         self.synced.load(Ordering::Acquire)
     }
 
-    #[cfg(test)]
-    pub fn pod_count(&self) -> usize {
-        self.read().pods.len()
-    }
-
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|e| e.into_inner())
+    fn write(&self) -> Writing<'_> {
+        Writing {
+            state: self.state.write().unwrap_or_else(|e| e.into_inner()),
+            metrics: &self.metrics,
+        }
     }
 
     /// A pod was added or changed.

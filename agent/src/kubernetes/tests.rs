@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -7,6 +8,7 @@ use regex::Regex;
 use super::cgroup::{container_in, ContainerId};
 use super::store::{deployment_of, Keep, PodInfo, Store};
 use super::PodSelector;
+use beyla_pipeline::selfmetrics::{Gauge, SelfMetrics};
 
 const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const ID2: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
@@ -155,7 +157,8 @@ fn only_the_fields_used_are_kept() {
 
 #[test]
 fn deployment_found_through_the_replicaset() {
-    let store = Store::new("node-1".into(), Some("prod".into()));
+    let metrics = Arc::new(SelfMetrics::default());
+    let store = Store::new("node-1".into(), Some("prod".into()), Arc::clone(&metrics));
     let rs_pod = pod(
         "web-5d8-abc",
         "u1",
@@ -173,6 +176,7 @@ fn deployment_found_through_the_replicaset() {
         ..Default::default()
     };
     store.apply_replicaset("shop".into(), "web-5d8".into(), deployment_of(&rs_meta));
+    assert_eq!(metrics.held(Gauge::KubernetesReplicaSets), 1);
     let c = store.container(&ContainerId(ID.into())).unwrap();
     assert_eq!(c.resource.deployment_name.as_deref(), Some("web"));
     assert_eq!(c.resource.owner_name, "web");
@@ -184,13 +188,15 @@ fn deployment_found_through_the_replicaset() {
     assert_eq!(c.service_namespace(), "shop-suite");
 
     store.delete_replicaset("shop".into(), "web-5d8".into());
+    assert_eq!(metrics.held(Gauge::KubernetesReplicaSets), 0);
     let c = store.container(&ContainerId(ID.into())).unwrap();
     assert_eq!(c.resource.deployment_name, None);
 }
 
 #[test]
 fn a_pod_recreated_with_the_same_name_has_its_new_uid() {
-    let store = Store::new("n".into(), None);
+    let metrics = Arc::new(SelfMetrics::default());
+    let store = Store::new("n".into(), None, Arc::clone(&metrics));
     let keep = Keep::default();
     store.apply_pod(
         PodInfo::from_pod(
@@ -201,6 +207,7 @@ fn a_pod_recreated_with_the_same_name_has_its_new_uid() {
     );
     store.delete_pod("old");
     assert_eq!(store.container(&ContainerId(ID.into())), None);
+    assert_eq!(metrics.held(Gauge::KubernetesPods), 0);
     store.apply_pod(
         PodInfo::from_pod(
             pod("db-0", "new", Some(owner("StatefulSet", "db")), ID2),
@@ -211,17 +218,21 @@ fn a_pod_recreated_with_the_same_name_has_its_new_uid() {
     let c = store.container(&ContainerId(ID2.into())).unwrap();
     assert_eq!(c.resource.pod_uid, "new");
     assert_eq!(c.resource.statefulset_name.as_deref(), Some("db"));
-    assert_eq!(store.pod_count(), 1);
+    assert_eq!(metrics.held(Gauge::KubernetesPods), 1);
 }
 
 #[test]
 fn a_relist_forgets_pods_that_are_gone() {
-    let store = Store::new("n".into(), None);
+    let metrics = Arc::new(SelfMetrics::default());
+    let store = Store::new("n".into(), None, Arc::clone(&metrics));
     let keep = Keep::default();
     store.apply_pod(PodInfo::from_pod(pod("a", "ua", None, ID), &keep).unwrap());
+    store.apply_pod(PodInfo::from_pod(pod("c", "uc", None, ID2), &keep).unwrap());
+    assert_eq!(metrics.held(Gauge::KubernetesPods), 2);
     store.replace_pods(vec![
         PodInfo::from_pod(pod("b", "ub", None, ID2), &keep).unwrap()
     ]);
+    assert_eq!(metrics.held(Gauge::KubernetesPods), 1);
     assert_eq!(store.container(&ContainerId(ID.into())), None);
     let b = store.container(&ContainerId(ID2.into())).unwrap();
     // No owner: the pod names itself.
@@ -231,7 +242,7 @@ fn a_relist_forgets_pods_that_are_gone() {
 
 #[test]
 fn service_name_from_annotation_then_label() {
-    let store = Store::new("n".into(), None);
+    let store = Store::new("n".into(), None, Arc::default());
     let mut p = pod("a", "ua", Some(owner("DaemonSet", "ds")), ID);
     p.metadata
         .labels
@@ -263,7 +274,7 @@ fn service_name_from_annotation_then_label() {
 
 #[test]
 fn selectors_need_every_criterion() {
-    let store = Store::new("n".into(), None);
+    let store = Store::new("n".into(), None, Arc::default());
     store.apply_pod(
         PodInfo::from_pod(
             pod("web-0", "u", Some(owner("StatefulSet", "web")), ID),

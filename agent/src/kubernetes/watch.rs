@@ -2,7 +2,8 @@
 //! runtime the client needs: the pods of this node (`spec.nodeName` field
 //! selector) and the metadata of ReplicaSets (for their Deployments).
 //! kube's watcher re-lists after `410 Gone` and resumes after other errors;
-//! its back-off spaces the retries while the API server is away.
+//! its back-off spaces the retries while the API server is away. Every
+//! error and every restart is counted in the self-metrics, per resource.
 
 use std::pin::pin;
 use std::sync::mpsc;
@@ -20,6 +21,7 @@ use kube::Client;
 
 use super::store::{deployment_of, Keep, PodInfo, Store};
 use super::StartError;
+use beyla_pipeline::selfmetrics::{Counter, SelfMetrics};
 
 /// Where the API server's address and credentials come from.
 pub enum Source {
@@ -30,7 +32,12 @@ pub enum Source {
 }
 
 /// Starts the watch thread; returns once the client is made (or could not be).
-pub fn spawn(source: Source, store: Arc<Store>, keep: Keep) -> Result<(), StartError> {
+pub fn spawn(
+    source: Source,
+    store: Arc<Store>,
+    keep: Keep,
+    metrics: Arc<SelfMetrics>,
+) -> Result<(), StartError> {
     let (ready, made) = mpsc::channel();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -43,7 +50,7 @@ pub fn spawn(source: Source, store: Arc<Store>, keep: Keep) -> Result<(), StartE
                 match client(source).await {
                     Ok(client) => {
                         let _ = ready.send(Ok(()));
-                        watch(client, &store, &keep).await;
+                        watch(client, &store, &keep, &metrics).await;
                     }
                     Err(e) => {
                         let _ = ready.send(Err(e));
@@ -89,15 +96,46 @@ enum Update {
     ReplicaSet(Box<Result<Event<PartialObjectMeta<ReplicaSet>>, watcher::Error>>),
 }
 
+/// A watched resource: its name in logs and metrics, and its counters.
+struct Watched {
+    name: &'static str,
+    failures: Counter,
+    restarts: Counter,
+}
+
+const PODS: Watched = Watched {
+    name: "pods",
+    failures: Counter::KubernetesWatchFailuresPods,
+    restarts: Counter::KubernetesWatchRestartsPods,
+};
+
+const REPLICASETS: Watched = Watched {
+    name: "replicasets",
+    failures: Counter::KubernetesWatchFailuresReplicaSets,
+    restarts: Counter::KubernetesWatchRestartsReplicaSets,
+};
+
 /// Whether a watch is failing, so that a long outage logs twice (failed,
-/// resumed), not at every retry.
-#[derive(Default)]
+/// resumed), not at every retry (each is counted); and how many lists it
+/// began.
 struct Health {
+    watched: &'static Watched,
     failing: bool,
+    lists: u64,
 }
 
 impl Health {
-    fn error(&mut self, what: &str, error: &watcher::Error) {
+    fn new(watched: &'static Watched) -> Self {
+        Self {
+            watched,
+            failing: false,
+            lists: 0,
+        }
+    }
+
+    fn error(&mut self, error: &watcher::Error, metrics: &SelfMetrics) {
+        metrics.inc(self.watched.failures);
+        let what = self.watched.name;
         let gone = matches!(error, watcher::Error::WatchError(e) if e.code == 410);
         if gone {
             log::info!("kubernetes: {what}: resource version expired (410 Gone), re-listing");
@@ -107,15 +145,23 @@ impl Health {
         self.failing = !gone;
     }
 
-    fn ok(&mut self, what: &str) {
+    fn ok(&mut self) {
         if self.failing {
-            log::info!("kubernetes: watch of {what} resumed");
+            log::info!("kubernetes: watch of {} resumed", self.watched.name);
             self.failing = false;
+        }
+    }
+
+    /// A (re-)list begins: every list after the first is a restart of the watch.
+    fn list_begins(&mut self, metrics: &SelfMetrics) {
+        self.lists += 1;
+        if self.lists > 1 {
+            metrics.inc(self.watched.restarts);
         }
     }
 }
 
-async fn watch(client: Client, store: &Store, keep: &Keep) {
+async fn watch(client: Client, store: &Store, keep: &Keep, metrics: &SelfMetrics) {
     let pods = watcher::watcher(
         Api::<Pod>::all(client.clone()),
         watcher::Config::default().fields(&format!("spec.nodeName={}", store.node_name())),
@@ -126,41 +172,47 @@ async fn watch(client: Client, store: &Store, keep: &Keep) {
         .default_backoff()
         .map(|event| Update::ReplicaSet(Box::new(event)));
     let mut updates = pin!(futures_util::stream::select(pods, replicasets));
-    let mut pods = PodWatch::default();
-    let mut replicasets = ReplicaSetWatch::default();
+    let mut pods = PodWatch {
+        health: Health::new(&PODS),
+        listing: Vec::new(),
+    };
+    let mut replicasets = ReplicaSetWatch {
+        health: Health::new(&REPLICASETS),
+        listing: Vec::new(),
+    };
     while let Some(update) = updates.next().await {
         match update {
             Update::Pod(result) => match *result {
-                Err(e) => pods.health.error("pods", &e),
-                Ok(event) => pods.event(event, store, keep),
+                Err(e) => pods.health.error(&e, metrics),
+                Ok(event) => pods.event(event, store, keep, metrics),
             },
             Update::ReplicaSet(result) => match *result {
-                Err(e) => replicasets.health.error("replicasets", &e),
-                Ok(event) => replicasets.event(event, store),
+                Err(e) => replicasets.health.error(&e, metrics),
+                Ok(event) => replicasets.event(event, store, metrics),
             },
         }
     }
 }
 
-/// The pod watch's state: the list being received, and how many there were.
-#[derive(Default)]
+/// The pod watch's state: the list being received.
 struct PodWatch {
     health: Health,
     listing: Vec<PodInfo>,
-    lists: u64,
 }
 
 impl PodWatch {
-    fn event(&mut self, event: Event<Pod>, store: &Store, keep: &Keep) {
-        self.health.ok("pods");
+    fn event(&mut self, event: Event<Pod>, store: &Store, keep: &Keep, metrics: &SelfMetrics) {
+        self.health.ok();
         match event {
-            Event::Init => self.listing.clear(),
+            Event::Init => {
+                self.health.list_begins(metrics);
+                self.listing.clear();
+            }
             Event::InitApply(pod) => self.listing.extend(PodInfo::from_pod(pod, keep)),
             Event::InitDone => {
-                self.lists += 1;
                 let count = self.listing.len();
                 store.replace_pods(std::mem::take(&mut self.listing));
-                let what = if self.lists == 1 {
+                let what = if self.health.lists == 1 {
                     "listed"
                 } else {
                     "re-listed"
@@ -185,21 +237,28 @@ impl PodWatch {
 }
 
 /// The ReplicaSet watch's state: the list being received.
-#[derive(Default)]
 struct ReplicaSetWatch {
     health: Health,
     listing: Vec<((String, String), String)>,
 }
 
 impl ReplicaSetWatch {
-    fn event(&mut self, event: Event<PartialObjectMeta<ReplicaSet>>, store: &Store) {
-        self.health.ok("replicasets");
+    fn event(
+        &mut self,
+        event: Event<PartialObjectMeta<ReplicaSet>>,
+        store: &Store,
+        metrics: &SelfMetrics,
+    ) {
+        self.health.ok();
         let named = |rs: PartialObjectMeta<ReplicaSet>| {
             let deployment = deployment_of(&rs.metadata);
             Some((rs.metadata.namespace?, rs.metadata.name?, deployment))
         };
         match event {
-            Event::Init => self.listing.clear(),
+            Event::Init => {
+                self.health.list_begins(metrics);
+                self.listing.clear();
+            }
             Event::InitApply(rs) => {
                 if let Some((ns, name, Some(deployment))) = named(rs) {
                     self.listing.push(((ns, name), deployment));

@@ -9,7 +9,7 @@ use std::io::Write;
 
 use crate::agent::Agent;
 use crate::apps::run_build_script;
-use crate::process::{kill_and_reap, wait_with_timeout, Lines};
+use crate::process::{kill_and_reap, spawn_listening, wait_with_timeout, Lines};
 use crate::workspace_root;
 
 /// A client's whole run; the JVM clients take a few seconds.
@@ -196,24 +196,9 @@ impl RedisHttpServer {
         command
             .arg(root.join("integration-tests/clients/kv/python/redis_http_server.py"))
             .arg(port.to_string())
-            .arg(format!("127.0.0.1:{redis_port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-        let (stdout, _) = Lines::capture(child.stdout.take().expect("piped stdout"));
-        let (stderr, _) = Lines::capture(child.stderr.take().expect("piped stderr"));
-        let ready = format!("listening on {port}");
-        if !stdout.wait_for(SERVER_STARTUP_TIMEOUT, |line| line.contains(&ready)) {
-            kill_and_reap(&mut child);
-            panic!(
-                "the Redis HTTP server did not print {ready:?}\nstdout:\n{}\nstderr:\n{}",
-                stdout.text(),
-                stderr.text()
-            );
-        }
+            .arg(format!("127.0.0.1:{redis_port}"));
+        let what = "the Redis HTTP server";
+        let child = spawn_listening(command, port, SERVER_STARTUP_TIMEOUT, what).child;
         RedisHttpServer { child, port }
     }
 

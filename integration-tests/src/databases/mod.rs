@@ -12,7 +12,7 @@ pub mod redis;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -142,6 +142,34 @@ fn run(mut command: Command, what: &str) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
+}
+
+/// Starts a database server with `command` in its directory `dir`, its output
+/// into `dir/server.log` (owned by `owner`, the user it runs as), to be stopped
+/// with `stop_signal` when the test binary exits; waits until it listens on
+/// `port`. Returns its pid.
+fn start_server(
+    mut command: Command,
+    dir: &Path,
+    owner: &User,
+    port: u16,
+    stop_signal: libc::c_int,
+    what: &str,
+) -> u32 {
+    let log = dir.join("server.log");
+    let log_file = std::fs::File::create(&log).expect("create the server log");
+    owner.chown(&log);
+    command
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("clone the log file"))
+        .stderr(log_file);
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    register(&child, stop_signal, dir);
+    wait_until_listening(&mut child, port, &log, what);
+    child.id()
 }
 
 /// Waits until `port` accepts connections; panics with the server's log if the

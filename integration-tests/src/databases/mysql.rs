@@ -3,10 +3,10 @@
 //! a `beyla` user (password `beyla`, `mysql_native_password`) and database.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
-use super::{register, run, server_dir, wait_until_listening, User, DATABASE, SCHEMA};
+use super::{run, server_dir, start_server, User, DATABASE, SCHEMA};
 use crate::apps::free_port;
 
 const INSTALL_DB: &str = "/usr/bin/mariadb-install-db";
@@ -60,8 +60,6 @@ impl MySql {
 
         let port = free_port();
         let socket = dir.join("mysqld.sock");
-        let log = dir.join("server.log");
-        let log_file = std::fs::File::create(&log).expect("create the server log");
         let mut command = Command::new(SERVER);
         command
             .arg("--no-defaults")
@@ -72,21 +70,9 @@ impl MySql {
             .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
             .arg(format!("--user={}", user.name))
             .arg(format!("--init-file={}", init.display()))
-            .args(["--innodb-flush-log-at-trx-commit=0", "--max-connections=50"])
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("clone the log file"))
-            .stderr(log_file);
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-        register(&child, libc::SIGTERM, &dir);
-        wait_until_listening(&mut child, port, &log, "mariadbd");
-        let server = MySql {
-            port,
-            pid: child.id(),
-            socket,
-        };
+            .args(["--innodb-flush-log-at-trx-commit=0", "--max-connections=50"]);
+        let pid = start_server(command, &dir, &user, port, libc::SIGTERM, "mariadbd");
+        let server = MySql { port, pid, socket };
         server.sql(SCHEMA);
         server
     }

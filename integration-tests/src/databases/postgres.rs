@@ -5,10 +5,10 @@
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
-use super::{register, run, server_dir, wait_until_listening, User, DATABASE, SCHEMA};
+use super::{run, server_dir, start_server, User, DATABASE, SCHEMA};
 use crate::apps::free_port;
 
 /// Where Debian installs each PostgreSQL version's programs.
@@ -68,9 +68,6 @@ impl Postgres {
             .expect("chmod the server key");
 
         let port = free_port();
-        let log = dir.join("server.log");
-        let log_file = std::fs::File::create(&log).expect("create the server log");
-        user.chown(&log);
         let mut command = Command::new(bin.join("postgres"));
         command
             .arg("-D")
@@ -81,21 +78,13 @@ impl Postgres {
             .arg(&dir)
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
             .args(["-c", "ssl=on", "-c", "max_connections=50"])
-            .current_dir(&dir)
             .uid(user.uid)
-            .gid(user.gid)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("clone the log file"))
-            .stderr(log_file);
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+            .gid(user.gid);
         // SIGINT is PostgreSQL's "fast" shutdown: sessions are ended, no waiting for them.
-        register(&child, libc::SIGINT, &dir);
-        wait_until_listening(&mut child, port, &log, "postgres");
+        let pid = start_server(command, &dir, &user, port, libc::SIGINT, "postgres");
         let server = Postgres {
             port,
-            pid: child.id(),
+            pid,
             bin,
             socket_dir: dir,
         };

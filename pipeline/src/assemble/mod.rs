@@ -12,14 +12,14 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::model::{
-    ConnId, ConnTuple, DataChunk, Direction, Origin, Pid, Registry, Request, Resource, SpanKind,
-    Tid, TraceContext,
+    ConnId, ConnTuple, DataChunk, Direction, KernelContext, Origin, Pid, Registry, Request,
+    Resource, SpanKind, Tid, TraceContext,
 };
 use crate::protocols::{
     Anomaly, Detection, Exchange, FirstBytes, Hooks, Protocol, Stitcher, PROTOCOLS,
 };
 use crate::selfmetrics::{Counter, SelfMetrics};
-use crate::trace::{parse_traceparent, Linker, Parent, SameNode};
+use crate::trace::{parse_traceparent, Linker, Parent, Propagated, SameNode};
 
 /// Connections tracked at once; beyond this new ones are dropped and counted.
 const MAX_CONNECTIONS: usize = 65_536;
@@ -88,6 +88,7 @@ pub struct Assembler {
     registry: Registry,
     linker: Linker,
     same_node: SameNode,
+    propagated: Propagated,
     /// Requests finished by the events fed so far, until [`Assembler::finished`]
     /// takes them; its capacity is reused, so handing them on allocates nothing.
     finished: Vec<Request>,
@@ -100,13 +101,17 @@ struct Sink<'a> {
     pid: Pid,
     kind: SpanKind,
     join_traceparent: bool,
+    conn: ConnId,
     tuple: ConnTuple,
     tls: bool,
     /// The time of the chunk being fed.
     now_ns: u64,
+    /// When the chunk being fed started (a write's entry): names the ids the kernel gave its request.
+    chunk_start_ns: u64,
     resource: &'a Arc<Resource>,
     linker: &'a mut Linker,
     same_node: &'a mut SameNode,
+    propagated: &'a mut Propagated,
     out: &'a mut Vec<Request>,
     metrics: &'a SelfMetrics,
 }
@@ -134,14 +139,24 @@ impl Hooks<Exchange> for Sink<'_> {
                     .filter(|_| self.join_traceparent)
                     .and_then(parse_traceparent)
                     .map(Parent::from);
+                // The kernel gives plaintext requests ids (context propagation).
+                let given = (!self.tls)
+                    .then(|| self.propagated.server(self.conn))
+                    .flatten();
                 let linker = &mut *self.linker;
                 self.same_node
                     .server_started(pid, &self.tuple, remote.is_none(), now_ns, |local| {
-                        linker.server_started(pid, tid, remote.or(local))
+                        linker.server_started(pid, tid, remote.or(local), given)
                     })
             }
             SpanKind::Client => {
-                let context = self.linker.client_started(pid, tid);
+                let given = (!self.tls)
+                    .then(|| self.propagated.client(self.conn, self.chunk_start_ns))
+                    .flatten();
+                let context = match given {
+                    Some(ids) => self.linker.client_started_as(pid, tid, ids),
+                    None => self.linker.client_started(pid, tid),
+                };
                 if let Some((server_pid, server_span)) =
                     self.same_node
                         .client_started(pid, &self.tuple, context, now_ns)
@@ -193,6 +208,7 @@ impl Assembler {
             registry,
             linker: Linker::new(),
             same_node: SameNode::new(Arc::clone(&metrics)),
+            propagated: Propagated::new(Arc::clone(&metrics)),
             finished: Vec::new(),
             metrics,
             since_sweep: 0,
@@ -279,12 +295,15 @@ impl Assembler {
             pid: chunk.pid,
             kind,
             join_traceparent: self.join_traceparent,
+            conn: chunk.conn,
             tuple: conn.tuple,
             tls: conn.tls,
             now_ns: chunk.end_mono_ns,
+            chunk_start_ns: chunk.start_mono_ns,
             resource: &conn.resource,
             linker: &mut self.linker,
             same_node: &mut self.same_node,
+            propagated: &mut self.propagated,
             out: &mut self.finished,
             metrics: &self.metrics,
         };
@@ -296,22 +315,28 @@ impl Assembler {
         self.finished.drain(..)
     }
 
+    /// Ids the kernel gave the request whose data comes next (context propagation).
+    pub fn on_context(&mut self, context: &KernelContext) {
+        self.propagated.on_context(context);
+    }
+
     pub fn on_close(&mut self, conn: ConnId) {
+        self.propagated.closed(conn);
         for tls in [false, true] {
             if let Some(c) = self.connections.remove(&Stream { conn, tls }) {
-                self.finish(c);
+                self.finish(conn, c);
             }
         }
     }
 
     /// Ends every connection (at shutdown), so open responses are still reported.
     pub fn close_all(&mut self) {
-        for (_, conn) in std::mem::take(&mut self.connections) {
-            self.finish(conn);
+        for (stream, conn) in std::mem::take(&mut self.connections) {
+            self.finish(stream.conn, conn);
         }
     }
 
-    fn finish(&mut self, mut conn: Connection) {
+    fn finish(&mut self, id: ConnId, mut conn: Connection) {
         let (Some(kind), State::Stitching(stitcher)) = (conn.kind, &mut conn.state) else {
             return;
         };
@@ -321,12 +346,15 @@ impl Assembler {
             pid: conn.resource.pid,
             kind,
             join_traceparent: self.join_traceparent,
+            conn: id,
             tuple: conn.tuple,
             tls: conn.tls,
             now_ns: conn.last_mono_ns,
+            chunk_start_ns: conn.last_mono_ns,
             resource: &conn.resource,
             linker: &mut self.linker,
             same_node: &mut self.same_node,
+            propagated: &mut self.propagated,
             out: &mut self.finished,
             metrics: &self.metrics,
         };
@@ -343,7 +371,8 @@ impl Assembler {
             .collect();
         for stream in idle {
             if let Some(c) = self.connections.remove(&stream) {
-                self.finish(c);
+                self.propagated.closed(stream.conn);
+                self.finish(stream.conn, c);
             }
         }
         self.linker.forget_idle();

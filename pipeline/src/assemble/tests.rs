@@ -499,3 +499,74 @@ fn sql_statements_on_this_machine_join_their_clients() {
         assert!(both.assert_joined() > 3);
     }
 }
+
+/// Context propagation: the spans carry the ids the kernel gave their
+/// requests (the ones its `traceparent` sent on), matched by connection and,
+/// for a client, by the start of the write the header went into.
+#[test]
+fn spans_take_the_ids_the_kernel_gave_their_requests() {
+    use crate::model::{ContextRole, KernelContext, KernelIds, SpanId, TraceId};
+    let mut r = Replay::new();
+    let (ing, eg) = (Direction::Ingress, Direction::Egress);
+    let (server, client) = (
+        leg(1, Origin::Accept, 8080, 40000),
+        leg(2, Origin::Connect, 50000, 9000),
+    );
+    let trace = TraceId([7; 16]);
+    r.assembler.on_context(&KernelContext {
+        conn: ConnId(1),
+        role: ContextRole::Server,
+        ids: KernelIds {
+            trace_id: trace,
+            span_id: SpanId([1; 8]),
+            parent: None,
+        },
+    });
+    r.chunk(server, ing, b"GET /downstream HTTP/1.1\r\nHost: x\r\n\r\n");
+    // The next chunk starts at clock + 100: the write the header went into.
+    r.assembler.on_context(&KernelContext {
+        conn: ConnId(2),
+        role: ContextRole::Client {
+            start_mono_ns: r.clock + 100,
+        },
+        ids: KernelIds {
+            trace_id: trace,
+            span_id: SpanId([2; 8]),
+            parent: Some(SpanId([1; 8])),
+        },
+    });
+    r.chunk(client, eg, b"GET /health HTTP/1.1\r\nHost: y\r\n\r\n");
+    r.chunk(
+        client,
+        ing,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    );
+    // A second call on the connection, which the kernel left alone: ids of its own.
+    r.chunk(client, eg, b"GET /health HTTP/1.1\r\nHost: y\r\n\r\n");
+    r.chunk(
+        client,
+        ing,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    );
+    r.chunk(
+        server,
+        eg,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\ndownstream 200",
+    );
+    let out = r.drain();
+    assert_eq!(out.len(), 3);
+    let (first, second, server) = (&out[0].context, &out[1].context, &out[2].context);
+    assert_eq!(
+        (server.trace_id, server.span_id, server.parent),
+        (trace, SpanId([1; 8]), None)
+    );
+    assert_eq!(
+        (first.trace_id, first.span_id, first.parent),
+        (trace, SpanId([2; 8]), Some(SpanId([1; 8])))
+    );
+    assert_eq!(
+        (second.trace_id, second.parent),
+        (trace, Some(SpanId([1; 8])))
+    );
+    assert_ne!(second.span_id, SpanId([2; 8]));
+}

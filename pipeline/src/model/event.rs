@@ -1,7 +1,7 @@
 //! What the kernel reports, decoded; borrowed from the ring buffer so that
 //! reading it allocates nothing.
 
-use super::{ConnId, ConnTuple, Direction, Origin, Pid, Tid};
+use super::{ConnId, ConnTuple, Direction, Origin, Pid, SpanId, Tid, TraceId};
 
 /// Bytes one socket syscall moved, with the prefix the probe copied.
 #[derive(Debug, Clone, Copy)]
@@ -37,9 +37,39 @@ impl DataChunk<'_> {
     }
 }
 
+/// Ids the kernel gave a request when it propagates context by header
+/// (`ebpf.context_propagation`): the span must carry them, since they are
+/// what the other side of the call sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelIds {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    /// A client's: the span of the request its thread (or process) served.
+    pub parent: Option<SpanId>,
+}
+
+/// Which request a [`KernelContext`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextRole {
+    /// The next server request read on the connection.
+    Server,
+    /// The client request whose first write started at `start_mono_ns`: a
+    /// `traceparent` with these ids went out in it.
+    Client { start_mono_ns: u64 },
+}
+
+/// Sent by the kernel just before the data event of the request it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelContext {
+    pub conn: ConnId,
+    pub role: ContextRole,
+    pub ids: KernelIds,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum KernelEvent<'a> {
     Data(DataChunk<'a>),
+    Context(KernelContext),
     Close {
         conn: ConnId,
     },

@@ -13,7 +13,7 @@ mod request;
 mod span;
 mod text;
 
-pub use event::{DataChunk, KernelEvent};
+pub use event::{ContextRole, DataChunk, KernelContext, KernelEvent, KernelIds};
 pub use host::Host;
 pub use ids::{ConnId, Pid, SpanId, Tid, TraceId};
 pub use kubernetes::KubernetesResource;

@@ -1,8 +1,8 @@
 //! The agent's own counters: every event read, and every one dropped or not
-//! turned into a span, by reason. Each is declared once, in [`FAMILIES`];
-//! the exit summary, the Prometheus endpoint and the documentation's list
-//! (a test checks docs/running.md) all come from there. Nothing is lost
-//! without a count here.
+//! turned into a span, by reason; and a few gauges of what it holds. Each is
+//! declared once, in [`FAMILIES`]; the exit summary, the Prometheus endpoint
+//! and the documentation's list (a test checks docs/running.md) all come
+//! from there. Nothing is lost without a count here.
 
 #[cfg(test)]
 mod tests;
@@ -67,25 +67,57 @@ pub enum Counter {
     /// Process events (exec, fork, exit, listen) discovery's queue had no
     /// room for; its next /proc scan catches up.
     ProcessEventsDropped,
+    /// Errors the Kubernetes watch got from the API server (each retry counts), by resource.
+    KubernetesWatchFailuresPods,
+    KubernetesWatchFailuresReplicaSets,
+    /// Times the Kubernetes watch started over with a full list, by resource.
+    KubernetesWatchRestartsPods,
+    KubernetesWatchRestartsReplicaSets,
+    /// Context events the table of pending kernel ids had no room for (ebpf.context_propagation).
+    PropagationContextsDropped,
 }
 
-const COUNTERS: usize = Counter::ProcessEventsDropped as usize + 1;
+const COUNTERS: usize = Counter::PropagationContextsDropped as usize + 1;
 
-/// A reason the kernel probes drop an event, counted in a kernel map.
+/// A value the agent sets (rather than counts up): how much it holds now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gauge {
+    /// Pods of this node the Kubernetes metadata store holds.
+    KubernetesPods,
+    /// ReplicaSets (with their Deployment) the Kubernetes metadata store holds.
+    KubernetesReplicaSets,
+}
+
+const GAUGES: usize = Gauge::KubernetesReplicaSets as usize + 1;
+
+/// A counter the kernel probes keep in a map: the reasons they drop an
+/// event, and what the context-propagation program did with requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KernelDrop {
     RingbufFull,
     InflightMapFull,
     ConnectionMapFull,
     TlsUnknownConnection,
+    /// A `traceparent` was written into a traced client's request.
+    PropagationInjected,
+    /// The request carried a `traceparent` already: left alone.
+    PropagationHadContext,
+    /// The request head was not whole in the message: left alone.
+    PropagationHeadIncomplete,
+    /// The kernel refused to grow the message: sent as written.
+    PropagationPushFailed,
 }
 
 impl KernelDrop {
-    pub const ALL: [KernelDrop; 4] = [
+    pub const ALL: [KernelDrop; 8] = [
         KernelDrop::RingbufFull,
         KernelDrop::InflightMapFull,
         KernelDrop::ConnectionMapFull,
         KernelDrop::TlsUnknownConnection,
+        KernelDrop::PropagationInjected,
+        KernelDrop::PropagationHadContext,
+        KernelDrop::PropagationHeadIncomplete,
+        KernelDrop::PropagationPushFailed,
     ];
 }
 
@@ -94,10 +126,12 @@ impl KernelDrop {
 pub enum Source {
     Agent(Counter),
     Kernel(KernelDrop),
+    Held(Gauge),
 }
 
-/// One Prometheus counter family (`_total` is appended to its name); with a
-/// label, one series per member.
+/// One Prometheus family: counters (`_total` is appended to the name), or
+/// gauges when its members are [`Source::Held`]; with a label, one series
+/// per member.
 #[derive(Debug)]
 pub struct Family {
     pub name: &'static str,
@@ -107,8 +141,17 @@ pub struct Family {
     pub members: &'static [(&'static str, Source)],
 }
 
+impl Family {
+    /// A gauge family: its members are values held now, not totals.
+    pub fn is_gauge(&self) -> bool {
+        self.members
+            .iter()
+            .all(|(_, source)| matches!(source, Source::Held(_)))
+    }
+}
+
 use Counter as C;
-use Source::{Agent, Kernel};
+use Source::{Agent, Held, Kernel};
 
 /// Every counter the agent exposes, in the order they are shown.
 pub static FAMILIES: &[Family] = &[
@@ -267,18 +310,68 @@ pub static FAMILIES: &[Family] = &[
             ("expired", Agent(C::SameNodeExpired)),
         ],
     },
+    Family {
+        name: "beyla_kubernetes_watch_failures",
+        help: "Errors the watch of the Kubernetes API server got (each retry counts, a 410 Gone too), by resource.",
+        label: Some("resource"),
+        members: &[
+            ("pods", Agent(C::KubernetesWatchFailuresPods)),
+            ("replicasets", Agent(C::KubernetesWatchFailuresReplicaSets)),
+        ],
+    },
+    Family {
+        name: "beyla_kubernetes_watch_restarts",
+        help: "Times the watch of the Kubernetes API server started over with a full list (after a 410 Gone or an error it could not resume from), by resource.",
+        label: Some("resource"),
+        members: &[
+            ("pods", Agent(C::KubernetesWatchRestartsPods)),
+            ("replicasets", Agent(C::KubernetesWatchRestartsReplicaSets)),
+        ],
+    },
+    Family {
+        name: "beyla_kubernetes_objects",
+        help: "Kubernetes objects the metadata store holds: this node's pods, and the ReplicaSets that a Deployment owns.",
+        label: Some("resource"),
+        members: &[
+            ("pods", Held(Gauge::KubernetesPods)),
+            ("replicasets", Held(Gauge::KubernetesReplicaSets)),
+        ],
+    },
+    Family {
+        name: "beyla_context_propagation_requests",
+        help: "HTTP/1 requests of traced clients looked at for a traceparent header (ebpf.context_propagation), by outcome: injected, or left alone because they had one, their head was not whole in one write, or the kernel refused the room.",
+        label: Some("outcome"),
+        members: &[
+            ("injected", Kernel(KernelDrop::PropagationInjected)),
+            ("had_context", Kernel(KernelDrop::PropagationHadContext)),
+            (
+                "head_incomplete",
+                Kernel(KernelDrop::PropagationHeadIncomplete),
+            ),
+            ("push_failed", Kernel(KernelDrop::PropagationPushFailed)),
+        ],
+    },
+    Family {
+        name: "beyla_context_propagation_ids_dropped",
+        help: "Ids the kernel gave a request that the agent had no room to keep until the request's span (the span gets ids of its own).",
+        label: None,
+        members: &[("", Agent(C::PropagationContextsDropped))],
+    },
 ];
 
-/// The user-space counters; relaxed atomics, as only totals matter.
+/// The user-space counters and gauges; relaxed atomics, as only the latest
+/// values matter.
 #[derive(Debug)]
 pub struct SelfMetrics {
     values: [AtomicU64; COUNTERS],
+    gauges: [AtomicU64; GAUGES],
 }
 
 impl Default for SelfMetrics {
     fn default() -> Self {
         Self {
             values: std::array::from_fn(|_| AtomicU64::new(0)),
+            gauges: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -294,6 +387,14 @@ impl SelfMetrics {
 
     pub fn get(&self, counter: Counter) -> u64 {
         self.values[counter as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn set(&self, gauge: Gauge, value: u64) {
+        self.gauges[gauge as usize].store(value, Ordering::Relaxed);
+    }
+
+    pub fn held(&self, gauge: Gauge) -> u64 {
+        self.gauges[gauge as usize].load(Ordering::Relaxed)
     }
 
     /// Counts what a protocol could not make sense of.
@@ -337,6 +438,7 @@ pub fn values<'a>(
             let value = match source {
                 Agent(counter) => metrics.get(counter),
                 Kernel(drop) => kernel.get(drop),
+                Held(gauge) => metrics.held(gauge),
             };
             (label, value)
         });

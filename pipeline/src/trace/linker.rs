@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap;
 
 use super::context::Parent;
 use super::ids::IdGenerator;
-use crate::model::{Pid, SpanId, Tid, TraceContext};
+use crate::model::{KernelIds, Pid, SpanId, Tid, TraceContext};
 
 pub struct Linker {
     ids: IdGenerator,
@@ -30,9 +30,10 @@ impl Linker {
         }
     }
 
-    /// A new span's context: a child of `parent`, else the root of a new trace.
-    fn context(&mut self, parent: Option<Parent>) -> TraceContext {
-        let span_id = self.ids.span_id();
+    /// A new span's context: a child of `parent`, else the root of a new
+    /// trace; with the kernel's ids when it gave the request some.
+    fn context(&mut self, parent: Option<Parent>, given: Option<KernelIds>) -> TraceContext {
+        let span_id = given.map_or_else(|| self.ids.span_id(), |g| g.span_id);
         match parent {
             Some(p) => TraceContext {
                 trace_id: p.trace_id,
@@ -41,7 +42,7 @@ impl Linker {
                 parent_sampled: p.sampled,
             },
             None => TraceContext {
-                trace_id: self.ids.trace_id(),
+                trace_id: given.map_or_else(|| self.ids.trace_id(), |g| g.trace_id),
                 span_id,
                 parent: None,
                 parent_sampled: None,
@@ -51,9 +52,16 @@ impl Linker {
 
     /// A traced process started reading a request: it joins `parent` (the
     /// caller's `traceparent`, or a traced caller on this machine), else
-    /// starts a trace.
-    pub fn server_started(&mut self, pid: Pid, tid: Tid, parent: Option<Parent>) -> TraceContext {
-        let context = self.context(parent);
+    /// starts a trace; `given`: the ids the kernel gave it (and passes on to
+    /// the calls it makes).
+    pub fn server_started(
+        &mut self,
+        pid: Pid,
+        tid: Tid,
+        parent: Option<Parent>,
+        given: Option<KernelIds>,
+    ) -> TraceContext {
+        let context = self.context(parent, given);
         self.active.entry(pid).or_default().push((tid, context));
         context
     }
@@ -61,14 +69,34 @@ impl Linker {
     /// A traced process started sending a request: a child of the server request
     /// its thread is serving, or of the only one in progress in the process.
     pub fn client_started(&mut self, pid: Pid, tid: Tid) -> TraceContext {
-        let parent = self.active.get(&pid).and_then(|list| {
+        let parent = self.serving(pid, tid);
+        self.context(parent, None)
+    }
+
+    /// A traced process started sending a request the kernel wrote a
+    /// `traceparent` into: its ids are the header's, as the server sees them.
+    pub fn client_started_as(&mut self, pid: Pid, tid: Tid, given: KernelIds) -> TraceContext {
+        let serving = self.serving(pid, tid);
+        TraceContext {
+            trace_id: given.trace_id,
+            span_id: given.span_id,
+            parent: given.parent,
+            parent_sampled: serving
+                .filter(|p| Some(p.span_id) == given.parent)
+                .and_then(|p| p.sampled),
+        }
+    }
+
+    /// The server request a client call of this thread is made for: the
+    /// thread's own, or the only one in progress in the process.
+    fn serving(&self, pid: Pid, tid: Tid) -> Option<Parent> {
+        self.active.get(&pid).and_then(|list| {
             list.iter()
                 .rev()
                 .find(|(t, _)| *t == tid)
                 .or(if list.len() == 1 { list.first() } else { None })
                 .map(|(_, ctx)| Parent::of(ctx))
-        });
-        self.context(parent)
+        })
     }
 
     /// A server request already under way turned out to be the child of
@@ -102,13 +130,14 @@ impl Linker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::TraceId;
     use crate::trace::context::parse_traceparent;
 
     #[test]
     fn client_call_on_serving_thread_is_a_child() {
         let mut l = Linker::new();
-        let a = l.server_started(Pid(1), Tid(10), None);
-        let b = l.server_started(Pid(1), Tid(11), None);
+        let a = l.server_started(Pid(1), Tid(10), None, None);
+        let b = l.server_started(Pid(1), Tid(11), None, None);
         let c = l.client_started(Pid(1), Tid(11));
         assert_eq!(c.trace_id, b.trace_id);
         assert_eq!(c.parent, Some(b.span_id));
@@ -125,19 +154,54 @@ mod tests {
     fn incoming_traceparent_is_joined() {
         let mut l = Linker::new();
         let remote = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-        let ctx = l.server_started(Pid(1), Tid(1), remote.map(Parent::from));
+        let ctx = l.server_started(Pid(1), Tid(1), remote.map(Parent::from), None);
         assert_eq!(ctx.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(ctx.parent.unwrap().to_string(), "00f067aa0ba902b7");
         assert_eq!(ctx.parent_sampled, Some(true));
     }
 
     #[test]
+    fn the_kernels_ids_are_the_spans_ids() {
+        let mut l = Linker::new();
+        let kernel = |n: u8, parent| KernelIds {
+            trace_id: TraceId([n; 16]),
+            span_id: SpanId([n; 8]),
+            parent,
+        };
+        // A server request without a caller: the kernel's trace and span.
+        let server = l.server_started(Pid(1), Tid(10), None, Some(kernel(1, None)));
+        assert_eq!(
+            (server.trace_id, server.span_id),
+            (TraceId([1; 16]), SpanId([1; 8]))
+        );
+        // With a caller: the caller's trace, the kernel's span.
+        let remote = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let joined = l.server_started(
+            Pid(2),
+            Tid(20),
+            remote.map(Parent::from),
+            Some(kernel(2, None)),
+        );
+        assert_eq!(
+            joined.trace_id.to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(joined.span_id, SpanId([2; 8]));
+        // The call the kernel wrote a traceparent into: the header's ids, and
+        // the serving request's sampled flag when it is the parent named.
+        let call = l.client_started_as(Pid(2), Tid(20), kernel(3, Some(SpanId([2; 8]))));
+        assert_eq!(call.span_id, SpanId([3; 8]));
+        assert_eq!(call.parent, Some(SpanId([2; 8])));
+        assert_eq!(call.parent_sampled, Some(true));
+    }
+
+    #[test]
     fn a_rejoined_server_request_passes_its_new_trace_to_later_calls() {
         let mut l = Linker::new();
-        let server = l.server_started(Pid(2), Tid(20), None);
+        let server = l.server_started(Pid(2), Tid(20), None, None);
         let before = l.client_started(Pid(2), Tid(20));
         assert_eq!(before.trace_id, server.trace_id);
-        let caller = l.server_started(Pid(1), Tid(10), None);
+        let caller = l.server_started(Pid(1), Tid(10), None, None);
         l.rejoin(Pid(2), server.span_id, Parent::of(&caller));
         let after = l.client_started(Pid(2), Tid(20));
         assert_eq!(after.trace_id, caller.trace_id);

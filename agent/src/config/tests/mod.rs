@@ -121,6 +121,7 @@ fn reference_example_loads_and_means_what_it_says() {
         EbpfConfig {
             wakeup_len: Some(100),
             track_request_headers: false,
+            context_propagation: ContextPropagation::Disabled,
             capture_path: None,
         }
     );
@@ -216,7 +217,7 @@ fn bad_configurations_are_refused_with_one_exact_message() {
         ),
         (
             "ebpf:\n  zzz: 1\n",
-            "unknown key ebpf.zzz in beyla-config.yml; known keys here: capture_path, capture_size, high_request_volume, sql_query_text, track_request_headers, wakeup_len (and 29 more of Beyla's, not supported yet)",
+            "unknown key ebpf.zzz in beyla-config.yml; known keys here: capture_path, capture_size, context_propagation, enable_context_propagation, high_request_volume, sql_query_text, track_request_headers, wakeup_len (and 27 more of Beyla's, not supported yet)",
         ),
         (
             "discovery: {services: {open_port: 80}}",
@@ -317,6 +318,10 @@ fn bad_configurations_are_refused_with_one_exact_message() {
         (
             "discovery: {services: [{open_port: 80}]}\nebpf: {track_request_headers: yes please}",
             "invalid value \"yes please\" for key ebpf.track_request_headers in beyla-config.yml: expected true or false",
+        ),
+        (
+            "discovery: {services: [{open_port: 80}]}\nebpf: {context_propagation: tracecontext}",
+            "invalid value \"tracecontext\" for key ebpf.context_propagation in beyla-config.yml: expected one of all, headers, ip, disabled",
         ),
         (
             "discovery: {services: [{open_port: 80}]}\nebpf: {capture_size: 10}",
@@ -1213,4 +1218,59 @@ fn a_malformed_header_item_is_refused_without_its_secret() {
         headers("Authorization=Bearer%20s3cr3t").unwrap(),
         vec![("Authorization".to_string(), "Bearer s3cr3t".to_string())]
     );
+}
+
+#[test]
+fn context_propagation_as_beyla_reads_it() {
+    let base = "discovery: {services: [{open_port: 80}]}\n";
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], ContextPropagation);
+    let cases: &[Case] = &[
+        ("", &[], ContextPropagation::Disabled),
+        (
+            "ebpf: {context_propagation: headers}",
+            &[],
+            ContextPropagation::Headers,
+        ),
+        (
+            "ebpf: {context_propagation: ip}",
+            &[],
+            ContextPropagation::Ip,
+        ),
+        (
+            "",
+            &[("BEYLA_BPF_CONTEXT_PROPAGATION", "all")],
+            ContextPropagation::All,
+        ),
+        (
+            "ebpf: {context_propagation: all}",
+            &[("OTEL_EBPF_BPF_CONTEXT_PROPAGATION", "disabled")],
+            ContextPropagation::Disabled,
+        ),
+        // The older switch counts only when the newer key is not set.
+        (
+            "ebpf: {enable_context_propagation: true}",
+            &[],
+            ContextPropagation::All,
+        ),
+        (
+            "ebpf: {enable_context_propagation: true, context_propagation: headers}",
+            &[],
+            ContextPropagation::Headers,
+        ),
+    ];
+    for (file, vars, want) in cases {
+        let text = format!("{base}{file}");
+        let c = load(Some(("beyla-config.yml", &text)), vars, Flags::default()).unwrap();
+        assert_eq!(c.ebpf.context_propagation, *want, "{file} {vars:?}");
+    }
+    // The IP-options part is warned about, once.
+    let text = format!("{base}ebpf: {{context_propagation: all}}");
+    let c = load(Some(("beyla-config.yml", &text)), &[], Flags::default()).unwrap();
+    let warnings: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        warnings,
+        ["key ebpf.context_propagation: propagation in IP options (ip, or the ip part of all) not supported yet, ignored"]
+    );
+    assert!(ContextPropagation::All.headers() && ContextPropagation::All.asks_ip());
+    assert!(!ContextPropagation::Ip.headers() && !ContextPropagation::Disabled.asks_ip());
 }

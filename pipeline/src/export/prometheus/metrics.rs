@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
@@ -396,6 +396,15 @@ impl Metrics {
 /// Reads the agent's own counters at each scrape.
 struct SelfMetricsCollector(Context);
 
+/// One series of a self-metric family, as a gauge or a counter.
+fn encode_value(gauge: bool, value: u64, metric: MetricEncoder<'_>) -> fmt::Result {
+    if gauge {
+        ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(metric)
+    } else {
+        ConstCounter::new(value).encode(metric)
+    }
+}
+
 impl fmt::Debug for SelfMetricsCollector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SelfMetricsCollector")
@@ -404,19 +413,22 @@ impl fmt::Debug for SelfMetricsCollector {
 }
 
 impl Collector for SelfMetricsCollector {
-    /// Every family of [`selfmetrics::FAMILIES`]; `_total` is appended by the encoder.
+    /// Every family of [`selfmetrics::FAMILIES`]; `_total` is appended to
+    /// counters by the encoder.
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         let kernel = (self.0.kernel_drops)();
         let counter_type = ConstCounter::new(0u64).metric_type();
+        let gauge_type = ConstGauge::new(0i64).metric_type();
         for (family, members) in selfmetrics::values(&self.0.self_metrics, &kernel) {
+            let gauge = family.is_gauge();
+            let metric_type = if gauge { gauge_type } else { counter_type };
             let mut metric =
-                encoder.encode_descriptor(family.name, family.help, None, counter_type)?;
+                encoder.encode_descriptor(family.name, family.help, None, metric_type)?;
             match family.label {
-                None => ConstCounter::new(members.map(|(_, v)| v).sum::<u64>()).encode(metric)?,
+                None => encode_value(gauge, members.map(|(_, v)| v).sum::<u64>(), metric)?,
                 Some(label) => {
                     for (label_value, value) in members {
-                        ConstCounter::new(value)
-                            .encode(metric.encode_family(&[(label, label_value)])?)?;
+                        encode_value(gauge, value, metric.encode_family(&[(label, label_value)])?)?;
                     }
                 }
             }
@@ -436,7 +448,7 @@ mod tests {
     use super::*;
     use crate::model::fixtures::{self, START_UNIX_NS as T0_NS};
     use crate::model::SpanKind;
-    use crate::selfmetrics::KernelDropCounts;
+    use crate::selfmetrics::{Gauge, KernelDropCounts};
     use std::sync::atomic::{AtomicU64, Ordering};
 
     fn span(kind: SpanKind, service: &str, route: &str, status: u16, duration_ns: u64) -> Span {
@@ -826,6 +838,8 @@ mod tests {
         own.inc(Counter::ExportQueueFull);
         own.inc(Counter::ParseErrors);
         own.add(Counter::UnansweredRequests, 3);
+        own.inc(Counter::KubernetesWatchRestartsPods);
+        own.set(Gauge::KubernetesPods, 7);
         let now = Instant::now();
         let text = m.encode(now);
         assert_has(
@@ -851,16 +865,22 @@ mod tests {
                 "beyla_metric_series_dropped_total 0",
                 "# TYPE beyla_instrumented_processes gauge",
                 "beyla_instrumented_processes 2",
+                "beyla_kubernetes_watch_restarts_total{resource=\"pods\"} 1",
+                "# TYPE beyla_kubernetes_objects gauge",
+                "beyla_kubernetes_objects{resource=\"pods\"} 7",
+                "beyla_kubernetes_objects{resource=\"replicasets\"} 0",
             ],
         );
         own.inc(Counter::EventsRead);
         processes.store(3, Ordering::Relaxed);
+        own.set(Gauge::KubernetesPods, 6);
         let text = m.encode(now);
         assert_has(
             &text,
             &[
                 "beyla_events_read_total 6",
                 "beyla_instrumented_processes 3",
+                "beyla_kubernetes_objects{resource=\"pods\"} 6",
             ],
         );
     }

@@ -49,7 +49,7 @@ impl Node {
         let linker = &mut self.linker;
         self.same_node
             .server_started(SERVER_PID, tuple, remote.is_none(), now, |local| {
-                linker.server_started(SERVER_PID, crate::model::Tid(11), remote.or(local))
+                linker.server_started(SERVER_PID, crate::model::Tid(11), remote.or(local), None)
             })
     }
 
