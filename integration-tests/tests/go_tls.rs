@@ -17,7 +17,7 @@ use integration_tests::apps::{free_port, Server};
 use integration_tests::config_files::RawAgent;
 use integration_tests::grpc_apps::{
     self, assert_span_set, go_grpc_client_binary, run_grpc_client, stopped_line, ClientApp,
-    ClientRun, ExpectedSpan, RawSpan,
+    ClientRun, ExpectedSpan,
 };
 use integration_tests::spans::{assert_spans, Expected, Kind, Lineage, Span, Window};
 use integration_tests::{random_hex, require_root, workspace_root};
@@ -429,7 +429,7 @@ fn grpc_go_over_tls() {
     assert_eq!(run.calls.len(), 20);
     let expected = expected_spans(
         "go grpc server over TLS",
-        "server",
+        Kind::Server,
         &run,
         &server.service_name(),
         server.pid(),
@@ -467,7 +467,7 @@ fn grpc_go_over_tls() {
     assert_eq!(run.calls.len(), 7);
     let expected = expected_spans(
         "go grpc client over TLS",
-        "client",
+        Kind::Client,
         &run,
         &run.service,
         run.pid,
@@ -490,7 +490,7 @@ fn grpc_go_over_tls() {
 
 fn expected_spans(
     scenario: &str,
-    kind: &'static str,
+    kind: Kind,
     run: &ClientRun,
     service: &str,
     pid: u32,
@@ -504,12 +504,12 @@ fn expected_spans(
 
 /// Stops the agent: the spans of `pid`, and the counters line (with the log
 /// when a span is missing).
-fn grpc_stop(agent: RawAgent, pid: u32) -> (Vec<RawSpan>, String) {
+fn grpc_stop(agent: RawAgent, pid: u32) -> (Vec<Span>, String) {
     let output = agent.stop();
     let spans = output
         .lines
         .iter()
-        .map(|l| RawSpan::parse(l))
+        .map(|l| Span::parse(l))
         .filter(|s| s.pid == pid)
         .collect();
     let counters = format!(
