@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Probe files, one per concern; linked in this order.
-const PROBES: &[&str] = &["sockets", "tcp", "process", "tls", "propagation"];
+const PROBES: &[&str] = &["sockets", "tcp", "process", "tls", "propagation", "go_tls"];
 const MISSING_TOOLS: &str =
     "building the eBPF probes needs clang, bpftool and the libbpf headers: apt-get install clang libbpf-dev bpftool";
 

@@ -63,7 +63,7 @@ step "kernel matrix in QEMU: one kernel other than the host's, two apps (all: vm
 # vm-tests/run fetches the kernel (kernels/fetch.sh, cached in ~/.cache/beyla),
 # reuses the release build the benchmark step made, and exits non-zero if qemu
 # or the kernel is missing.
-bash vm-tests/run --kernel 5.10-amd64 --apps go,python
+bash vm-tests/run --kernel 5.10-amd64 --apps go,go-tls,python
 
 step "eBPF integration tests (root, real kernel)"
 cargo test --locked -p integration-tests -- --test-threads=1 --nocapture

@@ -244,14 +244,16 @@ static __always_inline u32 copy_iovecs(u8 *dst, struct iovec *iov, u64 iovcnt, u
 	return off;
 }
 
+/* `task`: what the agent links requests by, the thread (or, for Go, the
+ * goroutine tree: BEYLA_GO_TASK_BIT). */
 static __always_inline void fill_head(struct beyla_data_head *head, struct conn_info *conn,
-				      struct call_args *args, long ret, u8 tls)
+				      struct call_args *args, long ret, u8 tls, u32 task)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	u64 now = bpf_ktime_get_ns();
 	head->hdr.kind = BEYLA_EVENT_DATA;
 	head->hdr.pid = id >> 32;
-	head->hdr.tid = (u32)id;
+	head->hdr.tid = task;
 	head->conn_id = conn->id;
 	head->start_ns = args->direction == BEYLA_DIR_INGRESS ? now : args->start_ns;
 	head->end_ns = now;
@@ -280,7 +282,7 @@ static __always_inline u32 capture_room(long ret)
 /* A plain buffer's event, read from the caller's memory straight into the
  * ring: a small record when the call moved little, one of the capture size
  * when that holds it, else one of the largest capture. */
-static __always_inline void emit_buf(struct conn_info *conn, struct call_args *args, long ret, u8 tls)
+static __always_inline void emit_buf(struct conn_info *conn, struct call_args *args, long ret, u8 tls, u32 task)
 {
 	/* 64-bit throughout: a 32-bit value's copies lose the verifier's bounds. */
 	u64 room = capture_room(ret);
@@ -300,7 +302,7 @@ static __always_inline void emit_buf(struct conn_info *conn, struct call_args *a
 	barrier_var(room);
 	if (room > size)
 		room = size;
-	fill_head(&ev->head, conn, args, ret, tls);
+	fill_head(&ev->head, conn, args, ret, tls, task);
 	if (room && bpf_probe_read_user(ev->data, room, (void *)args->ptr))
 		room = 0;
 	ev->head.captured = room;
@@ -312,8 +314,9 @@ static __always_inline void emit_buf(struct conn_info *conn, struct call_args *a
 static __always_inline void emit_data(struct conn_info *conn, struct call_args *args, long ret, u8 tls)
 {
 	conn->active = 1;
+	u32 task = (u32)bpf_get_current_pid_tgid();
 	if (args->kind == CALL_BUF) {
-		emit_buf(conn, args, ret, tls);
+		emit_buf(conn, args, ret, tls, task);
 		return;
 	}
 	u32 zero = 0;
@@ -321,7 +324,7 @@ static __always_inline void emit_data(struct conn_info *conn, struct call_args *
 	if (!buf)
 		return;
 	struct beyla_data_event *ev = &buf->ev;
-	fill_head(&ev->head, conn, args, ret, tls);
+	fill_head(&ev->head, conn, args, ret, tls, task);
 	u32 room = capture_room(ret);
 	u32 captured = 0;
 	if (args->kind == CALL_IOV || args->kind == CALL_KIOV) {
@@ -363,6 +366,33 @@ static __always_inline void read_tuple(struct sock *sk, struct beyla_conn_tuple 
 		BPF_CORE_READ_INTO(&t->local_addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
 		BPF_CORE_READ_INTO(&t->remote_addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	}
+}
+
+/* The struct sock behind fd if it is an IPv4/IPv6 stream socket, else 0. */
+static __always_inline struct sock *tcp_sock_of(u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = 0;
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	if (!file)
+		return 0;
+	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
+		return 0;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return 0;
+	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	return sk;
 }
 
 /* A connection id is the monotonic time its connection was first seen, with

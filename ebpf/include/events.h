@@ -202,4 +202,20 @@ struct beyla_listen_event {
 	u8 pad[5];
 };
 
+/* Written by the agent per traced Go process (map go_procs, keyed by tgid):
+ * the field offsets, for the binary's Go version, from a *tls.Conn to its
+ * socket's descriptor (agent/src/golang/offsets.toml). */
+struct beyla_go_offsets {
+	u32 tls_conn_conn; /* crypto/tls.Conn.conn: a net.Conn interface */
+	u32 tcp_conn_fd;   /* net.TCPConn.conn.fd: the *net.netFD */
+	u32 netfd_pfd;     /* net.netFD.pfd: an internal/poll.FD */
+	u32 poll_fd_sysfd; /* internal/poll.FD.Sysfd */
+};
+
+/* A data event from Go's crypto/tls has in hdr.tid, instead of the thread,
+ * the goroutine that serves the request it belongs to (the goroutine itself,
+ * or the serving one that started it, through runtime.newproc1), with this
+ * bit set: goroutines move between threads, and thread ids stay below it. */
+#define BEYLA_GO_TASK_BIT 0x80000000u
+
 #endif /* BEYLA_EVENTS_H */

@@ -42,33 +42,6 @@ static __always_inline void remember_call(u32 fd, u64 ptr, u64 count, u8 kind, u
 	slot->args.direction = direction;
 }
 
-/* The struct sock behind fd if it is an IPv4/IPv6 stream socket, else 0. */
-static __always_inline struct sock *tcp_sock_of(u32 fd)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
-		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *file = 0;
-	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
-	if (!file)
-		return 0;
-	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
-	if ((mode & S_IFMT) != S_IFSOCK)
-		return 0;
-	struct socket *sock = BPF_CORE_READ(file, private_data);
-	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
-		return 0;
-	struct sock *sk = BPF_CORE_READ(sock, sk);
-	if (!sk)
-		return 0;
-	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (family != AF_INET && family != AF_INET6)
-		return 0;
-	return sk;
-}
-
 /* Records a new connection on fd, replacing whatever an earlier one left there. */
 static __always_inline struct conn_info *track_conn(struct conn_key *key, struct sock *sk, u8 origin)
 {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the compiled sample apps into <repo>/target/apps:
 #   target/apps/go-server     (Go, static binary)
+#   target/apps/go-tls-server (Go over crypto/tls, static binary)
 #   target/apps/java/App.class
 #   target/apps/cpp-server    (C++, cpp-httplib) and target/apps/curl-client (C, libcurl)
 #   target/apps/rust-server, target/apps/rust-client (axum, reqwest; cargo, crates.io)
@@ -19,6 +20,8 @@ go_bin="$(command -v go || echo /usr/local/go/bin/go)"
 # go build is incremental (build cache, and it leaves an up-to-date binary alone).
 # CGO_ENABLED=0: a static binary that runs in any test VM; GOTOOLCHAIN=local: never download a toolchain.
 (cd "$here/go/server" && CGO_ENABLED=0 GOTOOLCHAIN=local "$go_bin" build -o "$out/go-server" .)
+# The same API over Go's crypto/tls, for the kernel matrix (the Go TLS tests build their own per toolchain).
+(cd "$here/go-tls" && CGO_ENABLED=0 GOTOOLCHAIN=local "$go_bin" build -o "$out/go-tls-server" .)
 
 # javac has no incremental mode, so only run it when the source is newer than the class file.
 if [[ ! -f "$out/java/App.class" || "$here/java/App.java" -nt "$out/java/App.class" ]]; then

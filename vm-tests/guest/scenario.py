@@ -24,6 +24,7 @@ import http.client
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -46,6 +47,7 @@ APPS = {
     "python": (["python3", "vm-tests/apps/python/server.py"], "listening on"),
     "node": (["node", "vm-tests/apps/node/server.js"], "listening on"),
     "go": (["target/apps/go-server"], "listening on"),
+    "go-tls": (["target/apps/go-tls-server"], "listening on"),
     "java": (["java", "-cp", "target/apps/java:target/apps/java/lib/*", "App"], "listening on"),
     "ruby": (["ruby", "vm-tests/apps/ruby/server.rb"], "listening on"),
     "php": (["php", "-S", "127.0.0.1:{port}", "vm-tests/apps/php/app.php"], "started"),
@@ -53,6 +55,9 @@ APPS = {
     "rust": (["target/apps/rust-server"], "listening on"),
     "cpp": (["target/apps/cpp-server"], "listening on"),
 }
+
+# Apps served over TLS (a certificate made in the guest, trusted by the client).
+TLS_APPS = {"go-tls"}
 
 
 def wait_for(predicate, timeout, interval=0.2):
@@ -64,14 +69,18 @@ def wait_for(predicate, timeout, interval=0.2):
     return predicate()
 
 
-def send(requests, connection_use, log):
+def send(requests, connection_use, log, tls=False):
     """Sends the requests; logs `METHOD PATH STATUS` per request."""
     conn = None
     for req in requests:
         if conn is None or connection_use == "new":
             if conn is not None:
                 conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+            if tls:
+                conn = http.client.HTTPSConnection("127.0.0.1", PORT, timeout=60,
+                                                   context=ssl._create_unverified_context())
+            else:
+                conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
         try:
             headers = {"Content-Type": "application/json"} if req.body else {}
             conn.request(req.method, req.path, body=req.body, headers=headers)
@@ -99,6 +108,11 @@ def drive(app, command, agent, d, db_env, capture_path=None):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BEYLA_", "OTEL_"))}
     env["PORT"] = str(PORT)
+    if app in TLS_APPS:
+        env["TLS_CERT"], env["TLS_KEY"] = path("cert.pem"), path("key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-keyout", env["TLS_KEY"], "-out", env["TLS_CERT"]],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env.update(db_env)
     ready = APPS[app][1]
     command = [arg.replace("{port}", str(PORT)) for arg in command]
@@ -128,7 +142,7 @@ def drive(app, command, agent, d, db_env, capture_path=None):
         with open(path("client.log"), "w") as log:
             for name in scenarios:
                 use, requests = checks.SCENARIOS[name]
-                send(requests, use, log)
+                send(requests, use, log, tls=app in TLS_APPS)
 
         # Wait until the printer has written as many spans as the requests
         # make (or give up waiting and check what came); SIGTERM flushes the rest.

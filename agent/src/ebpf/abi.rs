@@ -36,6 +36,25 @@ pub const PID_CHUNK: u32 = BEYLA_PID_CHUNK;
 pub const MAX_CALL_SLOTS: u32 = BEYLA_MAX_CALL_SLOTS;
 pub const MAX_SERVING: u32 = BEYLA_MAX_SERVING;
 
+/// The Go probes' field offsets for one process (map `go_procs`).
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct GoOffsets(beyla_go_offsets);
+
+// SAFETY: a C struct of four u32 fields, without padding; every bit pattern is valid.
+unsafe impl aya::Pod for GoOffsets {}
+
+impl From<crate::golang::StructOffsets> for GoOffsets {
+    fn from(o: crate::golang::StructOffsets) -> Self {
+        Self(beyla_go_offsets {
+            tls_conn_conn: o.tls_conn_conn,
+            tcp_conn_fd: o.tcp_conn_fd,
+            netfd_pfd: o.netfd_pfd,
+            poll_fd_sysfd: o.poll_fd_sysfd,
+        })
+    }
+}
+
 /// Why a ring record could not be decoded: a contract bug, counted, never a panic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeError {

@@ -5,6 +5,9 @@
 //! instruction, and ten server processes sharing one libssl cost one attach
 //! (and one detach: the kernel unregisters uprobes one at a time, slowly).
 //! A file's uprobes are detached once no traced process maps it.
+//! A Go executable is a file of its own kind: its probes go on its own
+//! functions (`probe_sets::GO_FUNCTIONS`, placed by `golang`), and each
+//! traced process running it gets its struct offsets in the `go_procs` map.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -15,12 +18,19 @@ use aya::programs::uprobe::{UProbeError, UProbeLink, UProbeScope};
 use aya::programs::{ProgramError, UProbe};
 use aya::Ebpf;
 
+use super::abi::GoOffsets;
 use super::pid_map::PidMap;
-use super::preflight::capability_for;
-use super::probe_sets::{LibrarySet, LIBRARIES};
+use super::preflight::{self, capability_for};
+use super::probe_sets::{LibrarySet, GO_FUNCTIONS, LIBRARIES};
 use crate::discovery::LibraryProbes;
+use crate::golang::{self, GoBinary};
 use beyla_pipeline::model::Pid;
-use beyla_pipeline::selfmetrics::SelfMetrics;
+use beyla_pipeline::selfmetrics::{Counter, SelfMetrics};
+
+/// The set name of Go executables' files (`FileId`), and in logs.
+const GO: &str = "Go";
+/// The map the Go probes read a process's struct offsets from.
+const GO_PROCS: &str = "go_procs";
 
 /// One library file of one set: (set, device, inode). The same file seen
 /// through different paths (`/proc/PID/root/...` of two processes) is one.
@@ -48,6 +58,11 @@ pub struct LibraryAttacher {
     /// Processes whose uprobes the kernel refused: counted and warned about
     /// once, not tried again.
     refused: HashSet<Pid>,
+    /// Executables by (device, inode): the Go probes' places, or None when
+    /// it is not a Go binary the probes can take (each read once).
+    go_binaries: HashMap<(u64, u64), Option<Arc<GoBinary>>>,
+    /// Traced Go processes and the offsets written for them in `go_procs`.
+    go_pids: HashMap<Pid, GoOffsets>,
 }
 
 impl LibraryAttacher {
@@ -73,7 +88,163 @@ impl LibraryAttacher {
             used_by: HashMap::new(),
             without: HashSet::new(),
             refused: HashSet::new(),
+            go_binaries: HashMap::new(),
+            go_pids: HashMap::new(),
         }
+    }
+
+    /// The Go probes for `pid` when its executable is a Go binary that uses
+    /// crypto/tls: the file's uprobes (once per file), and the process's
+    /// struct offsets, written before it counts as covered. False for any
+    /// other executable.
+    fn attach_go(&mut self, pid: Pid) -> bool {
+        let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
+            return false;
+        };
+        let path = format!("/proc/{pid}/root{}", exe.display());
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return false;
+        };
+        let names: Vec<&'static str> = GO_FUNCTIONS.iter().map(|f| f.name).collect();
+        let go = self
+            .go_binaries
+            .entry((meta.dev(), meta.ino()))
+            .or_insert_with(|| match golang::inspect(path.as_ref(), &names) {
+                Ok(go) => go
+                    .filter(|go| {
+                        go.functions
+                            .iter()
+                            .any(|f| f.name.starts_with("crypto/tls."))
+                    })
+                    .map(Arc::new),
+                Err(e) => {
+                    log::warn!("pid={pid}: no Go TLS probes: {e}");
+                    None
+                }
+            })
+            .clone();
+        let Some(go) = go else {
+            return false;
+        };
+        let offsets = GoOffsets::from(go.offsets);
+        if let Err(e) = self.set_go_offsets(pid, Some(offsets)) {
+            log::warn!("pid={pid}: no Go TLS probes: {GO_PROCS}: {e}");
+            return false;
+        }
+        let id = (GO, meta.dev(), meta.ino());
+        if !self.files.contains_key(&id) {
+            match self.attach_go_file(&go, &path) {
+                Ok(links) if !links.is_empty() => {
+                    self.files.insert(
+                        id,
+                        Attached {
+                            links,
+                            users: HashSet::new(),
+                        },
+                    );
+                }
+                result => {
+                    let _ = self.set_go_offsets(pid, None);
+                    if let Err(e) = result {
+                        self.refused.insert(pid);
+                        self.metrics.inc(Counter::ProbeAttachFailuresGoTls);
+                        log::warn!(
+                            "TLS: pid={pid}: Go crypto/tls uprobes refused (perf_event_open: {e}): its HTTPS requests give no spans; grant {}",
+                            uprobe_capability()
+                        );
+                    }
+                    return false;
+                }
+            }
+        }
+        if let Some(attached) = self.files.get_mut(&id) {
+            if attached.users.insert(pid) {
+                self.used_by.entry(pid).or_default().push(id);
+            }
+        }
+        log::info!(
+            "pid={pid} Go {} uprobes attached ({} {path}, {})",
+            go.build.version,
+            go.build.module,
+            if go.has_symbols {
+                "symbols"
+            } else {
+                "stripped"
+            },
+        );
+        true
+    }
+
+    /// Every Go probe at its place in one executable, for every process.
+    fn attach_go_file(&mut self, go: &GoBinary, file: &str) -> Result<Vec<UProbeLink>, io::Error> {
+        let mut links = Vec::new();
+        let mut refused = None;
+        for found in &go.functions {
+            let Some(function) = GO_FUNCTIONS.iter().find(|f| f.name == found.name) else {
+                continue;
+            };
+            let returns = function
+                .ret
+                .map(|ret| found.returns.iter().map(move |&at| (ret, at)));
+            let places =
+                std::iter::once((function.entry, found.entry)).chain(returns.into_iter().flatten());
+            for (program, at) in places {
+                let Some(probe) = self
+                    .ebpf
+                    .program_mut(program)
+                    .and_then(|p| <&mut UProbe>::try_from(p).ok())
+                else {
+                    continue;
+                };
+                match probe
+                    .attach(at, file, UProbeScope::AllProcesses)
+                    .and_then(|id| probe.take_link(id))
+                {
+                    Ok(link) => links.push(link),
+                    Err(ProgramError::SyscallError(e)) if is_permission_error(&e.io_error) => {
+                        refused = Some(e.io_error);
+                    }
+                    Err(e) => log::warn!(
+                        "no uprobe {program} on {} at {at:#x} in {file}: {e}",
+                        function.name
+                    ),
+                }
+            }
+        }
+        match refused {
+            Some(e) if links.is_empty() => Err(e),
+            _ => {
+                log::debug!("Go uprobes attached to {file} ({} probes)", links.len());
+                Ok(links)
+            }
+        }
+    }
+
+    /// Writes (or, with None, removes) a process's entry in `go_procs`.
+    fn set_go_offsets(
+        &mut self,
+        pid: Pid,
+        offsets: Option<GoOffsets>,
+    ) -> Result<(), aya::maps::MapError> {
+        let map = self
+            .ebpf
+            .map_mut(GO_PROCS)
+            .ok_or(aya::maps::MapError::InvalidName {
+                name: GO_PROCS.into(),
+            })?;
+        let mut map = aya::maps::HashMap::<_, u32, GoOffsets>::try_from(map)?;
+        match offsets {
+            Some(offsets) => {
+                map.insert(pid.0, offsets, 0)?;
+                self.go_pids.insert(pid, offsets);
+            }
+            None => {
+                if self.go_pids.remove(&pid).is_some() {
+                    map.remove(&pid.0)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Attaches a set's uprobes to one file, for every process. None when
@@ -146,6 +317,11 @@ impl LibraryProbes for LibraryAttacher {
     fn attach(&mut self, pid: Pid) -> bool {
         if self.refused.contains(&pid) {
             return false;
+        }
+        // A Go program's TLS is its own: first, so that a short-lived
+        // process gets its probes before the OpenSSL symbol look-ups.
+        if self.attach_go(pid) {
+            return true;
         }
         let mut any = false;
         for set in LIBRARIES {
@@ -220,6 +396,11 @@ impl LibraryProbes for LibraryAttacher {
     /// The child maps what its parent mapped, and the kernel copied the
     /// parent's flags: it only joins the users of the parent's files.
     fn fork(&mut self, parent: Pid, child: Pid) {
+        if let Some(offsets) = self.go_pids.get(&parent).copied() {
+            if let Err(e) = self.set_go_offsets(child, Some(offsets)) {
+                log::debug!("pid={child}: no Go offsets: {e}");
+            }
+        }
         let Some(ids) = self.used_by.get(&parent).cloned() else {
             return;
         };
@@ -233,6 +414,9 @@ impl LibraryProbes for LibraryAttacher {
 
     fn detach(&mut self, pid: Pid) {
         self.refused.remove(&pid);
+        if let Err(e) = self.set_go_offsets(pid, None) {
+            log::debug!("pid={pid}: Go offsets not removed: {e}");
+        }
         self.release(pid);
     }
 }
@@ -322,4 +506,9 @@ fn is_permission_error(e: &io::Error) -> bool {
 /// The capability a set's uprobes need, as named in the logs.
 fn capability(set: &LibrarySet) -> String {
     capability_for(set.feature).map_or_else(|| "root".into(), |c| c.to_string())
+}
+
+/// The capability any uprobe needs (OpenSSL's or Go's: the kernel asks the same).
+fn uprobe_capability() -> String {
+    capability_for(preflight::OPENSSL).map_or_else(|| "root".into(), |c| c.to_string())
 }

@@ -14,7 +14,7 @@ use super::abi;
 use super::error::ProbeError;
 use super::libraries::LibraryAttacher;
 use super::pid_map::PidMap;
-use super::probe_sets::{Attach, CapturePath, Probe, LIBRARIES, LIFECYCLE, LISTENING};
+use super::probe_sets::{go_programs, Attach, CapturePath, Probe, LIBRARIES, LIFECYCLE, LISTENING};
 use super::propagation::HeaderInjection;
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/beyla.bpf.o"));
@@ -162,6 +162,20 @@ impl Probes {
                 probe.load().map_err(failed)?;
                 library_programs += 1;
             }
+        }
+        for program in go_programs() {
+            let failed = |source| ProbeError::Attach {
+                program,
+                target: "Go uprobes".into(),
+                source: Box::new(source),
+            };
+            let probe: &mut UProbe = ebpf
+                .program_mut(program)
+                .ok_or_else(|| ProbeError::Missing(program.into()))?
+                .try_into()
+                .map_err(failed)?;
+            probe.load().map_err(failed)?;
+            library_programs += 1;
         }
         let header_injection = if settings.propagate_headers {
             Some(HeaderInjection::attach(&mut ebpf)?)

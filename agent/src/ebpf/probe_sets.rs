@@ -218,6 +218,44 @@ pub const OPENSSL: LibrarySet = LibrarySet {
 /// Every library set.
 pub const LIBRARIES: &[&LibrarySet] = &[&OPENSSL];
 
+/// A Go function probed at its entry and, when it has a return program, at
+/// each of its return instructions (Go moves goroutine stacks, which breaks
+/// uretprobes).
+pub struct GoFunction {
+    /// The fully qualified Go name, as in `.symtab` and `.gopclntab`.
+    pub name: &'static str,
+    pub entry: &'static str,
+    pub ret: Option<&'static str>,
+}
+
+/// Uprobes on a Go executable's own code, attached to Go processes only:
+/// crypto/tls plaintext, and which goroutine serves which request.
+pub const GO_FUNCTIONS: &[GoFunction] = &[
+    GoFunction {
+        name: "crypto/tls.(*Conn).Read",
+        entry: "go_tls_read_enter",
+        ret: Some("go_tls_read_return"),
+    },
+    GoFunction {
+        name: "crypto/tls.(*Conn).Write",
+        entry: "go_tls_write_enter",
+        ret: None,
+    },
+    GoFunction {
+        name: "runtime.newproc1",
+        entry: "go_newproc_enter",
+        ret: Some("go_newproc_return"),
+    },
+];
+
+/// The programs of [`GO_FUNCTIONS`], each once.
+pub fn go_programs() -> BTreeSet<&'static str> {
+    GO_FUNCTIONS
+        .iter()
+        .flat_map(|f| std::iter::once(f.entry).chain(f.ret))
+        .collect()
+}
+
 /// Where OpenSSL lives in a process: each libssl it maps, or else its own
 /// executable (Node.js and others link OpenSSL statically and export its symbols).
 fn openssl_objects(pid: Pid) -> BTreeSet<String> {

@@ -6,7 +6,9 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Pid(pub u32);
 
-/// A thread (the kernel's pid).
+/// A thread (the kernel's pid): what parent/child links follow. For Go's
+/// TLS plaintext, the goroutine serving the request instead, with the top
+/// bit set (`BEYLA_GO_TASK_BIT`, ebpf/include/events.h), never a thread id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tid(pub u32);
 

@@ -46,6 +46,8 @@ pub enum Counter {
     ScrapesRefusedAccept,
     /// Processes whose OpenSSL uprobes the kernel refused for lack of privilege.
     ProbeAttachFailuresOpenssl,
+    /// Processes whose Go crypto/tls uprobes the kernel refused for lack of privilege.
+    ProbeAttachFailuresGoTls,
     /// Beyla's configuration keys and variables given but not implemented
     /// yet: each was warned about at start-up and ignored.
     ConfigSettingsIgnored,
@@ -279,7 +281,10 @@ pub static FAMILIES: &[Family] = &[
         name: "beyla_probe_attach_failures",
         help: "Processes a feature's probes could not be attached to (the kernel refused), by feature.",
         label: Some("feature"),
-        members: &[("openssl", Agent(C::ProbeAttachFailuresOpenssl))],
+        members: &[
+            ("openssl", Agent(C::ProbeAttachFailuresOpenssl)),
+            ("go_tls", Agent(C::ProbeAttachFailuresGoTls)),
+        ],
     },
     Family {
         name: "beyla_config_settings_ignored",

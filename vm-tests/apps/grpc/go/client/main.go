@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -123,8 +125,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: client HOST:PORT STEP N [STEP N]...")
 		os.Exit(2)
 	}
+	// START_DELAY_MS: wait before the first call, so that an agent selecting
+	// this process at exec has attached its TLS uprobes (the Go TLS test).
+	if ms, err := strconv.Atoi(os.Getenv("START_DELAY_MS")); err == nil {
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+	}
+	// GRPC_TLS=1: over Go's crypto/tls, trusting any certificate (the tests' are self-signed).
+	creds := insecure.NewCredentials()
+	if os.Getenv("GRPC_TLS") == "1" {
+		creds = credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})
+	}
 	conn, err := grpc.NewClient("passthrough:///"+os.Args[1],
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.ForceCodec(demo.Codec{})))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"beyla-sample/grpc/demo"
@@ -82,7 +83,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	srv := grpc.NewServer(grpc.ForceServerCodec(demo.Codec{}))
+	opts := []grpc.ServerOption{grpc.ForceServerCodec(demo.Codec{})}
+	// TLS_CERT and TLS_KEY (PEM files): gRPC over Go's crypto/tls.
+	if cert := os.Getenv("TLS_CERT"); cert != "" {
+		creds, err := credentials.NewServerTLSFromFile(cert, os.Getenv("TLS_KEY"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		opts = append(opts, grpc.Creds(creds))
+	}
+	srv := grpc.NewServer(opts...)
 	srv.RegisterService(&serviceDesc, struct{}{})
 	fmt.Printf("listening on %d\n", lis.Addr().(*net.TCPAddr).Port)
 	if err := srv.Serve(lis); err != nil {

@@ -1,0 +1,3 @@
+module beyla-sample/go-tls
+
+go 1.19
