@@ -1,13 +1,19 @@
-//! Compiles the C probes in ebpf/ with clang, links them into one BPF object
-//! with bpftool (so probe files share maps), and generates the Rust side of the
+//! Compiles the C probes in ebpf/ with clang, links them into BPF objects with
+//! bpftool (so probe files share maps), and generates the Rust side of the
 //! kernel/user contract from ebpf/include/events.h with bindgen.
+//!
+//! Two objects: without and with context propagation. Its socket map needs
+//! CAP_NET_ADMIN to exist at all, so an agent that does not propagate must not
+//! carry it.
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Probe files, one per concern; linked in this order.
-const PROBES: &[&str] = &["sockets", "tcp", "process", "tls", "propagation", "go_tls"];
+const PROBES: &[&str] = &["sockets", "tcp", "process", "tls", "go_tls"];
+/// Linked after [`PROBES`] into the object loaded when context propagation is on.
+const PROPAGATION: &str = "propagation";
 const MISSING_TOOLS: &str =
     "building the eBPF probes needs clang, bpftool and the libbpf headers: apt-get install clang libbpf-dev bpftool";
 
@@ -37,7 +43,7 @@ fn main() {
     }
     let clang = env::var("CLANG").unwrap_or_else(|_| "clang".into());
     let mut objects = Vec::new();
-    for probe in PROBES {
+    for probe in PROBES.iter().chain([&PROPAGATION]) {
         let src = ebpf.join("probes").join(format!("{probe}.bpf.c"));
         let obj = out.join(format!("{probe}.o"));
         let mut cmd = Command::new(&clang);
@@ -52,13 +58,17 @@ fn main() {
         objects.push(obj);
     }
     let bpftool = env::var("BPFTOOL").unwrap_or_else(|_| "bpftool".into());
-    run(
-        Command::new(bpftool)
-            .args(["gen", "object"])
-            .arg(out.join("beyla.bpf.o"))
-            .args(&objects),
-        "bpftool",
-    );
+    let link = |name: &str, objects: &[PathBuf]| {
+        run(
+            Command::new(&bpftool)
+                .args(["gen", "object"])
+                .arg(out.join(name))
+                .args(objects),
+            "bpftool",
+        )
+    };
+    link("beyla.bpf.o", &objects[..PROBES.len()]);
+    link("beyla-propagation.bpf.o", &objects);
 
     bindgen::Builder::default()
         .header(include.join("events.h").to_string_lossy())

@@ -18,6 +18,9 @@ use super::probe_sets::{go_programs, Attach, CapturePath, Probe, LIBRARIES, LIFE
 use super::propagation::HeaderInjection;
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/beyla.bpf.o"));
+/// The same probes and context propagation's (`agent/build.rs` says why apart).
+static OBJECT_WITH_PROPAGATION: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/beyla-propagation.bpf.o"));
 
 /// Settings written into the object's read-only globals before it is loaded,
 /// and what to attach.
@@ -125,7 +128,11 @@ impl Probes {
                     1
                 },
             )
-            .load(OBJECT)?;
+            .load(if settings.propagate_headers {
+                OBJECT_WITH_PROPAGATION
+            } else {
+                OBJECT
+            })?;
 
         let mut attacher = Attacher {
             ebpf: &mut ebpf,
