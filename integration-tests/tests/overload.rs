@@ -3,7 +3,8 @@
 //! answers. The agent's memory must level off under a bound, every span it
 //! could not deliver must be counted once, and spans must flow again as soon
 //! as the load stops. Also: an orderly stop while an OTLP metrics receiver
-//! hangs. Run as root with `--test-threads=1`.
+//! hangs, and the metrics endpoint under a flood of idle connections. Run as
+//! root with `--test-threads=1`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -410,4 +411,91 @@ fn sigterm_while_the_otlp_metrics_receiver_hangs() {
         "SIGTERM with a hanging metrics receiver: {}",
         figures.join(", ")
     );
+}
+
+/// Connections the flood opens and holds without sending a byte.
+const FLOOD: usize = 2_000;
+/// The endpoint holds at most this many connections (`MAX_CONNECTIONS` of the
+/// pipeline's Prometheus server).
+const HELD: usize = 64;
+
+/// Threads the agent may run: the reader, `control`, smol's reactor, the
+/// blocking pool's threads while there is blocking work.
+const MAX_AGENT_THREADS: usize = 8;
+
+/// 2,000 connections to the metrics endpoint that never send a request
+/// (beyond systemd's default of 1,024 descriptors, which once killed the
+/// endpoint): each beyond the 64 held is closed and counted, the agent's
+/// threads and descriptors stay bounded, and a scrape is still answered.
+#[test]
+fn the_metrics_endpoint_survives_a_flood_of_idle_connections() {
+    require_root();
+    raise_open_files(FLOOD as u64 + 1_024);
+    let metrics_port = free_port();
+    let agent = Agent::start(&[
+        ("BEYLA_OPEN_PORT", &free_port().to_string()),
+        ("BEYLA_PROMETHEUS_PORT", &metrics_port.to_string()),
+    ]);
+    agent.wait_ready();
+    let flood: Vec<TcpStream> = (0..FLOOD)
+        .map(|i| {
+            TcpStream::connect(("127.0.0.1", metrics_port))
+                .unwrap_or_else(|e| panic!("connection {i} of the flood: {e}"))
+        })
+        .collect();
+    // Answered although every slot was taken: the oldest idle one made room.
+    let all = counters(metrics_port);
+    let threads = count_entries(&format!("/proc/{}/task", agent.pid()));
+    let descriptors = count_entries(&format!("/proc/{}/fd", agent.pid()));
+    drop(flood);
+    agent.stop();
+
+    let closed = counter(&all, "beyla_scrapes_refused_total{reason=\"idle\"}")
+        + counter(&all, "beyla_scrapes_refused_total{reason=\"timeout\"}");
+    assert!(
+        closed >= (FLOOD - HELD) as u64,
+        "of {FLOOD} idle connections at most {HELD} may be held; {closed} were closed and counted:\n{all:#?}"
+    );
+    assert_eq!(
+        counter(&all, "beyla_scrapes_refused_total{reason=\"accept_error\"}"),
+        0
+    );
+    assert!(
+        threads <= MAX_AGENT_THREADS,
+        "the agent ran {threads} threads under the flood (at most {MAX_AGENT_THREADS})"
+    );
+    // The held connections, the probes' maps and links, the logs.
+    let bound = HELD + 512;
+    assert!(
+        descriptors <= bound,
+        "the agent held {descriptors} descriptors under the flood (at most {bound})"
+    );
+    println!(
+        "flood: {FLOOD} idle connections, {closed} closed and counted, {threads} agent threads, {descriptors} descriptors"
+    );
+}
+
+fn raise_open_files(at_least: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && {
+            limit.rlim_cur = limit.rlim_cur.max(at_least);
+            limit.rlim_max = limit.rlim_max.max(limit.rlim_cur);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
+        }
+    };
+    assert!(
+        raised,
+        "cannot raise this test's open-file limit to {at_least}"
+    );
+}
+
+fn count_entries(dir: &str) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot list {dir}: {e}"))
+        .count()
 }
