@@ -108,6 +108,9 @@ struct conn_info {
 	/* enum conn_phase: which way its last bytes went (context propagation only). */
 	u8 phase;
 	u8 pad[3];
+	/* The OpenSSL SSL object bound to it (tls.bpf.c), 0 while none is: a
+	 * memory BIO's first write may claim only a connection no other holds. */
+	u64 ssl;
 };
 
 /* A thread inside SSL_read/SSL_write (args.kind set): the socket call it

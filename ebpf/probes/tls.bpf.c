@@ -6,7 +6,7 @@
  * marked tls. The connection is named by the socket call OpenSSL makes inside
  * (socket BIO), by an earlier call on the same SSL object, or, for memory
  * BIOs, by the thread's last ciphertext read (capture.h's socket_data, on
- * every capture path). */
+ * every capture path), for a read or for an object's first write. */
 #include "capture.h"
 #include <bpf/bpf_tracing.h>
 
@@ -68,6 +68,7 @@ static __always_inline struct conn_info *bind_ssl(struct ssl_key *key, struct co
 		return 0;
 	struct ssl_conn binding = { .conn_id = conn->id, .conn = at };
 	bpf_map_update_elem(&ssl_conns, key, &binding, BPF_ANY);
+	conn->ssl = key->ssl;
 	return conn;
 }
 
@@ -89,15 +90,18 @@ static __always_inline struct conn_info *ssl_conn_of(u64 id, struct tls_call *ca
 			return conn;
 	}
 	/* Memory BIO: plaintext read now came from the ciphertext this thread
-	 * read last. (A first write has no such witness: it is counted.) */
-	if (call->args.direction != BEYLA_DIR_INGRESS)
-		return 0;
+	 * read last. A first write does too when its object holds no connection
+	 * yet: a client's request, queued during the handshake, is written right
+	 * after the handshake's last record was read (Node's https). It claims
+	 * that connection only if no other SSL object holds it. */
 	struct conn_key *last = bpf_map_lookup_elem(&tls_reads, &id);
 	if (!last)
 		return 0;
 	struct conn_key at = *last;
 	struct conn_info *conn = conn_at(&at);
 	if (!conn || !conn->tls)
+		return 0;
+	if (call->args.direction != BEYLA_DIR_INGRESS && conn->ssl && conn->ssl != key->ssl)
 		return 0;
 	return bind_ssl(key, at, conn);
 }

@@ -159,9 +159,12 @@ fn sample_client(which: &str) -> (Command, &'static str) {
             c.arg(apps.join("ruby/client.rb"));
             (c, "ruby[0-9.]*$")
         }
-        "node" => {
+        "node" | "node-new-connections" => {
             let mut c = Command::new("node");
             c.arg(apps.join("node/client.js"));
+            if which == "node-new-connections" {
+                c.arg("--new-connections");
+            }
             (c, "/node$")
         }
         "php" => {
@@ -264,17 +267,32 @@ fn run_sample_client(which: &str, tls: bool) -> (Vec<Expected>, Vec<Span>, Strin
 }
 
 /// Each request of the sample client gives one CLIENT span, nothing else.
-fn sample_client_spans(which: &str, tls: bool) {
+/// Returns the agent's stderr.
+fn sample_client_spans(which: &str, tls: bool) -> String {
     let (expected, spans, stderr) = run_sample_client(which, tls);
     assert_spans(&spans, &expected, &format!("agent stderr:\n{stderr}"));
-    let counters = stderr
+    println!(
+        "{which} client (tls: {tls}): {} requests, {} spans; {}",
+        expected.len(),
+        spans.len(),
+        stopped_line(&stderr)
+    );
+    stderr
+}
+
+/// The agent's last line, with its counters.
+fn stopped_line(stderr: &str) -> &str {
+    stderr
         .lines()
         .find(|l| l.contains("stopped:"))
-        .unwrap_or("");
-    println!(
-        "{which} client (tls: {tls}): {} requests, {} spans; {counters}",
-        expected.len(),
-        spans.len()
+        .unwrap_or("")
+}
+
+/// No TLS plaintext was left without its connection.
+fn assert_no_unknown_tls(stderr: &str) {
+    assert!(
+        stopped_line(stderr).contains("tls_unknown_connection=0"),
+        "expected tls_unknown_connection=0\nagent stderr:\n{stderr}"
     );
 }
 
@@ -293,35 +311,22 @@ fn node_http_client_spans() {
     sample_client_spans("node", false);
 }
 
-/// OpenSSL linked into node, memory BIOs: the request is written (SSL_write
-/// in node's `ClearIn`, right after the handshake's last ciphertext was
-/// read) before any SSL_read on that SSL object named its connection. The
-/// probes cannot tell its connection yet: it is counted as
-/// `tls_unknown_connection`, and the connection, whose first plaintext is
-/// then a response, as unsupported, so none of its requests gives a span.
-/// This pins the gap docs/compatibility.md describes; the fix (binding a
-/// memory-BIO SSL object on its first write to the connection the thread
-/// read ciphertext from, when no other SSL object holds that connection)
-/// turns it into `sample_client_spans("node", true)`.
+/// OpenSSL linked into node, memory BIOs: a new connection's request is
+/// written (SSL_write in node's `ClearIn`, right after the handshake's last
+/// ciphertext was read) before any SSL_read on its SSL object named the
+/// connection. The probes bind the object on that first write to the
+/// connection the thread last read ciphertext from: the first request of the
+/// keep-alive connection gives its span like the others.
 #[test]
-fn node_https_client_first_write_is_counted_not_traced() {
-    let (expected, spans, stderr) = run_sample_client("node", true);
-    let counters = stderr
-        .lines()
-        .find(|l| l.contains("stopped:"))
-        .unwrap_or("");
-    assert!(
-        spans.is_empty()
-            && counters.contains("tls_unknown_connection=1")
-            && counters.contains("connections_unsupported=1"),
-        "expected no span, one tls_unknown_connection and one unsupported connection; \
-         got {} span(s): {counters}\nagent stderr:\n{stderr}",
-        spans.len()
-    );
-    println!(
-        "node https client: {} requests, 0 spans; {counters}",
-        expected.len()
-    );
+fn node_https_client_spans() {
+    assert_no_unknown_tls(&sample_client_spans("node", true));
+}
+
+/// Every request on a new connection, so every request is its SSL object's
+/// first write: each gives its CLIENT span.
+#[test]
+fn node_https_client_requests_on_new_connections_give_spans() {
+    assert_no_unknown_tls(&sample_client_spans("node-new-connections", true));
 }
 
 #[test]
@@ -363,13 +368,10 @@ fn rust_reqwest_rustls_client_gives_no_spans() {
         spans.is_empty(),
         "rustls requests give no span, got {spans:?}\nagent stderr:\n{stderr}"
     );
-    let counters = stderr
-        .lines()
-        .find(|l| l.contains("stopped:"))
-        .unwrap_or("");
     println!(
-        "rust client over rustls: {} requests, 0 spans; {counters}",
-        expected.len()
+        "rust client over rustls: {} requests, 0 spans; {}",
+        expected.len(),
+        stopped_line(&stderr)
     );
 }
 

@@ -127,24 +127,14 @@ fn driver_statements(client: Client, database: Database) -> &'static [&'static s
 
 /// The spans a run must give: the driver's own statements (between its start and its
 /// first statement), then one per statement of each batch.
-fn expected_spans(
-    client: Client,
-    database: Database,
-    tls: bool,
-    run: &Run,
-    started_ns: u64,
-) -> Vec<Expected> {
+fn expected_spans(client: Client, database: Database, run: &Run, started_ns: u64) -> Vec<Expected> {
     let system = match database {
         Database::Postgres => "postgresql",
         Database::MySql => "mysql",
     };
-    // Node.js writes its first TLS bytes (the startup packet, which names the database)
-    // through a memory BIO, before any socket read could tie them to their connection.
-    let namespace = if client == Client::Node && tls {
-        ""
-    } else {
-        "beyla"
-    };
+    // Every run's startup packet names the database, over TLS too: Node's, written
+    // through a memory BIO before any SSL_read, is tied to its connection by that write.
+    let namespace = "beyla";
     let first = run.statements.first().map_or(started_ns, |s| s.start_ns);
     let mut out: Vec<Expected> = driver_statements(client, database)
         .iter()
@@ -387,7 +377,7 @@ fn client_scenario(client: Client) {
         postgres.reset();
         let started = wall_ns();
         let r = run(client, Database::Postgres, postgres.port, N, tls);
-        let expected = expected_spans(client, Database::Postgres, tls, &r, started);
+        let expected = expected_spans(client, Database::Postgres, &r, started);
         runs.push((
             format!("{client:?} PostgreSQL tls={tls}"),
             r.pid,
@@ -398,7 +388,7 @@ fn client_scenario(client: Client) {
     mysql.reset();
     let started = wall_ns();
     let r = run(client, Database::MySql, mysql.port, N, false);
-    let expected = expected_spans(client, Database::MySql, false, &r, started);
+    let expected = expected_spans(client, Database::MySql, &r, started);
     runs.push((format!("{client:?} MariaDB"), r.pid, mysql.port, expected));
 
     let all: Vec<Expected> = runs
@@ -451,11 +441,11 @@ fn database_processes_give_server_spans() {
     postgres.reset();
     let started = wall_ns();
     let pg = run(Client::Python, Database::Postgres, postgres.port, N, false);
-    let pg_expected = expected_spans(Client::Python, Database::Postgres, false, &pg, started);
+    let pg_expected = expected_spans(Client::Python, Database::Postgres, &pg, started);
     mysql.reset();
     let started = wall_ns();
     let my = run(Client::Python, Database::MySql, mysql.port, N, false);
-    let my_expected = expected_spans(Client::Python, Database::MySql, false, &my, started);
+    let my_expected = expected_spans(Client::Python, Database::MySql, &my, started);
     let counts = metric_counts(metrics_port);
     let output = agent.stop();
     let spans = sql_spans(&output.lines);

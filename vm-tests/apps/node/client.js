@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Makes N GET requests to URL over one keep-alive connection with node's
 // http or https module (https: the OpenSSL linked into node, memory BIOs;
-// the test's self-signed certificate is accepted).
+// the test's self-signed certificate is accepted), or each on a new
+// connection with --new-connections.
 //
-// Usage: node client.js URL N
+// Usage: node client.js [--new-connections] URL N
 //
 // It starts once it has read a line on stdin, so a test can first see it
 // traced. Prints one line per request, "<status> <start_ns> <end_ns>":
@@ -14,14 +15,16 @@
 const http = require('http');
 const https = require('https');
 
-const [url, count] = process.argv.slice(2);
+const args = process.argv.slice(2);
+const newConnections = args[0] === '--new-connections';
+const [url, count] = newConnections ? args.slice(1) : args;
 if (!url || !count) {
-  console.error('usage: node client.js URL N');
+  console.error('usage: node client.js [--new-connections] URL N');
   process.exit(2);
 }
 const module_ = url.startsWith('https:') ? https : http;
-// One socket, kept open between requests.
-const agent = new module_.Agent({ keepAlive: true, maxSockets: 1 });
+// One socket, kept open between requests, or one closed after each.
+const agent = new module_.Agent({ keepAlive: !newConnections, maxSockets: 1 });
 
 function get(left) {
   if (left === 0) {

@@ -18,8 +18,7 @@ use super::{Detection, FirstBytes, Protocol, Stitcher};
 use crate::model::Direction;
 
 /// Backend messages that only answer a client: a connection whose first bytes are
-/// these began before tracing, or its start went uncaptured (the first TLS write
-/// on a memory BIO, as Node.js does, cannot be tied to its connection).
+/// these began before tracing, or its start went uncaptured.
 const ANSWER_TAGS: &[u8] = b"RTDCZE123nstIGH";
 
 pub struct Postgres;
