@@ -248,6 +248,7 @@ impl EventSink for Pipeline {
             Ok(KernelEvent::Exec { pid, filename }) => self.processes.exec(pid, filename),
             Ok(KernelEvent::Fork { parent, child }) => self.processes.fork(parent, child),
             Ok(KernelEvent::Exit { pid }) => self.processes.exit(pid),
+            Ok(KernelEvent::GoServing { pid }) => self.processes.go_serving(pid),
             Ok(KernelEvent::Listen {
                 pid,
                 port,

@@ -49,6 +49,9 @@ enum beyla_event_kind {
 	BEYLA_EVENT_LISTEN = 6,
 	/* Context propagation: the trace context the kernel gave a request. */
 	BEYLA_EVENT_CONTEXT = 7,
+	/* A traced Go process served its first TLS request: the agent attaches
+	 * its executable's goroutine probes (runtime.newproc1). A header alone. */
+	BEYLA_EVENT_GO_SERVING = 8,
 };
 
 enum beyla_direction {
@@ -210,6 +213,9 @@ struct beyla_go_offsets {
 	u32 tcp_conn_fd;   /* net.TCPConn.conn.fd: the *net.netFD */
 	u32 netfd_pfd;     /* net.netFD.pfd: an internal/poll.FD */
 	u32 poll_fd_sysfd; /* internal/poll.FD.Sysfd */
+	/* 0 from the agent; set by the probes with the process's first serving
+	 * goroutine, when they report BEYLA_EVENT_GO_SERVING. */
+	u32 serving;
 };
 
 /* A data event from Go's crypto/tls has in hdr.tid, instead of the thread,

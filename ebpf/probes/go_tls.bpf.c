@@ -8,7 +8,8 @@
  * connection, found through the Conn's net.Conn down to the socket's
  * descriptor (offsets per Go version, written by the agent in go_procs). runtime.newproc1 hands a serving goroutine's
  * identity to the goroutines it starts, so the client calls they make are
- * linked to the right server request whatever thread runs them. */
+ * linked to the right server request whatever thread runs them; its probes
+ * are attached once a process of the executable served a TLS request. */
 #include "capture.h"
 #include "go_abi.h"
 #include <bpf/bpf_tracing.h>
@@ -112,6 +113,26 @@ static __always_inline long go_call_fd(struct pt_regs *ctx, u32 tgid)
 	return off ? go_conn_fd(GO_ARG1(ctx), off) : -1;
 }
 
+/* The process's first serving mark: the agent is told once, and attaches
+ * the runtime.newproc1 probes only then, since they trap at every goroutine
+ * start (net/http starts one per request) and serve nothing before. */
+static __always_inline void go_first_serving(u32 tgid)
+{
+	struct beyla_go_offsets *off = bpf_map_lookup_elem(&go_procs, &tgid);
+	if (!off || off->serving)
+		return;
+	off->serving = 1;
+	struct beyla_event_header *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count_drop(BEYLA_DROP_RINGBUF_FULL);
+		return;
+	}
+	ev->kind = BEYLA_EVENT_GO_SERVING;
+	ev->pid = tgid;
+	ev->tid = (u32)bpf_get_current_pid_tgid();
+	bpf_ringbuf_submit(ev, 0);
+}
+
 /* Plaintext of `n` bytes on the call's connection: an event, marked tls,
  * with the goroutine's serving goroutine as its task. */
 static __always_inline void go_tls_data(struct go_key *key, struct call_args *args, long n)
@@ -124,8 +145,10 @@ static __always_inline void go_tls_data(struct go_key *key, struct call_args *ar
 	/* A goroutine reading what a client sent it serves that request, and
 	 * the goroutines it starts from now on do too. */
 	if (args->direction == BEYLA_DIR_INGRESS && conn->origin == BEYLA_ORIGIN_ACCEPT &&
-	    !bpf_map_lookup_elem(&go_serving, key))
+	    !bpf_map_lookup_elem(&go_serving, key)) {
 		bpf_map_update_elem(&go_serving, key, &key->g, BPF_ANY);
+		go_first_serving(key->tgid);
+	}
 	conn->active = 1;
 	emit_buf(conn, args, n, 1, go_task(key));
 }

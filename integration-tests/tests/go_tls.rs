@@ -1,7 +1,8 @@
 //! Go over TLS (crypto/tls, no OpenSSL): the Go TLS sample server
 //! (`vm-tests/apps/go-tls`, the Go sample app's API) built here by each
 //! tested Go toolchain, with symbols and stripped (`-ldflags=-s -w`),
-//! serving HTTPS. curl sends requests one after another, then 200 at once to
+//! serving HTTPS. curl sends requests one after another, then (once the
+//! agent has attached the goroutine probes the first request brings) 200 at once to
 //! `/downstream`, whose handler calls another Go HTTPS server from a
 //! goroutine it starts (a Go HTTPS client). Every span must be exact, and
 //! every CLIENT span the child of its own SERVER span: goroutines move
@@ -147,6 +148,10 @@ fn check(toolchain: Toolchain, version: &str, stripped: bool) {
     let urls: Vec<String> = paths.iter().map(|p| format!("{base}{p}")).collect();
     let (codes, window) = Window::around(|| curl(&[], &urls));
     assert_eq!(codes, statuses, "{label}: curl over TLS got other answers");
+    // The first TLS request served brings the goroutine probes, which link
+    // the calls of the goroutines a handler starts.
+    let front_goroutines = format!("pid={} Go goroutine probes attached", front.pid());
+    agent.wait_for_log(&front_goroutines, |line| line.contains(&front_goroutines));
     // Then many at once, each on a connection of its own.
     let urls = vec![format!("{base}/downstream"); CONCURRENT];
     let parallel = CONCURRENT.to_string();

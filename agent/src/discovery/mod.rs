@@ -70,6 +70,9 @@ pub trait LibraryProbes: Send {
     /// A traced process's child, which maps what its parent did.
     fn fork(&mut self, parent: Pid, child: Pid);
     fn detach(&mut self, pid: Pid);
+    /// A traced Go process served its first TLS request: the probes that
+    /// only serve such requests (goroutine starts) are attached now.
+    fn go_serving(&mut self, pid: Pid);
 }
 
 /// Process events the reader may queue for discovery before it drops them
@@ -98,6 +101,8 @@ pub enum ProcessEvent {
         traced: bool,
     },
     Exit(Pid),
+    /// A traced Go process served its first TLS request.
+    GoServing(Pid),
     Listen {
         pid: Pid,
         port: u16,
@@ -294,6 +299,11 @@ impl<P: TracedPids, L: LibraryProbes> Discovery<P, L> {
             ProcessEvent::Exit(pid) => {
                 // The reader dropped its name, the kernel its mark.
                 self.forget(pid);
+            }
+            ProcessEvent::GoServing(pid) => {
+                if self.traced.contains_key(&pid) {
+                    self.libraries.go_serving(pid);
+                }
             }
             ProcessEvent::Listen { pid, .. } => self.on_listen(pid),
         }

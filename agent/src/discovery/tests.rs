@@ -68,6 +68,8 @@ impl Marks {
 struct Libraries {
     with_libraries: Arc<Mutex<HashSet<Pid>>>,
     attached: Arc<Mutex<HashSet<Pid>>>,
+    /// Processes whose goroutine probes were asked for.
+    serving: Arc<Mutex<HashSet<Pid>>>,
 }
 
 impl LibraryProbes for Libraries {
@@ -86,6 +88,9 @@ impl LibraryProbes for Libraries {
     }
     fn detach(&mut self, pid: Pid) {
         self.attached.lock().unwrap().remove(&pid);
+    }
+    fn go_serving(&mut self, pid: Pid) {
+        self.serving.lock().unwrap().insert(pid);
     }
 }
 
@@ -343,4 +348,19 @@ fn a_process_gone_before_discovery_hears_of_its_exec_is_started_then_forgotten()
     assert_eq!(w.instrumented(), 1);
     w.deliver();
     assert_eq!(w.instrumented(), 0);
+}
+
+#[test]
+fn a_go_process_serving_its_first_tls_request_gets_its_goroutine_probes() {
+    let mut w = World::new(vec![named("api", entry(None, Some("8080")))]);
+    w.discovery
+        .apply_scan(vec![process(API, "/usr/bin/api", &[8080])]);
+    w.tracker.go_serving(Pid(API));
+    // One the agent does not trace (gone since, or never selected) gets none.
+    w.tracker.go_serving(Pid(OTHER));
+    w.deliver();
+    assert_eq!(
+        *w.libraries.serving.lock().unwrap(),
+        HashSet::from([Pid(API)])
+    );
 }

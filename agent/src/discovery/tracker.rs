@@ -107,6 +107,11 @@ impl<P: TracedPids> ProcessTracker<P> {
         self.forward(ProcessEvent::Exit(pid));
     }
 
+    /// A traced Go process served its first TLS request.
+    pub fn go_serving(&mut self, pid: Pid) {
+        self.forward(ProcessEvent::GoServing(pid));
+    }
+
     pub fn listen(&mut self, pid: Pid, port: u16, listening: bool) {
         self.forward(ProcessEvent::Listen {
             pid,

@@ -41,7 +41,7 @@ pub const MAX_SERVING: u32 = BEYLA_MAX_SERVING;
 #[repr(transparent)]
 pub struct GoOffsets(beyla_go_offsets);
 
-// SAFETY: a C struct of four u32 fields, without padding; every bit pattern is valid.
+// SAFETY: a C struct of five u32 fields, without padding; every bit pattern is valid.
 unsafe impl aya::Pod for GoOffsets {}
 
 impl From<crate::golang::StructOffsets> for GoOffsets {
@@ -51,6 +51,7 @@ impl From<crate::golang::StructOffsets> for GoOffsets {
             tcp_conn_fd: o.tcp_conn_fd,
             netfd_pfd: o.netfd_pfd,
             poll_fd_sysfd: o.poll_fd_sysfd,
+            serving: 0,
         })
     }
 }
@@ -160,6 +161,9 @@ pub fn decode(record: &[u8]) -> Result<KernelEvent<'_>, DecodeError> {
             })
         }
         BEYLA_EVENT_EXIT => Ok(KernelEvent::Exit {
+            pid: Pid(header.pid),
+        }),
+        BEYLA_EVENT_GO_SERVING => Ok(KernelEvent::GoServing {
             pid: Pid(header.pid),
         }),
         BEYLA_EVENT_LISTEN => {
@@ -299,6 +303,15 @@ mod tests {
         assert!(matches!(
             decode(as_bytes(&exit)),
             Ok(KernelEvent::Exit { pid: Pid(12) })
+        ));
+        let serving = beyla_event_header {
+            kind: BEYLA_EVENT_GO_SERVING as u8,
+            pid: 14,
+            ..Default::default()
+        };
+        assert!(matches!(
+            decode(as_bytes(&serving)),
+            Ok(KernelEvent::GoServing { pid: Pid(14) })
         ));
         let listen = beyla_listen_event {
             hdr: beyla_event_header {

@@ -8,6 +8,8 @@
 //! A Go executable is a file of its own kind: its probes go on its own
 //! functions (`probe_sets::GO_FUNCTIONS`, placed by `golang`), and each
 //! traced process running it gets its struct offsets in the `go_procs` map.
+//! Its goroutine probes wait for the kernel's word that a process of it
+//! served a TLS request (`GoAttach::FirstServing`).
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -21,7 +23,7 @@ use aya::Ebpf;
 use super::abi::GoOffsets;
 use super::pid_map::PidMap;
 use super::preflight::{self, capability_for};
-use super::probe_sets::{LibrarySet, GO_FUNCTIONS, LIBRARIES};
+use super::probe_sets::{GoAttach, LibrarySet, GO_FUNCTIONS, LIBRARIES};
 use crate::discovery::LibraryProbes;
 use crate::golang::{self, GoBinary};
 use beyla_pipeline::model::Pid;
@@ -29,6 +31,8 @@ use beyla_pipeline::selfmetrics::{Counter, SelfMetrics};
 
 /// The set name of Go executables' files (`FileId`), and in logs.
 const GO: &str = "Go";
+/// The set name of Go executables' goroutine probes (`FileId`).
+const GO_GOROUTINES: &str = "Go goroutines";
 /// The map the Go probes read a process's struct offsets from.
 const GO_PROCS: &str = "go_procs";
 
@@ -93,18 +97,12 @@ impl LibraryAttacher {
         }
     }
 
-    /// The Go probes for `pid` when its executable is a Go binary that uses
-    /// crypto/tls: the file's uprobes (once per file), and the process's
-    /// struct offsets, written before it counts as covered. False for any
-    /// other executable.
-    fn attach_go(&mut self, pid: Pid) -> bool {
-        let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
-            return false;
-        };
+    /// `pid`'s executable when it is a Go binary that uses crypto/tls: its
+    /// probes' places (read once per file), its path and (device, inode).
+    fn go_executable(&mut self, pid: Pid) -> Option<(Arc<GoBinary>, String, (u64, u64))> {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
         let path = format!("/proc/{pid}/root{}", exe.display());
-        let Ok(meta) = std::fs::metadata(&path) else {
-            return false;
-        };
+        let meta = std::fs::metadata(&path).ok()?;
         let names: Vec<&'static str> = GO_FUNCTIONS.iter().map(|f| f.name).collect();
         let go = self
             .go_binaries
@@ -122,8 +120,16 @@ impl LibraryAttacher {
                     None
                 }
             })
-            .clone();
-        let Some(go) = go else {
+            .clone()?;
+        Some((go, path, (meta.dev(), meta.ino())))
+    }
+
+    /// The Go probes for `pid` when its executable is a Go binary that uses
+    /// crypto/tls: the file's TLS uprobes (once per file), and the process's
+    /// struct offsets, written before it counts as covered. False for any
+    /// other executable.
+    fn attach_go(&mut self, pid: Pid) -> bool {
+        let Some((go, path, (dev, ino))) = self.go_executable(pid) else {
             return false;
         };
         let offsets = GoOffsets::from(go.offsets);
@@ -131,9 +137,9 @@ impl LibraryAttacher {
             log::warn!("pid={pid}: no Go TLS probes: {GO_PROCS}: {e}");
             return false;
         }
-        let id = (GO, meta.dev(), meta.ino());
+        let id = (GO, dev, ino);
         if !self.files.contains_key(&id) {
-            match self.attach_go_file(&go, &path) {
+            match self.attach_go_file(&go, &path, GoAttach::Discovery) {
                 Ok(links) if !links.is_empty() => {
                     self.files.insert(
                         id,
@@ -175,12 +181,21 @@ impl LibraryAttacher {
         true
     }
 
-    /// Every Go probe at its place in one executable, for every process.
-    fn attach_go_file(&mut self, go: &GoBinary, file: &str) -> Result<Vec<UProbeLink>, io::Error> {
+    /// The Go probes attached `when` at their places in one executable, for
+    /// every process.
+    fn attach_go_file(
+        &mut self,
+        go: &GoBinary,
+        file: &str,
+        when: GoAttach,
+    ) -> Result<Vec<UProbeLink>, io::Error> {
         let mut links = Vec::new();
         let mut refused = None;
         for found in &go.functions {
-            let Some(function) = GO_FUNCTIONS.iter().find(|f| f.name == found.name) else {
+            let Some(function) = GO_FUNCTIONS
+                .iter()
+                .find(|f| f.name == found.name && f.when == when)
+            else {
                 continue;
             };
             let returns = function
@@ -216,6 +231,53 @@ impl LibraryAttacher {
             _ => {
                 log::debug!("Go uprobes attached to {file} ({} probes)", links.len());
                 Ok(links)
+            }
+        }
+    }
+
+    /// The goroutine probes of a traced Go process's executable (once per
+    /// file), now that the process served a TLS request.
+    fn attach_goroutines(&mut self, pid: Pid) {
+        if !self.go_pids.contains_key(&pid) {
+            return;
+        }
+        let Some((go, path, (dev, ino))) = self.go_executable(pid) else {
+            return;
+        };
+        let id = (GO_GOROUTINES, dev, ino);
+        if !self.files.contains_key(&id) {
+            match self.attach_go_file(&go, &path, GoAttach::FirstServing) {
+                Ok(links) if !links.is_empty() => {
+                    self.files.insert(
+                        id,
+                        Attached {
+                            links,
+                            users: HashSet::new(),
+                        },
+                    );
+                }
+                Ok(_) => {
+                    log::debug!(
+                        "pid={pid}: no Go goroutine probes: runtime.newproc1 not found in {path}"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    self.metrics.inc(Counter::ProbeAttachFailuresGoTls);
+                    log::warn!(
+                        "pid={pid}: Go goroutine uprobes refused (perf_event_open: {e}): the calls its goroutines make are not linked to its requests; grant {}",
+                        uprobe_capability()
+                    );
+                    return;
+                }
+            }
+        }
+        if let Some(attached) = self.files.get_mut(&id) {
+            if attached.users.insert(pid) {
+                self.used_by.entry(pid).or_default().push(id);
+                log::info!(
+                    "pid={pid} Go goroutine probes attached ({path}): it served a TLS request"
+                );
             }
         }
     }
@@ -410,6 +472,10 @@ impl LibraryProbes for LibraryAttacher {
             }
         }
         self.used_by.insert(child, ids);
+    }
+
+    fn go_serving(&mut self, pid: Pid) {
+        self.attach_goroutines(pid);
     }
 
     fn detach(&mut self, pid: Pid) {

@@ -226,25 +226,42 @@ pub struct GoFunction {
     pub name: &'static str,
     pub entry: &'static str,
     pub ret: Option<&'static str>,
+    /// When the agent attaches it.
+    pub when: GoAttach,
+}
+
+/// When a Go function's probes are attached to an executable.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum GoAttach {
+    /// With the executable's first traced process.
+    Discovery,
+    /// Once a process of the executable served a TLS request: a probe that
+    /// runs at every goroutine start costs a trap each, and serves nothing
+    /// until a goroutine is marked serving.
+    FirstServing,
 }
 
 /// Uprobes on a Go executable's own code, attached to Go processes only:
-/// crypto/tls plaintext, and which goroutine serves which request.
+/// crypto/tls plaintext, and which goroutine serves which request (from the
+/// first TLS request served on).
 pub const GO_FUNCTIONS: &[GoFunction] = &[
     GoFunction {
         name: "crypto/tls.(*Conn).Read",
         entry: "go_tls_read_enter",
         ret: Some("go_tls_read_return"),
+        when: GoAttach::Discovery,
     },
     GoFunction {
         name: "crypto/tls.(*Conn).Write",
         entry: "go_tls_write_enter",
         ret: None,
+        when: GoAttach::Discovery,
     },
     GoFunction {
         name: "runtime.newproc1",
         entry: "go_newproc_enter",
         ret: Some("go_newproc_return"),
+        when: GoAttach::FirstServing,
     },
 ];
 

@@ -87,6 +87,10 @@ pub enum KernelEvent<'a> {
     Exit {
         pid: Pid,
     },
+    /// A traced Go process served its first TLS request.
+    GoServing {
+        pid: Pid,
+    },
     /// A process opened (or closed) a listening TCP socket on `port`.
     Listen {
         pid: Pid,
