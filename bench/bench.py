@@ -37,6 +37,8 @@ import sys
 import time
 import urllib.request
 
+import bpfstats
+
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 BUILD = os.path.join(BENCH, ".build")
@@ -257,34 +259,12 @@ def proc_mem_mb(pid):
     return out
 
 
-def prog_ids(pid):
-    """Ids of the BPF programs a process holds descriptors of: its own, never another agent's."""
-    ids = set()
-    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
-        try:
-            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                m = re.search(r"^prog_id:\s*(\d+)", f.read(), re.M)
-        except OSError:
-            continue
-        if m:
-            ids.add(int(m.group(1)))
-    return ids
-
-
 def bpf_stats(agent_pid):
-    """{prog name: (run_time_ns, run_cnt)} for the agent's programs."""
-    r = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise BenchError(f"bpftool prog show: {r.stderr.strip()}")
-    mine = prog_ids(agent_pid)
-    out = {}
-    for prog in json.loads(r.stdout):
-        if prog.get("id") not in mine:
-            continue
-        name = prog.get("name", "")
-        t, n = out.get(name, (0, 0))
-        out[name] = (t + prog.get("run_time_ns", 0), n + prog.get("run_cnt", 0))
-    return out
+    """{program name: (run_time_ns, run_cnt)} of the agent's programs."""
+    try:
+        return bpfstats.bpf_stats(agent_pid)
+    except bpfstats.StatsError as e:
+        raise BenchError(str(e))
 
 
 def snapshot(agent, prom_port):

@@ -34,6 +34,8 @@ import subprocess
 import sys
 import time
 
+import bpfstats
+
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 BUILD = os.path.join(BENCH, ".build")
@@ -108,35 +110,12 @@ def empty_run(cfg, set_name):
     return finish(run_tool(["--attach", set_name, "--object", OBJECT], cfg), f"empty {set_name}")
 
 
-def prog_ids(pid):
-    """Ids of the BPF programs a process holds descriptors of (its own, not another agent's)."""
-    ids = set()
-    fdinfo = f"/proc/{pid}/fdinfo"
-    for fd in os.listdir(fdinfo):
-        try:
-            with open(os.path.join(fdinfo, fd)) as f:
-                m = re.search(r"^prog_id:\s*(\d+)", f.read(), re.M)
-        except OSError:
-            continue
-        if m:
-            ids.add(int(m.group(1)))
-    return ids
-
-
 def bpf_stats(agent_pid):
     """{program name: (run_time_ns, run_cnt)} of the agent's programs."""
-    r = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise Failed(f"bpftool prog show: {r.stderr.strip()}")
-    mine = prog_ids(agent_pid)
-    out = {}
-    for prog in json.loads(r.stdout):
-        if prog.get("id") not in mine:
-            continue
-        name = prog.get("name", "")
-        t, n = out.get(name, (0, 0))
-        out[name] = (t + prog.get("run_time_ns", 0), n + prog.get("run_cnt", 0))
-    return out
+    try:
+        return bpfstats.bpf_stats(agent_pid)
+    except bpfstats.StatsError as e:
+        raise Failed(str(e))
 
 
 def agent_run(cfg, path, traced):
