@@ -271,11 +271,7 @@ pub fn http_convention_problems(
             attributes.get("error.type")
         ));
     }
-    // A method the conventions do not know (`_OTHER`) is `HTTP` in the name.
-    let name_method = match method {
-        "_OTHER" => "HTTP",
-        known => known,
-    };
+    let name_method = name_method(method);
     let want_name = match (kind, text("http.route")) {
         (Kind::Server, Some(route)) => format!("{name_method} {route}"),
         _ => name_method.to_string(),
@@ -444,6 +440,15 @@ pub fn assert_spans(spans: &[Span], expected: &[Expected], context: &str) -> Vec
         .collect()
 }
 
+/// How a span name writes `http.request.method`: a method the conventions
+/// do not know (`_OTHER`) is `HTTP` there.
+fn name_method(method: &str) -> &str {
+    match method {
+        "_OTHER" => "HTTP",
+        known => known,
+    }
+}
+
 fn lines_of(spans: &[&Span]) -> String {
     if spans.is_empty() {
         return "  (none)".to_string();
@@ -464,11 +469,7 @@ fn check_span(e: &Expected, s: &Span, problems: &mut Vec<String>) {
             mismatches.push(format!("{what}: expected {want}, got {got}"));
         }
     };
-    // A method the conventions do not know is `_OTHER`, and `HTTP` in the name.
-    let name_method = match e.method.as_str() {
-        "_OTHER" => "HTTP",
-        known => known,
-    };
+    let name_method = name_method(&e.method);
     // A route is the server's: a CLIENT span has none, and is named after its method.
     let (route, name) = match e.kind {
         Kind::Server => (e.route.clone(), format!("{name_method} {}", e.route)),
