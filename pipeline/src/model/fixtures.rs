@@ -84,11 +84,11 @@ pub fn http(span: &mut Span) -> &mut HttpOperation {
 /// Makes a span a gRPC call, carried by its HTTP request.
 pub fn rpc(span: &mut Span, service: &str, method: &str, status_code: Option<u32>) {
     let http = self::http(span).clone();
-    span.request.operation = Operation::Rpc(RpcOperation {
+    span.request.operation = Operation::Rpc(Box::new(RpcOperation {
         system: "grpc",
         service: service.into(),
         method: method.into(),
         status_code,
         http,
-    });
+    }));
 }

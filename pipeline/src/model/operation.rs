@@ -6,8 +6,9 @@ use super::ShortString;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operation {
     Http(HttpOperation),
-    /// A remote procedure call (gRPC), with the HTTP/2 request that carried it.
-    Rpc(RpcOperation),
+    /// A remote procedure call (gRPC), with the HTTP/2 request that carried it;
+    /// boxed, as the largest variant would make every HTTP request as large.
+    Rpc(Box<RpcOperation>),
     /// A Redis command and its reply.
     Redis(RedisOperation),
     /// A Kafka Produce or Fetch and its response.

@@ -10,6 +10,7 @@
 
 pub mod attributes;
 
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 use crate::model::{
@@ -600,7 +601,7 @@ pub const MAX_METRIC_ATTRIBUTES: usize = 7;
 
 /// A metric attribute's value, owned so that it can key a series; building
 /// one allocates nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Eq)]
 pub enum MetricValue {
     Str(&'static str),
     Text(ShortString),
@@ -618,6 +619,38 @@ pub enum MetricValue {
 pub struct MetricAttributes {
     pub instrument: Instrument,
     values: [MetricValue; MAX_METRIC_ATTRIBUTES],
+}
+
+/// Compares a series key per span: the constant texts (methods, schemes,
+/// systems) are nearly always the same static string, told apart without a
+/// byte comparison.
+impl PartialEq for MetricValue {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (MetricValue::Str(a), MetricValue::Str(b)) => std::ptr::eq(*a, *b) || a == b,
+            (MetricValue::Text(a), MetricValue::Text(b)) => a == b,
+            (MetricValue::Int(a), MetricValue::Int(b)) => a == b,
+            (MetricValue::Ip(a), MetricValue::Ip(b)) => a == b,
+            (MetricValue::Status(a), MetricValue::Status(b)) => a == b,
+            (MetricValue::Absent, MetricValue::Absent) => true,
+            _ => false,
+        }
+    }
+}
+
+/// By content, as [`PartialEq`] compares.
+impl Hash for MetricValue {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            MetricValue::Str(s) => s.hash(state),
+            MetricValue::Text(s) => s.hash(state),
+            MetricValue::Int(i) => i.hash(state),
+            MetricValue::Ip(ip) => ip.hash(state),
+            MetricValue::Status(code) => code.hash(state),
+            MetricValue::Absent => {}
+        }
+    }
 }
 
 impl MetricValue {

@@ -81,9 +81,11 @@ impl ServiceKey {
 
 impl PartialEq for ServiceKey {
     fn eq(&self, other: &Self) -> bool {
-        self.0.service_name == other.0.service_name
-            && self.0.service_namespace == other.0.service_namespace
-            && self.container() == other.container()
+        // Spans of one process share their resource.
+        Arc::ptr_eq(&self.0, &other.0)
+            || self.0.service_name == other.0.service_name
+                && self.0.service_namespace == other.0.service_namespace
+                && self.container() == other.container()
     }
 }
 
@@ -162,14 +164,14 @@ impl<K: Hash + Eq, L: Clone + Hash + Eq, M: Clone, C: MetricConstructor<M>> Expi
     }
 
     /// The metrics of `key`'s series, one per family, marked updated at
-    /// `now`; a new series gets `labels()`, unless `room` is false (the cap is
+    /// `now`; a new series gets `labels(&key)`, unless `room` is false (the cap is
     /// reached): None.
     fn get_or_add(
         &mut self,
         key: K,
         now: Instant,
         room: bool,
-        labels: impl FnOnce() -> L,
+        labels: impl FnOnce(&K) -> L,
     ) -> Option<&[M]> {
         match self.series.entry(key) {
             Entry::Occupied(known) => {
@@ -179,7 +181,7 @@ impl<K: Hash + Eq, L: Clone + Hash + Eq, M: Clone, C: MetricConstructor<M>> Expi
             }
             Entry::Vacant(_) if !room => None,
             Entry::Vacant(new) => {
-                let labels = labels();
+                let labels = labels(new.key());
                 let metrics = self
                     .families
                     .iter()
@@ -306,7 +308,7 @@ impl Metrics {
         let host = &self.host;
         let target = self
             .target
-            .get_or_add(InstanceKey(service.clone()), now, room, || {
+            .get_or_add(InstanceKey(service.clone()), now, room, |_| {
                 let mut labels = Labels::new();
                 semconv::resource_attributes(resource, host, false, |key, value| {
                     labels.push((attr::prometheus_name(key), value.to_string()));
@@ -325,8 +327,9 @@ impl Metrics {
             }
             return;
         };
-        let labels = || {
-            let mut labels: Labels = attributes
+        let labels = |key: &DurationKey| {
+            let mut labels: Labels = key
+                .attributes
                 .iter()
                 .map(|(name, value)| (attr::prometheus_name(name), value.text()))
                 .collect();
@@ -345,11 +348,11 @@ impl Metrics {
         let members = self.histograms[instrument.index()].families.len();
         let room = self.series() + members <= self.max_series;
         let set = &mut self.histograms[instrument.index()];
+        let measurements = semconv::measurements(span, instrument);
         let key = DurationKey {
-            attributes: attributes.clone(),
+            attributes,
             service,
         };
-        let measurements = semconv::measurements(span, instrument);
         match set.get_or_add(key, now, room, labels) {
             Some(histograms) => {
                 for (histogram, (_, value)) in histograms.iter().zip(measurements) {

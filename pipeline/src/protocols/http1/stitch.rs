@@ -87,8 +87,8 @@ fn path_of(target: &str) -> ShortString {
 /// It lives for one call, on the stack: boxing the request would allocate per request.
 #[allow(clippy::large_enum_variant)]
 enum Head {
+    /// The request itself is already queued in `pending`.
     Request {
-        pending: Pending,
         framing: Option<BodyFraming>,
     },
     Response {
@@ -111,7 +111,10 @@ struct Started<'a> {
 /// A request line cut before its version: the version every client sends today.
 const CUT_LINE_MINOR_VERSION: u8 = 1;
 
+/// Queues the request a head starts; built in its queue slot, as a request
+/// is large enough for each move of it to show in the cost per request.
 fn request_head(
+    pending: &mut VecDeque<Pending>,
     hooks: &mut impl Hooks<Exchange>,
     started: Started<'_>,
     (start_mono_ns, tid): (u64, Tid),
@@ -119,7 +122,7 @@ fn request_head(
 ) -> Head {
     let context = hooks.request_started(tid, started.traceparent);
     let text = |value: Option<&str>| value.map(|v| ShortString::bounded(v, MAX_HEADER_TEXT));
-    let pending = Pending {
+    pending.push_back(Pending {
         method: HttpMethod::from_token(started.method),
         path: path_of(started.target),
         version: if started.minor_version == 0 {
@@ -133,8 +136,8 @@ fn request_head(
         tid,
         start_mono_ns,
         context,
-    };
-    Head::Request { pending, framing }
+    });
+    Head::Request { framing }
 }
 
 impl Stitcher {
@@ -328,7 +331,13 @@ impl Stitcher {
         hooks: &mut impl Hooks<Exchange>,
     ) -> usize {
         let method = self.pending.front().and_then(|p| p.method.known());
-        let side = self.side(is_request);
+        // Not `self.side()`: the head may be parsed from the side's buffer
+        // while the request is queued in `self.pending`.
+        let side = if is_request {
+            &mut self.requests
+        } else {
+            &mut self.responses
+        };
         let before = side.head.len();
         let at = (side.head_start_ns, side.head_tid.unwrap_or(chunk.tid));
         // Parse in place when the head starts in this chunk; gather only when it spans chunks.
@@ -343,6 +352,7 @@ impl Stitcher {
             match parse_request_head(buf) {
                 Parse::Parsed(h) => Parse::Parsed((
                     request_head(
+                        &mut self.pending,
                         hooks,
                         Started {
                             method: h.line.method,
@@ -447,7 +457,7 @@ impl Stitcher {
                     host: None,
                     user_agent: None,
                 };
-                request_head(hooks, started, at, None)
+                request_head(&mut self.pending, hooks, started, at, None)
             })
         } else {
             match parse_status_line(&head) {
@@ -479,10 +489,7 @@ impl Stitcher {
         hooks: &mut impl Hooks<Exchange>,
     ) {
         let framing = match head {
-            Head::Request { pending, framing } => {
-                self.pending.push_back(pending);
-                framing
-            }
+            Head::Request { framing } => framing,
             Head::Response { status, framing } => {
                 if (100..200).contains(&status) && status != 101 {
                     // Interim response: the final one follows.

@@ -528,13 +528,13 @@ impl Record for Exchange {
             .grpc
             .and_then(|call| Some((call.service?, call.method?, call.status_code)));
         let operation = match call {
-            Some((service, rpc_method, status_code)) => Operation::Rpc(RpcOperation {
+            Some((service, rpc_method, status_code)) => Operation::Rpc(Box::new(RpcOperation {
                 system: "grpc",
                 service: service.as_str().into(),
                 method: rpc_method.as_str().into(),
                 status_code,
                 http,
-            }),
+            })),
             None => Operation::Http(http),
         };
         Ok(Neutral {
