@@ -436,7 +436,7 @@ def one_run(cfg, procs, server, mode, rnd, sat_ref):
         sink_port = free_port()
         sink = procs.start(f"sink-{sink_port}", [os.path.join(BUILD, "sink")], {"PORT": str(sink_port)})
         wait_port(sink_port, sink, 10, "OTLP sink")
-    with_redis = server in REDIS_SERVERS and mode in ("none", "agent")
+    with_redis = cfg.redis and server in REDIS_SERVERS and mode in ("none", "agent")
     redis, redis_port = start_redis(procs) if with_redis else (None, None)
     srv = start_server(procs, server, mode, port, sink_port, redis_port)
     agent = None
@@ -832,6 +832,8 @@ def main():
     ap.add_argument("--paths", help="capture paths to run besides the agent's own choice, comma-separated "
                                     "(full default: raw_tp,syscalls; quick: none)")
     ap.add_argument("--no-pinned", action="store_true", help="skip the sat_pinned phase")
+    ap.add_argument("--no-redis", action="store_true",
+                    help="skip the Redis client phase (an agent without the Redis protocol, for an A/B run)")
     ap.add_argument("--no-ctx", action="store_true", help=f"skip the {CTX_MODE} mode (context propagation on)")
     ap.add_argument("--idle", type=float, help=f"seconds of the idle window (default {IDLE_SECONDS}; quick 2)")
     ap.add_argument("--out", help="results directory (default bench/results, quick: bench/results/quick)")
@@ -854,6 +856,7 @@ def main():
     cfg.idle = args.idle if args.idle is not None else (2 if args.quick else IDLE_SECONDS)
     cfg.settle = 1 if args.quick else SETTLE_SECONDS
     cfg.ctx = not args.no_ctx
+    cfg.redis = not args.no_redis
     cfg.modes_for = lambda s: (["none", "agent"] + [f"agent:{p}" for p in cfg.paths]
                                + ([CTX_MODE] if cfg.ctx else [])
                                + (["otel"] if s == "python" and not cfg.quick else []))
