@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use object::{Object, ObjectSection, ObjectSymbol};
+use object::{Object, ObjectSection, ObjectSymbol, ReadRef};
 
 /// Function-table headers of Go 1.18-1.19 and of 1.20 onwards; the layout is
 /// the same, the names' encoding of generics changed.
@@ -30,7 +30,10 @@ pub type Found = Vec<(&'static str, Range<u64>)>;
 
 /// The address ranges of the `wanted` functions the binary has, and whether
 /// they came from `.symtab`.
-pub fn find(file: &object::File<'_>, wanted: &[&'static str]) -> Result<(Found, bool), String> {
+pub fn find<'data, R: ReadRef<'data>>(
+    file: &object::File<'data, R>,
+    wanted: &[&'static str],
+) -> Result<(Found, bool), String> {
     let from_symbols: Vec<_> = wanted
         .iter()
         .filter_map(|name| {
@@ -54,7 +57,10 @@ pub fn find(file: &object::File<'_>, wanted: &[&'static str]) -> Result<(Found, 
     Ok((found, false))
 }
 
-fn text_from_moduledata(file: &object::File<'_>, pclntab_address: u64) -> Result<u64, String> {
+fn text_from_moduledata<'data, R: ReadRef<'data>>(
+    file: &object::File<'data, R>,
+    pclntab_address: u64,
+) -> Result<u64, String> {
     let data = file
         .section_by_name(".go.module")
         .ok_or(".gopclntab has no text start and there is no .go.module")?

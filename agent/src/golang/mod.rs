@@ -15,7 +15,7 @@ mod tests;
 
 use std::path::Path;
 
-use object::{Object, ObjectSection};
+use object::{Object, ObjectSection, ReadRef};
 
 pub use buildinfo::{BuildInfo, GoVersion};
 pub use offsets::StructOffsets;
@@ -79,11 +79,15 @@ pub struct GoBinary {
 /// the ones the binary lacks (not linked in) are left out.
 pub fn inspect(path: &Path, wanted: &[&'static str]) -> Result<Option<GoBinary>, GoError> {
     let shown = path.display().to_string();
-    let data = std::fs::read(path).map_err(|source| GoError::Read {
+    let handle = std::fs::File::open(path).map_err(|source| GoError::Read {
         path: shown.clone(),
         source,
     })?;
-    let file = object::File::parse(&*data).map_err(|source| GoError::Elf {
+    // Read on demand: every executable a selected process runs is looked at,
+    // and reading a 100 MB one (node) whole only to find it is not Go cost the
+    // agent 100 MB at its peak.
+    let cache = object::ReadCache::new(handle);
+    let file = object::File::parse(&cache).map_err(|source| GoError::Elf {
         path: shown.clone(),
         source,
     })?;
@@ -140,18 +144,21 @@ struct Code<'a> {
     file_offset: u64,
 }
 
-fn code_at<'a>(file: &object::File<'a>, address: u64, size: u64) -> Option<Code<'a>> {
+fn code_at<'data, R: ReadRef<'data>>(
+    file: &object::File<'data, R>,
+    address: u64,
+    size: u64,
+) -> Option<Code<'data>> {
     file.sections().find_map(|s| {
         let within = address >= s.address() && address + size <= s.address() + s.size();
         if !within {
             return None;
         }
         let (offset, _) = s.file_range()?;
-        let start = (address - s.address()) as usize;
-        let bytes = s.data().ok()?.get(start..start + size as usize)?;
+        let bytes = s.data_range(address, size).ok()??;
         Some(Code {
             bytes,
-            file_offset: offset + start as u64,
+            file_offset: offset + (address - s.address()),
         })
     })
 }

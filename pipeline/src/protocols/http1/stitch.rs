@@ -85,12 +85,9 @@ fn path_of(target: &str) -> ShortString {
 
 /// A head read off the wire; a request has already been given its trace context.
 /// It lives for one call, on the stack: boxing the request would allocate per request.
-#[allow(clippy::large_enum_variant)]
 enum Head {
     /// The request itself is already queued in `pending`.
-    Request {
-        framing: Option<BodyFraming>,
-    },
+    Request { framing: Option<BodyFraming> },
     Response {
         status: u16,
         framing: Option<BodyFraming>,
