@@ -83,10 +83,9 @@ fn path_of(target: &str) -> ShortString {
     url_path(target)
 }
 
-/// A head read off the wire; a request has already been given its trace context.
-/// It lives for one call, on the stack: boxing the request would allocate per request.
+/// A head read off the wire; a request has already been given its trace
+/// context and queued in `pending`.
 enum Head {
-    /// The request itself is already queued in `pending`.
     Request { framing: Option<BodyFraming> },
     Response {
         status: u16,
