@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark, in one command (as root, from anywhere):
-#   bash bench/run.sh            full run: Go, nginx, Python (gunicorn), Node; ~15-20 min
+#   bash bench/run.sh            full run: Go, nginx, Python (gunicorn), Node, every capture path; ~30 min
 #   bash bench/run.sh --quick    smoke mode: Go server (HTTP and Redis client phases), a few
 #                                seconds per phase, no targets
 # Other flags go to bench/bench.py (--servers go,nginx --rounds 3 --duration 10 --no-capacity).
