@@ -108,6 +108,10 @@ struct conn_info {
 	/* enum conn_phase: which way its last bytes went (context propagation only). */
 	u8 phase;
 	u8 pad[3];
+	/* The thread that read the request it serves (context propagation only):
+	 * that thread's serving entry goes when the answer does, from whichever
+	 * thread writes it (Go moves a goroutine between threads). */
+	u32 serving_tid;
 	/* The OpenSSL SSL object bound to it (tls.bpf.c), 0 while none is: a
 	 * memory BIO's first write may claim only a connection no other holds. */
 	u64 ssl;

@@ -227,16 +227,19 @@ static __always_inline void server_request_started(struct conn_info *conn, struc
 	new_span_id(ctx.span_id);
 	u64 id = bpf_get_current_pid_tgid();
 	u64 process = process_serving_key(id);
+	conn->serving_tid = (u32)id;
 	bpf_map_update_elem(&serving, &id, &ctx, BPF_ANY);
 	bpf_map_update_elem(&serving, &process, &ctx, BPF_ANY);
 	send_context(conn->id, 0, BEYLA_CONTEXT_SERVER, ctx.trace_id, ctx.span_id, 0);
 }
 
-/* A traced server answered on `conn`: the request it served is over. */
+/* A traced server answered on `conn`: the request it served is over, under
+ * the key of the thread that read it (left behind, a stale entry would be
+ * the parent of that thread's later calls) and its process's. */
 static __always_inline void server_request_answered(struct conn_info *conn)
 {
-	u64 id = bpf_get_current_pid_tgid();
-	u64 keys[SERVING_KEYS] = { id, process_serving_key(id) };
+	u64 process = process_serving_key(bpf_get_current_pid_tgid());
+	u64 keys[SERVING_KEYS] = { process | conn->serving_tid, process };
 	for (u32 i = 0; i < SERVING_KEYS; i++) {
 		struct serving_ctx *ctx = bpf_map_lookup_elem(&serving, &keys[i]);
 		if (ctx && ctx->conn_id == conn->id)

@@ -86,7 +86,9 @@ fn path_of(target: &str) -> ShortString {
 /// A head read off the wire; a request has already been given its trace
 /// context and queued in `pending`.
 enum Head {
-    Request { framing: Option<BodyFraming> },
+    Request {
+        framing: Option<BodyFraming>,
+    },
     Response {
         status: u16,
         framing: Option<BodyFraming>,
