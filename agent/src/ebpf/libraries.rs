@@ -140,15 +140,7 @@ impl LibraryAttacher {
         let id = (GO, dev, ino);
         if !self.files.contains_key(&id) {
             match self.attach_go_file(&go, &path, GoAttach::Discovery) {
-                Ok(links) if !links.is_empty() => {
-                    self.files.insert(
-                        id,
-                        Attached {
-                            links,
-                            users: HashSet::new(),
-                        },
-                    );
-                }
+                Ok(links) if !links.is_empty() => self.keep(id, links),
                 result => {
                     let _ = self.set_go_offsets(pid, None);
                     if let Err(e) = result {
@@ -163,11 +155,7 @@ impl LibraryAttacher {
                 }
             }
         }
-        if let Some(attached) = self.files.get_mut(&id) {
-            if attached.users.insert(pid) {
-                self.used_by.entry(pid).or_default().push(id);
-            }
-        }
+        self.add_user(id, pid);
         log::info!(
             "pid={pid} Go {} uprobes attached ({} {path}, {})",
             go.build.version,
@@ -247,15 +235,7 @@ impl LibraryAttacher {
         let id = (GO_GOROUTINES, dev, ino);
         if !self.files.contains_key(&id) {
             match self.attach_go_file(&go, &path, GoAttach::FirstServing) {
-                Ok(links) if !links.is_empty() => {
-                    self.files.insert(
-                        id,
-                        Attached {
-                            links,
-                            users: HashSet::new(),
-                        },
-                    );
-                }
+                Ok(links) if !links.is_empty() => self.keep(id, links),
                 Ok(_) => {
                     log::debug!(
                         "pid={pid}: no Go goroutine probes: runtime.newproc1 not found in {path}"
@@ -272,14 +252,33 @@ impl LibraryAttacher {
                 }
             }
         }
-        if let Some(attached) = self.files.get_mut(&id) {
-            if attached.users.insert(pid) {
-                self.used_by.entry(pid).or_default().push(id);
-                log::info!(
-                    "pid={pid} Go goroutine probes attached ({path}): it served a TLS request"
-                );
-            }
+        if self.add_user(id, pid) {
+            log::info!("pid={pid} Go goroutine probes attached ({path}): it served a TLS request");
         }
+    }
+
+    /// Keeps a file's new links, with no user yet.
+    fn keep(&mut self, id: FileId, links: Vec<UProbeLink>) {
+        self.files.insert(
+            id,
+            Attached {
+                links,
+                users: HashSet::new(),
+            },
+        );
+    }
+
+    /// Counts `pid` among the users of a kept file; false when it is not
+    /// kept, or `pid` was counted already.
+    fn add_user(&mut self, id: FileId, pid: Pid) -> bool {
+        let Some(attached) = self.files.get_mut(&id) else {
+            return false;
+        };
+        let added = attached.users.insert(pid);
+        if added {
+            self.used_by.entry(pid).or_default().push(id);
+        }
+        added
     }
 
     /// Writes (or, with None, removes) a process's entry in `go_procs`.
@@ -405,13 +404,7 @@ impl LibraryProbes for LibraryAttacher {
                                 set.name,
                                 links.len()
                             );
-                            self.files.insert(
-                                id,
-                                Attached {
-                                    links,
-                                    users: HashSet::new(),
-                                },
-                            );
+                            self.keep(id, links);
                         }
                         // Only a file that lacks every symbol is remembered,
                         // not one whose process was gone before the attach.
@@ -425,10 +418,8 @@ impl LibraryProbes for LibraryAttacher {
                         }
                     }
                 }
-                if let Some(attached) = self.files.get_mut(&id) {
-                    if attached.users.insert(pid) {
-                        self.used_by.entry(pid).or_default().push(id);
-                    }
+                if self.files.contains_key(&id) {
+                    self.add_user(id, pid);
                     uses.push(file);
                 }
             }
@@ -463,15 +454,9 @@ impl LibraryProbes for LibraryAttacher {
                 log::debug!("pid={child}: no Go offsets: {e}");
             }
         }
-        let Some(ids) = self.used_by.get(&parent).cloned() else {
-            return;
-        };
-        for id in &ids {
-            if let Some(file) = self.files.get_mut(id) {
-                file.users.insert(child);
-            }
+        for id in self.used_by.get(&parent).cloned().unwrap_or_default() {
+            self.add_user(id, child);
         }
-        self.used_by.insert(child, ids);
     }
 
     fn go_serving(&mut self, pid: Pid) {
